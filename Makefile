@@ -1,0 +1,55 @@
+# The verbs you type. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8080
+
+.PHONY: run test test-unit test-int lint fmt type check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[sklearn,pandas,test,dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python examples/sklearn-iris/train.py .run/iris
+	@echo
+	@echo "Serving the iris model on http://127.0.0.1:$(PORT). Call it with:"
+	@echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v2/models/iris/infer -H 'content-type: application/json' \\"
+	@echo "    -d '{\"inputs\":[{\"name\":\"input-0\",\"shape\":[2,4],\"datatype\":\"FP64\",\"data\":[6.8,2.8,4.8,1.4,6.0,3.4,4.5,1.6]}]}'"
+	@echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v1/models/iris:predict -d '{\"instances\":[[6.8,2.8,4.8,1.4]]}'"
+	@echo
+	$(BIN)/ksrv serve --model-format sklearn --model-dir .run/iris --model-name iris --http-port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+test-int: $(STAMP)
+	$(BIN)/pytest -q tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+fmt: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+type: $(STAMP)
+	$(BIN)/mypy src
+
+check: lint type test-unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/rest.py
+
+clean:
+	rm -rf $(VENV) .run build *.egg-info

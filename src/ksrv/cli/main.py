@@ -1,0 +1,24 @@
+"""`ksrv` command group."""
+
+from __future__ import annotations
+
+import click
+
+from ksrv.cli import serve
+
+
+@click.group()
+@click.version_option(package_name="ksrv")
+def cli() -> None:
+    """ksrv: serve models the way KServe does, locally or on Kubernetes."""
+
+
+cli.add_command(serve.serve)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The one error hierarchy of ksrv.
+
+Domain code raises these; `ksrv.protocol.status` alone turns a `kind` into an HTTP or gRPC
+status. Names follow KServe's (`InvalidInput`, `ModelNotFound`, ...) so a ported custom model
+that raises them keeps its status codes. Nothing here imports ksrv or a web framework.
+
+    KsrvError
+    ├── InvalidInput             the caller sent something malformed         (400)
+    │   └── PayloadTooLarge      the body exceeds the configured limit       (413)
+    ├── ModelNotFound            no model by that name or version            (404)
+    ├── RouteNotFound            no endpoint at that path and method         (404)
+    ├── ModelNotReady            loading, failed to load, or unloaded        (503)
+    ├── ServerNotReady           starting up or draining                     (503)
+    ├── Unsupported              a protocol feature ksrv does not implement  (501)
+    ├── Overloaded               a queue or buffer is full                   (429)
+    ├── UpstreamFailed           a predictor/step is unreachable or failed   (502)
+    ├── UpstreamTimeout          a predictor/step exceeded its deadline      (504)
+    ├── StorageError             a model download or unpack failed           (503)
+    └── InferenceError           the model raised while predicting           (500)
+"""
+
+from __future__ import annotations
+
+
+class KsrvError(Exception):
+    """Base of every error ksrv raises on purpose; `kind` selects the status."""
+
+    kind = "internal"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message or self.__class__.__name__
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(KsrvError):
+    """The request is malformed: bad JSON, shape, datatype or data."""
+
+    kind = "invalid_input"
+
+
+class PayloadTooLarge(InvalidInput):
+    """The request body is larger than the server accepts."""
+
+    kind = "payload_too_large"
+
+
+class ModelNotFound(KsrvError):
+    """No model is registered under the requested name (or version)."""
+
+    kind = "model_not_found"
+
+    def __init__(self, model_name: str = "", message: str = "") -> None:
+        self.model_name = model_name
+        super().__init__(message or f"Model with name {model_name} does not exist.")
+
+
+class RouteNotFound(KsrvError):
+    """No endpoint answers this method and path."""
+
+    kind = "route_not_found"
+
+
+class ModelNotReady(KsrvError):
+    """The model exists but cannot serve yet (loading, failed load, unloaded)."""
+
+    kind = "model_not_ready"
+
+    def __init__(self, model_name: str = "", detail: str = "") -> None:
+        self.model_name = model_name
+        message = f"Model with name {model_name} is not ready."
+        super().__init__(f"{message} {detail}".strip())
+
+
+class ServerNotReady(KsrvError):
+    """The server is starting up or draining."""
+
+    kind = "server_not_ready"
+
+
+class Unsupported(KsrvError):
+    """A protocol feature or datatype ksrv does not implement."""
+
+    kind = "unsupported"
+
+
+class Overloaded(KsrvError):
+    """A queue or buffer is full; the caller may retry later."""
+
+    kind = "overloaded"
+
+
+class UpstreamFailed(KsrvError):
+    """A predictor, replica or graph step was unreachable or answered with an error."""
+
+    kind = "upstream_failed"
+
+    def __init__(self, message: str = "", status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class UpstreamTimeout(KsrvError):
+    """A predictor, replica or graph step did not answer before its deadline."""
+
+    kind = "upstream_timeout"
+
+
+class StorageError(KsrvError):
+    """A model could not be downloaded or unpacked."""
+
+    kind = "storage_error"
+
+
+class InferenceError(KsrvError):
+    """The model raised while predicting (KServe's `InferenceError`)."""
+
+    kind = "inference_failed"
+
+    def __init__(self, reason: str = "", status: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+# KServe spells the not-found error for repository calls this way.
+ModelMissingError = ModelNotFound

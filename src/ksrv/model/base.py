@@ -1,0 +1,195 @@
+"""`Model`: the class custom-model authors subclass, as in KServe.
+
+Handlers (`preprocess`, `predict`, `postprocess`, `explain`) may be sync or async. Unlike
+KServe, sync handlers never run on the event loop: consecutive sync steps run together in one
+trip to the server's thread pool, so a slow `predict` cannot stall health checks or other
+requests. Without its own `predict`, a model with a `predictor_host` is a transformer and
+forwards to its predictor over V1 or V2 REST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ksrv.errors import InvalidInput
+from ksrv.protocol import client
+from ksrv.protocol.v2 import InferRequest
+
+PREDICT = "predict"
+EXPLAIN = "explain"
+
+Headers = dict[str, str]
+Payload = dict[str, Any] | InferRequest | Any
+Step = Callable[[Any], Any]
+
+
+@dataclass(slots=True)
+class PredictorConfig:
+    """Where a transformer forwards `predict` (KServe's `PredictorConfig`)."""
+
+    predictor_host: str | None = None
+    predictor_protocol: str = "v1"
+    predictor_use_ssl: bool = False
+    predictor_request_timeout_seconds: float = 600.0
+
+
+class Model:
+    """A named model with a `ready` flag and a preprocess -> predict -> postprocess pipeline."""
+
+    def __init__(
+        self,
+        name: str,
+        predictor_config: PredictorConfig | None = None,
+        return_response_headers: bool = False,
+    ) -> None:
+        config = predictor_config or PredictorConfig()
+        self.name = name
+        self.ready = False
+        self.engine = False
+        self.return_response_headers = return_response_headers
+        # Transformer mode: where `predict` and `explain` forward when not overridden.
+        self.predictor_host = config.predictor_host
+        self.explainer_host: str | None = None
+        self.protocol = config.predictor_protocol
+        self.use_ssl = config.predictor_use_ssl
+        self.timeout = config.predictor_request_timeout_seconds
+        self._pipelines: dict[str, list[tuple[bool, Step]]] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def load(self) -> bool:
+        """Load weights; subclasses override, set `self.ready = True` and return it."""
+        self.ready = True
+        return self.ready
+
+    def start(self) -> None:
+        """Called by the server before serving (KServe semantics: marks the model ready)."""
+        self.ready = True
+
+    def stop(self) -> None:
+        """Called when the model is unloaded or the server stops."""
+        self.ready = False
+
+    async def healthy(self) -> bool:
+        return self.ready
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """V2 metadata: `[{"name", "datatype", "shape"}]` of the inputs; empty if unknown."""
+        return []
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """V2 metadata: `[{"name", "datatype", "shape"}]` of the outputs; empty if unknown."""
+        return []
+
+    # -- handlers (override any of them) ---------------------------------------------------
+    def preprocess(self, payload: Payload, headers: Headers | None = None) -> Payload:
+        return payload
+
+    def postprocess(self, result: Any, headers: Headers | None = None) -> Any:
+        return result
+
+    async def predict(self, payload: Payload, headers: Headers | None = None) -> Any:
+        if not self.predictor_host:
+            raise NotImplementedError(
+                f"Model '{self.name}' has no predict() and no predictor host to forward to"
+            )
+        return await client.forward_predict(self._predictor_target(self.predictor_host), payload)
+
+    async def explain(self, payload: Payload, headers: Headers | None = None) -> Any:
+        if not self.explainer_host:
+            raise NotImplementedError(f"Model '{self.name}' has no explainer")
+        target = self._predictor_target(self.explainer_host)
+        return await client.forward_explain(target, payload)
+
+    def validate(self, payload: Payload) -> Payload:
+        """KServe's envelope check: `inputs` / `instances` must be lists."""
+        if isinstance(payload, dict):
+            for key in ("inputs", "instances"):
+                if key in payload and not isinstance(payload[key], list):
+                    raise InvalidInput(f'Expected "{key}" to be a list')
+        return payload
+
+    # -- the pipeline ----------------------------------------------------------------------
+    async def __call__(
+        self,
+        payload: Payload,
+        headers: Headers | None = None,
+        verb: str = PREDICT,
+        run_sync: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
+    ) -> Any:
+        """Run preprocess -> validate -> predict|explain -> postprocess on `payload`.
+
+        `run_sync` runs a blocking callable off the event loop (the server passes its pool);
+        without it, sync steps go to the loop's default executor.
+        """
+        headers = headers if headers is not None else {}
+        pipeline = self._pipelines.get(verb) or self._build_pipeline(verb)
+        run = run_sync or _default_executor
+        value = payload
+        index = 0
+        while index < len(pipeline):
+            is_async, step = pipeline[index]
+            if is_async:
+                value = await step(value, headers)
+                index += 1
+                continue
+            # Gather the run of consecutive sync steps and make one trip to the pool.
+            end = index
+            while end < len(pipeline) and not pipeline[end][0]:
+                end += 1
+            value = await run(_chain([s for _, s in pipeline[index:end]], value, headers))
+            index = end
+        return value
+
+    def _build_pipeline(self, verb: str) -> list[tuple[bool, Step]]:
+        main = self.explain if verb == EXPLAIN else self.predict
+        steps: list[tuple[bool, Step]] = []
+        for handler, default in (
+            (self.preprocess, Model.preprocess),
+            (self.validate, Model.validate),
+            (main, None),
+            (self.postprocess, Model.postprocess),
+        ):
+            if default is not None and getattr(handler, "__func__", None) is default:
+                continue  # identity steps cost nothing when skipped
+            steps.append((inspect.iscoroutinefunction(handler), _with_headers(handler)))
+        self._pipelines[verb] = steps
+        return steps
+
+    def _predictor_target(self, host: str) -> client.Target:
+        scheme = "https" if self.use_ssl else "http"
+        base = host if "://" in host else f"{scheme}://{host}"
+        return client.Target(
+            base_url=base, model_name=self.name, protocol=self.protocol, timeout_s=self.timeout
+        )
+
+
+def _with_headers(handler: Callable[..., Any]) -> Step:
+    """Call `handler(value, headers)` if it takes headers, else `handler(value)`."""
+    try:
+        parameters = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    takes_headers = len(parameters) >= 2 or any(
+        p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters
+    )
+    if takes_headers:
+        return handler
+    return lambda value, _headers: handler(value)
+
+
+def _chain(steps: list[Step], value: Any, headers: Headers) -> Callable[[], Any]:
+    def run() -> Any:
+        result = value
+        for step in steps:
+            result = step(result, headers)
+        return result
+
+    return run
+
+
+async def _default_executor(function: Callable[[], Any]) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, function)

@@ -1,0 +1,1 @@
+"""One module per framework; each subclasses `ksrv.model.base.Model`."""

@@ -1,0 +1,31 @@
+"""modelFormat name -> runtime class, imported lazily so `import ksrv` stays light.
+
+Names are KServe's `modelFormat.name` values (lower-cased).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ksrv.errors import Unsupported
+
+RUNTIMES: dict[str, str] = {
+    "sklearn": "ksrv.runtimes.sklearn:SklearnModel",
+}
+
+
+def runtime_class(model_format: str) -> Any:
+    """The runtime class serving `model_format`, imported on first use."""
+    target = RUNTIMES.get(model_format.lower())
+    if target is None:
+        raise Unsupported(
+            f"model format {model_format!r} is not supported; known formats: "
+            + ", ".join(sorted(RUNTIMES))
+        )
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def known_formats() -> list[str]:
+    return sorted(RUNTIMES)

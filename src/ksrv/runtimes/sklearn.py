@@ -1,0 +1,103 @@
+"""scikit-learn runtime: KServe's sklearnserver behaviour.
+
+The model directory holds exactly one `model.joblib`, `.pkl` or `.pickle` file. `predict` is
+the default; `predict_proba` is used when the `PREDICT_PROBA` environment variable is "true"
+(as in KServe) or the request sets the parameter `predict_proba: true`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ksrv.errors import InvalidInput, ModelNotFound, StorageError
+from ksrv.model.base import Headers, Model
+from ksrv.protocol import tensor, v1
+from ksrv.protocol.v2 import InferRequest
+
+MODEL_EXTENSIONS = (".joblib", ".pkl", ".pickle")
+
+
+def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
+    """The single model file in `model_dir` (or `model_dir` itself if it is such a file)."""
+    path = Path(model_dir)
+    if path.is_file() and path.suffix in extensions:
+        return path
+    if not path.is_dir():
+        raise ModelNotFound(message=f"Model directory {path} does not exist")
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in extensions)
+    if not found:
+        raise ModelNotFound(
+            message=f"No model file with extension {', '.join(extensions)} found in {path}"
+        )
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise StorageError(f"More than one model file is detected in {path}: {names}")
+    return found[0]
+
+
+class SklearnModel(Model):
+    """Serves a pickled scikit-learn estimator or pipeline."""
+
+    def __init__(self, name: str, model_dir: str | Path, predict_proba: bool | None = None):
+        super().__init__(name)
+        self.model_dir = Path(model_dir)
+        if predict_proba is None:
+            predict_proba = os.environ.get("PREDICT_PROBA", "false").lower() == "true"
+        self.predict_proba = predict_proba
+        self._estimator: Any = None
+
+    def load(self) -> bool:
+        import joblib
+
+        path = find_model_file(self.model_dir, MODEL_EXTENSIONS)
+        try:
+            self._estimator = joblib.load(path)
+        except Exception as exc:
+            raise StorageError(f"Could not unpickle {path}: {exc}") from exc
+        self.ready = True
+        return self.ready
+
+    def predict(self, payload: Any, headers: Headers | None = None) -> Any:
+        features = v1.get_predict_input(payload)
+        method = self._estimator.predict
+        if self._wants_proba(payload):
+            method = getattr(self._estimator, "predict_proba", None)
+            if method is None:
+                raise InvalidInput(f"Model '{self.name}' does not support predict_proba")
+        try:
+            result = method(features)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            # scikit-learn reports wrong feature counts and dtypes this way: the caller's input.
+            raise InvalidInput(f"Model '{self.name}' rejected the input: {exc}") from None
+        return v1.get_predict_response(payload, result, self.name)
+
+    def _wants_proba(self, payload: Any) -> bool:
+        parameters = (
+            payload.parameters
+            if isinstance(payload, InferRequest)
+            else payload.get("parameters")
+            if isinstance(payload, dict)
+            else None
+        )
+        if isinstance(parameters, dict) and "predict_proba" in parameters:
+            return bool(parameters["predict_proba"])
+        return self.predict_proba
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        features = getattr(self._estimator, "n_features_in_", None)
+        if features is None:
+            return []
+        return [{"name": "input-0", "datatype": "FP64", "shape": [-1, int(features)]}]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        if self.predict_proba:
+            classes = getattr(self._estimator, "classes_", None)
+            width = -1 if classes is None else len(classes)
+            return [{"name": "output-0", "datatype": "FP64", "shape": [-1, width]}]
+        classes = getattr(self._estimator, "classes_", None)
+        datatype = "FP64" if classes is None else tensor.datatype_of(np.asarray(classes))
+        return [{"name": "output-0", "datatype": datatype, "shape": [-1]}]

@@ -1,0 +1,1 @@
+"""The model server process: settings, the data plane and its REST adapter."""

@@ -1,0 +1,215 @@
+"""Build and run a model server: `build_models`, `build_app`, `serve`.
+
+Models load before the port opens, so a server that answers is a server that can predict.
+With `workers > 1` the parent binds the socket, loads the models once and forks the workers
+(they share the loaded models copy-on-write), then supervises them: a worker that dies is
+replaced; SIGTERM drains every worker, which answers each request it already accepted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from ksrv.errors import InvalidInput, ModelNotReady
+from ksrv.model.base import Model
+from ksrv.model.repository import ModelRepository
+from ksrv.runtimes import registry
+from ksrv.server.dataplane import DataPlane
+from ksrv.server.rest import RESTApp
+from ksrv.server.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+
+def load_class(target: str) -> type[Model]:
+    """`path/to/file.py:Class` or `package.module:Class` -> the class."""
+    location, _, attribute = target.rpartition(":")
+    if not location or not attribute:
+        raise InvalidInput(f"expected FILE.py:Class or module:Class, got {target!r}")
+    if location.endswith(".py") or os.sep in location:
+        path = Path(location).resolve()
+        if not path.is_file():
+            raise InvalidInput(f"model file {path} does not exist")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise InvalidInput(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        sys.path.insert(0, str(path.parent))
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(location)
+    cls = getattr(module, attribute, None)
+    if not isinstance(cls, type) or not issubclass(cls, Model):
+        raise InvalidInput(f"{target} is not a subclass of ksrv.Model")
+    return cls
+
+
+def build_models(settings: ServerSettings) -> list[Model]:
+    """The model(s) the settings name, not yet loaded."""
+    if settings.model_class:
+        model = load_class(settings.model_class)(settings.model_name)
+    elif settings.model_format:
+        if not settings.model_dir:
+            raise InvalidInput("--model-dir is required with --model-format")
+        runtime = registry.runtime_class(settings.model_format)
+        model = runtime(settings.model_name, settings.model_dir)
+    else:
+        raise InvalidInput("name a model: --model-format with --model-dir, or FILE.py:Class")
+    if settings.predictor_host:
+        model.predictor_host = settings.predictor_host
+        model.protocol = settings.predictor_protocol
+        model.use_ssl = settings.predictor_use_ssl
+    return [model]
+
+
+def model_loader(settings: ServerSettings) -> Any:
+    """Repository loader: `{model_dir}/{name}` through the configured runtime, if any."""
+    if not (settings.model_format and settings.model_dir):
+        return None
+    runtime = registry.runtime_class(settings.model_format)
+    root = Path(settings.model_dir)
+
+    def load(name: str) -> Model | None:
+        directory = root / name
+        return runtime(name, directory) if directory.is_dir() else None
+
+    return load
+
+
+def load_models(models: list[Model]) -> None:
+    """Load every model that is not ready yet; any failure stops the server from starting."""
+    for model in models:
+        if model.ready:
+            continue
+        result = model.load()
+        if result is True:
+            model.ready = True
+        if not model.ready:
+            raise ModelNotReady(model.name, "load() did not make it ready")
+
+
+def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
+    repository = ModelRepository(loader=model_loader(settings))
+    for model in models:
+        repository.update(model)
+    dataplane = DataPlane(repository, max_threads=settings.max_threads)
+    return RESTApp(dataplane, max_request_bytes=settings.max_request_bytes)
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn, plus: readiness turns false the moment shutdown starts."""
+
+    def __init__(self, config: uvicorn.Config, app: RESTApp) -> None:
+        super().__init__(config)
+        self._rest_app = app
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._rest_app.dataplane.is_draining = True
+        super().handle_exit(sig, frame)
+
+
+def _uvicorn_config(settings: ServerSettings, app: RESTApp) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.http_port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_keep_alive=settings.timeout_keep_alive_s,
+        timeout_graceful_shutdown=int(settings.grace_period_s),
+    )
+
+
+def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
+    """Load the models and serve them until SIGTERM/SIGINT."""
+    models = models if models is not None else build_models(settings)
+    load_models(models)
+    app = build_app(settings, models)
+    if settings.workers <= 1:
+        _DrainingServer(_uvicorn_config(settings, app), app).run()
+        return
+    _serve_workers(settings, app)
+
+
+def _serve_workers(settings: ServerSettings, app: RESTApp) -> None:
+    listener = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((settings.host, settings.http_port))
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    config = _uvicorn_config(settings, app)
+    supervisor = _Supervisor(settings.workers, lambda: _run_worker(config, app, listener))
+    try:
+        supervisor.run()
+    finally:
+        listener.close()
+
+
+def _run_worker(config: uvicorn.Config, app: RESTApp, listener: socket.socket) -> None:
+    _DrainingServer(config, app).run(sockets=[listener])
+
+
+class _Supervisor:
+    """Forks `count` workers, replaces any that die, and drains them all on SIGTERM/SIGINT."""
+
+    def __init__(self, count: int, target: Any) -> None:
+        self.count = count
+        self.target = target
+        self.pids: set[int] = set()
+        self.is_stopping = False
+
+    def run(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        for _ in range(self.count):
+            self._spawn()
+        while self.pids:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            self.pids.discard(pid)
+            if not self.is_stopping:
+                logger.warning("worker %s exited with status %s; restarting", pid, status)
+                time.sleep(0.5)
+                self._spawn()
+
+    def _spawn(self) -> None:
+        pid = os.fork()
+        if pid == 0:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            code = 0
+            try:
+                self.target()
+            except BaseException:
+                logger.exception("worker crashed")
+                code = 1
+            finally:
+                os._exit(code)
+        self.pids.add(pid)
+
+    def _stop(self, sig: int, frame: Any) -> None:
+        self.is_stopping = True
+        for pid in list(self.pids):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                self.pids.discard(pid)

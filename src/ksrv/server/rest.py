@@ -1,0 +1,251 @@
+"""The REST adapter: a plain ASGI app for V1, V2 (OIP) and the repository extension.
+
+No web framework: routing is a split on '/', because per-request framework overhead is most
+of what separates a Python model server from the floor. Every error, ours or a bug, becomes
+`{"error": "..."}` with the status `protocol.status` picks, here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ksrv.errors import InvalidInput, KsrvError, PayloadTooLarge, RouteNotFound
+from ksrv.protocol import rest_codec, status, v1
+from ksrv.protocol.v2 import InferRequest, InferResponse
+from ksrv.server.dataplane import DataPlane
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_JSON = (b"content-type", b"application/json")
+_OCTETS = (b"content-type", b"application/octet-stream")
+
+
+class Response:
+    """What a route returns: a status, a body and extra headers."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, body: bytes, status: int = 200, headers: list[Any] | None = None):
+        self.body = body
+        self.status = status
+        self.headers = headers if headers is not None else [_JSON]
+
+
+def json_response(value: Any, status_code: int = 200) -> Response:
+    return Response(rest_codec.dumps(value), status_code)
+
+
+def error_response(exc: BaseException) -> Response:
+    return json_response({"error": status.public_message(exc)}, status.http_status(exc))
+
+
+class Request:
+    """The parts of an ASGI HTTP request a route needs."""
+
+    __slots__ = ("_receive", "headers", "max_bytes", "method", "path")
+
+    def __init__(self, scope: Scope, receive: Receive, max_bytes: int) -> None:
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        self.max_bytes = max_bytes
+        self._receive = receive
+
+    async def body(self) -> bytes:
+        """The whole body; larger than `max_bytes` is a 413 before it is all read."""
+        declared = self.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise PayloadTooLarge(
+                f"Request body of {declared} bytes exceeds the limit of {self.max_bytes} bytes"
+            )
+        message = await self._receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await self._receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise PayloadTooLarge(f"Request body exceeds the limit of {self.max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def json(self) -> Any:
+        return rest_codec.loads(await self.body())
+
+
+class RESTApp:
+    """ASGI application serving one `DataPlane`."""
+
+    def __init__(self, dataplane: DataPlane, max_request_bytes: int = 100 * 1024 * 1024):
+        self.dataplane = dataplane
+        self.max_request_bytes = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive, self.max_request_bytes)
+        try:
+            response = await self._route(request)
+        except KsrvError as exc:
+            response = error_response(exc)
+        except NotImplementedError as exc:
+            response = error_response(exc)
+        except Exception as exc:
+            logger.exception("request failed: %s %s", request.method, request.path)
+            response = error_response(exc)
+        headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]
+        request_id = request.headers.get("x-request-id")
+        if request_id is not None:
+            headers.append((b"x-request-id", request_id.encode("latin-1")))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.dataplane.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _route(self, request: Request) -> Response:
+        parts = request.path.strip("/").split("/")
+        if parts[0] == "v2":
+            return await self._route_v2(request, parts)
+        if parts[0] == "v1":
+            return await self._route_v1(request, parts)
+        if parts == [""] and request.method in ("GET", "HEAD"):
+            return json_response({"status": "alive"})
+        if parts == ["metrics"]:
+            return Response(b"", 404)
+        raise _not_found(request)
+
+    # -- V2 / Open Inference Protocol ------------------------------------------------------
+    async def _route_v2(self, request: Request, parts: list[str]) -> Response:
+        method = request.method
+        count = len(parts)
+        if count >= 3 and parts[1] == "models":
+            name, version, action = _model_path(parts)
+            if action == "infer" and method == "POST":
+                return await self._infer_v2(request, name, version)
+            if action == "ready" and method == "GET":
+                is_ready = await self.dataplane.is_model_ready(name, version)
+                return json_response({"name": name, "ready": is_ready}, 200 if is_ready else 503)
+            if action == "" and method == "GET":
+                return json_response(await self.dataplane.model_metadata(name, version))
+            raise _not_found(request)
+        if count == 1 and method == "GET":
+            return json_response(self.dataplane.metadata())
+        if count == 3 and parts[1] == "health" and method == "GET":
+            if parts[2] == "live":
+                return json_response({"live": True})
+            if parts[2] == "ready":
+                is_ready = await self.dataplane.is_server_ready()
+                return json_response({"ready": is_ready}, 200 if is_ready else 503)
+        if count == 2 and parts[1] == "models" and method == "GET":
+            return json_response({"models": list(self.dataplane.repository.get_models())})
+        if count >= 3 and parts[1] == "repository":
+            return await self._route_repository(request, parts)
+        raise _not_found(request)
+
+    async def _infer_v2(self, request: Request, name: str, version: str | None) -> Response:
+        self.dataplane.model(name, version)  # unknown model: 404 before reading the body
+        body = await request.body()
+        json_length = _json_length(request.headers)
+        infer_request = rest_codec.decode_request(body, name, json_length, version)
+        result = await self.dataplane.infer(name, infer_request, request.headers, version)
+        return _v2_result(result, infer_request)
+
+    async def _route_repository(self, request: Request, parts: list[str]) -> Response:
+        if parts[2] == "index" and len(parts) == 3 and request.method in ("GET", "POST"):
+            return json_response(await self.dataplane.repository_index())
+        if len(parts) == 5 and parts[2] == "models" and request.method == "POST":
+            name, action = parts[3], parts[4]
+            if action == "load":
+                await self.dataplane.load(name)
+                return json_response({"name": name, "load": True})
+            if action == "unload":
+                await self.dataplane.unload(name)
+                return json_response({"name": name, "unload": True})
+        raise _not_found(request)
+
+    # -- V1 --------------------------------------------------------------------------------
+    async def _route_v1(self, request: Request, parts: list[str]) -> Response:
+        if len(parts) == 2 and parts[1] == "models" and request.method == "GET":
+            return json_response({"models": list(self.dataplane.repository.get_models())})
+        if len(parts) != 3 or parts[1] != "models":
+            raise _not_found(request)
+        name, _, verb = parts[2].rpartition(":")
+        if not name:
+            if request.method != "GET":
+                raise _not_found(request)
+            is_ready = await self.dataplane.is_model_ready(verb)
+            return json_response({"name": verb, "ready": is_ready}, 200 if is_ready else 503)
+        if verb not in ("predict", "explain") or request.method != "POST":
+            raise _not_found(request)
+        self.dataplane.model(name)
+        payload = v1.check_request(await request.json())
+        result = await self.dataplane.infer(name, payload, request.headers, verb=verb)
+        if isinstance(result, InferResponse):
+            body, json_length = rest_codec.encode_response(result)
+            return _binary_or_json(body, json_length)
+        if isinstance(result, bytes | str):
+            return Response(result.encode() if isinstance(result, str) else result, 200, [_OCTETS])
+        return json_response(result)
+
+
+def _model_path(parts: list[str]) -> tuple[str, str | None, str]:
+    """`v2/models/{name}[/versions/{v}][/{action}]` -> (name, version, action)."""
+    name = parts[2]
+    rest = parts[3:]
+    version = None
+    if len(rest) >= 2 and rest[0] == "versions":
+        version = rest[1]
+        rest = rest[2:]
+    if len(rest) > 1:
+        return name, version, "/".join(rest)
+    return name, version, rest[0] if rest else ""
+
+
+def _json_length(headers: dict[str, str]) -> int | None:
+    value = headers.get(rest_codec.HEADER_CONTENT_LENGTH)
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise InvalidInput(f"Inference-Header-Content-Length must be an integer, got {value!r}")
+    return int(value)
+
+
+def _v2_result(result: Any, infer_request: InferRequest) -> Response:
+    if isinstance(result, InferResponse):
+        if infer_request.id:
+            result.id = infer_request.id  # OIP: the response carries the request's id
+        body, json_length = rest_codec.encode_response(result, infer_request)
+        return _binary_or_json(body, json_length)
+    return json_response(result)
+
+
+def _binary_or_json(body: bytes, json_length: int | None) -> Response:
+    if json_length is None:
+        return Response(body)
+    headers = [_OCTETS, (b"inference-header-content-length", str(json_length).encode())]
+    return Response(body, 200, headers)
+
+
+def _not_found(request: Request) -> RouteNotFound:
+    return RouteNotFound(f"No route for {request.method} {request.path}")

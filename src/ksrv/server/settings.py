@@ -1,0 +1,30 @@
+"""`ServerSettings`: everything a model server process needs, built once by the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class ServerSettings:
+    """How to serve: ports, processes, limits, and which model(s) to load."""
+
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    grpc_port: int = 8081
+    workers: int = 1
+    max_threads: int = 1
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    grace_period_s: float = 30.0
+    timeout_keep_alive_s: int = 65
+    log_level: str = "info"
+    # What to serve: a runtime for a model directory, or a custom Model class.
+    model_name: str = "model"
+    model_dir: str | None = None
+    model_format: str | None = None
+    model_class: str | None = None
+    predictor_host: str | None = None
+    predictor_protocol: str = "v1"
+    predictor_use_ssl: bool = False
