@@ -21,6 +21,9 @@ __all__ = [
     "RequestedOutput",
     "__version__",
     "errors",
+    "generate_uuid",
+    "get_predict_input",
+    "get_predict_response",
     "model_server",
 ]
 
@@ -33,6 +36,10 @@ _LAZY = {
     "Model": "ksrv.model.base",
     "PredictorConfig": "ksrv.model.base",
     "ModelServer": "ksrv.server.model_server",
+    # KServe keeps these in kserve.utils.utils
+    "generate_uuid": "ksrv.protocol.v2",
+    "get_predict_input": "ksrv.protocol.v1",
+    "get_predict_response": "ksrv.protocol.v1",
 }
 
 

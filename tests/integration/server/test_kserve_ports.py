@@ -1,0 +1,97 @@
+"""KServe custom-model and transformer samples, ported by changing imports, run for real."""
+
+from __future__ import annotations
+
+import base64
+import sys
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.conftest import TESTS_DIR, ServerProcess, free_port
+from tests.models import IRIS_ROWS, iris_expected
+
+
+def run_script(script: str, *args: str) -> ServerProcess:
+    port = free_port()
+    command = [
+        sys.executable, str(TESTS_DIR / "ports" / script),
+        "--http_port", str(port), "--host", "127.0.0.1", *args,
+    ]  # fmt: skip
+    return ServerProcess(command, port).wait_ready()
+
+
+@pytest.fixture
+def custom_model():
+    server = run_script("custom_model.py", "--model_name", "custom-model")
+    yield server
+    server.stop()
+
+
+def test_custom_model_sample_answers_v2_infer(custom_model):
+    image = base64.b64encode(bytes(range(64))).decode()
+    body = {"inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES", "data": [image]}]}
+    response = httpx.post(f"{custom_model.url}/v2/models/custom-model/infer", json=body)
+    assert response.status_code == 200, response.text
+    output = response.json()["outputs"][0]
+    assert (output["name"], output["datatype"], output["shape"]) == ("output-0", "FP32", [1, 10])
+    assert sum(output["data"]) == pytest.approx(1.0, rel=1e-5)
+
+
+def _b64_rows(rows: list[list[float]]) -> list[str]:
+    return [base64.b64encode(np.asarray(row, dtype=np.float32).tobytes()).decode() for row in rows]
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_transformer_sample_forwards_to_a_ksrv_predictor(iris_server, protocol):
+    transformer = run_script(
+        "custom_transformer.py",
+        "--model_name", "iris",
+        "--predictor_host", f"127.0.0.1:{iris_server.port}",
+        "--protocol", protocol,
+    )  # fmt: skip
+    try:
+        instances = [{"image": {"b64": item}} for item in _b64_rows(IRIS_ROWS)]
+        response = httpx.post(
+            f"{transformer.url}/v1/models/iris:predict", json={"instances": instances}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": iris_expected(IRIS_ROWS)[0]}
+    finally:
+        transformer.stop()
+
+
+def test_transformer_v2_request_through_to_predictor(iris_server):
+    transformer = run_script(
+        "custom_transformer.py",
+        "--model_name", "iris",
+        "--predictor_host", f"127.0.0.1:{iris_server.port}",
+        "--protocol", "v2",
+    )  # fmt: skip
+    try:
+        rows = _b64_rows(IRIS_ROWS)
+        body = {"inputs": [{"name": "x", "shape": [2], "datatype": "BYTES", "data": rows}]}
+        response = httpx.post(f"{transformer.url}/v2/models/iris/infer", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["outputs"][0]["data"] == iris_expected(IRIS_ROWS)[0]
+    finally:
+        transformer.stop()
+
+
+def test_transformer_with_unreachable_predictor_is_502():
+    transformer = run_script(
+        "custom_transformer.py",
+        "--model_name", "iris",
+        "--predictor_host", f"127.0.0.1:{free_port()}",
+        "--protocol", "v2",
+    )  # fmt: skip
+    try:
+        instances = [{"image": {"b64": item}} for item in _b64_rows(IRIS_ROWS)]
+        response = httpx.post(
+            f"{transformer.url}/v1/models/iris:predict", json={"instances": instances}
+        )
+        assert response.status_code == 502
+        assert "unreachable" in response.json()["error"]
+    finally:
+        transformer.stop()
