@@ -9,7 +9,6 @@ import signal
 import time
 
 import httpx
-
 from tests.conftest import TESTS_DIR
 from tests.models import IRIS_ROWS, iris_expected, sklearn_iris
 
@@ -95,9 +94,11 @@ def test_concurrent_requests_all_get_the_sequential_answer(iris_server):
     ]
     expected = [iris_expected([IRIS_ROWS[i % 2]])[0] for i in range(200)]
     limits = httpx.Limits(max_connections=200)
-    with httpx.Client(limits=limits, timeout=30) as client:
-        with concurrent.futures.ThreadPoolExecutor(50) as pool:
-            responses = list(pool.map(lambda body: client.post(url, json=body), bodies))
+    with (
+        httpx.Client(limits=limits, timeout=30) as client,
+        concurrent.futures.ThreadPoolExecutor(50) as pool,
+    ):
+        responses = list(pool.map(lambda body: client.post(url, json=body), bodies))
     for i, response in enumerate(responses):
         assert response.status_code == 200
         assert response.json()["id"] == str(i)
