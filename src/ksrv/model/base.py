@@ -24,7 +24,10 @@ EXPLAIN = "explain"
 
 Headers = dict[str, str]
 Payload = dict[str, Any] | InferRequest | Any
-Step = Callable[[Any], Any]
+Step = Callable[[Any, Headers], Any]
+
+# How a pipeline step runs: awaited, in the thread pool, or directly on the loop.
+_ASYNC, _SYNC, _INLINE = "async", "sync", "inline"
 
 
 @dataclass(slots=True)
@@ -57,7 +60,7 @@ class Model:
         self.protocol = config.predictor_protocol
         self.use_ssl = config.predictor_use_ssl
         self.timeout = config.predictor_request_timeout_seconds
-        self._pipelines: dict[str, list[tuple[bool, Step]]] = {}
+        self._pipelines: dict[str, list[tuple[str, Step]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def load(self) -> bool:
@@ -131,31 +134,41 @@ class Model:
         value = payload
         index = 0
         while index < len(pipeline):
-            is_async, step = pipeline[index]
-            if is_async:
+            mode, step = pipeline[index]
+            if mode == _ASYNC:
                 value = await step(value, headers)
                 index += 1
                 continue
-            # Gather the run of consecutive sync steps and make one trip to the pool.
+            # Gather the run of consecutive non-async steps: one trip to the pool for all of
+            # them, or none if they are only our own cheap checks.
             end = index
-            while end < len(pipeline) and not pipeline[end][0]:
+            while end < len(pipeline) and pipeline[end][0] != _ASYNC:
                 end += 1
-            value = await run(_chain([s for _, s in pipeline[index:end]], value, headers))
+            chain = _chain([s for _, s in pipeline[index:end]], value, headers)
+            if any(m == _SYNC for m, _ in pipeline[index:end]):
+                value = await run(chain)
+            else:
+                value = chain()
             index = end
         return value
 
-    def _build_pipeline(self, verb: str) -> list[tuple[bool, Step]]:
+    def _build_pipeline(self, verb: str) -> list[tuple[str, Step]]:
         main = self.explain if verb == EXPLAIN else self.predict
-        steps: list[tuple[bool, Step]] = []
+        steps: list[tuple[str, Step]] = []
         for handler, default in (
             (self.preprocess, Model.preprocess),
             (self.validate, Model.validate),
             (main, None),
             (self.postprocess, Model.postprocess),
         ):
-            if default is not None and getattr(handler, "__func__", None) is default:
+            is_default = default is not None and getattr(handler, "__func__", None) is default
+            if is_default and default is not Model.validate:
                 continue  # identity steps cost nothing when skipped
-            steps.append((inspect.iscoroutinefunction(handler), _with_headers(handler)))
+            if is_default:
+                mode = _INLINE  # KServe's envelope check: microseconds, fine on the loop
+            else:
+                mode = _ASYNC if inspect.iscoroutinefunction(handler) else _SYNC
+            steps.append((mode, _with_headers(handler)))
         self._pipelines[verb] = steps
         return steps
 
@@ -178,7 +191,11 @@ def _with_headers(handler: Callable[..., Any]) -> Step:
     )
     if takes_headers:
         return handler
-    return lambda value, _headers: handler(value)
+
+    def without_headers(value: Any, _headers: Headers) -> Any:
+        return handler(value)
+
+    return without_headers
 
 
 def _chain(steps: list[Step], value: Any, headers: Headers) -> Callable[[], Any]:
