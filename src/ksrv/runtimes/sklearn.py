@@ -50,6 +50,14 @@ class SklearnModel(Model):
         self.predict_proba = predict_proba
         self._estimator: Any = None
 
+    @staticmethod
+    def has_model_file(model_dir: Path) -> bool:
+        try:
+            find_model_file(model_dir, MODEL_EXTENSIONS)
+        except ModelNotFound:
+            return False
+        return True
+
     def load(self) -> bool:
         import joblib
 

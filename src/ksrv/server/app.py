@@ -63,8 +63,7 @@ def build_models(settings: ServerSettings) -> list[Model]:
     elif settings.model_format:
         if not settings.model_dir:
             raise InvalidInput("--model-dir is required with --model-format")
-        runtime = registry.runtime_class(settings.model_format)
-        model = runtime(settings.model_name, settings.model_dir)
+        return _runtime_models(settings.model_format, Path(settings.model_dir), settings.model_name)
     else:
         raise InvalidInput("name a model: --model-format with --model-dir, or FILE.py:Class")
     if settings.predictor_host:
@@ -72,6 +71,27 @@ def build_models(settings: ServerSettings) -> list[Model]:
         model.protocol = settings.predictor_protocol
         model.use_ssl = settings.predictor_use_ssl
     return [model]
+
+
+def _runtime_models(model_format: str, model_dir: Path, name: str) -> list[Model]:
+    """One model for a directory with a model file; else, as KServe does, one model per
+    subdirectory that holds one (multi-model mode; more arrive through the repository API)."""
+    runtime = registry.runtime_class(model_format)
+    if not model_dir.is_dir() and not model_dir.is_file():
+        raise InvalidInput(f"--model-dir {model_dir} does not exist")
+    if runtime.has_model_file(model_dir):
+        return [runtime(name, model_dir)]
+    models = [
+        runtime(sub.name, sub)
+        for sub in sorted(model_dir.iterdir())
+        if sub.is_dir() and runtime.has_model_file(sub)
+    ]
+    logger.warning(
+        "no model file in %s: serving it as a model repository with %d model(s)",
+        model_dir,
+        len(models),
+    )
+    return models
 
 
 def model_loader(settings: ServerSettings) -> Any:

@@ -137,14 +137,26 @@ def test_repository_extension_loads_and_unloads_models(start_server, tmp_path):
     assert httpx.get(f"{url}/v2/health/ready").status_code == 200
 
 
-def test_serve_refuses_a_model_dir_without_a_model(tmp_path):
+def test_a_model_dir_of_subdirectories_serves_each_as_a_model(start_server, tmp_path):
+    sklearn_iris(tmp_path / "first")
+    sklearn_iris(tmp_path / "second")
+    (tmp_path / "notes").mkdir()
+    server = start_server(["--model-format", "sklearn", "--model-dir", str(tmp_path)])
+    assert httpx.get(f"{server.url}/v1/models").json() == {"models": ["first", "second"]}
+    for name in ("first", "second"):
+        body = {"instances": IRIS_ROWS}
+        response = httpx.post(f"{server.url}/v1/models/{name}:predict", json=body)
+        assert response.json() == {"predictions": iris_expected(IRIS_ROWS)[0]}
+
+
+def test_serve_refuses_a_missing_model_dir(tmp_path):
     import subprocess
     import sys
 
     result = subprocess.run(
         [sys.executable, "-m", "ksrv.cli.main", "serve", "--model-format", "sklearn",
-         "--model-dir", str(tmp_path), "--http-port", "0"],
+         "--model-dir", str(tmp_path / "absent"), "--http-port", "0"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "No model file" in result.stderr
+    assert "does not exist" in result.stderr
