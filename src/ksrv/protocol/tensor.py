@@ -69,12 +69,12 @@ def datatype_of(array: np.ndarray) -> str:
 
 
 def check_datatype(datatype: Any, name: str) -> str:
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise InvalidInput(
             f"Input '{name}': unknown datatype {datatype!r}; expected one of "
             + ", ".join(sorted(DATATYPES))
         )
-    return datatype  # type: ignore[no-any-return]
+    return datatype
 
 
 def check_shape(shape: Any, name: str) -> list[int]:
@@ -102,7 +102,14 @@ def from_json(data: Any, datatype: str, shape: list[int], name: str) -> np.ndarr
         raise InvalidInput(
             f"Input '{name}': shape {shape} needs {expected} elements but data has {array.size}"
         )
-    return array.reshape(shape)
+    return _reshape(array, shape, name)
+
+
+def _reshape(array: np.ndarray, shape: list[int], name: str) -> np.ndarray:
+    try:
+        return array.reshape(shape)
+    except ValueError as exc:  # e.g. a zero-size shape with a dimension numpy cannot hold
+        raise InvalidInput(f"Input '{name}': shape {shape} cannot be represented: {exc}") from None
 
 
 def _numeric_array_from_json(data: list[Any], datatype: str, name: str) -> np.ndarray:
@@ -112,7 +119,9 @@ def _numeric_array_from_json(data: list[Any], datatype: str, name: str) -> np.nd
         raise InvalidInput(f"Input '{name}': data is not a regular {datatype} tensor") from exc
     kind = parsed.dtype.kind
     target = NUMPY_DTYPES[datatype]
-    if kind not in "biuf" and parsed.size:
+    if not parsed.size:
+        return parsed.astype(target)
+    if kind not in "biuf":
         raise InvalidInput(f"Input '{name}': data contains non-numeric values for {datatype}")
     if kind == "f" and target.kind in _INTEGER_KINDS | {"b"}:
         if target.kind == "b" or not np.all(np.isfinite(parsed) & (parsed == np.trunc(parsed))):
@@ -126,35 +135,29 @@ def _numeric_array_from_json(data: list[Any], datatype: str, name: str) -> np.nd
             raise InvalidInput(f"Input '{name}': data does not fit {datatype}") from exc
     if target.kind == "b" and kind in _INTEGER_KINDS and not np.isin(parsed, (0, 1)).all():
         raise InvalidInput(f"Input '{name}': BOOL data must be true/false")
-    if kind in _INTEGER_KINDS and target.kind in _INTEGER_KINDS and parsed.size:
+    if kind in _INTEGER_KINDS and target.kind in _INTEGER_KINDS:
         limits = np.iinfo(target)
         if parsed.min() < limits.min or parsed.max() > limits.max:
             raise InvalidInput(f"Input '{name}': data is out of range for {datatype}")
     try:
-        return parsed.astype(target, copy=False)
-    except (ValueError, TypeError, OverflowError) as exc:
+        with np.errstate(over="raise", invalid="raise"):
+            return parsed.astype(target, copy=False)
+    except (ValueError, TypeError, OverflowError, FloatingPointError) as exc:
         raise InvalidInput(f"Input '{name}': data does not fit {datatype}") from exc
 
 
 def _bytes_array_from_json(data: list[Any], name: str) -> np.ndarray:
-    flat = _flatten(data)
+    try:
+        # dtype=object keeps each string whole; ragged or too-deep nesting leaves lists inside.
+        array = np.array(data, dtype=object)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"Input '{name}': data is not a regular BYTES tensor") from exc
+    flat = array.reshape(-1)
     for item in flat:
         if not isinstance(item, str | bytes):
-            raise InvalidInput(f"Input '{name}': BYTES data must be strings")
-    array = np.empty(len(flat), dtype=object)
-    array[:] = flat
-    return array
-
-
-def _flatten(data: list[Any]) -> list[Any]:
-    if not any(isinstance(item, list) for item in data):
-        return data
-    flat: list[Any] = []
-    for item in data:
-        if isinstance(item, list):
-            flat.extend(_flatten(item))
-        else:
-            flat.append(item)
+            raise InvalidInput(
+                f"Input '{name}': BYTES data must be strings, in a regular (nested) list"
+            )
     return flat
 
 
@@ -170,7 +173,7 @@ def from_raw(raw: bytes | memoryview, datatype: str, shape: list[int], name: str
             )
         array = np.empty(len(items), dtype=object)
         array[:] = items
-        return array.reshape(shape)
+        return _reshape(array, shape, name)
     wire = _WIRE_DTYPES[datatype]
     if len(raw) != expected * wire.itemsize:
         raise InvalidInput(
@@ -180,7 +183,7 @@ def from_raw(raw: bytes | memoryview, datatype: str, shape: list[int], name: str
     array = np.frombuffer(raw, dtype=wire)
     if datatype == "BF16":
         array = (array.astype(np.uint32) << 16).view(np.float32)
-    return array.reshape(shape)
+    return _reshape(array, shape, name)
 
 
 def decode_bytes_elements(raw: bytes | memoryview, name: str) -> list[bytes]:
@@ -219,7 +222,10 @@ def bf16_bits(array: np.ndarray) -> np.ndarray:
     """float32 values rounded to nearest-even bfloat16, as uint16 bit patterns."""
     bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
     rounding = ((bits >> 16) & 1) + 0x7FFF
-    return ((bits + rounding) >> 16).astype("<u2")
+    rounded = (bits + rounding) >> 16
+    is_nan = (bits & 0x7FFFFFFF) > 0x7F800000
+    # Rounding would carry a NaN's payload into the exponent: keep it a (quiet) NaN.
+    return np.where(is_nan, (bits >> 16) | 0x40, rounded).astype("<u2")
 
 
 def to_json_data(array: np.ndarray, datatype: str) -> Any:

@@ -42,6 +42,9 @@ def get_predict_input(payload: dict[str, Any] | InferRequest) -> Any:
             raise InvalidInput("The request has no inputs")
         return payload.inputs[0].as_numpy()
     rows = instances(check_request(payload))
+    is_nested = rows and all(isinstance(row, list) and row for row in rows)
+    if is_nested and all(isinstance(item, dict) for row in rows for item in row):
+        rows = [item for row in rows for item in row]  # KServe: a list of lists of records
     if rows and all(isinstance(row, dict) for row in rows):
         import pandas as pd
 
