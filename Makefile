@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: run test test-unit test-int lint fmt type check bench clean
+.PHONY: run test test-unit test-int lint fmt type check bench proto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ type: $(STAMP)
 	$(BIN)/mypy src
 
 check: lint type test-unit
+
+proto: $(STAMP)
+	$(BIN)/python proto/generate.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/rest.py

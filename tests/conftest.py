@@ -28,9 +28,17 @@ def free_port() -> int:
 class ServerProcess:
     """A real `ksrv serve` (or any command) on 127.0.0.1, stopped by PID at teardown."""
 
-    def __init__(self, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        port: int,
+        env: dict[str, str] | None = None,
+        grpc_port: int | None = None,
+    ) -> None:
         self.port = port
+        self.grpc_port = grpc_port
         self.url = f"http://127.0.0.1:{port}"
+        self.grpc_target = f"127.0.0.1:{grpc_port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"ksrv-test-{port}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -75,10 +83,21 @@ class ServerProcess:
 
 
 def serve(args: list[str], env: dict[str, str] | None = None) -> ServerProcess:
-    """Start `ksrv serve ARGS` on a free port and wait until it answers."""
-    port = free_port()
-    command = [*KSRV, "serve", "--http-port", str(port), "--grpc-port", "0", *args]
-    return ServerProcess(command, port, env).wait_ready()
+    """Start `ksrv serve ARGS` on free REST and gRPC ports and wait until it answers."""
+    port, grpc_port = free_port(), free_port()
+    command = [*KSRV, "serve", "--http-port", str(port), "--grpc-port", str(grpc_port), *args]
+    return ServerProcess(command, port, env, grpc_port).wait_ready()
+
+
+def toy_script_server(grpc: bool = True) -> ServerProcess:
+    """tests/toys.py run as a KServe-style script (`ModelServer().start(...)`)."""
+    port, grpc_port = free_port(), free_port()
+    command = [
+        sys.executable, str(TESTS_DIR / "toys.py"), "--host", "127.0.0.1",
+        "--http_port", str(port), "--grpc_port", str(grpc_port),
+        "--enable_grpc", "true" if grpc else "false",
+    ]  # fmt: skip
+    return ServerProcess(command, port, grpc_port=grpc_port).wait_ready()
 
 
 @pytest.fixture
@@ -114,16 +133,7 @@ def iris_server(iris_dir: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="session")
 def toy_server() -> Iterator[ServerProcess]:
-    """Several toy models in one server (see tests/toys.py: ToyServer)."""
-    port = free_port()
-    command = [
-        sys.executable,
-        str(TESTS_DIR / "toys.py"),
-        "--http_port",
-        str(port),
-        "--host",
-        "127.0.0.1",
-    ]
-    server = ServerProcess(command, port).wait_ready()
+    """Every toy model of tests/toys.py in one KServe-style script server."""
+    server = toy_script_server()
     yield server
     server.stop()

@@ -9,7 +9,11 @@ import click
 
 from ksrv.errors import KsrvError
 from ksrv.server import app
-from ksrv.server.settings import DEFAULT_MAX_REQUEST_BYTES, ServerSettings
+from ksrv.server.settings import (
+    DEFAULT_GRPC_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_REQUEST_BYTES,
+    ServerSettings,
+)
 
 
 @click.command()
@@ -19,24 +23,22 @@ from ksrv.server.settings import DEFAULT_MAX_REQUEST_BYTES, ServerSettings
 @click.option("--model-format", help="Runtime for --model-dir, e.g. sklearn.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--http-port", default=8080, show_default=True, help="REST port.")
+@click.option("--grpc-port", default=8081, show_default=True, help="gRPC port; 0 disables gRPC.")
 @click.option(
-    "--grpc-port",
-    default=8081,
+    "--grpc-max-message-bytes",
+    default=DEFAULT_GRPC_MAX_MESSAGE_BYTES,
     show_default=True,
-    help="gRPC port; 0 disables gRPC (gRPC itself arrives with issue #3).",
+    help="Largest gRPC message sent or received (KServe's default is 8388608).",
 )
-@click.option("--workers", default=1, show_default=True, help="Processes sharing the port.")
+@click.option("--workers", default=1, show_default=True, help="Processes sharing the ports.")
 @click.option(
-    "--max-threads",
-    default=4,
-    show_default=True,
-    help="Threads per process that run sync model handlers.",
+    "--max-threads", default=4, show_default=True, help="Threads per process for sync handlers."
 )
 @click.option(
     "--max-request-bytes",
     default=DEFAULT_MAX_REQUEST_BYTES,
     show_default=True,
-    help="Larger request bodies get 413.",
+    help="Larger REST bodies get 413.",
 )
 @click.option(
     "--grace-period",
@@ -49,31 +51,49 @@ from ksrv.server.settings import DEFAULT_MAX_REQUEST_BYTES, ServerSettings
     "--predictor-protocol", default="v1", show_default=True, type=click.Choice(["v1", "v2"])
 )
 @click.option("--log-level", default="info", show_default=True)
-def serve(model_class: str | None, **options: object) -> None:
-    """Serve one model over KServe V1 and Open Inference Protocol (V2) REST.
+def serve(
+    model_class: str | None,
+    model_name: str,
+    model_dir: str | None,
+    model_format: str | None,
+    host: str,
+    http_port: int,
+    grpc_port: int,
+    grpc_max_message_bytes: int,
+    workers: int,
+    max_threads: int,
+    max_request_bytes: int,
+    grace_period: float,
+    predictor_host: str | None,
+    predictor_protocol: str,
+    log_level: str,
+) -> None:
+    """Serve a model over KServe V1, Open Inference Protocol REST and gRPC.
 
     \b
     ksrv serve --model-format sklearn --model-dir ./iris --model-name iris
     ksrv serve my_model.py:MyModel --model-name custom
     """
     settings = ServerSettings(
-        host=str(options["host"]),
-        http_port=int(options["http_port"]),  # type: ignore[call-overload]
-        grpc_port=int(options["grpc_port"]),  # type: ignore[call-overload]
-        workers=int(options["workers"]),  # type: ignore[call-overload]
-        max_threads=int(options["max_threads"]),  # type: ignore[call-overload]
-        max_request_bytes=int(options["max_request_bytes"]),  # type: ignore[call-overload]
-        grace_period_s=float(options["grace_period"]),  # type: ignore[arg-type]
-        log_level=str(options["log_level"]),
-        model_name=str(options["model_name"]),
-        model_dir=options["model_dir"],  # type: ignore[arg-type]
-        model_format=options["model_format"],  # type: ignore[arg-type]
+        host=host,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        workers=workers,
+        max_threads=max_threads,
+        max_request_bytes=max_request_bytes,
+        grpc_max_send_bytes=grpc_max_message_bytes,
+        grpc_max_receive_bytes=grpc_max_message_bytes,
+        grace_period_s=grace_period,
+        log_level=log_level,
+        model_name=model_name,
+        model_dir=model_dir,
+        model_format=model_format,
         model_class=model_class,
-        predictor_host=options["predictor_host"],  # type: ignore[arg-type]
-        predictor_protocol=str(options["predictor_protocol"]),
+        predictor_host=predictor_host,
+        predictor_protocol=predictor_protocol,
     )
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
         app.serve(settings)

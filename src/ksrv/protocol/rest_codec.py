@@ -168,7 +168,7 @@ def encode_response(
     binary_default = response.use_binary_outputs or (
         request is not None and request.use_binary_outputs
     )
-    outputs = _select_outputs(response.outputs, requested)
+    outputs = select_outputs(response.outputs, requested)
     json_outputs = []
     blobs: list[bytes] = []
     for output, wants_binary in outputs:
@@ -187,7 +187,7 @@ def encode_response(
     return header + b"".join(blobs), len(header)
 
 
-def _select_outputs(
+def select_outputs(
     outputs: list[InferOutput], requested: list[RequestedOutput]
 ) -> list[tuple[InferOutput, bool | None]]:
     """Requested outputs filter and order the response; per-output binary_data wins."""

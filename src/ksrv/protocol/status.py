@@ -48,6 +48,15 @@ def http_status(exc: BaseException) -> int:
     return 500
 
 
+def grpc_code(exc: BaseException) -> str:
+    """The gRPC status code name for an exception raised while serving a request."""
+    if isinstance(exc, errors.KsrvError):
+        return GRPC_CODE.get(exc.kind, "INTERNAL")
+    if isinstance(exc, NotImplementedError):
+        return "UNIMPLEMENTED"
+    return "INTERNAL"
+
+
 def public_message(exc: BaseException) -> str:
     """What the caller may read: our own messages verbatim, bugs as a generic line."""
     if isinstance(exc, errors.KsrvError):

@@ -170,6 +170,8 @@ class InferRequest:
         self.parameters: Parameters = parameters if parameters is not None else {}
         self.request_outputs = request_outputs or []
         self.model_version = model_version
+        # gRPC: a request that sent raw_input_contents gets raw_output_contents back.
+        self.used_raw_inputs = bool(raw_inputs)
         if raw_inputs:
             for infer_input, raw in zip(infer_inputs, raw_inputs, strict=True):
                 infer_input.data = tensor.from_raw(

@@ -8,6 +8,7 @@ replaced; SIGTERM drains every worker, which answers each request it already acc
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
@@ -129,14 +130,42 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
 
 
 class _DrainingServer(uvicorn.Server):
-    """uvicorn, plus: readiness turns false the moment shutdown starts."""
+    """uvicorn plus the gRPC server on the same loop; readiness turns false at shutdown."""
 
-    def __init__(self, config: uvicorn.Config, app: RESTApp) -> None:
+    def __init__(self, config: uvicorn.Config, app: RESTApp, settings: ServerSettings) -> None:
         super().__init__(config)
         self._rest_app = app
+        self._settings = settings
+        self._grpc: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self._settings.grpc_port:
+            from ksrv.server import grpc_service
+
+            self._grpc = grpc_service.build_server(
+                self._rest_app.dataplane,
+                self._settings.grpc_port,
+                self._settings.host,
+                self._settings.grpc_max_send_bytes,
+                self._settings.grpc_max_receive_bytes,
+            )
+            await self._grpc.start()
+        try:
+            await super().serve(sockets)
+        finally:
+            if self._grpc is not None:
+                await self._grpc.stop(self._settings.grace_period_s)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self._rest_app.dataplane.is_draining = True
+        if self._grpc is not None and self._loop is not None:
+            # Stop taking new RPCs now; in-flight ones get the grace period.
+            grace = self._settings.grace_period_s
+            self._loop.call_soon_threadsafe(
+                lambda: self._loop and self._loop.create_task(self._grpc.stop(grace))
+            )
         super().handle_exit(sig, frame)
 
 
@@ -161,7 +190,7 @@ def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
     load_models(models)
     app = build_app(settings, models)
     if settings.workers <= 1:
-        _DrainingServer(_uvicorn_config(settings, app), app).run()
+        _DrainingServer(_uvicorn_config(settings, app), app, settings).run()
         return
     _serve_workers(settings, app)
 
@@ -173,15 +202,17 @@ def _serve_workers(settings: ServerSettings, app: RESTApp) -> None:
     listener.listen(2048)
     listener.set_inheritable(True)
     config = _uvicorn_config(settings, app)
-    supervisor = _Supervisor(settings.workers, lambda: _run_worker(config, app, listener))
+    supervisor = _Supervisor(settings.workers, lambda: _run_worker(config, app, settings, listener))
     try:
         supervisor.run()
     finally:
         listener.close()
 
 
-def _run_worker(config: uvicorn.Config, app: RESTApp, listener: socket.socket) -> None:
-    _DrainingServer(config, app).run(sockets=[listener])
+def _run_worker(
+    config: uvicorn.Config, app: RESTApp, settings: ServerSettings, listener: socket.socket
+) -> None:
+    _DrainingServer(config, app, settings).run(sockets=[listener])
 
 
 class _Supervisor:

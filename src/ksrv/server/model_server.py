@@ -74,16 +74,19 @@ class ModelServer:
         max_request_bytes: int | None = None,
     ) -> None:
         flags, _ = parser.parse_known_args()
+        is_grpc = enable_grpc if enable_grpc is not None else flags.enable_grpc
         self.settings = ServerSettings(
             host=host if host is not None else flags.host,
             http_port=http_port if http_port is not None else flags.http_port,
-            grpc_port=grpc_port if grpc_port is not None else flags.grpc_port,
+            grpc_port=(grpc_port if grpc_port is not None else flags.grpc_port) if is_grpc else 0,
             workers=workers if workers is not None else flags.workers,
             max_threads=max_threads if max_threads is not None else flags.max_threads,
             max_request_bytes=(
                 max_request_bytes if max_request_bytes is not None else flags.max_request_bytes
             ),
             grace_period_s=float(grace_period),
+            grpc_max_send_bytes=flags.grpc_max_send_message_length,
+            grpc_max_receive_bytes=flags.grpc_max_receive_message_length,
             timeout_keep_alive_s=flags.timeout_keep_alive,
         )
         self.registered_models = registered_models

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024
+# KServe's gRPC default is 8 MiB; ksrv accepts as much over gRPC as over REST.
+DEFAULT_GRPC_MAX_MESSAGE_BYTES = DEFAULT_MAX_REQUEST_BYTES
 
 
 @dataclass(slots=True)
@@ -17,6 +19,8 @@ class ServerSettings:
     workers: int = 1
     max_threads: int = 1
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    grpc_max_send_bytes: int = DEFAULT_GRPC_MAX_MESSAGE_BYTES
+    grpc_max_receive_bytes: int = DEFAULT_GRPC_MAX_MESSAGE_BYTES
     grace_period_s: float = 30.0
     timeout_keep_alive_s: int = 65
     log_level: str = "info"

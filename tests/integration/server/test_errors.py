@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import httpx
 import pytest
-from tests.conftest import TESTS_DIR, ServerProcess, free_port
+
+from tests.conftest import toy_script_server
 
 GOOD_INPUT = {"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
 
@@ -133,16 +132,7 @@ def test_invalid_input_raised_by_a_custom_model_is_400(toy_server):
 
 
 def test_a_model_that_is_not_ready_answers_503():
-    port = free_port()
-    command = [
-        sys.executable,
-        str(TESTS_DIR / "toys.py"),
-        "--http_port",
-        str(port),
-        "--host",
-        "127.0.0.1",
-    ]
-    server = ServerProcess(command, port).wait_ready()
+    server = toy_script_server()
     try:
         url = server.url
         assert (

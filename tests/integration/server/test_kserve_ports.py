@@ -8,6 +8,7 @@ import sys
 import httpx
 import numpy as np
 import pytest
+
 from tests.conftest import TESTS_DIR, ServerProcess, free_port
 from tests.models import IRIS_ROWS, iris_expected
 

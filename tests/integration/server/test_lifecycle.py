@@ -9,6 +9,7 @@ import signal
 import time
 
 import httpx
+
 from tests.conftest import TESTS_DIR
 from tests.models import IRIS_ROWS, iris_expected, sklearn_iris
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from tests.models import IRIS_ROWS, iris_expected
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
+
 from tests.models import IRIS_ROWS, iris_expected
 
 V2_BODY = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from tests.models import IRIS_ROWS, iris_expected
 
 httpclient = pytest.importorskip("tritonclient.http")

@@ -1,0 +1,136 @@
+"""The gRPC adapter: `inference.GRPCInferenceService` over grpc.aio, around the data plane.
+
+Thin by design: decode with `grpc_codec`, call `DataPlane`, encode. Every failure leaves as
+the status code `protocol.status` gives its kind (INVALID_ARGUMENT for the caller's mistakes,
+NOT_FOUND, UNAVAILABLE, ...); only a bug becomes INTERNAL.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+import grpc
+
+from ksrv.errors import InferenceError, KsrvError
+from ksrv.protocol import grpc_codec, rest_codec, status
+from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
+from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2_grpc as pb_grpc
+from ksrv.protocol.v2 import InferRequest, InferResponse
+from ksrv.server.dataplane import DataPlane
+
+logger = logging.getLogger(__name__)
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+    """Answers every RPC of the OIP gRPC service from one `DataPlane`."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
+
+    async def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: Any, context: Any) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=await self.dataplane.is_server_ready())
+
+    async def ModelReady(self, request: Any, context: Any) -> pb.ModelReadyResponse:
+        try:
+            is_ready = await self.dataplane.is_model_ready(request.name, request.version or None)
+        except Exception as exc:
+            await _abort(context, exc)
+        return pb.ModelReadyResponse(ready=is_ready)
+
+    async def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(**self.dataplane.metadata())
+
+    async def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:
+        try:
+            metadata = await self.dataplane.model_metadata(request.name, request.version or None)
+            return pb.ModelMetadataResponse(
+                name=metadata["name"],
+                versions=metadata.get("versions", []),
+                platform=metadata["platform"],
+                inputs=[_tensor_metadata(item) for item in metadata["inputs"]],
+                outputs=[_tensor_metadata(item) for item in metadata["outputs"]],
+            )
+        except Exception as exc:
+            await _abort(context, exc)
+
+    async def ModelInfer(self, request: Any, context: Any) -> pb.ModelInferResponse:
+        try:
+            name = request.model_name
+            version = request.model_version or None
+            self.dataplane.model(name, version)
+            infer_request = grpc_codec.decode_request(request)
+            headers = _headers(context)
+            result = await self.dataplane.infer(name, infer_request, headers, version)
+            response = _as_infer_response(result, infer_request)
+            return grpc_codec.encode_response(response, infer_request)
+        except Exception as exc:
+            await _abort(context, exc)
+
+    async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
+        try:
+            await self.dataplane.load(request.model_name)
+        except Exception as exc:
+            await _abort(context, exc)
+        return pb.RepositoryModelLoadResponse(model_name=request.model_name, isLoaded=True)
+
+    async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
+        try:
+            await self.dataplane.unload(request.model_name)
+        except Exception as exc:
+            await _abort(context, exc)
+        return pb.RepositoryModelUnloadResponse(model_name=request.model_name, isUnloaded=True)
+
+
+def _tensor_metadata(item: dict[str, Any]) -> pb.ModelMetadataResponse.TensorMetadata:
+    return pb.ModelMetadataResponse.TensorMetadata(
+        name=item["name"], datatype=item["datatype"], shape=item["shape"]
+    )
+
+
+def _headers(context: Any) -> dict[str, str]:
+    metadata = context.invocation_metadata() or ()
+    return {key: value for key, value in metadata if isinstance(value, str)}
+
+
+def _as_infer_response(result: Any, request: InferRequest) -> InferResponse:
+    if isinstance(result, InferResponse):
+        if request.id:
+            result.id = request.id
+        return result
+    if isinstance(result, dict) and "outputs" in result:
+        response = rest_codec.infer_response_from_dict(result, request.model_name)
+        response.id = request.id or response.id
+        return response
+    raise InferenceError(
+        f"Model '{request.model_name}' returned {type(result).__name__}, which gRPC cannot "
+        "carry; return an InferResponse"
+    )
+
+
+async def _abort(context: Any, exc: BaseException) -> NoReturn:
+    if not isinstance(exc, KsrvError | NotImplementedError):
+        logger.exception("gRPC request failed")
+    code = getattr(grpc.StatusCode, status.grpc_code(exc))
+    await context.abort(code, status.public_message(exc))
+    raise AssertionError("context.abort returned")  # it always raises
+
+
+def build_server(
+    dataplane: DataPlane, port: int, host: str, max_send_bytes: int, max_receive_bytes: int
+) -> grpc.aio.Server:
+    """A grpc.aio server bound to host:port (SO_REUSEPORT lets forked workers share it)."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_send_message_length", max_send_bytes),
+            ("grpc.max_receive_message_length", max_receive_bytes),
+            ("grpc.so_reuseport", 1),
+        ]
+    )
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane), server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    server.add_insecure_port(address)
+    return server
