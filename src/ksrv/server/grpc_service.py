@@ -15,14 +15,26 @@ import grpc
 from ksrv.errors import InferenceError, KsrvError
 from ksrv.protocol import grpc_codec, rest_codec, status
 from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
-from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2_grpc as pb_grpc
 from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server.dataplane import DataPlane
 
 logger = logging.getLogger(__name__)
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+SERVICE = "inference.GRPCInferenceService"
+REQUEST_TYPES = {
+    "ServerLive": pb.ServerLiveRequest,
+    "ServerReady": pb.ServerReadyRequest,
+    "ModelReady": pb.ModelReadyRequest,
+    "ServerMetadata": pb.ServerMetadataRequest,
+    "ModelMetadata": pb.ModelMetadataRequest,
+    "ModelInfer": pb.ModelInferRequest,
+    "RepositoryModelLoad": pb.RepositoryModelLoadRequest,
+    "RepositoryModelUnload": pb.RepositoryModelUnloadRequest,
+}
+
+
+class InferenceServicer:
     """Answers every RPC of the OIP gRPC service from one `DataPlane`."""
 
     def __init__(self, dataplane: DataPlane) -> None:
@@ -119,6 +131,48 @@ async def _abort(context: Any, exc: BaseException) -> NoReturn:
     raise AssertionError("context.abort returned")  # it always raises
 
 
+class _Undecodable:
+    """Stands in for a request whose bytes are not the expected protobuf message."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _lenient(message_type: Any) -> Any:
+    # grpcio answers UNKNOWN when a deserializer raises; garbage is the caller's mistake.
+    def deserialize(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except Exception as exc:
+            return _Undecodable(f"{message_type.DESCRIPTOR.name}: {exc}")
+
+    return deserialize
+
+
+def _guarded(method: Any) -> Any:
+    async def handle(request: Any, context: Any) -> Any:
+        if isinstance(request, _Undecodable):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Request is not a valid protobuf message ({request.reason})",
+            )
+        return await method(request, context)
+
+    return handle
+
+
+def _handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            _guarded(getattr(servicer, name)),
+            request_deserializer=_lenient(message_type),
+            response_serializer=lambda message: message.SerializeToString(),
+        )
+        for name, message_type in REQUEST_TYPES.items()
+    }
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)
+
+
 def build_server(
     dataplane: DataPlane, port: int, host: str, max_send_bytes: int, max_receive_bytes: int
 ) -> grpc.aio.Server:
@@ -130,7 +184,7 @@ def build_server(
             ("grpc.so_reuseport", 1),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane), server)
+    server.add_generic_rpc_handlers((_handlers(InferenceServicer(dataplane)),))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     server.add_insecure_port(address)
     return server
