@@ -10,7 +10,9 @@ forwards to its predictor over V1 or V2 REST.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +42,48 @@ class PredictorConfig:
     predictor_request_timeout_seconds: float = 600.0
 
 
+class SyncCost:
+    """How long a model's sync handlers take, to decide whether they may run on the loop.
+
+    A thread handoff costs 50-100 us, as much as a small scikit-learn predict. So a model that
+    opts in (`Model.enable_inline_sync`) and whose sync steps have averaged under
+    `INLINE_LIMIT_S` runs them on the event loop; any call slower than `STALL_S` sends it back
+    to the pool until its average is cheap again. Models that do not opt in (custom models
+    by default) always use the pool, so a slow `predict` never stalls the server.
+    """
+
+    INLINE_LIMIT_S = 0.001
+    STALL_S = 0.01
+    _WEIGHT = 0.1
+
+    __slots__ = ("average_s", "enabled")
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.average_s: float | None = None
+
+    def is_cheap(self) -> bool:
+        return self.enabled and self.average_s is not None and self.average_s < self.INLINE_LIMIT_S
+
+    def timed(self, function: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return function()
+        finally:
+            self.record(time.perf_counter() - started)
+
+    def record(self, elapsed_s: float) -> None:
+        if self.average_s is None or elapsed_s > self.STALL_S:
+            self.average_s = elapsed_s
+        else:
+            self.average_s += self._WEIGHT * (elapsed_s - self.average_s)
+
+
 class Model:
     """A named model with a `ready` flag and a preprocess -> predict -> postprocess pipeline."""
+
+    # Built-in runtimes whose sync handlers are short CPU work set this (see SyncCost).
+    enable_inline_sync = False
 
     def __init__(
         self,
@@ -60,7 +102,8 @@ class Model:
         self.protocol = config.predictor_protocol
         self.use_ssl = config.predictor_use_ssl
         self.timeout = config.predictor_request_timeout_seconds
-        self._pipelines: dict[str, list[tuple[str, Step]]] = {}
+        self._pipelines: dict[str, list[tuple[str, list[Step]]]] = {}
+        self._sync_cost = SyncCost(enabled=self.enable_inline_sync)
 
     # -- lifecycle -------------------------------------------------------------------------
     def load(self) -> bool:
@@ -129,32 +172,23 @@ class Model:
         without it, sync steps go to the loop's default executor.
         """
         headers = headers if headers is not None else {}
-        pipeline = self._pipelines.get(verb) or self._build_pipeline(verb)
-        run = run_sync or _default_executor
+        segments = self._pipelines.get(verb) or self._build_pipeline(verb)
         value = payload
-        index = 0
-        while index < len(pipeline):
-            mode, step = pipeline[index]
+        for mode, steps in segments:
             if mode == _ASYNC:
-                value = await step(value, headers)
-                index += 1
-                continue
-            # Gather the run of consecutive non-async steps: one trip to the pool for all of
-            # them, or none if they are only our own cheap checks.
-            end = index
-            while end < len(pipeline) and pipeline[end][0] != _ASYNC:
-                end += 1
-            chain = _chain([s for _, s in pipeline[index:end]], value, headers)
-            if any(m == _SYNC for m, _ in pipeline[index:end]):
-                value = await run(chain)
+                value = await steps[0](value, headers)
+            elif mode == _INLINE or self._sync_cost.is_cheap():
+                value = self._sync_cost.timed(_chain(steps, value, headers))
             else:
-                value = chain()
-            index = end
+                value = await (run_sync or _default_executor)(
+                    functools.partial(self._sync_cost.timed, _chain(steps, value, headers))
+                )
         return value
 
-    def _build_pipeline(self, verb: str) -> list[tuple[str, Step]]:
+    def _build_pipeline(self, verb: str) -> list[tuple[str, list[Step]]]:
+        """Segments of the pipeline: each async step alone, consecutive sync steps together."""
         main = self.explain if verb == EXPLAIN else self.predict
-        steps: list[tuple[str, Step]] = []
+        segments: list[tuple[str, list[Step]]] = []
         for handler, default in (
             (self.preprocess, Model.preprocess),
             (self.validate, Model.validate),
@@ -168,9 +202,16 @@ class Model:
                 mode = _INLINE  # KServe's envelope check: microseconds, fine on the loop
             else:
                 mode = _ASYNC if inspect.iscoroutinefunction(handler) else _SYNC
-            steps.append((mode, _with_headers(handler)))
-        self._pipelines[verb] = steps
-        return steps
+            step = _with_headers(handler)
+            if mode != _ASYNC and segments and segments[-1][0] != _ASYNC:
+                # Join the previous run of sync steps; one real sync step makes it all sync.
+                previous_mode, steps = segments[-1]
+                segments[-1] = (_SYNC if _SYNC in (mode, previous_mode) else _INLINE, steps)
+                steps.append(step)
+            else:
+                segments.append((mode, [step]))
+        self._pipelines[verb] = segments
+        return segments
 
     def _predictor_target(self, host: str) -> client.Target:
         scheme = "https" if self.use_ssl else "http"

@@ -7,6 +7,8 @@ Tensors keep numpy arrays underneath; the codecs in `rest_codec` fill and read t
 
 from __future__ import annotations
 
+import itertools
+import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,27 @@ Parameters = dict[str, Any]
 
 
 def generate_uuid() -> str:
+    """A random UUID4 string (KServe's `generate_uuid`)."""
     return str(uuid.uuid4())
+
+
+class _ResponseIds:
+    """UUID-shaped ids for responses whose request had none: a random per-process prefix
+    and a counter, so the hot path makes no syscall. Forked workers draw a new prefix."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter) % (1 << 48):012x}"
+
+
+response_ids = _ResponseIds()
 
 
 class _Tensor:
@@ -220,7 +242,7 @@ class InferResponse:
         use_binary_outputs: bool = False,
         requested_outputs: list[RequestedOutput] | None = None,
     ) -> None:
-        self.id = response_id if response_id is not None else generate_uuid()
+        self.id = response_id if response_id is not None else response_ids.next()
         self.model_name = model_name
         self.outputs = infer_outputs
         self.model_version = model_version

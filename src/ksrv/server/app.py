@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from ksrv.errors import InvalidInput, ModelNotReady
 from ksrv.model.base import Model
 from ksrv.model.repository import ModelRepository
 from ksrv.runtimes import registry
+from ksrv.server import http
 from ksrv.server.dataplane import DataPlane
 from ksrv.server.rest import RESTApp
 from ksrv.server.settings import ServerSettings
@@ -129,59 +128,57 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
     return RESTApp(dataplane, max_request_bytes=settings.max_request_bytes)
 
 
-class _DrainingServer(uvicorn.Server):
-    """uvicorn plus the gRPC server on the same loop; readiness turns false at shutdown."""
-
-    def __init__(self, config: uvicorn.Config, app: RESTApp, settings: ServerSettings) -> None:
-        super().__init__(config)
-        self._rest_app = app
-        self._settings = settings
-        self._grpc: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        if self._settings.grpc_port:
-            from ksrv.server import grpc_service
-
-            self._grpc = grpc_service.build_server(
-                self._rest_app.dataplane,
-                self._settings.grpc_port,
-                self._settings.host,
-                self._settings.grpc_max_send_bytes,
-                self._settings.grpc_max_receive_bytes,
-            )
-            await self._grpc.start()
-        try:
-            await super().serve(sockets)
-        finally:
-            if self._grpc is not None:
-                await self._grpc.stop(self._settings.grace_period_s)
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        self._rest_app.dataplane.is_draining = True
-        if self._grpc is not None and self._loop is not None:
-            # Stop taking new RPCs now; in-flight ones get the grace period.
-            grace = self._settings.grace_period_s
-            self._loop.call_soon_threadsafe(
-                lambda: self._loop and self._loop.create_task(self._grpc.stop(grace))
-            )
-        super().handle_exit(sig, frame)
-
-
-def _uvicorn_config(settings: ServerSettings, app: RESTApp) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.http_port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level=settings.log_level,
-        timeout_keep_alive=settings.timeout_keep_alive_s,
-        timeout_graceful_shutdown=int(settings.grace_period_s),
+async def _serve_forever(
+    settings: ServerSettings, app: RESTApp, listener: socket.socket | None = None
+) -> None:
+    """REST and gRPC on one event loop until SIGTERM/SIGINT, then drain both."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    rest = http.HTTPServer(
+        app.handle,
+        max_body_bytes=settings.max_request_bytes,
+        too_large=app.too_large,
+        keep_alive_s=settings.timeout_keep_alive_s,
     )
+    await rest.start(settings.host, settings.http_port, sock=listener)
+    grpc_server = None
+    if settings.grpc_port:
+        from ksrv.server import grpc_service
+
+        grpc_server = grpc_service.build_server(
+            app.dataplane,
+            settings.grpc_port,
+            settings.host,
+            settings.grpc_max_send_bytes,
+            settings.grpc_max_receive_bytes,
+        )
+        await grpc_server.start()
+    logger.info(
+        "serving REST on %s:%s%s (pid %s)",
+        settings.host,
+        settings.http_port,
+        f", gRPC on port {settings.grpc_port}" if settings.grpc_port else "",
+        os.getpid(),
+    )
+    await stop.wait()
+    logger.info("draining: answering accepted requests for up to %ss", settings.grace_period_s)
+    app.dataplane.is_draining = True
+    draining = [rest.shutdown(settings.grace_period_s)]
+    if grpc_server is not None:
+        draining.append(grpc_server.stop(settings.grace_period_s))
+    await asyncio.gather(*draining)
+    app.dataplane.shutdown()
+
+
+def _run(settings: ServerSettings, app: RESTApp, listener: socket.socket | None = None) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(_serve_forever(settings, app, listener))
+    else:
+        uvloop.run(_serve_forever(settings, app, listener))
 
 
 def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
@@ -190,29 +187,17 @@ def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
     load_models(models)
     app = build_app(settings, models)
     if settings.workers <= 1:
-        _DrainingServer(_uvicorn_config(settings, app), app, settings).run()
+        _run(settings, app)
         return
-    _serve_workers(settings, app)
-
-
-def _serve_workers(settings: ServerSettings, app: RESTApp) -> None:
     listener = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((settings.host, settings.http_port))
     listener.listen(2048)
-    listener.set_inheritable(True)
-    config = _uvicorn_config(settings, app)
-    supervisor = _Supervisor(settings.workers, lambda: _run_worker(config, app, settings, listener))
+    listener.setblocking(False)
     try:
-        supervisor.run()
+        _Supervisor(settings.workers, lambda: _run(settings, app, listener)).run()
     finally:
         listener.close()
-
-
-def _run_worker(
-    config: uvicorn.Config, app: RESTApp, settings: ServerSettings, listener: socket.socket
-) -> None:
-    _DrainingServer(config, app, settings).run(sockets=[listener])
 
 
 class _Supervisor:

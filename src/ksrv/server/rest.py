@@ -1,4 +1,4 @@
-"""The REST adapter: a plain ASGI app for V1, V2 (OIP) and the repository extension.
+"""The REST adapter: V1, V2 (OIP) and the repository extension over `server.http`.
 
 No web framework: routing is a split on '/', because per-request framework overhead is most
 of what separates a Python model server from the floor. Every error, ours or a bug, becomes
@@ -8,120 +8,56 @@ of what separates a Python model server from the floor. Every error, ours or a b
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ksrv.errors import InvalidInput, KsrvError, PayloadTooLarge, RouteNotFound
 from ksrv.protocol import rest_codec, status, v1
 from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server.dataplane import DataPlane
+from ksrv.server.http import Request, Response
 
 logger = logging.getLogger(__name__)
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
 _OCTETS = (b"content-type", b"application/octet-stream")
 
 
-class Response:
-    """What a route returns: a status, a body and extra headers."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, body: bytes, status: int = 200, headers: list[Any] | None = None):
-        self.body = body
-        self.status = status
-        self.headers = headers if headers is not None else [_JSON]
-
-
 def json_response(value: Any, status_code: int = 200) -> Response:
-    return Response(rest_codec.dumps(value), status_code)
+    return Response(rest_codec.dumps(value), status_code, [_JSON])
 
 
 def error_response(exc: BaseException) -> Response:
     return json_response({"error": status.public_message(exc)}, status.http_status(exc))
 
 
-class Request:
-    """The parts of an ASGI HTTP request a route needs."""
-
-    __slots__ = ("_receive", "headers", "max_bytes", "method", "path")
-
-    def __init__(self, scope: Scope, receive: Receive, max_bytes: int) -> None:
-        self.method: str = scope["method"]
-        self.path: str = scope["path"]
-        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        self.max_bytes = max_bytes
-        self._receive = receive
-
-    async def body(self) -> bytes:
-        """The whole body; larger than `max_bytes` is a 413 before it is all read."""
-        declared = self.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            raise PayloadTooLarge(
-                f"Request body of {declared} bytes exceeds the limit of {self.max_bytes} bytes"
-            )
-        message = await self._receive()
-        body: bytes = message.get("body", b"")
-        if not message.get("more_body", False):
-            return body
-        chunks = [body]
-        size = len(body)
-        while message.get("more_body", False):
-            message = await self._receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise PayloadTooLarge(f"Request body exceeds the limit of {self.max_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def json(self) -> Any:
-        return rest_codec.loads(await self.body())
+def payload_too_large(size: int, limit: int) -> Response:
+    return error_response(
+        PayloadTooLarge(f"Request body of {size} bytes exceeds the limit of {limit} bytes")
+    )
 
 
 class RESTApp:
-    """ASGI application serving one `DataPlane`."""
+    """Answers whole HTTP requests (from `server.http`) against one `DataPlane`."""
 
     def __init__(self, dataplane: DataPlane, max_request_bytes: int = 100 * 1024 * 1024):
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive, self.max_request_bytes)
+    async def handle(self, request: Request) -> Response:
         try:
             response = await self._route(request)
-        except KsrvError as exc:
-            response = error_response(exc)
-        except NotImplementedError as exc:
+        except (KsrvError, NotImplementedError) as exc:
             response = error_response(exc)
         except Exception as exc:
             logger.exception("request failed: %s %s", request.method, request.path)
             response = error_response(exc)
-        headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]
         request_id = request.headers.get("x-request-id")
         if request_id is not None:
-            headers.append((b"x-request-id", request_id.encode("latin-1")))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+            response.headers.append((b"x-request-id", request_id.encode("latin-1")))
+        return response
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.dataplane.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    def too_large(self, size: int) -> Response:
+        return payload_too_large(size, self.max_request_bytes)
 
     async def _route(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")
@@ -131,8 +67,6 @@ class RESTApp:
             return await self._route_v1(request, parts)
         if parts == [""] and request.method in ("GET", "HEAD"):
             return json_response({"status": "alive"})
-        if parts == ["metrics"]:
-            return Response(b"", 404)
         raise _not_found(request)
 
     # -- V2 / Open Inference Protocol ------------------------------------------------------
@@ -165,7 +99,7 @@ class RESTApp:
 
     async def _infer_v2(self, request: Request, name: str, version: str | None) -> Response:
         self.dataplane.model(name, version)  # unknown model: 404 before reading the body
-        body = await request.body()
+        body = request.body
         json_length = _json_length(request.headers)
         infer_request = rest_codec.decode_request(body, name, json_length, version)
         result = await self.dataplane.infer(name, infer_request, request.headers, version)
@@ -199,13 +133,14 @@ class RESTApp:
         if verb not in ("predict", "explain") or request.method != "POST":
             raise _not_found(request)
         self.dataplane.model(name)
-        payload = v1.check_request(await request.json())
+        payload = v1.check_request(rest_codec.loads(request.body))
         result = await self.dataplane.infer(name, payload, request.headers, verb=verb)
         if isinstance(result, InferResponse):
             body, json_length = rest_codec.encode_response(result)
             return _binary_or_json(body, json_length)
         if isinstance(result, bytes | str):
-            return Response(result.encode() if isinstance(result, str) else result, 200, [_OCTETS])
+            body = result.encode() if isinstance(result, str) else result
+            return Response(body, 200, [_OCTETS])
         return json_response(result)
 
 
@@ -242,7 +177,7 @@ def _v2_result(result: Any, infer_request: InferRequest) -> Response:
 
 def _binary_or_json(body: bytes, json_length: int | None) -> Response:
     if json_length is None:
-        return Response(body)
+        return Response(body, 200, [_JSON])
     headers = [_OCTETS, (b"inference-header-content-length", str(json_length).encode())]
     return Response(body, 200, headers)
 

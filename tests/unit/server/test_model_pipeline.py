@@ -41,7 +41,40 @@ def test_default_preprocess_and_postprocess_are_skipped():
 
     plain = Plain("plain")
     assert asyncio.run(plain(21)) == 42
-    assert [mode for mode, _ in plain._pipelines["predict"]] == ["inline", "sync"]
+    segments = plain._pipelines["predict"]
+    assert [(mode, len(steps)) for mode, steps in segments] == [("sync", 2)]  # validate+predict
+
+
+def test_opted_in_models_run_cheap_sync_steps_inline_and_slow_ones_in_the_pool():
+    import time as clock
+
+    class Fast(Model):
+        enable_inline_sync = True
+
+        def __init__(self) -> None:
+            super().__init__("fast")
+            self.delay_s = 0.0
+
+        def predict(self, payload, headers=None):
+            clock.sleep(self.delay_s)
+            return payload
+
+    model = Fast()
+    trips = []
+
+    async def run_sync(function):
+        trips.append(1)
+        return function()
+
+    async def call_many(count: int) -> None:
+        for _ in range(count):
+            await model(1, run_sync=run_sync)
+
+    asyncio.run(call_many(5))
+    assert len(trips) == 1  # the first call is measured in the pool, the rest run inline
+    model.delay_s = 0.02
+    asyncio.run(call_many(3))  # one slow inline call sends the model back to the pool
+    assert len(trips) == 3
 
 
 def test_a_pipeline_without_sync_steps_never_uses_the_pool():

@@ -1,0 +1,323 @@
+"""A lean HTTP/1.1 server on asyncio + httptools, made for small, frequent inference calls.
+
+Why not uvicorn: for a 2-row sklearn model the ASGI layer (scope dicts, receive/send
+coroutines, per-request cycle objects) costs about as much as the model, so the REST adapter
+gets whole requests from here instead. Each connection parses with httptools, answers its
+requests in order (pipelining is allowed), keeps alive per HTTP/1.1 rules, enforces the body
+limit before buffering (413), and on `shutdown` stops accepting, lets in-flight requests
+finish within the grace period, then closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+
+logger = logging.getLogger(__name__)
+
+_MAX_PIPELINED = 32
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
+class Request:
+    """One complete HTTP request: method, decoded path, lower-case headers, body."""
+
+    __slots__ = ("body", "headers", "method", "path")
+
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+
+
+class Response:
+    """What a handler returns: a status, a body and extra headers (name, value) as bytes."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, body: bytes, status: int = 200, headers: list[Any] | None = None):
+        self.body = body
+        self.status = status
+        self.headers = headers if headers is not None else []
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+TooLarge = Callable[[int], Response]
+
+
+class _HTTPDate:
+    """The Date header, formatted at most once a second."""
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._value = b""
+
+    def header(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = (
+                b"date: "
+                + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+                + b"\r\n"
+            )
+        return self._value
+
+
+class HTTPServer:
+    """Serves `handler` on one listening socket; `shutdown` drains gracefully."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        max_body_bytes: int,
+        too_large: TooLarge,
+        keep_alive_s: float = 65.0,
+    ) -> None:
+        self.handler = handler
+        self.max_body_bytes = max_body_bytes
+        self.too_large = too_large
+        self.keep_alive_s = keep_alive_s
+        self.connections: set[_Connection] = set()
+        self.is_draining = False
+        self.all_closed = asyncio.Event()
+        self.date = _HTTPDate()
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self, host: str, port: int, sock: Any = None) -> None:
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            self._server = await loop.create_server(lambda: _Connection(self), sock=sock)
+        else:
+            self._server = await loop.create_server(
+                lambda: _Connection(self), host=host, port=port, reuse_address=True, backlog=2048
+            )
+        self._sweeper = loop.create_task(self._close_idle_connections())
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop accepting; answer every request already received; close within `grace_s`."""
+        self.is_draining = True
+        if self._server is not None:
+            self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for connection in list(self.connections):
+            connection.close_when_idle()
+        if self.connections:
+            try:
+                await asyncio.wait_for(self.all_closed.wait(), grace_s)
+            except TimeoutError:
+                logger.warning("grace period over: closing %d connection(s)", len(self.connections))
+        for connection in list(self.connections):
+            connection.abort()
+
+    async def _close_idle_connections(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for connection in list(self.connections):
+                if connection.is_idle() and now - connection.last_active > self.keep_alive_s:
+                    connection.close_when_idle()
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parse, queue, answer in order."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.pending: deque[tuple[Request | Response, bool]] = deque()
+        self.worker: asyncio.Task[None] | None = None
+        self.last_active = time.monotonic()
+        self.is_closing = False
+        self.is_reading = True
+        self.has_failed = False
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+        self._reset_message()
+
+    def _reset_message(self) -> None:
+        self.url = b""
+        self.header_list: list[tuple[bytes, bytes]] = []
+        self.body_parts: list[bytes] = []
+        self.body_size = 0
+        self.rejected: Response | None = None
+        self.in_message = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        if self.server.is_draining and not self.server.connections:
+            self.server.all_closed.set()
+        self.is_closing = True
+        self.can_write.set()
+        if self.worker is not None and not self.worker.done():
+            self.worker.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
+        if self.has_failed:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, b"Protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            self._fail(400, f"Malformed HTTP request: {exc}".encode())
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
+
+    # -- httptools callbacks ---------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._reset_message()
+        self.in_message = True
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_list.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        expects_continue = False
+        for name, value in self.header_list:
+            if name == b"content-length" and value.isdigit():
+                if int(value) > self.server.max_body_bytes:
+                    self.rejected = self.server.too_large(int(value))
+            elif name == b"expect":
+                expects_continue = value.lower() == b"100-continue"
+        if self.rejected is not None:
+            # Answer now, without reading a body we would refuse anyway, then close.
+            self._reject(self.rejected)
+        elif expects_continue and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        if self.rejected is not None:
+            return
+        self.body_size += len(body)
+        if self.body_size > self.server.max_body_bytes:
+            self.rejected = self.server.too_large(self.body_size)
+            self.body_parts = []
+            return
+        self.body_parts.append(body)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        if self.has_failed:
+            return  # already answered (413) and closing
+        keep_alive = self.parser.should_keep_alive() and self.rejected is None
+        item: Request | Response
+        if self.rejected is not None:
+            item = self.rejected
+        else:
+            parsed = httptools.parse_url(self.url)
+            path = parsed.path.decode("latin-1")
+            if "%" in path:
+                path = unquote(path)
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.header_list}
+            method = self.parser.get_method().decode("ascii")
+            item = Request(method, path, headers, b"".join(self.body_parts))
+        self.pending.append((item, keep_alive))
+        if len(self.pending) > _MAX_PIPELINED and self.transport is not None:
+            self.transport.pause_reading()
+            self.is_reading = False
+        if self.worker is None:
+            self.worker = asyncio.get_running_loop().create_task(self._answer_pending())
+
+    # -- answering -------------------------------------------------------------------------
+    async def _answer_pending(self) -> None:
+        try:
+            while self.pending and not self.is_closing:
+                item, keep_alive = self.pending.popleft()
+                if isinstance(item, Request):
+                    response = await self._handle(item)
+                    is_head = item.method == "HEAD"
+                else:
+                    response, is_head = item, False
+                keep_alive = keep_alive and not self.server.is_draining
+                self._write(response, keep_alive, is_head)
+                if not keep_alive:
+                    self._close()
+                    return
+                if not self.can_write.is_set():
+                    await self.can_write.wait()
+                if not self.is_reading and self.transport is not None:
+                    self.transport.resume_reading()
+                    self.is_reading = True
+        finally:
+            self.worker = None
+            self.last_active = time.monotonic()
+        if self.server.is_draining and self.is_idle():
+            self._close()
+
+    async def _handle(self, request: Request) -> Response:
+        try:
+            return await self.server.handler(request)
+        except Exception:
+            logger.exception("unhandled error answering %s %s", request.method, request.path)
+            return Response(b'{"error":"Internal server error"}', 500)
+
+    def _write(self, response: Response, keep_alive: bool, is_head: bool) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        status = response.status
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
+        for name, value in response.headers:
+            head.append(name + b": " + value + b"\r\n")
+        head.append(b"content-length: %d\r\n" % len(response.body))
+        head.append(self.server.date.header())
+        if not keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        if not is_head:
+            head.append(response.body)
+        self.transport.write(b"".join(head))
+
+    def _fail(self, status: int, message: bytes) -> None:
+        body = b'{"error":"' + message.replace(b'"', b"'").replace(b"\\", b"/") + b'"}'
+        self._reject(Response(body, status, [(b"content-type", b"application/json")]))
+
+    def _reject(self, response: Response) -> None:
+        """Queue a final error answer; everything after it on this connection is ignored."""
+        self.has_failed = True
+        self.pending.append((response, False))
+        if self.worker is None:
+            self.worker = asyncio.get_running_loop().create_task(self._answer_pending())
+
+    # -- closing ---------------------------------------------------------------------------
+    def is_idle(self) -> bool:
+        return self.worker is None and not self.pending and not self.in_message
+
+    def close_when_idle(self) -> None:
+        """Close now if nothing is in flight; otherwise after the current answers."""
+        if self.is_idle():
+            self._close()
+
+    def _close(self) -> None:
+        self.is_closing = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
