@@ -42,6 +42,8 @@ def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
 class SklearnModel(Model):
     """Serves a pickled scikit-learn estimator or pipeline."""
 
+    enable_inline_sync = True  # small batches predict in microseconds: see model.base.SyncCost
+
     def __init__(self, name: str, model_dir: str | Path, predict_proba: bool | None = None):
         super().__init__(name)
         self.model_dir = Path(model_dir)
