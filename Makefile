@@ -4,13 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
+# Every runtime's extra: the whole suite runs against all of them.
+EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,test,dev
 
 .PHONY: run test test-unit test-int lint fmt type check bench proto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[sklearn,pandas,test,dev]"
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 run: $(STAMP)

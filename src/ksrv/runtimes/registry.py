@@ -12,6 +12,12 @@ from ksrv.errors import Unsupported
 
 RUNTIMES: dict[str, str] = {
     "sklearn": "ksrv.runtimes.sklearn:SklearnModel",
+    "xgboost": "ksrv.runtimes.xgboost:XGBoostModel",
+    "lightgbm": "ksrv.runtimes.lightgbm:LightGBMModel",
+    "onnx": "ksrv.runtimes.onnx:ONNXModel",
+    # KServe's format name for TorchScript models.
+    "pytorch": "ksrv.runtimes.torch:TorchModel",
+    "tensorflow": "ksrv.runtimes.tensorflow:TensorFlowModel",
 }
 
 

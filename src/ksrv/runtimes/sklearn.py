@@ -13,30 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from ksrv.errors import InvalidInput, ModelNotFound, StorageError
+from ksrv.errors import InvalidInput, StorageError
 from ksrv.model.base import Headers, Model
 from ksrv.protocol import tensor, v1
 from ksrv.protocol.v2 import InferRequest
+from ksrv.runtimes import files
 
 MODEL_EXTENSIONS = (".joblib", ".pkl", ".pickle")
-
-
-def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
-    """The single model file in `model_dir` (or `model_dir` itself if it is such a file)."""
-    path = Path(model_dir)
-    if path.is_file() and path.suffix in extensions:
-        return path
-    if not path.is_dir():
-        raise ModelNotFound(message=f"Model directory {path} does not exist")
-    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in extensions)
-    if not found:
-        raise ModelNotFound(
-            message=f"No model file with extension {', '.join(extensions)} found in {path}"
-        )
-    if len(found) > 1:
-        names = ", ".join(p.name for p in found)
-        raise StorageError(f"More than one model file is detected in {path}: {names}")
-    return found[0]
 
 
 class SklearnModel(Model):
@@ -54,16 +37,12 @@ class SklearnModel(Model):
 
     @staticmethod
     def has_model_file(model_dir: Path) -> bool:
-        try:
-            find_model_file(model_dir, MODEL_EXTENSIONS)
-        except ModelNotFound:
-            return False
-        return True
+        return files.has_model_file(model_dir, MODEL_EXTENSIONS)
 
     def load(self) -> bool:
         import joblib
 
-        path = find_model_file(self.model_dir, MODEL_EXTENSIONS)
+        path = files.find_model_file(self.model_dir, MODEL_EXTENSIONS)
         try:
             self._estimator = joblib.load(path)
         except Exception as exc:

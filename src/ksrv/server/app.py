@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ksrv.errors import InvalidInput, ModelNotReady
+from ksrv.errors import InvalidInput, ModelNotFound, ModelNotReady
 from ksrv.model.base import Model
 from ksrv.model.repository import ModelRepository
 from ksrv.runtimes import registry
@@ -86,6 +86,11 @@ def _runtime_models(model_format: str, model_dir: Path, name: str) -> list[Model
         for sub in sorted(model_dir.iterdir())
         if sub.is_dir() and runtime.has_model_file(sub)
     ]
+    if not models:
+        raise ModelNotFound(
+            message=f"{model_dir} holds no file the {model_format} runtime can load, "
+            "directly or in a subdirectory"
+        )
     logger.warning(
         "no model file in %s: serving it as a model repository with %d model(s)",
         model_dir,

@@ -150,6 +150,20 @@ def test_a_model_dir_of_subdirectories_serves_each_as_a_model(start_server, tmp_
         assert response.json() == {"predictions": iris_expected(IRIS_ROWS)[0]}
 
 
+def test_serve_refuses_a_model_dir_with_nothing_to_load(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "notes.txt").write_text("no model here")
+    result = subprocess.run(
+        [sys.executable, "-m", "ksrv.cli.main", "serve", "--model-format", "sklearn",
+         "--model-dir", str(tmp_path), "--http-port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "holds no file the sklearn runtime can load" in result.stderr
+
+
 def test_serve_refuses_a_missing_model_dir(tmp_path):
     import subprocess
     import sys

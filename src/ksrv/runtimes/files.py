@@ -1,0 +1,41 @@
+"""Finding the one model file in a model directory, as every KServe Python runtime does.
+
+Zero matching files is `ModelNotFound` (the server may then treat the directory as a
+repository of models); more than one is a `StorageError`, because guessing would serve the
+wrong model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ksrv.errors import ModelNotFound, StorageError
+
+
+def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
+    """The single file in `model_dir` ending in one of `extensions` (or `model_dir` itself)."""
+    path = Path(model_dir)
+    if path.is_file() and path.suffix in extensions:
+        return path
+    if not path.is_dir():
+        raise ModelNotFound(message=f"Model directory {path} does not exist")
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in extensions)
+    if not found:
+        raise ModelNotFound(
+            message=f"No model file with extension {', '.join(extensions)} found in {path}"
+        )
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise StorageError(
+            f"More than one model file is detected in {path}: {names}; only one is allowed"
+        )
+    return found[0]
+
+
+def has_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> bool:
+    """Whether `model_dir` holds a model file; several is still an error (`StorageError`)."""
+    try:
+        find_model_file(model_dir, extensions)
+    except ModelNotFound:
+        return False
+    return True
