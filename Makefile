@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 # Every runtime's extra: the whole suite runs against all of them.
-EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,test,dev
+EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,s3,gcs,azure,hf,test,dev
 
 .PHONY: run test test-unit test-int lint fmt type check bench proto clean
 
@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	# Azurite (Azure Storage emulator) for the storage tests; 3.35 is the last for node 20.
+	command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix $(VENV)/node azurite@3.35.0 || echo "npm missing: Azure storage tests will skip"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ksrv.cli import serve
+from ksrv.cli import serve, storage
 
 
 @click.group()
@@ -14,6 +14,7 @@ def cli() -> None:
 
 
 cli.add_command(serve.serve)
+cli.add_command(storage.storage)
 
 
 def main() -> None:

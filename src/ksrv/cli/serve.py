@@ -21,6 +21,11 @@ from ksrv.server.settings import (
 @click.option("--model-name", default="model", show_default=True, help="Name to serve under.")
 @click.option("--model-dir", type=click.Path(), help="Directory holding the model files.")
 @click.option("--model-format", help="Runtime for --model-dir, e.g. sklearn.")
+@click.option(
+    "--storage-uri",
+    help="Download the model from here first (s3://, gs://, https://, hf://, pvc://, ...); "
+    "into --model-dir if given, else into the cache.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--http-port", default=8080, show_default=True, help="REST port.")
 @click.option("--grpc-port", default=8081, show_default=True, help="gRPC port; 0 disables gRPC.")
@@ -56,6 +61,7 @@ def serve(
     model_name: str,
     model_dir: str | None,
     model_format: str | None,
+    storage_uri: str | None,
     host: str,
     http_port: int,
     grpc_port: int,
@@ -88,6 +94,7 @@ def serve(
         model_name=model_name,
         model_dir=model_dir,
         model_format=model_format,
+        storage_uri=storage_uri,
         model_class=model_class,
         predictor_host=predictor_host,
         predictor_protocol=predictor_protocol,

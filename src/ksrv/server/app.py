@@ -9,6 +9,7 @@ replaced; SIGTERM drains every worker, which answers each request it already acc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import importlib.util
 import logging
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ksrv import storage
 from ksrv.errors import InvalidInput, ModelNotFound, ModelNotReady
 from ksrv.model.base import Model
 from ksrv.model.repository import ModelRepository
@@ -186,8 +188,20 @@ def _run(settings: ServerSettings, app: RESTApp, listener: socket.socket | None 
         uvloop.run(_serve_forever(settings, app, listener))
 
 
+def fetch_model(settings: ServerSettings) -> ServerSettings:
+    """KServe's storage initializer, in process: `storage_uri` -> files, then `model_dir`.
+
+    With `model_dir` set the files go there (as to /mnt/models); otherwise the cache is used.
+    """
+    assert settings.storage_uri
+    path = storage.download(settings.storage_uri, settings.model_dir)
+    return dataclasses.replace(settings, model_dir=str(path))
+
+
 def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
     """Load the models and serve them until SIGTERM/SIGINT."""
+    if settings.storage_uri and models is None:
+        settings = fetch_model(settings)
     models = models if models is not None else build_models(settings)
     load_models(models)
     app = build_app(settings, models)

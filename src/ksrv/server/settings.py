@@ -27,6 +27,7 @@ class ServerSettings:
     # What to serve: a runtime for a model directory, or a custom Model class.
     model_name: str = "model"
     model_dir: str | None = None
+    storage_uri: str | None = None  # downloaded to model_dir (or the cache) before loading
     model_format: str | None = None
     model_class: str | None = None
     predictor_host: str | None = None
