@@ -43,13 +43,16 @@ class PredictorConfig:
 
 
 class SyncCost:
-    """How long a model's sync handlers take, to decide whether they may run on the loop.
+    """How costly a model's sync handlers are, to decide whether they may run on the loop.
 
     A thread handoff costs 50-100 us, as much as a small scikit-learn predict. So a model that
     opts in (`Model.enable_inline_sync`) and whose sync steps have averaged under
-    `INLINE_LIMIT_S` runs them on the event loop; any call slower than `STALL_S` sends it back
-    to the pool until its average is cheap again. Models that do not opt in (custom models
-    by default) always use the pool, so a slow `predict` never stalls the server.
+    `INLINE_LIMIT_S` of CPU time runs them on the event loop; an inline call that holds the
+    loop longer than `STALL_S` sends it back to the pool until its average is cheap again.
+    CPU time, not wall time, feeds the average: in the pool, wall time also counts waiting for
+    the GIL (gRPC's poller thread holds it now and then), which would keep a cheap model out.
+    Models that do not opt in (custom models by default) always use the pool, so a slow
+    `predict` never stalls the server.
     """
 
     INLINE_LIMIT_S = 0.001
@@ -65,18 +68,20 @@ class SyncCost:
     def is_cheap(self) -> bool:
         return self.enabled and self.average_s is not None and self.average_s < self.INLINE_LIMIT_S
 
-    def timed(self, function: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
+    def timed(self, function: Callable[[], Any], is_inline: bool = False) -> Any:
+        wall, cpu = time.perf_counter(), time.thread_time()
         try:
             return function()
         finally:
-            self.record(time.perf_counter() - started)
+            self.record(time.thread_time() - cpu, time.perf_counter() - wall, is_inline)
 
-    def record(self, elapsed_s: float) -> None:
-        if self.average_s is None or elapsed_s > self.STALL_S:
-            self.average_s = elapsed_s
+    def record(self, cpu_s: float, wall_s: float = 0.0, is_inline: bool = False) -> None:
+        if is_inline and wall_s > self.STALL_S:
+            self.average_s = wall_s
+        elif self.average_s is None or cpu_s > self.STALL_S:
+            self.average_s = cpu_s
         else:
-            self.average_s += self._WEIGHT * (elapsed_s - self.average_s)
+            self.average_s += self._WEIGHT * (cpu_s - self.average_s)
 
 
 class Model:
@@ -177,8 +182,10 @@ class Model:
         for mode, steps in segments:
             if mode == _ASYNC:
                 value = await steps[0](value, headers)
-            elif mode == _INLINE or self._sync_cost.is_cheap():
-                value = self._sync_cost.timed(_chain(steps, value, headers))
+            elif mode == _INLINE:
+                value = _chain(steps, value, headers)()
+            elif self._sync_cost.is_cheap():
+                value = self._sync_cost.timed(_chain(steps, value, headers), is_inline=True)
             else:
                 value = await (run_sync or _default_executor)(
                     functools.partial(self._sync_cost.timed, _chain(steps, value, headers))
