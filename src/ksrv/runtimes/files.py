@@ -1,5 +1,8 @@
 """Finding the one model file in a model directory, as every KServe Python runtime does.
 
+`FileModel` is the base of runtimes whose model is such a file: they name their
+`MODEL_EXTENSIONS` and call `self.model_file()` in `load`.
+
 Zero matching files is `ModelNotFound` (the server may then treat the directory as a
 repository of models); more than one is a `StorageError`, because guessing would serve the
 wrong model.
@@ -10,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ksrv.errors import ModelNotFound, StorageError
+from ksrv.model.base import Model
 
 
 def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
@@ -39,3 +43,20 @@ def has_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> bool:
     except ModelNotFound:
         return False
     return True
+
+
+class FileModel(Model):
+    """A runtime serving the one file in `model_dir` that ends in `MODEL_EXTENSIONS`."""
+
+    MODEL_EXTENSIONS: tuple[str, ...] = ()
+
+    def __init__(self, name: str, model_dir: str | Path) -> None:
+        super().__init__(name)
+        self.model_dir = Path(model_dir)
+
+    @classmethod
+    def has_model_file(cls, model_dir: str | Path) -> bool:
+        return has_model_file(model_dir, cls.MODEL_EXTENSIONS)
+
+    def model_file(self) -> Path:
+        return find_model_file(self.model_dir, self.MODEL_EXTENSIONS)

@@ -12,30 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from ksrv.errors import InvalidInput, StorageError
-from ksrv.model.base import Headers, Model
+from ksrv.model.base import Headers
 from ksrv.protocol import v1
 from ksrv.runtimes import files, threads
 
-MODEL_EXTENSIONS = (".bst", ".txt")
 
-
-class LightGBMModel(Model):
+class LightGBMModel(files.FileModel):
     """Serves a LightGBM `Booster` saved with `save_model`."""
 
+    MODEL_EXTENSIONS = (".bst", ".txt")
+
     def __init__(self, name: str, model_dir: str | Path, nthread: int | None = None) -> None:
-        super().__init__(name)
-        self.model_dir = Path(model_dir)
+        super().__init__(name, model_dir)
         self.nthread = threads.thread_count(nthread, "LIGHTGBM_NTHREAD", 1)
         self._booster: Any = None
-
-    @staticmethod
-    def has_model_file(model_dir: Path) -> bool:
-        return files.has_model_file(model_dir, MODEL_EXTENSIONS)
 
     def load(self) -> bool:
         import lightgbm
 
-        path = files.find_model_file(self.model_dir, MODEL_EXTENSIONS)
+        path = self.model_file()
         try:
             # Threads go to predict(): Booster ignores (and warns about) params for a file.
             self._booster = lightgbm.Booster(model_file=str(path))

@@ -16,11 +16,9 @@ from typing import Any
 import numpy as np
 
 from ksrv.errors import InvalidInput, StorageError, Unsupported
-from ksrv.model.base import Headers, Model
+from ksrv.model.base import Headers
 from ksrv.protocol import tensor, v1, v2
 from ksrv.runtimes import files, outputs, threads
-
-MODEL_EXTENSIONS = (".onnx",)
 
 # onnxruntime's type strings -> Open Inference Protocol datatypes.
 _DATATYPES = {
@@ -41,8 +39,10 @@ _DATATYPES = {
 }
 
 
-class ONNXModel(Model):
+class ONNXModel(files.FileModel):
     """Serves an `.onnx` graph with an onnxruntime `InferenceSession` on the CPU."""
+
+    MODEL_EXTENSIONS = (".onnx",)
 
     def __init__(
         self,
@@ -51,8 +51,7 @@ class ONNXModel(Model):
         intra_op_threads: int | None = None,
         inter_op_threads: int | None = None,
     ) -> None:
-        super().__init__(name)
-        self.model_dir = Path(model_dir)
+        super().__init__(name, model_dir)
         self.intra_op_threads = threads.thread_count(
             intra_op_threads, "ONNX_INTRA_OP_THREADS", None
         )
@@ -64,14 +63,10 @@ class ONNXModel(Model):
         self._outputs: list[dict[str, Any]] = []
         self._input_errors: tuple[type[Exception], ...] = ()
 
-    @staticmethod
-    def has_model_file(model_dir: Path) -> bool:
-        return files.has_model_file(model_dir, MODEL_EXTENSIONS)
-
     def load(self) -> bool:
         import onnxruntime  # type: ignore[import-untyped, unused-ignore]
 
-        path = files.find_model_file(self.model_dir, MODEL_EXTENSIONS)
+        path = self.model_file()
         options = onnxruntime.SessionOptions()
         if self.intra_op_threads is not None:
             options.intra_op_num_threads = self.intra_op_threads

@@ -14,35 +14,30 @@ from typing import Any
 import numpy as np
 
 from ksrv.errors import InvalidInput, StorageError
-from ksrv.model.base import Headers, Model
+from ksrv.model.base import Headers
 from ksrv.protocol import tensor, v1
 from ksrv.protocol.v2 import InferRequest
 from ksrv.runtimes import files
 
-MODEL_EXTENSIONS = (".joblib", ".pkl", ".pickle")
 
-
-class SklearnModel(Model):
+class SklearnModel(files.FileModel):
     """Serves a pickled scikit-learn estimator or pipeline."""
+
+    MODEL_EXTENSIONS = (".joblib", ".pkl", ".pickle")
 
     enable_inline_sync = True  # small batches predict in microseconds: see model.base.SyncCost
 
     def __init__(self, name: str, model_dir: str | Path, predict_proba: bool | None = None):
-        super().__init__(name)
-        self.model_dir = Path(model_dir)
+        super().__init__(name, model_dir)
         if predict_proba is None:
             predict_proba = os.environ.get("PREDICT_PROBA", "false").lower() == "true"
         self.predict_proba = predict_proba
         self._estimator: Any = None
 
-    @staticmethod
-    def has_model_file(model_dir: Path) -> bool:
-        return files.has_model_file(model_dir, MODEL_EXTENSIONS)
-
     def load(self) -> bool:
         import joblib
 
-        path = files.find_model_file(self.model_dir, MODEL_EXTENSIONS)
+        path = self.model_file()
         try:
             self._estimator = joblib.load(path)
         except Exception as exc:

@@ -16,31 +16,26 @@ from typing import Any
 import numpy as np
 
 from ksrv.errors import InvalidInput, StorageError
-from ksrv.model.base import Headers, Model
+from ksrv.model.base import Headers
 from ksrv.protocol import v1, v2
 from ksrv.runtimes import files, outputs, threads
 
-MODEL_EXTENSIONS = (".pt",)
 
-
-class TorchModel(Model):
+class TorchModel(files.FileModel):
     """Serves a TorchScript module saved with `torch.jit.save`."""
 
+    MODEL_EXTENSIONS = (".pt",)
+
     def __init__(self, name: str, model_dir: str | Path, num_threads: int | None = None) -> None:
-        super().__init__(name)
-        self.model_dir = Path(model_dir)
+        super().__init__(name, model_dir)
         self.num_threads = threads.thread_count(num_threads, "TORCH_NUM_THREADS", None)
         self._module: Any = None
         self._float_dtype: Any = None
 
-    @staticmethod
-    def has_model_file(model_dir: Path) -> bool:
-        return files.has_model_file(model_dir, MODEL_EXTENSIONS)
-
     def load(self) -> bool:
         import torch
 
-        path = files.find_model_file(self.model_dir, MODEL_EXTENSIONS)
+        path = self.model_file()
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         try:

@@ -15,30 +15,25 @@ from typing import Any
 import numpy as np
 
 from ksrv.errors import InvalidInput, StorageError
-from ksrv.model.base import Headers, Model
+from ksrv.model.base import Headers
 from ksrv.protocol import v1
 from ksrv.runtimes import files, threads
 
-MODEL_EXTENSIONS = (".bst", ".json", ".ubj")
 
-
-class XGBoostModel(Model):
+class XGBoostModel(files.FileModel):
     """Serves an XGBoost `Booster` saved with `save_model`."""
 
+    MODEL_EXTENSIONS = (".bst", ".json", ".ubj")
+
     def __init__(self, name: str, model_dir: str | Path, nthread: int | None = None) -> None:
-        super().__init__(name)
-        self.model_dir = Path(model_dir)
+        super().__init__(name, model_dir)
         self.nthread = threads.thread_count(nthread, "XGBOOST_NTHREAD", 1)
         self._booster: Any = None
-
-    @staticmethod
-    def has_model_file(model_dir: Path) -> bool:
-        return files.has_model_file(model_dir, MODEL_EXTENSIONS)
 
     def load(self) -> bool:
         import xgboost
 
-        path = files.find_model_file(self.model_dir, MODEL_EXTENSIONS)
+        path = self.model_file()
         try:
             # From a buffer, XGBoost tells JSON from UBJSON by content, so a `.bst` loads
             # without the file-extension warning the path form gives.
