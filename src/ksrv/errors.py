@@ -16,6 +16,7 @@ that raises them keeps its status codes. Nothing here imports ksrv or a web fram
     ├── UpstreamFailed           a predictor/step is unreachable or failed   (502)
     ├── UpstreamTimeout          a predictor/step exceeded its deadline      (504)
     ├── StorageError             a model download or unpack failed           (503)
+    ├── ResourceInvalid          an `api` resource fails parse or validation (422)
     └── InferenceError           the model raised while predicting           (500)
 """
 
@@ -112,6 +113,20 @@ class StorageError(KsrvError):
     """A model could not be downloaded or unpacked."""
 
     kind = "storage_error"
+
+
+class ResourceInvalid(KsrvError):
+    """A resource (ServingRuntime, InferenceService, ...) is malformed or cannot be satisfied.
+
+    `reason` is KServe's condition reason when there is one (`NoSupportingRuntime`,
+    `RuntimeNotRecognized`, `RuntimeDisabled`), so the reconciler can write it to a status.
+    """
+
+    kind = "resource_invalid"
+
+    def __init__(self, message: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class InferenceError(KsrvError):

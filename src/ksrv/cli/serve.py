@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ksrv.control import runtime_selection
 from ksrv.errors import KsrvError
 from ksrv.server import app
 from ksrv.server.settings import (
@@ -20,7 +21,11 @@ from ksrv.server.settings import (
 @click.argument("model_class", required=False, metavar="[FILE.py:Class | module:Class]")
 @click.option("--model-name", default="model", show_default=True, help="Name to serve under.")
 @click.option("--model-dir", type=click.Path(), help="Directory holding the model files.")
-@click.option("--model-format", help="Runtime for --model-dir, e.g. sklearn.")
+@click.option(
+    "--model-format",
+    help="modelFormat of --model-dir as NAME[:VERSION], e.g. sklearn or sklearn:1; the runtime "
+    "is chosen among ksrv's default ClusterServingRuntimes by KServe's selection rules.",
+)
 @click.option(
     "--storage-uri",
     help="Download the model from here first (s3://, gs://, https://, hf://, pvc://, ...); "
@@ -80,6 +85,14 @@ def serve(
     ksrv serve --model-format sklearn --model-dir ./iris --model-name iris
     ksrv serve my_model.py:MyModel --model-name custom
     """
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        runtime = runtime_selection.default_ksrv_runtime(model_format) if model_format else None
+    except KsrvError as exc:
+        click.echo(f"ksrv serve: {exc}", err=True)
+        sys.exit(2)
     settings = ServerSettings(
         host=host,
         http_port=http_port,
@@ -93,14 +106,11 @@ def serve(
         log_level=log_level,
         model_name=model_name,
         model_dir=model_dir,
-        model_format=model_format,
+        model_format=runtime,
         storage_uri=storage_uri,
         model_class=model_class,
         predictor_host=predictor_host,
         predictor_protocol=predictor_protocol,
-    )
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
         app.serve(settings)

@@ -20,6 +20,7 @@ HTTP_STATUS: dict[str, int] = {
     errors.UpstreamFailed.kind: 502,
     errors.UpstreamTimeout.kind: 504,
     errors.StorageError.kind: 503,
+    errors.ResourceInvalid.kind: 422,
     errors.InferenceError.kind: 500,
 }
 
@@ -35,6 +36,7 @@ GRPC_CODE: dict[str, str] = {
     errors.UpstreamFailed.kind: "UNAVAILABLE",
     errors.UpstreamTimeout.kind: "DEADLINE_EXCEEDED",
     errors.StorageError.kind: "UNAVAILABLE",
+    errors.ResourceInvalid.kind: "INVALID_ARGUMENT",
     errors.InferenceError.kind: "INTERNAL",
 }
 

@@ -30,6 +30,7 @@ EXPECTED = {
     "UpstreamFailed": 502,
     "UpstreamTimeout": 504,
     "StorageError": 503,
+    "ResourceInvalid": 422,
     "InferenceError": 500,
 }
 

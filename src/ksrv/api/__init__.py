@@ -1,0 +1,1 @@
+"""Resources exactly in KServe's schema: parse, default, validate. camelCase only as aliases."""

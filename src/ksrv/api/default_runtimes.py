@@ -1,0 +1,82 @@
+"""ksrv's default ClusterServingRuntimes: KServe's shipped set, served by ksrv's runtimes.
+
+One runtime per ksrv framework runtime. Each format lists every version some KServe default
+runtime supports (sklearn 0/1 from kserve-mlserver as well as 1 from kserve-sklearnserver, ...)
+with the priority of KServe's dedicated runtime for it, so any `modelFormat` KServe would place
+finds a ksrv runtime. The annotation `ksrv.io/runtime` names the `ksrv.runtimes.registry` key.
+"""
+
+from __future__ import annotations
+
+from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, parse_runtimes
+
+RUNTIME_ANNOTATION = "ksrv.io/runtime"
+
+# format name -> (versions, priority, KServe runtime the priority comes from)
+_FORMATS: dict[str, tuple[tuple[str, ...], int, str]] = {
+    "sklearn": (("0", "1"), 1, "kserve-sklearnserver"),
+    "xgboost": (("1", "2"), 1, "kserve-xgbserver"),
+    "lightgbm": (("3", "4"), 1, "kserve-lgbserver"),
+    "onnx": (("1",), 1, "kserve-tritonserver"),
+    "pytorch": (("1",), 2, "kserve-torchserve"),
+    "tensorflow": (("1", "2"), 2, "kserve-tensorflow-serving"),
+}
+
+_TEMPLATE = """\
+apiVersion: serving.kserve.io/v1alpha1
+kind: ClusterServingRuntime
+metadata:
+  name: ksrv-{name}
+  annotations:
+    serving.kserve.io/server-type: ksrv
+    {annotation}: {name}
+    ksrv.io/mirrors: {mirrors}
+spec:
+  annotations:
+    prometheus.kserve.io/port: "8080"
+    prometheus.kserve.io/path: /metrics
+  supportedModelFormats:
+{formats}
+  protocolVersions: [v1, v2, grpc-v2]
+  containers:
+    - name: kserve-container
+      image: ksrv:replace
+      command: [ksrv, serve]
+      args:
+        - --model-name={{{{.Name}}}}
+        - --model-dir=/mnt/models
+        - --model-format={name}
+        - --http-port=8080
+        - --grpc-port=8081
+        - --host=0.0.0.0
+      resources:
+        requests: {{cpu: "1", memory: 2Gi}}
+        limits: {{cpu: "1", memory: 2Gi}}
+"""
+
+
+def default_runtimes_yaml() -> str:
+    """The default set as one multi-document YAML text (what `kubectl apply` would take)."""
+    documents = []
+    for name, (versions, priority, mirrors) in _FORMATS.items():
+        formats = "\n".join(
+            f"    - {{name: {name}, version: {version!r}, autoSelect: true, priority: {priority}}}"
+            for version in versions
+        )
+        documents.append(
+            _TEMPLATE.format(
+                name=name, annotation=RUNTIME_ANNOTATION, mirrors=mirrors, formats=formats
+            )
+        )
+    return "---\n".join(documents)
+
+
+def default_runtimes() -> list[ClusterServingRuntime]:
+    """The default set, parsed (and so validated) like any user-supplied runtime."""
+    runtimes = parse_runtimes(default_runtimes_yaml())
+    return [runtime for runtime in runtimes if isinstance(runtime, ClusterServingRuntime)]
+
+
+def ksrv_runtime(runtime: Runtime) -> str | None:
+    """The `ksrv.runtimes.registry` key a runtime points at, if it is a ksrv runtime."""
+    return runtime.metadata.annotations.get(RUNTIME_ANNOTATION)

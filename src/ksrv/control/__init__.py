@@ -1,0 +1,1 @@
+"""Reconcile desired -> actual. Pure decisions (runtime selection, plans) live beside the I/O."""
