@@ -58,7 +58,10 @@ from ksrv.server.settings import (
 )
 @click.option("--predictor-host", help="Transformer mode: forward predict to this host:port.")
 @click.option(
-    "--predictor-protocol", default="v1", show_default=True, type=click.Choice(["v1", "v2"])
+    "--predictor-protocol",
+    default="v1",
+    show_default=True,
+    type=click.Choice(["v1", "v2", "grpc-v2"]),
 )
 @click.option("--log-level", default="info", show_default=True)
 def serve(

@@ -147,13 +147,14 @@ class Model:
             raise NotImplementedError(
                 f"Model '{self.name}' has no predict() and no predictor host to forward to"
             )
-        return await client.forward_predict(self._predictor_target(self.predictor_host), payload)
+        target = self._predictor_target(self.predictor_host)
+        return await client.forward_predict(target, payload, headers)
 
     async def explain(self, payload: Payload, headers: Headers | None = None) -> Any:
         if not self.explainer_host:
             raise NotImplementedError(f"Model '{self.name}' has no explainer")
         target = self._predictor_target(self.explainer_host)
-        return await client.forward_explain(target, payload)
+        return await client.forward_explain(target, payload, headers)
 
     def validate(self, payload: Payload) -> Payload:
         """KServe's envelope check: `inputs` / `instances` must be lists."""
@@ -222,7 +223,10 @@ class Model:
 
     def _predictor_target(self, host: str) -> client.Target:
         scheme = "https" if self.use_ssl else "http"
-        base = host if "://" in host else f"{scheme}://{host}"
+        if self.protocol == "grpc-v2":
+            base = host.split("://", 1)[-1]  # gRPC dials host:port
+        else:
+            base = host if "://" in host else f"{scheme}://{host}"
         return client.Target(
             base_url=base, model_name=self.name, protocol=self.protocol, timeout_s=self.timeout
         )

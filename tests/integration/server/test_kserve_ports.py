@@ -43,12 +43,13 @@ def _b64_rows(rows: list[list[float]]) -> list[str]:
     return [base64.b64encode(np.asarray(row, dtype=np.float32).tobytes()).decode() for row in rows]
 
 
-@pytest.mark.parametrize("protocol", ["v1", "v2"])
+@pytest.mark.parametrize("protocol", ["v1", "v2", "grpc-v2"])
 def test_transformer_sample_forwards_to_a_ksrv_predictor(iris_server, protocol):
+    port = iris_server.grpc_port if protocol == "grpc-v2" else iris_server.port
     transformer = run_script(
         "custom_transformer.py",
         "--model_name", "iris",
-        "--predictor_host", f"127.0.0.1:{iris_server.port}",
+        "--predictor_host", f"127.0.0.1:{port}",
         "--protocol", protocol,
     )  # fmt: skip
     try:
@@ -93,5 +94,46 @@ def test_transformer_with_unreachable_predictor_is_502():
         )
         assert response.status_code == 502
         assert "unreachable" in response.json()["error"]
+    finally:
+        transformer.stop()
+
+
+def test_transformer_passes_on_request_id_and_auth_but_not_other_headers(toy_server):
+    transformer = run_script(
+        "custom_transformer.py",
+        "--model_name", "headers",
+        "--predictor_host", f"127.0.0.1:{toy_server.port}",
+        "--protocol", "v1",
+    )  # fmt: skip
+    try:
+        instances = [{"image": {"b64": item}} for item in _b64_rows(IRIS_ROWS)]
+        response = httpx.post(
+            f"{transformer.url}/v1/models/headers:predict",
+            json={"instances": instances},
+            headers={"x-request-id": "rid-7", "authorization": "Bearer t", "x-secret": "no"},
+        )
+        assert response.status_code == 200, response.text
+        seen = response.json()["seen"]
+        assert seen["x-request-id"] == "rid-7"
+        assert seen["authorization"] == "Bearer t"
+        assert "x-secret" not in seen
+    finally:
+        transformer.stop()
+
+
+def test_transformer_over_grpc_to_a_missing_model_is_404(iris_server):
+    transformer = run_script(
+        "custom_transformer.py",
+        "--model_name", "absent",
+        "--predictor_host", f"127.0.0.1:{iris_server.grpc_port}",
+        "--protocol", "grpc-v2",
+    )  # fmt: skip
+    try:
+        instances = [{"image": {"b64": item}} for item in _b64_rows(IRIS_ROWS)]
+        response = httpx.post(
+            f"{transformer.url}/v1/models/absent:predict", json={"instances": instances}
+        )
+        assert response.status_code == 404
+        assert "absent" in response.json()["error"]
     finally:
         transformer.stop()
