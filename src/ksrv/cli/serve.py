@@ -63,6 +63,11 @@ from ksrv.server.settings import (
     show_default=True,
     type=click.Choice(["v1", "v2", "grpc-v2"]),
 )
+@click.option(
+    "--explainer",
+    type=click.Choice(["shap"]),
+    help="Serve an explainer of the model at --predictor-host (its :explain gives SHAP values).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     model_class: str | None,
@@ -80,6 +85,7 @@ def serve(
     grace_period: float,
     predictor_host: str | None,
     predictor_protocol: str,
+    explainer: str | None,
     log_level: str,
 ) -> None:
     """Serve a model over KServe V1, Open Inference Protocol REST and gRPC.
@@ -114,6 +120,7 @@ def serve(
         model_class=model_class,
         predictor_host=predictor_host,
         predictor_protocol=predictor_protocol,
+        explainer=explainer,
     )
     try:
         app.serve(settings)

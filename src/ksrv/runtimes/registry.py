@@ -21,6 +21,21 @@ RUNTIMES: dict[str, str] = {
 }
 
 
+EXPLAINERS: dict[str, str] = {
+    "shap": "ksrv.runtimes.explainer:ShapExplainer",
+}
+
+
+def explainer_class(kind: str) -> Any:
+    """The explainer class for `kind` (e.g. "shap"), imported on first use."""
+    target = EXPLAINERS.get(kind.lower())
+    if target is None:
+        raise Unsupported(
+            f"explainer {kind!r} is not supported; known explainers: " + ", ".join(EXPLAINERS)
+        )
+    return _load(target)
+
+
 def runtime_class(model_format: str) -> Any:
     """The runtime class serving `model_format`, imported on first use."""
     target = RUNTIMES.get(model_format.lower())
@@ -29,6 +44,10 @@ def runtime_class(model_format: str) -> Any:
             f"model format {model_format!r} is not supported; known formats: "
             + ", ".join(sorted(RUNTIMES))
         )
+    return _load(target)
+
+
+def _load(target: str) -> Any:
     module_name, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
 

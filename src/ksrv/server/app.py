@@ -61,6 +61,11 @@ def load_class(target: str) -> type[Model]:
 
 def build_models(settings: ServerSettings) -> list[Model]:
     """The model(s) the settings name, not yet loaded."""
+    if settings.explainer:
+        if not settings.predictor_host:
+            raise InvalidInput("--explainer needs --predictor-host: the model to explain")
+        explainer = registry.explainer_class(settings.explainer)
+        return [explainer(settings.model_name, settings.predictor_host)]
     if settings.model_class:
         model = load_class(settings.model_class)(settings.model_name)
     elif settings.model_format:
