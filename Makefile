@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 # Every runtime's extra: the whole suite runs against all of them.
-EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,s3,gcs,azure,hf,explainer,test,dev
+EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,s3,gcs,azure,hf,explainer,pmml,mlflow,test,dev
 
 .PHONY: run test test-unit test-int lint fmt type check bench proto clean
 

@@ -20,6 +20,8 @@ _FORMATS: dict[str, tuple[tuple[str, ...], int, str]] = {
     "onnx": (("1",), 1, "kserve-tritonserver"),
     "pytorch": (("1",), 2, "kserve-torchserve"),
     "tensorflow": (("1", "2"), 2, "kserve-tensorflow-serving"),
+    "pmml": (("3", "4"), 1, "kserve-pmmlserver"),
+    "mlflow": (("1", "2"), 1, "kserve-mlserver"),
 }
 
 _TEMPLATE = """\

@@ -17,6 +17,8 @@ RUNTIMES: dict[str, str] = {
     "onnx": "ksrv.runtimes.onnx:ONNXModel",
     # KServe's format name for TorchScript models.
     "pytorch": "ksrv.runtimes.torch:TorchModel",
+    "pmml": "ksrv.runtimes.pmml:PMMLModel",
+    "mlflow": "ksrv.runtimes.mlflow:MLflowModel",
     "tensorflow": "ksrv.runtimes.tensorflow:TensorFlowModel",
 }
 
