@@ -16,12 +16,14 @@ from ksrv.protocol.v2 import InferOutput, InferRequest, InferResponse
 
 
 def check_request(document: Any) -> dict[str, Any]:
-    """A V1 body must be a JSON object; `instances`/`inputs`, when present, must be lists."""
+    """A V1 body must be a JSON object; `instances` must be a list and `inputs` a list or,
+    in TF Serving's columnar form for several named inputs, an object."""
     if not isinstance(document, dict):
         raise InvalidInput('Expected a JSON object with "instances" or "inputs"')
-    for key in ("instances", "inputs"):
-        if key in document and not isinstance(document[key], list):
-            raise InvalidInput(f'Expected "{key}" to be a list')
+    if "instances" in document and not isinstance(document["instances"], list):
+        raise InvalidInput('Expected "instances" to be a list')
+    if "inputs" in document and not isinstance(document["inputs"], list | dict):
+        raise InvalidInput('Expected "inputs" to be a list or an object of named inputs')
     return document
 
 

@@ -79,6 +79,15 @@ def test_v1_named_instances_feed_several_inputs(server, models_dir):
     np.testing.assert_array_equal(np.asarray([row["total"] for row in rows]), want["total"])
 
 
+def test_v1_columnar_named_inputs_over_rest(server, models_dir):
+    body = {"inputs": {"left": LEFT.tolist(), "right": RIGHT.tolist()}}
+    response = httpx.post(f"{server.url}/v1/models/pair:predict", json=body)
+    assert response.status_code == 200, response.text
+    want = expected(models_dir / "pair", left=LEFT, right=RIGHT)
+    outputs = response.json()["outputs"]
+    np.testing.assert_array_equal(np.asarray(outputs["total"]), want["total"])
+
+
 def test_v2_infer_answers_every_signature_output(server, models_dir, v2_infer):
     features = np.asarray(IRIS_ROWS, dtype=np.float32)
     outputs = v2_infer(server, "linear", {"features": features})
