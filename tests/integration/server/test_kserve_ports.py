@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import sys
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
@@ -20,6 +22,21 @@ def run_script(script: str, *args: str) -> ServerProcess:
         "--http_port", str(port), "--host", "127.0.0.1", *args,
     ]  # fmt: skip
     return ServerProcess(command, port).wait_ready()
+
+
+@contextlib.contextmanager
+def transformer_for(model_name: str, predictor: str, protocol: str) -> Iterator[ServerProcess]:
+    """KServe's transformer sample in front of `predictor` (host:port), stopped afterwards."""
+    server = run_script(
+        "custom_transformer.py",
+        "--model_name", model_name,
+        "--predictor_host", predictor,
+        "--protocol", protocol,
+    )  # fmt: skip
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -46,66 +63,36 @@ def _b64_rows(rows: list[list[float]]) -> list[str]:
 @pytest.mark.parametrize("protocol", ["v1", "v2", "grpc-v2"])
 def test_transformer_sample_forwards_to_a_ksrv_predictor(iris_server, protocol):
     port = iris_server.grpc_port if protocol == "grpc-v2" else iris_server.port
-    transformer = run_script(
-        "custom_transformer.py",
-        "--model_name", "iris",
-        "--predictor_host", f"127.0.0.1:{port}",
-        "--protocol", protocol,
-    )  # fmt: skip
-    try:
+    with transformer_for("iris", f"127.0.0.1:{port}", protocol) as transformer:
         instances = [{"image": {"b64": item}} for item in _b64_rows(IRIS_ROWS)]
         response = httpx.post(
             f"{transformer.url}/v1/models/iris:predict", json={"instances": instances}
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"predictions": iris_expected(IRIS_ROWS)[0]}
-    finally:
-        transformer.stop()
 
 
 def test_transformer_v2_request_through_to_predictor(iris_server):
-    transformer = run_script(
-        "custom_transformer.py",
-        "--model_name", "iris",
-        "--predictor_host", f"127.0.0.1:{iris_server.port}",
-        "--protocol", "v2",
-    )  # fmt: skip
-    try:
+    with transformer_for("iris", f"127.0.0.1:{iris_server.port}", "v2") as transformer:
         rows = _b64_rows(IRIS_ROWS)
         body = {"inputs": [{"name": "x", "shape": [2], "datatype": "BYTES", "data": rows}]}
         response = httpx.post(f"{transformer.url}/v2/models/iris/infer", json=body)
         assert response.status_code == 200, response.text
         assert response.json()["outputs"][0]["data"] == iris_expected(IRIS_ROWS)[0]
-    finally:
-        transformer.stop()
 
 
 def test_transformer_with_unreachable_predictor_is_502():
-    transformer = run_script(
-        "custom_transformer.py",
-        "--model_name", "iris",
-        "--predictor_host", f"127.0.0.1:{free_port()}",
-        "--protocol", "v2",
-    )  # fmt: skip
-    try:
+    with transformer_for("iris", f"127.0.0.1:{free_port()}", "v2") as transformer:
         instances = [{"image": {"b64": item}} for item in _b64_rows(IRIS_ROWS)]
         response = httpx.post(
             f"{transformer.url}/v1/models/iris:predict", json={"instances": instances}
         )
         assert response.status_code == 502
         assert "unreachable" in response.json()["error"]
-    finally:
-        transformer.stop()
 
 
 def test_transformer_passes_on_request_id_and_auth_but_not_other_headers(toy_server):
-    transformer = run_script(
-        "custom_transformer.py",
-        "--model_name", "headers",
-        "--predictor_host", f"127.0.0.1:{toy_server.port}",
-        "--protocol", "v1",
-    )  # fmt: skip
-    try:
+    with transformer_for("headers", f"127.0.0.1:{toy_server.port}", "v1") as transformer:
         instances = [{"image": {"b64": item}} for item in _b64_rows(IRIS_ROWS)]
         response = httpx.post(
             f"{transformer.url}/v1/models/headers:predict",
@@ -117,23 +104,13 @@ def test_transformer_passes_on_request_id_and_auth_but_not_other_headers(toy_ser
         assert seen["x-request-id"] == "rid-7"
         assert seen["authorization"] == "Bearer t"
         assert "x-secret" not in seen
-    finally:
-        transformer.stop()
 
 
 def test_transformer_over_grpc_to_a_missing_model_is_404(iris_server):
-    transformer = run_script(
-        "custom_transformer.py",
-        "--model_name", "absent",
-        "--predictor_host", f"127.0.0.1:{iris_server.grpc_port}",
-        "--protocol", "grpc-v2",
-    )  # fmt: skip
-    try:
+    with transformer_for("absent", f"127.0.0.1:{iris_server.grpc_port}", "grpc-v2") as transformer:
         instances = [{"image": {"b64": item}} for item in _b64_rows(IRIS_ROWS)]
         response = httpx.post(
             f"{transformer.url}/v1/models/absent:predict", json={"instances": instances}
         )
         assert response.status_code == 404
         assert "absent" in response.json()["error"]
-    finally:
-        transformer.stop()
