@@ -98,30 +98,28 @@ class ServingRuntimeSpec(_Resource):
         return None
 
 
-class ServingRuntime(_Resource):
+class _RuntimeResource(_Resource):
+    """What both runtime kinds hold: the same spec under a different scope."""
+
+    api_version: Literal["serving.kserve.io/v1alpha1"] = API_VERSION
+    metadata: ObjectMeta
+    spec: ServingRuntimeSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class ServingRuntime(_RuntimeResource):
     """A namespaced runtime: it wins over every ClusterServingRuntime in its namespace."""
 
-    api_version: Literal["serving.kserve.io/v1alpha1"] = API_VERSION
     kind: Literal["ServingRuntime"] = "ServingRuntime"
-    metadata: ObjectMeta
-    spec: ServingRuntimeSpec
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
 
 
-class ClusterServingRuntime(_Resource):
+class ClusterServingRuntime(_RuntimeResource):
     """A cluster-scoped runtime, such as the defaults KServe installs."""
 
-    api_version: Literal["serving.kserve.io/v1alpha1"] = API_VERSION
     kind: Literal["ClusterServingRuntime"] = "ClusterServingRuntime"
-    metadata: ObjectMeta
-    spec: ServingRuntimeSpec
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
 
 
 Runtime = ServingRuntime | ClusterServingRuntime

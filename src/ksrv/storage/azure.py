@@ -16,7 +16,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ksrv.errors import StorageError
-from ksrv.storage.base import DownloadOptions, Listing, RemoteObject, TransientError
+from ksrv.storage.base import (
+    DownloadOptions,
+    Listing,
+    RemoteObject,
+    TransientError,
+    relative_path,
+)
 
 CHUNK_BYTES = 4 * 1024 * 1024
 
@@ -81,15 +87,6 @@ def credential(location: BlobLocation, env: Mapping[str, str]) -> Any:
             raise StorageError("service principal credentials need azure-identity") from exc
         return ClientSecretCredential(tenant, client, secret)
     return None
-
-
-def relative_path(prefix: str, name: str) -> str | None:
-    if name.endswith("/"):
-        return None
-    if name == prefix:
-        return name.rsplit("/", 1)[-1]
-    folder = prefix.rstrip("/") + "/" if prefix else ""
-    return name[len(folder) :] if name.startswith(folder) else None
 
 
 class AzureBlobProvider:

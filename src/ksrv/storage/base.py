@@ -282,6 +282,17 @@ def _check_limits(uri: str, listing: Listing, options: DownloadOptions) -> None:
         raise StorageError(f"{uri}: {total} bytes exceeds the limit of {options.max_bytes} bytes")
 
 
+def relative_path(prefix: str, key: str) -> str | None:
+    """Where object `key` goes under the destination, or None if it is not under `prefix` as
+    a folder (s3://b/iris must not pick up iris-v2/...). Shared by the object stores."""
+    if key.endswith("/"):
+        return None  # a "folder" marker object
+    if key == prefix:
+        return key.rsplit("/", 1)[-1]
+    folder = prefix.rstrip("/") + "/" if prefix else ""
+    return key[len(folder) :] if key.startswith(folder) else None
+
+
 def safe_relative(uri: str, path: str) -> PurePosixPath:
     """`path` as a relative path that stays inside its destination, else StorageError."""
     pure = PurePosixPath(path)

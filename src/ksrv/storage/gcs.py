@@ -13,7 +13,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ksrv.errors import StorageError
-from ksrv.storage.base import DownloadOptions, Listing, RemoteObject, TransientError
+from ksrv.storage.base import (
+    DownloadOptions,
+    Listing,
+    RemoteObject,
+    TransientError,
+    relative_path,
+)
 
 DEFAULT_CREDENTIALS = "/var/secrets/gcloud-application-credentials.json"
 
@@ -24,16 +30,6 @@ def split_uri(uri: str) -> tuple[str, str]:
     if not bucket:
         raise StorageError(f"{uri}: expected gs://bucket/path")
     return bucket, key
-
-
-def relative_path(prefix: str, name: str) -> str | None:
-    """Where blob `name` goes under the destination; None if not under `prefix` as a folder."""
-    if name.endswith("/"):
-        return None
-    if name == prefix:
-        return name.rsplit("/", 1)[-1]
-    folder = prefix.rstrip("/") + "/" if prefix else ""
-    return name[len(folder) :] if name.startswith(folder) else None
 
 
 def new_client(env: Mapping[str, str]) -> Any:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ksrv.errors import StorageError
-from ksrv.storage.base import DownloadOptions, Listing, RemoteObject, TransientError
+from ksrv.storage.base import (
+    DownloadOptions,
+    Listing,
+    RemoteObject,
+    TransientError,
+    relative_path,
+)
 
 CHUNK_BYTES = 1024 * 1024
 ANNOTATION = "serving.kserve.io/"
@@ -115,17 +121,6 @@ def split_uri(uri: str) -> tuple[str, str]:
     if not bucket:
         raise StorageError(f"{uri}: expected s3://bucket/path")
     return bucket, key
-
-
-def relative_path(prefix: str, key: str) -> str | None:
-    """Where `key` goes under the destination, or None if it is not under `prefix` as a
-    folder (s3://b/iris must not pick up iris-v2/...)."""
-    if key.endswith("/"):
-        return None  # a "folder" marker object
-    if key == prefix:
-        return key.rsplit("/", 1)[-1]
-    folder = prefix.rstrip("/") + "/" if prefix else ""
-    return key[len(folder) :] if key.startswith(folder) else None
 
 
 class S3Provider:
