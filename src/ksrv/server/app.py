@@ -24,10 +24,10 @@ from typing import Any
 
 from ksrv import storage
 from ksrv.errors import InvalidInput, ModelNotFound, ModelNotReady
+from ksrv.http import server as http
 from ksrv.model.base import Model
 from ksrv.model.repository import ModelRepository
 from ksrv.runtimes import registry
-from ksrv.server import http
 from ksrv.server.dataplane import DataPlane
 from ksrv.server.rest import RESTApp
 from ksrv.server.settings import ServerSettings

@@ -1,4 +1,4 @@
-"""The REST adapter: V1, V2 (OIP) and the repository extension over `server.http`.
+"""The REST adapter: V1, V2 (OIP) and the repository extension over `ksrv.http.server`.
 
 No web framework: routing is a split on '/', because per-request framework overhead is most
 of what separates a Python model server from the floor. Every error, ours or a bug, becomes
@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 from ksrv.errors import InvalidInput, KsrvError, PayloadTooLarge, RouteNotFound
+from ksrv.http.server import Request, Response
 from ksrv.protocol import rest_codec, status, v1
 from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server.dataplane import DataPlane
-from ksrv.server.http import Request, Response
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def payload_too_large(size: int, limit: int) -> Response:
 
 
 class RESTApp:
-    """Answers whole HTTP requests (from `server.http`) against one `DataPlane`."""
+    """Answers whole HTTP requests (from `ksrv.http.server`) against one `DataPlane`."""
 
     def __init__(self, dataplane: DataPlane, max_request_bytes: int = 100 * 1024 * 1024):
         self.dataplane = dataplane

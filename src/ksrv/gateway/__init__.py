@@ -1,0 +1,1 @@
+"""The gateway: one port in front of every InferenceService, routing to replicas."""
