@@ -1,20 +1,56 @@
-"""`ksrv` command group."""
+"""`ksrv` command group: each command's module is imported only when that command runs."""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import click
 
-from ksrv.cli import serve, storage
+# command name -> "module:attribute"; keeps `ksrv --help` and `ksrv get` from importing the
+# model server, the gateway or any framework.
+COMMANDS = {
+    "serve": "ksrv.cli.serve:serve",
+    "storage": "ksrv.cli.storage:storage",
+    "gateway": "ksrv.cli.gateway:gateway",
+    "up": "ksrv.cli.up:up",
+    "down": "ksrv.cli.up:down",
+    "apply": "ksrv.cli.resources:apply",
+    "get": "ksrv.cli.resources:get",
+    "describe": "ksrv.cli.resources:describe",
+    "delete": "ksrv.cli.resources:delete",
+    "logs": "ksrv.cli.resources:logs",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if _find(name) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return _find(cmd_name)
+
+
+def _find(name: str) -> Any:
+    target = COMMANDS.get(name)
+    if target is None:
+        return None
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None  # a command whose module is not built yet
+        raise
+    return getattr(module, attribute, None)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="ksrv")
 def cli() -> None:
     """ksrv: serve models the way KServe does, locally or on Kubernetes."""
-
-
-cli.add_command(serve.serve)
-cli.add_command(storage.storage)
 
 
 def main() -> None:
