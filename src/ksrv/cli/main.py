@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import click
 
@@ -33,7 +32,7 @@ class LazyGroup(click.Group):
         return _find(cmd_name)
 
 
-def _find(name: str) -> Any:
+def _find(name: str) -> click.Command | None:
     target = COMMANDS.get(name)
     if target is None:
         return None
@@ -44,7 +43,8 @@ def _find(name: str) -> Any:
         if exc.name == module_name:
             return None  # a command whose module is not built yet
         raise
-    return getattr(module, attribute, None)
+    command = getattr(module, attribute, None)
+    return command if isinstance(command, click.Command) else None
 
 
 @click.group(cls=LazyGroup)
