@@ -17,6 +17,8 @@ that raises them keeps its status codes. Nothing here imports ksrv or a web fram
     ├── UpstreamTimeout          a predictor/step exceeded its deadline      (504)
     ├── StorageError             a model download or unpack failed           (503)
     ├── ResourceInvalid          an `api` resource fails parse or validation (422)
+    ├── ResourceNotFound         no stored resource of that kind and name    (404)
+    ├── Conflict                 exists already, or a stale resourceVersion  (409)
     └── InferenceError           the model raised while predicting           (500)
 """
 
@@ -127,6 +129,18 @@ class ResourceInvalid(KsrvError):
     def __init__(self, message: str = "", reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ResourceNotFound(KsrvError):
+    """No stored resource has this kind, namespace and name."""
+
+    kind = "resource_not_found"
+
+
+class Conflict(KsrvError):
+    """A create found the resource already there, or an update carried a stale resourceVersion."""
+
+    kind = "conflict"
 
 
 class InferenceError(KsrvError):

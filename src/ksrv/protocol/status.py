@@ -21,6 +21,8 @@ HTTP_STATUS: dict[str, int] = {
     errors.UpstreamTimeout.kind: 504,
     errors.StorageError.kind: 503,
     errors.ResourceInvalid.kind: 422,
+    errors.ResourceNotFound.kind: 404,
+    errors.Conflict.kind: 409,
     errors.InferenceError.kind: 500,
 }
 
@@ -37,6 +39,8 @@ GRPC_CODE: dict[str, str] = {
     errors.UpstreamTimeout.kind: "DEADLINE_EXCEEDED",
     errors.StorageError.kind: "UNAVAILABLE",
     errors.ResourceInvalid.kind: "INVALID_ARGUMENT",
+    errors.ResourceNotFound.kind: "NOT_FOUND",
+    errors.Conflict.kind: "ABORTED",
     errors.InferenceError.kind: "INTERNAL",
 }
 
