@@ -27,6 +27,9 @@ from ksrv import errors
 
 ChangeType = Literal["ADDED", "MODIFIED", "DELETED"]
 Document = dict[str, Any]
+# `Store.list` shadows the builtin inside the class body.
+Documents = list[Document]
+Changes = list["Change"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -89,7 +92,7 @@ class Store:
             raise _not_found(kind, namespace, name)
         return doc
 
-    def list(self, kind: str, namespace: str | None = None) -> list[Document]:
+    def list(self, kind: str, namespace: str | None = None) -> Documents:
         """Every document of `kind`, in one namespace or all of them, by namespace and name."""
         query = "SELECT doc FROM resources WHERE kind = ?"
         params: tuple[str, ...] = (kind,)
@@ -100,7 +103,7 @@ class Store:
             rows = self._db.execute(query + " ORDER BY namespace, name", params).fetchall()
         return [json.loads(row[0]) for row in rows]
 
-    def changes_since(self, version: int) -> tuple[list[Change], int]:
+    def changes_since(self, version: int) -> tuple[Changes, int]:
         """Changes newer than `version`, oldest first, and the latest version."""
         with self._lock:
             rows = self._db.execute(
@@ -229,7 +232,7 @@ class Store:
             "SELECT doc FROM resources WHERE kind = ? AND namespace = ? AND name = ?",
             (kind, namespace, name),
         ).fetchone()
-        return None if row is None else json.loads(row[0])  # type: ignore[no-any-return]
+        return None if row is None else json.loads(row[0])
 
     def _insert(self, doc: Document, kind: str, namespace: str, name: str) -> Document:
         stored = copy.deepcopy(doc)
