@@ -1,0 +1,1 @@
+"""Platforms run revisions as replicas: `base` is the seam, `local` runs them as processes."""

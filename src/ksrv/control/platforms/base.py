@@ -1,0 +1,95 @@
+"""The platform seam: what the reconciler asks for (`RevisionSpec`) and sees (`RevisionState`).
+
+A platform owns running replicas and nothing else; it knows no resources. Observed states are
+snapshots (frozen values), so a caller can diff them against a plan without racing the platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+Phase = Literal["Starting", "Ready", "Failed", "Stopping"]
+RevisionKey = tuple[str, str]
+"""(namespace, revision)."""
+
+OnChange = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionSpec:
+    """One immutable revision of a component, run as `replicas` copies of `command`.
+
+    `command` is an argv whose "{http_port}" and "{grpc_port}" (and "{python}") are filled in
+    per replica; `env` is added to the platform's own environment.
+    """
+
+    namespace: str
+    isvc: str
+    component: str
+    revision: str
+    command: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    replicas: int = 1
+    readiness_path: str = "/v2/health/ready"
+
+    @property
+    def key(self) -> RevisionKey:
+        return (self.namespace, self.revision)
+
+    def same_revision(self, other: RevisionSpec) -> bool:
+        """True when only the replica count may differ (a revision never changes otherwise)."""
+        return (
+            self.key == other.key
+            and self.isvc == other.isvc
+            and self.component == other.component
+            and tuple(self.command) == tuple(other.command)
+            and dict(self.env) == dict(other.env)
+            and self.readiness_path == other.readiness_path
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    """One replica as last observed. `pid` is None while nothing runs (backing off)."""
+
+    index: int
+    pid: int | None
+    http_port: int | None
+    grpc_port: int | None
+    phase: Phase
+    restarts: int
+    last_exit_code: int | None
+    last_failure: str | None
+    log_path: Path
+    started_at: float | None
+    """Wall-clock time (time.time()) the current process started."""
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionState:
+    """A revision and its replicas, ordered by index."""
+
+    spec: RevisionSpec
+    replicas: list[ReplicaState]
+
+
+class Platform(Protocol):
+    """Runs revisions. Implementations call their `on_change` callback on any phase change."""
+
+    async def ensure(self, spec: RevisionSpec) -> None:
+        """Start the revision, or resize it to `spec.replicas`."""
+
+    async def remove(self, namespace: str, revision: str) -> None:
+        """Drain and stop every replica of the revision."""
+
+    def observe(self) -> dict[RevisionKey, RevisionState]:
+        """A snapshot of every revision the platform runs."""
+
+    async def start(self) -> None:
+        """Adopt what a previous run of the platform left running."""
+
+    async def shutdown(self, stop_replicas: bool) -> None:
+        """Stop supervising; with `stop_replicas`, also drain and stop every replica."""

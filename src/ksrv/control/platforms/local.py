@@ -1,0 +1,191 @@
+"""LocalPlatform: revisions as supervised `ksrv serve` processes on 127.0.0.1.
+
+Replicas run in their own sessions, so they outlive the control plane; `platform.json` in the
+state directory records them (PID + process start time) and the next run adopts what is still
+running instead of restarting it. Output goes to `logs/{namespace}/{revision}-{index}.log`.
+Scaling down drains the highest indexes in the background (observed as Stopping); `remove`
+waits until every replica of the revision has exited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ksrv.control.platforms import statefile
+from ksrv.control.platforms.base import RevisionKey, RevisionSpec, RevisionState
+from ksrv.control.platforms.replica import LocalReplica, Supervision
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "platform.json"
+
+
+@dataclass(slots=True)
+class _Revision:
+    spec: RevisionSpec
+    replicas: dict[int, LocalReplica] = field(default_factory=dict)
+    stopping: set[LocalReplica] = field(default_factory=set)
+
+    def state(self) -> RevisionState:
+        every = [*self.replicas.values(), *self.stopping]
+        return RevisionState(
+            self.spec, [replica.snapshot() for replica in sorted(every, key=lambda r: r.index)]
+        )
+
+
+class LocalPlatform:
+    """Runs each replica as a child process and keeps it running."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        on_change: Callable[[], None] | None = None,
+        python: str = sys.executable,
+        *,
+        supervision: Supervision | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self._on_change = on_change
+        self._python = python
+        self._supervision = supervision or Supervision()
+        self._revisions: dict[RevisionKey, _Revision] = {}
+        self._removing: dict[RevisionKey, _Revision] = {}
+        self._drains: set[asyncio.Task[None]] = set()
+        self._is_supervising = True
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    async def ensure(self, spec: RevisionSpec) -> None:
+        """Start the revision or resize it; extra replicas (highest indexes) drain meanwhile.
+
+        Raises:
+            ValueError: a negative replica count, or a known revision with another command,
+                env or readiness path (a revision is immutable).
+        """
+        if spec.replicas < 0:
+            raise ValueError(f"{spec.revision}: replicas must be >= 0, not {spec.replicas}")
+        revision = self._revisions.get(spec.key)
+        if revision is None:
+            revision = self._revisions[spec.key] = _Revision(spec)
+        elif not revision.spec.same_revision(spec):
+            raise ValueError(
+                f"revision {spec.namespace}/{spec.revision} already runs another command or "
+                "env; a changed spec needs a new revision name"
+            )
+        revision.spec = spec
+        for index in range(spec.replicas):
+            if index not in revision.replicas:
+                replica = self._replica(spec, index)
+                revision.replicas[index] = replica
+                replica.run()
+        for index in sorted(i for i in revision.replicas if i >= spec.replicas):
+            self._drain_in_background(revision, revision.replicas.pop(index))
+        self._changed()
+
+    async def remove(self, namespace: str, revision: str) -> None:
+        """Drain every replica of the revision at once; returns when all have exited."""
+        key = (namespace, revision)
+        running = self._revisions.pop(key, None)
+        if running is None:
+            return
+        self._removing[key] = running
+        running.stopping.update(running.replicas.values())
+        running.replicas.clear()
+        self._changed()
+        try:
+            await asyncio.gather(*(replica.stop() for replica in running.stopping))
+        finally:
+            self._removing.pop(key, None)
+            self._changed()
+
+    def observe(self) -> dict[RevisionKey, RevisionState]:
+        """Every revision, including those still draining after `remove`."""
+        every = {**self._removing, **self._revisions}
+        return {key: revision.state() for key, revision in every.items()}
+
+    async def start(self) -> None:
+        """Adopt the replicas `platform.json` names that still run; restart the others."""
+        for record in statefile.read(self.state_path):
+            spec = record.spec
+            revision = self._revisions[spec.key] = _Revision(spec)
+            for replica_record in record.replicas:
+                replica = self._replica(spec, replica_record.index)
+                is_adopted = await replica.adopt(replica_record)
+                logger.info(
+                    "replica %s-%s: %s",
+                    spec.revision,
+                    replica_record.index,
+                    f"adopted pid {replica.pid}" if is_adopted else "not running, restarting",
+                )
+                if replica_record.index < spec.replicas:
+                    revision.replicas[replica_record.index] = replica
+                    replica.run()
+                elif is_adopted:
+                    self._drain_in_background(revision, replica)
+            for index in range(spec.replicas):
+                if index not in revision.replicas:
+                    revision.replicas[index] = replica = self._replica(spec, index)
+                    replica.run()
+        self._changed()
+
+    async def shutdown(self, stop_replicas: bool) -> None:
+        """Stop supervising. With `stop_replicas` drain and stop every replica (`ksrv down`);
+        without, leave them running and recorded for the next run to adopt."""
+        if stop_replicas:
+            keys = [*self._revisions]
+            await asyncio.gather(*(self.remove(*key) for key in keys), *self._drains)
+        else:
+            for revision in self._revisions.values():
+                for replica in revision.replicas.values():
+                    await replica.detach()
+            # Draining replicas got SIGTERM already and exit on their own.
+            for task in self._drains:
+                task.cancel()
+            await asyncio.gather(*self._drains, return_exceptions=True)
+        self._write_state()
+        self._is_supervising = False
+
+    def _replica(self, spec: RevisionSpec, index: int) -> LocalReplica:
+        log_path = self.state_dir / "logs" / spec.namespace / f"{spec.revision}-{index}.log"
+        return LocalReplica(spec, index, log_path, self._python, self._supervision, self._changed)
+
+    def _drain_in_background(self, revision: _Revision, replica: LocalReplica) -> None:
+        revision.stopping.add(replica)
+
+        async def drain() -> None:
+            try:
+                await replica.stop()
+            finally:
+                revision.stopping.discard(replica)
+                self._changed()
+
+        task = asyncio.create_task(drain(), name=f"drain {replica.spec.revision}-{replica.index}")
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    def _changed(self) -> None:
+        if not self._is_supervising:
+            return
+        self._write_state()
+        if self._on_change is not None:
+            try:
+                self._on_change()
+            except Exception:
+                logger.exception("platform on_change callback failed")
+
+    def _write_state(self) -> None:
+        records = [
+            statefile.RevisionRecord(
+                revision.spec,
+                [revision.replicas[index].record() for index in sorted(revision.replicas)],
+            )
+            for revision in self._revisions.values()
+        ]
+        statefile.write(self.state_path, records)
