@@ -1,0 +1,80 @@
+"""The management API's URL layout: which kinds it serves, under which group/version and plural.
+
+Kubernetes' layout, so kubectl habits (and KServe's clients) carry over:
+`/apis/serving.kserve.io/{version}/namespaces/{ns}/{plural}[/{name}]`, cluster-scoped kinds
+without the namespace part. The server and the CLI both build and read paths from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "serving.kserve.io"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """One kind the API serves."""
+
+    kind: str
+    version: str
+    plural: str
+    is_namespaced: bool
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{GROUP}/{self.version}"
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    def collection_path(self, namespace: str | None) -> str:
+        """The list/create URL; `namespace=None` lists across all namespaces."""
+        if self.is_namespaced and namespace is not None:
+            return f"/apis/{GROUP}/{self.version}/namespaces/{namespace}/{self.plural}"
+        return f"/apis/{GROUP}/{self.version}/{self.plural}"
+
+    def item_path(self, namespace: str, name: str) -> str:
+        return f"{self.collection_path(namespace if self.is_namespaced else None)}/{name}"
+
+
+RESOURCE_TYPES: tuple[ResourceType, ...] = (
+    ResourceType("InferenceService", "v1beta1", "inferenceservices", True, ("isvc",)),
+    ResourceType("ServingRuntime", "v1alpha1", "servingruntimes", True, ("sr",)),
+    ResourceType("ClusterServingRuntime", "v1alpha1", "clusterservingruntimes", False, ("csr",)),
+    ResourceType("InferenceGraph", "v1alpha1", "inferencegraphs", True, ("ig",)),
+    ResourceType("TrainedModel", "v1alpha1", "trainedmodels", True, ("tm",)),
+)
+
+_BY_NAME: dict[str, ResourceType] = {}
+for _type in RESOURCE_TYPES:
+    for _alias in (_type.kind.lower(), _type.plural, *_type.short_names):
+        _BY_NAME[_alias] = _type
+
+
+def by_kind(kind: str) -> ResourceType | None:
+    """The type for a document's `kind` (exact spelling, as in a manifest)."""
+    for resource_type in RESOURCE_TYPES:
+        if resource_type.kind == kind:
+            return resource_type
+    return None
+
+
+def by_plural(version: str, plural: str) -> ResourceType | None:
+    """The type a URL segment names, or None when this version does not serve it."""
+    for resource_type in RESOURCE_TYPES:
+        if resource_type.plural == plural and resource_type.version == version:
+            return resource_type
+    return None
+
+
+def resolve(text: str) -> ResourceType | None:
+    """What a user typed (`isvc`, `inferenceservices`, `InferenceService`, `csr`, ...)."""
+    name = text.lower()
+    if "." in name:  # `inferenceservices.serving.kserve.io`, as kubectl accepts
+        name, _, group = name.partition(".")
+        if group != GROUP:
+            return None
+    return _BY_NAME.get(name)

@@ -1,0 +1,516 @@
+"""The management API: KServe's resources over Kubernetes-shaped REST, kept in the `Store`.
+
+`ManagementAPI` is an `async (Request) -> Response` handler for `ksrv.http.HTTPServer`. Every
+body goes through `admission` (KServe's defaulting and validation) before the store sees it;
+every failure is a Kubernetes `Status` object, so kubectl-trained eyes and KServe's clients read
+them, and a caller's mistake is never a 500. Two internal endpoints serve what the control plane
+knows beyond the store: the route table (long poll, for the gateway) and replica logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+import yaml
+
+from ksrv import errors
+from ksrv.control import admission, api_paths
+from ksrv.control.api_paths import ResourceType
+from ksrv.control.store import Store
+from ksrv.http.server import Request, Response
+from ksrv.protocol import status
+
+logger = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' request limit for one object
+MAX_POLL_S = 300.0
+COMPONENTS = ("predictor", "transformer", "explainer")
+APPLY_PATCH = "application/apply-patch+yaml"
+# Response header telling `ksrv apply` what an apply did, as kubectl prints it.
+APPLY_RESULT_HEADER = "x-ksrv-apply"
+
+_REASONS = {
+    400: "BadRequest",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    500: "InternalError",
+}
+
+
+class RouteFeed(Protocol):
+    """The route table the reconciler publishes (`control.routes.RouteTable` satisfies it)."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    async def wait_newer(self, after: int, timeout_s: float) -> dict[str, Any] | None: ...
+
+
+class LogSource(Protocol):
+    """Where a component's replica logs are (the local platform knows)."""
+
+    def log_paths(self, namespace: str, name: str, component: str) -> list[Path]: ...
+
+
+class APIError(errors.KsrvError):
+    """A failure with its HTTP status and Kubernetes reason chosen here (405, 415, ...)."""
+
+    def __init__(self, code: int, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason or _REASONS.get(code, "BadRequest")
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A resource request, as read from its path and query."""
+
+    type: ResourceType
+    namespace: str | None  # None: all namespaces, or a cluster-scoped kind
+    name: str | None
+    subresource: str | None
+    is_dry_run: bool
+
+    @property
+    def store_namespace(self) -> str:
+        return (self.namespace or "") if self.type.is_namespaced else ""
+
+
+class ManagementAPI:
+    """Routes `/apis/serving.kserve.io/...`, `/ksrv/v1/...` and `/healthz`.
+
+    `on_change` is called after every write that changed the store: a nudge for the
+    reconciler, which also follows the store's changes feed.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        routes: RouteFeed | None = None,
+        logs: LogSource | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.routes = routes
+        self.logs = logs
+        self.on_change = on_change
+
+    async def __call__(self, request: Request) -> Response:
+        wants_yaml = "yaml" in request.headers.get("accept", "")
+        call: _Call | None = None
+        name: str | None = None
+        try:
+            query = _query(request)
+            parts = [part for part in request.path.split("/") if part]
+            if parts == ["healthz"]:
+                return Response(b"ok", 200, [(b"content-type", b"text/plain")])
+            if parts[:2] == ["ksrv", "v1"]:
+                return await self._internal(request.method, parts[2:], query)
+            call = _parse_call(parts, query)
+            name = call.name
+            body: Document = {}
+            if request.method in ("POST", "PUT", "PATCH"):
+                body = _body(request)
+                name = name or _name_in(body)
+            result, code, headers = self._resource(request, call, body)
+            return _encode(result, code, wants_yaml, headers)
+        except Exception as exc:
+            return _encode(_status_object(exc, call, name), _code(exc), wants_yaml)
+
+    @staticmethod
+    def too_large(size: int) -> Response:
+        """The 413 answer `HTTPServer` sends for a body over `MAX_BODY_BYTES`."""
+        exc = APIError(413, f"request body of {size} bytes exceeds {MAX_BODY_BYTES}")
+        return _encode(_status_object(exc, None, None), 413, False)
+
+    # -- resources -------------------------------------------------------------------------
+    def _resource(
+        self, request: Request, call: _Call, body: Document
+    ) -> tuple[Document, int, list[Any]]:
+        method = request.method
+        if call.name is None:
+            if method == "GET":
+                return self._list(call), 200, []
+            if method == "POST" and (call.namespace is not None or not call.type.is_namespaced):
+                return self._create(call, body), 201, []
+            raise _not_allowed(method, call)
+        if call.subresource == "status":
+            if method == "GET":
+                return self._get(call), 200, []
+            if method == "PUT":
+                return self._replace_status(call, body), 200, []
+            raise _not_allowed(method, call)
+        if method == "GET":
+            return self._get(call), 200, []
+        if method == "PUT":
+            return self._replace(call, body), 200, []
+        if method == "PATCH":
+            content_type = _content_type(request)
+            if content_type != APPLY_PATCH:
+                raise APIError(
+                    415, f"PATCH takes {APPLY_PATCH} (server-side apply), not {content_type!r}"
+                )
+            stored, outcome = self._apply(call, body)
+            code = 201 if outcome == "created" else 200
+            return stored, code, [(APPLY_RESULT_HEADER.encode(), outcome.encode())]
+        if method == "DELETE":
+            return self._delete(call), 200, []
+        raise _not_allowed(method, call)
+
+    def _list(self, call: _Call) -> Document:
+        namespace = call.namespace if call.type.is_namespaced else ""
+        return {
+            "apiVersion": call.type.api_version,
+            "kind": f"{call.type.kind}List",
+            "metadata": {"resourceVersion": str(self.store.latest_version)},
+            "items": self.store.list(call.type.kind, namespace),
+        }
+
+    def _get(self, call: _Call) -> Document:
+        assert call.name is not None
+        return self.store.get(call.type.kind, call.store_namespace, call.name)
+
+    def _create(self, call: _Call, body: Document) -> Document:
+        document = self._admit(call, body)
+        if call.is_dry_run:
+            name = document["metadata"]["name"]
+            if self._find(call, name) is not None:
+                raise errors.Conflict(f'{call.type.kind} "{name}" already exists')
+            return {**document, "status": {}}
+        stored = self.store.create(document)
+        self._changed()
+        return stored
+
+    def _replace(self, call: _Call, body: Document) -> Document:
+        document = self._admit(call, body)
+        current = self._get(call)
+        admission.admit_update(current, document)
+        if call.is_dry_run:
+            if (
+                document["metadata"].get("resourceVersion")
+                != current["metadata"]["resourceVersion"]
+            ):
+                raise errors.Conflict(f'{call.type.kind} "{call.name}" has been modified')
+            return _preview(current, document)
+        stored = self.store.update(document)
+        if stored != current:
+            self._changed()
+        return stored
+
+    def _apply(self, call: _Call, body: Document) -> tuple[Document, str]:
+        document = self._admit(call, body)
+        current = self._find(call, document["metadata"]["name"])
+        if current is not None:
+            admission.admit_update(current, document)
+        if call.is_dry_run:
+            if current is None:
+                return {**document, "status": {}}, "created"
+            preview = _preview(current, document)
+            return preview, "configured" if preview != current else "unchanged"
+        stored, changed = self.store.apply(document)
+        if changed:
+            self._changed()
+        if current is None:
+            return stored, "created"
+        return stored, "configured" if changed else "unchanged"
+
+    def _replace_status(self, call: _Call, body: Document) -> Document:
+        current = self._get(call)
+        given = (body.get("metadata") or {}).get("resourceVersion")
+        if given is not None and str(given) != current["metadata"]["resourceVersion"]:
+            raise errors.Conflict(f'{call.type.kind} "{call.name}" has been modified')
+        new_status = body.get("status")
+        if not isinstance(new_status, dict):
+            raise errors.InvalidInput("a status update needs a `status` mapping")
+        if call.is_dry_run:
+            return {**current, "status": new_status}
+        assert call.name is not None
+        stored = self.store.update_status(
+            call.type.kind, call.store_namespace, call.name, new_status
+        )
+        if stored != current:
+            self._changed()
+        return stored
+
+    def _delete(self, call: _Call) -> Document:
+        if call.is_dry_run:
+            return self._get(call)
+        assert call.name is not None
+        deleted = self.store.delete(call.type.kind, call.store_namespace, call.name)
+        self._changed()
+        return deleted
+
+    def _admit(self, call: _Call, body: Document) -> Document:
+        """The body checked against the URL, then defaulted and validated by `admission`."""
+        _check_against_url(call, body)
+        resource_version = body["metadata"].get("resourceVersion")
+        document = admission.admit(body)
+        metadata = document.setdefault("metadata", {})
+        if call.type.is_namespaced:
+            metadata["namespace"] = call.namespace
+        else:
+            metadata.pop("namespace", None)
+        if resource_version is not None:
+            metadata["resourceVersion"] = str(resource_version)
+        return document
+
+    def _find(self, call: _Call, name: str) -> Document | None:
+        try:
+            return self.store.get(call.type.kind, call.store_namespace, name)
+        except errors.ResourceNotFound:
+            return None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    # -- internal endpoints ----------------------------------------------------------------
+    async def _internal(self, method: str, parts: list[str], query: dict[str, str]) -> Response:
+        if method != "GET":
+            raise APIError(405, f"{method} is not supported here")
+        if parts == ["routes"]:
+            return await self._routes(query)
+        if len(parts) == 4 and parts[0] == "namespaces" and parts[2] == "logs":
+            return await self._logs(parts[1], parts[3], query)
+        raise APIError(404, "the server could not find the requested resource")
+
+    async def _routes(self, query: dict[str, str]) -> Response:
+        if self.routes is None:
+            raise APIError(404, "this control plane publishes no route table")
+        after = _int_param(query, "after", 0, minimum=0)
+        timeout_s = min(_float_param(query, "timeout_s", 30.0), MAX_POLL_S)
+        table = self.routes.snapshot()
+        if int(table.get("version", 0)) <= after:
+            newer = await self.routes.wait_newer(after, timeout_s)
+            if newer is None:
+                return Response(b"", 304)
+            table = newer
+        return _encode(table, 200, False)
+
+    async def _logs(self, namespace: str, name: str, query: dict[str, str]) -> Response:
+        component = query.get("component", "predictor")
+        if component not in COMPONENTS:
+            raise APIError(400, f"component must be one of {', '.join(COMPONENTS)}")
+        tail = _int_param(query, "tail", 100, minimum=-1)
+        if self.logs is None:
+            raise APIError(404, "this control plane keeps no logs")
+        paths = [path for path in self.logs.log_paths(namespace, name, component) if path.exists()]
+        if not paths:
+            raise APIError(404, f"no logs for the {component} of {namespace}/{name}")
+        text = await asyncio.to_thread(_read_tails, paths, tail)
+        return Response(text.encode(), 200, [(b"content-type", b"text/plain; charset=utf-8")])
+
+
+# -- request reading ------------------------------------------------------------------------
+def _query(request: Request) -> dict[str, str]:
+    target: bytes = getattr(request, "target", b"") or b""
+    raw = target.partition(b"?")[2].decode("latin-1")
+    if not raw and "?" in request.path:
+        raw = request.path.partition("?")[2]
+    return {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
+
+
+def _parse_call(parts: list[str], query: dict[str, str]) -> _Call:
+    if len(parts) < 4 or parts[:2] != ["apis", api_paths.GROUP]:
+        raise APIError(404, "the server could not find the requested resource")
+    version, rest = parts[2], parts[3:]
+    namespace: str | None = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    resource_type = api_paths.by_plural(version, rest[0])
+    if resource_type is None or len(rest) > 3:
+        raise APIError(404, "the server could not find the requested resource")
+    if not resource_type.is_namespaced and namespace is not None:
+        raise APIError(404, f"{resource_type.plural} are cluster-scoped: no namespace in the path")
+    name = rest[1] if len(rest) >= 2 else None
+    subresource = rest[2] if len(rest) == 3 else None
+    if subresource not in (None, "status"):
+        raise APIError(404, f"no subresource {subresource!r}")
+    if resource_type.is_namespaced and namespace is None and name is not None:
+        raise APIError(404, f"{resource_type.plural} are namespaced: the path needs a namespace")
+    dry_run = query.get("dryRun")
+    if dry_run not in (None, "All"):
+        raise APIError(400, f"dryRun must be All, not {dry_run!r}")
+    return _Call(resource_type, namespace, name, subresource, dry_run == "All")
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def _body(request: Request) -> Document:
+    """The one document in the body, JSON or YAML by content type (anything else: YAML)."""
+    try:
+        text = request.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise APIError(400, "the body is not UTF-8 text") from exc
+    try:
+        if _content_type(request) == "application/json":
+            documents = [json.loads(text)]
+        else:
+            documents = admission.parse(text)
+    except (ValueError, errors.ResourceInvalid) as exc:
+        raise APIError(400, f"the body is not a JSON or YAML document: {exc}") from exc
+    if len(documents) != 1 or not isinstance(documents[0], dict):
+        raise APIError(400, "the body must be exactly one JSON or YAML object")
+    return documents[0]
+
+
+def _name_in(body: Document) -> str | None:
+    metadata = body.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _check_against_url(call: _Call, body: Document) -> None:
+    """Kind, apiVersion, namespace and name in the body agree with the URL (or are filled)."""
+    expected = call.type
+    kind = body.setdefault("kind", expected.kind)
+    if kind != expected.kind:
+        raise APIError(400, f"the body is a {kind!r}, but the URL is for {expected.kind}")
+    api_version = body.setdefault("apiVersion", expected.api_version)
+    if api_version != expected.api_version:
+        raise APIError(
+            400, f"apiVersion {api_version!r} does not match {expected.api_version} in the URL"
+        )
+    metadata = body.setdefault("metadata", {})
+    if not isinstance(metadata, dict):
+        raise APIError(400, "metadata must be a mapping")
+    namespace = metadata.get("namespace")
+    if expected.is_namespaced and namespace not in (None, "", call.namespace):
+        raise APIError(
+            400,
+            f"the namespace of the object ({namespace}) does not match the namespace on the "
+            f"request ({call.namespace})",
+        )
+    if call.name is not None:
+        name = metadata.setdefault("name", call.name)
+        if name != call.name:
+            raise APIError(
+                400, f"the name of the object ({name}) does not match the name on the URL"
+            )
+
+
+def _int_param(query: dict[str, str], key: str, default: int, minimum: int) -> int:
+    try:
+        value = int(query.get(key, default))
+    except ValueError as exc:
+        raise APIError(400, f"{key} must be an integer") from exc
+    if value < minimum:
+        raise APIError(400, f"{key} must be at least {minimum}")
+    return value
+
+
+def _float_param(query: dict[str, str], key: str, default: float) -> float:
+    try:
+        value = float(query.get(key, default))
+    except ValueError as exc:
+        raise APIError(400, f"{key} must be a number") from exc
+    if not value >= 0:
+        raise APIError(400, f"{key} must not be negative")
+    return value
+
+
+# -- answers --------------------------------------------------------------------------------
+def _preview(current: Document, document: Document) -> Document:
+    """What an update would store (for dryRun): the new user fields over the stored object."""
+    preview = {key: value for key, value in document.items() if key != "status"}
+    metadata = {**document.get("metadata", {})}
+    for field in ("uid", "resourceVersion", "generation", "creationTimestamp"):
+        metadata[field] = current["metadata"][field]
+    if document.get("spec") != current.get("spec"):
+        metadata["generation"] = current["metadata"]["generation"] + 1
+    preview["metadata"] = metadata
+    preview["status"] = current.get("status", {})
+    return preview
+
+
+def _not_allowed(method: str, call: _Call) -> APIError:
+    where = f"{call.type.plural}/{call.name}" if call.name else call.type.plural
+    return APIError(405, f"{method} is not supported on {where}")
+
+
+def _code(exc: BaseException) -> int:
+    if isinstance(exc, APIError):
+        return exc.code
+    return status.http_status(exc)
+
+
+def _status_object(exc: BaseException, call: _Call | None, name: str | None) -> Document:
+    """A Kubernetes `Status` for a failure; a bug is logged and answered without details."""
+    code = _code(exc)
+    if code >= 500:
+        logger.error("management API failed", exc_info=exc)
+    reason = exc.reason if isinstance(exc, APIError) else _REASONS.get(code, "InternalError")
+    if isinstance(exc, errors.Conflict) and "already exists" in exc.message:
+        reason = "AlreadyExists"  # Kubernetes' reason for a create that finds the object
+    message = status.public_message(exc) if code < 500 else "internal error"
+    details: Document = {}
+    if call is not None:
+        details = {"kind": call.type.plural, "group": api_paths.GROUP}
+        if name:
+            details["name"] = name
+    if isinstance(exc, errors.ResourceInvalid):
+        causes = admission.field_errors(exc)
+        details["causes"] = [
+            {"reason": "FieldValueInvalid", "field": path, "message": text} for path, text in causes
+        ]
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "details": details,
+        "code": code,
+    }
+
+
+def _encode(
+    body: Document, code: int, wants_yaml: bool, headers: list[Any] | None = None
+) -> Response:
+    extra = list(headers or [])
+    if wants_yaml:
+        data = yaml.safe_dump(body, sort_keys=False).encode()
+        return Response(data, code, [(b"content-type", b"application/yaml"), *extra])
+    data = json.dumps(body).encode()
+    return Response(data, code, [(b"content-type", b"application/json"), *extra])
+
+
+def _read_tails(paths: list[Path], lines: int) -> str:
+    """The last `lines` lines of each file (-1: all); with several, a header names each."""
+    parts = []
+    for path in paths:
+        text = _tail(path, lines)
+        parts.append(f"==> {path.name} <==\n{text}" if len(paths) > 1 else text)
+    return "\n".join(parts)
+
+
+def _tail(path: Path, lines: int) -> str:
+    with path.open("rb") as file:
+        if lines < 0:
+            return file.read().decode("utf-8", "replace")
+        file.seek(0, 2)
+        position = file.tell()
+        chunk = b""
+        # Read backwards in blocks until there are enough newlines: logs grow without bound.
+        while position > 0 and chunk.count(b"\n") <= lines:
+            step = min(65536, position)
+            position -= step
+            file.seek(position)
+            chunk = file.read(step) + chunk
+    kept = chunk.splitlines(keepends=True)[-lines:] if lines else []
+    return b"".join(kept).decode("utf-8", "replace")
