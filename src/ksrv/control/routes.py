@@ -1,0 +1,52 @@
+"""The route table the gateway pulls: services, their components and ready replicas.
+
+The reconciler publishes a whole table at a time; the version goes up only when the content
+changes, so the gateway's long poll (`wait_newer`) wakes only for real changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+
+class RouteTable:
+    """Versioned route table; satisfies the management API's `RouteFeed`."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+        # Versions start from the clock so a restarted control plane never goes backwards.
+        self.version = int(time.time() * 1000)
+        self._services: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+
+    def publish(self, services: list[dict[str, Any]]) -> bool:
+        """Replace the services; True when that changed the table."""
+        ordered = sorted(services, key=lambda s: (s["namespace"], s["name"]))
+        if ordered == self._services:
+            return False
+        self._services = ordered
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"version": self.version, "domain": self.domain, "services": self._services}
+
+    async def wait_newer(self, after: int, timeout_s: float) -> dict[str, Any] | None:
+        """The table once its version differs from `after`, or None after `timeout_s`."""
+        if after != self.version:
+            return self.snapshot()  # newer, or from before a control-plane restart
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
+        except TimeoutError:
+            return None
+        return self.snapshot()
+
+    def service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        for service in self._services:
+            if service["namespace"] == namespace and service["name"] == name:
+                return service
+        return None
