@@ -28,15 +28,32 @@ _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
 class Request:
-    """One complete HTTP request: method, decoded path, lower-case headers, body."""
+    """One complete HTTP request: method, decoded path, lower-case headers, body.
 
-    __slots__ = ("body", "headers", "method", "path")
+    `target` (the request line's target, path and query as sent), `raw_headers` (lower-case
+    names, values as received, in order) and `client` (the peer's address) let a proxy pass
+    a request on without re-encoding it.
+    """
 
-    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+    __slots__ = ("body", "client", "headers", "method", "path", "raw_headers", "target")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        target: bytes = b"",
+        raw_headers: list[tuple[bytes, bytes]] | None = None,
+        client: str = "",
+    ) -> None:
         self.method = method
         self.path = path
         self.headers = headers
         self.body = body
+        self.target = target
+        self.raw_headers = raw_headers if raw_headers is not None else []
+        self.client = client
 
 
 class Response:
@@ -91,7 +108,7 @@ class HTTPServer:
         self.is_draining = False
         self.all_closed = asyncio.Event()
         self.date = _HTTPDate()
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int, sock: Any = None) -> None:
@@ -103,6 +120,13 @@ class HTTPServer:
                 lambda: _Connection(self), host=host, port=port, reuse_address=True, backlog=2048
             )
         self._sweeper = loop.create_task(self._close_idle_connections())
+
+    @property
+    def port(self) -> int:
+        """The bound port (what port 0 became), or 0 before `start`."""
+        if self._server is None or not self._server.sockets:
+            return 0
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def shutdown(self, grace_s: float) -> None:
         """Stop accepting; answer every request already received; close within `grace_s`."""
@@ -137,6 +161,7 @@ class _Connection(asyncio.Protocol):
         self.server = server
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
+        self.client = ""
         self.pending: deque[tuple[Request | Response, bool]] = deque()
         self.worker: asyncio.Task[None] | None = None
         self.last_active = time.monotonic()
@@ -158,6 +183,9 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self.client = str(peer[0])
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -236,7 +264,8 @@ class _Connection(asyncio.Protocol):
                 path = unquote(path)
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.header_list}
             method = self.parser.get_method().decode("ascii")
-            item = Request(method, path, headers, b"".join(self.body_parts))
+            body = self.body_parts[0] if len(self.body_parts) == 1 else b"".join(self.body_parts)
+            item = Request(method, path, headers, body, self.url, self.header_list, self.client)
         self.pending.append((item, keep_alive))
         if len(self.pending) > _MAX_PIPELINED and self.transport is not None:
             self.transport.pause_reading()

@@ -1,0 +1,24 @@
+"""`ksrv gateway`: one HTTP port and one gRPC port in front of every InferenceService."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--http-port", default=8080, show_default=True, help="HTTP port.")
+@click.option("--grpc-port", default=8081, show_default=True, help="gRPC port; 0 disables gRPC.")
+@click.option(
+    "--routes-url",
+    help="Route table to long-poll, e.g. http://127.0.0.1:8090/ksrv/v1/routes; "
+    "without it the gateway serves an empty table.",
+)
+def gateway(host: str, http_port: int, grpc_port: int, routes_url: str | None) -> None:
+    """Route requests by host or /serving/NS/NAME path to the ready replicas."""
+    from ksrv.gateway import app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app.serve_gateway(host, http_port, grpc_port, routes_url)

@@ -1,0 +1,181 @@
+"""The route table the control plane publishes, as a matcher: request host or path -> target.
+
+Every host form a service answers to is expanded once into a dict when a table arrives, so a
+request costs one dict lookup (host) or one split and lookup (path), never a scan over the
+services. Only ready replicas are listed; a backend without any takes no traffic.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from ksrv.errors import InvalidInput
+
+COMPONENTS = ("predictor", "transformer", "explainer")
+_PATH_PREFIX = "/serving/"
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One ready `ksrv serve` process: its REST and gRPC addresses (`host:port`)."""
+
+    http: str
+    grpc: str
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """One revision of a component and the share of traffic it should get."""
+
+    revision: str
+    percent: float
+    tag: str
+    replicas: tuple[Replica, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """A component's backends, with the cumulative weights a weighted choice needs."""
+
+    name: str
+    backends: tuple[Backend, ...]
+    live: tuple[Backend, ...]
+    cumulative: tuple[float, ...]
+
+    def choose(self, rng: random.Random) -> Backend | None:
+        """A backend by `percent`, among those with replicas; None when none has any.
+
+        An empty backend's share goes to the others in proportion; if every non-empty
+        backend has 0 percent, they share the traffic equally.
+        """
+        live = self.live
+        if len(live) <= 1:
+            return live[0] if live else None
+        total = self.cumulative[-1]
+        if total <= 0:
+            return live[rng.randrange(len(live))]
+        point = rng.random() * total
+        for backend, edge in zip(live, self.cumulative, strict=True):
+            if point < edge:
+                return backend
+        return live[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One InferenceService: where its entry, components and explainer live."""
+
+    namespace: str
+    name: str
+    timeout_s: float
+    entry: str
+    components: dict[str, Component]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Where a request goes: a service's component, and the target to send upstream."""
+
+    service: Service
+    component: Component
+    target: bytes
+
+
+class RouteTable:
+    """A parsed route table: `match(host, target)` finds the component a request is for."""
+
+    def __init__(self, version: int, domain: str, services: list[Service]) -> None:
+        self.version = version
+        self.domain = domain
+        self.services = services
+        self._hosts: dict[str, tuple[Service, str]] = {}
+        self._paths: dict[tuple[str, str], tuple[Service, str]] = {}
+        for service in services:
+            n, s, d = service.name, service.namespace, domain
+            for host in (f"{n}.{s}.{d}", f"{n}-{s}.{d}"):
+                self._hosts.setdefault(host, (service, service.entry))
+            self._paths.setdefault((s, n), (service, service.entry))
+            for c in service.components:
+                for host in (f"{n}-{c}.{s}.{d}", f"{n}-{c}-{s}.{d}"):
+                    self._hosts.setdefault(host, (service, c))
+                self._paths.setdefault((s, f"{n}-{c}"), (service, c))
+
+    @classmethod
+    def empty(cls) -> RouteTable:
+        return cls(0, "example.com", [])
+
+    def match(self, host: str, target: bytes) -> Match | None:
+        """The component for this Host header (port ignored) or `/serving/NS/NAME` path."""
+        found = self._hosts.get(host.partition(":")[0].lower()) if host else None
+        if found is None:
+            found, target = self._match_path(target)
+            if found is None:
+                return None
+        service, name = found
+        if name == service.entry and "explainer" in service.components:
+            path = target.partition(b"?")[0]
+            if path.endswith(b":explain"):
+                name = "explainer"
+        component = service.components.get(name)
+        if component is None:
+            return None
+        return Match(service, component, target)
+
+    def _match_path(self, target: bytes) -> tuple[tuple[Service, str] | None, bytes]:
+        if not target.startswith(b"/serving/"):
+            return None, target
+        parts = target[len(_PATH_PREFIX) :].split(b"/", 2)
+        if len(parts) < 2:
+            return None, target
+        namespace = parts[0].decode("latin-1")
+        name, _, query = parts[1].partition(b"?")
+        found = self._paths.get((namespace, name.decode("latin-1")))
+        rest = b"/" + parts[2] if len(parts) == 3 else b"/"
+        if query:
+            rest += b"?" + query
+        return found, rest
+
+
+def parse_table(document: dict[str, Any]) -> RouteTable:
+    """The JSON the control plane serves (docs/platform.md, seam 4) -> a RouteTable."""
+    try:
+        services = [_parse_service(item) for item in document.get("services", [])]
+        return RouteTable(int(document["version"]), str(document["domain"]), services)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"route table is malformed: {exc!r}") from exc
+
+
+def _parse_service(item: dict[str, Any]) -> Service:
+    components = {
+        name: _parse_component(name, spec) for name, spec in item.get("components", {}).items()
+    }
+    return Service(
+        namespace=str(item["namespace"]),
+        name=str(item["name"]),
+        timeout_s=float(item.get("timeout_s") or 60.0),
+        entry=str(item.get("entry") or "predictor"),
+        components=components,
+    )
+
+
+def _parse_component(name: str, spec: dict[str, Any]) -> Component:
+    backends = tuple(
+        Backend(
+            revision=str(b.get("revision", "")),
+            percent=float(b.get("percent", 100)),
+            tag=str(b.get("tag") or ""),
+            replicas=tuple(
+                Replica(str(r["http"]), str(r.get("grpc") or "")) for r in b["replicas"]
+            ),
+        )
+        for b in spec.get("backends", [])
+    )
+    live = tuple(b for b in backends if b.replicas)
+    cumulative: list[float] = []
+    total = 0.0
+    for backend in live:
+        total += max(backend.percent, 0.0)
+        cumulative.append(total)
+    return Component(name, backends, live, tuple(cumulative))
