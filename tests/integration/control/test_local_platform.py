@@ -28,15 +28,19 @@ KSRV_SERVE = [sys.executable, "-m", "ksrv.cli.main", "serve"]
 PORTS = ["--http-port", "{http_port}", "--grpc-port", "{grpc_port}"]
 FAST = Supervision(grace_period_s=10.0, backoff_initial_s=0.2, ready_probe_interval_s=0.2)
 
-# Answers 200 on every GET; "stamp" mode appends its start time to a file first.
+# Answers GET with 200, or 503 while the file $UNREADY_FILE exists. With $PORT_TAKEN_ONCE it
+# first fails the way a server whose port was taken does (once: it leaves that file behind).
 HTTP_SCRIPT = """
-import http.server, sys, time
-if len(sys.argv) > 2:
-    with open(sys.argv[2], "a") as f:
-        f.write(f"{time.time()}\\n")
+import http.server, os, sys
+taken = os.environ.get("PORT_TAKEN_ONCE")
+if taken and not os.path.exists(taken):
+    open(taken, "w").close()
+    print("OSError: [Errno 98] Address already in use", flush=True)
+    sys.exit(1)
+unready = os.environ.get("UNREADY_FILE")
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        self.send_response(200)
+        self.send_response(503 if unready and os.path.exists(unready) else 200)
         self.end_headers()
     def log_message(self, *args):
         pass
@@ -105,21 +109,20 @@ def run(scenario: Callable[[], Coroutine[Any, Any, None]], timeout_s: float = 90
     asyncio.run(bounded())
 
 
-def spec(command: list[str], replicas: int, revision: str = "demo-predictor-00001") -> RevisionSpec:
+def spec(command: list[str], replicas: int, env: dict[str, str] | None = None) -> RevisionSpec:
     return RevisionSpec(
         namespace="default",
         isvc="demo",
         component="predictor",
-        revision=revision,
+        revision="demo-predictor-00001",
         command=command,
-        env={},
+        env=env or {},
         replicas=replicas,
     )
 
 
-def http_spec(script: Path, replicas: int, stamps: Path | None = None) -> RevisionSpec:
-    command = [sys.executable, str(script), "{http_port}"]
-    return spec([*command, str(stamps)] if stamps else command, replicas)
+def http_spec(script: Path, replicas: int, env: dict[str, str] | None = None) -> RevisionSpec:
+    return spec(["{python}", str(script), "{http_port}"], replicas, env)
 
 
 def iris_spec(model_dir: Path, replicas: int) -> RevisionSpec:
@@ -259,7 +262,11 @@ def test_command_that_exits_at_once_fails_with_its_log_tail_and_backs_off(
         crashing = spec([sys.executable, "-c", script], 1)
         await platform.ensure(crashing)
         (replica,) = (
-            await until(platform, crashing.key, lambda s: s.replicas[0].restarts >= 3)
+            await until(
+                platform,
+                crashing.key,
+                lambda s: s.replicas[0].restarts >= 3 and s.replicas[0].phase == "Failed",
+            )
         ).replicas
         assert replica.last_exit_code == 3
         assert replica.last_failure is not None
@@ -388,10 +395,52 @@ def test_a_revision_is_immutable_except_for_its_replica_count(
         platform = tracker.platform(tmp_path)
         await platform.ensure(http_spec(http_script, 0))
         with pytest.raises(ValueError, match="new revision name"):
-            await platform.ensure(http_spec(http_script, 0, stamps=tmp_path / "other"))
+            await platform.ensure(http_spec(http_script, 0, {"UNREADY_FILE": "x"}))
         with pytest.raises(ValueError, match="replicas must be >= 0"):
             await platform.ensure(http_spec(http_script, -1))
         await platform.remove("default", "no-such-revision")
         assert list(platform.observe()) == [("default", "demo-predictor-00001")]
+
+    run(scenario)
+
+
+def test_replica_that_stops_answering_is_failed_until_it_answers_again(
+    tracker: Tracker, tmp_path: Path, http_script: Path
+) -> None:
+    unready = tmp_path / "unready"
+
+    async def scenario() -> None:
+        platform = tracker.platform(tmp_path)
+        revision = http_spec(http_script, 1, {"UNREADY_FILE": str(unready)})
+        await platform.ensure(revision)
+        (ready,) = (await until(platform, revision.key, all_ready(1))).replicas
+        unready.touch()
+        (failed,) = (
+            await until(platform, revision.key, lambda s: s.replicas[0].phase == "Failed")
+        ).replicas
+        assert failed.pid == ready.pid  # still running: not restarted
+        assert failed.last_failure is not None
+        assert failed.last_failure.startswith("readiness probe failed 3 times in a row")
+        assert "503" in failed.last_failure
+        unready.unlink()
+        (again,) = (await until(platform, revision.key, all_ready(1))).replicas
+        assert (again.pid, again.restarts) == (ready.pid, 0)
+
+    run(scenario)
+
+
+def test_replica_whose_port_was_taken_is_started_again_on_new_ports_at_once(
+    tracker: Tracker, tmp_path: Path, http_script: Path
+) -> None:
+    async def scenario() -> None:
+        supervision = Supervision(backoff_initial_s=30.0)  # a back-off would time the test out
+        platform = tracker.platform(tmp_path, supervision)
+        revision = http_spec(http_script, 1, {"PORT_TAKEN_ONCE": str(tmp_path / "taken")})
+        await platform.ensure(revision)
+        (replica,) = (await until(platform, revision.key, all_ready(1), timeout_s=10)).replicas
+        assert (replica.restarts, replica.last_failure) == (0, None)
+        log = replica.log_path.read_text()
+        assert log.count("--- ksrv: starting") == 2
+        assert "Address already in use" in log
 
     run(scenario)

@@ -76,6 +76,7 @@ class LocalReplica:
         self._ready_since = 0.0
         self._log_offset = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
 
     def snapshot(self) -> ReplicaState:
         return ReplicaState(
@@ -123,6 +124,16 @@ class LocalReplica:
         self._task = asyncio.create_task(
             self._supervise(), name=f"replica {self.spec.revision}-{self.index}"
         )
+        self._task.add_done_callback(self._log_crash)
+
+    def _log_crash(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "supervising replica %s-%s failed: it runs unwatched",
+                self.spec.revision,
+                self.index,
+                exc_info=task.exception(),
+            )
 
     async def detach(self) -> None:
         """Stop supervising; the process keeps running."""
@@ -133,7 +144,15 @@ class LocalReplica:
             self._task = None
 
     async def stop(self) -> None:
-        """Drain: SIGTERM, wait up to the grace period, then SIGKILL its session; reap it."""
+        """Drain: SIGTERM, wait up to the grace period, then SIGKILL its session; reap it.
+
+        Idempotent: a second caller (remove() during a scale-down drain) waits for the first.
+        """
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self._drain())
+        await self._stopping
+
+    async def _drain(self) -> None:
         await self.detach()
         pid, started = self.pid, self.process_start
         if pid is None:
