@@ -122,13 +122,21 @@ class ResourceInvalid(KsrvError):
 
     `reason` is KServe's condition reason when there is one (`NoSupportingRuntime`,
     `RuntimeNotRecognized`, `RuntimeDisabled`), so the reconciler can write it to a status.
+    `field_errors` lists `(path, message)` pairs such as
+    `("spec.predictor.minReplicas", "must be >= 0")`, so a client can point at each bad field.
     """
 
     kind = "resource_invalid"
 
-    def __init__(self, message: str = "", reason: str = "") -> None:
+    def __init__(
+        self,
+        message: str = "",
+        reason: str = "",
+        field_errors: list[tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
+        self.field_errors: list[tuple[str, str]] = list(field_errors or [])
 
 
 class ResourceNotFound(KsrvError):

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError, model_validator
 
+from ksrv.api.meta import ApiModel, ObjectMeta
 from ksrv.errors import ResourceInvalid
 
 API_VERSION: Final = "serving.kserve.io/v1alpha1"
@@ -21,16 +21,21 @@ API_VERSION: Final = "serving.kserve.io/v1alpha1"
 PROTOCOL_VERSIONS = ("v1", "v2", "grpc-v1", "grpc-v2")
 
 
-class _Resource(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+_Resource = ApiModel
 
-
-class ObjectMeta(_Resource):
-    name: str = Field(min_length=1)
-    namespace: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    creation_timestamp: str | None = None
+__all__ = [
+    "API_VERSION",
+    "PROTOCOL_VERSIONS",
+    "ClusterServingRuntime",
+    "Container",
+    "ObjectMeta",
+    "Runtime",
+    "ServingRuntime",
+    "ServingRuntimeSpec",
+    "SupportedModelFormat",
+    "parse_runtime",
+    "parse_runtimes",
+]
 
 
 class SupportedModelFormat(_Resource):
@@ -55,6 +60,16 @@ class Container(_Resource):
 
 
 class ServingRuntimeSpec(_Resource):
+    crd_fields = frozenset(
+        {
+            "affinity", "annotations", "builtInAdapter", "containers", "disabled",
+            "grpcDataEndpoint", "grpcEndpoint", "hostIPC", "httpDataEndpoint", "imagePullSecrets",
+            "labels", "multiModel", "nodeSelector", "protocolVersions", "replicas",
+            "schedulerName", "storageHelper", "supportedModelFormats", "tolerations", "volumes",
+            "workerSpec",
+        }
+    )  # fmt: skip
+
     supported_model_formats: list[SupportedModelFormat] = Field(default_factory=list)
     protocol_versions: list[str] = Field(default_factory=list)
     containers: list[Container] = Field(min_length=1)

@@ -1,0 +1,202 @@
+"""What every resource shares: the pydantic base, ObjectMeta, and the Kubernetes pod pieces.
+
+Models are strict, as the API server is: `"1"` is not an integer and `0.1` is not a quantity.
+Fields ksrv does not read are kept as given (`extra="allow"`); `crd_fields` lists the ones the
+CRD knows, so `unknown_fields` can tell a field KServe would prune from one it merely stores.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic.alias_generators import to_camel
+
+# Kubernetes' resource.Quantity syntax, as the CRDs spell it for int-or-string quantities.
+_QUANTITY = re.compile(
+    r"^[+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+
+def _quantity(value: object) -> int | str:
+    # bool is an int in Python but not in JSON; a float (`cpu: 0.1`) is rejected by the API server.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(
+            f"must be an integer or a quantity string such as '100m' or '1Gi', got {value!r}"
+        )
+    if isinstance(value, str) and not _QUANTITY.match(value):
+        raise ValueError(f"{value!r} is not a quantity (such as '100m', '1Gi' or '2')")
+    return value
+
+
+def _int_or_string(value: object) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"must be an integer or a string, got {value!r}")
+    return value
+
+
+Quantity = Annotated[int | str, PlainValidator(_quantity)]
+IntOrString = Annotated[int | str, PlainValidator(_int_or_string)]
+
+
+class ApiModel(BaseModel):
+    """Base of every resource model: camelCase on the wire, strict types, unknown fields kept."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        strict=True,
+        # KServe's field names (`modelFormat` -> model_format) collide with pydantic's prefix.
+        protected_namespaces=(),
+    )
+
+    # camelCase names the CRD defines here but this model leaves untyped; None = not checked.
+    crd_fields: ClassVar[frozenset[str] | None] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """KServe's camelCase document: what `load()` reads back to an equal resource."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def join(path: str, key: str | int) -> str:
+    """`spec` + `predictor` -> `spec.predictor`; `containers` + 0 -> `containers[0]`."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def unknown_fields(node: object, path: str = "") -> list[str]:
+    """Paths of fields the CRD does not define (KServe's API server prunes them silently)."""
+    found: list[str] = []
+    if isinstance(node, ApiModel):
+        cls = type(node)
+        if cls.crd_fields is not None:
+            known = cls.crd_fields | {
+                field.alias or name for name, field in cls.model_fields.items()
+            }
+            found += [join(path, key) for key in node.model_extra or {} if key not in known]
+        for name, field in cls.model_fields.items():
+            found += unknown_fields(getattr(node, name), join(path, field.alias or name))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += unknown_fields(item, join(path, index))
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            found += unknown_fields(value, join(path, str(key)))
+    return found
+
+
+class ObjectMeta(ApiModel):
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: Any = None
+
+
+class EnvVar(ApiModel):
+    crd_fields = frozenset({"valueFrom"})
+
+    name: str
+    value: str | None = None
+
+
+class ContainerPort(ApiModel):
+    crd_fields = frozenset({"hostIP", "hostPort", "name", "protocol"})
+
+    container_port: int
+
+
+class ResourceRequirements(ApiModel):
+    crd_fields = frozenset({"claims"})
+
+    limits: dict[str, Quantity] | None = None
+    requests: dict[str, Quantity] | None = None
+
+
+class VolumeMount(ApiModel):
+    crd_fields = frozenset(
+        {"mountPropagation", "readOnly", "recursiveReadOnly", "subPath", "subPathExpr"}
+    )
+
+    name: str
+    mount_path: str
+
+
+CONTAINER_FIELDS = frozenset(
+    {
+        "args", "command", "env", "envFrom", "image", "imagePullPolicy", "lifecycle",
+        "livenessProbe", "name", "ports", "readinessProbe", "resizePolicy", "resources",
+        "restartPolicy", "restartPolicyRules", "securityContext", "startupProbe", "stdin",
+        "stdinOnce", "terminationMessagePath", "terminationMessagePolicy", "tty",
+        "volumeDevices", "volumeMounts", "workingDir",
+    }
+)  # fmt: skip
+
+
+class Container(ApiModel):
+    """A Kubernetes container as KServe inlines it (framework and model specs are containers)."""
+
+    crd_fields = CONTAINER_FIELDS
+
+    name: str | None = None
+    image: str | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: list[EnvVar] | None = None
+    ports: list[ContainerPort] | None = None
+    resources: ResourceRequirements | None = None
+    volume_mounts: list[VolumeMount] | None = None
+    working_dir: str | None = None
+
+    def env_value(self, name: str) -> str | None:
+        """The literal value of env var `name`, if the container sets one."""
+        for var in self.env or ():
+            if var.name == name:
+                return var.value
+        return None
+
+
+class PodContainer(Container):
+    """An entry of a pod's `containers`/`initContainers`: Kubernetes requires the name."""
+
+    name: str
+
+
+POD_FIELDS = frozenset(
+    {
+        "activeDeadlineSeconds", "affinity", "automountServiceAccountToken", "containers",
+        "dnsConfig", "dnsPolicy", "enableServiceLinks", "hostAliases", "hostIPC",
+        "hostNetwork", "hostPID", "hostUsers", "hostname", "hostnameOverride",
+        "imagePullSecrets", "initContainers", "nodeName", "nodeSelector", "os", "overhead",
+        "preemptionPolicy", "priority", "priorityClassName", "readinessGates",
+        "resourceClaims", "resources", "restartPolicy", "runtimeClassName", "schedulerName",
+        "schedulingGates", "securityContext", "serviceAccount", "serviceAccountName",
+        "setHostnameAsFQDN", "shareProcessNamespace", "subdomain",
+        "terminationGracePeriodSeconds", "tolerations", "topologySpreadConstraints", "volumes",
+    }
+)  # fmt: skip
+
+
+class PodFields(ApiModel):
+    """The PodSpec fields KServe inlines into a component; the ones ksrv reads are typed."""
+
+    crd_fields = POD_FIELDS
+
+    containers: list[PodContainer] | None = None
+    init_containers: list[PodContainer] | None = None
+    volumes: list[dict[str, Any]] | None = None
+    node_selector: dict[str, str] | None = None
+    affinity: dict[str, Any] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    service_account_name: str | None = None
+    image_pull_secrets: list[dict[str, Any]] | None = None
+    resources: ResourceRequirements | None = None
+    node_name: str | None = None
+    priority_class_name: str | None = None
+    scheduler_name: str | None = None
+    runtime_class_name: str | None = None
+    security_context: dict[str, Any] | None = None

@@ -1,0 +1,203 @@
+"""Seam 1 (docs/platform.md): text -> documents -> validated, defaulted resources.
+
+`load` is the one door: it picks the model by apiVersion + kind, parses (the CRD's checks),
+applies KServe's webhook defaulting and validation, and raises one `ResourceInvalid` naming
+every bad field. Fields the CRD does not know are kept, not dropped: KServe's API server prunes
+them silently, ksrv accepts them too but `local_limitations` reports each one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import yaml
+from pydantic import ValidationError
+
+from ksrv.api import admission
+from ksrv.api.inference_graph import InferenceGraph, graph_errors
+from ksrv.api.inference_service import InferenceService
+from ksrv.api.limitations import local_limitations
+from ksrv.api.meta import join
+from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
+from ksrv.api.trained_model import TrainedModel, trained_model_errors, trained_model_update_errors
+from ksrv.errors import ResourceInvalid
+
+__all__ = [
+    "KINDS",
+    "Kind",
+    "Resource",
+    "kind_for",
+    "load",
+    "local_limitations",
+    "parse_documents",
+    "validate_update",
+]
+
+Resource = InferenceService | ServingRuntime | ClusterServingRuntime | InferenceGraph | TrainedModel
+FieldErrors = list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """A kind ksrv serves, named as its CRD names it."""
+
+    kind: str
+    api_version: str
+    plural: str
+    short_names: tuple[str, ...]
+    is_namespaced: bool
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+
+KINDS: Final[dict[str, Kind]] = {
+    kind.kind: kind
+    for kind in (
+        Kind("InferenceService", "serving.kserve.io/v1beta1", "inferenceservices", ("isvc",), True),
+        Kind("InferenceGraph", "serving.kserve.io/v1alpha1", "inferencegraphs", ("ig",), True),
+        Kind("TrainedModel", "serving.kserve.io/v1alpha1", "trainedmodels", ("tm",), True),
+        Kind("ServingRuntime", "serving.kserve.io/v1alpha1", "servingruntimes", ("sr",), True),
+        # KServe's CRDs give the runtimes no short names; `sr`/`csr` are ksrv's.
+        Kind(
+            "ClusterServingRuntime",
+            "serving.kserve.io/v1alpha1",
+            "clusterservingruntimes",
+            ("csr",),
+            False,
+        ),
+    )
+}
+_MODELS: Final[dict[str, type[Resource]]] = {
+    "InferenceService": InferenceService,
+    "InferenceGraph": InferenceGraph,
+    "TrainedModel": TrainedModel,
+    "ServingRuntime": ServingRuntime,
+    "ClusterServingRuntime": ClusterServingRuntime,
+}
+_GROUP: Final = "serving.kserve.io"
+# Older API groups and versions KServe no longer serves (no CRD version for them in v0.20).
+_OBSOLETE_GROUPS: Final = ("serving.kubeflow.org",)
+
+
+def kind_for(text: str) -> str:
+    """The kind a user typed: `isvc`, `inferenceservices`, `InferenceService.serving.kserve.io`."""
+    wanted = text.strip().lower()
+    if wanted.endswith("." + _GROUP):
+        wanted = wanted[: -len(_GROUP) - 1]
+    for kind in KINDS.values():
+        if wanted in (kind.singular, kind.plural, *kind.short_names):
+            return kind.kind
+    known = ", ".join(
+        sorted(name for kind in KINDS.values() for name in (kind.plural, *kind.short_names))
+    )
+    raise ResourceInvalid(f"unknown resource type {text!r}; ksrv serves {known}")  # fmt: skip
+
+
+def parse_documents(text: str) -> list[dict[str, Any]]:
+    """Every document in a YAML or JSON text (`---`-separated, `kind: List` unpacked)."""
+    try:
+        raw = [document for document in yaml.safe_load_all(text) if document is not None]
+    except yaml.YAMLError as exc:
+        raise ResourceInvalid(f"not valid YAML or JSON: {exc}") from exc
+    documents: list[dict[str, Any]] = []
+    for index, document in enumerate(raw, 1):
+        if not isinstance(document, dict):
+            raise ResourceInvalid(
+                f"document {index}: expected a mapping, got {type(document).__name__}"
+            )
+        if document.get("kind") == "List" and isinstance(document.get("items"), list):
+            documents.extend(item for item in document["items"] if isinstance(item, dict))
+        else:
+            documents.append(document)
+    return documents
+
+
+def load(document: dict[str, Any]) -> Resource:
+    """One document -> its resource, defaulted and validated as KServe's API server would.
+
+    Raises:
+        ResourceInvalid: unsupported kind or apiVersion, or broken CRD/webhook rules; its
+            `field_errors` name each bad field.
+    """
+    cls = _model_for(document)
+    try:
+        resource = cls.model_validate(document)
+    except ValidationError as exc:
+        raise _invalid(document, [_field_error(error) for error in exc.errors()]) from exc
+    errors: FieldErrors = []
+    if isinstance(resource, InferenceService):
+        admission.apply_defaults(resource)
+        errors = admission.inference_service_errors(resource)
+    elif isinstance(resource, InferenceGraph):
+        errors = graph_errors(resource)
+    elif isinstance(resource, TrainedModel):
+        errors = trained_model_errors(resource)
+    if errors:
+        raise _invalid(document, errors)
+    return resource
+
+
+def validate_update(old: Resource, new: Resource) -> None:
+    """KServe's rules for replacing `old` by `new` (both already loaded).
+
+    Raises:
+        ResourceInvalid: kind or name changed, the deployment mode changed, a predictor was
+            renamed without a model change, or a TrainedModel's memory changed.
+    """
+    errors: FieldErrors = []
+    if old.kind != new.kind:
+        errors.append(("kind", f"cannot change from {old.kind} to {new.kind}"))
+    elif old.metadata.name != new.metadata.name:
+        errors.append(("metadata.name", f"cannot change from {old.metadata.name!r}"))
+    elif isinstance(old, InferenceService) and isinstance(new, InferenceService):
+        errors = admission.update_errors(old, new)
+    elif isinstance(old, TrainedModel) and isinstance(new, TrainedModel):
+        errors = trained_model_update_errors(old, new)
+    if errors:
+        raise _invalid(new.to_dict(), errors)
+
+
+def _model_for(document: Any) -> type[Resource]:
+    if not isinstance(document, dict):
+        raise ResourceInvalid(f"expected a mapping, got {type(document).__name__}")
+    kind, api_version = document.get("kind"), document.get("apiVersion")
+    group = str(api_version or "").rpartition("/")[0]
+    cls = _MODELS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        served = ", ".join(KINDS)
+        raise ResourceInvalid(
+            f"kind {kind!r} ({api_version}) is not served by ksrv; it serves {served}",
+            field_errors=[("kind", f"{kind!r} is not one of {served}")],
+        )
+    expected = KINDS[cls.__name__].api_version
+    if api_version != expected:
+        why = "is obsolete" if group in _OBSOLETE_GROUPS or group == _GROUP else "is unknown"
+        raise ResourceInvalid(
+            f"{kind} apiVersion {api_version!r} {why}; ksrv serves {kind} as {expected}",
+            field_errors=[("apiVersion", f"{api_version!r} {why}, expected {expected!r}")],
+        )
+    return cls
+
+
+def _field_error(error: Any) -> tuple[str, str]:
+    path = ""
+    for part in error["loc"]:
+        path = join(path, part)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "required"
+    return path or "(root)", message
+
+
+def _invalid(document: dict[str, Any], errors: FieldErrors) -> ResourceInvalid:
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+    who = f"{namespace}/{name}" if namespace and name else name or "(unnamed)"
+    details = "; ".join(f"{path}: {message}" for path, message in errors)
+    return ResourceInvalid(
+        f"{document.get('kind')} {who} is invalid: {details}", field_errors=errors
+    )
