@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -442,5 +443,62 @@ def test_replica_whose_port_was_taken_is_started_again_on_new_ports_at_once(
         log = replica.log_path.read_text()
         assert log.count("--- ksrv: starting") == 2
         assert "Address already in use" in log
+
+    run(scenario)
+
+
+# A control plane in another process: starts replicas, waits for them, exits leaving them up.
+FIRST_CONTROL_PLANE = """
+import asyncio, sys
+from pathlib import Path
+from ksrv.control.platforms.base import RevisionSpec
+from ksrv.control.platforms.local import LocalPlatform
+
+async def main():
+    platform = LocalPlatform(Path(sys.argv[1]))
+    spec = RevisionSpec("default", "demo", "predictor", "demo-predictor-00001",
+                        ["{python}", sys.argv[2], "{http_port}"], {}, 2)
+    await platform.ensure(spec)
+    while not all(r.phase == "Ready" for r in platform.observe()[spec.key].replicas):
+        await asyncio.sleep(0.05)
+    await platform.shutdown(stop_replicas=False)
+
+asyncio.run(main())
+"""
+
+
+def test_replicas_of_an_exited_control_plane_are_adopted_watched_and_stopped(
+    tracker: Tracker, tmp_path: Path, http_script: Path
+) -> None:
+    """The real restart: the adopted replicas are no longer anyone's children here."""
+    first = subprocess.run(
+        [sys.executable, "-c", FIRST_CONTROL_PLANE, str(tmp_path), str(http_script)],
+        timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    (recorded,) = statefile.read(tmp_path / "platform.json")
+    for replica in recorded.replicas:  # so teardown stops them whatever happens next
+        assert replica.pid is not None
+        tracker.seen[replica.pid] = replica.process_start
+    assert first.returncode == 0, first.stderr
+    key = recorded.spec.key
+
+    async def scenario() -> None:
+        platform = tracker.platform(tmp_path)
+        await platform.start()
+        adopted = platform.observe()[key].replicas
+        assert [(r.pid, r.phase) for r in adopted] == [(r.pid, "Ready") for r in recorded.replicas]
+        assert adopted[0].pid is not None
+        os.kill(adopted[0].pid, signal.SIGKILL)
+        state = await until(
+            platform, key, lambda s: all_ready(2)(s) and s.replicas[0].restarts == 1
+        )
+        assert state.replicas[0].pid != adopted[0].pid
+        assert state.replicas[0].last_exit_code is None  # not our child: status unknown
+        assert state.replicas[1].pid == adopted[1].pid
+        await platform.shutdown(stop_replicas=True)
+        assert tracker.running() == []
 
     run(scenario)
