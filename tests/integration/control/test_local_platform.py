@@ -502,3 +502,42 @@ def test_replicas_of_an_exited_control_plane_are_adopted_watched_and_stopped(
         assert tracker.running() == []
 
     run(scenario)
+
+
+# Ignores SIGTERM and forks a worker into its session (as `ksrv serve --workers 2` does).
+STUBBORN_SCRIPT = """
+import http.server, signal, subprocess, sys
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+worker = subprocess.Popen(["sleep", "60"])
+with open(sys.argv[2], "w") as f:
+    f.write(str(worker.pid))
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_replica_that_ignores_sigterm_is_killed_with_its_workers_after_the_grace_period(
+    tracker: Tracker, tmp_path: Path
+) -> None:
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN_SCRIPT)
+    worker_file = tmp_path / "worker.pid"
+
+    async def scenario() -> None:
+        platform = tracker.platform(tmp_path, Supervision(grace_period_s=0.5))
+        revision = spec(["{python}", str(script), "{http_port}", str(worker_file)], 1)
+        await platform.ensure(revision)
+        (replica,) = (await until(platform, revision.key, all_ready(1))).replicas
+        worker = int(worker_file.read_text())
+        tracker.seen[worker] = processes.start_time(worker)
+        started = time.monotonic()
+        await platform.remove("default", revision.revision)
+        assert 0.5 <= time.monotonic() - started < 10
+        assert replica.pid is not None and processes.start_time(replica.pid) is None
+        await asyncio.sleep(0.1)  # SIGKILL is delivered asynchronously
+        assert processes.start_time(worker) is None
+
+    run(scenario)
