@@ -1,0 +1,86 @@
+"""The CLI's side of the management API: httpx calls whose failures are one-line CLI errors.
+
+A down control plane or a Kubernetes `Status` from it becomes a `click.ClickException` (exit 1,
+one line, kubectl's wording), never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import httpx
+
+DEFAULT_SERVER = "http://127.0.0.1:8090"
+
+server_option = click.option(
+    "--server",
+    envvar="KSRV_SERVER",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help="Management API of the ksrv control plane (env KSRV_SERVER).",
+)
+
+
+class APIFailure(click.ClickException):
+    """The server answered with a Kubernetes `Status` failure."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(f"Error from server ({reason}): {message}")
+        self.code = code
+        self.reason = reason
+
+
+class ControlPlaneClient:
+    """Calls the management API at `server`; one connection pool per CLI run."""
+
+    def __init__(self, server: str, timeout_s: float = 30.0) -> None:
+        self.server = server.rstrip("/")
+        self._client = httpx.Client(base_url=self.server, timeout=timeout_s)
+
+    def __enter__(self) -> ControlPlaneClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> httpx.Response:
+        """One call; `APIFailure` for a 4xx/5xx, a clear `ClickException` when unreachable."""
+        extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
+        try:
+            response = self._client.request(
+                method, path, params=params, content=content, headers=headers, **extra
+            )
+        except httpx.TransportError as exc:
+            raise click.ClickException(
+                f"cannot reach the ksrv control plane at {self.server}: is `ksrv up` running?"
+            ) from exc
+        if response.status_code >= 400:
+            raise _failure(response)
+        return response
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = self.request("GET", path, params=params).json()
+        return body
+
+
+def _failure(response: httpx.Response) -> APIFailure:
+    try:
+        status = response.json()
+    except ValueError:
+        status = None
+    if isinstance(status, dict) and status.get("kind") == "Status":
+        return APIFailure(
+            response.status_code, str(status.get("reason") or ""), str(status.get("message"))
+        )
+    text = response.text.strip() or response.reason_phrase
+    return APIFailure(response.status_code, str(response.status_code), text)

@@ -1,0 +1,394 @@
+"""`ksrv apply | get | describe | delete | logs`: kubectl's habits against the management API.
+
+Every command talks HTTP to the control plane (`--server`, env `KSRV_SERVER`) except
+`apply --dry-run`, which defaults and validates locally through the same `admission` code the
+server runs, so it works without `ksrv up`. Errors are one line and exit 1, as kubectl's are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from ksrv import errors
+from ksrv.cli import tables
+from ksrv.cli.api_client import APIFailure, ControlPlaneClient, server_option
+from ksrv.cli.description import description
+from ksrv.control import api_paths
+from ksrv.control.api_paths import ResourceType
+
+Document = dict[str, Any]
+
+APPLY_PATCH = "application/apply-patch+yaml"
+APPLY_RESULT_HEADER = "x-ksrv-apply"  # set by control.api_server: created|configured|unchanged
+COMPONENTS = ("predictor", "transformer", "explainer")
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+POLL_S = 0.5
+
+namespace_option = click.option(
+    "-n", "--namespace", default=None, help="Namespace (default: the document's, else default)."
+)
+filename_option = click.option(
+    "-f",
+    "--filename",
+    "filenames",
+    multiple=True,
+    help="A manifest file, a directory of *.yaml/*.yml/*.json, or - for stdin (repeatable).",
+)
+
+
+class _Target:
+    """One document from a manifest, placed: its type, namespace and name."""
+
+    def __init__(self, resource_type: ResourceType, namespace: str, document: Document) -> None:
+        self.type = resource_type
+        self.namespace = namespace
+        self.document = document
+        self.name = str(document["metadata"]["name"])
+
+    @property
+    def path(self) -> str:
+        return self.type.item_path(self.namespace, self.name)
+
+    @property
+    def label(self) -> str:
+        return f"{self.type.singular}.{api_paths.GROUP}/{self.name}"
+
+
+@click.command()
+@filename_option
+@namespace_option
+@click.option(
+    "--dry-run",
+    "is_dry_run",
+    is_flag=True,
+    help="Default and validate locally, print the result; no server needed.",
+)
+@click.option(
+    "--wait", "is_waiting", is_flag=True, help="Wait until each InferenceService is Ready."
+)
+@click.option("--timeout", default="120s", show_default=True, help="How long --wait waits.")
+@server_option
+def apply(
+    filenames: tuple[str, ...],
+    namespace: str | None,
+    is_dry_run: bool,
+    is_waiting: bool,
+    timeout: str,
+    server: str,
+) -> None:
+    """Create or update resources from manifests (server-side apply)."""
+    if not filenames:
+        raise click.UsageError("must specify -f FILE|DIR|-")
+    timeout_s = _duration_s(timeout)
+    targets = [_place(document, namespace) for document in _read_manifests(filenames)]
+    if is_dry_run:
+        _dry_run(targets)
+        return
+    failed = 0
+    applied: list[_Target] = []
+    with ControlPlaneClient(server) as client:
+        for target in targets:
+            body = yaml.safe_dump(target.document, sort_keys=False).encode()
+            try:
+                response = client.request(
+                    "PATCH", target.path, content=body, headers={"content-type": APPLY_PATCH}
+                )
+            except APIFailure as exc:
+                click.echo(f"Error: {exc.message}", err=True)
+                failed += 1
+                continue
+            click.echo(f"{target.label} {response.headers.get(APPLY_RESULT_HEADER, 'configured')}")
+            applied.append(target)
+        if failed:
+            sys.exit(1)
+        if is_waiting:
+            waited = [t for t in applied if t.type.kind == "InferenceService"]
+            _wait_ready(client, waited, timeout_s)
+
+
+@click.command()
+@click.argument("resource")
+@click.argument("names", nargs=-1)
+@namespace_option
+@click.option("-A", "--all-namespaces", "is_all_namespaces", is_flag=True)
+@click.option("-o", "--output", type=click.Choice(["yaml", "json", "wide"]), default=None)
+@server_option
+def get(
+    resource: str,
+    names: tuple[str, ...],
+    namespace: str | None,
+    is_all_namespaces: bool,
+    output: str | None,
+    server: str,
+) -> None:
+    """List resources (isvc, servingruntimes, csr, ig, tm), or show some by name."""
+    resource_type, names = _resource_and_names(resource, names)
+    namespace = namespace or "default"
+    with ControlPlaneClient(server) as client:
+        if names:
+            documents = [client.get_json(resource_type.item_path(namespace, n)) for n in names]
+        else:
+            scope = None if is_all_namespaces else namespace
+            documents = client.get_json(resource_type.collection_path(scope))["items"]
+    if output in ("yaml", "json"):
+        shown: Document = (
+            documents[0]
+            if len(names) == 1
+            else {"apiVersion": "v1", "kind": "List", "items": documents, "metadata": {}}
+        )
+        text = (
+            yaml.safe_dump(shown, sort_keys=False)
+            if output == "yaml"
+            else json.dumps(shown, indent=4)
+        )
+        click.echo(text.rstrip("\n"))
+        return
+    if not documents:
+        where = (
+            ""
+            if is_all_namespaces or not resource_type.is_namespaced
+            else f" in {namespace} namespace"
+        )
+        click.echo(f"No resources found{where}.", err=True)
+        return
+    show_namespace = is_all_namespaces and resource_type.is_namespaced
+    click.echo(
+        tables.table(resource_type.kind, documents, time.time(), output == "wide", show_namespace)
+    )
+
+
+@click.command()
+@click.argument("resource")
+@click.argument("names", nargs=-1)
+@namespace_option
+@server_option
+def describe(resource: str, names: tuple[str, ...], namespace: str | None, server: str) -> None:
+    """Show resources in detail: spec summary, status, conditions, revisions, last failure."""
+    resource_type, names = _resource_and_names(resource, names)
+    namespace = namespace or "default"
+    with ControlPlaneClient(server) as client:
+        if names:
+            documents = [client.get_json(resource_type.item_path(namespace, n)) for n in names]
+        else:
+            documents = client.get_json(resource_type.collection_path(namespace))["items"]
+    now = time.time()
+    click.echo("\n\n".join(description(document, now) for document in documents))
+
+
+@click.command()
+@click.argument("resource", required=False)
+@click.argument("names", nargs=-1)
+@filename_option
+@namespace_option
+@click.option("--ignore-not-found", is_flag=True, help="A missing resource is not an error.")
+@server_option
+def delete(
+    resource: str | None,
+    names: tuple[str, ...],
+    filenames: tuple[str, ...],
+    namespace: str | None,
+    ignore_not_found: bool,
+    server: str,
+) -> None:
+    """Delete resources by type and name, or those a manifest names (-f)."""
+    if filenames:
+        if resource:
+            raise click.UsageError("give either -f FILE or TYPE NAME..., not both")
+        targets = [_place(document, namespace) for document in _read_manifests(filenames)]
+    else:
+        if not resource:
+            raise click.UsageError("must specify TYPE NAME... or -f FILE")
+        resource_type, names = _resource_and_names(resource, names)
+        if not names:
+            raise click.UsageError(f"name the {resource_type.plural} to delete")
+        namespace = namespace or "default"
+        targets = [_Target(resource_type, namespace, _stub(resource_type, n)) for n in names]
+    failed = 0
+    with ControlPlaneClient(server) as client:
+        for target in targets:
+            try:
+                client.request("DELETE", target.path)
+            except APIFailure as exc:
+                if exc.code == 404 and ignore_not_found:
+                    continue
+                click.echo(f"Error: {exc.message}", err=True)
+                failed += 1
+                continue
+            click.echo(f'{target.type.singular}.{api_paths.GROUP} "{target.name}" deleted')
+    if failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("name")
+@namespace_option
+@click.option("-c", "--component", type=click.Choice(COMPONENTS), default="predictor")
+@click.option("--tail", type=int, default=-1, show_default=True, help="Lines per replica.")
+@server_option
+def logs(name: str, namespace: str | None, component: str, tail: int, server: str) -> None:
+    """Print the logs of an InferenceService component's replicas."""
+    namespace = namespace or "default"
+    with ControlPlaneClient(server) as client:
+        response = client.request(
+            "GET",
+            f"/ksrv/v1/namespaces/{namespace}/logs/{name}",
+            params={"component": component, "tail": tail},
+        )
+    click.echo(response.text, nl=False)
+
+
+# -- manifests ------------------------------------------------------------------------------
+def _read_manifests(filenames: tuple[str, ...]) -> list[Document]:
+    """Every document of the files (a directory: its manifests in name order; -: stdin)."""
+    from ksrv.control import admission  # pydantic models: only for commands that read files
+
+    sources: list[tuple[str, str]] = []
+    for filename in filenames:
+        if filename == "-":
+            sources.append(("<stdin>", sys.stdin.read()))
+            continue
+        path = Path(filename)
+        if path.is_dir():
+            files = sorted(
+                p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file()
+            )
+            if not files:
+                raise click.ClickException(f"no *.yaml, *.yml or *.json files in {filename}")
+            sources += [(str(p), p.read_text()) for p in files]
+        elif path.is_file():
+            sources.append((filename, path.read_text()))
+        else:
+            raise click.ClickException(f'the path "{filename}" does not exist')
+    documents: list[Document] = []
+    for source, text in sources:
+        try:
+            parsed = admission.parse(text)
+        except errors.ResourceInvalid as exc:
+            raise click.ClickException(f"error parsing {source}: {exc}") from exc
+        for document in parsed:
+            if not isinstance(document, dict):
+                raise click.ClickException(f"error parsing {source}: a document is not a mapping")
+            documents.append(document)
+    if not documents:
+        raise click.ClickException("no objects passed")
+    return documents
+
+
+def _place(document: Document, namespace: str | None) -> _Target:
+    """The document's type and namespace (the document's, else -n, else default)."""
+    kind = document.get("kind")
+    resource_type = api_paths.by_kind(kind) if isinstance(kind, str) else None
+    if resource_type is None:
+        known = ", ".join(t.kind for t in api_paths.RESOURCE_TYPES)
+        raise click.ClickException(f"kind {kind!r} is not one ksrv serves ({known})")
+    metadata = document.setdefault("metadata", {})
+    if not isinstance(metadata, dict) or not metadata.get("name"):
+        raise click.ClickException(f"a {kind} has no metadata.name")
+    if not resource_type.is_namespaced:
+        metadata.pop("namespace", None)
+        return _Target(resource_type, "", document)
+    own = metadata.get("namespace")
+    if own and namespace and own != namespace:
+        raise click.ClickException(
+            f'the namespace from the provided object "{own}" does not match the namespace '
+            f'"{namespace}"; pass --namespace={own} or drop it'
+        )
+    metadata["namespace"] = own or namespace or "default"
+    return _Target(resource_type, metadata["namespace"], document)
+
+
+def _dry_run(targets: list[_Target]) -> None:
+    """Print each defaulted document; list the field errors of invalid ones; exit 1 if any."""
+    from ksrv.control import admission
+
+    shown: list[str] = []
+    invalid = 0
+    for target in targets:
+        try:
+            admitted = admission.admit(target.document)
+        except errors.ResourceInvalid as exc:
+            invalid += 1
+            causes = admission.field_errors(exc)
+            lines = [f"  * {path}: {message}" for path, message in causes] or [f"  * {exc}"]
+            heading = f'error: {target.type.kind} "{target.name}" is invalid:'
+            click.echo("\n".join([heading, *lines]), err=True)
+            continue
+        shown.append(yaml.safe_dump(admitted, sort_keys=False))
+    if shown:
+        click.echo("---\n".join(shown).rstrip("\n"))
+    if invalid:
+        sys.exit(1)
+
+
+# -- waiting --------------------------------------------------------------------------------
+def _wait_ready(client: ControlPlaneClient, targets: list[_Target], timeout_s: float) -> None:
+    """Poll each InferenceService until its Ready condition is True, or fail with why not."""
+    deadline = time.monotonic() + timeout_s
+    for target in targets:
+        while True:
+            document = client.get_json(target.path)
+            if tables.is_ready(document):
+                click.echo(f"{target.label} condition met")
+                break
+            if time.monotonic() >= deadline:
+                raise click.ClickException(
+                    f"timed out waiting for {target.label} to be Ready: {_why_not(document)}"
+                )
+            time.sleep(POLL_S)
+
+
+def _why_not(document: Document) -> str:
+    conditions = [
+        c for c in document.get("status", {}).get("conditions") or [] if isinstance(c, dict)
+    ]
+    if not conditions:
+        return "no status reported yet"
+    parts = []
+    for entry in conditions:
+        part = f"{entry.get('type')}={entry.get('status')}"
+        detail = ": ".join(str(entry[k]) for k in ("reason", "message") if entry.get(k))
+        parts.append(f"{part} ({detail})" if detail else part)
+    return "; ".join(parts)
+
+
+# -- arguments ------------------------------------------------------------------------------
+def _resource_and_names(
+    resource: str, names: tuple[str, ...]
+) -> tuple[ResourceType, tuple[str, ...]]:
+    """`isvc NAME...` or kubectl's `isvc/NAME`."""
+    if "/" in resource:
+        resource, _, name = resource.partition("/")
+        names = (name, *names)
+    resource_type = api_paths.resolve(resource)
+    if resource_type is None:
+        raise click.UsageError(
+            f'the server doesn\'t have a resource type "{resource}" '
+            "(try isvc, servingruntimes, csr, ig, tm)"
+        )
+    return resource_type, names
+
+
+def _stub(resource_type: ResourceType, name: str) -> Document:
+    return {"kind": resource_type.kind, "metadata": {"name": name}}
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration_s(text: str) -> float:
+    """`120s`, `2m`, `1h`, `500ms` or plain seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise click.BadParameter(
+            f"{text!r} is not a duration like 120s, 2m or 1h", param_hint="--timeout"
+        )
+    return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
