@@ -91,7 +91,8 @@ class _Forwarder:
                 if code == grpc.StatusCode.UNAVAILABLE and attempt < MAX_RETRIES:
                     tried.append(address)
                     continue
-                await context.abort(code, exc.details() or "", exc.trailing_metadata())
+                trailing = tuple(exc.trailing_metadata() or ())
+                await context.abort(code, exc.details() or "", trailing)
             finally:
                 self.outstanding[address] -= 1
         raise AssertionError("unreachable")  # pragma: no cover

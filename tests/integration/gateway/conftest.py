@@ -28,10 +28,16 @@ class RouteServer:
         self.table: dict[str, Any] = {"version": 0, "domain": DOMAIN, "services": []}
         self.changed = threading.Condition()
         self.polls = 0
+        self.is_closing = False
+        self.sockets: set[socket.socket] = set()
         routes = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                routes.sockets.add(self.connection)
 
             def do_GET(self) -> None:
                 query = parse_qs(urlsplit(self.path).query)
@@ -39,9 +45,11 @@ class RouteServer:
                 timeout_s = float(query.get("timeout_s", ["30"])[0])
                 with routes.changed:
                     routes.polls += 1
-                    routes.changed.wait_for(lambda: routes.table["version"] > after, timeout_s)
+                    routes.changed.wait_for(
+                        lambda: routes.table["version"] > after or routes.is_closing, timeout_s
+                    )
                     table = routes.table
-                if table["version"] <= after:
+                if table["version"] <= after or routes.is_closing:
                     self.send_response(304)
                     self.send_header("content-length", "0")
                     self.end_headers()
@@ -73,10 +81,13 @@ class RouteServer:
 
     def close(self) -> None:
         with self.changed:
-            self.table = {**self.table, "version": 1 << 60}  # release pending polls
+            self.is_closing = True  # release pending polls
             self.changed.notify_all()
         self.server.shutdown()
         self.server.server_close()
+        for sock in list(self.sockets):  # as if the process had exited
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class Gateway:
