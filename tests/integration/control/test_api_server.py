@@ -13,6 +13,8 @@ import httpx
 import pytest
 import yaml
 
+from ksrv.api import resources
+from ksrv.control import api_paths
 from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
 from ksrv.control.store import Store
 from ksrv.http.server import HTTPServer
@@ -456,3 +458,26 @@ def test_logs_of_an_unknown_component_or_service(client):
     )
     missing = client.get("/ksrv/v1/namespaces/default/logs/sklearn-iris?component=explainer")
     assert missing.status_code == 404
+
+
+def test_put_breaking_an_update_rule_is_422(client):
+    created = client.post(ISVCS, json=isvc()).json()
+    created["spec"]["predictor"]["name"] = "renamed"
+    response = client.put(f"{ISVCS}/sklearn-iris", json=created)
+    assert response.status_code == 422
+    assert response.json()["details"]["causes"][0]["field"] == "spec.predictor.name"
+
+
+def test_defaults_are_applied_before_storing(client):
+    stored = client.post(ISVCS, json=isvc()).json()
+    assert stored["spec"]["predictor"]["minReplicas"] == 1  # KServe's webhook default
+    assert client.get(f"{ISVCS}/sklearn-iris").json()["spec"] == stored["spec"]
+
+
+def test_the_served_kinds_are_the_kinds_the_api_layer_knows():
+    served = {(t.kind, t.api_version, t.plural, t.is_namespaced) for t in api_paths.RESOURCE_TYPES}
+    known = {(k.kind, k.api_version, k.plural, k.is_namespaced) for k in resources.KINDS.values()}
+    assert served == known
+    for resource_type in api_paths.RESOURCE_TYPES:
+        for alias in resource_type.short_names:
+            assert resources.kind_for(alias) == resource_type.kind
