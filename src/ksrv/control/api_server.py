@@ -315,10 +315,7 @@ class ManagementAPI:
 
 # -- request reading ------------------------------------------------------------------------
 def _query(request: Request) -> dict[str, str]:
-    target: bytes = getattr(request, "target", b"") or b""
-    raw = target.partition(b"?")[2].decode("latin-1")
-    if not raw and "?" in request.path:
-        raw = request.path.partition("?")[2]
+    raw = request.target.partition(b"?")[2].decode("latin-1")
     return {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
 
 
