@@ -8,9 +8,16 @@ CRD knows, so `unknown_fields` can tell a field KServe would prune from one it m
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Final
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from pydantic.alias_generators import to_camel
 
 # Kubernetes' resource.Quantity syntax, as the CRDs spell it for int-or-string quantities.
@@ -89,12 +96,21 @@ def unknown_fields(node: object, path: str = "") -> list[str]:
     return found
 
 
+_MAPS: Final = ("labels", "annotations")
+
+
 class ObjectMeta(ApiModel):
     name: str = Field(min_length=1)
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     creation_timestamp: Any = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_maps(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # labels/annotations default to {} for readers; the document leaves them out when empty.
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value != {} or key not in _MAPS}
 
 
 class EnvVar(ApiModel):
