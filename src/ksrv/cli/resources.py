@@ -335,7 +335,7 @@ def _wait_ready(client: ControlPlaneClient, targets: list[_Target], timeout_s: f
     for target in targets:
         while True:
             document = client.get_json(target.path)
-            if tables.is_ready(document):
+            if _is_ready_now(document):
                 click.echo(f"{target.label} condition met")
                 break
             if time.monotonic() >= deadline:
@@ -345,7 +345,26 @@ def _wait_ready(client: ControlPlaneClient, targets: list[_Target], timeout_s: f
             time.sleep(POLL_S)
 
 
+def _is_ready_now(document: Document) -> bool:
+    """Ready, and for this spec: a Ready left over from the previous generation does not count."""
+    return tables.is_ready(document) and _stale_by(document) is None
+
+
+def _stale_by(document: Document) -> tuple[int, int] | None:
+    """(observed, current) generations when the status describes an older spec."""
+    observed = document.get("status", {}).get("observedGeneration")
+    current = document.get("metadata", {}).get("generation")
+    if isinstance(observed, int) and isinstance(current, int) and observed < current:
+        return observed, current
+    return None
+
+
 def _why_not(document: Document) -> str:
+    stale = _stale_by(document)
+    if stale is not None:
+        return (
+            f"the status still describes generation {stale[0]}, the spec is generation {stale[1]}"
+        )
     conditions = [
         c for c in document.get("status", {}).get("conditions") or [] if isinstance(c, dict)
     ]

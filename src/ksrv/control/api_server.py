@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-import yaml
-
 from ksrv import errors
-from ksrv.control import admission, api_paths
+from ksrv.control import admission, api_paths, api_status, log_tail
 from ksrv.control.api_paths import ResourceType
+from ksrv.control.api_status import APIError
 from ksrv.control.store import Store
 from ksrv.http.server import Request, Response
-from ksrv.protocol import status
-
-logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 
@@ -37,17 +32,6 @@ COMPONENTS = ("predictor", "transformer", "explainer")
 APPLY_PATCH = "application/apply-patch+yaml"
 # Response header telling `ksrv apply` what an apply did, as kubectl prints it.
 APPLY_RESULT_HEADER = "x-ksrv-apply"
-
-_REASONS = {
-    400: "BadRequest",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    409: "Conflict",
-    413: "RequestEntityTooLarge",
-    415: "UnsupportedMediaType",
-    422: "Invalid",
-    500: "InternalError",
-}
 
 
 class RouteFeed(Protocol):
@@ -62,15 +46,6 @@ class LogSource(Protocol):
     """Where a component's replica logs are (the local platform knows)."""
 
     def log_paths(self, namespace: str, name: str, component: str) -> list[Path]: ...
-
-
-class APIError(errors.KsrvError):
-    """A failure with its HTTP status and Kubernetes reason chosen here (405, 415, ...)."""
-
-    def __init__(self, code: int, message: str, reason: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason or _REASONS.get(code, "BadRequest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +100,15 @@ class ManagementAPI:
                 body = _body(request)
                 name = name or _name_in(body)
             result, code, headers = self._resource(request, call, body)
-            return _encode(result, code, wants_yaml, headers)
+            return api_status.encode(result, code, wants_yaml, headers)
         except Exception as exc:
-            return _encode(_status_object(exc, call, name), _code(exc), wants_yaml)
+            return api_status.failure(exc, _details(call, name), wants_yaml)
 
     @staticmethod
     def too_large(size: int) -> Response:
         """The 413 answer `HTTPServer` sends for a body over `MAX_BODY_BYTES`."""
         exc = APIError(413, f"request body of {size} bytes exceeds {MAX_BODY_BYTES}")
-        return _encode(_status_object(exc, None, None), 413, False)
+        return api_status.failure(exc, {}, False)
 
     # -- resources -------------------------------------------------------------------------
     def _resource(
@@ -297,7 +272,7 @@ class ManagementAPI:
             if newer is None:
                 return Response(b"", 304)
             table = newer
-        return _encode(table, 200, False)
+        return api_status.encode(table, 200, False)
 
     async def _logs(self, namespace: str, name: str, query: dict[str, str]) -> Response:
         component = query.get("component", "predictor")
@@ -309,7 +284,7 @@ class ManagementAPI:
         paths = [path for path in self.logs.log_paths(namespace, name, component) if path.exists()]
         if not paths:
             raise APIError(404, f"no logs for the {component} of {namespace}/{name}")
-        text = await asyncio.to_thread(_read_tails, paths, tail)
+        text = await asyncio.to_thread(log_tail.read_tails, paths, tail)
         return Response(text.encode(), 200, [(b"content-type", b"text/plain; charset=utf-8")])
 
 
@@ -434,80 +409,16 @@ def _preview(current: Document, document: Document) -> Document:
     return preview
 
 
+def _details(call: _Call | None, name: str | None) -> Document:
+    """Status `details`: which resource the failed call was about."""
+    if call is None:
+        return {}
+    details: Document = {"kind": call.type.plural, "group": api_paths.GROUP}
+    if name:
+        details["name"] = name
+    return details
+
+
 def _not_allowed(method: str, call: _Call) -> APIError:
     where = f"{call.type.plural}/{call.name}" if call.name else call.type.plural
     return APIError(405, f"{method} is not supported on {where}")
-
-
-def _code(exc: BaseException) -> int:
-    if isinstance(exc, APIError):
-        return exc.code
-    return status.http_status(exc)
-
-
-def _status_object(exc: BaseException, call: _Call | None, name: str | None) -> Document:
-    """A Kubernetes `Status` for a failure; a bug is logged and answered without details."""
-    code = _code(exc)
-    if code >= 500:
-        logger.error("management API failed", exc_info=exc)
-    reason = exc.reason if isinstance(exc, APIError) else _REASONS.get(code, "InternalError")
-    if isinstance(exc, errors.Conflict) and "already exists" in exc.message:
-        reason = "AlreadyExists"  # Kubernetes' reason for a create that finds the object
-    message = status.public_message(exc) if code < 500 else "internal error"
-    details: Document = {}
-    if call is not None:
-        details = {"kind": call.type.plural, "group": api_paths.GROUP}
-        if name:
-            details["name"] = name
-    if isinstance(exc, errors.ResourceInvalid):
-        causes = admission.field_errors(exc)
-        details["causes"] = [
-            {"reason": "FieldValueInvalid", "field": path, "message": text} for path, text in causes
-        ]
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "details": details,
-        "code": code,
-    }
-
-
-def _encode(
-    body: Document, code: int, wants_yaml: bool, headers: list[Any] | None = None
-) -> Response:
-    extra = list(headers or [])
-    if wants_yaml:
-        data = yaml.safe_dump(body, sort_keys=False).encode()
-        return Response(data, code, [(b"content-type", b"application/yaml"), *extra])
-    data = json.dumps(body).encode()
-    return Response(data, code, [(b"content-type", b"application/json"), *extra])
-
-
-def _read_tails(paths: list[Path], lines: int) -> str:
-    """The last `lines` lines of each file (-1: all); with several, a header names each."""
-    parts = []
-    for path in paths:
-        text = _tail(path, lines)
-        parts.append(f"==> {path.name} <==\n{text}" if len(paths) > 1 else text)
-    return "\n".join(parts)
-
-
-def _tail(path: Path, lines: int) -> str:
-    with path.open("rb") as file:
-        if lines < 0:
-            return file.read().decode("utf-8", "replace")
-        file.seek(0, 2)
-        position = file.tell()
-        chunk = b""
-        # Read backwards in blocks until there are enough newlines: logs grow without bound.
-        while position > 0 and chunk.count(b"\n") <= lines:
-            step = min(65536, position)
-            position -= step
-            file.seek(position)
-            chunk = file.read(step) + chunk
-    kept = chunk.splitlines(keepends=True)[-lines:] if lines else []
-    return b"".join(kept).decode("utf-8", "replace")

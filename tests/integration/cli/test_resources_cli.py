@@ -442,3 +442,12 @@ def test_a_bad_timeout_is_a_usage_error(ksrv, manifest):
 )  # fmt: skip
 def test_age_rounds_like_kubectl(seconds, shown):
     assert tables.human_duration(seconds) == shown
+
+
+def test_apply_wait_ignores_a_ready_status_of_the_previous_generation(ksrv, manifest, store):
+    ksrv("apply", "-f", str(manifest))
+    set_status(store, {**READY_STATUS, "observedGeneration": 1})
+    manifest.write_text(ISVC_YAML.format(uri="gs://b"))
+    result = ksrv("apply", "-f", str(manifest), "--wait", "--timeout", "1s")
+    assert result.exit_code == 1
+    assert "the status still describes generation 1, the spec is generation 2" in result.stderr
