@@ -52,7 +52,7 @@ class StorageSpec(ApiModel):
 class FrameworkSpec(Container):
     """A legacy `sklearn:`/`xgboost:`/... spec: a container plus where the model lives."""
 
-    crd_fields = CONTAINER_FIELDS
+    crd_fields = CONTAINER_FIELDS | {"confidential"}
 
     storage_uri: str | None = None
     runtime_version: str | None = None
@@ -62,8 +62,6 @@ class FrameworkSpec(Container):
 
 class ModelSpec(FrameworkSpec):
     """`predictor.model`: a format that runtime selection resolves to a ServingRuntime."""
-
-    crd_fields = CONTAINER_FIELDS | {"confidential"}
 
     model_format: ModelFormat | None = None
     runtime: str | None = None

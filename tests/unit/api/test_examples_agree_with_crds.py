@@ -178,3 +178,69 @@ def test_load_agrees_with_kserve(file: str, index: int, doc: dict[str, Any]) -> 
 
 def test_every_served_example_is_checked() -> None:
     assert len(_documents()) > 150
+
+
+def _known(cls: Any) -> set[str]:
+    return set(cls.crd_fields) | {field.alias or name for name, field in cls.model_fields.items()}
+
+
+def _crd_properties(api_version: str, kind: str, path: str) -> set[str]:
+    node = _crd_schemas()[(api_version, kind)]
+    for part in path.split("."):
+        if part == "[]":
+            node = node["items"]
+        elif part == "additionalProperties":
+            node = node["additionalProperties"]
+        else:
+            node = node["properties"][part]
+    return set(node["properties"])
+
+
+V1BETA1, V1ALPHA1 = "serving.kserve.io/v1beta1", "serving.kserve.io/v1alpha1"
+KNOWN_FIELD_SETS = [
+    ("InferenceService", V1BETA1, "spec", "InferenceServiceSpec"),
+    ("InferenceService", V1BETA1, "spec.predictor", "PredictorSpec"),
+    ("InferenceService", V1BETA1, "spec.transformer", "TransformerSpec"),
+    ("InferenceService", V1BETA1, "spec.explainer", "ExplainerSpec"),
+    ("InferenceService", V1BETA1, "spec.explainer.art", "ArtExplainerSpec"),
+    ("InferenceService", V1BETA1, "spec.predictor.model", "ModelSpec"),
+    ("InferenceService", V1BETA1, "spec.predictor.model.modelFormat", "ModelFormat"),
+    ("InferenceService", V1BETA1, "spec.predictor.model.storage", "StorageSpec"),
+    ("InferenceService", V1BETA1, "spec.predictor.model.env.[]", "EnvVar"),
+    ("InferenceService", V1BETA1, "spec.predictor.model.ports.[]", "ContainerPort"),
+    ("InferenceService", V1BETA1, "spec.predictor.model.resources", "ResourceRequirements"),
+    ("InferenceService", V1BETA1, "spec.predictor.model.volumeMounts.[]", "VolumeMount"),
+    ("InferenceService", V1BETA1, "spec.predictor.containers.[]", "PodContainer"),
+    ("InferenceService", V1BETA1, "spec.predictor.logger", "LoggerSpec"),
+    ("InferenceService", V1BETA1, "spec.predictor.batcher", "Batcher"),
+    ("InferenceService", V1BETA1, "spec.predictor.storageUris.[]", "StorageUri"),
+    ("InferenceService", V1BETA1, "spec.predictor.autoScaling", "AutoScalingSpec"),
+    ("InferenceService", V1BETA1, "spec.predictor.autoScaling.metrics.[]", "MetricSpec"),
+    ("InferenceService", V1BETA1, "spec.canary.[]", "CanarySpec"),
+    ("InferenceGraph", V1ALPHA1, "spec", "InferenceGraphSpec"),
+    ("InferenceGraph", V1ALPHA1, "spec.nodes.additionalProperties", "InferenceRouter"),
+    ("InferenceGraph", V1ALPHA1, "spec.nodes.additionalProperties.steps.[]", "InferenceStep"),
+    ("InferenceGraph", V1ALPHA1, "spec.routerTimeouts", "RouterTimeouts"),
+    ("TrainedModel", V1ALPHA1, "spec", "TrainedModelSpec"),
+    ("TrainedModel", V1ALPHA1, "spec.model", "TrainedModelSpecModel"),
+    ("ServingRuntime", V1ALPHA1, "spec", "ServingRuntimeSpec"),
+]
+
+
+@pytest.mark.skipif(not CRDS.is_dir(), reason=f"no KServe CRDs under {CRDS}")
+@pytest.mark.parametrize(("kind", "api_version", "path", "model"), KNOWN_FIELD_SETS)
+def test_each_model_knows_exactly_the_fields_its_crd_defines(kind, api_version, path, model):
+    from ksrv.api import inference_graph, inference_service, meta, serving_runtime, trained_model
+
+    modules = (inference_service, inference_graph, trained_model, serving_runtime, meta)
+    cls = next(getattr(module, model) for module in modules if hasattr(module, model))
+    assert _known(cls) == _crd_properties(api_version, kind, path)
+
+
+@pytest.mark.skipif(not CRDS.is_dir(), reason=f"no KServe CRDs under {CRDS}")
+@pytest.mark.parametrize("framework", ["sklearn", "xgboost", "triton", "pytorch", "huggingface"])
+def test_framework_specs_know_exactly_the_crd_fields(framework):
+    from ksrv.api.inference_service import FrameworkSpec
+
+    expected = _crd_properties(V1BETA1, "InferenceService", f"spec.predictor.{framework}")
+    assert _known(FrameworkSpec) == expected
