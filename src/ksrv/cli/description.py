@@ -33,7 +33,7 @@ def description(document: Document, now: float) -> str:
         "Spec:",
         *_indent(_spec_summary(document), 2),
         "Status:",
-        *_indent(_status(status), 2),
+        *_indent(_status(status, document.get("kind") == "InferenceService"), 2),
         "Events:",
         *_indent(_events(status), 2),
     ]
@@ -84,9 +84,9 @@ def _component(component: Document) -> str:
     return ", ".join(parts) or "(custom)"
 
 
-def _status(status: Document) -> list[str]:
+def _status(status: Document, is_reconciled: bool) -> list[str]:
     if not status:
-        return ["<none yet: the reconciler has not reported>"]
+        return ["<none yet: the reconciler has not reported>" if is_reconciled else "<none>"]
     lines = [f"URL:       {status.get('url', '<none>')}"]
     address = status.get("address")
     if isinstance(address, dict) and address.get("url"):
@@ -124,29 +124,28 @@ def _conditions(conditions: Any) -> list[str]:
 def _model_status(model_status: Document) -> list[str]:
     states = model_status.get("states") or {}
     copies = model_status.get("copies") or {}
-    lines = [
-        f"Transition Status:   {model_status.get('transitionStatus', '')}",
-        f"Active Model State:  {states.get('activeModelState', '')}",
-        f"Target Model State:  {states.get('targetModelState', '')}",
+    fields = [
+        ("Transition Status:", model_status.get("transitionStatus")),
+        ("Active Model State:", states.get("activeModelState")),
+        ("Target Model State:", states.get("targetModelState")),
     ]
     if copies:
         failed, total = copies.get("failedCopies", 0), copies.get("totalCopies", 0)
-        lines.append(f"Copies:              {total} total, {failed} failed")
-    return lines
+        fields.append(("Copies:", f"{total} total, {failed} failed"))
+    return [f"{label:<20} {value}" for label, value in fields if value]
 
 
 def _component_status(component: Document) -> list[str]:
-    lines = [
-        f"{label}:  {component[key]}"
-        for key, label in (
-            ("url", "URL"),
-            ("latestCreatedRevision", "Latest Created Revision"),
-            ("latestReadyRevision", "Latest Ready Revision"),
-            ("latestRolledoutRevision", "Latest Rolled-out Revision"),
-            ("previousRolledoutRevision", "Previous Rolled-out Revision"),
-        )
-        if component.get(key)
-    ]
+    labels = {
+        "url": "URL:",
+        "latestCreatedRevision": "Latest Created Revision:",
+        "latestReadyRevision": "Latest Ready Revision:",
+        "latestRolledoutRevision": "Latest Rolled-out Revision:",
+        "previousRolledoutRevision": "Previous Rolled-out Revision:",
+    }
+    present = [(label, component[key]) for key, label in labels.items() if component.get(key)]
+    width = max((len(label) for label, _ in present), default=0)
+    lines = [f"{label.ljust(width)}  {value}" for label, value in present]
     traffic = [entry for entry in component.get("traffic") or [] if isinstance(entry, dict)]
     if traffic:
         rows = [["REVISION", "PERCENT", "TAG", "LATEST"]]
