@@ -146,6 +146,13 @@ def _storage_errors(component: ComponentSpec, path: str) -> list[FieldError]:
         problem = storage_uri_problem(container.storage_uri)
         if problem:
             errors.append((join(uri_owner, "storageUri"), problem))
+    elif component.implementation == "containers" and container is not None:
+        # A custom container names its model in STORAGE_URI, which KServe checks the same way.
+        uri = container.env_value("STORAGE_URI")
+        problem = storage_uri_problem(uri) if uri else None
+        if problem:
+            index = next(i for i, c in enumerate(component.containers or []) if c is container)
+            errors.append((join(join(join(path, "containers"), index), "env"), problem))
     uris = component.storage_uris or []
     if uris and uri_owner is not None:
         errors.append(

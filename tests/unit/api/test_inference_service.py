@@ -360,6 +360,21 @@ RULES = [
     ),
     ({"spec": None}, "spec", "valid dictionary"),
     (
+        {
+            "spec.predictor": {
+                "containers": [
+                    {"name": "sidecar"},
+                    {
+                        "name": "kserve-container",
+                        "env": [{"name": "STORAGE_URI", "value": "ftp://x"}],
+                    },
+                ]
+            }
+        },
+        "spec.predictor.containers[1].env",
+        "must start with one of",
+    ),
+    (
         {"spec.transformer": {"containers": [{"image": "no-name"}]}},
         "spec.transformer.containers[0].name",
         "required",
