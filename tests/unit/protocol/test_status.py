@@ -31,6 +31,8 @@ EXPECTED = {
     "UpstreamTimeout": 504,
     "StorageError": 503,
     "ResourceInvalid": 422,
+    "ResourceNotFound": 404,
+    "Conflict": 409,
     "InferenceError": 500,
 }
 
