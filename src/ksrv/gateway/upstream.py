@@ -53,6 +53,7 @@ class _Connection(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
+        self.is_head = False
         self.has_bytes = False
         self.has_length = False
         self.headers_done = False
@@ -62,6 +63,7 @@ class _Connection(asyncio.Protocol):
     def send(self, data: bytes, body: bytes, waiter: asyncio.Future[UpstreamResponse]) -> None:
         assert self.transport is not None
         self._reset()
+        self.is_head = data.startswith(b"HEAD ")
         self.waiter = waiter
         if body and len(body) > _JOIN_MAX_BYTES:
             self.transport.write(data)
@@ -104,6 +106,11 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        if self.is_head:
+            # No body follows, but the parser cannot be told so and would wait for one:
+            # answer now and do not reuse the connection.
+            self.is_open = False
+            self._complete()
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)

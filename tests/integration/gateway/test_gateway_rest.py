@@ -257,3 +257,18 @@ def _established(remote_port: int, pid: int) -> int:
             if state == "01" and int(remote.split(":")[1], 16) == remote_port and inode in inodes:
                 count += 1
     return count
+
+
+def test_head_answers_do_not_wait_for_a_body(gateway, raw_upstream):
+    def respond(head: bytes, body: bytes) -> bytes:
+        if head.startswith(b"HEAD "):
+            return b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-kind: head\r\n\r\n"
+        return b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+
+    upstream = raw_upstream(respond)
+    gateway.publish([service("raw", [(100, [upstream])])])
+    with httpx.Client(headers={"host": "raw.default.example.com"}, timeout=5) as client:
+        head = client.head(f"{gateway.url}/v2/health/ready")
+        assert head.status_code == 200
+        assert head.headers["x-kind"] == "head"
+        assert client.get(f"{gateway.url}/v2/health/ready").text == "hello"

@@ -1,0 +1,240 @@
+"""Gateway benchmark: what the proxy hop costs, measured against the replica it fronts.
+
+Why: every request of the local platform goes through `ksrv gateway`, so its cost must stay
+small next to the model server's own. One run starts one `ksrv serve` replica (iris sklearn,
+1 worker, pinned to CPU 0) and one `ksrv gateway` (pinned to CPU 1, with wrk), fed a route
+table by a tiny long-poll server in this process, then runs interleaved wrk rounds (V2 REST)
+straight at the replica and through the gateway (`/serving/default/iris/...`), and prints
+medians: RPS, p50/p99 both ways, the p50 the hop adds, and the gateway's CPU time per proxied
+request (utime + stime from /proc/PID/stat around each timed run, over wrk's request count).
+
+Bars: at most 100 us of gateway CPU per request; under 1 ms added to p50 at 8 connections.
+
+Run: `.venv/bin/python bench/gateway.py` (`--help` for rounds, duration, connections).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import rest  # bench/rest.py: model training, wrk runner, process handling
+
+GATEWAY_CPU = 1
+PATH = "/v2/models/iris/infer"
+GATEWAY_PREFIX = "/serving/default/iris"
+BARS = {"cpu_us": 100.0, "added_p50_ms": 1.0}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per timed run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per run")
+    parser.add_argument(
+        "--connections", type=lambda text: [int(c) for c in text.split(",")], default=[8, 64]
+    )
+    return parser.parse_args()
+
+
+def route_server(replica_port: int, replica_grpc: int) -> ThreadingHTTPServer:
+    """Answers the gateway's long polls with one fixed table (version 1)."""
+    table = {
+        "version": 1,
+        "domain": "example.com",
+        "services": [
+            {
+                "namespace": "default",
+                "name": "iris",
+                "timeout_s": 60.0,
+                "entry": "predictor",
+                "components": {
+                    "predictor": {
+                        "backends": [
+                            {
+                                "revision": "iris-predictor-00001",
+                                "percent": 100,
+                                "replicas": [
+                                    {
+                                        "http": f"127.0.0.1:{replica_port}",
+                                        "grpc": f"127.0.0.1:{replica_grpc}",
+                                    }
+                                ],
+                            }
+                        ]
+                    }
+                },
+            }
+        ],
+    }
+    body = json.dumps(table).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            if "after=0&" not in self.path:
+                time.sleep(30)  # nothing newer: the long poll times out
+                self.send_response(304)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` (threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / rest.CLOCK_TICKS
+
+
+def start(name: str, argv: list[str], cpu: int, port: int) -> rest.Server:
+    server = rest.Server(name, ("v2",), port, argv, rest.PROJECT_BIN / "python")
+    rest.LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with server.log_path.open("wb") as log:
+        server.proc = subprocess.Popen(
+            ["taskset", "-c", str(cpu), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=rest.server_env({}),
+            cwd=rest.WORK_DIR,
+            start_new_session=True,
+        )
+    return server
+
+
+def wait_for(url: str, body: bytes, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            status, answer = rest.http(url, body, timeout=2.0)
+            if status == 200:
+                classes = [int(c) for c in json.loads(answer)["outputs"][0]["data"]]
+                if classes != rest.EXPECTED_CLASSES:
+                    sys.exit(f"{url} predicted {classes}")
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    sys.exit(f"{url} never answered 200")
+
+
+def main() -> None:
+    args = parse_args()
+    rest.check_tools()
+    model_path = rest.train_model()
+    body = rest.request_body("v2")
+    python = str(rest.PROJECT_BIN / "python")
+    replica_port, replica_grpc = rest.free_port(), rest.free_port()
+    gateway_port, gateway_grpc = rest.free_port(), rest.free_port()
+    replica = start(
+        "replica",
+        [python, "-m", "ksrv.cli.main", "serve", "--model-format", "sklearn",
+         "--model-dir", str(model_path.parent), "--model-name", "iris",
+         "--http-port", str(replica_port), "--grpc-port", str(replica_grpc), "--workers", "1"],
+        rest.SERVER_CPU, replica_port,
+    )  # fmt: skip
+    routes = route_server(replica_port, replica_grpc)
+    routes_url = f"http://127.0.0.1:{routes.server_address[1]}/ksrv/v1/routes"
+    gateway = start(
+        "gateway",
+        [python, "-m", "ksrv.cli.main", "gateway", "--http-port", str(gateway_port),
+         "--grpc-port", str(gateway_grpc), "--routes-url", routes_url],
+        GATEWAY_CPU, gateway_port,
+    )  # fmt: skip
+    targets = {
+        "direct": f"http://127.0.0.1:{replica_port}{PATH}",
+        "gateway": f"http://127.0.0.1:{gateway_port}{GATEWAY_PREFIX}{PATH}",
+    }
+    try:
+        for url in targets.values():
+            wait_for(url, body)
+        runs = measure(targets, body, gateway, args)
+    finally:
+        rest.stop_all([replica, gateway])
+        routes.shutdown()
+    report(runs, args)
+
+
+def measure(
+    targets: dict[str, str], body: bytes, gateway: rest.Server, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Interleaved rounds; the order of direct/gateway alternates each round."""
+    assert gateway.proc is not None
+    runs = []
+    for round_index in range(args.rounds):
+        for connections in args.connections:
+            order = list(targets) if round_index % 2 == 0 else list(reversed(targets))
+            for name in order:
+                rest.run_wrk(targets[name], body, connections, args.warmup)
+                before = cpu_seconds(gateway.proc.pid)
+                result = rest.run_wrk(targets[name], body, connections, args.duration)
+                spent = cpu_seconds(gateway.proc.pid) - before
+                result.update(round=round_index, target=name, connections=connections)
+                if name == "gateway":
+                    result["gateway_cpu_us"] = spent / max(result["requests"], 1) * 1e6
+                runs.append(result)
+                cpu = result.get("gateway_cpu_us")
+                print(
+                    f"[round {round_index + 1}] {name:7} c={connections:<3} "
+                    f"{result['rps']:8.0f} rps  p50 {result['p50_us'] / 1000:6.2f} ms  "
+                    f"p99 {result['p99_us'] / 1000:6.2f} ms  errors "
+                    f"{result['socket_errors'] + result['non_2xx']}"
+                    + (f"  gateway CPU {cpu:.1f} us/req" if cpu is not None else ""),
+                    flush=True,
+                )
+    out = rest.WORK_DIR / f"gateway-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(runs, indent=1))
+    print(f"raw runs: {out}")
+    return runs
+
+
+def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    def median(name: str, connections: int, key: str) -> float:
+        values = [r[key] for r in runs if r["target"] == name and r["connections"] == connections]
+        return statistics.median(values)
+
+    print(f"\nmedians of {args.rounds} rounds, {args.duration} s each, V2 REST, iris sklearn")
+    print("| conns | direct RPS | gateway RPS | direct p50/p99 ms | gateway p50/p99 ms "
+          "| added p50 ms | gateway CPU us/req |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for c in args.connections:
+        p50 = {name: median(name, c, "p50_us") / 1000 for name in ("direct", "gateway")}
+        p99 = {name: median(name, c, "p99_us") / 1000 for name in ("direct", "gateway")}
+        cpu_us = median("gateway", c, "gateway_cpu_us")
+        print(
+            f"| {c} | {median('direct', c, 'rps'):.0f} | {median('gateway', c, 'rps'):.0f} "
+            f"| {p50['direct']:.2f} / {p99['direct']:.2f} "
+            f"| {p50['gateway']:.2f} / {p99['gateway']:.2f} "
+            f"| {p50['gateway'] - p50['direct']:.2f} | {cpu_us:.1f} |"
+        )
+    errors = sum(r["socket_errors"] + r["non_2xx"] for r in runs)
+    if errors:
+        print(f"WARNING: {errors} failed requests across runs")
+    print(f"bars: CPU <= {BARS['cpu_us']:.0f} us/req, added p50 < {BARS['added_p50_ms']} ms at 8")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
