@@ -81,6 +81,12 @@ class ManagementAPI:
         self.routes = routes
         self.logs = logs
         self.on_change = on_change
+        self._closing = asyncio.Event()
+
+    def close(self) -> None:
+        """Answer pending and future route long polls at once (304), so a shutdown's grace
+        period is not spent waiting for the gateway's open poll."""
+        self._closing.set()
 
     async def __call__(self, request: Request) -> Response:
         wants_yaml = "yaml" in request.headers.get("accept", "")
@@ -268,11 +274,25 @@ class ManagementAPI:
         timeout_s = min(_float_param(query, "timeout_s", 30.0), MAX_POLL_S)
         table = self.routes.snapshot()
         if int(table.get("version", 0)) <= after:
-            newer = await self.routes.wait_newer(after, timeout_s)
+            newer = await self._wait_newer(self.routes, after, timeout_s)
             if newer is None:
                 return Response(b"", 304)
             table = newer
         return api_status.encode(table, 200, False)
+
+    async def _wait_newer(
+        self, routes: RouteFeed, after: int, timeout_s: float
+    ) -> dict[str, Any] | None:
+        if self._closing.is_set():
+            return None
+        polling = asyncio.ensure_future(routes.wait_newer(after, timeout_s))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait((polling, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (polling, closing):
+                task.cancel()
+        return polling.result() if polling.done() and not polling.cancelled() else None
 
     async def _logs(self, namespace: str, name: str, query: dict[str, str]) -> Response:
         component = query.get("component", "predictor")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -481,3 +482,12 @@ def test_the_served_kinds_are_the_kinds_the_api_layer_knows():
     for resource_type in api_paths.RESOURCE_TYPES:
         for alias in resource_type.short_names:
             assert resources.kind_for(alias) == resource_type.kind
+
+
+def test_close_answers_a_pending_long_poll_at_once(client, running):
+    running.loop.call_soon_threadsafe(running.loop.call_later, 0.2, running.api.close)
+    started = time.monotonic()
+    response = client.get("/ksrv/v1/routes", params={"after": 1, "timeout_s": 20})
+    assert response.status_code == 304
+    assert time.monotonic() - started < 5
+    assert client.get("/ksrv/v1/routes", params={"after": 1, "timeout_s": 20}).status_code == 304
