@@ -13,7 +13,7 @@ import gc
 import logging
 import random
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -23,6 +23,9 @@ from ksrv.gateway.route_watch import RouteWatcher
 from ksrv.gateway.routes import RouteTable, parse_table
 from ksrv.http import server as http
 from ksrv.protocol import status
+
+if TYPE_CHECKING:
+    from ksrv.gateway import grpc_proxy
 
 logger = logging.getLogger(__name__)
 
@@ -48,21 +51,26 @@ class Gateway:
         self.http_port = 0
         self.grpc_port = 0
         self._http: http.HTTPServer | None = None
-        self._grpc: Any = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._grpc: grpc_proxy.GRPCProxy | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def set_routes(self, document: dict[str, Any]) -> None:
         """Serve this route table (docs/platform.md, seam 4) from the next request on."""
         table = parse_table(document)
         self.table = table
-        addresses = {
-            replica.http
+        replicas = [
+            replica
             for service in table.services
             for component in service.components.values()
             for backend in component.backends
             for replica in backend.replicas
-        }
-        self.proxy.keep_only(addresses)
+        ]
+        self.proxy.keep_only({replica.http for replica in replicas})
+        if self._grpc is not None:
+            grpc_addresses = {replica.grpc for replica in replicas}
+            task = asyncio.get_running_loop().create_task(self._grpc.keep_only(grpc_addresses))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         logger.info("route table version %s: %d service(s)", table.version, len(table.services))
 
     async def handle(self, request: http.Request) -> http.Response:
@@ -99,14 +107,16 @@ class Gateway:
         if grpc_port:
             from ksrv.gateway import grpc_proxy
 
-            self._grpc, self.grpc_port = await grpc_proxy.start(
+            self._grpc = grpc_proxy.GRPCProxy(
                 host, grpc_port, lambda: self.table, self.max_body_bytes
             )
+            await self._grpc.start()
+            self.grpc_port = self._grpc.port
         if self.watcher is not None:
-            self._tasks.append(asyncio.get_running_loop().create_task(self.watcher.run()))
+            self._tasks.add(asyncio.get_running_loop().create_task(self.watcher.run()))
 
     async def stop(self, grace_s: float = 5.0) -> None:
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
         if self.watcher is not None:
             self.watcher.close()

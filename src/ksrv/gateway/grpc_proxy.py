@@ -110,6 +110,11 @@ class _Forwarder:
             ),
         )
 
+    def keep_only(self, addresses: set[str]) -> list[grpc.aio.Channel]:
+        """Forget the channels of replicas that left the route table; returns them to close."""
+        gone = [address for address in self.channels if address not in addresses]
+        return [self.channels.pop(address) for address in gone]
+
     def channel(self, address: str) -> grpc.aio.Channel:
         channel = self.channels.get(address)
         if channel is None:
@@ -117,16 +122,30 @@ class _Forwarder:
         return channel
 
 
-async def start(
-    host: str, port: int, table: Callable[[], RouteTable], max_message_bytes: int
-) -> tuple[grpc.aio.Server, int]:
-    """Start the gRPC proxy; returns the server and its bound port."""
-    options = [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-    ]
-    server = grpc.aio.server(options=options)
-    server.add_generic_rpc_handlers((_Forwarder(table, random.Random(), options),))
-    bound = server.add_insecure_port(f"{host}:{port}")
-    await server.start()
-    return server, bound
+class GRPCProxy:
+    """The gateway's gRPC server and its forwarder."""
+
+    def __init__(
+        self, host: str, port: int, table: Callable[[], RouteTable], max_message_bytes: int
+    ) -> None:
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        self.forwarder = _Forwarder(table, random.Random(), options)
+        self.server = grpc.aio.server(options=options)
+        self.server.add_generic_rpc_handlers((self.forwarder,))
+        self.port: int = self.server.add_insecure_port(f"{host}:{port}")
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def keep_only(self, addresses: set[str]) -> None:
+        """Close the channels of replicas that left the route table."""
+        for channel in self.forwarder.keep_only(addresses):
+            await channel.close(grace=5.0)
+
+    async def stop(self, grace_s: float) -> None:
+        await self.server.stop(grace_s)
+        for channel in self.forwarder.keep_only(set()):
+            await channel.close()

@@ -1,8 +1,10 @@
 """Keep the gateway's route table fresh by long-polling the control plane.
 
-`GET {routes_url}?after=VERSION&timeout_s=30` answers 200 with a newer table or 304 when
-nothing changed. When the control plane is down or restarting, the last table stays in
-force and the poll backs off (0.25 s doubling to 5 s), so the gateway keeps serving.
+`GET {routes_url}?after=VERSION&timeout_s=30` answers 200 with the table when its version
+differs from VERSION, or 304 when nothing changed. Any other version is taken, lower ones too:
+a restarted control plane's table is the truth. While the control plane is down the last
+table stays in force and the poll backs off (0.25 s doubling to 5 s), so the gateway keeps
+serving.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class RouteWatcher:
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
     async def poll_once(self) -> bool:
-        """One long poll; True when a newer table arrived."""
+        """One long poll; True when another table arrived."""
         target = f"{self.path}?after={self.version}&timeout_s={self.poll_timeout_s:g}"
         head = (
             b"GET " + target.encode() + b" HTTP/1.1\r\nhost: " + self.host_header
@@ -72,7 +74,7 @@ class RouteWatcher:
             raise ValueError(f"routes URL answered {response.status}: {response.body[:200]!r}")
         document = orjson.loads(response.body)
         version = int(document.get("version", 0))
-        if version <= self.version:
+        if version == self.version:
             return False
         self.on_table(document)
         self.version = version

@@ -22,7 +22,8 @@ DOMAIN = "example.com"
 
 
 class RouteServer:
-    """Serves `GET /ksrv/v1/routes?after=N&timeout_s=T` like the management API does."""
+    """Serves `GET /ksrv/v1/routes?after=N&timeout_s=T` like the management API does: the
+    table as soon as its version differs from N, else 304 after T."""
 
     def __init__(self, port: int = 0) -> None:
         self.table: dict[str, Any] = {"version": 0, "domain": DOMAIN, "services": []}
@@ -46,10 +47,10 @@ class RouteServer:
                 with routes.changed:
                     routes.polls += 1
                     routes.changed.wait_for(
-                        lambda: routes.table["version"] > after or routes.is_closing, timeout_s
+                        lambda: routes.table["version"] != after or routes.is_closing, timeout_s
                     )
                     table = routes.table
-                if table["version"] <= after or routes.is_closing:
+                if table["version"] == after or routes.is_closing:
                     self.send_response(304)
                     self.send_header("content-length", "0")
                     self.end_headers()
@@ -114,7 +115,7 @@ class Gateway:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             seen = httpx.get(self.url + "/ksrv/gateway/health").json()["version"]
-            if seen >= version:
+            if seen == version:
                 return
             time.sleep(0.02)
         raise AssertionError(f"gateway never took route table {version}:\n{self.process.log()}")
