@@ -126,8 +126,12 @@ class Proxy:
 def _request_head(request: Request, target: bytes, name: str, namespace: str) -> bytes:
     parts = [request.method.encode(), b" ", target or b"/", b" HTTP/1.1\r\n"]
     forwarded_for = request.client.encode()
+    drop = _DROP_REQUEST
     for key, value in request.raw_headers:
-        if key in _DROP_REQUEST:
+        if key == b"connection":
+            drop = drop | _connection_options(value)
+    for key, value in request.raw_headers:
+        if key in drop:
             if key == b"x-forwarded-for":
                 forwarded_for = value + b", " + forwarded_for
             continue
@@ -144,6 +148,17 @@ def _request_head(request: Request, target: bytes, name: str, namespace: str) ->
     return b"".join(parts)
 
 
+def _connection_options(value: bytes) -> frozenset[bytes]:
+    """Fields a `Connection` header names are hop-by-hop too (RFC 9110 7.6.1)."""
+    options = {token.strip().lower() for token in value.split(b",")}
+    options -= {b"close", b"keep-alive", b"x-forwarded-for", b""}
+    return frozenset(options)
+
+
 def response_headers(response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
     """The upstream headers a client may see: no hop-by-hop fields, no framing."""
-    return [item for item in response.headers if item[0] not in _DROP_RESPONSE]
+    drop = _DROP_RESPONSE
+    for key, value in response.headers:
+        if key == b"connection":
+            drop = drop | _connection_options(value)
+    return [item for item in response.headers if item[0] not in drop]

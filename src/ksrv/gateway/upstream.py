@@ -162,6 +162,7 @@ class ReplicaPool:
         self.idle: list[_Connection] = []
         self.outstanding = 0
         self.down_until = 0.0
+        self.is_closed = False
 
     async def request(self, head: bytes, body: bytes, deadline: float) -> UpstreamResponse:
         """Send one request (head + body) and wait for its response until `deadline`.
@@ -208,14 +209,18 @@ class ReplicaPool:
         return protocol
 
     def release(self, connection: _Connection) -> None:
-        self.idle.append(connection)
+        if self.is_closed:
+            connection.close()
+        else:
+            self.idle.append(connection)
 
     def forget(self, connection: _Connection) -> None:
         if connection in self.idle:
             self.idle.remove(connection)
 
     def close(self) -> None:
-        """Close the idle connections; requests in flight finish on theirs."""
+        """Close the idle connections; requests in flight finish on theirs, then close them."""
+        self.is_closed = True
         idle, self.idle = self.idle, []
         for connection in idle:
             connection.close()

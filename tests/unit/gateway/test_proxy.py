@@ -38,6 +38,23 @@ def test_request_head_drops_hop_by_hop_and_adds_identity_headers():
     )
 
 
+def test_fields_named_by_connection_are_dropped_too():
+    request = Request(
+        "GET",
+        "/",
+        {},
+        b"",
+        b"/",
+        [(b"connection", b"keep-alive, X-Secret"), (b"x-secret", b"1"), (b"x-kept", b"2")],
+        "10.1.1.1",
+    )
+    head = proxy._request_head(request, b"/", "svc", "ns")
+    assert b"x-secret" not in head
+    assert b"x-kept: 2\r\n" in head
+    response = UpstreamResponse(200, [(b"connection", b"x-hop"), (b"x-hop", b"1")], b"")
+    assert proxy.response_headers(response) == []
+
+
 def test_response_headers_leave_framing_to_the_gateway():
     response = UpstreamResponse(
         200,
