@@ -71,7 +71,8 @@ def test_a_backend_without_replicas_gives_its_share_to_the_others(gateway, toys)
     assert counts == Counter({only.process.pid: 40})
 
 
-def test_a_replica_killed_under_load_fails_no_request(gateway, toys):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "drained"])
+def test_a_replica_stopped_under_load_fails_no_request(gateway, toys, sig):
     first, second = toys(2)
     gateway.publish([service("toy", [(100, [first, second])])])
     done: list[int] = []
@@ -81,7 +82,7 @@ def test_a_replica_killed_under_load_fails_no_request(gateway, toys):
         with httpx.Client(headers=HOST, timeout=10) as client:
             for n in range(100):
                 if index == 0 and n == 20:
-                    os.killpg(first.process.pid, signal.SIGKILL)  # mid-stream, no drain
+                    os.killpg(first.process.pid, sig)  # mid-stream; the table still lists it
                 answer = client.post(f"{gateway.url}/v1/models/pid:predict", json={})
                 statuses.append(answer.status_code)
                 done.append(answer.status_code)
@@ -91,7 +92,7 @@ def test_a_replica_killed_under_load_fails_no_request(gateway, toys):
         statuses = [code for chunk in pool.map(run, range(4)) for code in chunk]
     assert len(statuses) == 400
     assert Counter(statuses) == Counter({200: 400})
-    assert first.process.wait(5) == -signal.SIGKILL
+    assert first.process.wait(35) in (-sig, 0)
 
 
 def test_a_new_route_table_moves_traffic_and_survives_a_control_plane_restart(toys):
