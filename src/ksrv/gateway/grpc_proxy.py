@@ -1,11 +1,10 @@
-"""gRPC on the gateway's second port: any method, forwarded as raw bytes to a replica.
+"""gRPC on the gateway's second port: any (unary) method, forwarded as raw bytes.
 
-Routed by host like REST. grpcio (1.85) does not expose a call's `:authority` to a server
-handler (`HandlerCallDetails` holds only `method` and `invocation_metadata`, and
-`:authority` is not in the metadata), so the host comes from a `host` metadata entry, which
-is what KServe's documented Python gRPC samples send. Messages are never deserialised.
-Every ksrv/KServe V2 method is unary. UNAVAILABLE (no connection, or a replica not ready)
-is retried on another replica at most twice: inference calls are idempotent.
+Routed by host like REST. grpcio 1.85 does not show a server handler the call's `:authority`
+(`HandlerCallDetails` has only `method` and `invocation_metadata`, which lacks it), so the
+host comes from `host` metadata, as KServe's Python gRPC samples send it. UNAVAILABLE (no
+connection, replica not ready) is retried on another replica at most twice: inference calls
+are idempotent.
 """
 
 from __future__ import annotations

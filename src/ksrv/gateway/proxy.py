@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ksrv.errors import UpstreamFailed
+from ksrv.errors import UpstreamFailed, UpstreamTimeout
 from ksrv.gateway.routes import Backend, Match, Replica
 from ksrv.gateway.upstream import ReplicaPool, UpstreamDropped, UpstreamResponse
 from ksrv.http.server import Request
@@ -72,6 +72,11 @@ class Proxy:
             pool = self.choose(backend.replicas, tried)
             try:
                 return await pool.request(head, request.body, deadline)
+            except UpstreamTimeout as exc:
+                raise UpstreamTimeout(
+                    f"{match.component.name} of {service.namespace}/{service.name} did not "
+                    f"answer within {service.timeout_s:g} s ({exc.message})"
+                ) from None
             except UpstreamDropped as exc:
                 if not exc.is_retryable:
                     raise
