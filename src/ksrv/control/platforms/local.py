@@ -79,15 +79,19 @@ class LocalPlatform:
                 f"revision {spec.namespace}/{spec.revision} already runs another command or "
                 "env; a changed spec needs a new revision name"
             )
+        is_changed = revision.spec != spec
         revision.spec = spec
         for index in range(spec.replicas):
             if index not in revision.replicas:
                 replica = self._replica(spec, index)
                 revision.replicas[index] = replica
                 replica.run()
+                is_changed = True
         for index in sorted(i for i in revision.replicas if i >= spec.replicas):
             self._drain_in_background(revision, revision.replicas.pop(index))
-        self._changed()
+            is_changed = True
+        if is_changed:  # the reconciler ensures every pass: a no-op must not nudge it again
+            self._changed()
 
     async def remove(self, namespace: str, revision: str) -> None:
         """Drain every replica of the revision at once; returns when all have exited."""

@@ -1,0 +1,173 @@
+"""`ksrv up` / `ksrv down`: start and stop the local platform (control plane + gateway)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+
+from ksrv.control import plane
+
+DEFAULT_STATE_DIR = Path(os.environ.get("KSRV_STATE_DIR", Path.home() / ".ksrv"))
+START_TIMEOUT_S = 60.0
+
+
+def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--state-dir",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_STATE_DIR,
+        show_default=True,
+        help="Where resources (SQLite), replica state and logs live (env KSRV_STATE_DIR).",
+    )(function)
+
+
+@click.command()
+@_state_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, help="Gateway HTTP port.")
+@click.option("--grpc-port", default=8081, show_default=True, help="Gateway gRPC port.")
+@click.option("--api-port", default=8090, show_default=True, help="Management API port.")
+@click.option("--domain", default="example.com", show_default=True, help="Ingress domain.")
+@click.option("--detach", is_flag=True, help="Run in the background; `ksrv down` stops it.")
+@click.option("--log-level", default="info", show_default=True)
+def up(
+    state_dir: Path,
+    host: str,
+    port: int,
+    grpc_port: int,
+    api_port: int,
+    domain: str,
+    detach: bool,
+    log_level: str,
+) -> None:
+    """Start the local platform: apply InferenceServices to it with `ksrv apply`."""
+    settings = plane.PlaneSettings(
+        state_dir=state_dir.resolve(),
+        host=host,
+        api_port=api_port,
+        gateway_port=port,
+        gateway_grpc_port=grpc_port,
+        domain=domain,
+    )
+    running = _running_pid(settings.pid_file)
+    if running is not None:
+        click.echo(f"ksrv is already up (pid {running}); management API {settings.api_url}")
+        return
+    if detach:
+        _start_detached(settings, log_level)
+        return
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    _say_up(settings)
+    try:
+        import uvloop
+
+        uvloop.run(plane.run(settings))
+    except ImportError:  # pragma: no cover - uvloop is a core dependency
+        asyncio.run(plane.run(settings))
+
+
+@click.command()
+@_state_dir_option
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for drain.")
+def down(state_dir: Path, timeout: float) -> None:
+    """Stop the local platform: drain and stop every replica, then the gateway."""
+    pid_file = state_dir.resolve() / "ksrv.pid"
+    pid = _running_pid(pid_file)
+    if pid is None:
+        click.echo("ksrv is not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _is_alive(pid):
+        if time.monotonic() > deadline:
+            click.echo(f"ksrv (pid {pid}) did not stop within {timeout:g}s", err=True)
+            sys.exit(1)
+        time.sleep(0.1)
+    click.echo("ksrv is down")
+
+
+def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.state_dir / "ksrv.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ksrv.cli.main",
+                "up",
+                "--state-dir",
+                str(settings.state_dir),
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.gateway_port),
+                "--grpc-port",
+                str(settings.gateway_grpc_port),
+                "--api-port",
+                str(settings.api_port),
+                "--domain",
+                settings.domain,
+                "--log-level",
+                log_level,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            click.echo(f"ksrv up failed (exit {process.returncode}); see {log_path}", err=True)
+            sys.exit(1)
+        if _answers(f"{settings.api_url}/healthz"):
+            _say_up(settings)
+            click.echo(f"running in the background (pid {process.pid}); logs in {log_path}")
+            return
+        time.sleep(0.1)
+    click.echo(f"ksrv up did not answer within {START_TIMEOUT_S:g}s; see {log_path}", err=True)
+    sys.exit(1)
+
+
+def _say_up(settings: plane.PlaneSettings) -> None:
+    click.echo(
+        f"ksrv is up: gateway http://{settings.gateway_http} (gRPC {settings.host}:"
+        f"{settings.gateway_grpc_port}), management API {settings.api_url}, "
+        f"state in {settings.state_dir}"
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _running_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_alive(pid) else None
+
+
+def _is_alive(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    return False

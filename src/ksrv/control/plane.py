@@ -1,0 +1,212 @@
+"""The control-plane process: store, management API, reconciler, local platform, gateway.
+
+`run` wires the pieces of docs/platform.md together in one event loop and supervises the
+gateway as a separate process (its own session, so it keeps routing while the control plane
+restarts; a restarted control plane adopts it through its pid file, as the platform adopts
+replicas). SIGTERM/SIGINT end it: replicas drain and stop, then the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
+from ksrv.control.platforms.local import LocalPlatform
+from ksrv.control.reconciler import Reconciler
+from ksrv.control.routes import RouteTable
+from ksrv.control.store import Store
+from ksrv.http.server import HTTPServer
+
+logger = logging.getLogger(__name__)
+
+GATEWAY_RESTART_S = 1.0
+
+
+@dataclass(frozen=True)
+class PlaneSettings:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    api_port: int = 8090
+    gateway_port: int = 8080
+    gateway_grpc_port: int = 8081
+    domain: str = "example.com"
+    python: str = sys.executable
+
+    @property
+    def gateway_http(self) -> str:
+        return f"{self.host}:{self.gateway_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "ksrv.pid"
+
+    @property
+    def gateway_pid_file(self) -> Path:
+        return self.state_dir / "gateway.pid"
+
+
+class LogFiles:
+    """`ksrv logs`: every replica log of a component, oldest revision first."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.root = state_dir / "platform" / "logs"
+
+    def log_paths(self, namespace: str, name: str, component: str) -> list[Path]:
+        return sorted((self.root / namespace).glob(f"{name}-{component}-[0-9]*-[0-9]*.log"))
+
+
+async def run(settings: PlaneSettings) -> None:
+    """Serve until SIGTERM/SIGINT; then drain and stop replicas and the gateway."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.pid_file.write_text(str(os.getpid()))
+    store = Store(settings.state_dir / "ksrv.db")
+    routes = RouteTable(settings.domain)
+    nudges: list[Reconciler] = []
+
+    def nudge() -> None:
+        for reconciler in nudges:
+            reconciler.nudge()
+
+    platform = LocalPlatform(settings.state_dir / "platform", on_change=nudge)
+    reconciler = Reconciler(
+        store, platform, routes, gateway_http=settings.gateway_http, python=settings.python
+    )
+    nudges.append(reconciler)
+    api = ManagementAPI(store, routes=routes, logs=LogFiles(settings.state_dir), on_change=nudge)
+    server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
+    await platform.start()
+    await server.start(settings.host, settings.api_port)
+    gateway = _Gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    tasks = [
+        loop.create_task(reconciler.run()),
+        loop.create_task(gateway.supervise()),
+    ]
+    logger.info(
+        "control plane on %s, gateway on http://%s", settings.api_url, settings.gateway_http
+    )
+    try:
+        await stop.wait()
+    finally:
+        logger.info("stopping: draining replicas")
+        # The reconciler stops first: a pass after the drain would start replicas again.
+        reconciler.stop()
+        await asyncio.wait([tasks[0]], timeout=30)
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=5)
+        api.close()
+        await server.shutdown(5.0)
+        await platform.shutdown(stop_replicas=True)
+        gateway.stop()
+        store.close()
+        settings.pid_file.unlink(missing_ok=True)
+
+
+class _Gateway:
+    """Keeps one gateway process running; adopts one a previous control plane left."""
+
+    def __init__(self, settings: PlaneSettings) -> None:
+        self.settings = settings
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _adopted_pid(self) -> int | None:
+        try:
+            pid = int(self.settings.gateway_pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if _is_our_gateway(pid) else None
+
+    async def supervise(self) -> None:
+        while True:
+            pid = self._adopted_pid()
+            if pid is None:
+                self._start()
+                pid = self.process.pid if self.process else None
+            while pid is not None and _is_alive(pid):
+                if self.process is not None:
+                    self.process.poll()  # reap our own child when it exits
+                await asyncio.sleep(0.5)
+            logger.warning("gateway exited; restarting it")
+            await asyncio.sleep(GATEWAY_RESTART_S)
+
+    def _start(self) -> None:
+        settings = self.settings
+        log = open(settings.state_dir / "gateway.log", "ab")  # noqa: SIM115 (child keeps it)
+        self.process = subprocess.Popen(
+            [
+                settings.python,
+                "-m",
+                "ksrv.cli.main",
+                "gateway",
+                "--host",
+                settings.host,
+                "--http-port",
+                str(settings.gateway_port),
+                "--grpc-port",
+                str(settings.gateway_grpc_port),
+                "--routes-url",
+                f"{settings.api_url}/ksrv/v1/routes",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        settings.gateway_pid_file.write_text(str(self.process.pid))
+
+    def stop(self) -> None:
+        pid = self._adopted_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if self.process is not None and self.process.pid == pid:
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.settings.gateway_pid_file.unlink(missing_ok=True)
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0): look at its state.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _is_our_gateway(pid: int) -> bool:
+    """A live process whose command line is a ksrv gateway (not a reused pid)."""
+    if not _is_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"ksrv.cli.main" in argv and b"gateway" in argv
