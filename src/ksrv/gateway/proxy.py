@@ -80,6 +80,9 @@ class Proxy:
             except UpstreamDropped as exc:
                 if not exc.is_retryable:
                     raise
+                # Its other idle connections likely died with this one (a restarted replica):
+                # the retry should not draw another stale one.
+                pool.close_idle()
                 tried.append(pool)
                 last = exc
         raise UpstreamFailed(f"{last.message} (after {MAX_RETRIES} retries)")

@@ -221,6 +221,9 @@ class ReplicaPool:
     def close(self) -> None:
         """Close the idle connections; requests in flight finish on theirs, then close them."""
         self.is_closed = True
+        self.close_idle()
+
+    def close_idle(self) -> None:
         idle, self.idle = self.idle, []
         for connection in idle:
             connection.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -117,3 +118,29 @@ def test_a_new_route_table_moves_traffic_and_survives_a_control_plane_restart(to
     finally:
         gateway.process.stop()
         routes.close()
+
+
+def test_a_replica_restarted_on_the_same_port_answers_at_once(gateway):
+    from tests.conftest import TESTS_DIR, ServerProcess, free_port
+
+    port = free_port()
+    command = [sys.executable, str(TESTS_DIR / "toys.py"), "--host", "127.0.0.1",
+               "--http_port", str(port), "--enable_grpc", "false"]  # fmt: skip
+    first = ServerProcess(command, port).wait_ready()
+    second = None
+    try:
+        gateway.publish([service("toy", [(100, [f"127.0.0.1:{port}"])])])
+        before = _pids(gateway, total=16, clients=8)  # fills the pool with 8 connections
+        assert set(before) == {first.process.pid}
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.process.wait(5)
+        second = ServerProcess(command, port).wait_ready()
+        with httpx.Client(headers=HOST, timeout=10) as client:
+            for _ in range(10):
+                answer = client.post(f"{gateway.url}/v1/models/pid:predict", json={})
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["pid"] == second.process.pid
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
