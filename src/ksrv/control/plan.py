@@ -37,6 +37,12 @@ LEGACY_FRAMEWORKS: Final = (
 DEFAULT_TIMEOUT_S: Final = 60.0
 HTTP_PORT: Final = "{http_port}"
 GRPC_PORT: Final = "{grpc_port}"
+# ClusterServingRuntimes a KServe installation ships (config/runtimes).
+KSERVE_RUNTIMES: Final = frozenset({
+    "kserve-sklearnserver", "kserve-xgbserver", "kserve-lgbserver", "kserve-mlserver",
+    "kserve-pmmlserver", "kserve-tensorflow-serving", "kserve-torchserve", "kserve-tritonserver",
+    "kserve-paddleserver", "kserve-huggingfaceserver", "kserve-predictiveserver",
+})  # fmt: skip
 # The one container of a pod KServe treats as the model server.
 MAIN_CONTAINER: Final = "kserve-container"
 
@@ -179,13 +185,19 @@ def _model_server(
         raise ResourceInvalid("spec.predictor.model.modelFormat.name is required", "InvalidSpec")
     wanted = runtime_selection.ModelFormat(model_format["name"], model_format.get("version"))
     protocol = model.get("protocolVersion")
+    notes = []
+    runtime_name = model.get("runtime")
+    if runtime_name and _is_kserve_builtin(runtime_name, runtimes):
+        # KServe's own runtimes (kserve-sklearnserver, ...) are images; ksrv's defaults stand
+        # in for them, chosen by the model's format as KServe would among its own.
+        notes.append(f"runtime {runtime_name} is KServe's image; ksrv's runtime serves it")
+        runtime_name = None
     runtime = runtime_selection.select_runtime(
         wanted,
         runtimes,
-        runtime_name=model.get("runtime"),
+        runtime_name=runtime_name,
         protocol_version=protocol or "v1",
     )
-    notes = []
     ksrv_runtime = default_runtimes.ksrv_runtime(runtime)
     if ksrv_runtime is None:
         notes.append(
@@ -215,6 +227,11 @@ def _model_server(
         "is_cluster_runtime": runtime.kind == "ClusterServingRuntime",
         "notes": tuple(notes),
     }
+
+
+def _is_kserve_builtin(runtime_name: str, runtimes: list[Runtime]) -> bool:
+    """A runtime KServe installs by default that nobody applied here."""
+    return runtime_name in KSERVE_RUNTIMES and all(r.name != runtime_name for r in runtimes)
 
 
 def _custom_container(

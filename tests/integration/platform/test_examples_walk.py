@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from ksrv.api import resources
+from ksrv.errors import ResourceInvalid
 from tests.integration.platform.conftest import EXAMPLES, LocalKsrv, with_storage
 
 pytestmark = pytest.mark.timeout(900)
@@ -61,6 +63,11 @@ def runnable_examples() -> tuple[list[tuple[str, int, dict[str, Any]]], dict[str
             elif not _storage_of(predictor):
                 skipped[where] = "multi-model serving (TrainedModels, no storageUri)"
             else:
+                try:
+                    resources.load(document)
+                except ResourceInvalid as exc:
+                    skipped[where] = f"rejected, as the CRD schema / KServe's webhook do: {exc}"
+                    continue
                 runnable.append((path.name, index, document))
     return runnable, skipped
 

@@ -154,3 +154,12 @@ def test_explicit_runtime_and_protocol_are_honoured(protocol):
                                  "protocolVersion": protocol, "storageUri": "/m"}}}
     ).components["predictor"]  # fmt: skip
     assert predictor.runtime == "ksrv-sklearn" and predictor.protocol == protocol
+
+
+def test_kserves_own_runtime_names_are_served_by_ksrvs_runtimes():
+    predictor = desired(
+        {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                 "runtime": "kserve-sklearnserver", "storageUri": "/m"}}}
+    ).components["predictor"]  # fmt: skip
+    assert predictor.error is None and predictor.runtime == "ksrv-sklearn"
+    assert any("kserve-sklearnserver" in note for note in predictor.notes)
