@@ -19,13 +19,19 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python examples/sklearn-iris/train.py .run/iris
+	$(BIN)/ksrv up --detach --port $(PORT)
+	sed "s#storageUri: .*#storageUri: $(CURDIR)/.run/iris#" examples/sklearn-iris/inferenceservice.yaml \
+		| $(BIN)/ksrv apply -f - --wait
 	@echo
-	@echo "Serving the iris model on http://127.0.0.1:$(PORT). Call it with:"
-	@echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v2/models/iris/infer -H 'content-type: application/json' \\"
-	@echo "    -d '{\"inputs\":[{\"name\":\"input-0\",\"shape\":[2,4],\"datatype\":\"FP64\",\"data\":[6.8,2.8,4.8,1.4,6.0,3.4,4.5,1.6]}]}'"
-	@echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v1/models/iris:predict -d '{\"instances\":[[6.8,2.8,4.8,1.4]]}'"
+	@$(BIN)/ksrv get isvc
 	@echo
-	$(BIN)/ksrv serve --model-format sklearn --model-dir .run/iris --model-name iris --http-port $(PORT)
+	@echo "Call it through the gateway (V1, then Open Inference Protocol):"
+	@echo "  curl -s http://127.0.0.1:$(PORT)/serving/default/sklearn-iris/v1/models/sklearn-iris:predict \\"
+	@echo "    -d '{\"instances\":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}'"
+	@echo "  curl -s -H 'Host: sklearn-iris-default.example.com' http://127.0.0.1:$(PORT)/v2/models/sklearn-iris/infer \\"
+	@echo "    -H 'content-type: application/json' \\"
+	@echo "    -d '{\"inputs\":[{\"name\":\"input-0\",\"shape\":[1,4],\"datatype\":\"FP64\",\"data\":[6.8,2.8,4.8,1.4]}]}'"
+	@echo "Then: $(BIN)/ksrv get isvc | describe isvc sklearn-iris | logs sklearn-iris | down"
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
