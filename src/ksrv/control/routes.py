@@ -16,18 +16,20 @@ class RouteTable:
 
     def __init__(self, domain: str) -> None:
         self.domain = domain
-        # Versions start from the clock so a restarted control plane never goes backwards.
-        self.version = int(time.time() * 1000)
+        # Version 0 = nothing published yet: a restarted control plane must not hand the
+        # gateway an empty table before its first pass has seen the replicas it adopted.
+        self.version = 0
         self._services: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
 
     def publish(self, services: list[dict[str, Any]]) -> bool:
         """Replace the services; True when that changed the table."""
         ordered = sorted(services, key=lambda s: (s["namespace"], s["name"]))
-        if ordered == self._services:
+        if self.version and ordered == self._services:
             return False
         self._services = ordered
-        self.version += 1
+        # From the clock, so a restarted control plane's versions never go backwards.
+        self.version = max(self.version + 1, int(time.time() * 1000))
         self._changed.set()
         self._changed = asyncio.Event()
         return True
@@ -37,7 +39,7 @@ class RouteTable:
 
     async def wait_newer(self, after: int, timeout_s: float) -> dict[str, Any] | None:
         """The table once its version differs from `after`, or None after `timeout_s`."""
-        if after != self.version:
+        if self.version and after != self.version:
             return self.snapshot()  # newer, or from before a control-plane restart
         try:
             await asyncio.wait_for(self._changed.wait(), timeout_s)

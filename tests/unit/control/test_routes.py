@@ -1,0 +1,52 @@
+"""control.routes.RouteTable: versions only move on real changes, never backwards."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ksrv.control.routes import RouteTable
+
+SERVICE = {"namespace": "default", "name": "iris", "entry": "predictor", "components": {}}
+
+
+def test_nothing_is_served_before_the_first_publish():
+    async def scenario() -> None:
+        table = RouteTable("example.com")
+        assert table.version == 0
+        assert await table.wait_newer(0, 0.05) is None
+        waiter = asyncio.ensure_future(table.wait_newer(0, 5))
+        await asyncio.sleep(0)
+        table.publish([])
+        published = await waiter
+        assert published is not None and published["version"] > 0
+        assert published["services"] == []
+
+    asyncio.run(scenario())
+
+
+def test_version_moves_only_when_the_table_changes():
+    async def scenario() -> None:
+        table = RouteTable("example.com")
+        assert table.publish([SERVICE])
+        version = table.version
+        assert not table.publish([dict(SERVICE)])
+        assert table.version == version
+        assert await table.wait_newer(version, 0.05) is None
+        assert table.publish([])
+        assert table.version > version
+        assert table.service("default", "iris") is None
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_control_plane_answers_a_gateway_that_saw_another_version():
+    async def scenario() -> None:
+        before = RouteTable("example.com")
+        before.publish([SERVICE])
+        after = RouteTable("example.com")  # a restart: counters start again
+        after.publish([SERVICE])
+        assert after.version >= before.version
+        answer = await after.wait_newer(before.version - 1, 0.05)
+        assert answer is not None and answer["services"] == [SERVICE]
+
+    asyncio.run(scenario())
