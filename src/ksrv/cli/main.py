@@ -26,7 +26,7 @@ class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if _find(name) is not None)
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return _find(cmd_name)
@@ -37,12 +37,7 @@ def _find(name: str) -> click.Command | None:
     if target is None:
         return None
     module_name, _, attribute = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None  # a command whose module is not built yet
-        raise
+    module = importlib.import_module(module_name)
     command = getattr(module, attribute, None)
     return command if isinstance(command, click.Command) else None
 

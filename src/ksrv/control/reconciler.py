@@ -34,8 +34,13 @@ logger = logging.getLogger(__name__)
 ISVC: Final = "InferenceService"
 REVISION: Final = "Revision"  # ksrv's own record kind; never served by the management API
 RUNTIME_KINDS: Final = ("ServingRuntime", "ClusterServingRuntime")
+UNSERVED_KINDS: Final = {
+    "InferenceGraph": "InferenceGraph routing",
+    "TrainedModel": "multi-model serving (TrainedModel)",
+}
 STOP_ANNOTATION: Final = "serving.kserve.io/stop"
 TICK_S: Final = 1.0
+UNROUTED_GRACE_S: Final = 2.0
 CONDITION_TYPES: Final = {
     "predictor": "PredictorReady",
     "transformer": "TransformerReady",
@@ -78,6 +83,7 @@ class Reconciler:
         self._lock = asyncio.Lock()
         self._is_stopped = False
         self._default_runtimes = list(default_runtimes.default_runtimes())
+        self._unrouted_since: dict[tuple[str, str], float] = {}
         self._draining: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     def nudge(self) -> None:
@@ -125,6 +131,26 @@ class Reconciler:
                     services.append(route)
             await self._collect_garbage(wanted)
             self.routes.publish(services)
+            self._report_unserved()
+
+    def _report_unserved(self) -> None:
+        """InferenceGraphs and TrainedModels are stored but not run locally yet: say so."""
+        for kind, what in UNSERVED_KINDS.items():
+            for document in self.store.list(kind):
+                metadata = document["metadata"]
+                old = document.get("status") or {}
+                conditions = [
+                    _condition("Ready", False, "NotSupportedLocally", f"{what} is not served by "
+                               "the local platform yet; the resource is stored as applied")
+                ]  # fmt: skip
+                _keep_transition_times(conditions, old.get("conditions") or [], self.now())
+                status = {
+                    "observedGeneration": metadata.get("generation"),
+                    "conditions": conditions,
+                }
+                if status != old:
+                    namespace = metadata.get("namespace") or ""
+                    self.store.update_status(kind, namespace, metadata["name"], status)
 
     def _revisions_of(self, isvc: dict[str, Any]) -> set[tuple[str, str]]:
         namespace, name = _key(isvc).split("/", 1)
@@ -345,9 +371,19 @@ class Reconciler:
     async def _collect_garbage(self, wanted: set[tuple[str, str]]) -> None:
         """Stop revisions nothing routes to any more and forget their records.
 
-        Draining can take the whole grace period, so it runs beside the passes."""
+        Draining can take the whole grace period, so it runs beside the passes. A revision
+        is drained only `UNROUTED_GRACE_S` after it left the route table, so the gateway has
+        pulled the new table before the old replicas stop listening."""
+        now = time.monotonic()
+        for key in list(self._unrouted_since):
+            if key in wanted:
+                del self._unrouted_since[key]
         for key in list(self.platform.observe()):
-            if key not in wanted and key not in self._draining:
+            if key in wanted or key in self._draining:
+                continue
+            since = self._unrouted_since.setdefault(key, now)
+            if now - since >= UNROUTED_GRACE_S:
+                del self._unrouted_since[key]
                 logger.info("stopping revision %s/%s", *key)
                 task = asyncio.get_running_loop().create_task(self._remove(key))
                 self._draining[key] = task

@@ -17,7 +17,7 @@ import yaml
 
 from ksrv.api import resources
 from ksrv.errors import ResourceInvalid
-from tests.integration.platform.conftest import EXAMPLES, LocalKsrv, with_storage
+from tests.platform_support import EXAMPLES, LocalKsrv, with_storage
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -102,6 +102,7 @@ def test_the_walk_covers_the_supported_examples():
 
 def test_every_supported_example_becomes_ready_and_answers(ksrv_platform, format_models):
     runnable, _ = runnable_examples()
+    assert runnable, f"no example found under {EXAMPLES}"
     failures: list[str] = []
     for start in range(0, len(runnable), BATCH):
         batch = runnable[start : start + BATCH]

@@ -7,6 +7,7 @@ the CLI and the gateway's port, as a user would.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import threading
@@ -20,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.platform.conftest import LocalKsrv, example, with_storage
+from tests.platform_support import LocalKsrv, example, with_storage
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -301,3 +302,18 @@ def _yaml(document: dict[str, Any]) -> str:
     import yaml
 
     return yaml.safe_dump(document)
+
+
+def test_inference_graph_is_stored_and_says_it_is_not_served_yet(ksrv_platform):
+    graph = next(d for d in example("kserve__docs__samples__graph__ensemble.yaml")
+                 if d["kind"] == "InferenceGraph")  # fmt: skip
+    assert "created" in ksrv_platform.apply([graph])
+    name = graph["metadata"]["name"]
+
+    def reported() -> bool:
+        document = json.loads(ksrv_platform.cli("get", "ig", name, "-o", "json"))
+        conditions = document.get("status", {}).get("conditions", [])
+        return any(c.get("reason") == "NotSupportedLocally" for c in conditions)
+
+    wait_until(reported, what="the InferenceGraph status")
+    assert name in ksrv_platform.cli("get", "ig")
