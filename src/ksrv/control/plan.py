@@ -43,6 +43,15 @@ KSERVE_RUNTIMES: Final = frozenset({
     "kserve-pmmlserver", "kserve-tensorflow-serving", "kserve-torchserve", "kserve-tritonserver",
     "kserve-paddleserver", "kserve-huggingfaceserver", "kserve-predictiveserver",
 })  # fmt: skip
+# Component fields the local platform does not carry out yet (later work), said in status.
+NOT_YET_LOCAL: Final = {
+    "maxReplicas": "autoscaling is not available locally yet; minReplicas replicas run",
+    "scaleTarget": "autoscaling is not available locally yet; minReplicas replicas run",
+    "scaleMetric": "autoscaling is not available locally yet; minReplicas replicas run",
+    "containerConcurrency": "the concurrency limit is not enforced locally yet",
+    "logger": "request/response logging is not available locally yet",
+    "batcher": "server-side batching is not available locally yet",
+}
 # The one container of a pod KServe treats as the model server.
 MAIN_CONTAINER: Final = "kserve-container"
 
@@ -80,6 +89,7 @@ class ServicePlan:
     namespace: str
     name: str
     components: dict[str, ComponentPlan] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def entry(self) -> str:
@@ -113,7 +123,11 @@ def desired_state(
         plans[component] = _component_plan(
             component, component_spec, name, upstream, runtimes, python
         )
-    return ServicePlan(namespace, name, plans)
+    notes: tuple[str, ...] = ()
+    if spec.get("canary"):
+        notes = ("spec.canary: Standard-mode canaries are not available locally yet; use "
+                 "canaryTrafficPercent",)  # fmt: skip
+    return ServicePlan(namespace, name, plans, notes)
 
 
 @dataclass(frozen=True)
@@ -132,7 +146,7 @@ def _component_plan(
     runtimes: list[Runtime],
     python: str,
 ) -> ComponentPlan:
-    bounds = _bounds(spec)
+    bounds = _bounds(component, spec)
     model = _model_spec(spec)
     try:
         if model is not None:
@@ -145,12 +159,14 @@ def _component_plan(
     return ComponentPlan(component=component, notes=notes, **bounds, **built)
 
 
-def _bounds(spec: Mapping[str, Any]) -> dict[str, Any]:
+def _bounds(component: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     min_replicas = spec.get("minReplicas")
     min_replicas = 1 if min_replicas is None else int(min_replicas)
-    notes = []
+    path = f"spec.{component}"
+    notes = [f"{path}.{field}: {why}" for field, why in NOT_YET_LOCAL.items() if spec.get(field)]
     if min_replicas == 0:
-        notes.append("minReplicas 0 (scale to zero) is not supported locally yet: 1 replica runs")
+        notes.append(f"{path}.minReplicas: 0 (scale to zero) is not available locally yet; "
+                     "1 replica runs")  # fmt: skip
     return {
         "replicas": max(1, min_replicas),
         "min_replicas": min_replicas,

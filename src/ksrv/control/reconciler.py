@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from ksrv.api import default_runtimes
+from ksrv.api import default_runtimes, resources
 from ksrv.api.serving_runtime import Runtime, parse_runtime
 from ksrv.control import plan as planning
 from ksrv.control.platforms.base import Platform, RevisionSpec, RevisionState
@@ -83,6 +83,7 @@ class Reconciler:
         self._lock = asyncio.Lock()
         self._is_stopped = False
         self._default_runtimes = list(default_runtimes.default_runtimes())
+        self._limitation_cache: dict[tuple[str, Any], list[str]] = {}
         self._unrouted_since: dict[tuple[str, str], float] = {}
         self._draining: dict[tuple[str, str], asyncio.Task[None]] = {}
 
@@ -428,7 +429,8 @@ class Reconciler:
                 "; ".join(c.get("message", "") for c in conditions if c["status"] != "True"),
             )
         )
-        notes = [note for outcome in outcomes.values() for note in outcome.plan.notes]
+        notes = [*self._limitations(isvc), *desired.notes]
+        notes += [note for outcome in outcomes.values() for note in outcome.plan.notes]
         if notes:
             conditions.append(
                 {
@@ -458,6 +460,18 @@ class Reconciler:
                 )
                 status[field] = predictor.plan.runtime
         return status
+
+    def _limitations(self, isvc: dict[str, Any]) -> list[str]:
+        """What `api.resources.local_limitations` says of this generation (cached)."""
+        metadata = isvc["metadata"]
+        key = (metadata.get("uid", ""), metadata.get("generation"))
+        if key not in self._limitation_cache:
+            try:
+                notes = resources.local_limitations(resources.load(_without_status(isvc)))
+            except KsrvError as exc:
+                notes = [f"stored resource no longer validates: {exc}"]
+            self._limitation_cache[key] = notes
+        return self._limitation_cache[key]
 
     def _stopped_status(self, isvc: dict[str, Any], old_status: dict[str, Any]) -> dict[str, Any]:
         conditions = [
@@ -569,6 +583,10 @@ def _keep_transition_times(
             condition["lastTransitionTime"] = previous.get("lastTransitionTime", stamp)
         else:
             condition["lastTransitionTime"] = stamp
+
+
+def _without_status(document: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in document.items() if key != "status"}
 
 
 def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:

@@ -317,3 +317,13 @@ def test_inference_graph_is_stored_and_says_it_is_not_served_yet(ksrv_platform):
 
     wait_until(reported, what="the InferenceGraph status")
     assert name in ksrv_platform.cli("get", "ig")
+
+
+def test_fields_without_local_meaning_are_reported_in_status(ksrv_platform, model_dirs):
+    document = iris_isvc("noted", str(model_dirs["sklearn"]), nodeSelector={"gpu": "a100"},
+                         logger={"mode": "all", "url": "http://127.0.0.1:9/"})  # fmt: skip
+    isvc = ksrv_platform.apply([document], "--wait") and ksrv_platform.isvc("noted")
+    conditions = {c["type"]: c for c in isvc["status"]["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    message = conditions["LocalLimitations"]["message"]
+    assert "spec.predictor.nodeSelector" in message and "spec.predictor.logger" in message

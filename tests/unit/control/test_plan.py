@@ -163,3 +163,15 @@ def test_kserves_own_runtime_names_are_served_by_ksrvs_runtimes():
     ).components["predictor"]  # fmt: skip
     assert predictor.error is None and predictor.runtime == "ksrv-sklearn"
     assert any("kserve-sklearnserver" in note for note in predictor.notes)
+
+
+def test_fields_not_carried_out_locally_yet_are_said():
+    result = desired(
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "maxReplicas": 3,
+                       "logger": {"mode": "all"}, "batcher": {"maxBatchSize": 4}},
+         "canary": [{"name": "c", "trafficPercent": 10}]}
+    )  # fmt: skip
+    notes = " | ".join(result.components["predictor"].notes)
+    assert "spec.predictor.maxReplicas: autoscaling" in notes
+    assert "spec.predictor.logger" in notes and "spec.predictor.batcher" in notes
+    assert result.notes and result.notes[0].startswith("spec.canary:")
