@@ -327,3 +327,19 @@ def test_fields_without_local_meaning_are_reported_in_status(ksrv_platform, mode
     assert conditions["Ready"]["status"] == "True"
     message = conditions["LocalLimitations"]["message"]
     assert "spec.predictor.nodeSelector" in message and "spec.predictor.logger" in message
+
+
+def test_grpc_through_the_gateway_port_routed_by_host(ksrv_platform, model_dirs):
+    import tritonclient.grpc as grpcclient
+
+    ksrv_platform.apply([iris_isvc("iris-grpc", str(model_dirs["sklearn"]))], "--wait")
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{ksrv_platform.grpc_port}")
+    host = {"host": "iris-grpc-default.example.com"}
+    try:
+        assert client.is_model_ready("iris-grpc", headers=host)
+        infer_input = grpcclient.InferInput("input-0", [2, 4], "FP64")
+        infer_input.set_data_from_numpy(np.asarray(IRIS_ROWS, dtype=np.float64))
+        result = client.infer("iris-grpc", [infer_input], headers=host)
+        assert result.as_numpy("output-0").tolist() == [1, 1]
+    finally:
+        client.close()
