@@ -24,6 +24,8 @@ import httptools
 logger = logging.getLogger(__name__)
 
 _MAX_PIPELINED = 32
+# Request line + headers: an endless header stream must not grow memory (431, as nginx).
+MAX_HEAD_BYTES = 64 * 1024
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
@@ -168,6 +170,7 @@ class _Connection(asyncio.Protocol):
         self.is_closing = False
         self.is_reading = True
         self.has_failed = False
+        self.is_head_done, self.head_bytes = False, 0
         self.can_write = asyncio.Event()
         self.can_write.set()
         self._reset_message()
@@ -201,12 +204,18 @@ class _Connection(asyncio.Protocol):
         self.last_active = time.monotonic()
         if self.has_failed:
             return
+        if not self.is_head_done:
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, b"Protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
             self._fail(400, f"Malformed HTTP request: {exc}".encode())
+            return
+        if not self.is_head_done and self.head_bytes > MAX_HEAD_BYTES:
+            # httptools buffers an unfinished header itself: count raw bytes instead.
+            self._fail(431, b"request line and headers exceed 65536 bytes")
 
     def pause_writing(self) -> None:
         self.can_write.clear()
@@ -226,6 +235,7 @@ class _Connection(asyncio.Protocol):
         self.header_list.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self.is_head_done = True
         expects_continue = False
         for name, value in self.header_list:
             if name == b"content-length" and value.isdigit():
@@ -251,6 +261,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.in_message = False
+        self.is_head_done, self.head_bytes = False, 0
         if self.has_failed:
             return  # already answered (413) and closing
         keep_alive = self.parser.should_keep_alive() and self.rejected is None

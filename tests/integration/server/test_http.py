@@ -152,3 +152,24 @@ def test_oversized_declared_body_is_413_without_reading_it(start_server, iris_di
     assert status == 413, body
     assert headers["connection"] == "close"
     assert b"exceeds the limit of 100 bytes" in body
+
+
+@pytest.mark.parametrize("unfinished", [b"X-Big: " + b"a" * 4096, b"X-" + b"b" * 4096])
+def test_an_endless_request_head_gets_431_instead_of_growing_memory(iris_server, unfinished):
+    with connect(iris_server) as sock:
+        sock.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(40):  # 160 KiB of one header that never ends
+            try:
+                sock.sendall(unfinished)
+            except OSError:
+                break  # the server answered and closed
+        status, _, body = read_response(sock, bytearray())
+        assert status == 431 and b"65536" in body
+
+
+def test_many_ordinary_headers_are_still_served(iris_server):
+    many = "".join(f"x-h{i}: {'v' * 20}\r\n" for i in range(1000))
+    with connect(iris_server) as sock:
+        sock.sendall(f"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n{many}\r\n".encode())
+        status, _, _ = read_response(sock, bytearray())
+        assert status == 200
