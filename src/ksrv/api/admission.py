@@ -91,6 +91,9 @@ def inference_service_errors(isvc: InferenceService) -> list[FieldError]:
             ("metadata.name", f"{isvc.metadata.name!r} must match {DNS_1035} (lower case "
              "alphanumerics and '-', starting with a letter)")
         )  # fmt: skip
+    elif len(isvc.metadata.name) > 63:
+        # Its Services and hosts are named after it: a DNS label holds 63 characters.
+        errors.append(("metadata.name", "must be no more than 63 characters"))
     errors += _annotation_errors(isvc)
     for role, component in isvc.components().items():
         errors += component_errors(component, f"spec.{role}", role)

@@ -100,8 +100,11 @@ _MAPS: Final = ("labels", "annotations")
 
 
 class ObjectMeta(ApiModel):
-    name: str = Field(min_length=1)
-    namespace: str | None = None
+    name: str = Field(min_length=1, max_length=253)
+    # A DNS-1123 label, as Kubernetes requires of namespaces (it also names directories).
+    namespace: str | None = Field(
+        default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     creation_timestamp: Any = None

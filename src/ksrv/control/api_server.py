@@ -107,6 +107,10 @@ class ManagementAPI:
                 name = name or _name_in(body)
             result, code, headers = self._resource(request, call, body)
             return api_status.encode(result, code, wants_yaml, headers)
+        except RecursionError:
+            # json/yaml/pydantic give up on absurdly deep documents: the caller's mistake.
+            exc = APIError(400, "the document is nested too deeply")
+            return api_status.failure(exc, _details(call, name), wants_yaml)
         except Exception as exc:
             return api_status.failure(exc, _details(call, name), wants_yaml)
 

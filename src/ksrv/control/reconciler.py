@@ -119,9 +119,9 @@ class Reconciler:
             for isvc in self.store.list(ISVC):
                 try:
                     route, keep = await self._reconcile(isvc, runtimes)
-                except KsrvError as exc:
-                    # Leave a service that failed this pass exactly as it was.
-                    logger.warning("%s: %s", _key(isvc), exc)
+                except Exception as exc:
+                    # Leave a service that failed this pass exactly as it was; others go on.
+                    logger.warning("%s: reconcile failed: %r", _key(isvc), exc, exc_info=True)
                     wanted |= self._revisions_of(isvc)
                     previous = self.routes.service(*_key(isvc).split("/", 1))
                     if previous is not None:
@@ -139,7 +139,7 @@ class Reconciler:
         for kind, what in UNSERVED_KINDS.items():
             for document in self.store.list(kind):
                 metadata = document["metadata"]
-                old = document.get("status") or {}
+                old = _mapping(document.get("status"))
                 conditions = [
                     _condition("Ready", False, "NotSupportedLocally", f"{what} is not served by "
                                "the local platform yet; the resource is stored as applied")
@@ -176,7 +176,7 @@ class Reconciler:
     ) -> tuple[dict[str, Any] | None, set[tuple[str, str]]]:
         metadata = isvc["metadata"]
         namespace, name = metadata.get("namespace") or "default", metadata["name"]
-        old_status = isvc.get("status") or {}
+        old_status = _mapping(isvc.get("status"))
         if (metadata.get("annotations") or {}).get(STOP_ANNOTATION) == "true":
             status = self._stopped_status(isvc, old_status)
             self._write_status(namespace, name, old_status, status)
@@ -190,7 +190,7 @@ class Reconciler:
         route_components: dict[str, Any] = {}
         component_status: dict[str, dict[str, Any]] = {}
         for component, component_plan in desired.components.items():
-            previous = (old_status.get("components") or {}).get(component) or {}
+            previous = _mapping(_mapping(old_status.get("components")).get(component))
             outcome = await self._reconcile_component(
                 namespace, name, component_plan, previous, observed
             )
@@ -330,7 +330,15 @@ class Reconciler:
         """The revision running this plan: the newest one if it matches, else a new one."""
         if revisions and revisions[-1]["spec"]["fingerprint"] == component_plan.fingerprint:
             return revisions[-1]
-        number = revisions[-1]["spec"]["number"] + 1 if revisions else 1
+        # Never reuse a name the platform still runs (a deleted and re-created service's
+        # old revision may still be draining).
+        running = [
+            _revision_number(state.spec.revision)
+            for state in self.platform.observe().values()
+            if (state.spec.namespace, state.spec.isvc, state.spec.component)
+            == (namespace, name, component_plan.component)
+        ]
+        number = max([0, *running, *(r["spec"]["number"] for r in revisions)]) + 1
         revision_name = f"{name}-{component_plan.component}-{number:05d}"
         return self.store.create(
             {
@@ -575,7 +583,11 @@ def _keep_transition_times(
     conditions: list[dict[str, Any]], old: list[dict[str, Any]], now: float
 ) -> None:
     """A condition keeps its lastTransitionTime while its status stays the same."""
-    before = {condition["type"]: condition for condition in old}
+    before = {
+        condition["type"]: condition
+        for condition in (old if isinstance(old, list) else [])
+        if isinstance(condition, dict) and "type" in condition
+    }
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     for condition in conditions:
         previous = before.get(condition["type"])
@@ -583,6 +595,16 @@ def _keep_transition_times(
             condition["lastTransitionTime"] = previous.get("lastTransitionTime", stamp)
         else:
             condition["lastTransitionTime"] = stamp
+
+
+def _revision_number(revision: str) -> int:
+    suffix = revision.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else 0
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A status part as a mapping; anything else a client wrote there counts as empty."""
+    return value if isinstance(value, dict) else {}
 
 
 def _without_status(document: dict[str, Any]) -> dict[str, Any]:

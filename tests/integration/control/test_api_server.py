@@ -491,3 +491,11 @@ def test_close_answers_a_pending_long_poll_at_once(client, running):
     assert response.status_code == 304
     assert time.monotonic() - started < 5
     assert client.get("/ksrv/v1/routes", params={"after": 1, "timeout_s": 20}).status_code == 304
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/yaml"])
+def test_absurdly_nested_bodies_are_400_not_500(client, content_type):
+    nested = "[" * 100_000 + "]" * 100_000
+    answer = client.post(ISVCS, content=nested, headers={"content-type": content_type})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["kind"] == "Status"

@@ -29,9 +29,12 @@ def _assert_no_leftovers(platform: LocalKsrv) -> None:
     if path.exists():
         for pids in platform.replica_pids().values():
             leftovers += [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    gateway_pid = platform.state_dir / "gateway.pid"
+    if gateway_pid.exists() and Path(f"/proc/{gateway_pid.read_text().strip()}").exists():
+        leftovers.append(int(gateway_pid.read_text()))
     for pid in leftovers:
         os.kill(pid, signal.SIGKILL)
-    assert not leftovers, f"replicas left running: {leftovers}"
+    assert not leftovers, f"replicas or gateway left running: {leftovers}"
 
 
 @pytest.fixture(scope="session")

@@ -343,3 +343,23 @@ def test_grpc_through_the_gateway_port_routed_by_host(ksrv_platform, model_dirs)
         assert result.as_numpy("output-0").tolist() == [1, 1]
     finally:
         client.close()
+
+
+def test_deleted_and_recreated_at_once_gets_a_fresh_revision(ksrv_platform, model_dirs):
+    ksrv_platform.apply([iris_isvc("phoenix", str(model_dirs["sklearn"]))], "--wait")
+    ksrv_platform.cli("delete", "isvc", "phoenix")
+    ksrv_platform.apply([iris_isvc("phoenix", str(model_dirs["sklearn-v2"]))], "--wait")
+    assert v1_predict(ksrv_platform, "phoenix").json() == {"predictions": [1, 1]}
+
+
+def test_junk_written_to_a_status_does_not_stop_the_reconciler(ksrv_platform, model_dirs):
+    ksrv_platform.apply([iris_isvc("scribbled", str(model_dirs["sklearn"]))], "--wait")
+    url = (
+        f"{ksrv_platform.api}/apis/serving.kserve.io/v1beta1/namespaces/default/"
+        "inferenceservices/scribbled/status"
+    )
+    junk = {"status": {"components": "nonsense", "conditions": ["also nonsense"]}}
+    assert ksrv_platform.http.put(url, json=junk).status_code == 200
+    isvc = ksrv_platform.wait_ready("scribbled")  # the next pass writes a real status back
+    assert isvc["status"]["components"]["predictor"]["latestCreatedRevision"]
+    ksrv_platform.apply([iris_isvc("after-junk", str(model_dirs["sklearn"]))], "--wait")

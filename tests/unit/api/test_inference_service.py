@@ -490,3 +490,15 @@ def test_canary_rules_name_the_field(document, path, message):
     errors = error_paths(document)
     assert path in errors, errors
     assert message in errors[path]
+
+
+def test_names_longer_than_a_dns_label_are_refused():
+    assert error_paths(isvc(**{"metadata.name": "a" * 64})) == {
+        "metadata.name": "must be no more than 63 characters"
+    }
+    load_isvc(isvc(**{"metadata.name": "a" * 63}))
+
+
+@pytest.mark.parametrize("namespace", ["Prod", "a" * 64, "../etc", "-x"])
+def test_namespaces_must_be_dns_labels(namespace):
+    assert "metadata.namespace" in error_paths(isvc(**{"metadata.namespace": namespace}))
