@@ -197,8 +197,11 @@ class Reconciler:
             keep |= outcome.keep
             components[component] = outcome
             component_status[component] = outcome.status
-            if outcome.backends:
-                route_components[component] = {"backends": outcome.backends}
+            # Published even without backends: the gateway answers 503, not 404.
+            route_components[component] = {
+                "backends": outcome.backends,
+                "timeout_s": component_plan.timeout_s,
+            }
         status = self._status(isvc, desired, components, component_status, old_status)
         self._write_status(namespace, name, old_status, status)
         route = {
@@ -223,7 +226,6 @@ class Reconciler:
         component = component_plan.component
         revisions = self._revisions(namespace, name, component)
         outcome = _ComponentOutcome(component_plan)
-        rolled_out: str | None = previous.get("latestRolledoutRevision")
         if component_plan.error is not None:
             # An invalid spec keeps whatever was rolled out serving.
             latest = None
@@ -237,31 +239,26 @@ class Reconciler:
         latest_name = latest["metadata"]["name"] if latest is not None else None
         outcome.latest_state = observed.get((namespace, latest_name or ""))
         latest_ready = _ready_count(outcome.latest_state) > 0
-        rolled_state = observed.get((namespace, rolled_out or ""))
-        rolled_ready = rolled_out in by_name and _ready_count(rolled_state) > 0
-        traffic: list[tuple[str, int, str | None]] = []
-        previous_rolled = previous.get("previousRolledoutRevision")
+        rolled_out = self._rolled_out(previous, by_name, namespace, latest_name, observed)
+        previous_rolled = _known(previous.get("previousRolledoutRevision"), by_name)
         canary = component_plan.canary_percent
+        traffic: list[tuple[str, int, str | None]] = []
         if latest_name is None:
-            if rolled_out is not None and rolled_out in by_name:
+            if rolled_out is not None:
                 traffic = [(rolled_out, 100, None)]
-        elif latest_ready:
-            if (
-                canary is not None
-                and canary < 100
-                and rolled_ready
-                and rolled_out is not None
-                and rolled_out != latest_name
-            ):
-                traffic = [(latest_name, canary, "latest"), (rolled_out, 100 - canary, "prev")]
-            else:
-                if rolled_out != latest_name:
-                    previous_rolled, rolled_out = rolled_out, latest_name
-                traffic = [(latest_name, 100, None)]
-        elif rolled_ready and rolled_out is not None and rolled_out != latest_name:
-            traffic = [(rolled_out, 100, None)]  # the old revision serves until the new is ready
-        else:
+        elif rolled_out is None or rolled_out == latest_name:
             traffic = [(latest_name, 100, None)]
+            if latest_ready and rolled_out is None:
+                rolled_out = latest_name  # the first revision is rolled out once it is ready
+        elif canary is not None and canary < 100:
+            # Only the user promotes a canary: the split holds whatever replicas do (a
+            # backend without ready replicas gets no traffic until it has one again).
+            traffic = [(latest_name, canary, "latest"), (rolled_out, 100 - canary, "prev")]
+        elif latest_ready:
+            previous_rolled, rolled_out = rolled_out, latest_name
+            traffic = [(latest_name, 100, None)]
+        else:
+            traffic = [(rolled_out, 100, None)]  # the old revision serves until the new is ready
         outcome.keep = {(namespace, revision) for revision, _, _ in traffic}
         if latest_name is not None:
             outcome.keep.add((namespace, latest_name))
@@ -304,6 +301,27 @@ class Reconciler:
             }
         )
         return outcome
+
+    def _rolled_out(
+        self,
+        previous: dict[str, Any],
+        by_name: dict[str, dict[str, Any]],
+        namespace: str,
+        latest_name: str | None,
+        observed: dict[tuple[str, str], RevisionState],
+    ) -> str | None:
+        """The revision last rolled out: as status says, if it names a known revision;
+        else (status lost or scribbled over) the newest other revision that has a ready
+        replica."""
+        named = _known(previous.get("latestRolledoutRevision"), by_name)
+        if named is not None:
+            return named
+        ready = [
+            name
+            for name in sorted(by_name, key=lambda n: by_name[n]["spec"]["number"])
+            if name != latest_name and _ready_count(observed.get((namespace, name))) > 0
+        ]
+        return ready[-1] if ready else None
 
     async def _remove(self, key: tuple[str, str]) -> None:
         try:
@@ -595,6 +613,11 @@ def _keep_transition_times(
             condition["lastTransitionTime"] = previous.get("lastTransitionTime", stamp)
         else:
             condition["lastTransitionTime"] = stamp
+
+
+def _known(value: Any, by_name: dict[str, dict[str, Any]]) -> str | None:
+    """`value` if it names one of the component's revisions, else None."""
+    return value if isinstance(value, str) and value in by_name else None
 
 
 def _revision_number(revision: str) -> int:

@@ -65,7 +65,8 @@ class Proxy:
         service = match.service
         head = _request_head(request, match.target, service.name, service.namespace)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + service.timeout_s
+        timeout_s = match.component.timeout_s or service.timeout_s
+        deadline = loop.time() + timeout_s
         tried: list[ReplicaPool] = []
         last = UpstreamDropped("no attempt made", True)
         for _ in range(MAX_RETRIES + 1):
@@ -75,7 +76,7 @@ class Proxy:
             except UpstreamTimeout as exc:
                 raise UpstreamTimeout(
                     f"{match.component.name} of {service.namespace}/{service.name} did not "
-                    f"answer within {service.timeout_s:g} s ({exc.message})"
+                    f"answer within {timeout_s:g} s ({exc.message})"
                 ) from None
             except UpstreamDropped as exc:
                 if not exc.is_retryable:

@@ -43,6 +43,8 @@ class Component:
     backends: tuple[Backend, ...]
     live: tuple[Backend, ...]
     cumulative: tuple[float, ...]
+    timeout_s: float | None = None
+    """The component's own `timeout`; None falls back to the service's."""
 
     def choose(self, rng: random.Random) -> Backend | None:
         """A backend by `percent`, among those with replicas; None when none has any.
@@ -178,4 +180,7 @@ def _parse_component(name: str, spec: dict[str, Any]) -> Component:
     for backend in live:
         total += max(backend.percent, 0.0)
         cumulative.append(total)
-    return Component(name, backends, live, tuple(cumulative))
+    timeout_s = spec.get("timeout_s")
+    return Component(
+        name, backends, live, tuple(cumulative), float(timeout_s) if timeout_s else None
+    )

@@ -175,3 +175,18 @@ def test_a_malformed_table_is_invalid_input():
         parse_table({"domain": "d", "services": []})
     with pytest.raises(InvalidInput):
         parse_table({"version": 1, "domain": "d", "services": [{"name": "x"}]})
+
+
+def test_a_component_may_carry_its_own_timeout():
+    from ksrv.gateway.routes import parse_table
+
+    table = parse_table(
+        {"version": 1, "domain": "example.com", "services": [{
+            "namespace": "default", "name": "x", "timeout_s": 60, "entry": "predictor",
+            "components": {"predictor": {"backends": []},
+                           "explainer": {"backends": [], "timeout_s": 300}}}]}
+    )  # fmt: skip
+    match = table.match("x.default.example.com", b"/v1/models/x:explain")
+    assert match is not None and match.component.timeout_s == 300.0
+    match = table.match("x.default.example.com", b"/v1/models/x:predict")
+    assert match is not None and match.component.timeout_s is None
