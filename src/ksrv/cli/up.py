@@ -87,7 +87,13 @@ def down(state_dir: Path, timeout: float) -> None:
     pid_file = state_dir.resolve() / "ksrv.pid"
     pid = _running_pid(pid_file)
     if pid is None:
-        click.echo("ksrv is not running")
+        # The control plane may have died and left replicas and the gateway running.
+        stopped = plane.stop_leftovers(state_dir.resolve(), grace_s=timeout)
+        if stopped:
+            click.echo(f"ksrv's control plane was not running; stopped {stopped} process(es) "
+                       "it had left")  # fmt: skip
+        else:
+            click.echo("ksrv is not running")
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout

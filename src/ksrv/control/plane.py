@@ -15,11 +15,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
-from ksrv.control.platforms.local import LocalPlatform
+from ksrv.control.platforms import processes, statefile
+from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
 from ksrv.control.reconciler import Reconciler
 from ksrv.control.routes import RouteTable
 from ksrv.control.store import Store
@@ -126,11 +128,26 @@ class _Gateway:
         self.process: subprocess.Popen[bytes] | None = None
 
     def _adopted_pid(self) -> int | None:
-        try:
-            pid = int(self.settings.gateway_pid_file.read_text())
-        except (OSError, ValueError):
+        """A gateway left by a previous control plane, if it serves what we would start;
+        one on other ports or polling another API is stopped instead."""
+        pid = _gateway_pid(self.settings.state_dir)
+        if pid is None:
             return None
-        return pid if _is_our_gateway(pid) else None
+        if _argv(pid) != [arg.encode() for arg in self._command()[1:]]:
+            logger.info("gateway pid %d runs with other settings: replacing it", pid)
+            _terminate(pid)
+            return None
+        return pid
+
+    def _command(self) -> list[str]:
+        settings = self.settings
+        return [
+            settings.python, "-m", "ksrv.cli.main", "gateway",
+            "--host", settings.host,
+            "--http-port", str(settings.gateway_port),
+            "--grpc-port", str(settings.gateway_grpc_port),
+            "--routes-url", f"{settings.api_url}/ksrv/v1/routes",
+        ]  # fmt: skip
 
     async def supervise(self) -> None:
         while True:
@@ -149,20 +166,7 @@ class _Gateway:
         settings = self.settings
         log = open(settings.state_dir / "gateway.log", "ab")  # noqa: SIM115 (child keeps it)
         self.process = subprocess.Popen(
-            [
-                settings.python,
-                "-m",
-                "ksrv.cli.main",
-                "gateway",
-                "--host",
-                settings.host,
-                "--http-port",
-                str(settings.gateway_port),
-                "--grpc-port",
-                str(settings.gateway_grpc_port),
-                "--routes-url",
-                f"{settings.api_url}/ksrv/v1/routes",
-            ],
+            self._command(),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -172,7 +176,7 @@ class _Gateway:
         settings.gateway_pid_file.write_text(str(self.process.pid))
 
     def stop(self) -> None:
-        pid = self._adopted_pid()
+        pid = _gateway_pid(self.settings.state_dir)
         if pid is None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -183,6 +187,8 @@ class _Gateway:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        else:
+            _terminate(pid)
         self.settings.gateway_pid_file.unlink(missing_ok=True)
 
 
@@ -201,12 +207,56 @@ def _is_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _is_our_gateway(pid: int) -> bool:
-    """A live process whose command line is a ksrv gateway (not a reused pid)."""
-    if not _is_alive(pid):
-        return False
+def _argv(pid: int) -> list[bytes]:
+    """The process's argv without its interpreter path ([] if it is gone)."""
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:-1]
     except OSError:
-        return False
-    return b"ksrv.cli.main" in argv and b"gateway" in argv
+        return []
+
+
+def _gateway_pid(state_dir: Path) -> int | None:
+    """The gateway the state directory records, if it still runs (not a reused pid)."""
+    try:
+        pid = int((state_dir / "gateway.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    argv = _argv(pid)
+    is_gateway = argv[:3] == [b"-m", b"ksrv.cli.main", b"gateway"]
+    return pid if is_gateway and _is_alive(pid) else None
+
+
+def _terminate(pid: int, grace_s: float = 10.0) -> None:
+    """SIGTERM, wait up to `grace_s`, then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def stop_leftovers(state_dir: Path, grace_s: float = 30.0) -> int:
+    """`ksrv down` after the control plane died: stop the replicas and the gateway it left
+    (each identified by pid and start time); the number of processes stopped."""
+    stopped = 0
+    for record in statefile.read(state_dir / "platform" / STATE_FILE):
+        for replica in record.replicas:
+            if replica.pid is not None and processes.is_running(replica.pid, replica.process_start):
+                processes.send(replica.pid, signal.SIGTERM, replica.process_start)
+                deadline = time.monotonic() + grace_s
+                while processes.is_running(replica.pid, replica.process_start):
+                    if time.monotonic() > deadline:
+                        processes.send(replica.pid, signal.SIGKILL, replica.process_start)
+                        break
+                    time.sleep(0.05)
+                processes.kill_group(replica.pid)
+                stopped += 1
+    statefile.write(state_dir / "platform" / STATE_FILE, [])
+    gateway = _gateway_pid(state_dir)
+    if gateway is not None:
+        _terminate(gateway)
+        stopped += 1
+    (state_dir / "gateway.pid").unlink(missing_ok=True)
+    return stopped

@@ -541,3 +541,28 @@ def test_replica_that_ignores_sigterm_is_killed_with_its_workers_after_the_grace
         assert processes.start_time(worker) is None
 
     run(scenario)
+
+
+def test_scale_down_drains_a_replica_that_is_not_ready_before_a_ready_one(
+    tracker: Tracker, tmp_path: Path, http_script: Path
+) -> None:
+    async def scenario() -> None:
+        platform = tracker.platform(tmp_path)
+        await platform.ensure(http_spec(http_script, 2))
+        state = await until(platform, ("default", "demo-predictor-00001"), all_ready(2))
+        first, second = state.replicas
+        assert first.pid is not None and second.pid is not None
+        os.kill(first.pid, signal.SIGKILL)
+        await until(
+            platform,
+            ("default", "demo-predictor-00001"),
+            lambda s: s.replicas[0].phase != "Ready",
+        )
+        await platform.ensure(http_spec(http_script, 1))
+        state = await until(
+            platform, ("default", "demo-predictor-00001"), lambda s: len(s.replicas) == 1
+        )
+        (kept,) = state.replicas
+        assert (kept.index, kept.pid, kept.phase) == (1, second.pid, "Ready")
+
+    run(scenario)

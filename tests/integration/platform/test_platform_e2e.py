@@ -363,3 +363,39 @@ def test_junk_written_to_a_status_does_not_stop_the_reconciler(ksrv_platform, mo
     isvc = ksrv_platform.wait_ready("scribbled")  # the next pass writes a real status back
     assert isvc["status"]["components"]["predictor"]["latestCreatedRevision"]
     ksrv_platform.apply([iris_isvc("after-junk", str(model_dirs["sklearn"]))], "--wait")
+
+
+def test_a_failing_rollout_keeps_the_old_revision_even_when_its_replica_crashes(
+    ksrv_platform, model_dirs, tmp_path
+):
+    ksrv_platform.apply([iris_isvc("steadfast", str(model_dirs["sklearn"]))], "--wait")
+    ksrv_platform.apply([iris_isvc("steadfast", str(tmp_path / "no-model-here"))])
+    wait_until(lambda: "steadfast-predictor-00002" in ksrv_platform.replica_pids(),
+               what="the failing revision to start")  # fmt: skip
+    os.kill(ksrv_platform.replica_pids()["steadfast-predictor-00001"][0], signal.SIGKILL)
+    wait_until(lambda: v1_predict(ksrv_platform, "steadfast").status_code == 200,
+               what="the old revision to answer again")  # fmt: skip
+    predictor = ksrv_platform.isvc("steadfast")["status"]["components"]["predictor"]
+    assert predictor["latestRolledoutRevision"] == "steadfast-predictor-00001"
+    assert [(t["revisionName"], t["percent"]) for t in predictor["traffic"]] == [
+        ("steadfast-predictor-00001", 100)
+    ]
+
+
+def test_a_canary_split_holds_when_the_previous_revision_crashes(ksrv_platform, model_dirs):
+    ksrv_platform.apply([iris_isvc("split", str(model_dirs["sklearn"]))], "--wait")
+    ksrv_platform.apply(
+        [iris_isvc("split", str(model_dirs["sklearn-v2"]), canaryTrafficPercent=20)]
+    )
+
+    def percents() -> list[tuple[str, int]]:
+        traffic = ksrv_platform.isvc("split")["status"]["components"]["predictor"]["traffic"]
+        return sorted((t["revisionName"], t["percent"]) for t in traffic)
+
+    expected = [("split-predictor-00001", 80), ("split-predictor-00002", 20)]
+    wait_until(lambda: percents() == expected, what="the 20/80 split")
+    os.kill(ksrv_platform.replica_pids()["split-predictor-00001"][0], signal.SIGKILL)
+    time.sleep(3)  # a few passes while the previous revision restarts
+    assert percents() == expected
+    predictor = ksrv_platform.isvc("split")["status"]["components"]["predictor"]
+    assert predictor["latestRolledoutRevision"] == "split-predictor-00001"

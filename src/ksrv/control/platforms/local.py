@@ -63,7 +63,7 @@ class LocalPlatform:
         return self.state_dir / STATE_FILE
 
     async def ensure(self, spec: RevisionSpec) -> None:
-        """Start the revision or resize it; extra replicas (highest indexes) drain meanwhile.
+        """Start the revision or resize it; surplus replicas (not ready first) drain meanwhile.
 
         Raises:
             ValueError: a negative replica count, or a known revision with another command,
@@ -81,15 +81,25 @@ class LocalPlatform:
             )
         is_changed = revision.spec != spec
         revision.spec = spec
-        for index in range(spec.replicas):
+        # Scale down by draining the least useful replicas first (not ready before ready,
+        # then the highest index), as a ReplicaSet does; scale up into the lowest free index.
+        surplus = len(revision.replicas) - spec.replicas
+        if surplus > 0:
+            victims = sorted(
+                revision.replicas,
+                key=lambda i: (revision.replicas[i].phase == "Ready", -i),
+            )[:surplus]
+            for index in victims:
+                self._drain_in_background(revision, revision.replicas.pop(index))
+            is_changed = True
+        index = 0
+        while len(revision.replicas) < spec.replicas:
             if index not in revision.replicas:
                 replica = self._replica(spec, index)
                 revision.replicas[index] = replica
                 replica.run()
                 is_changed = True
-        for index in sorted(i for i in revision.replicas if i >= spec.replicas):
-            self._drain_in_background(revision, revision.replicas.pop(index))
-            is_changed = True
+            index += 1
         if is_changed:  # the reconciler ensures every pass: a no-op must not nudge it again
             self._changed()
 
@@ -144,7 +154,14 @@ class LocalPlatform:
         without, leave them running and recorded for the next run to adopt."""
         if stop_replicas:
             keys = [*self._revisions]
-            await asyncio.gather(*(self.remove(*key) for key in keys), *self._drains)
+            # Removals already under way are awaited too (stop() is idempotent): a drain cut
+            # short by the event loop closing would leave a process that ignores SIGTERM.
+            removing = [r for running in self._removing.values() for r in running.stopping]
+            await asyncio.gather(
+                *(self.remove(*key) for key in keys),
+                *self._drains,
+                *(replica.stop() for replica in removing),
+            )
         else:
             for revision in self._revisions.values():
                 for replica in revision.replicas.values():

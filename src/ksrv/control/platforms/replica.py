@@ -298,7 +298,9 @@ class LocalReplica:
             self._changed()
 
     def _forget_process(self) -> None:
-        """The process is gone (exited and reaped, or never started)."""
+        """The process is gone (exited and reaped, or never started); so is its session:
+        children it forked (workers, a shell's sleep) would otherwise outlive it."""
         if self.pid is not None:
+            processes.kill_group(self.pid)
             self.pid = self.process_start = None
             self._changed()
