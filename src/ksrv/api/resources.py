@@ -96,9 +96,29 @@ def kind_for(text: str) -> str:
     raise ResourceInvalid(f"unknown resource type {text!r}; ksrv serves {known}")  # fmt: skip
 
 
+MAX_DEPTH = 100
+
+
+def _check_shape(text: str) -> None:
+    """Refuse, before anything is built, what could blow up building it: aliases (a small
+    text expanding into gigabytes) and absurd nesting. Manifests need neither."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    depth = 0
+    for event in yaml.parse(text, loader):
+        if isinstance(event, yaml.AliasEvent):
+            raise ResourceInvalid("YAML aliases (*name) are not accepted in manifests")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ResourceInvalid(f"the document is nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def parse_documents(text: str) -> list[dict[str, Any]]:
     """Every document in a YAML or JSON text (`---`-separated, `kind: List` unpacked)."""
     try:
+        _check_shape(text)
         raw = [document for document in yaml.safe_load_all(text) if document is not None]
     except yaml.YAMLError as exc:
         raise ResourceInvalid(f"not valid YAML or JSON: {exc}") from exc

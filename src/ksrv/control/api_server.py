@@ -213,7 +213,10 @@ class ManagementAPI:
 
     def _replace_status(self, call: _Call, body: Document) -> Document:
         current = self._get(call)
-        given = (body.get("metadata") or {}).get("resourceVersion")
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise errors.InvalidInput("metadata must be a mapping")
+        given = metadata.get("resourceVersion")
         if given is not None and str(given) != current["metadata"]["resourceVersion"]:
             raise errors.Conflict(f'{call.type.kind} "{call.name}" has been modified')
         new_status = body.get("status")

@@ -52,6 +52,11 @@ NOT_YET_LOCAL: Final = {
     "logger": "request/response logging is not available locally yet",
     "batcher": "server-side batching is not available locally yet",
 }
+CHDIR_AND_EXEC: Final = (
+    "import os, sys; os.chdir(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])"
+)
+# More replicas than this on one machine is a typo, not a plan.
+LOCAL_MAX_REPLICAS: Final = 16
 # The one container of a pod KServe treats as the model server.
 MAIN_CONTAINER: Final = "kserve-container"
 
@@ -167,8 +172,11 @@ def _bounds(component: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     if min_replicas == 0:
         notes.append(f"{path}.minReplicas: 0 (scale to zero) is not available locally yet; "
                      "1 replica runs")  # fmt: skip
+    if min_replicas > LOCAL_MAX_REPLICAS:
+        notes.append(f"{path}.minReplicas: {min_replicas} replicas on one machine is capped at "
+                     f"{LOCAL_MAX_REPLICAS} locally")  # fmt: skip
     return {
-        "replicas": max(1, min_replicas),
+        "replicas": min(max(1, min_replicas), LOCAL_MAX_REPLICAS),
         "min_replicas": min_replicas,
         "max_replicas": int(spec.get("maxReplicas") or 0),
         "timeout_s": float(spec.get("timeout") or DEFAULT_TIMEOUT_S),
@@ -274,10 +282,15 @@ def _custom_container(
     notes = []
     if container.get("image"):
         notes.append(f"image {container['image']} is not pulled: its command runs locally")
+    argv = command + args + injected
+    workdir = container.get("workingDir")
+    if workdir:
+        # The platform spawns in its own directory: change into the container's first.
+        argv = [python, "-c", CHDIR_AND_EXEC, str(workdir), *argv]
     return {
-        "command": tuple(command + args + injected),
+        "command": tuple(argv),
         "env": _env(container),
-        "workdir": container.get("workingDir"),
+        "workdir": workdir,
         "notes": tuple(notes),
         "protocol": "v1",
     }

@@ -152,8 +152,13 @@ class HTTPServer:
             await asyncio.sleep(1.0)
             now = time.monotonic()
             for connection in list(self.connections):
-                if connection.is_idle() and now - connection.last_active > self.keep_alive_s:
+                silent_s = now - connection.last_active
+                if connection.is_idle() and silent_s > self.keep_alive_s:
                     connection.close_when_idle()
+                elif connection.is_stalled() and silent_s > self.keep_alive_s:
+                    # A request that stopped arriving (short body, half a head): answer 408
+                    # and close rather than hold the connection forever.
+                    connection.time_out()
 
 
 class _Connection(asyncio.Protocol):
@@ -347,6 +352,14 @@ class _Connection(asyncio.Protocol):
     # -- closing ---------------------------------------------------------------------------
     def is_idle(self) -> bool:
         return self.worker is None and not self.pending and not self.in_message
+
+    def is_stalled(self) -> bool:
+        """Mid-request with nothing left to answer: waiting on the client alone."""
+        return self.in_message and self.worker is None and not self.pending
+
+    def time_out(self) -> None:
+        self.in_message = False
+        self._fail(408, b"the request did not arrive in full in time")
 
     def close_when_idle(self) -> None:
         """Close now if nothing is in flight; otherwise after the current answers."""

@@ -499,3 +499,10 @@ def test_absurdly_nested_bodies_are_400_not_500(client, content_type):
     answer = client.post(ISVCS, content=nested, headers={"content-type": content_type})
     assert answer.status_code == 400, answer.text
     assert answer.json()["kind"] == "Status"
+
+
+@pytest.mark.parametrize("metadata", ["x", ["y"]])
+def test_a_status_update_with_junk_metadata_is_400(client, metadata):
+    assert client.post(ISVCS, json=isvc()).status_code == 201
+    answer = client.put(f"{ISVCS}/sklearn-iris/status", json={"metadata": metadata, "status": {}})
+    assert answer.status_code == 400, answer.text

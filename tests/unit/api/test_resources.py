@@ -433,3 +433,9 @@ def test_trained_model_rules_name_the_field(path, value, field, message):
     errors = dict(caught.value.field_errors)
     assert field in errors, errors
     assert message in errors[field]
+
+
+def test_yaml_aliases_are_refused_before_they_expand():
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    with pytest.raises(ResourceInvalid, match="aliases"):
+        resources.parse_documents(bomb)

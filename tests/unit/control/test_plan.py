@@ -175,3 +175,26 @@ def test_fields_not_carried_out_locally_yet_are_said():
     assert "spec.predictor.maxReplicas: autoscaling" in notes
     assert "spec.predictor.logger" in notes and "spec.predictor.batcher" in notes
     assert result.notes and result.notes[0].startswith("spec.canary:")
+
+
+def test_working_dir_is_entered_before_the_command_runs(tmp_path):
+    (tmp_path / "hello.py").write_text("import os; print(os.getcwd())")
+    transformer = desired(
+        {"predictor": {"sklearn": {"storageUri": "/m"}},
+         "transformer": {"containers": [{"command": ["python", "hello.py"],
+                                         "workingDir": str(tmp_path)}]}}
+    ).components["transformer"]  # fmt: skip
+    import subprocess
+    import sys
+
+    argv = [sys.executable if arg == "PY" else arg for arg in transformer.command]
+    done = subprocess.run(argv[:6], capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == str(tmp_path), done.stderr
+
+
+def test_replicas_are_capped_on_one_machine():
+    predictor = desired(
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "minReplicas": 100000}}
+    ).components["predictor"]
+    assert predictor.replicas == plan.LOCAL_MAX_REPLICAS
+    assert any("capped" in note for note in predictor.notes)
