@@ -9,6 +9,7 @@ in flight finish on the table they matched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import random
@@ -21,6 +22,7 @@ from ksrv.errors import KsrvError, PayloadTooLarge
 from ksrv.gateway import proxy
 from ksrv.gateway.route_watch import RouteWatcher
 from ksrv.gateway.routes import RouteTable, parse_table
+from ksrv.gateway.upstream import UpstreamDropped
 from ksrv.http import server as http
 from ksrv.protocol import status
 
@@ -31,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 HEALTH_PATH = "/ksrv/gateway/health"
+# Longest a request waits for a ready replica (capped further by the route's timeout).
+MAX_HOLD_S = 30.0
+HOLD_POLL_S = 0.25
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -53,11 +58,14 @@ class Gateway:
         self._http: http.HTTPServer | None = None
         self._grpc: grpc_proxy.GRPCProxy | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._table_changed = asyncio.Event()
 
     def set_routes(self, document: dict[str, Any]) -> None:
         """Serve this route table (docs/platform.md, seam 4) from the next request on."""
         table = parse_table(document)
         self.table = table
+        self._table_changed.set()
+        self._table_changed = asyncio.Event()
         replicas = [
             replica
             for service in table.services
@@ -81,19 +89,42 @@ class Gateway:
             if request.path == HEALTH_PATH:
                 return http.Response(b'{"version":%d}' % self.table.version, 200, _JSON)
             return _error(404, f"no InferenceService for host {host!r} or path {request.path!r}")
-        backend = match.component.choose(self.rng)
-        if backend is None:
-            service = match.service
-            return _error(
-                503,
-                f"no ready replica for {match.component.name} of "
-                f"{service.namespace}/{service.name}",
-            )
-        try:
-            answer = await self.proxy.forward(request, match, backend)
-        except KsrvError as exc:
-            return _error(status.http_status(exc), status.public_message(exc))
-        return http.Response(answer.body, answer.status, proxy.response_headers(answer))
+        loop = asyncio.get_running_loop()
+        hold_s = min(match.component.timeout_s or match.service.timeout_s, MAX_HOLD_S)
+        deadline = loop.time() + hold_s
+        while True:
+            backend = match.component.choose(self.rng)
+            failure: KsrvError | None = None
+            if backend is not None:
+                try:
+                    answer = await self.proxy.forward(request, match, backend)
+                except UpstreamDropped as exc:
+                    if not exc.is_retryable:
+                        return _error(status.http_status(exc), status.public_message(exc))
+                    failure = exc  # nothing reached a replica: safe to try again below
+                except KsrvError as exc:
+                    return _error(status.http_status(exc), status.public_message(exc))
+                else:
+                    return http.Response(answer.body, answer.status, proxy.response_headers(answer))
+            # No replica could take it (none ready, or all refused): hold the request, as
+            # Knative's activator does, until the table brings one or the hold time is up.
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                if failure is not None:
+                    return _error(status.http_status(failure), status.public_message(failure))
+                service = match.service
+                return _error(
+                    503,
+                    f"no ready replica for {match.component.name} of "
+                    f"{service.namespace}/{service.name} within {hold_s:g} s",
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._table_changed.wait(), min(remaining, HOLD_POLL_S))
+            match = self.table.match(host, request.target)
+            if match is None:
+                return _error(
+                    404, f"no InferenceService for host {host!r} or path {request.path!r}"
+                )
 
     def too_large(self, size: int) -> http.Response:
         exc = PayloadTooLarge(f"request body of {size} bytes exceeds {self.max_body_bytes}")

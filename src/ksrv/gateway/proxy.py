@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ksrv.errors import UpstreamFailed, UpstreamTimeout
+from ksrv.errors import UpstreamTimeout
 from ksrv.gateway.routes import Backend, Match, Replica
 from ksrv.gateway.upstream import ReplicaPool, UpstreamDropped, UpstreamResponse
 from ksrv.http.server import Request
@@ -86,7 +86,7 @@ class Proxy:
                 pool.close_idle()
                 tried.append(pool)
                 last = exc
-        raise UpstreamFailed(f"{last.message} (after {MAX_RETRIES} retries)")
+        raise UpstreamDropped(f"{last.message} (after {MAX_RETRIES} retries)", True)
 
     def choose(self, replicas: tuple[Replica, ...], tried: list[ReplicaPool]) -> ReplicaPool:
         """The replica with the fewest requests in flight, skipping ones that just failed."""

@@ -3,8 +3,10 @@ headers, keep-alive, errors."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import struct
+import time
 
 import httpx
 import numpy as np
@@ -188,11 +190,24 @@ def test_unknown_host_and_path_are_404_naming_what_was_tried(gateway):
     assert "/serving/ns/nope/v2/models/x/ready" in answer.json()["error"]
 
 
-def test_a_service_without_ready_replicas_is_503(gateway):
-    gateway.publish([service("empty", [(100, [])])])
+def test_a_service_without_ready_replicas_is_503_after_holding_for_its_timeout(gateway):
+    gateway.publish([service("empty", [(100, [])], timeout_s=0.5)])
     answer = httpx.get(gateway.url + "/serving/default/empty/v2/health/ready")
     assert answer.status_code == 503
-    assert answer.json()["error"] == "no ready replica for predictor of default/empty"
+    assert answer.json()["error"] == "no ready replica for predictor of default/empty within 0.5 s"
+    assert answer.elapsed.total_seconds() >= 0.4
+
+
+def test_a_request_held_without_replicas_is_served_once_one_is_ready(gateway, toy):
+    gateway.publish([service("late", [(100, [])], timeout_s=20)])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(
+            httpx.get, gateway.url + "/serving/default/late/v2/health/ready", timeout=30
+        )
+        time.sleep(0.8)
+        assert not held.done()
+        gateway.publish([service("late", [(100, [toy])], timeout_s=20)])
+        assert held.result().status_code == 200
 
 
 def test_a_replica_slower_than_the_service_timeout_is_504(gateway, toy):
@@ -210,7 +225,7 @@ def test_a_replica_slower_than_the_service_timeout_is_504(gateway, toy):
 def test_an_unreachable_replica_is_502(gateway):
     from tests.conftest import free_port
 
-    gateway.publish([service("gone", [(100, [f"127.0.0.1:{free_port()}"])])])
+    gateway.publish([service("gone", [(100, [f"127.0.0.1:{free_port()}"])], timeout_s=0.5)])
     answer = httpx.get(gateway.url + "/serving/default/gone/v2/health/ready")
     assert answer.status_code == 502
     assert "cannot connect" in answer.json()["error"]

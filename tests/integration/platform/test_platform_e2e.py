@@ -399,3 +399,17 @@ def test_a_canary_split_holds_when_the_previous_revision_crashes(ksrv_platform, 
     assert percents() == expected
     predictor = ksrv_platform.isvc("split")["status"]["components"]["predictor"]
     assert predictor["latestRolledoutRevision"] == "split-predictor-00001"
+
+
+def test_the_only_replica_killed_under_load_loses_no_request(ksrv_platform, model_dirs):
+    ksrv_platform.apply([iris_isvc("lonely", str(model_dirs["sklearn"]))], "--wait")
+    (victim,) = ksrv_platform.replica_pids()["lonely-predictor-00001"]
+    with steady_load(ksrv_platform, "lonely", clients=2) as counts:
+        wait_until(lambda: counts["ok"] > 30, what="load to start")
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: victim not in ksrv_platform.replica_pids()["lonely-predictor-00001"]
+                   and ksrv_platform.replica_pids()["lonely-predictor-00001"],
+                   what="the replica to be replaced")  # fmt: skip
+        before = counts["ok"]
+        wait_until(lambda: counts["ok"] > before + 50, what="answers from the new replica")
+    assert counts["failed"] == [], counts["failed"][:5]
