@@ -132,12 +132,8 @@ def get(
     """List resources (isvc, servingruntimes, csr, ig, tm), or show some by name."""
     resource_type, names = _resource_and_names(resource, names)
     namespace = namespace or "default"
-    with ControlPlaneClient(server) as client:
-        if names:
-            documents = [client.get_json(resource_type.item_path(namespace, n)) for n in names]
-        else:
-            scope = None if is_all_namespaces else namespace
-            documents = client.get_json(resource_type.collection_path(scope))["items"]
+    scope = None if is_all_namespaces else namespace
+    documents = _fetch(server, resource_type, names, namespace, scope)
     if output in ("yaml", "json"):
         shown: Document = (
             documents[0]
@@ -165,6 +161,21 @@ def get(
     )
 
 
+def _fetch(
+    server: str,
+    resource_type: ResourceType,
+    names: tuple[str, ...],
+    namespace: str,
+    scope: str | None,
+) -> list[Document]:
+    """The named resources, or every one in `scope` (None: all namespaces)."""
+    with ControlPlaneClient(server) as client:
+        if names:
+            return [client.get_json(resource_type.item_path(namespace, n)) for n in names]
+        items: list[Document] = client.get_json(resource_type.collection_path(scope))["items"]
+        return items
+
+
 @click.command()
 @click.argument("resource")
 @click.argument("names", nargs=-1)
@@ -174,11 +185,7 @@ def describe(resource: str, names: tuple[str, ...], namespace: str | None, serve
     """Show resources in detail: spec summary, status, conditions, revisions, last failure."""
     resource_type, names = _resource_and_names(resource, names)
     namespace = namespace or "default"
-    with ControlPlaneClient(server) as client:
-        if names:
-            documents = [client.get_json(resource_type.item_path(namespace, n)) for n in names]
-        else:
-            documents = client.get_json(resource_type.collection_path(namespace))["items"]
+    documents = _fetch(server, resource_type, names, namespace, namespace)
     now = time.time()
     click.echo("\n\n".join(description(document, now) for document in documents))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -97,7 +96,7 @@ def down(state_dir: Path, timeout: float) -> None:
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _is_alive(pid):
+    while plane.is_alive(pid):
         if time.monotonic() > deadline:
             click.echo(f"ksrv (pid {pid}) did not stop within {timeout:g}s", err=True)
             sys.exit(1)
@@ -169,11 +168,4 @@ def _running_pid(pid_file: Path) -> int | None:
         pid = int(pid_file.read_text())
     except (OSError, ValueError):
         return None
-    return pid if _is_alive(pid) else None
-
-
-def _is_alive(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    return False
+    return pid if plane.is_alive(pid) else None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -328,8 +327,3 @@ def _env(container: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         for variable in container.get("env") or []
         if "valueFrom" not in variable
     )
-
-
-def describe_command(plan: ComponentPlan) -> str:
-    """The command as a shell line, for `ksrv describe` and logs."""
-    return shlex.join(plan.command)

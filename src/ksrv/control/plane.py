@@ -155,7 +155,7 @@ class _Gateway:
             if pid is None:
                 self._start()
                 pid = self.process.pid if self.process else None
-            while pid is not None and _is_alive(pid):
+            while pid is not None and is_alive(pid):
                 if self.process is not None:
                     self.process.poll()  # reap our own child when it exits
                 await asyncio.sleep(0.5)
@@ -192,7 +192,7 @@ class _Gateway:
         self.settings.gateway_pid_file.unlink(missing_ok=True)
 
 
-def _is_alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -223,7 +223,7 @@ def _gateway_pid(state_dir: Path) -> int | None:
         return None
     argv = _argv(pid)
     is_gateway = argv[:3] == [b"-m", b"ksrv.cli.main", b"gateway"]
-    return pid if is_gateway and _is_alive(pid) else None
+    return pid if is_gateway and is_alive(pid) else None
 
 
 def _terminate(pid: int, grace_s: float = 10.0) -> None:
@@ -231,7 +231,7 @@ def _terminate(pid: int, grace_s: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while _is_alive(pid) and time.monotonic() < deadline:
+    while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)

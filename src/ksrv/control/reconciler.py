@@ -20,13 +20,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from ksrv.api import default_runtimes, resources
 from ksrv.api.serving_runtime import Runtime, parse_runtime
 from ksrv.control import plan as planning
 from ksrv.control.platforms.base import Platform, RevisionSpec, RevisionState
 from ksrv.control.routes import RouteTable
+from ksrv.control.store import Store
 from ksrv.errors import KsrvError
 
 logger = logging.getLogger(__name__)
@@ -46,18 +47,6 @@ CONDITION_TYPES: Final = {
     "transformer": "TransformerReady",
     "explainer": "ExplainerReady",
 }
-
-
-class Store(Protocol):
-    """What the reconciler needs of `control.store.Store`."""
-
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]: ...
-    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
-    def create(self, document: dict[str, Any]) -> dict[str, Any]: ...
-    def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any]: ...
-    def update_status(
-        self, kind: str, namespace: str, name: str, status: dict[str, Any]
-    ) -> dict[str, Any]: ...
 
 
 class Reconciler:

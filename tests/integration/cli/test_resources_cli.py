@@ -3,12 +3,10 @@ management API on 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,9 +15,9 @@ from click.testing import CliRunner
 
 from ksrv.cli import tables
 from ksrv.cli.main import cli
-from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
+from ksrv.control.api_server import ManagementAPI
 from ksrv.control.store import Store
-from ksrv.http.server import HTTPServer
+from tests.api_server_support import running_api
 from tests.conftest import free_port
 
 ISVC_YAML = """\
@@ -107,32 +105,6 @@ class FakeLogSource:
         )
 
 
-@contextmanager
-def running_api(api: ManagementAPI) -> Iterator[str]:
-    """Serve `api` from a background thread's loop; yields its URL."""
-    loop = asyncio.new_event_loop()
-    port = free_port()
-    server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
-    started = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start("127.0.0.1", port))
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(server.shutdown(1.0), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 @pytest.fixture
 def store() -> Store:
     return Store(":memory:")
@@ -142,8 +114,8 @@ def store() -> Store:
 def server(store, tmp_path) -> Iterator[str]:
     log = tmp_path / "replica-0.log"
     log.write_text("starting\nloaded model\nready\n")
-    with running_api(ManagementAPI(store, logs=FakeLogSource(log))) as url:
-        yield url
+    with running_api(ManagementAPI(store, logs=FakeLogSource(log))) as running:
+        yield running.url
 
 
 @pytest.fixture
