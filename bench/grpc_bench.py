@@ -36,6 +36,13 @@ def make_ksrv(model_dir: Path) -> rest.Server:
     return with_grpc(server, grpc_port)
 
 
+def make_ksrv_unbatched(model_dir: Path) -> rest.Server:
+    server = make_ksrv(model_dir)
+    server.name = "ksrv-unbatched"
+    server.argv += ["--max-batch-size", "1"]
+    return server
+
+
 def make_kserve(model_dir: Path) -> rest.Server:
     server = rest.make_kserve(model_dir)
     grpc_port = rest.free_port()
@@ -50,7 +57,12 @@ def make_mlserver(model_dir: Path) -> rest.Server:
     return with_grpc(server, settings["grpc_port"])
 
 
-FACTORIES = {"ksrv": make_ksrv, "kserve": make_kserve, "mlserver": make_mlserver}
+FACTORIES = {
+    "ksrv": make_ksrv,
+    "ksrv-unbatched": make_ksrv_unbatched,
+    "kserve": make_kserve,
+    "mlserver": make_mlserver,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -131,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append({"round": round_no, "concurrency": concurrency,
                                  "server": server.name, **result})  # fmt: skip
                     print(
-                        f"round {round_no} c={concurrency:<3} {server.name:<9} "
+                        f"round {round_no} c={concurrency:<3} {server.name:<14} "
                         f"rps={result['rps']:8.0f} p50={result['p50_ms']:6.2f}ms "
                         f"p99={result['p99_ms']:6.2f}ms errors={result['errors']}"
                     )
@@ -146,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             if row[f"vs_{peer}"] is not None
         )
         print(
-            f"c={row['concurrency']:<3} {row['server']:<9} rps={row['rps']:8.0f} "
+            f"c={row['concurrency']:<3} {row['server']:<14} rps={row['rps']:8.0f} "
             f"p50={row['p50_ms']:6.2f}ms p99={row['p99_ms']:6.2f}ms {ratios}"
         )
     out = rest.WORK_DIR / f"grpc-results-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -66,7 +66,9 @@ EXPECTED_CLASSES = [1, 1]  # both rows are versicolor
 PATHS = {"v1": f"/v1/models/{MODEL_NAME}:predict", "v2": f"/v2/models/{MODEL_NAME}/infer"}
 HEALTH_PATH = "/v2/health/ready"
 UNSET_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-ALL_SERVERS = ("ksrv", "kserve", "mlserver", "floor")
+# "ksrv-unbatched" is ksrv with `--max-batch-size 1`: what it does without merging concurrent
+# requests into one predict call (which the peers here do not do by default).
+ALL_SERVERS = ("ksrv", "ksrv-unbatched", "kserve", "mlserver", "floor")
 # "tuned": peers without per-request logging and with httptools (the default);
 # "stock": KServe's default logging and MLServer as pip installs it.
 PEERS = {"config": "tuned"}
@@ -104,6 +106,7 @@ PEER_REQUIREMENTS = {
 COMMON_PACKAGES = ["uvicorn", "uvloop", "httptools", "orjson", "numpy", "scikit-learn"]
 REPORTED_PACKAGES = {
     "ksrv": ["ksrv", *COMMON_PACKAGES],
+    "ksrv-unbatched": ["ksrv", *COMMON_PACKAGES],
     "kserve": ["kserve", "fastapi", "pydantic", *COMMON_PACKAGES],
     "mlserver": ["mlserver", "mlserver-sklearn", "fastapi", "pydantic", *COMMON_PACKAGES],
     "floor": COMMON_PACKAGES,
@@ -262,6 +265,13 @@ def make_ksrv(model_dir: Path) -> Server:
     return Server("ksrv", ("v1", "v2"), port, argv, python=PROJECT_BIN / "python")
 
 
+def make_ksrv_unbatched(model_dir: Path) -> Server:
+    server = make_ksrv(model_dir)
+    server.name = "ksrv-unbatched"
+    server.argv += ["--max-batch-size", "1"]
+    return server
+
+
 def make_kserve(model_dir: Path) -> Server:
     python = ensure_venv("kserve", PEER_REQUIREMENTS["kserve"])
     port = free_port()
@@ -327,6 +337,7 @@ def make_floor(model_dir: Path) -> Server:
 
 FACTORIES = {
     "ksrv": make_ksrv,
+    "ksrv-unbatched": make_ksrv_unbatched,
     "kserve": make_kserve,
     "mlserver": make_mlserver,
     "floor": make_floor,
@@ -652,10 +663,12 @@ def summarize(runs: list[dict]) -> list[dict]:
             for r in rows
             if (r["protocol"], r["connections"]) == (row["protocol"], row["connections"])
         }
-        floor, kserve = peers.get("floor"), peers.get("kserve")
+        floor, kserve, mlserver = peers.get("floor"), peers.get("kserve"), peers.get("mlserver")
         row["rps_vs_floor"] = row["rps"] / floor["rps"] if floor else None
         row["rps_vs_kserve"] = row["rps"] / kserve["rps"] if kserve else None
         row["p99_vs_kserve"] = row["p99_ms"] / kserve["p99_ms"] if kserve else None
+        row["rps_vs_mlserver"] = row["rps"] / mlserver["rps"] if mlserver else None
+        row["p99_vs_mlserver"] = row["p99_ms"] / mlserver["p99_ms"] if mlserver else None
     return rows
 
 
@@ -663,15 +676,16 @@ def format_table(
     rows: list[dict], servers: list[str], protocols: list[str], connections: list[int]
 ) -> str:
     header = (
-        f"{'proto':<5} {'conns':>5}  {'server':<9} {'RPS':>8} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'RPS/floor':>9} {'RPS/kserve':>10} {'p99/kserve':>10}  flags"
+        f"{'proto':<5} {'conns':>5}  {'server':<14} {'RPS':>8} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'RPS/floor':>9} {'RPS/kserve':>10} {'p99/kserve':>10}"
+        f" {'RPS/mlserver':>12} {'p99/mlserver':>12}  flags"
     )
     lines = [header, "-" * len(header)]
     by_key = {(r["protocol"], r["connections"], r["server"]): r for r in rows}
     for protocol in protocols:
         for conns in connections:
             for server in servers:
-                label = f"{protocol:<5} {conns:>5}  {server:<9}"
+                label = f"{protocol:<5} {conns:>5}  {server:<14}"
                 cells = format_cells(by_key.get((protocol, conns, server)))
                 lines.append((label + cells).rstrip())
             lines.append("")
@@ -687,7 +701,8 @@ def format_cells(row: dict | None) -> str:
     return (
         f" {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
         f" {ratio(row['rps_vs_floor']):>9} {ratio(row['rps_vs_kserve']):>10}"
-        f" {ratio(row['p99_vs_kserve']):>10}  {flags.strip()}"
+        f" {ratio(row['p99_vs_kserve']):>10} {ratio(row['rps_vs_mlserver']):>12}"
+        f" {ratio(row['p99_vs_mlserver']):>12}  {flags.strip()}"
     )
 
 

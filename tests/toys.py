@@ -133,8 +133,41 @@ class Headers(Model):
         return payload
 
 
+class Rows(Model):
+    """A batchable model: each row's first value doubled, and how many rows its call held.
+
+    V2 outputs `doubled` and `call_rows`; V1 predicts `[doubled, call_rows]` per row. A row
+    whose first value is negative is refused (InvalidInput), failing any call it is in.
+    """
+
+    batchable = True
+
+    def __init__(self, name: str = "rows") -> None:
+        super().__init__(name)
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        if isinstance(payload, InferRequest):
+            rows = payload.inputs[0].as_numpy().reshape(len(payload.inputs[0].as_numpy()), -1)
+        else:
+            rows = np.asarray(payload["instances"], dtype=np.float64)
+        if (rows[:, 0] < 0).any():
+            raise InvalidInput("the toy refuses negative rows")
+        doubled = rows[:, 0] * 2
+        count = np.full(len(rows), len(rows), dtype=np.int64)
+        if not isinstance(payload, InferRequest):
+            return {
+                "predictions": [[d, int(c)] for d, c in zip(doubled.tolist(), count, strict=True)]
+            }
+        outputs = [
+            InferOutput("doubled", [len(rows)], "FP64", doubled),
+            InferOutput("call_rows", [len(rows)], "INT64", count),
+        ]
+        return InferResponse(payload.id, self.name, outputs)
+
+
 if __name__ == "__main__":
-    toys = [Echo(), Sum(), Slow(), Pid(), Failing(), Switch(), Headers()]
+    toys = [Echo(), Sum(), Slow(), Pid(), Failing(), Switch(), Headers(), Rows()]
     for toy in toys:
         toy.load()
     ModelServer().start(toys)

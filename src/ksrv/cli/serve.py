@@ -12,6 +12,8 @@ from ksrv.errors import KsrvError
 from ksrv.server import app
 from ksrv.server.settings import (
     DEFAULT_GRPC_MAX_MESSAGE_BYTES,
+    DEFAULT_GRPC_THREADS,
+    DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_REQUEST_BYTES,
     ServerSettings,
 )
@@ -40,9 +42,22 @@ from ksrv.server.settings import (
     show_default=True,
     help="Largest gRPC message sent or received (KServe's default is 8388608).",
 )
+@click.option(
+    "--grpc-threads",
+    default=DEFAULT_GRPC_THREADS,
+    show_default=True,
+    help="gRPC calls taken at once per process; more wait in gRPC's queue.",
+)
 @click.option("--workers", default=1, show_default=True, help="Processes sharing the ports.")
 @click.option(
     "--max-threads", default=4, show_default=True, help="Threads per process for sync handlers."
+)
+@click.option(
+    "--max-batch-size",
+    default=DEFAULT_MAX_BATCH_SIZE,
+    show_default=True,
+    help="Rows per merged call when concurrent requests to a built-in runtime (sklearn, "
+    "xgboost, lightgbm) arrive together; 1 answers every request on its own.",
 )
 @click.option(
     "--max-request-bytes",
@@ -79,8 +94,10 @@ def serve(
     http_port: int,
     grpc_port: int,
     grpc_max_message_bytes: int,
+    grpc_threads: int,
     workers: int,
     max_threads: int,
+    max_batch_size: int,
     max_request_bytes: int,
     grace_period: float,
     predictor_host: str | None,
@@ -108,9 +125,11 @@ def serve(
         grpc_port=grpc_port,
         workers=workers,
         max_threads=max_threads,
+        max_batch_size=max_batch_size,
         max_request_bytes=max_request_bytes,
         grpc_max_send_bytes=grpc_max_message_bytes,
         grpc_max_receive_bytes=grpc_max_message_bytes,
+        grpc_threads=grpc_threads,
         grace_period_s=grace_period,
         log_level=log_level,
         model_name=model_name,

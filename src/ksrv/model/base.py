@@ -89,6 +89,9 @@ class Model:
 
     # Built-in runtimes whose sync handlers are short CPU work set this (see SyncCost).
     enable_inline_sync = False
+    # Built-in runtimes whose predict answers each row on its own set this: the server may
+    # then merge concurrent requests into one call (see ksrv.server.batching).
+    batchable = False
 
     def __init__(
         self,

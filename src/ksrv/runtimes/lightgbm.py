@@ -21,6 +21,7 @@ class LightGBMModel(files.FileModel):
     """Serves a LightGBM `Booster` saved with `save_model`."""
 
     MODEL_EXTENSIONS = (".bst", ".txt")
+    batchable = True  # predictions are per row: concurrent requests may merge
 
     def __init__(self, name: str, model_dir: str | Path, nthread: int | None = None) -> None:
         super().__init__(name, model_dir)

@@ -26,6 +26,7 @@ class SklearnModel(files.FileModel):
     MODEL_EXTENSIONS = (".joblib", ".pkl", ".pickle")
 
     enable_inline_sync = True  # small batches predict in microseconds: see model.base.SyncCost
+    batchable = True  # predictions are per row: concurrent requests may merge
 
     def __init__(self, name: str, model_dir: str | Path, predict_proba: bool | None = None):
         super().__init__(name, model_dir)

@@ -24,6 +24,7 @@ class XGBoostModel(files.FileModel):
     """Serves an XGBoost `Booster` saved with `save_model`."""
 
     MODEL_EXTENSIONS = (".bst", ".json", ".ubj")
+    batchable = True  # predictions are per row: concurrent requests may merge
 
     def __init__(self, name: str, model_dir: str | Path, nthread: int | None = None) -> None:
         super().__init__(name, model_dir)

@@ -137,7 +137,9 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
     repository = ModelRepository(loader=model_loader(settings))
     for model in models:
         repository.update(model)
-    dataplane = DataPlane(repository, max_threads=settings.max_threads)
+    dataplane = DataPlane(
+        repository, max_threads=settings.max_threads, max_batch_size=settings.max_batch_size
+    )
     return RESTApp(dataplane, max_request_bytes=settings.max_request_bytes)
 
 
@@ -166,6 +168,7 @@ async def _serve_forever(
             settings.host,
             settings.grpc_max_send_bytes,
             settings.grpc_max_receive_bytes,
+            settings.grpc_threads,
         )
         await grpc_server.start()
     logger.info(

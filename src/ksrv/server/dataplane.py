@@ -15,6 +15,8 @@ import ksrv
 from ksrv.errors import ModelNotFound, ModelNotReady
 from ksrv.model.base import EXPLAIN, PREDICT, Headers, Model
 from ksrv.model.repository import ModelRepository
+from ksrv.server.batching import Coalescer
+from ksrv.server.settings import DEFAULT_MAX_BATCH_SIZE
 
 SERVER_NAME = "ksrv"
 EXTENSIONS = ["model_repository_extension", "binary_tensor_data", "parameters"]
@@ -23,8 +25,14 @@ EXTENSIONS = ["model_repository_extension", "binary_tensor_data", "parameters"]
 class DataPlane:
     """Answers every protocol call against one `ModelRepository`."""
 
-    def __init__(self, repository: ModelRepository, max_threads: int = 1) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        max_threads: int = 1,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    ) -> None:
         self.repository = repository
+        self.coalescer = Coalescer(max_batch_size)
         self.is_draining = False
         self._max_threads = max_threads
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -77,7 +85,12 @@ class DataPlane:
         model = self.model(name, version)
         if not model.ready:
             raise ModelNotReady(name)
+        if verb == PREDICT and model.batchable:
+            return await self.coalescer.submit(model, payload, headers, self._predict)
         return await model(payload, headers, verb, self.run_sync)
+
+    async def _predict(self, model: Model, payload: Any, headers: Headers) -> Any:
+        return await model(payload, headers, PREDICT, self.run_sync)
 
     async def explain(self, name: str, payload: Any, headers: Headers) -> Any:
         return await self.infer(name, payload, headers, verb=EXPLAIN)

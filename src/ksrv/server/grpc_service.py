@@ -1,13 +1,21 @@
-"""The gRPC adapter: `inference.GRPCInferenceService` over grpc.aio, around the data plane.
+"""The gRPC adapter: `inference.GRPCInferenceService` around the data plane.
 
 Thin by design: decode with `grpc_codec`, call `DataPlane`, encode. Every failure leaves as
 the status code `protocol.status` gives its kind (INVALID_ARGUMENT for the caller's mistakes,
 NOT_FOUND, UNAVAILABLE, ...); only a bug becomes INTERNAL.
+
+The servicer is written once, async, and runs on the server's event loop beside REST. gRPC
+itself is grpcio's threaded server, not grpc.aio: its per-call machinery costs about 90 us
+here against grpc.aio's 130 us, and its threads hand each call to the loop, where calls that
+arrive together meet in the coalescer (`ksrv.server.batching`) and share one model call.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
 import grpc
@@ -17,6 +25,7 @@ from ksrv.protocol import grpc_codec, rest_codec, status
 from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
 from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server.dataplane import DataPlane
+from ksrv.server.settings import DEFAULT_GRPC_THREADS
 
 logger = logging.getLogger(__name__)
 
@@ -161,10 +170,48 @@ def _guarded(method: Any) -> Any:
     return handle
 
 
-def _handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
+class _Aborted(Exception):
+    """`context.abort` on the loop, carried back to the gRPC thread that owns the call."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class _LoopContext:
+    """What the async servicer needs of a threaded call's context, usable from the loop."""
+
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        self._context = context
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
+        raise _Aborted(code, details)
+
+    def invocation_metadata(self) -> Any:
+        return self._context.invocation_metadata()
+
+
+AsyncMethod = Callable[[Any, Any], Coroutine[Any, Any, Any]]
+
+
+def _on_loop(method: AsyncMethod, loop: asyncio.AbstractEventLoop) -> Any:
+    """A threaded handler that runs `method` on `loop` and waits for its answer."""
+
+    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        call = asyncio.run_coroutine_threadsafe(method(request, _LoopContext(context)), loop)
+        try:
+            return call.result()
+        except _Aborted as aborted:
+            context.abort(aborted.code, aborted.details)
+
+    return handle
+
+
+def _handlers(servicer: InferenceServicer, loop: asyncio.AbstractEventLoop) -> Any:
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
-            _guarded(getattr(servicer, name)),
+            _on_loop(_guarded(getattr(servicer, name)), loop),
             request_deserializer=_lenient(message_type),
             response_serializer=lambda message: message.SerializeToString(),
         )
@@ -173,18 +220,44 @@ def _handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 
+class GRPCServer:
+    """grpcio's threaded server answering from the data plane on the running event loop."""
+
+    def __init__(self, server: grpc.Server, threads: concurrent.futures.ThreadPoolExecutor):
+        self._server = server
+        self._threads = threads
+
+    async def start(self) -> None:
+        self._server.start()
+
+    async def stop(self, grace_s: float) -> None:
+        """Refuse new calls; let calls in flight finish within `grace_s`."""
+        stopped = self._server.stop(grace_s)
+        await asyncio.get_running_loop().run_in_executor(None, stopped.wait)
+        self._threads.shutdown(wait=False)
+
+
 def build_server(
-    dataplane: DataPlane, port: int, host: str, max_send_bytes: int, max_receive_bytes: int
-) -> grpc.aio.Server:
-    """A grpc.aio server bound to host:port (SO_REUSEPORT lets forked workers share it)."""
-    server = grpc.aio.server(
+    dataplane: DataPlane,
+    port: int,
+    host: str,
+    max_send_bytes: int,
+    max_receive_bytes: int,
+    threads: int = DEFAULT_GRPC_THREADS,
+) -> GRPCServer:
+    """A gRPC server on host:port (SO_REUSEPORT lets forked workers share it); `threads`
+    calls are taken at once, more wait in gRPC's queue. Build it on the serving loop."""
+    pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="ksrv-grpc")
+    server = grpc.server(
+        pool,
         options=[
             ("grpc.max_send_message_length", max_send_bytes),
             ("grpc.max_receive_message_length", max_receive_bytes),
             ("grpc.so_reuseport", 1),
-        ]
+        ],
     )
-    server.add_generic_rpc_handlers((_handlers(InferenceServicer(dataplane)),))
+    loop = asyncio.get_running_loop()
+    server.add_generic_rpc_handlers((_handlers(InferenceServicer(dataplane), loop),))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     server.add_insecure_port(address)
-    return server
+    return GRPCServer(server, pool)

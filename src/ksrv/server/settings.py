@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024
+DEFAULT_MAX_BATCH_SIZE = 32
+DEFAULT_GRPC_THREADS = 32
 # KServe's gRPC default is 8 MiB; ksrv accepts as much over gRPC as over REST.
 DEFAULT_GRPC_MAX_MESSAGE_BYTES = DEFAULT_MAX_REQUEST_BYTES
 
@@ -18,9 +20,11 @@ class ServerSettings:
     grpc_port: int = 8081
     workers: int = 1
     max_threads: int = 1
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE  # rows per merged call; 1 turns merging off
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     grpc_max_send_bytes: int = DEFAULT_GRPC_MAX_MESSAGE_BYTES
     grpc_max_receive_bytes: int = DEFAULT_GRPC_MAX_MESSAGE_BYTES
+    grpc_threads: int = DEFAULT_GRPC_THREADS
     grace_period_s: float = 30.0
     timeout_keep_alive_s: int = 65
     log_level: str = "info"

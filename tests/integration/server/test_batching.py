@@ -1,0 +1,130 @@
+"""Concurrent requests merged into one model call by a real server, over REST and gRPC: each
+caller gets its own rows, id and errors; `--max-batch-size 1` turns merging off."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import grpc
+import numpy as np
+import pytest
+
+from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
+from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2_grpc as pb_grpc
+from tests.conftest import TESTS_DIR
+
+CONNECTIONS = 16
+
+
+def v2_body(index: int) -> dict:
+    rows = index % 3 + 1
+    return {
+        "id": f"req-{index}",
+        "inputs": [{"name": "x", "shape": [rows], "datatype": "FP64", "data": [index] * rows}],
+    }
+
+
+def post_all_at_once(server, path: str, bodies: list[dict]) -> list[tuple[int, dict]]:
+    """Every request written on its own connection before any answer is read."""
+    sockets = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in bodies]
+    for sock, body in zip(sockets, bodies, strict=True):
+        data = json.dumps(body).encode()
+        head = f"POST {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {len(data)}\r\n"
+        sock.sendall(head.encode() + b"content-type: application/json\r\n\r\n" + data)
+    return [read_response(sock) for sock in sockets]
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict]:
+    with sock, sock.makefile("rb") as stream:
+        status = int(stream.readline().split()[1])
+        length = 0
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return status, json.loads(stream.read(length))
+
+
+def outputs(body: dict) -> dict[str, list]:
+    return {output["name"]: output["data"] for output in body["outputs"]}
+
+
+def test_concurrent_v2_requests_merge_and_each_gets_its_own_rows_and_id(toy_server):
+    merged_calls = 0
+    for _ in range(10):  # arrival is up to the OS: a few rounds make a merge certain
+        bodies = [v2_body(index) for index in range(CONNECTIONS)]
+        answers = post_all_at_once(toy_server, "/v2/models/rows/infer", bodies)
+        for index, (status, body) in enumerate(answers):
+            rows = index % 3 + 1
+            assert status == 200, body
+            assert body["id"] == f"req-{index}"
+            assert outputs(body)["doubled"] == [2.0 * index] * rows
+            merged_calls += outputs(body)["call_rows"][0] > rows
+        if merged_calls:
+            break
+    assert merged_calls, "no two concurrent requests were ever merged"
+
+
+def test_a_bad_request_among_concurrent_ones_fails_alone(toy_server):
+    bodies = [v2_body(index) for index in range(CONNECTIONS)]
+    bodies[5]["inputs"][0]["data"] = [-1.0] * len(bodies[5]["inputs"][0]["data"])
+    bodies[9]["inputs"][0]["shape"] = [7]  # shape and data disagree
+    answers = post_all_at_once(toy_server, "/v2/models/rows/infer", bodies)
+    for index, (status, body) in enumerate(answers):
+        if index in (5, 9):
+            assert status == 400
+            assert body["error"]
+        else:
+            assert status == 200
+            assert outputs(body)["doubled"][0] == 2.0 * index
+
+
+def test_concurrent_v1_requests_merge_too(toy_server):
+    bodies = [{"instances": [[index, 0]] * (index % 2 + 1)} for index in range(CONNECTIONS)]
+    answers = post_all_at_once(toy_server, "/v1/models/rows:predict", bodies)
+    for index, (status, body) in enumerate(answers):
+        assert status == 200
+        assert [doubled for doubled, _ in body["predictions"]] == [2.0 * index] * (index % 2 + 1)
+
+
+def infer_message(index: int) -> pb.ModelInferRequest:
+    message = pb.ModelInferRequest(model_name="rows", id=str(index))
+    message.inputs.add(name="x", datatype="FP64", shape=[2])
+    message.raw_input_contents.append(np.full(2, index, np.float64).tobytes())
+    return message
+
+
+def test_concurrent_grpc_calls_merge_and_each_gets_its_own_answer(toy_server):
+    with grpc.insecure_channel(toy_server.grpc_target) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        calls = [stub.ModelInfer.future(infer_message(i), timeout=30) for i in range(100)]
+        responses = [call.result() for call in calls]
+    call_rows = []
+    for index, response in enumerate(responses):
+        assert response.id == str(index)
+        by_name = dict(
+            zip([o.name for o in response.outputs], response.raw_output_contents, strict=True)
+        )
+        assert np.frombuffer(by_name["doubled"], "<f8").tolist() == [2.0 * index] * 2
+        call_rows.append(int(np.frombuffer(by_name["call_rows"], "<i8")[0]))
+    assert max(call_rows) > 2, "no two concurrent gRPC calls were merged"
+
+
+@pytest.fixture(scope="module")
+def unbatched_server():
+    from tests.conftest import serve
+
+    server = serve(
+        [f"{TESTS_DIR / 'toys.py'}:Rows", "--model-name", "rows", "--max-batch-size", "1"]
+    )
+    yield server
+    server.stop()
+
+
+def test_max_batch_size_one_answers_every_request_in_its_own_call(unbatched_server):
+    bodies = [v2_body(index) for index in range(CONNECTIONS)]
+    answers = post_all_at_once(unbatched_server, "/v2/models/rows/infer", bodies)
+    for index, (status, body) in enumerate(answers):
+        assert status == 200
+        assert outputs(body)["call_rows"] == [index % 3 + 1] * (index % 3 + 1)
