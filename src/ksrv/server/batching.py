@@ -2,10 +2,10 @@
 
 Why: for a small scikit-learn model the estimator's per-call overhead (input validation) is
 most of a request's cost, so eight requests that arrive together cost about one call when
-merged. Nothing waits on a timer: a batch opens with the first request and runs on the next
-turn of the event loop, holding whatever arrived in the meantime (as Triton's dynamic batcher
-with no queue delay), so a lone request pays one loop turn, not a delay. Only models that
-declare row-wise predictions (`Model.batchable`) take part. A batch that fails, or whose
+merged. Nothing waits on a timer: the first request opens a batch and yields one turn of the
+event loop, so requests already on their way (parsed in the same turn) join it, as with
+Triton's dynamic batcher at no queue delay; a lone request then runs as it would have. Only
+models that declare row-wise predictions (`Model.batchable`) take part. A batch that fails, or whose
 answer cannot be split back into rows, is answered one request at a time, so every caller
 gets exactly its own answer or error.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
@@ -36,6 +37,15 @@ class _Batch:
         self.futures: list[asyncio.Future[Any]] = []
         self.rows = 0
 
+    def join(self, payload: Any, headers: Headers, rows: int) -> asyncio.Future[Any]:
+        """Add a request; the returned future gets its answer."""
+        future = asyncio.get_running_loop().create_future()
+        self.payloads.append(payload)
+        self.headers.append(headers)
+        self.futures.append(future)
+        self.rows += rows
+        return future
+
 
 class Coalescer:
     """Merges concurrent requests to one model into batches of up to `max_batch_size` rows."""
@@ -43,7 +53,7 @@ class Coalescer:
     def __init__(self, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE) -> None:
         self.max_batch_size = max_batch_size
         self._open: dict[tuple[int, Hashable], _Batch] = {}
-        self._unsplittable: set[int] = set()
+        self._not_merging: weakref.WeakSet[Model] = weakref.WeakSet()
         self._running: set[asyncio.Task[None]] = set()  # the loop holds tasks only weakly
 
     async def submit(self, model: Model, payload: Any, headers: Headers, run: Run) -> Any:
@@ -55,52 +65,56 @@ class Coalescer:
         if size >= self.max_batch_size:
             return await run(model, payload, headers)
         slot = (id(model), slot_key)
-        loop = asyncio.get_running_loop()
         pending = self._open.get(slot)
-        if pending is None or pending.rows + size > self.max_batch_size:
-            pending = self._open[slot] = _Batch()
-            task = loop.create_task(self._run(slot, pending, model, run))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-        future = loop.create_future()
-        pending.payloads.append(payload)
-        pending.headers.append(headers)
-        pending.futures.append(future)
-        pending.rows += size
-        return await future
+        if pending is not None and pending.rows + size <= self.max_batch_size:
+            return await pending.join(payload, headers, size)
+        # Lead a new batch: requests already on their way to the loop join during one turn.
+        pending = self._open[slot] = _Batch()
+        own = pending.join(payload, headers, size)
+        try:
+            await asyncio.sleep(0)
+        finally:
+            if self._open.get(slot) is pending:
+                del self._open[slot]
+            if len(pending.payloads) > 1:  # followers are answered even if the leader leaves
+                task = asyncio.get_running_loop().create_task(self._answer(pending, model, run))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+        if len(pending.payloads) == 1:
+            return await run(model, payload, headers)
+        return await own
 
     def _key(self, model: Model, payload: Any) -> Hashable | None:
-        if self.max_batch_size <= 1 or not model.batchable or id(model) in self._unsplittable:
+        if self.max_batch_size <= 1 or not model.batchable or model in self._not_merging:
             return None
         return batch.key(payload)
 
-    async def _run(
-        self, slot: tuple[int, Hashable], pending: _Batch, model: Model, run: Run
-    ) -> None:
-        if self._open.get(slot) is pending:
-            del self._open[slot]
+    async def _answer(self, pending: _Batch, model: Model, run: Run) -> None:
         try:
-            await self._answer(pending, model, run)
+            await self._answer_each(pending, model, run)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             for future in pending.futures:
-                if not future.done():
-                    future.set_exception(exc) if isinstance(exc, Exception) else future.cancel()
+                _fail(future, exc)
             raise
 
-    async def _answer(self, pending: _Batch, model: Model, run: Run) -> None:
-        answers = await self._merged(pending, model, run) if len(pending.payloads) > 1 else None
-        if answers is not None:
-            for future, answer in zip(pending.futures, answers, strict=True):
-                if not future.done():
-                    future.set_result(answer)
-            return
+    async def _answer_each(self, pending: _Batch, model: Model, run: Run) -> None:
+        is_merged = len(pending.payloads) > 1
+        if is_merged:
+            answers = await self._merged(pending, model, run)
+            if answers is not None:
+                for future, answer in zip(pending.futures, answers, strict=True):
+                    if not future.done():
+                        future.set_result(answer)
+                return
         calls = [
             _settle(future, run(model, payload, headers))
             for payload, headers, future in zip(
                 pending.payloads, pending.headers, pending.futures, strict=True
             )
         ]
-        await calls[0] if len(calls) == 1 else asyncio.gather(*calls)
+        succeeded = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        if is_merged and all(succeeded):
+            self._stop_merging(model, "a merged call failed where each request alone succeeded")
 
     async def _merged(self, pending: _Batch, model: Model, run: Run) -> list[Any] | None:
         """Per-request answers from one merged call, or None to answer each alone."""
@@ -110,21 +124,29 @@ class Coalescer:
         except Exception:  # one caller's bad input fails the batch: each gets its own answer
             return None
         if answers is None:
-            self._unsplittable.add(id(model))
-            logger.warning(
-                "model %s: a merged answer did not split into rows; not batching it", model.name
-            )
+            self._stop_merging(model, "a merged answer did not have one row per input row")
         return answers
 
+    def _stop_merging(self, model: Model, reason: str) -> None:
+        if model not in self._not_merging:
+            self._not_merging.add(model)
+            logger.warning("model %s: %s; its requests are no longer merged", model.name, reason)
 
-async def _settle(future: asyncio.Future[Any], answer: Awaitable[Any]) -> None:
+
+async def _settle(future: asyncio.Future[Any], answer: Awaitable[Any]) -> bool:
+    """Deliver `answer` (or its error) to `future`; True if it succeeded."""
     try:
         result = await answer
     except BaseException as exc:  # the caller's own error, delivered to the caller
-        if not future.done():
-            future.set_exception(exc)
+        _fail(future, exc)
         if not isinstance(exc, Exception):
             raise
-    else:
-        if not future.done():
-            future.set_result(result)
+        return False
+    if not future.done():
+        future.set_result(result)
+    return True
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc) if isinstance(exc, Exception) else future.cancel()

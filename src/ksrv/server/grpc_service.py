@@ -196,14 +196,21 @@ AsyncMethod = Callable[[Any, Any], Coroutine[Any, Any, Any]]
 
 
 def _on_loop(method: AsyncMethod, loop: asyncio.AbstractEventLoop) -> Any:
-    """A threaded handler that runs `method` on `loop` and waits for its answer."""
+    """A threaded handler that runs `method` on `loop` and waits for its answer.
+
+    A call that ends early (the client cancelled, its deadline passed) cancels the work on
+    the loop, so abandoned calls do not hold a thread until the model answers.
+    """
 
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         call = asyncio.run_coroutine_threadsafe(method(request, _LoopContext(context)), loop)
+        context.add_callback(call.cancel)  # runs when the RPC ends; a no-op once answered
         try:
             return call.result()
         except _Aborted as aborted:
             context.abort(aborted.code, aborted.details)
+        except concurrent.futures.CancelledError:
+            context.abort(grpc.StatusCode.CANCELLED, "the call ended before its answer")
 
     return handle
 

@@ -101,6 +101,21 @@ def test_a_model_whose_answer_does_not_split_is_answered_alone_from_then_on():
     assert model.calls == [3, 2, 1, 1, 1]
 
 
+def test_a_model_that_fails_merged_but_not_alone_is_not_merged_again():
+    class OneRowOnly(Doubler):
+        def predict(self, payload, headers=None):
+            if len(payload.inputs[0].as_numpy()) > 1:
+                raise RuntimeError("this model cannot take two rows")
+            return super().predict(payload, headers)
+
+    model = OneRowOnly()
+    coalescer = Coalescer()
+    answers = run_all(coalescer, model, [request([1], "a"), request([2], "b")])
+    assert [values(answer) for answer in answers] == [[2], [4]]
+    run_all(coalescer, model, [request([3], "c"), request([4], "d")])
+    assert model.calls == [1, 1, 1, 1]  # the one merged call failed before predict recorded it
+
+
 def test_requests_that_cannot_merge_run_in_their_own_calls():
     model = Doubler()
     wide = InferRequest(
