@@ -85,6 +85,9 @@ class Pid(Model):
 
     async def predict(self, payload, headers=None):
         await asyncio.sleep(0.01)
+        if isinstance(payload, InferRequest):  # gRPC carries tensors only
+            output = InferOutput("pid", [1], "INT64", np.array([os.getpid()], np.int64))
+            return InferResponse(payload.id, self.name, [output])
         return {"pid": os.getpid()}
 
 

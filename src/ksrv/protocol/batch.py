@@ -21,17 +21,18 @@ from ksrv.protocol.v2 import InferInput, InferOutput, InferRequest, InferRespons
 _TRANSPORT_PARAMETERS = frozenset({"binary_data_size"})
 
 
-def key(payload: Any) -> Hashable | None:
-    """What a request must share with others to merge with them; None if it never merges."""
+def key(payload: Any, max_rows: int) -> Hashable | None:
+    """What a request must share with others to merge with them; None if it never merges
+    (including when it holds `max_rows` rows or more: nothing to gain)."""
     if isinstance(payload, InferRequest):
-        return _v2_key(payload)
+        return _v2_key(payload, max_rows)
     if isinstance(payload, dict):
-        return _v1_key(payload)
+        return _v1_key(payload, max_rows)
     return None
 
 
 def rows(payload: Any) -> int:
-    """The number of rows in a request `key` accepted."""
+    """The number of rows in a request that `key` accepted."""
     if isinstance(payload, InferRequest):
         return payload.inputs[0].shape[0]
     return len(payload["instances"])
@@ -107,11 +108,13 @@ def _split_v2(
     return answers
 
 
-def _v2_key(request: InferRequest) -> Hashable | None:
+def _v2_key(request: InferRequest, max_rows: int) -> Hashable | None:
     inputs = request.inputs
     if not inputs:
         return None
     count = inputs[0].shape[0] if inputs[0].shape else 0
+    if count >= max_rows:
+        return None
     described = []
     for model_input in inputs:
         shape = model_input.shape
@@ -131,9 +134,9 @@ def _v2_key(request: InferRequest) -> Hashable | None:
     )
 
 
-def _v1_key(body: dict[str, Any]) -> Hashable | None:
+def _v1_key(body: dict[str, Any], max_rows: int) -> Hashable | None:
     instances = body.get("instances")
-    if len(body) != 1 or not isinstance(instances, list) or not instances:
+    if len(body) != 1 or not isinstance(instances, list) or not 0 < len(instances) < max_rows:
         return None
     first = instances[0]
     if not isinstance(first, list) or not first:

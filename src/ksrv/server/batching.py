@@ -4,10 +4,10 @@ Why: for a small scikit-learn model the estimator's per-call overhead (input val
 most of a request's cost, so eight requests that arrive together cost about one call when
 merged. Nothing waits on a timer: the first request opens a batch and yields one turn of the
 event loop, so requests already on their way (parsed in the same turn) join it, as with
-Triton's dynamic batcher at no queue delay; a lone request then runs as it would have. Only
-models that declare row-wise predictions (`Model.batchable`) take part. A batch that fails, or whose
-answer cannot be split back into rows, is answered one request at a time, so every caller
-gets exactly its own answer or error.
+Triton's dynamic batcher at no queue delay; a lone request then runs as it would have.
+Only models that declare row-wise predictions (`Model.batchable`) take part. A batch that
+fails, or whose answer cannot be split back into rows, is answered one request at a time,
+so every caller gets exactly its own answer or error.
 """
 
 from __future__ import annotations
@@ -62,8 +62,6 @@ class Coalescer:
         if slot_key is None:
             return await run(model, payload, headers)
         size = batch.rows(payload)
-        if size >= self.max_batch_size:
-            return await run(model, payload, headers)
         slot = (id(model), slot_key)
         pending = self._open.get(slot)
         if pending is not None and pending.rows + size <= self.max_batch_size:
@@ -87,33 +85,28 @@ class Coalescer:
     def _key(self, model: Model, payload: Any) -> Hashable | None:
         if self.max_batch_size <= 1 or not model.batchable or model in self._not_merging:
             return None
-        return batch.key(payload)
+        return batch.key(payload, self.max_batch_size)
 
     async def _answer(self, pending: _Batch, model: Model, run: Run) -> None:
         try:
-            await self._answer_each(pending, model, run)
+            await self._answer_batch(pending, model, run)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             for future in pending.futures:
                 _fail(future, exc)
             raise
 
-    async def _answer_each(self, pending: _Batch, model: Model, run: Run) -> None:
-        is_merged = len(pending.payloads) > 1
-        if is_merged:
-            answers = await self._merged(pending, model, run)
-            if answers is not None:
-                for future, answer in zip(pending.futures, answers, strict=True):
-                    if not future.done():
-                        future.set_result(answer)
-                return
-        calls = [
-            _settle(future, run(model, payload, headers))
-            for payload, headers, future in zip(
-                pending.payloads, pending.headers, pending.futures, strict=True
-            )
-        ]
-        succeeded = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
-        if is_merged and all(succeeded):
+    async def _answer_batch(self, pending: _Batch, model: Model, run: Run) -> None:
+        answers = await self._merged(pending, model, run)
+        if answers is not None:
+            for future, answer in zip(pending.futures, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+            return
+        calls = zip(pending.payloads, pending.headers, pending.futures, strict=True)
+        succeeded = await asyncio.gather(
+            *(_settle(future, run(model, payload, headers)) for payload, headers, future in calls)
+        )
+        if all(succeeded):
             self._stop_merging(model, "a merged call failed where each request alone succeeded")
 
     async def _merged(self, pending: _Batch, model: Model, run: Run) -> list[Any] | None:

@@ -175,3 +175,26 @@ def test_serve_refuses_a_missing_model_dir(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_grpc_is_served_by_every_worker(start_server):
+    import grpc
+
+    from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
+    from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    server = start_server([f"{TOYS}:Pid", "--model-name", "pid", "--workers", "2"])
+    request = pb.ModelInferRequest(model_name="pid")
+    request.inputs.add(name="x", datatype="FP64", shape=[1]).contents.fp64_contents.append(1.0)
+
+    def pid() -> int:
+        with grpc.insecure_channel(server.grpc_target) as channel:  # a new connection
+            response = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
+        return int(response.outputs[0].contents.int64_contents[0])
+
+    seen: set[int] = set()
+    deadline = time.monotonic() + 20
+    while len(seen) < 2 and time.monotonic() < deadline:
+        seen |= {pid() for _ in range(10)}
+    assert len(seen) == 2, "SO_REUSEPORT spreads gRPC connections over both workers"
+    assert server.process.pid not in seen

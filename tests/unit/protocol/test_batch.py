@@ -9,6 +9,10 @@ from ksrv.protocol import batch
 from ksrv.protocol.v2 import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
 
 
+def key(payload, max_rows=32):
+    return batch.key(payload, max_rows)
+
+
 def v2(rows, request_id=None, datatype="FP64", parameters=None, input_parameters=None, **extra):
     array = np.asarray(rows, dtype=np.float64 if datatype == "FP64" else np.float32)
     tensor = InferInput("x", list(array.shape), datatype, array, input_parameters)
@@ -16,7 +20,7 @@ def v2(rows, request_id=None, datatype="FP64", parameters=None, input_parameters
 
 
 def test_requests_that_differ_only_in_rows_share_a_key():
-    assert batch.key(v2([[1, 2]])) == batch.key(v2([[3, 4], [5, 6]], request_id="b"))
+    assert key(v2([[1, 2]])) == key(v2([[3, 4], [5, 6]], request_id="b"))
 
 
 @pytest.mark.parametrize(
@@ -31,13 +35,13 @@ def test_requests_that_differ_only_in_rows_share_a_key():
     ids=["width", "datatype", "parameters", "input-parameters", "outputs"],
 )
 def test_requests_that_differ_in_meaning_do_not_share_a_key(other):
-    assert batch.key(v2([[1, 2]])) != batch.key(other)
+    assert key(v2([[1, 2]])) != key(other)
 
 
 def test_binary_sizes_are_transport_detail_not_meaning():
     small = v2([[1, 2]], input_parameters={"binary_data_size": 16})
     large = v2([[1, 2], [3, 4]], input_parameters={"binary_data_size": 32})
-    assert batch.key(small) == batch.key(large)
+    assert key(small) == key(large)
     assert "binary_data_size" not in batch.merge([small, large]).inputs[0].parameters
 
 
@@ -65,12 +69,19 @@ def test_binary_sizes_are_transport_detail_not_meaning():
     ],
 )  # fmt: skip
 def test_requests_without_a_clear_batch_axis_never_merge(payload):
-    assert batch.key(payload) is None
+    assert key(payload) is None
+
+
+def test_requests_of_max_rows_or_more_never_merge():
+    assert key(v2([[1, 2]] * 3), max_rows=4) is not None
+    assert key(v2([[1, 2]] * 4), max_rows=4) is None
+    assert key({"instances": [[1, 2]] * 3}, max_rows=4) is not None
+    assert key({"instances": [[1, 2]] * 4}, max_rows=4) is None
 
 
 def test_v1_rows_of_ints_and_of_floats_merge_separately():
-    assert batch.key({"instances": [[1, 2]]}) != batch.key({"instances": [[1.0, 2]]})
-    assert batch.key({"instances": [[1.5, 2]]}) == batch.key({"instances": [[3, 4.5], [5.0, 6.0]]})
+    assert key({"instances": [[1, 2]]}) != key({"instances": [[1.0, 2]]})
+    assert key({"instances": [[1.5, 2]]}) == key({"instances": [[3, 4.5], [5.0, 6.0]]})
 
 
 def test_v2_merge_stacks_rows_in_order_and_split_cuts_them_back_with_each_id():
