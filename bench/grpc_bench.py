@@ -52,8 +52,13 @@ def make_kserve(model_dir: Path) -> rest.Server:
 
 def make_mlserver(model_dir: Path) -> rest.Server:
     server = rest.make_mlserver(model_dir)
-    settings_path = rest.MLSERVER_REPO / "settings.json"
-    settings = json.loads(settings_path.read_text())
+    settings = json.loads((server.cwd / "settings.json").read_text())
+    return with_grpc(server, settings["grpc_port"])
+
+
+def make_mlserver_batched(model_dir: Path) -> rest.Server:
+    server = rest.make_mlserver_batched(model_dir)
+    settings = json.loads((server.cwd / "settings.json").read_text())
     return with_grpc(server, settings["grpc_port"])
 
 
@@ -62,7 +67,9 @@ FACTORIES = {
     "ksrv-unbatched": make_ksrv_unbatched,
     "kserve": make_kserve,
     "mlserver": make_mlserver,
+    "mlserver-batched": make_mlserver_batched,  # only when named in --servers
 }
+DEFAULT_SERVERS = ["ksrv", "ksrv-unbatched", "kserve", "mlserver"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=lambda t: [int(x) for x in t.split(",")], default=[1, 8, 64]
     )
-    parser.add_argument("--servers", type=lambda t: t.split(","), default=list(FACTORIES))
+    parser.add_argument("--servers", type=lambda t: t.split(","), default=DEFAULT_SERVERS)
     return parser.parse_args(argv)
 
 

@@ -68,6 +68,8 @@ HEALTH_PATH = "/v2/health/ready"
 UNSET_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # "ksrv-unbatched" is ksrv with `--max-batch-size 1`: what it does without merging concurrent
 # requests into one predict call (which the peers here do not do by default).
+# Not run by default, only when named in --servers: "mlserver-batched" (MLServer's adaptive
+# batching on, which is off unless configured).
 ALL_SERVERS = ("ksrv", "ksrv-unbatched", "kserve", "mlserver", "floor")
 # "tuned": peers without per-request logging and with httptools (the default);
 # "stock": KServe's default logging and MLServer as pip installs it.
@@ -109,6 +111,7 @@ REPORTED_PACKAGES = {
     "ksrv-unbatched": ["ksrv", *COMMON_PACKAGES],
     "kserve": ["kserve", "fastapi", "pydantic", *COMMON_PACKAGES],
     "mlserver": ["mlserver", "mlserver-sklearn", "fastapi", "pydantic", *COMMON_PACKAGES],
+    "mlserver-batched": ["mlserver", "mlserver-sklearn", "fastapi", "pydantic", *COMMON_PACKAGES],
     "floor": COMMON_PACKAGES,
 }
 
@@ -167,8 +170,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     PEERS["config"] = args.peers
     for name in args.servers:
-        if name not in ALL_SERVERS:
-            parser.error(f"unknown server {name!r}; choose from {', '.join(ALL_SERVERS)}")
+        if name not in FACTORIES:
+            parser.error(f"unknown server {name!r}; choose from {', '.join(FACTORIES)}")
     for protocol in args.protocols:
         if protocol not in PATHS:
             parser.error(f"unknown protocol {protocol!r}; choose from v1, v2")
@@ -287,9 +290,11 @@ def make_kserve(model_dir: Path) -> Server:
     return Server("kserve", ("v1", "v2"), port, argv, python=python)
 
 
-def write_mlserver_repo(model_path: Path, http_port: int) -> None:
+def write_mlserver_repo(
+    repo: Path, model_path: Path, http_port: int, batching: dict | None = None
+) -> None:
     """MLServer reads settings.json and <model>/model-settings.json from its repo dir."""
-    model_dir = MLSERVER_REPO / MODEL_NAME
+    model_dir = repo / MODEL_NAME
     model_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(model_path, model_dir / MODEL_FILE)
     settings = {
@@ -304,8 +309,9 @@ def write_mlserver_repo(model_path: Path, http_port: int) -> None:
         "name": MODEL_NAME,
         "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": f"./{MODEL_FILE}"},
+        **(batching or {}),
     }
-    (MLSERVER_REPO / "settings.json").write_text(json.dumps(settings, indent=2))
+    (repo / "settings.json").write_text(json.dumps(settings, indent=2))
     (model_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
 
 
@@ -313,9 +319,21 @@ def make_mlserver(model_dir: Path) -> Server:
     venv = "mlserver-stock" if PEERS["config"] == "stock" else "mlserver"
     python = ensure_venv(venv, PEER_REQUIREMENTS[venv])
     port = free_port()
-    write_mlserver_repo(model_dir / MODEL_FILE, port)
+    write_mlserver_repo(MLSERVER_REPO, model_dir / MODEL_FILE, port)
     argv = [str(python.parent / "mlserver"), "start", str(MLSERVER_REPO)]
     return Server("mlserver", ("v2",), port, argv, python=python, cwd=MLSERVER_REPO)
+
+
+def make_mlserver_batched(model_dir: Path) -> Server:
+    """MLServer with its adaptive batching on (off by default): up to 32 requests a batch,
+    waiting at most 1 ms for them."""
+    python = ensure_venv("mlserver", PEER_REQUIREMENTS["mlserver"])
+    port = free_port()
+    repo = WORK_DIR / "mlserver-batched-repo"
+    batching = {"max_batch_size": 32, "max_batch_time": 0.001}
+    write_mlserver_repo(repo, model_dir / MODEL_FILE, port, batching)
+    argv = [str(python.parent / "mlserver"), "start", str(repo)]
+    return Server("mlserver-batched", ("v2",), port, argv, python=python, cwd=repo)
 
 
 def make_floor(model_dir: Path) -> Server:
@@ -340,6 +358,7 @@ FACTORIES = {
     "ksrv-unbatched": make_ksrv_unbatched,
     "kserve": make_kserve,
     "mlserver": make_mlserver,
+    "mlserver-batched": make_mlserver_batched,
     "floor": make_floor,
 }
 
