@@ -27,6 +27,7 @@ from ksrv.api import default_runtimes
 from ksrv.api.serving_runtime import Runtime
 from ksrv.control import runtime_selection
 from ksrv.errors import ResourceInvalid
+from ksrv.runtimes import registry
 
 COMPONENTS: Final = ("predictor", "transformer", "explainer")
 LEGACY_FRAMEWORKS: Final = (
@@ -49,8 +50,9 @@ NOT_YET_LOCAL: Final = {
     "scaleMetric": "autoscaling is not available locally yet; minReplicas replicas run",
     "containerConcurrency": "the concurrency limit is not enforced locally yet",
     "logger": "request/response logging is not available locally yet",
-    "batcher": "server-side batching is not available locally yet",
 }
+# KServe's batcher default when `batcher` is given without `maxBatchSize`.
+KSERVE_MAX_BATCH_SIZE: Final = 32
 CHDIR_AND_EXEC: Final = (
     "import os, sys; os.chdir(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])"
 )
@@ -155,8 +157,12 @@ def _component_plan(
     try:
         if model is not None:
             built = _model_server(model, name, upstream, runtimes, python)
+            built = _with_batcher(built, f"spec.{component}", spec.get("batcher"), model)
         else:
             built = _custom_container(component, spec, name, upstream, python)
+            if spec.get("batcher"):
+                note = f"spec.{component}.batcher: a custom container's requests are not merged"
+                built["notes"] += (note,)
     except ResourceInvalid as exc:
         return ComponentPlan(component, error=str(exc), error_reason=exc.reason or "InvalidSpec")
     notes = bounds.pop("notes") + built.pop("notes", ())
@@ -250,6 +256,29 @@ def _model_server(
         "is_cluster_runtime": runtime.kind == "ClusterServingRuntime",
         "notes": tuple(notes),
     }
+
+
+def _with_batcher(
+    built: dict[str, Any], path: str, batcher: Mapping[str, Any] | None, model: Mapping[str, Any]
+) -> dict[str, Any]:
+    """KServe's batcher sidecar, carried out by ksrv's own request merging."""
+    if not batcher:
+        return built
+    size = int(batcher.get("maxBatchSize") or KSERVE_MAX_BATCH_SIZE)
+    notes = []
+    if batcher.get("maxLatency") or batcher.get("timeout"):
+        notes.append(
+            f"{path}.batcher: ksrv merges the requests that arrive together and never waits "
+            "for more, so maxLatency and timeout are not used"
+        )
+    model_format = str((model.get("modelFormat") or {}).get("name", "")).lower()
+    if model_format not in registry.RUNTIMES or not registry.runtime_class(model_format).batchable:
+        notes.append(
+            f"{path}.batcher: the {model_format} runtime answers each request on its own "
+            "(ksrv merges requests for sklearn, xgboost and lightgbm)"
+        )
+    command = (*built["command"], "--max-batch-size", str(size))
+    return {**built, "command": command, "notes": built["notes"] + tuple(notes)}
 
 
 def _is_kserve_builtin(runtime_name: str, runtimes: list[Runtime]) -> bool:

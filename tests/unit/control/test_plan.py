@@ -168,13 +168,40 @@ def test_kserves_own_runtime_names_are_served_by_ksrvs_runtimes():
 def test_fields_not_carried_out_locally_yet_are_said():
     result = desired(
         {"predictor": {"sklearn": {"storageUri": "/a"}, "maxReplicas": 3,
-                       "logger": {"mode": "all"}, "batcher": {"maxBatchSize": 4}},
+                       "logger": {"mode": "all"}},
          "canary": [{"name": "c", "trafficPercent": 10}]}
     )  # fmt: skip
     notes = " | ".join(result.components["predictor"].notes)
     assert "spec.predictor.maxReplicas: autoscaling" in notes
-    assert "spec.predictor.logger" in notes and "spec.predictor.batcher" in notes
+    assert "spec.predictor.logger" in notes
     assert result.notes and result.notes[0].startswith("spec.canary:")
+
+
+def test_the_batcher_sets_the_replicas_max_batch_size():
+    predictor = desired(
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxBatchSize": 4}}}
+    ).components["predictor"]
+    assert predictor.command[-2:] == ("--max-batch-size", "4")
+    assert not any("batcher" in note for note in predictor.notes)
+    defaulted = desired(
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxLatency": 500}}}
+    ).components["predictor"]
+    assert defaulted.command[-2:] == ("--max-batch-size", "32")  # KServe's default
+    assert any("maxLatency and timeout are not used" in note for note in defaulted.notes)
+
+
+def test_a_batcher_that_cannot_merge_is_said():
+    torch = desired(
+        {"predictor": {"model": {"modelFormat": {"name": "pytorch"}, "storageUri": "/a"},
+                       "batcher": {"maxBatchSize": 8}}}
+    ).components["predictor"]  # fmt: skip
+    assert any("pytorch runtime answers each request on its own" in n for n in torch.notes)
+    custom = desired(
+        {"predictor": {"containers": [{"command": ["python", "m.py"]}],
+                       "batcher": {"maxBatchSize": 8}}}
+    ).components["predictor"]  # fmt: skip
+    assert "--max-batch-size" not in custom.command
+    assert any("custom container's requests are not merged" in n for n in custom.notes)
 
 
 def test_working_dir_is_entered_before_the_command_runs(tmp_path):
