@@ -144,6 +144,7 @@ class Rows(Model):
     """
 
     batchable = True
+    enable_inline_sync = True  # as the sklearn runtime: cheap predicts run on the loop
 
     def __init__(self, name: str = "rows") -> None:
         super().__init__(name)

@@ -28,6 +28,7 @@ Headers = dict[str, str]
 Payload = dict[str, Any] | InferRequest | Any
 Step = Callable[[Any, Headers], Any]
 
+_PIPELINE_STEPS = ("preprocess", "predict", "postprocess")
 # How a pipeline step runs: awaited, in the thread pool, or directly on the loop.
 _ASYNC, _SYNC, _INLINE = "async", "sync", "inline"
 
@@ -90,8 +91,16 @@ class Model:
     # Built-in runtimes whose sync handlers are short CPU work set this (see SyncCost).
     enable_inline_sync = False
     # Built-in runtimes whose predict answers each row on its own set this: the server may
-    # then merge concurrent requests into one call (see ksrv.server.batching).
+    # then merge concurrent requests into one call (see ksrv.server.batching). A merged call
+    # sees the first request's headers.
     batchable = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass that changes the pipeline must say again that its rows are independent.
+        changes_pipeline = any(name in cls.__dict__ for name in _PIPELINE_STEPS)
+        if changes_pipeline and "batchable" not in cls.__dict__:
+            cls.batchable = False
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ import numpy as np
 
 from ksrv.protocol.v2 import InferInput, InferOutput, InferRequest, InferResponse
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # Per-request transport details that say nothing about the data's meaning.
 _TRANSPORT_PARAMETERS = frozenset({"binary_data_size"})
 
@@ -79,7 +80,10 @@ def _split_v2(
     answer: InferResponse, payloads: list[InferRequest], bounds: list[int]
 ) -> list[Any] | None:
     arrays = [output.as_numpy() for output in answer.outputs]
-    if not arrays or any(array.ndim == 0 or len(array) != bounds[-1] for array in arrays):
+    if not arrays or any(
+        array.ndim == 0 or len(array) != bounds[-1] or list(array.shape) != output.shape
+        for output, array in zip(answer.outputs, arrays, strict=True)
+    ):
         return None
     answers = []
     for payload, (start, stop) in zip(payloads, pairwise(bounds), strict=True):
@@ -149,8 +153,8 @@ def _v1_key(body: dict[str, Any], max_rows: int) -> Hashable | None:
             kind = type(value)
             if kind is float:
                 all_int = False
-            elif kind is not int:
-                return None
+            elif kind is not int or not _INT64_MIN <= value <= _INT64_MAX:
+                return None  # huge ints turn a merged array into float64 or uint64
     return ("v1", width, all_int)
 
 

@@ -29,13 +29,14 @@ Run = Callable[[Model, Any, Headers], Awaitable[Any]]
 
 
 class _Batch:
-    __slots__ = ("futures", "headers", "payloads", "rows")
+    __slots__ = ("error", "futures", "headers", "payloads", "rows")
 
     def __init__(self) -> None:
         self.payloads: list[Any] = []
         self.headers: list[Headers] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.rows = 0
+        self.error: Exception | None = None  # why the merged call failed, if it did
 
     def join(self, payload: Any, headers: Headers, rows: int) -> asyncio.Future[Any]:
         """Add a request; the returned future gets its answer."""
@@ -71,6 +72,9 @@ class Coalescer:
         own = pending.join(payload, headers, size)
         try:
             await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            own.cancel()  # the leader left: whatever its request's fate, nobody reads it
+            raise
         finally:
             if self._open.get(slot) is pending:
                 del self._open[slot]
@@ -107,14 +111,16 @@ class Coalescer:
             *(_settle(future, run(model, payload, headers)) for payload, headers, future in calls)
         )
         if all(succeeded):
-            self._stop_merging(model, "a merged call failed where each request alone succeeded")
+            reason = f"a merged call failed ({pending.error!r}) where each request alone succeeded"
+            self._stop_merging(model, reason)
 
     async def _merged(self, pending: _Batch, model: Model, run: Run) -> list[Any] | None:
         """Per-request answers from one merged call, or None to answer each alone."""
         try:
             answer = await run(model, batch.merge(pending.payloads), pending.headers[0])
             answers = batch.split(answer, pending.payloads)
-        except Exception:  # one caller's bad input fails the batch: each gets its own answer
+        except Exception as exc:  # one caller's bad input fails the batch: each gets its own
+            pending.error = exc
             return None
         if answers is None:
             self._stop_merging(model, "a merged answer did not have one row per input row")

@@ -204,12 +204,16 @@ def _on_loop(method: AsyncMethod, loop: asyncio.AbstractEventLoop) -> Any:
 
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         call = asyncio.run_coroutine_threadsafe(method(request, _LoopContext(context)), loop)
-        context.add_callback(call.cancel)  # runs when the RPC ends; a no-op once answered
+        # Runs when the RPC ends (a no-op once answered); False if it has ended already.
+        if not context.add_callback(call.cancel):
+            call.cancel()
         try:
             return call.result()
         except _Aborted as aborted:
             context.abort(aborted.code, aborted.details)
         except concurrent.futures.CancelledError:
+            if context.is_active():  # the server gave up on it (stopping), not the client
+                context.abort(grpc.StatusCode.UNAVAILABLE, "the server is stopping")
             context.abort(grpc.StatusCode.CANCELLED, "the call ended before its answer")
 
     return handle

@@ -50,26 +50,42 @@ def outputs(body: dict) -> dict[str, list]:
     return {output["name"]: output["data"] for output in body["outputs"]}
 
 
-def test_concurrent_v2_requests_merge_and_each_gets_its_own_rows_and_id(toy_server):
-    merged_calls = 0
-    for _ in range(10):  # arrival is up to the OS: a few rounds make a merge certain
-        bodies = [v2_body(index) for index in range(CONNECTIONS)]
-        answers = post_all_at_once(toy_server, "/v2/models/rows/infer", bodies)
+def merged_rounds(server, path, make_bodies, check) -> int:
+    """Send concurrent rounds until a merged call is seen (arrival is up to the OS); each
+    answer is checked by `check(index, status, body)`, which returns the call's row count
+    and the request's own. Returns how many answers came from merged calls."""
+    merged = 0
+    for _ in range(10):
+        answers = post_all_at_once(server, path, make_bodies())
         for index, (status, body) in enumerate(answers):
-            rows = index % 3 + 1
-            assert status == 200, body
-            assert body["id"] == f"req-{index}"
-            assert outputs(body)["doubled"] == [2.0 * index] * rows
-            merged_calls += outputs(body)["call_rows"][0] > rows
-        if merged_calls:
+            call_rows, own_rows = check(index, status, body)
+            merged += call_rows > own_rows
+        if merged:
             break
-    assert merged_calls, "no two concurrent requests were ever merged"
+    return merged
 
 
-def test_a_bad_request_among_concurrent_ones_fails_alone(toy_server):
+def check_v2(index: int, status: int, body: dict) -> tuple[int, int]:
+    rows = index % 3 + 1
+    assert status == 200, body
+    assert body["id"] == f"req-{index}"
+    assert outputs(body)["doubled"] == [2.0 * index] * rows
+    return outputs(body)["call_rows"][0], rows
+
+
+def test_concurrent_v2_requests_merge_and_each_gets_its_own_rows_and_id(toy_server):
+    def bodies():
+        return [v2_body(index) for index in range(CONNECTIONS)]
+
+    assert merged_rounds(toy_server, "/v2/models/rows/infer", bodies, check_v2)
+
+
+def test_a_bad_request_among_concurrent_ones_fails_alone_and_merging_goes_on(toy_server):
     bodies = [v2_body(index) for index in range(CONNECTIONS)]
-    bodies[5]["inputs"][0]["data"] = [-1.0] * len(bodies[5]["inputs"][0]["data"])
-    bodies[9]["inputs"][0]["shape"] = [7]  # shape and data disagree
+    bodies[5]["inputs"][0]["data"] = [-1.0] * len(
+        bodies[5]["inputs"][0]["data"]
+    )  # the model refuses it
+    bodies[9]["inputs"][0]["shape"] = [7]  # shape and data disagree: refused while decoding
     answers = post_all_at_once(toy_server, "/v2/models/rows/infer", bodies)
     for index, (status, body) in enumerate(answers):
         if index in (5, 9):
@@ -79,13 +95,23 @@ def test_a_bad_request_among_concurrent_ones_fails_alone(toy_server):
             assert status == 200
             assert outputs(body)["doubled"][0] == 2.0 * index
 
+    def good_bodies():
+        return [v2_body(index) for index in range(CONNECTIONS)]
+
+    assert merged_rounds(toy_server, "/v2/models/rows/infer", good_bodies, check_v2)
+
 
 def test_concurrent_v1_requests_merge_too(toy_server):
-    bodies = [{"instances": [[index, 0]] * (index % 2 + 1)} for index in range(CONNECTIONS)]
-    answers = post_all_at_once(toy_server, "/v1/models/rows:predict", bodies)
-    for index, (status, body) in enumerate(answers):
-        assert status == 200
-        assert [doubled for doubled, _ in body["predictions"]] == [2.0 * index] * (index % 2 + 1)
+    def bodies():
+        return [{"instances": [[index, 0]] * (index % 2 + 1)} for index in range(CONNECTIONS)]
+
+    def check(index: int, status: int, body: dict) -> tuple[int, int]:
+        rows = index % 2 + 1
+        assert status == 200, body
+        assert [doubled for doubled, _ in body["predictions"]] == [2.0 * index] * rows
+        return body["predictions"][0][1], rows
+
+    assert merged_rounds(toy_server, "/v1/models/rows:predict", bodies, check)
 
 
 def infer_message(index: int) -> pb.ModelInferRequest:

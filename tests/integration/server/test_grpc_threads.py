@@ -40,4 +40,4 @@ def test_calls_past_their_deadline_free_their_threads(fresh_toy_server):
         assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
         # Were the abandoned calls still holding the threads, this would wait for the slow model
         # (5 s a call, a few at a time).
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 4.0

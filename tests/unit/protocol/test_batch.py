@@ -31,9 +31,18 @@ def test_requests_that_differ_only_in_rows_share_a_key():
         v2([[1, 2]], parameters={"predict_proba": True}),
         v2([[1, 2]], input_parameters={"content_type": "np"}),
         v2([[1, 2]], request_outputs=[RequestedOutput("y")]),
+        v2([[1, 2]], request_outputs=[RequestedOutput("y", {"binary_data": True})]),
+        v2([[1, 2]], from_grpc=True),
+        v2([[1, 2]], model_version="2"),
+        InferRequest(
+            "m", [InferInput("x", [1, 2], "FP64")], raw_inputs=[np.zeros(2, "<f8").tobytes()]
+        ),
     ],
-    ids=["width", "datatype", "parameters", "input-parameters", "outputs"],
-)
+    ids=[
+        "width", "datatype", "parameters", "input-parameters", "outputs", "binary-output",
+        "grpc", "version", "raw-inputs",
+    ],
+)  # fmt: skip
 def test_requests_that_differ_in_meaning_do_not_share_a_key(other):
     assert key(v2([[1, 2]])) != key(other)
 
@@ -58,6 +67,8 @@ def test_binary_sizes_are_transport_detail_not_meaning():
         {"instances": [[1, 2], [3]]},
         {"instances": [["a", "b"]]},
         {"instances": [[True, 1]]},
+        {"instances": [[2**63, 0]]},
+        {"instances": [[-(2**63) - 1, 0]]},
         {"instances": []},
         {"instances": [[1, 2]], "parameters": {}},
         {"inputs": [[1, 2]]},
@@ -65,6 +76,7 @@ def test_binary_sizes_are_transport_detail_not_meaning():
     ],
     ids=[
         "no-inputs", "scalar", "no-rows", "unequal-rows", "ragged", "strings", "bools",
+        "beyond-int64", "below-int64",
         "empty", "v1-parameters", "v1-inputs", "not-a-request",
     ],
 )  # fmt: skip
@@ -91,11 +103,12 @@ def test_v2_merge_stacks_rows_in_order_and_split_cuts_them_back_with_each_id():
     np.testing.assert_array_equal(merged.inputs[0].as_numpy(), [[1, 2], [3, 4], [5, 6]])
 
     total = merged.inputs[0].as_numpy().sum(axis=1)
-    answer = InferResponse(
-        None, "m", [InferOutput("y", [3], "FP64", total)], parameters={"kept": 1}
-    )
+    output = InferOutput("y", [3], "FP64", total, parameters={"binary_data": True})
+    answer = InferResponse(None, "m", [output], model_version="7", parameters={"kept": 1})
     one, two = batch.split(answer, [first, second])
     assert (one.id, two.id) == ("a", "b")
+    assert one.model_version == two.model_version == "7"
+    assert one.outputs[0].parameters == two.outputs[0].parameters == {"binary_data": True}
     assert one.outputs[0].shape == [1] and two.outputs[0].shape == [2]
     np.testing.assert_array_equal(one.outputs[0].as_numpy(), [3])
     np.testing.assert_array_equal(two.outputs[0].as_numpy(), [7, 11])
@@ -133,12 +146,23 @@ def test_v1_merge_and_split():
         InferResponse(None, "m", [InferOutput("y", [1], "FP64", np.array([6.0]))]),
         InferResponse(None, "m", [InferOutput("y", [], "FP64", np.float64(6.0))]),
         InferResponse(None, "m", []),
+        # declared [3] over a [3, 1] array: rows would come back in another shape
+        InferResponse(None, "m", [InferOutput("y", [3], "FP64", np.zeros((3, 1)))]),
         {"predictions": [1, 2]},
         {"predictions": 3},
         {"predictions": [1, 2, 3], "extra": True},
         "not an answer",
     ],
-    ids=["fewer-rows", "scalar", "no-outputs", "v1-fewer", "v1-scalar", "v1-extra", "other"],
+    ids=[
+        "fewer-rows",
+        "scalar",
+        "no-outputs",
+        "declared-shape",
+        "v1-fewer",
+        "v1-scalar",
+        "v1-extra",
+        "other",
+    ],
 )
 def test_answers_that_do_not_have_one_row_per_request_row_do_not_split(answer):
     payloads = [v2([[1, 2]]), v2([[3, 4], [5, 6]])] if not isinstance(answer, dict) else None

@@ -84,11 +84,14 @@ def test_max_batch_size_one_never_merges_nor_do_unbatchable_models():
 
 def test_a_bad_request_fails_alone_and_the_rest_of_its_batch_is_answered():
     model = Doubler()
+    coalescer = Coalescer()
     payloads = [request([1], "a"), request([-1], "bad"), request([3], "c")]
-    good_a, bad, good_c = run_all(Coalescer(), model, payloads)
+    good_a, bad, good_c = run_all(coalescer, model, payloads)
     assert isinstance(bad, InvalidInput)
     assert (values(good_a), values(good_c)) == ([2], [6])
     assert model.calls == [3, 1, 1, 1]  # the merged call failed; each was answered alone
+    run_all(coalescer, model, [request([1], "d"), request([2], "e")])
+    assert model.calls[-1] == 2  # one caller's mistake does not stop merging
 
 
 def test_a_model_whose_answer_does_not_split_is_answered_alone_from_then_on():
@@ -142,6 +145,38 @@ def test_a_caller_that_goes_away_does_not_stop_the_others():
     first, *rest = asyncio.run(main())
     assert isinstance(first, asyncio.CancelledError)
     assert [values(answer) for answer in rest] == [[2], [4]]
+
+
+def test_a_follower_that_goes_away_does_not_stop_the_others():
+    model = Doubler()
+    coalescer = Coalescer()
+
+    async def main():
+        tasks = [
+            asyncio.ensure_future(coalescer.submit(model, request([i], str(i)), {}, call))
+            for i in range(3)
+        ]
+        await asyncio.sleep(0)
+        tasks[1].cancel()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    first, second, third = asyncio.run(main())
+    assert isinstance(second, asyncio.CancelledError)
+    assert (values(first), values(third)) == ([0], [4])
+
+
+def test_requests_to_different_models_never_share_a_call():
+    one, other = Doubler(), Doubler()
+
+    async def main():
+        coalescer = Coalescer()
+        calls = [coalescer.submit(m, request([i], str(i)), {}, call) for i, m in
+                 enumerate([one, other, one, other])]  # fmt: skip
+        return await asyncio.gather(*calls)
+
+    answers = asyncio.run(main())
+    assert [values(answer) for answer in answers] == [[0], [2], [4], [6]]
+    assert one.calls == [2] and other.calls == [2]
 
 
 @pytest.mark.parametrize("count", [1, 2])

@@ -87,3 +87,23 @@ def test_a_pipeline_without_sync_steps_never_uses_the_pool():
 
     model = AsyncOnly("async-only")
     assert asyncio.run(model({"instances": [1]}, run_sync=refuse)) == {"predictions": [1]}
+
+
+def test_a_runtime_subclass_that_changes_the_pipeline_is_not_merged_unless_it_says_so():
+    from ksrv.runtimes.sklearn import SklearnModel
+
+    class Tenanted(SklearnModel):
+        def preprocess(self, payload, headers=None):
+            return payload
+
+    class StillRowWise(Tenanted):
+        batchable = True
+
+    class OnlyLoadsDifferently(SklearnModel):
+        def load(self):
+            return super().load()
+
+    assert SklearnModel.batchable
+    assert not Tenanted.batchable
+    assert StillRowWise.batchable
+    assert OnlyLoadsDifferently.batchable
