@@ -37,10 +37,7 @@ def make_ksrv(model_dir: Path) -> rest.Server:
 
 
 def make_ksrv_unbatched(model_dir: Path) -> rest.Server:
-    server = make_ksrv(model_dir)
-    server.name = "ksrv-unbatched"
-    server.argv += ["--max-batch-size", "1"]
-    return server
+    return rest.unbatched(make_ksrv(model_dir))
 
 
 def make_kserve(model_dir: Path) -> rest.Server:
@@ -50,16 +47,18 @@ def make_kserve(model_dir: Path) -> rest.Server:
     return with_grpc(server, grpc_port)
 
 
-def make_mlserver(model_dir: Path) -> rest.Server:
-    server = rest.make_mlserver(model_dir)
+def mlserver_grpc(server: rest.Server) -> rest.Server:
+    """MLServer always serves gRPC: on the port its repo's settings.json names."""
     settings = json.loads((server.cwd / "settings.json").read_text())
     return with_grpc(server, settings["grpc_port"])
+
+
+def make_mlserver(model_dir: Path) -> rest.Server:
+    return mlserver_grpc(rest.make_mlserver(model_dir))
 
 
 def make_mlserver_batched(model_dir: Path) -> rest.Server:
-    server = rest.make_mlserver_batched(model_dir)
-    settings = json.loads((server.cwd / "settings.json").read_text())
-    return with_grpc(server, settings["grpc_port"])
+    return mlserver_grpc(rest.make_mlserver_batched(model_dir))
 
 
 FACTORIES = {

@@ -268,11 +268,15 @@ def make_ksrv(model_dir: Path) -> Server:
     return Server("ksrv", ("v1", "v2"), port, argv, python=PROJECT_BIN / "python")
 
 
-def make_ksrv_unbatched(model_dir: Path) -> Server:
-    server = make_ksrv(model_dir)
+def unbatched(server: Server) -> Server:
+    """A ksrv server that answers every request on its own (no merging)."""
     server.name = "ksrv-unbatched"
     server.argv += ["--max-batch-size", "1"]
     return server
+
+
+def make_ksrv_unbatched(model_dir: Path) -> Server:
+    return unbatched(make_ksrv(model_dir))
 
 
 def make_kserve(model_dir: Path) -> Server:

@@ -400,8 +400,12 @@ def test_trained_model_memory_is_immutable():
     ],
 )
 def test_inference_graph_rules_name_the_field(path, value, field, message):
+    assert_refused_at(changed(GRAPH, path, value), field, message)
+
+
+def assert_refused_at(document: dict[str, Any], field: str, message: str) -> None:
     with pytest.raises(ResourceInvalid) as caught:
-        resources.load(changed(GRAPH, path, value))
+        resources.load(document)
     errors = dict(caught.value.field_errors)
     assert field in errors, errors
     assert message in errors[field]
@@ -428,11 +432,7 @@ def test_inference_graph_steps_expose_their_target():
     ],
 )
 def test_trained_model_rules_name_the_field(path, value, field, message):
-    with pytest.raises(ResourceInvalid) as caught:
-        resources.load(changed(TRAINED, path, value))
-    errors = dict(caught.value.field_errors)
-    assert field in errors, errors
-    assert message in errors[field]
+    assert_refused_at(changed(TRAINED, path, value), field, message)
 
 
 def test_yaml_aliases_are_refused_before_they_expand():
