@@ -6,15 +6,20 @@ gets whole requests from here instead. Each connection parses with httptools, an
 requests in order (pipelining is allowed), keeps alive per HTTP/1.1 rules, enforces the body
 limit before buffering (413), and on `shutdown` stops accepting, lets in-flight requests
 finish within the grace period, then closes.
+
+A handler may answer with a `StreamingResponse` instead: its body is sent chunk by chunk
+(chunked transfer-encoding) as an async iterator produces it, at the pace the client reads,
+and a client that hangs up cancels the handler and closes the iterator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -69,7 +74,29 @@ class Response:
         self.headers = headers if headers is not None else []
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+class StreamingResponse:
+    """A response whose body an async iterator produces piece by piece (SSE, token streams).
+
+    The head goes out with the first chunk, so an iterator that fails before yielding
+    anything is still answered 500 rather than cut off. Empty chunks are skipped (an empty
+    chunk would end a chunked body). On HTTP/1.0 the body is sent raw and the connection
+    closed, as that version has no chunked encoding.
+    """
+
+    __slots__ = ("chunks", "headers", "status")
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        status: int = 200,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        self.chunks = chunks
+        self.status = status
+        self.headers = headers if headers is not None else []
+
+
+Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
 TooLarge = Callable[[int], Response]
 
 
@@ -170,6 +197,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client = ""
         self.pending: deque[tuple[Request | Response, bool]] = deque()
+        self.is_http11 = True
         self.worker: asyncio.Task[None] | None = None
         self.last_active = time.monotonic()
         self.is_closing = False
@@ -282,6 +310,7 @@ class _Connection(asyncio.Protocol):
             method = self.parser.get_method().decode("ascii")
             body = self.body_parts[0] if len(self.body_parts) == 1 else b"".join(self.body_parts)
             item = Request(method, path, headers, body, self.url, self.header_list, self.client)
+            self.is_http11 = self.parser.get_http_version() == "1.1"
         self.pending.append((item, keep_alive))
         if len(self.pending) > _MAX_PIPELINED and self.transport is not None:
             self.transport.pause_reading()
@@ -294,13 +323,17 @@ class _Connection(asyncio.Protocol):
         try:
             while self.pending and not self.is_closing:
                 item, keep_alive = self.pending.popleft()
+                response: Response | StreamingResponse
                 if isinstance(item, Request):
                     response = await self._handle(item)
                     is_head = item.method == "HEAD"
                 else:
                     response, is_head = item, False
                 keep_alive = keep_alive and not self.server.is_draining
-                self._write(response, keep_alive, is_head)
+                if type(response) is StreamingResponse:
+                    keep_alive = await self._stream(response, keep_alive, is_head)
+                else:
+                    self._write(response, keep_alive, is_head)  # type: ignore[arg-type]
                 if not keep_alive:
                     self._close()
                     return
@@ -315,7 +348,7 @@ class _Connection(asyncio.Protocol):
         if self.server.is_draining and self.is_idle():
             self._close()
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request) -> Response | StreamingResponse:
         try:
             return await self.server.handler(request)
         except Exception:
@@ -337,6 +370,63 @@ class _Connection(asyncio.Protocol):
         if not is_head:
             head.append(response.body)
         self.transport.write(b"".join(head))
+
+    async def _stream(self, response: StreamingResponse, keep_alive: bool, is_head: bool) -> bool:
+        """Send a streamed body; True when the connection may carry another request."""
+        chunked = self.is_http11
+        keep_alive = keep_alive and chunked
+        status = response.status
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
+        for name, value in response.headers:
+            head.append(name + b": " + value + b"\r\n")
+        if chunked:
+            head.append(b"transfer-encoding: chunked\r\n")
+        head.append(self.server.date.header())
+        if not keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        whole_head = b"".join(head)
+        pending_head: bytes | None = whole_head
+        chunks = response.chunks
+        try:
+            if is_head:
+                self._send(whole_head)
+                return keep_alive
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                framed = b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk
+                if pending_head is not None:
+                    framed, pending_head = pending_head + framed, None
+                if not self._send(framed):
+                    return False
+                if not self.can_write.is_set():
+                    await self.can_write.wait()  # the client reads slower than we produce
+                if self.is_closing:
+                    return False
+        except Exception:
+            logger.exception("streamed response failed")
+            if pending_head is not None:
+                self._write(Response(b'{"error":"Internal server error"}', 500), False, False)
+            else:
+                self.abort()  # mid-body: the client must see a cut, not a complete answer
+            return False
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+        if pending_head is not None:
+            self._send(pending_head)  # an empty body
+        if chunked:
+            self._send(b"0\r\n\r\n")
+        return keep_alive
+
+    def _send(self, data: bytes) -> bool:
+        if self.transport is None or self.transport.is_closing():
+            return False
+        self.transport.write(data)
+        return True
 
     def _fail(self, status: int, message: bytes) -> None:
         body = b'{"error":"' + message.replace(b'"', b"'").replace(b"\\", b"/") + b'"}'
