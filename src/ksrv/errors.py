@@ -9,8 +9,10 @@ that raises them keeps its status codes. Nothing here imports ksrv or a web fram
     │   └── PayloadTooLarge      the body exceeds the configured limit       (413)
     ├── ModelNotFound            no model by that name or version            (404)
     ├── RouteNotFound            no endpoint at that path and method         (404)
+    ├── ServiceNotFound          no InferenceService for the gateway's host  (404)
     ├── ModelNotReady            loading, failed to load, or unloaded        (503)
     ├── ServerNotReady           starting up or draining                     (503)
+    ├── NoReadyReplica           the gateway held a request; no replica came (503)
     ├── Unsupported              a protocol feature ksrv does not implement  (501)
     ├── Overloaded               a queue or buffer is full                   (429)
     ├── UpstreamFailed           a predictor/step is unreachable or failed   (502)
@@ -66,6 +68,12 @@ class RouteNotFound(KsrvError):
     kind = "route_not_found"
 
 
+class ServiceNotFound(KsrvError):
+    """No InferenceService answers to the request's host or `/serving/NS/NAME` path."""
+
+    kind = "service_not_found"
+
+
 class ModelNotReady(KsrvError):
     """The model exists but cannot serve yet (loading, failed load, unloaded)."""
 
@@ -81,6 +89,12 @@ class ServerNotReady(KsrvError):
     """The server is starting up or draining."""
 
     kind = "server_not_ready"
+
+
+class NoReadyReplica(KsrvError):
+    """The gateway held a request for a routed service, but no replica became ready in time."""
+
+    kind = "no_ready_replica"
 
 
 class Unsupported(KsrvError):

@@ -1,28 +1,29 @@
 """The gateway process: HTTP on one port for every InferenceService, gRPC on another.
 
-`Gateway.handle` is the whole request path: match the route table, choose a backend by its
-traffic percent, forward to the least busy replica. The table comes from the control plane
-(`RouteWatcher`) or, in tests, from `set_routes`; swapping it is one assignment, so requests
-in flight finish on the table they matched.
+`Gateway` wires the transports to the one request path (`dispatch.Dispatcher`: route, hold,
+balance, retry, hooks) and turns its errors into answers through `protocol/status.py`. The
+table comes from the control plane (`RouteWatcher`) or, in tests, from `set_routes`;
+swapping it is one assignment, so requests in flight finish on the table they matched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import random
 import signal
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ksrv.errors import KsrvError, PayloadTooLarge
+from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound
 from ksrv.gateway import proxy
+from ksrv.gateway.dispatch import Dispatcher
+from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.route_watch import RouteWatcher
 from ksrv.gateway.routes import RouteTable, parse_table
-from ksrv.gateway.upstream import UpstreamDropped
 from ksrv.http import server as http
 from ksrv.protocol import status
 
@@ -33,9 +34,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 HEALTH_PATH = "/ksrv/gateway/health"
-# Longest a request waits for a ready replica (capped further by the route's timeout).
-MAX_HOLD_S = 30.0
-HOLD_POLL_S = 0.25
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -47,10 +45,10 @@ class Gateway:
         routes_url: str | None = None,
         rng: random.Random | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        hooks: Sequence[Hook] = (),
     ) -> None:
-        self.table = RouteTable.empty()
-        self.proxy = proxy.Proxy()
-        self.rng = rng if rng is not None else random.Random()
+        self.dispatcher = Dispatcher(rng, hooks)
+        self.rest = proxy.RESTTransport()
         self.max_body_bytes = max_body_bytes
         self.watcher = RouteWatcher(routes_url, self.set_routes) if routes_url else None
         self.http_port = 0
@@ -58,77 +56,51 @@ class Gateway:
         self._http: http.HTTPServer | None = None
         self._grpc: grpc_proxy.GRPCProxy | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._table_changed = asyncio.Event()
+
+    @property
+    def table(self) -> RouteTable:
+        """The route table in force."""
+        return self.dispatcher.table
 
     def set_routes(self, document: dict[str, Any]) -> None:
         """Serve this route table (docs/platform.md, seam 4) from the next request on."""
         table = parse_table(document)
-        self.table = table
-        self._table_changed.set()
-        self._table_changed = asyncio.Event()
-        replicas = [
-            replica
+        self.dispatcher.set_table(table)
+        backends = [
+            backend
             for service in table.services
             for component in service.components.values()
             for backend in component.backends
-            for replica in backend.replicas
         ]
-        self.proxy.keep_only({replica.http for replica in replicas})
+        for pool in self.rest.balancer.keep_only({a for b in backends for a in b.http}):
+            pool.close()
         if self._grpc is not None:
-            grpc_addresses = {replica.grpc for replica in replicas}
+            grpc_addresses = {a for b in backends for a in b.grpc}
             task = asyncio.get_running_loop().create_task(self._grpc.keep_only(grpc_addresses))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         logger.info("route table version %s: %d service(s)", table.version, len(table.services))
 
-    async def handle(self, request: http.Request) -> http.Response:
+    async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
         """One REST request: route, split, forward; errors as KServe's `{"error": ...}`."""
-        host = request.headers.get("host", "")
-        match = self.table.match(host, request.target)
-        if match is None:
+        call = Call(
+            "rest", request.headers.get("host", ""), request.target, request.headers, request
+        )
+        try:
+            answer = await self.dispatcher.dispatch(self.rest, call)
+        except ServiceNotFound as exc:
             if request.path == HEALTH_PATH:
-                return http.Response(b'{"version":%d}' % self.table.version, 200, _JSON)
-            return _error(404, f"no InferenceService for host {host!r} or path {request.path!r}")
-        loop = asyncio.get_running_loop()
-        hold_s = min(match.component.timeout_s or match.service.timeout_s, MAX_HOLD_S)
-        deadline = loop.time() + hold_s
-        while True:
-            backend = match.component.choose(self.rng)
-            failure: KsrvError | None = None
-            if backend is not None:
-                try:
-                    answer = await self.proxy.forward(request, match, backend)
-                except UpstreamDropped as exc:
-                    if not exc.is_retryable:
-                        return _error(status.http_status(exc), status.public_message(exc))
-                    failure = exc  # nothing reached a replica: safe to try again below
-                except KsrvError as exc:
-                    return _error(status.http_status(exc), status.public_message(exc))
-                else:
-                    return http.Response(answer.body, answer.status, proxy.response_headers(answer))
-            # No replica could take it (none ready, or all refused): hold the request, as
-            # Knative's activator does, until the table brings one or the hold time is up.
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                if failure is not None:
-                    return _error(status.http_status(failure), status.public_message(failure))
-                service = match.service
-                return _error(
-                    503,
-                    f"no ready replica for {match.component.name} of "
-                    f"{service.namespace}/{service.name} within {hold_s:g} s",
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._table_changed.wait(), min(remaining, HOLD_POLL_S))
-            match = self.table.match(host, request.target)
-            if match is None:
-                return _error(
-                    404, f"no InferenceService for host {host!r} or path {request.path!r}"
-                )
+                version = self.dispatcher.table.version
+                return http.Response(b'{"version":%d}' % version, 200, _JSON)
+            return _error(exc)
+        except KsrvError as exc:
+            return _error(exc)
+        return proxy.respond(answer)
 
     def too_large(self, size: int) -> http.Response:
-        exc = PayloadTooLarge(f"request body of {size} bytes exceeds {self.max_body_bytes}")
-        return _error(status.http_status(exc), exc.message)
+        return _error(
+            PayloadTooLarge(f"request body of {size} bytes exceeds {self.max_body_bytes}")
+        )
 
     async def start(self, host: str, http_port: int, grpc_port: int = 0) -> None:
         """Bind HTTP (and gRPC when `grpc_port` is not 0; a port of 0 for HTTP picks one)."""
@@ -138,9 +110,7 @@ class Gateway:
         if grpc_port:
             from ksrv.gateway import grpc_proxy
 
-            self._grpc = grpc_proxy.GRPCProxy(
-                host, grpc_port, lambda: self.table, self.max_body_bytes
-            )
+            self._grpc = grpc_proxy.GRPCProxy(host, grpc_port, self.dispatcher, self.max_body_bytes)
             await self._grpc.start()
             self.grpc_port = self._grpc.port
         if self.watcher is not None:
@@ -157,11 +127,12 @@ class Gateway:
         if self._grpc is not None:
             draining.append(self._grpc.stop(grace_s))
         await asyncio.gather(*draining)
-        self.proxy.close()
+        self.rest.close()
 
 
-def _error(code: int, message: str) -> http.Response:
-    return http.Response(orjson.dumps({"error": message}), code, _JSON)
+def _error(exc: KsrvError) -> http.Response:
+    body = orjson.dumps({"error": status.public_message(exc)})
+    return http.Response(body, status.http_status(exc), _JSON)
 
 
 async def _serve_forever(host: str, http_port: int, grpc_port: int, routes_url: str | None) -> None:

@@ -1,39 +1,104 @@
 """gRPC on the gateway's second port: any (unary) method, forwarded as raw bytes.
 
-Routed by host like REST. grpcio 1.85 does not show a server handler the call's `:authority`
-(`HandlerCallDetails` has only `method` and `invocation_metadata`, which lacks it), so the
-host comes from `host` metadata, as KServe's Python gRPC samples send it. UNAVAILABLE (no
-connection, replica not ready) is retried on another replica at most twice: inference calls
-are idempotent.
+Routed by host like REST, through the same `dispatch.Dispatcher` (balancer, hold, hooks).
+grpcio 1.85 does not show a server handler the call's `:authority` (`HandlerCallDetails` has
+only `method` and `invocation_metadata`, which lacks it), so the host comes from `host`
+metadata, as KServe's Python gRPC samples send it. UNAVAILABLE is the one answer retried on
+another replica: from a channel that is not connected it means nothing reached the replica
+(held like REST when no replica is left); from a connected one it is the replica's own word,
+passed back when no other replica is left. Any other status of the replica comes back as is.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
+import time
 from typing import Any
 
 import grpc
 
-from ksrv.gateway.routes import Replica, RouteTable
+from ksrv.errors import KsrvError
+from ksrv.gateway.balancer import Balancer, Endpoint
+from ksrv.gateway.dispatch import Dispatcher
+from ksrv.gateway.hooks import Call
+from ksrv.gateway.routes import Backend, Match
+from ksrv.gateway.upstream import UpstreamDropped
+from ksrv.protocol import status
 
-MAX_RETRIES = 2
 _SKIP_METADATA = frozenset({"user-agent", "kserve-isvc-name", "kserve-isvc-namespace"})
 
 
-class _Forwarder:
-    """A generic RPC handler (grpcio only asks for `service`) that forwards every method;
-    channels are kept per replica address."""
+class ReplicaStatus(Exception):
+    """A replica's own non-OK answer, to be passed back to the caller unchanged."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        super().__init__(error.details() or "")
+        self.code = error.code()
+        self.details = error.details() or ""
+        self.trailing = tuple(error.trailing_metadata() or ())
+
+
+class GRPCRequest:
+    """The transport's part of a `Call`: method, message bytes, metadata, client deadline."""
+
+    __slots__ = ("deadline", "message", "metadata", "method")
 
     def __init__(
-        self, table: Callable[[], RouteTable], rng: random.Random, options: list[Any]
+        self, method: str, message: bytes, metadata: tuple[Any, ...], deadline: float | None
     ) -> None:
-        self.table = table
-        self.rng = rng
+        self.method = method
+        self.message = message
+        self.metadata = metadata
+        self.deadline = deadline
+
+
+class GRPCTransport:
+    """One channel per replica gRPC address (`Endpoint.conn`)."""
+
+    def __init__(self, options: list[Any]) -> None:
         self.options = options
-        self.channels: dict[str, grpc.aio.Channel] = {}
-        self.outstanding: dict[str, int] = {}
-        self._turn = 0
+        self.balancer: Balancer[grpc.aio.Channel] = Balancer(self._connect)
+
+    def _connect(self, address: str) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(address, self.options)
+
+    def addresses(self, backend: Backend) -> tuple[str, ...]:
+        return backend.grpc
+
+    async def send(self, endpoint: Endpoint[grpc.aio.Channel], call: Call, match: Match) -> bytes:
+        request: GRPCRequest = call.payload
+        service = match.service
+        forwarded = [(k, v) for k, v in request.metadata if k not in _SKIP_METADATA]
+        forwarded += [
+            ("kserve-isvc-name", service.name),
+            ("kserve-isvc-namespace", service.namespace),
+        ]
+        timeout_s = match.component.timeout_s or service.timeout_s
+        if request.deadline is not None:
+            timeout_s = max(min(timeout_s, request.deadline - time.monotonic()), 0.0)
+        channel = endpoint.conn
+        try:
+            answer: bytes = await channel.unary_unary(request.method)(
+                request.message, metadata=forwarded, timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                raise ReplicaStatus(exc) from None
+            is_connected = channel.get_state() == grpc.ChannelConnectivity.READY
+            raise UpstreamDropped(
+                f"{endpoint.address}: {exc.details()}",
+                True,
+                is_refused=not is_connected,
+                answer=ReplicaStatus(exc) if is_connected else None,
+            ) from None
+        return answer
+
+
+class _Forwarder:
+    """A generic RPC handler (grpcio only asks for `service`) that forwards every method."""
+
+    def __init__(self, dispatcher: Dispatcher, transport: GRPCTransport) -> None:
+        self.dispatcher = dispatcher
+        self.transport = transport
         self._handlers: dict[str, Any] = {}
 
     def service(self, handler_call_details: Any) -> Any:
@@ -48,90 +113,37 @@ class _Forwarder:
         return handler
 
     async def forward(
-        self, method: str, request: bytes, context: grpc.aio.ServicerContext
+        self, method: str, message: bytes, context: grpc.aio.ServicerContext
     ) -> bytes:
         metadata = tuple(context.invocation_metadata() or ())
-        host = next((str(value) for key, value in metadata if key == "host"), "")
-        match = self.table().match(host, b"") if host else None
-        if match is None:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND,
-                f"no InferenceService for host {host!r} (send the host as 'host' metadata)",
-            )
-            raise AssertionError("context.abort returned")  # it always raises
-        backend = match.component.choose(self.rng)
-        if backend is None or not any(r.grpc for r in backend.replicas):
-            service = match.service
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                f"no ready replica for {match.component.name} of "
-                f"{service.namespace}/{service.name}",
-            )
-            raise AssertionError("context.abort returned")
-        forwarded = [(k, v) for k, v in metadata if k not in _SKIP_METADATA]
-        forwarded += [
-            ("kserve-isvc-name", match.service.name),
-            ("kserve-isvc-namespace", match.service.namespace),
-        ]
-        timeout_s = match.service.timeout_s
+        headers = {str(k): v for k, v in metadata if isinstance(v, str)}
+        host = headers.get("host", "")
         remaining = context.time_remaining()
-        if remaining is not None:
-            timeout_s = min(timeout_s, remaining)
-        tried: list[str] = []
-        for attempt in range(MAX_RETRIES + 1):
-            address = self.choose(backend.replicas, tried)
-            self.outstanding[address] = self.outstanding.get(address, 0) + 1
-            try:
-                call = self.channel(address).unary_unary(method)
-                response: bytes = await call(request, metadata=forwarded, timeout=timeout_s)
-                return response
-            except grpc.aio.AioRpcError as exc:
-                code = exc.code()
-                if code == grpc.StatusCode.UNAVAILABLE and attempt < MAX_RETRIES:
-                    tried.append(address)
-                    continue
-                trailing = tuple(exc.trailing_metadata() or ())
-                await context.abort(code, exc.details() or "", trailing)
-            finally:
-                self.outstanding[address] -= 1
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def choose(self, replicas: tuple[Replica, ...], tried: list[str]) -> str:
-        """The replica with the fewest calls in flight; ties rotate; failed ones go last."""
-        candidates = [r.grpc for r in replicas if r.grpc]
-        self._turn += 1
-        start = self._turn % len(candidates)
-        ordered = candidates[start:] + candidates[:start]
-        return min(
-            ordered,
-            key=lambda address: (
-                self.outstanding.get(address, 0) + (1000 if address in tried else 0)
-            ),
-        )
-
-    def keep_only(self, addresses: set[str]) -> list[grpc.aio.Channel]:
-        """Forget the channels of replicas that left the route table; returns them to close."""
-        gone = [address for address in self.channels if address not in addresses]
-        return [self.channels.pop(address) for address in gone]
-
-    def channel(self, address: str) -> grpc.aio.Channel:
-        channel = self.channels.get(address)
-        if channel is None:
-            channel = self.channels[address] = grpc.aio.insecure_channel(address, self.options)
-        return channel
+        deadline = None if remaining is None else time.monotonic() + remaining
+        request = GRPCRequest(method, message, metadata, deadline)
+        call = Call("grpc", host, method.encode(), headers, request)
+        try:
+            return await self.dispatcher.dispatch(self.transport, call)
+        except ReplicaStatus as exc:
+            await context.abort(exc.code, exc.details, exc.trailing)
+        except KsrvError as exc:
+            code = getattr(grpc.StatusCode, status.grpc_code(exc))
+            await context.abort(code, status.public_message(exc))
+        raise AssertionError("context.abort returned")  # pragma: no cover - it always raises
 
 
 class GRPCProxy:
     """The gateway's gRPC server and its forwarder."""
 
     def __init__(
-        self, host: str, port: int, table: Callable[[], RouteTable], max_message_bytes: int
+        self, host: str, port: int, dispatcher: Dispatcher, max_message_bytes: int
     ) -> None:
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
         ]
-        self.forwarder = _Forwarder(table, random.Random(), options)
+        self.transport = GRPCTransport(options)
+        self.forwarder = _Forwarder(dispatcher, self.transport)
         self.server = grpc.aio.server(options=options)
         self.server.add_generic_rpc_handlers((self.forwarder,))
         self.port: int = self.server.add_insecure_port(f"{host}:{port}")
@@ -141,10 +153,10 @@ class GRPCProxy:
 
     async def keep_only(self, addresses: set[str]) -> None:
         """Close the channels of replicas that left the route table."""
-        for channel in self.forwarder.keep_only(addresses):
+        for channel in self.transport.balancer.keep_only(addresses):
             await channel.close(grace=5.0)
 
     async def stop(self, grace_s: float) -> None:
         await self.server.stop(grace_s)
-        for channel in self.forwarder.keep_only(set()):
+        for channel in self.transport.balancer.keep_only(set()):
             await channel.close()

@@ -1,25 +1,27 @@
-"""Forward one HTTP request to a replica of the chosen backend, as raw bytes.
+"""REST's side of the gateway path: one attempt on a replica, as raw bytes, and the answer.
 
-Bodies are never decoded. The replica is the one with the fewest requests in flight (ties
-rotate, so idle replicas all get traffic). A request is retried, at most twice, only when
-its connection failed before any response byte arrived (refused, a pooled keep-alive
-connection closed under us, a replica killed mid-request): inference calls are idempotent,
-but a response that has begun may not be replayed.
+Bodies are never decoded. `dispatch.Dispatcher` chooses the replica and retries; here a
+request becomes one upstream write, and a failure before any response byte (refused, a
+pooled keep-alive connection closed under us, a replica killed mid-request) is retryable:
+inference calls are idempotent, but a response that has begun may not be replayed. A
+streamed answer (chunked without a length, or `text/event-stream`) is passed on chunk by
+chunk as a `StreamingResponse`; one with a content-length leaves whole, as it came.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+from functools import partial
 
 from ksrv.errors import UpstreamTimeout
-from ksrv.gateway.routes import Backend, Match, Replica
+from ksrv.gateway.balancer import Balancer, Endpoint
+from ksrv.gateway.hooks import Call
+from ksrv.gateway.routes import Backend, Match
 from ksrv.gateway.upstream import ReplicaPool, UpstreamDropped, UpstreamResponse
-from ksrv.http.server import Request
+from ksrv.http.server import Request, Response, StreamingResponse
 
-MAX_RETRIES = 2
-# RFC 9110 7.6.1 hop-by-hop fields, plus the framing we redo ourselves (the body arrives
-# whole, so it leaves with a content-length) and the identity headers we set.
+# RFC 9110 7.6.1 hop-by-hop fields, plus the framing we redo ourselves (a whole body leaves
+# with a content-length, a streamed one chunked) and the identity headers we set.
 _DROP_REQUEST = frozenset(
     {
         b"connection",
@@ -53,83 +55,59 @@ _DROP_RESPONSE = frozenset(
 )
 
 
-class Proxy:
-    """Connection pools per replica address, least-outstanding choice, safe retries."""
+class RESTTransport:
+    """HTTP/1.1 keep-alive pools per replica address (`Endpoint.conn`)."""
 
     def __init__(self) -> None:
-        self.pools: dict[str, ReplicaPool] = {}
-        self._turn = 0
+        self.balancer: Balancer[ReplicaPool] = Balancer(ReplicaPool)
 
-    async def forward(self, request: Request, match: Match, backend: Backend) -> UpstreamResponse:
-        """The replica's answer to `request` (any status), or UpstreamFailed/UpstreamTimeout."""
+    def addresses(self, backend: Backend) -> tuple[str, ...]:
+        return backend.http
+
+    async def send(
+        self, endpoint: Endpoint[ReplicaPool], call: Call, match: Match
+    ) -> UpstreamResponse:
+        """The replica's answer to the REST request in `call.payload` (any status)."""
+        request: Request = call.payload
         service = match.service
         head = _request_head(request, match.target, service.name, service.namespace)
-        loop = asyncio.get_running_loop()
         timeout_s = match.component.timeout_s or service.timeout_s
-        deadline = loop.time() + timeout_s
-        tried: list[ReplicaPool] = []
-        last = UpstreamDropped("no attempt made", True)
-        for _ in range(MAX_RETRIES + 1):
-            pool = self.choose(backend.replicas, tried)
-            try:
-                return await pool.request(head, request.body, deadline)
-            except UpstreamTimeout as exc:
-                raise UpstreamTimeout(
-                    f"{match.component.name} of {service.namespace}/{service.name} did not "
-                    f"answer within {timeout_s:g} s ({exc.message})"
-                ) from None
-            except UpstreamDropped as exc:
-                if not exc.is_retryable:
-                    raise
-                # Its other idle connections likely died with this one (a restarted replica):
-                # the retry should not draw another stale one.
+        pool = endpoint.conn
+        try:
+            answer = await pool.request(
+                head, request.body, asyncio.get_running_loop().time() + timeout_s
+            )
+        except UpstreamTimeout as exc:
+            raise UpstreamTimeout(
+                f"{match.component.name} of {service.namespace}/{service.name} did not "
+                f"answer within {timeout_s:g} s ({exc.message})"
+            ) from None
+        except UpstreamDropped as exc:
+            if exc.is_retryable:
+                # Its other idle connections likely died with this one (a restarted
+                # replica): the retry should not draw another stale one.
                 pool.close_idle()
-                tried.append(pool)
-                last = exc
-        raise UpstreamDropped(f"{last.message} (after {MAX_RETRIES} retries)", True)
-
-    def choose(self, replicas: tuple[Replica, ...], tried: list[ReplicaPool]) -> ReplicaPool:
-        """The replica with the fewest requests in flight, skipping ones that just failed."""
-        pools = self.pools
-        count = len(replicas)
-        if count == 1:
-            address = replicas[0].http
-            pool = pools.get(address)
-            if pool is None:
-                pool = pools[address] = ReplicaPool(address)
-            return pool
-        self._turn += 1
-        start = self._turn % count
-        now = time.monotonic()
-        best: ReplicaPool | None = None
-        best_score = 0
-        for i in range(count):
-            address = replicas[(start + i) % count].http
-            pool = pools.get(address)
-            if pool is None:
-                pool = pools[address] = ReplicaPool(address)
-            # Replicas that failed (this request, or a connect lately) go last, not never:
-            # when every replica failed, a fresh connection to one may still work.
-            score = pool.outstanding
-            if pool in tried:
-                score += 1_000_000
-            elif pool.down_until > now:
-                score += 1000
-            if best is None or score < best_score:
-                best, best_score = pool, score
-        assert best is not None
-        return best
-
-    def keep_only(self, addresses: set[str]) -> None:
-        """Close the pools of replicas that left the route table."""
-        for address in list(self.pools):
-            if address not in addresses:
-                self.pools.pop(address).close()
+            raise
+        if answer.stream is not None:
+            # The replica stays busy until the body ends: count it in flight until then.
+            endpoint.outstanding += 1
+            answer.stream.on_close = partial(_stream_closed, endpoint)
+        return answer
 
     def close(self) -> None:
-        for pool in self.pools.values():
+        for pool in self.balancer.keep_only(set()):
             pool.close()
-        self.pools.clear()
+
+
+def respond(answer: UpstreamResponse) -> Response | StreamingResponse:
+    """The client-facing response for a replica's answer."""
+    if answer.stream is not None:
+        return StreamingResponse(answer.stream, answer.status, response_headers(answer))
+    return Response(answer.body, answer.status, response_headers(answer))
+
+
+def _stream_closed(endpoint: Endpoint[ReplicaPool]) -> None:
+    endpoint.outstanding -= 1
 
 
 def _request_head(request: Request, target: bytes, name: str, namespace: str) -> bytes:

@@ -8,7 +8,7 @@ services. Only ready replicas are listed; a backend without any takes no traffic
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ksrv.errors import InvalidInput
@@ -33,6 +33,14 @@ class Backend:
     percent: float
     tag: str
     replicas: tuple[Replica, ...]
+    http: tuple[str, ...] = field(init=False)
+    """The replicas' REST addresses, as the balancer takes them."""
+    grpc: tuple[str, ...] = field(init=False)
+    """The gRPC addresses of the replicas that have one."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "http", tuple(r.http for r in self.replicas))
+        object.__setattr__(self, "grpc", tuple(r.grpc for r in self.replicas if r.grpc))
 
 
 @dataclass(frozen=True, slots=True)

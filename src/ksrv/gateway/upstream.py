@@ -2,43 +2,152 @@
 
 Why not httpx: per request it costs several times what the whole proxy hop may spend. Here a
 request is one `transport.write` of bytes built by the caller and a response is whatever the
-httptools parser hands back (chunked bodies arrive de-chunked). A failure says whether any
-response byte had arrived, because only a request with no answer begun may be retried.
+httptools parser hands back. An answer with a content-length arrives whole; one the replica
+streams (chunked, delimited by closing, or `text/event-stream`) is handed over at its head,
+its body de-chunked piece by piece (`UpstreamStream`). A failure says whether any response
+byte had arrived, because only a request with no answer begun may be retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import httptools
 
 from ksrv.errors import UpstreamFailed, UpstreamTimeout
 
-# How long a replica that refused a connection is skipped, unless no other is left.
-_DOWN_S = 2.0
+# A streamed body: stop reading the replica above this much unread, resume below the low mark.
+_HIGH_WATER_BYTES = 256 * 1024
+_LOW_WATER_BYTES = 64 * 1024
 # Bodies above this are written separately instead of being copied into one buffer.
 _JOIN_MAX_BYTES = 65536
 
 
 class UpstreamResponse:
-    """A complete upstream answer: status, raw headers (lower-case names) and body."""
+    """An upstream answer: status, raw headers (lower-case names) and either the whole body
+    or, for an answer the replica streams, `stream` (and an empty `body`)."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "headers", "status", "stream")
 
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        stream: UpstreamStream | None = None,
+    ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.stream = stream
 
 
 class UpstreamDropped(UpstreamFailed):
-    """The connection failed or closed; `is_retryable` when no response byte had arrived."""
+    """The connection failed or closed; `is_retryable` when no response byte had arrived.
 
-    def __init__(self, message: str, is_retryable: bool) -> None:
+    `is_refused` says the replica could not be reached at all (the balancer puts it last for
+    a while). `answer`, when set, is what the replica itself said: if no other replica is
+    left to try, the caller gets that rather than a held request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        is_retryable: bool,
+        is_refused: bool = False,
+        answer: BaseException | None = None,
+    ) -> None:
         super().__init__(message)
         self.is_retryable = is_retryable
+        self.is_refused = is_refused
+        self.answer = answer
+
+
+class UpstreamStream:
+    """The body of a streamed answer, chunk by chunk as the replica sends it.
+
+    Back-pressure: once more than `_HIGH_WATER_BYTES` wait unread, the connection stops
+    reading from the replica until the reader has taken them. `aclose` before the end (the
+    client hung up) aborts the connection, so the replica sees the hang-up too.
+    `on_close`, when the caller sets it, runs once: when the body ended or was abandoned.
+    """
+
+    def __init__(self, connection: _Connection) -> None:
+        self.connection = connection
+        self.on_close: Callable[[], None] | None = None
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.is_paused = False
+        self.is_done = False
+        self.is_closed = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None
+
+    # -- fed by the connection -------------------------------------------------------------
+    def feed(self, chunk: bytes) -> None:
+        if self.is_closed:
+            return
+        self.chunks.append(chunk)
+        self.buffered += len(chunk)
+        if self.buffered > _HIGH_WATER_BYTES and not self.is_paused:
+            self.is_paused = True
+            self.connection.pause_reading()
+        self._wake()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if self.is_done:
+            return
+        self.is_done = True
+        self.error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- read by the client side -----------------------------------------------------------
+    def __aiter__(self) -> UpstreamStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self.chunks:
+            if self.is_done:
+                self._release()
+                if self.error is not None:
+                    raise self.error
+                raise StopAsyncIteration
+            if self.is_closed:
+                raise StopAsyncIteration
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        chunk = self.chunks.popleft()
+        self.buffered -= len(chunk)
+        if self.is_paused and self.buffered <= _LOW_WATER_BYTES:
+            self.is_paused = False
+            self.connection.resume_reading()
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop reading; before the end, that cuts the replica's connection."""
+        if not self.is_done:
+            self.is_done = True
+            self.connection.abort()
+        self._release()
+
+    def _release(self) -> None:
+        if self.is_closed:
+            return
+        self.is_closed = True
+        self.chunks.clear()
+        if self.on_close is not None:
+            self.on_close()
 
 
 class _Connection(asyncio.Protocol):
@@ -49,6 +158,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[UpstreamResponse] | None = None
+        self.stream: UpstreamStream | None = None
         self.is_open = True
         self._reset()
 
@@ -56,9 +166,12 @@ class _Connection(asyncio.Protocol):
         self.is_head = False
         self.has_bytes = False
         self.has_length = False
+        self.has_content_length = False
+        self.is_event_stream = False
         self.headers_done = False
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
+        self.stream = None
 
     def send(self, data: bytes, body: bytes, waiter: asyncio.Future[UpstreamResponse]) -> None:
         assert self.transport is not None
@@ -80,14 +193,22 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(
-                UpstreamDropped(f"malformed response from {self.pool.address}: {exc}", False)
-            )
+            error = UpstreamDropped(f"malformed response from {self.pool.address}: {exc}", False)
+            self._fail(error)
+            if self.stream is not None:
+                self.stream.finish(error)
             self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.is_open = False
         self.pool.forget(self)
+        stream = self.stream
+        if stream is not None:
+            if self.headers_done and not self.has_length:
+                stream.finish()  # a body delimited by the connection closing
+            else:
+                stream.finish(UpstreamDropped(f"{self.pool.address}: stream cut off", False))
+            return
         if self.waiter is None or self.waiter.done():
             return
         if self.headers_done and not self.has_length:
@@ -100,8 +221,12 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks ---------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
-        if name == b"content-length" or name == b"transfer-encoding":
+        if name == b"content-length":
+            self.has_length = self.has_content_length = True
+        elif name == b"transfer-encoding":
             self.has_length = True
+        elif name == b"content-type" and value.startswith(b"text/event-stream"):
+            self.is_event_stream = True
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -111,24 +236,51 @@ class _Connection(asyncio.Protocol):
             # answer now and do not reuse the connection.
             self.is_open = False
             self._complete()
+        elif self.is_event_stream or not self.has_content_length:
+            status = self.parser.get_status_code()
+            if status >= 200 and status != 204 and status != 304:
+                self._start_stream(status)
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        if self.stream is not None:
+            self.stream.feed(body)
+        else:
+            self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self._complete()
+        stream = self.stream
+        if stream is None:
+            self._complete()
+            return
+        stream.finish()
+        if stream.is_paused:  # the rest of the body is buffered: the socket may read again
+            stream.is_paused = False
+            self.resume_reading()
+        self.stream = None
+        self._recycle()
 
     # -- outcome ---------------------------------------------------------------------------
+    def _start_stream(self, status: int) -> None:
+        """The answer is streamed (chunked or ends with the connection, or SSE): hand the
+        head over now and the body as it comes."""
+        waiter, self.waiter = self.waiter, None
+        self.stream = UpstreamStream(self)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(UpstreamResponse(status, self.headers, b"", self.stream))
+
     def _complete(self) -> None:
         waiter, self.waiter = self.waiter, None
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         response = UpstreamResponse(self.parser.get_status_code(), self.headers, body)
+        self._recycle()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    def _recycle(self) -> None:
         if self.is_open and self.parser.should_keep_alive():
             self.pool.release(self)
         else:
             self.close()
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
 
     def _fail(self, exc: Exception) -> None:
         waiter, self.waiter = self.waiter, None
@@ -139,6 +291,14 @@ class _Connection(asyncio.Protocol):
         """The deadline passed: the answer can no longer be used, nor can the connection."""
         self._fail(exc)
         self.abort()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def close(self) -> None:
         self.is_open = False
@@ -152,7 +312,7 @@ class _Connection(asyncio.Protocol):
 
 
 class ReplicaPool:
-    """Idle keep-alive connections to one `host:port`, and its count of requests in flight."""
+    """Idle keep-alive connections to one `host:port`."""
 
     def __init__(self, address: str) -> None:
         self.address = address
@@ -160,16 +320,17 @@ class ReplicaPool:
         self.host = host.strip("[]") or "127.0.0.1"
         self.port = int(port)
         self.idle: list[_Connection] = []
-        self.outstanding = 0
-        self.down_until = 0.0
         self.is_closed = False
 
     async def request(self, head: bytes, body: bytes, deadline: float) -> UpstreamResponse:
         """Send one request (head + body) and wait for its response until `deadline`.
 
+        A streamed answer returns once its head is in (the deadline covers only that far),
+        its `stream` yielding the body.
+
         Raises:
             UpstreamDropped: connect refused or the connection dropped (see `is_retryable`).
-            UpstreamTimeout: no complete answer by `deadline` (loop time).
+            UpstreamTimeout: no answer (no head, for a streamed one) by `deadline` (loop time).
         """
         loop = asyncio.get_running_loop()
         connection = await self._acquire(loop, deadline)
@@ -179,12 +340,10 @@ class ReplicaPool:
             connection.time_out,
             UpstreamTimeout(f"{self.address} did not answer in time"),
         )
-        self.outstanding += 1
         try:
             connection.send(head, body, waiter)
             return await waiter
         finally:
-            self.outstanding -= 1
             timer.cancel()
             if not waiter.done():  # cancelled by the caller: the connection is mid-answer
                 connection.abort()
@@ -203,9 +362,7 @@ class ReplicaPool:
         except TimeoutError:
             raise UpstreamTimeout(f"connecting to {self.address} timed out") from None
         except OSError as exc:
-            self.down_until = time.monotonic() + _DOWN_S
-            raise UpstreamDropped(f"cannot connect to {self.address}: {exc}", True) from exc
-        self.down_until = 0.0
+            raise UpstreamDropped(f"cannot connect to {self.address}: {exc}", True, True) from exc
         return protocol
 
     def release(self, connection: _Connection) -> None:

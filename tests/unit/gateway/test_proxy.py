@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ksrv.gateway import proxy
-from ksrv.gateway.routes import Replica
 from ksrv.gateway.upstream import UpstreamResponse
 from ksrv.http.server import Request
 
@@ -72,41 +71,3 @@ def test_response_headers_leave_framing_to_the_gateway():
         (b"content-type", b"application/json"),
         (b"inference-header-content-length", b"10"),
     ]
-
-
-def test_choose_prefers_the_replica_with_fewest_requests_in_flight():
-    p = proxy.Proxy()
-    replicas = (Replica("127.0.0.1:1", ""), Replica("127.0.0.1:2", ""), Replica("127.0.0.1:3", ""))
-    first = p.choose(replicas, [])
-    first.outstanding = 5
-    second = p.choose(replicas, [])
-    second.outstanding = 3
-    third = p.choose(replicas, [])
-    assert len({first.address, second.address, third.address}) == 3
-    third.outstanding = 4
-    assert p.choose(replicas, []) is second
-
-
-def test_choose_rotates_among_idle_replicas():
-    p = proxy.Proxy()
-    replicas = (Replica("127.0.0.1:1", ""), Replica("127.0.0.1:2", ""))
-    assert {p.choose(replicas, []).address for _ in range(4)} == {"127.0.0.1:1", "127.0.0.1:2"}
-
-
-def test_choose_puts_replicas_that_failed_this_request_last():
-    p = proxy.Proxy()
-    replicas = (Replica("127.0.0.1:1", ""), Replica("127.0.0.1:2", ""))
-    failed = p.choose(replicas, [])
-    other = p.choose(replicas, [failed])
-    assert other is not failed
-    other.outstanding = 50
-    assert p.choose(replicas, [failed]) is other
-    assert p.choose(replicas, [failed, other]) in (failed, other)
-
-
-def test_keep_only_closes_pools_of_replicas_that_left():
-    p = proxy.Proxy()
-    p.choose((Replica("127.0.0.1:1", ""),), [])
-    p.choose((Replica("127.0.0.1:2", ""),), [])
-    p.keep_only({"127.0.0.1:2"})
-    assert set(p.pools) == {"127.0.0.1:2"}
