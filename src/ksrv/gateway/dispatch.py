@@ -98,23 +98,66 @@ class Dispatcher:
         return answer
 
     async def _route(self, transport: Transport[A], call: Call, match: Match) -> A:
+        # The common case inline: a backend with a replica that answers the first time.
+        backend = match.component.choose(self.rng)
+        if backend is not None:
+            addresses = transport.addresses(backend)
+            if addresses:
+                call.backend = backend
+                endpoint = transport.balancer.choose(addresses)
+                call.replica = endpoint.address
+                endpoint.outstanding += 1
+                try:
+                    return await transport.send(endpoint, call, match)
+                except UpstreamDropped as exc:
+                    if not exc.is_retryable:
+                        raise
+                    return await self._retry(transport, call, match, addresses, endpoint, exc)
+                finally:
+                    endpoint.outstanding -= 1
+        return await self._hold(transport, call, match, None)
+
+    async def _retry(
+        self,
+        transport: Transport[A],
+        call: Call,
+        match: Match,
+        addresses: tuple[str, ...],
+        endpoint: Endpoint[Any],
+        failure: UpstreamDropped,
+    ) -> A:
+        """After a first attempt failed retryably: other replicas, then hold."""
+        tried = [endpoint]
+        if failure.is_refused:
+            endpoint.mark_down()
+        for _ in range(MAX_RETRIES):
+            endpoint = transport.balancer.choose(addresses, tried)
+            call.replica = endpoint.address
+            endpoint.outstanding += 1
+            try:
+                return await transport.send(endpoint, call, match)
+            except UpstreamDropped as exc:
+                if not exc.is_retryable:
+                    raise
+                if exc.is_refused:
+                    endpoint.mark_down()
+                tried.append(endpoint)
+                failure = exc
+            finally:
+                endpoint.outstanding -= 1
+        if failure.answer is not None:
+            raise failure.answer  # the replica itself said "unavailable": no reason to hold
+        failure = UpstreamDropped(f"{failure.message} (after {MAX_RETRIES} retries)", True)
+        return await self._hold(transport, call, match, failure)
+
+    async def _hold(
+        self, transport: Transport[A], call: Call, match: Match, failure: UpstreamDropped | None
+    ) -> A:
+        """No replica could take the request (none ready, or all refused): hold it until the
+        table brings one or the hold time, counted from now, is up."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        failure: UpstreamDropped | None = None
         while True:
-            backend = match.component.choose(self.rng)
-            if backend is not None:
-                addresses = transport.addresses(backend)
-                if addresses:
-                    call.backend = backend
-                    try:
-                        return await self._attempts(transport, call, match, addresses)
-                    except UpstreamDropped as exc:
-                        if not exc.is_retryable:
-                            raise
-                        failure = exc  # nothing reached a replica: hold, then try again
-            # No replica could take it (none ready, or all refused): hold the request until
-            # the table brings one or the hold time is up.
             hold_s = min(match.component.timeout_s or match.service.timeout_s, MAX_HOLD_S)
             remaining = started + hold_s - loop.time()
             if remaining <= 0:
@@ -131,19 +174,12 @@ class Dispatcher:
             if rematched is None:
                 raise _not_found(call)
             match = call.match = rematched
-
-    async def _attempts(
-        self,
-        transport: Transport[A],
-        call: Call,
-        match: Match,
-        addresses: tuple[str, ...],
-    ) -> A:
-        balancer = transport.balancer
-        tried: list[Endpoint[Any]] | None = None
-        last = UpstreamDropped("no attempt made", True)
-        for _ in range(MAX_RETRIES + 1):
-            endpoint = balancer.choose(addresses, tried)
+            backend = match.component.choose(self.rng)
+            addresses = transport.addresses(backend) if backend is not None else ()
+            if not addresses:
+                continue
+            call.backend = backend
+            endpoint = transport.balancer.choose(addresses)
             call.replica = endpoint.address
             endpoint.outstanding += 1
             try:
@@ -153,13 +189,9 @@ class Dispatcher:
                     raise
                 if exc.is_refused:
                     endpoint.mark_down()
-                tried = [endpoint] if tried is None else [*tried, endpoint]
-                last = exc
+                failure = exc
             finally:
                 endpoint.outstanding -= 1
-        if last.answer is not None:
-            raise last.answer  # the replica itself said "unavailable": no reason to hold
-        raise UpstreamDropped(f"{last.message} (after {MAX_RETRIES} retries)", True)
 
 
 def _not_found(call: Call) -> ServiceNotFound:

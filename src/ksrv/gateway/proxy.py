@@ -15,6 +15,7 @@ from functools import partial
 
 from ksrv.errors import UpstreamTimeout
 from ksrv.gateway.balancer import Balancer, Endpoint
+from ksrv.gateway.deadlines import Deadlines
 from ksrv.gateway.hooks import Call
 from ksrv.gateway.routes import Backend, Match
 from ksrv.gateway.upstream import ReplicaPool, UpstreamDropped, UpstreamResponse
@@ -39,6 +40,8 @@ _DROP_REQUEST = frozenset(
         b"kserve-isvc-namespace",
     }
 )
+_PLAIN_CONNECTION = frozenset({"keep-alive", "close"})
+_PLAIN_CONNECTION_BYTES = frozenset({b"keep-alive", b"close"})
 _DROP_RESPONSE = frozenset(
     {
         b"connection",
@@ -59,7 +62,10 @@ class RESTTransport:
     """HTTP/1.1 keep-alive pools per replica address (`Endpoint.conn`)."""
 
     def __init__(self) -> None:
-        self.balancer: Balancer[ReplicaPool] = Balancer(ReplicaPool)
+        self.deadlines = Deadlines()
+        self.balancer: Balancer[ReplicaPool] = Balancer(
+            lambda address: ReplicaPool(address, self.deadlines)
+        )
 
     def addresses(self, backend: Backend) -> tuple[str, ...]:
         return backend.http
@@ -70,7 +76,7 @@ class RESTTransport:
         """The replica's answer to the REST request in `call.payload` (any status)."""
         request: Request = call.payload
         service = match.service
-        head = _request_head(request, match.target, service.name, service.namespace)
+        head = _request_head(request, match.target, service.identity)
         timeout_s = match.component.timeout_s or service.timeout_s
         pool = endpoint.conn
         try:
@@ -97,6 +103,7 @@ class RESTTransport:
     def close(self) -> None:
         for pool in self.balancer.keep_only(set()):
             pool.close()
+        self.deadlines.close()
 
 
 def respond(answer: UpstreamResponse) -> Response | StreamingResponse:
@@ -110,13 +117,14 @@ def _stream_closed(endpoint: Endpoint[ReplicaPool]) -> None:
     endpoint.outstanding -= 1
 
 
-def _request_head(request: Request, target: bytes, name: str, namespace: str) -> bytes:
+def _request_head(request: Request, target: bytes, identity: bytes) -> bytes:
+    """The head to send upstream; `identity` is `Service.identity` (KServe's isvc headers)."""
     parts = [request.method.encode(), b" ", target or b"/", b" HTTP/1.1\r\n"]
     forwarded_for = request.client.encode()
     drop = _DROP_REQUEST
-    for key, value in request.raw_headers:
-        if key == b"connection":
-            drop = drop | _connection_options(value)
+    connection = request.headers.get("connection")
+    if connection is not None and connection.lower() not in _PLAIN_CONNECTION:
+        drop = drop | _connection_options(connection.encode("latin-1"))
     for key, value in request.raw_headers:
         if key in drop:
             if key == b"x-forwarded-for":
@@ -126,10 +134,7 @@ def _request_head(request: Request, target: bytes, name: str, namespace: str) ->
     parts += (
         b"x-forwarded-for: ",
         forwarded_for,
-        b"\r\nkserve-isvc-name: ",
-        name.encode(),
-        b"\r\nkserve-isvc-namespace: ",
-        namespace.encode(),
+        identity,
         b"\r\ncontent-length: %d\r\n\r\n" % len(request.body),
     )
     return b"".join(parts)
@@ -145,7 +150,13 @@ def _connection_options(value: bytes) -> frozenset[bytes]:
 def response_headers(response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
     """The upstream headers a client may see: no hop-by-hop fields, no framing."""
     drop = _DROP_RESPONSE
-    for key, value in response.headers:
-        if key == b"connection":
-            drop = drop | _connection_options(value)
-    return [item for item in response.headers if item[0] not in drop]
+    kept = []
+    for item in response.headers:
+        if item[0] in drop:
+            if item[0] == b"connection" and item[1].lower() not in _PLAIN_CONNECTION_BYTES:
+                # It names more hop-by-hop fields, possibly ones already kept: filter again.
+                drop = drop | _connection_options(item[1])
+                return [item for item in response.headers if item[0] not in drop]
+            continue
+        kept.append(item)
+    return kept

@@ -82,6 +82,15 @@ class Service:
     timeout_s: float
     entry: str
     components: dict[str, Component]
+    identity: bytes = field(init=False, repr=False)
+    """The header lines the proxy adds upstream (KServe's `kserve-isvc-*`), encoded once."""
+
+    def __post_init__(self) -> None:
+        identity = b"\r\nkserve-isvc-name: %b\r\nkserve-isvc-namespace: %b" % (
+            self.name.encode(),
+            self.namespace.encode(),
+        )
+        object.__setattr__(self, "identity", identity)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Any
 import httptools
 
 from ksrv.errors import UpstreamFailed, UpstreamTimeout
+from ksrv.gateway.deadlines import Deadlines
 
 # A streamed body: stop reading the replica above this much unread, resume below the low mark.
 _HIGH_WATER_BYTES = 256 * 1024
@@ -287,9 +288,9 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
-    def time_out(self, exc: UpstreamTimeout) -> None:
+    def time_out(self) -> None:
         """The deadline passed: the answer can no longer be used, nor can the connection."""
-        self._fail(exc)
+        self._fail(UpstreamTimeout(f"{self.pool.address} did not answer in time"))
         self.abort()
 
     def pause_reading(self) -> None:
@@ -314,8 +315,9 @@ class _Connection(asyncio.Protocol):
 class ReplicaPool:
     """Idle keep-alive connections to one `host:port`."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, deadlines: Deadlines | None = None) -> None:
         self.address = address
+        self.deadlines = deadlines if deadlines is not None else Deadlines()
         host, _, port = address.rpartition(":")
         self.host = host.strip("[]") or "127.0.0.1"
         self.port = int(port)
@@ -333,27 +335,24 @@ class ReplicaPool:
             UpstreamTimeout: no answer (no head, for a streamed one) by `deadline` (loop time).
         """
         loop = asyncio.get_running_loop()
-        connection = await self._acquire(loop, deadline)
+        idle = self.idle
+        connection = idle.pop() if idle else None
+        while connection is not None and not connection.is_open:
+            connection = idle.pop() if idle else None
+        if connection is None:
+            connection = await self._connect(loop, deadline)
         waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
-        timer = loop.call_at(
-            deadline,
-            connection.time_out,
-            UpstreamTimeout(f"{self.address} did not answer in time"),
-        )
+        deadlines = self.deadlines
+        deadlines.watch(connection, deadline)
         try:
             connection.send(head, body, waiter)
             return await waiter
         finally:
-            timer.cancel()
+            deadlines.unwatch(connection)
             if not waiter.done():  # cancelled by the caller: the connection is mid-answer
                 connection.abort()
 
-    async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
-        idle = self.idle
-        while idle:
-            connection = idle.pop()
-            if connection.is_open:
-                return connection
+    async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
         try:
             async with asyncio.timeout_at(deadline):
                 _, protocol = await loop.create_connection(

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from ksrv.gateway import proxy
+from ksrv.gateway.routes import Service
 from ksrv.gateway.upstream import UpstreamResponse
 from ksrv.http.server import Request
 
 
+def _request(method: str, body: bytes, target: bytes, raw: list[tuple[bytes, bytes]]) -> Request:
+    """A Request as ksrv.http builds one: `headers` decoded from the same raw headers."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
+    return Request(method, target.decode(), headers, body, target, raw, "127.0.0.1")
+
+
+def _identity(name: str, namespace: str) -> bytes:
+    return Service(namespace, name, 60.0, "predictor", {}).identity
+
+
 def test_request_head_drops_hop_by_hop_and_adds_identity_headers():
-    request = Request(
+    request = _request(
         "POST",
-        "/v2/models/m/infer",
-        {},
         b"{}",
         b"/serving/ns/svc/v2/models/m/infer",
         [
@@ -23,9 +32,8 @@ def test_request_head_drops_hop_by_hop_and_adds_identity_headers():
             (b"kserve-isvc-name", b"spoofed"),
             (b"x-request-id", b"abc"),
         ],
-        "127.0.0.1",
     )
-    head = proxy._request_head(request, b"/v2/models/m/infer", "svc", "ns")
+    head = proxy._request_head(request, b"/v2/models/m/infer", _identity("svc", "ns"))
     assert head == (
         b"POST /v2/models/m/infer HTTP/1.1\r\n"
         b"host: svc.ns.example.com\r\n"
@@ -38,16 +46,13 @@ def test_request_head_drops_hop_by_hop_and_adds_identity_headers():
 
 
 def test_fields_named_by_connection_are_dropped_too():
-    request = Request(
+    request = _request(
         "GET",
-        "/",
-        {},
         b"",
         b"/",
         [(b"connection", b"keep-alive, X-Secret"), (b"x-secret", b"1"), (b"x-kept", b"2")],
-        "10.1.1.1",
     )
-    head = proxy._request_head(request, b"/", "svc", "ns")
+    head = proxy._request_head(request, b"/", _identity("svc", "ns"))
     assert b"x-secret" not in head
     assert b"x-kept: 2\r\n" in head
     response = UpstreamResponse(200, [(b"connection", b"x-hop"), (b"x-hop", b"1")], b"")
