@@ -16,9 +16,19 @@ import click
     help="Route table to long-poll, e.g. http://127.0.0.1:8090/ksrv/v1/routes; "
     "without it the gateway serves an empty table.",
 )
-def gateway(host: str, http_port: int, grpc_port: int, routes_url: str | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    envvar="KSRV_GATEWAY_WORKERS",
+    help="Gateway processes sharing the HTTP and gRPC ports (env KSRV_GATEWAY_WORKERS).",
+)
+def gateway(
+    host: str, http_port: int, grpc_port: int, routes_url: str | None, workers: int
+) -> None:
     """Route requests by host or /serving/NS/NAME path to the ready replicas."""
     from ksrv.gateway import app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app.serve_gateway(host, http_port, grpc_port, routes_url)
+    app.serve_gateway(host, http_port, grpc_port, routes_url, workers)

@@ -35,6 +35,13 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, help="Gateway HTTP port.")
 @click.option("--grpc-port", default=8081, show_default=True, help="Gateway gRPC port.")
+@click.option(
+    "--gateway-workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Gateway processes sharing its ports (handed to `ksrv gateway --workers`).",
+)
 @click.option("--api-port", default=8090, show_default=True, help="Management API port.")
 @click.option("--domain", default="example.com", show_default=True, help="Ingress domain.")
 @click.option("--detach", is_flag=True, help="Run in the background; `ksrv down` stops it.")
@@ -44,12 +51,15 @@ def up(
     host: str,
     port: int,
     grpc_port: int,
+    gateway_workers: int,
     api_port: int,
     domain: str,
     detach: bool,
     log_level: str,
 ) -> None:
     """Start the local platform: apply InferenceServices to it with `ksrv apply`."""
+    # The control plane starts `ksrv gateway` with this environment; its --workers reads it.
+    os.environ["KSRV_GATEWAY_WORKERS"] = str(gateway_workers)
     settings = plane.PlaneSettings(
         state_dir=state_dir.resolve(),
         host=host,
@@ -122,6 +132,8 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
                 str(settings.gateway_port),
                 "--grpc-port",
                 str(settings.gateway_grpc_port),
+                "--gateway-workers",
+                os.environ["KSRV_GATEWAY_WORKERS"],
                 "--api-port",
                 str(settings.api_port),
                 "--domain",

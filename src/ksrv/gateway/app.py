@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import random
 import signal
-from collections.abc import Sequence
+import socket
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound
-from ksrv.gateway import proxy
+from ksrv.gateway import proxy, workers
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.route_watch import RouteWatcher
@@ -90,8 +92,8 @@ class Gateway:
             answer = await self.dispatcher.dispatch(self.rest, call)
         except ServiceNotFound as exc:
             if request.path == HEALTH_PATH:
-                version = self.dispatcher.table.version
-                return http.Response(b'{"version":%d}' % version, 200, _JSON)
+                body = b'{"version":%d,"pid":%d}' % (self.dispatcher.table.version, os.getpid())
+                return http.Response(body, 200, _JSON)
             return _error(exc)
         except KsrvError as exc:
             return _error(exc)
@@ -102,10 +104,13 @@ class Gateway:
             PayloadTooLarge(f"request body of {size} bytes exceeds {self.max_body_bytes}")
         )
 
-    async def start(self, host: str, http_port: int, grpc_port: int = 0) -> None:
-        """Bind HTTP (and gRPC when `grpc_port` is not 0; a port of 0 for HTTP picks one)."""
+    async def start(
+        self, host: str, http_port: int, grpc_port: int = 0, sock: socket.socket | None = None
+    ) -> None:
+        """Bind HTTP (and gRPC when `grpc_port` is not 0; a port of 0 for HTTP picks one), or
+        serve HTTP on `sock`, a listening socket already bound (`--workers`)."""
         self._http = http.HTTPServer(self.handle, self.max_body_bytes, self.too_large)
-        await self._http.start(host, http_port)
+        await self._http.start(host, http_port, sock)
         self.http_port = self._http.port
         if grpc_port:
             from ksrv.gateway import grpc_proxy
@@ -135,15 +140,22 @@ def _error(exc: KsrvError) -> http.Response:
     return http.Response(body, status.http_status(exc), _JSON)
 
 
-async def _serve_forever(host: str, http_port: int, grpc_port: int, routes_url: str | None) -> None:
+async def _serve_forever(
+    host: str,
+    http_port: int,
+    grpc_port: int,
+    routes_url: str | None,
+    sock: socket.socket | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     gateway = Gateway(routes_url)
-    await gateway.start(host, http_port, grpc_port)
+    await gateway.start(host, http_port, grpc_port, sock)
     logger.info(
-        "gateway: HTTP on %s:%s, gRPC on port %s, routes from %s",
+        "gateway (pid %d): HTTP on %s:%s, gRPC on port %s, routes from %s",
+        os.getpid(),
         host,
         gateway.http_port,
         gateway.grpc_port or "(off)",
@@ -152,8 +164,28 @@ async def _serve_forever(host: str, http_port: int, grpc_port: int, routes_url: 
     # Few long-lived objects here, but the collector would still walk the imported modules.
     gc.collect()
     gc.freeze()
+    if sock is not None:
+        _stop_when_orphaned(loop, stop)
     await stop.wait()
     await gateway.stop()
+
+
+def _stop_when_orphaned(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """A worker checks once a second that its supervisor still runs (no PDEATHSIG in stdlib)."""
+    if workers.is_orphaned():
+        logger.warning("gateway worker %d: its supervising process is gone; stopping", os.getpid())
+        stop.set()
+    else:
+        loop.call_later(1.0, _stop_when_orphaned, loop, stop)
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def serve_gateway(
@@ -161,11 +193,16 @@ def serve_gateway(
     http_port: int = 8080,
     grpc_port: int = 8081,
     routes_url: str | None = None,
+    worker_count: int = 1,
 ) -> None:
-    """Run the gateway until SIGTERM/SIGINT."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(_serve_forever(host, http_port, grpc_port, routes_url))
-    else:
-        uvloop.run(_serve_forever(host, http_port, grpc_port, routes_url))
+    """Run the gateway until SIGTERM/SIGINT, in `worker_count` processes sharing its ports."""
+    if worker_count <= 1:
+        _run(_serve_forever(host, http_port, grpc_port, routes_url))
+        return
+    sockets = workers.listeners(host, http_port, worker_count)
+    logger.info("gateway: %d workers on HTTP port %d", worker_count, sockets[0].getsockname()[1])
+
+    def serve(sock: socket.socket, index: int) -> None:
+        _run(_serve_forever(host, http_port, grpc_port, routes_url, sock))
+
+    workers.supervise(sockets, serve)

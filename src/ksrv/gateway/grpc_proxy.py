@@ -141,6 +141,8 @@ class GRPCProxy:
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
+            # `--workers`: every worker binds the same port (grpcio's default, said aloud).
+            ("grpc.so_reuseport", 1),
         ]
         self.transport = GRPCTransport(options)
         self.forwarder = _Forwarder(dispatcher, self.transport)
