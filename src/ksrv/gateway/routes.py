@@ -15,6 +15,7 @@ from ksrv.errors import InvalidInput
 
 COMPONENTS = ("predictor", "transformer", "explainer")
 _PATH_PREFIX = "/serving/"
+_MAX_REMEMBERED = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,7 @@ class RouteTable:
         self.services = services
         self._hosts: dict[str, tuple[Service, str]] = {}
         self._paths: dict[tuple[str, str], tuple[Service, str]] = {}
+        self._remembered: dict[tuple[str, bytes], Match] = {}
         for service in services:
             n, s, d = service.name, service.namespace, domain
             for host in (f"{n}.{s}.{d}", f"{n}-{s}.{d}"):
@@ -126,7 +128,24 @@ class RouteTable:
         return cls(0, "example.com", [])
 
     def match(self, host: str, target: bytes) -> Match | None:
-        """The component for this Host header (port ignored) or `/serving/NS/NAME` path."""
+        """The component for this Host header (port ignored) or `/serving/NS/NAME` path.
+
+        Clients repeat the same few (host, target) pairs, so matches are remembered (up to
+        `_MAX_REMEMBERED`, then forgotten all at once); misses are not, so scans cannot
+        crowd the memory.
+        """
+        key = (host, target)
+        remembered = self._remembered.get(key)
+        if remembered is not None:
+            return remembered
+        match = self._match(host, target)
+        if match is not None:
+            if len(self._remembered) >= _MAX_REMEMBERED:
+                self._remembered.clear()
+            self._remembered[key] = match
+        return match
+
+    def _match(self, host: str, target: bytes) -> Match | None:
         found = self._hosts.get(host.partition(":")[0].lower()) if host else None
         if found is None:
             found, target = self._match_path(target)

@@ -190,3 +190,25 @@ def test_a_component_may_carry_its_own_timeout():
     assert match is not None and match.component.timeout_s == 300.0
     match = table.match("x.default.example.com", b"/v1/models/x:predict")
     assert match is not None and match.component.timeout_s is None
+
+
+def test_a_repeated_request_gets_the_same_match_and_misses_are_not_remembered():
+    table = parse_table(
+        {
+            "version": 1,
+            "domain": "example.com",
+            "services": [
+                {
+                    "namespace": "ns",
+                    "name": "svc",
+                    "components": {"predictor": {"backends": []}},
+                }
+            ],
+        }
+    )
+    first = table.match("", b"/serving/ns/svc/v2/models/m/infer")
+    assert first is not None
+    assert table.match("", b"/serving/ns/svc/v2/models/m/infer") is first
+    assert table.match("nope.example.com", b"/x") is None
+    assert table.match("svc.ns.example.com", b"/x:explain").component.name == "predictor"
+    assert len(table._remembered) == 2
