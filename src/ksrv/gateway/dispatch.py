@@ -112,9 +112,10 @@ class Dispatcher:
                 except UpstreamDropped as exc:
                     if not exc.is_retryable:
                         raise
-                    return await self._retry(transport, call, match, addresses, endpoint, exc)
+                    failure = exc
                 finally:
                     endpoint.outstanding -= 1
+                return await self._retry(transport, call, match, addresses, endpoint, failure)
         return await self._hold(transport, call, match, None)
 
     async def _retry(
