@@ -172,7 +172,7 @@ def main() -> None:
         "gateway",
         [python, "-m", "ksrv.cli.main", "gateway", "--http-port", str(gateway_port),
          "--grpc-port", str(gateway_grpc), "--routes-url", routes_url,
-         "--workers", str(args.gateway_workers)],
+         *(["--workers", str(args.gateway_workers)] if args.gateway_workers > 1 else [])],
         GATEWAY_CPU, gateway_port,
     )  # fmt: skip
     targets = {

@@ -68,6 +68,7 @@ class Dispatcher:
         changed.set()
 
     def add_hook(self, hook: Hook) -> None:
+        """Call `hook` on every request from the next one on."""
         self.hooks = (*self.hooks, hook)
 
     async def dispatch(self, transport: Transport[A], call: Call) -> A:

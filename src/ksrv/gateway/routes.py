@@ -16,6 +16,7 @@ from ksrv.errors import InvalidInput
 COMPONENTS = ("predictor", "transformer", "explainer")
 _PATH_PREFIX = "/serving/"
 _MAX_REMEMBERED = 4096
+_MAX_REMEMBERED_CHARS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,15 +132,15 @@ class RouteTable:
         """The component for this Host header (port ignored) or `/serving/NS/NAME` path.
 
         Clients repeat the same few (host, target) pairs, so matches are remembered (up to
-        `_MAX_REMEMBERED`, then forgotten all at once); misses are not, so scans cannot
-        crowd the memory.
+        `_MAX_REMEMBERED`, then forgotten all at once); misses and long targets are not, so
+        scans cannot crowd the memory.
         """
         key = (host, target)
         remembered = self._remembered.get(key)
         if remembered is not None:
             return remembered
         match = self._match(host, target)
-        if match is not None:
+        if match is not None and len(target) + len(host) <= _MAX_REMEMBERED_CHARS:
             if len(self._remembered) >= _MAX_REMEMBERED:
                 self._remembered.clear()
             self._remembered[key] = match

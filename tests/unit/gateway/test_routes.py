@@ -211,4 +211,5 @@ def test_a_repeated_request_gets_the_same_match_and_misses_are_not_remembered():
     assert table.match("", b"/serving/ns/svc/v2/models/m/infer") is first
     assert table.match("nope.example.com", b"/x") is None
     assert table.match("svc.ns.example.com", b"/x:explain").component.name == "predictor"
+    assert table.match("", b"/serving/ns/svc/" + b"x" * 1000) is not None
     assert len(table._remembered) == 2
