@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import sys
 import time
+from typing import ClassVar
 
 import numpy as np
 
@@ -170,8 +173,111 @@ class Rows(Model):
         return InferResponse(payload.id, self.name, outputs)
 
 
+class Tokens(Model):
+    """Streams `instances` one line each, or on V2 one JSON chunk per input (an async
+    generator `predict`, as LLM models have).
+
+    After the first line it waits until the gate of its `key` opens (`tokens-gate`), so a
+    test knows the first chunk travelled before the last was produced; `tokens-state`
+    tells whether the stream of a key finished or was closed early (the client hung up).
+    """
+
+    gates: ClassVar[dict[str, asyncio.Event]] = {}
+    states: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, name: str = "tokens") -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None):
+        if isinstance(payload, InferRequest):  # V2: one JSON chunk per input name
+            key = payload.parameters["key"]
+            chunks = [{"token": given.name} for given in payload.inputs]
+        else:
+            key, chunks = payload["key"], [f"{word}\n" for word in payload["instances"]]
+        gate = Tokens.gates.setdefault(key, asyncio.Event())
+        Tokens.states[key] = "streaming"
+        outcome = "closed"
+        try:
+            yield chunks[0]
+            await gate.wait()
+            for chunk in chunks[1:]:
+                yield chunk
+            outcome = "finished"
+        finally:
+            Tokens.states[key] = outcome
+
+
+class TokensGate(Model):
+    """Opens the gate a `tokens` stream of the same `key` waits on."""
+
+    def __init__(self, name: str = "tokens-gate") -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None):
+        Tokens.gates.setdefault(payload["key"], asyncio.Event()).set()
+        return {"opened": payload["key"]}
+
+
+class TokensState(Model):
+    """How the `tokens` stream of `key` ended: streaming, finished, closed (or unknown)."""
+
+    def __init__(self, name: str = "tokens-state") -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None):
+        return {"state": Tokens.states.get(payload["key"], "unknown")}
+
+
+class Hold(Model):
+    """Holds the whole event loop (an async predict that blocks) until a test releases it.
+
+    It connects to the test's `port`, says `held`, and, when `grpc_calls` is given, waits
+    until that many gRPC calls are waiting for the loop and says `queued`; then it blocks
+    until the test sends `go`. Requests that arrive meanwhile are all read in the next loop
+    turn, which is how tests/integration/server/test_batching.py forces requests to arrive
+    together instead of hoping the OS delivers them so.
+    """
+
+    def __init__(self, name: str = "hold") -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None):
+        with socket.create_connection(("127.0.0.1", payload["port"]), timeout=30) as test:
+            test.sendall(b"held")
+            if payload.get("grpc_calls"):
+                deadline = time.monotonic() + 30
+                while _grpc_calls_waiting() < payload["grpc_calls"]:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the gRPC calls never reached the server")
+                    time.sleep(0.001)  # noqa: ASYNC251 - holding the loop is the point
+                test.sendall(b"queued")
+            if test.recv(2) != b"go":
+                raise RuntimeError("the test went away without releasing the loop")
+        return {"held": True}
+
+
+def _grpc_calls_waiting() -> int:
+    """gRPC handler threads blocked until the event loop runs their call."""
+    count = 0
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "handle" and code.co_filename.endswith("grpc_service.py"):
+                count += 1
+                break
+            frame = frame.f_back
+    return count
+
+
 if __name__ == "__main__":
-    toys = [Echo(), Sum(), Slow(), Pid(), Failing(), Switch(), Headers(), Rows()]
+    toys = [
+        Echo(), Sum(), Slow(), Pid(), Failing(), Switch(), Headers(), Rows(),
+        Tokens(), TokensGate(), TokensState(), Hold(),
+    ]  # fmt: skip
     for toy in toys:
         toy.load()
     ModelServer().start(toys)

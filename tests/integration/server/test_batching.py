@@ -3,8 +3,10 @@ caller gets its own rows, id and errors; `--max-batch-size 1` turns merging off.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+from typing import BinaryIO
 
 import grpc
 import numpy as np
@@ -25,44 +27,95 @@ def v2_body(index: int) -> dict:
     }
 
 
-def post_all_at_once(server, path: str, bodies: list[dict]) -> list[tuple[int, dict]]:
-    """Every request written on its own connection before any answer is read."""
-    sockets = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in bodies]
-    for sock, body in zip(sockets, bodies, strict=True):
-        data = json.dumps(body).encode()
-        head = f"POST {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {len(data)}\r\n"
-        sock.sendall(head.encode() + b"content-type: application/json\r\n\r\n" + data)
-    return [read_response(sock) for sock in sockets]
+class HeldLoop:
+    """The server's event loop held by the `hold` toy (tests/toys.py) for the `with` body.
+
+    Whatever reaches the server meanwhile waits in its sockets and is read in one loop
+    turn once the loop is released, so concurrent arrival is forced, not hoped for.
+    """
+
+    def __init__(self, server, grpc_calls: int = 0) -> None:
+        self.server = server
+        self.grpc_calls = grpc_calls
+
+    def __enter__(self) -> HeldLoop:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(30)
+        body = {"instances": [], "port": self.listener.getsockname()[1]}
+        if self.grpc_calls:
+            body["grpc_calls"] = self.grpc_calls
+        self.request = connect(self.server)
+        send(self.request, "/v1/models/hold:predict", body)
+        self.model, _ = self.listener.accept()
+        self.model.settimeout(30)
+        assert self.model.recv(4) == b"held"
+        return self
+
+    def wait_for_grpc_calls(self) -> None:
+        """Until `grpc_calls` gRPC calls are waiting for the held loop."""
+        assert self.model.recv(6) == b"queued"
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self.listener, self.model:
+            self.model.sendall(b"go")
+        status, body = read_response(self.request)
+        self.request[0].close()
+        assert (status, body) == (200, {"held": True})
 
 
-def read_response(sock: socket.socket) -> tuple[int, dict]:
-    with sock, sock.makefile("rb") as stream:
-        status = int(stream.readline().split()[1])
-        length = 0
-        while (line := stream.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        return status, json.loads(stream.read(length))
+def connect(server) -> tuple[socket.socket, BinaryIO]:
+    """A keep-alive connection the server has accepted (one health call answered on it)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    stream = sock.makefile("rb")
+    sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nhost: t\r\n\r\n")
+    assert read_response((sock, stream))[0] == 200
+    return sock, stream
+
+
+def send(connection: tuple[socket.socket, BinaryIO], path: str, body: dict) -> None:
+    data = json.dumps(body).encode()
+    head = f"POST {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {len(data)}\r\n"
+    connection[0].sendall(head.encode() + b"content-type: application/json\r\n\r\n" + data)
+
+
+def post_all_at_once(
+    server, path: str, bodies: list[dict], hold: bool = True
+) -> list[tuple[int, dict]]:
+    """Every request reaches the server while its loop is held: all are read in one turn
+    (`hold=False` for a server without the `hold` toy: then they are merely concurrent)."""
+    connections = [connect(server) for _ in bodies]
+    with HeldLoop(server) if hold else contextlib.nullcontext():
+        for connection, body in zip(connections, bodies, strict=True):
+            send(connection, path, body)
+    answers = [read_response(connection) for connection in connections]
+    for sock, stream in connections:
+        stream.close()
+        sock.close()
+    return answers
+
+
+def read_response(connection: tuple[socket.socket, BinaryIO]) -> tuple[int, dict]:
+    stream = connection[1]
+    status = int(stream.readline().split()[1])
+    length = 0
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, json.loads(stream.read(length))
 
 
 def outputs(body: dict) -> dict[str, list]:
     return {output["name"]: output["data"] for output in body["outputs"]}
 
 
-def merged_rounds(server, path, make_bodies, check) -> int:
-    """Send concurrent rounds until a merged call is seen (arrival is up to the OS); each
-    answer is checked by `check(index, status, body)`, which returns the call's row count
-    and the request's own. Returns how many answers came from merged calls."""
-    merged = 0
-    for _ in range(10):
-        answers = post_all_at_once(server, path, make_bodies())
-        for index, (status, body) in enumerate(answers):
-            call_rows, own_rows = check(index, status, body)
-            merged += call_rows > own_rows
-        if merged:
-            break
-    return merged
+def assert_one_merged_call(server, path, bodies, check) -> None:
+    """Sent together, every request is answered from one call holding all their rows;
+    `check(index, status, body)` checks an answer and returns its call's and its own rows."""
+    answers = post_all_at_once(server, path, bodies)
+    rows = [check(index, status, body) for index, (status, body) in enumerate(answers)]
+    total = sum(own for _, own in rows)
+    assert [call for call, _ in rows] == [total] * len(rows)
 
 
 def check_v2(index: int, status: int, body: dict) -> tuple[int, int]:
@@ -74,10 +127,8 @@ def check_v2(index: int, status: int, body: dict) -> tuple[int, int]:
 
 
 def test_concurrent_v2_requests_merge_and_each_gets_its_own_rows_and_id(toy_server):
-    def bodies():
-        return [v2_body(index) for index in range(CONNECTIONS)]
-
-    assert merged_rounds(toy_server, "/v2/models/rows/infer", bodies, check_v2)
+    bodies = [v2_body(index) for index in range(CONNECTIONS)]
+    assert_one_merged_call(toy_server, "/v2/models/rows/infer", bodies, check_v2)
 
 
 def test_a_bad_request_among_concurrent_ones_fails_alone_and_merging_goes_on(toy_server):
@@ -95,15 +146,12 @@ def test_a_bad_request_among_concurrent_ones_fails_alone_and_merging_goes_on(toy
             assert status == 200
             assert outputs(body)["doubled"][0] == 2.0 * index
 
-    def good_bodies():
-        return [v2_body(index) for index in range(CONNECTIONS)]
-
-    assert merged_rounds(toy_server, "/v2/models/rows/infer", good_bodies, check_v2)
+    good_bodies = [v2_body(index) for index in range(CONNECTIONS)]
+    assert_one_merged_call(toy_server, "/v2/models/rows/infer", good_bodies, check_v2)
 
 
 def test_concurrent_v1_requests_merge_too(toy_server):
-    def bodies():
-        return [{"instances": [[index, 0]] * (index % 2 + 1)} for index in range(CONNECTIONS)]
+    bodies = [{"instances": [[index, 0]] * (index % 2 + 1)} for index in range(CONNECTIONS)]
 
     def check(index: int, status: int, body: dict) -> tuple[int, int]:
         rows = index % 2 + 1
@@ -111,7 +159,7 @@ def test_concurrent_v1_requests_merge_too(toy_server):
         assert [doubled for doubled, _ in body["predictions"]] == [2.0 * index] * rows
         return body["predictions"][0][1], rows
 
-    assert merged_rounds(toy_server, "/v1/models/rows:predict", bodies, check)
+    assert_one_merged_call(toy_server, "/v1/models/rows:predict", bodies, check)
 
 
 def infer_message(index: int) -> pb.ModelInferRequest:
@@ -122,19 +170,22 @@ def infer_message(index: int) -> pb.ModelInferRequest:
 
 
 def test_concurrent_grpc_calls_merge_and_each_gets_its_own_answer(toy_server):
+    calls_count = 8
     with grpc.insecure_channel(toy_server.grpc_target) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
-        calls = [stub.ModelInfer.future(infer_message(i), timeout=30) for i in range(100)]
+        with HeldLoop(toy_server, grpc_calls=calls_count) as held:
+            calls = [
+                stub.ModelInfer.future(infer_message(i), timeout=30) for i in range(calls_count)
+            ]
+            held.wait_for_grpc_calls()
         responses = [call.result() for call in calls]
-    call_rows = []
     for index, response in enumerate(responses):
         assert response.id == str(index)
         by_name = dict(
             zip([o.name for o in response.outputs], response.raw_output_contents, strict=True)
         )
         assert np.frombuffer(by_name["doubled"], "<f8").tolist() == [2.0 * index] * 2
-        call_rows.append(int(np.frombuffer(by_name["call_rows"], "<i8")[0]))
-    assert max(call_rows) > 2, "no two concurrent gRPC calls were merged"
+        assert np.frombuffer(by_name["call_rows"], "<i8").tolist() == [2 * calls_count] * 2
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +201,7 @@ def unbatched_server():
 
 def test_max_batch_size_one_answers_every_request_in_its_own_call(unbatched_server):
     bodies = [v2_body(index) for index in range(CONNECTIONS)]
-    answers = post_all_at_once(unbatched_server, "/v2/models/rows/infer", bodies)
+    answers = post_all_at_once(unbatched_server, "/v2/models/rows/infer", bodies, hold=False)
     for index, (status, body) in enumerate(answers):
         assert status == 200
         assert outputs(body)["call_rows"] == [index % 3 + 1] * (index % 3 + 1)
