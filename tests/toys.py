@@ -6,7 +6,9 @@ every toy through `ModelServer().start(...)`, the way a KServe custom model scri
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
 import os
 import socket
 import sys
@@ -327,4 +329,11 @@ if __name__ == "__main__":
     ]  # fmt: skip
     for toy in toys:
         toy.load()
-    ModelServer().start(toys)
+    server = ModelServer()
+    # Not a KServe flag: lets tests/integration/server/test_batching.py turn merging off
+    # in a server that also has the `hold` toy.
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--max_batch_size", type=int, default=server.settings.max_batch_size)
+    batch_size = extra.parse_known_args()[0].max_batch_size
+    server.settings = dataclasses.replace(server.settings, max_batch_size=batch_size)
+    server.start(toys)

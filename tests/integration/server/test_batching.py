@@ -1,9 +1,7 @@
 """Concurrent requests merged into one model call by a real server, over REST and gRPC: each
-caller gets its own rows, id and errors; `--max-batch-size 1` turns merging off."""
+caller gets its own rows, id and errors; a max batch size of 1 turns merging off."""
 
 from __future__ import annotations
-
-import contextlib
 
 import grpc
 import numpy as np
@@ -11,7 +9,7 @@ import pytest
 
 from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
 from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2_grpc as pb_grpc
-from tests.conftest import TESTS_DIR, HeldLoop, connect, read_response, send
+from tests.conftest import HeldLoop, connect, read_response, send, toy_script_server
 
 CONNECTIONS = 16
 
@@ -24,13 +22,10 @@ def v2_body(index: int) -> dict:
     }
 
 
-def post_all_at_once(
-    server, path: str, bodies: list[dict], hold: bool = True
-) -> list[tuple[int, dict]]:
-    """Every request reaches the server while its loop is held: all are read in one turn
-    (`hold=False` for a server without the `hold` toy: then they are merely concurrent)."""
+def post_all_at_once(server, path: str, bodies: list[dict]) -> list[tuple[int, dict]]:
+    """Every request reaches the server while its loop is held: all are read in one turn."""
     connections = [connect(server) for _ in bodies]
-    with HeldLoop(server) if hold else contextlib.nullcontext():
+    with HeldLoop(server):
         for connection, body in zip(connections, bodies, strict=True):
             send(connection, path, body)
     answers = [read_response(connection) for connection in connections]
@@ -125,18 +120,14 @@ def test_concurrent_grpc_calls_merge_and_each_gets_its_own_answer(toy_server):
 
 @pytest.fixture(scope="module")
 def unbatched_server():
-    from tests.conftest import serve
-
-    server = serve(
-        [f"{TESTS_DIR / 'toys.py'}:Rows", "--model-name", "rows", "--max-batch-size", "1"]
-    )
+    server = toy_script_server(grpc=False, flags=("--max_batch_size", "1"))
     yield server
     server.stop()
 
 
 def test_max_batch_size_one_answers_every_request_in_its_own_call(unbatched_server):
     bodies = [v2_body(index) for index in range(CONNECTIONS)]
-    answers = post_all_at_once(unbatched_server, "/v2/models/rows/infer", bodies, hold=False)
+    answers = post_all_at_once(unbatched_server, "/v2/models/rows/infer", bodies)
     for index, (status, body) in enumerate(answers):
         assert status == 200
         assert outputs(body)["call_rows"] == [index % 3 + 1] * (index % 3 + 1)
