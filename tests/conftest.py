@@ -195,12 +195,16 @@ class ModelCalls:
                 call.sendall(b"go")
         self.inside.clear()
 
+    def close(self) -> None:
+        """Release every call and stop listening."""
+        with self.listener:
+            self.release()
+
     def __enter__(self) -> ModelCalls:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        with self.listener:
-            self.release()
+        self.close()
 
 
 RawConnection = tuple[socket.socket, BinaryIO]
@@ -236,8 +240,7 @@ class HeldLoop:
         assert self.calls.inside[0].recv(6, socket.MSG_WAITALL) == b"queued"
 
     def __exit__(self, *exc_info: object) -> None:
-        with self.calls:
-            pass
+        self.calls.close()
         status, self.answer = read_response(self.request)
         self.request[0].close()
         self.request[1].close()
