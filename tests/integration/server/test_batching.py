@@ -1,12 +1,7 @@
 """Concurrent requests merged into one model call by a real server, over REST and gRPC: each
-caller gets its own rows, id and errors; `--max-batch-size 1` turns merging off."""
+caller gets its own rows, id and errors; a max batch size of 1 turns merging off."""
 
 from __future__ import annotations
-
-import contextlib
-import json
-import socket
-from typing import BinaryIO
 
 import grpc
 import numpy as np
@@ -14,7 +9,7 @@ import pytest
 
 from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
 from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2_grpc as pb_grpc
-from tests.conftest import TESTS_DIR
+from tests.conftest import HeldLoop, connect, read_response, send, toy_script_server
 
 CONNECTIONS = 16
 
@@ -27,64 +22,10 @@ def v2_body(index: int) -> dict:
     }
 
 
-class HeldLoop:
-    """The server's event loop held by the `hold` toy (tests/toys.py) for the `with` body.
-
-    Whatever reaches the server meanwhile waits in its sockets and is read in one loop
-    turn once the loop is released, so concurrent arrival is forced, not hoped for.
-    """
-
-    def __init__(self, server, grpc_calls: int = 0) -> None:
-        self.server = server
-        self.grpc_calls = grpc_calls
-
-    def __enter__(self) -> HeldLoop:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(30)
-        body = {"instances": [], "port": self.listener.getsockname()[1]}
-        if self.grpc_calls:
-            body["grpc_calls"] = self.grpc_calls
-        self.request = connect(self.server)
-        send(self.request, "/v1/models/hold:predict", body)
-        self.model, _ = self.listener.accept()
-        self.model.settimeout(30)
-        assert self.model.recv(4) == b"held"
-        return self
-
-    def wait_for_grpc_calls(self) -> None:
-        """Until `grpc_calls` gRPC calls are waiting for the held loop."""
-        assert self.model.recv(6) == b"queued"
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self.listener, self.model:
-            self.model.sendall(b"go")
-        status, body = read_response(self.request)
-        self.request[0].close()
-        assert (status, body) == (200, {"held": True})
-
-
-def connect(server) -> tuple[socket.socket, BinaryIO]:
-    """A keep-alive connection the server has accepted (one health call answered on it)."""
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    stream = sock.makefile("rb")
-    sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nhost: t\r\n\r\n")
-    assert read_response((sock, stream))[0] == 200
-    return sock, stream
-
-
-def send(connection: tuple[socket.socket, BinaryIO], path: str, body: dict) -> None:
-    data = json.dumps(body).encode()
-    head = f"POST {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {len(data)}\r\n"
-    connection[0].sendall(head.encode() + b"content-type: application/json\r\n\r\n" + data)
-
-
-def post_all_at_once(
-    server, path: str, bodies: list[dict], hold: bool = True
-) -> list[tuple[int, dict]]:
-    """Every request reaches the server while its loop is held: all are read in one turn
-    (`hold=False` for a server without the `hold` toy: then they are merely concurrent)."""
+def post_all_at_once(server, path: str, bodies: list[dict]) -> list[tuple[int, dict]]:
+    """Every request reaches the server while its loop is held: all are read in one turn."""
     connections = [connect(server) for _ in bodies]
-    with HeldLoop(server) if hold else contextlib.nullcontext():
+    with HeldLoop(server):
         for connection, body in zip(connections, bodies, strict=True):
             send(connection, path, body)
     answers = [read_response(connection) for connection in connections]
@@ -92,17 +33,6 @@ def post_all_at_once(
         stream.close()
         sock.close()
     return answers
-
-
-def read_response(connection: tuple[socket.socket, BinaryIO]) -> tuple[int, dict]:
-    stream = connection[1]
-    status = int(stream.readline().split()[1])
-    length = 0
-    while (line := stream.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode().partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    return status, json.loads(stream.read(length))
 
 
 def outputs(body: dict) -> dict[str, list]:
@@ -190,18 +120,14 @@ def test_concurrent_grpc_calls_merge_and_each_gets_its_own_answer(toy_server):
 
 @pytest.fixture(scope="module")
 def unbatched_server():
-    from tests.conftest import serve
-
-    server = serve(
-        [f"{TESTS_DIR / 'toys.py'}:Rows", "--model-name", "rows", "--max-batch-size", "1"]
-    )
+    server = toy_script_server(grpc=False, flags=("--max_batch_size", "1"))
     yield server
     server.stop()
 
 
 def test_max_batch_size_one_answers_every_request_in_its_own_call(unbatched_server):
     bodies = [v2_body(index) for index in range(CONNECTIONS)]
-    answers = post_all_at_once(unbatched_server, "/v2/models/rows/infer", bodies, hold=False)
+    answers = post_all_at_once(unbatched_server, "/v2/models/rows/infer", bodies)
     for index, (status, body) in enumerate(answers):
         assert status == 200
         assert outputs(body)["call_rows"] == [index % 3 + 1] * (index % 3 + 1)
