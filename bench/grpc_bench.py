@@ -40,6 +40,13 @@ def make_ksrv_unbatched(model_dir: Path) -> rest.Server:
     return rest.unbatched(make_ksrv(model_dir))
 
 
+def make_ksrv_baseline(model_dir: Path) -> rest.Server:
+    server = rest.make_ksrv_baseline(model_dir)
+    grpc_port = rest.free_port()
+    server.argv[server.argv.index("--grpc-port") + 1] = str(grpc_port)
+    return with_grpc(server, grpc_port)
+
+
 def make_kserve(model_dir: Path) -> rest.Server:
     server = rest.make_kserve(model_dir)
     grpc_port = rest.free_port()
@@ -64,6 +71,7 @@ def make_mlserver_batched(model_dir: Path) -> rest.Server:
 FACTORIES = {
     "ksrv": make_ksrv,
     "ksrv-unbatched": make_ksrv_unbatched,
+    "ksrv-baseline": make_ksrv_baseline,  # only when named in --servers (KSRV_BASELINE_SRC)
     "kserve": make_kserve,
     "mlserver": make_mlserver,
     "mlserver-batched": make_mlserver_batched,  # only when named in --servers

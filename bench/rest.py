@@ -109,6 +109,7 @@ COMMON_PACKAGES = ["uvicorn", "uvloop", "httptools", "orjson", "numpy", "scikit-
 REPORTED_PACKAGES = {
     "ksrv": ["ksrv", *COMMON_PACKAGES],
     "ksrv-unbatched": ["ksrv", *COMMON_PACKAGES],
+    "ksrv-baseline": ["ksrv", *COMMON_PACKAGES],
     "kserve": ["kserve", "fastapi", "pydantic", *COMMON_PACKAGES],
     "mlserver": ["mlserver", "mlserver-sklearn", "fastapi", "pydantic", *COMMON_PACKAGES],
     "mlserver-batched": ["mlserver", "mlserver-sklearn", "fastapi", "pydantic", *COMMON_PACKAGES],
@@ -279,6 +280,19 @@ def make_ksrv_unbatched(model_dir: Path) -> Server:
     return unbatched(make_ksrv(model_dir))
 
 
+def make_ksrv_baseline(model_dir: Path) -> Server:
+    """ksrv from another source tree (`KSRV_BASELINE_SRC`, e.g. a git worktree of an older
+    commit) in the project venv: before/after figures of one change in the same run."""
+    source = os.environ.get("KSRV_BASELINE_SRC")
+    if not source or not (Path(source) / "ksrv").is_dir():
+        raise Unavailable("set KSRV_BASELINE_SRC to a src/ directory holding another ksrv")
+    server = make_ksrv(model_dir)
+    server.name = "ksrv-baseline"
+    server.argv = [str(PROJECT_BIN / "python"), "-m", "ksrv.cli.main", *server.argv[1:]]
+    server.env = {**server.env, "PYTHONPATH": str(Path(source).resolve())}
+    return server
+
+
 def make_kserve(model_dir: Path) -> Server:
     python = ensure_venv("kserve", PEER_REQUIREMENTS["kserve"])
     port = free_port()
@@ -360,6 +374,7 @@ def make_floor(model_dir: Path) -> Server:
 FACTORIES = {
     "ksrv": make_ksrv,
     "ksrv-unbatched": make_ksrv_unbatched,
+    "ksrv-baseline": make_ksrv_baseline,  # only when named in --servers
     "kserve": make_kserve,
     "mlserver": make_mlserver,
     "mlserver-batched": make_mlserver_batched,

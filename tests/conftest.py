@@ -1,16 +1,20 @@
-"""Shared fixtures: free ports, real server processes that always get cleaned up, tiny models."""
+"""Shared fixtures: free ports, real server processes that always get cleaned up, tiny models,
+and the test's side of the gate toys (tests/toys.py), which force concurrency instead of
+sleeping and hoping."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
@@ -89,13 +93,13 @@ def serve(args: list[str], env: dict[str, str] | None = None) -> ServerProcess:
     return ServerProcess(command, port, env, grpc_port).wait_ready()
 
 
-def toy_script_server(grpc: bool = True) -> ServerProcess:
+def toy_script_server(grpc: bool = True, flags: tuple[str, ...] = ()) -> ServerProcess:
     """tests/toys.py run as a KServe-style script (`ModelServer().start(...)`)."""
     port, grpc_port = free_port(), free_port()
     command = [
         sys.executable, str(TESTS_DIR / "toys.py"), "--host", "127.0.0.1",
         "--http_port", str(port), "--grpc_port", str(grpc_port),
-        "--enable_grpc", "true" if grpc else "false",
+        "--enable_grpc", "true" if grpc else "false", *flags,
     ]  # fmt: skip
     return ServerProcess(command, port, grpc_port=grpc_port).wait_ready()
 
@@ -137,3 +141,133 @@ def toy_server() -> Iterator[ServerProcess]:
     server = toy_script_server()
     yield server
     server.stop()
+
+
+# -- forcing concurrency --------------------------------------------------------------------
+HELD_TIMEOUT_S = 30.0  # bounds a wait for something that must happen; never a sleep
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = HELD_TIMEOUT_S) -> None:
+    """Poll `condition` until it holds; fail naming `what` if it has not within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still not so after {timeout_s}s")
+        time.sleep(0.02)
+
+
+class ModelCalls:
+    """The test's end of the gate toys (`gate`, `hold`): each model call connects here and
+    says so, then returns only once released, so a test knows which calls are inside the model
+    and decides when they end."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.listener.settimeout(HELD_TIMEOUT_S)
+        self.port = int(self.listener.getsockname()[1])
+        self.inside: list[socket.socket] = []
+
+    def wait_for(self, count: int, said: bytes = b"in") -> None:
+        """Until `count` calls in all are inside the model (each one said `said`)."""
+        while len(self.inside) < count:
+            call, _ = self.listener.accept()
+            call.settimeout(HELD_TIMEOUT_S)
+            self.inside.append(call)
+            assert call.recv(len(said), socket.MSG_WAITALL) == said
+
+    def held(self) -> int:
+        """How many of the calls inside the model still wait to be released."""
+        count = 0
+        for call in self.inside:
+            call.setblocking(False)
+            try:
+                call.recv(1, socket.MSG_PEEK)  # b"": the model gave up
+            except BlockingIOError:
+                count += 1
+            finally:
+                call.settimeout(HELD_TIMEOUT_S)
+        return count
+
+    def release(self) -> None:
+        """Let every call inside the model return."""
+        for call in self.inside:
+            with call, contextlib.suppress(OSError):  # a call that gave up has nothing to hear
+                call.sendall(b"go")
+        self.inside.clear()
+
+    def close(self) -> None:
+        """Release every call and stop listening."""
+        with self.listener:
+            self.release()
+
+    def __enter__(self) -> ModelCalls:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+RawConnection = tuple[socket.socket, BinaryIO]
+
+
+class HeldLoop:
+    """The server's event loop held by the `hold` toy (or `pid`, given `model`) for the
+    `with` body; `answer` is the holding call's body afterwards.
+
+    Whatever reaches that server process meanwhile waits in its sockets and is read in one
+    loop turn once released, so concurrent arrival is forced, not hoped for; with several
+    workers, a new connection can only be accepted by another one.
+    """
+
+    def __init__(self, server: ServerProcess, grpc_calls: int = 0, model: str = "hold") -> None:
+        self.server = server
+        self.grpc_calls = grpc_calls
+        self.model = model
+        self.answer: dict = {}
+
+    def __enter__(self) -> HeldLoop:
+        self.calls = ModelCalls()
+        body = {"instances": [], "port": self.calls.port}
+        if self.grpc_calls:
+            body["grpc_calls"] = self.grpc_calls
+        self.request = connect(self.server)
+        send(self.request, f"/v1/models/{self.model}:predict", body)
+        self.calls.wait_for(1, said=b"held")
+        return self
+
+    def wait_for_grpc_calls(self) -> None:
+        """Until `grpc_calls` gRPC calls are waiting for the held loop."""
+        assert self.calls.inside[0].recv(6, socket.MSG_WAITALL) == b"queued"
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.calls.close()
+        status, self.answer = read_response(self.request)
+        self.request[0].close()
+        self.request[1].close()
+        assert status == 200, self.answer
+
+
+def connect(server: ServerProcess) -> RawConnection:
+    """A keep-alive connection the server has accepted (one health call answered on it)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=HELD_TIMEOUT_S)
+    stream = sock.makefile("rb")
+    sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nhost: t\r\n\r\n")
+    assert read_response((sock, stream))[0] == 200
+    return sock, stream
+
+
+def send(connection: RawConnection, path: str, body: dict) -> None:
+    data = json.dumps(body).encode()
+    head = f"POST {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {len(data)}\r\n"
+    connection[0].sendall(head.encode() + b"content-type: application/json\r\n\r\n" + data)
+
+
+def read_response(connection: RawConnection) -> tuple[int, dict]:
+    stream = connection[1]
+    status = int(stream.readline().split()[1])
+    length = 0
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, json.loads(stream.read(length))

@@ -6,14 +6,23 @@ every toy through `ModelServer().start(...)`, the way a KServe custom model scri
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
 import os
+import socket
+import sys
 import time
+from typing import ClassVar
 
 import numpy as np
 
 from ksrv import InferOutput, InferRequest, InferResponse, Model, ModelServer
 from ksrv.errors import InvalidInput
+
+# A held model gives up after this, so a test that never releases it fails instead of hanging;
+# longer than any wait of a test (tests/conftest.py HELD_TIMEOUT_S), which thus fails first.
+RELEASE_TIMEOUT_S = 90.0
 
 
 class Echo(Model):
@@ -74,7 +83,11 @@ class Slow(Model):
 
 
 class Pid(Model):
-    """Answers with the serving process id (to tell workers apart)."""
+    """Answers with the serving process id (to tell workers apart).
+
+    Given a `port` it first holds its worker's loop as `hold` does, so a test knows the
+    next connection can only be accepted by another worker.
+    """
 
     def __init__(self, name: str = "pid") -> None:
         super().__init__(name)
@@ -84,6 +97,8 @@ class Pid(Model):
         return self.ready
 
     async def predict(self, payload, headers=None):
+        if isinstance(payload, dict) and "port" in payload:
+            _hold_loop(payload)
         await asyncio.sleep(0.01)
         if isinstance(payload, InferRequest):  # gRPC carries tensors only
             output = InferOutput("pid", [1], "INT64", np.array([os.getpid()], np.int64))
@@ -170,8 +185,155 @@ class Rows(Model):
         return InferResponse(payload.id, self.name, outputs)
 
 
+class Tokens(Model):
+    """Streams `instances` one line each, or on V2 one JSON chunk per input (an async
+    generator `predict`, as LLM models have).
+
+    After the first line it waits until the gate of its `key` opens (`tokens-gate`), so a
+    test knows the first chunk travelled before the last was produced; `tokens-state`
+    tells whether the stream of a key finished or was closed early (the client hung up).
+    """
+
+    gates: ClassVar[dict[str, asyncio.Event]] = {}
+    states: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, name: str = "tokens") -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None):
+        if isinstance(payload, InferRequest):  # V2: one JSON chunk per input name
+            key = payload.parameters["key"]
+            chunks = [{"token": given.name} for given in payload.inputs]
+        else:
+            key, chunks = payload["key"], [f"{word}\n" for word in payload["instances"]]
+        gate = Tokens.gates.setdefault(key, asyncio.Event())
+        Tokens.states[key] = "streaming"
+        outcome = "closed"
+        try:
+            yield chunks[0]
+            await gate.wait()
+            for chunk in chunks[1:]:
+                yield chunk
+            outcome = "finished"
+        finally:
+            Tokens.states[key] = outcome
+
+
+class TokensGate(Model):
+    """Opens the gate a `tokens` stream of the same `key` waits on."""
+
+    def __init__(self, name: str = "tokens-gate") -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None):
+        Tokens.gates.setdefault(payload["key"], asyncio.Event()).set()
+        return {"opened": payload["key"]}
+
+
+class TokensState(Model):
+    """How the `tokens` stream of `key` ended: streaming, finished, closed (or unknown)."""
+
+    def __init__(self, name: str = "tokens-state") -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None):
+        return {"state": Tokens.states.get(payload["key"], "unknown")}
+
+
+class Hold(Model):
+    """Holds the whole event loop (an async predict that blocks) until a test releases it.
+
+    It connects to the test's `port`, says `held`, and, when `grpc_calls` is given, waits
+    until that many gRPC calls are waiting for the loop and says `queued`; then it blocks
+    until the test sends `go`. Requests that arrive meanwhile are all read in the next loop
+    turn, which is how tests/integration/server/test_batching.py forces requests to arrive
+    together instead of hoping the OS delivers them so (tests/conftest.py `HeldLoop`).
+    """
+
+    def __init__(self, name: str = "hold") -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None):
+        _hold_loop(payload)
+        return {"held": True, "pid": os.getpid()}
+
+
+class Gate(Model):
+    """A sync predict (run in a thread: the loop stays free) that returns when a test says so.
+
+    It connects to the test's `port` (a request parameter on V2), says `in`, and blocks
+    until the test sends `go`: the test sees how many calls are inside the model and
+    decides when they end (tests/conftest.py `ModelCalls`), instead of sleeping and hoping.
+    """
+
+    def __init__(self, name: str = "gate") -> None:
+        super().__init__(name)
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        parameters = payload.parameters if isinstance(payload, InferRequest) else payload
+        with _report(int(parameters["port"]), b"in") as test:
+            _wait_for_go(test)
+        if isinstance(payload, InferRequest):
+            output = InferOutput("pid", [1], "INT64", np.array([os.getpid()], np.int64))
+            return InferResponse(payload.id, self.name, [output])
+        return {"pid": os.getpid(), "released": True}
+
+
+def _report(port: int, said: bytes) -> socket.socket:
+    """A connection to the test listening on `port`, on which the model said `said`."""
+    test = socket.create_connection(("127.0.0.1", port), timeout=RELEASE_TIMEOUT_S)
+    test.sendall(said)
+    return test
+
+
+def _wait_for_go(test: socket.socket) -> None:
+    if test.recv(2) != b"go":
+        raise RuntimeError("the test went away without releasing the model")
+
+
+def _hold_loop(payload: dict) -> None:
+    """Block the calling (loop) thread until the test releases it (see `Hold`)."""
+    with _report(payload["port"], b"held") as test:
+        if payload.get("grpc_calls"):
+            deadline = time.monotonic() + RELEASE_TIMEOUT_S
+            while _grpc_calls_waiting() < payload["grpc_calls"]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the gRPC calls never reached the server")
+                time.sleep(0.001)  # holding the loop is the point
+            test.sendall(b"queued")
+        _wait_for_go(test)
+
+
+def _grpc_calls_waiting() -> int:
+    """gRPC handler threads blocked until the event loop runs their call."""
+    count = 0
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "handle" and code.co_filename.endswith("grpc_service.py"):
+                count += 1
+                break
+            frame = frame.f_back
+    return count
+
+
 if __name__ == "__main__":
-    toys = [Echo(), Sum(), Slow(), Pid(), Failing(), Switch(), Headers(), Rows()]
+    toys = [
+        Echo(), Sum(), Slow(), Pid(), Failing(), Switch(), Headers(), Rows(),
+        Tokens(), TokensGate(), TokensState(), Hold(), Gate(),
+    ]  # fmt: skip
     for toy in toys:
         toy.load()
-    ModelServer().start(toys)
+    server = ModelServer()
+    # Not a KServe flag: lets tests/integration/server/test_batching.py turn merging off
+    # in a server that also has the `hold` toy.
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--max_batch_size", type=int, default=server.settings.max_batch_size)
+    batch_size = extra.parse_known_args()[0].max_batch_size
+    server.settings = dataclasses.replace(server.settings, max_batch_size=batch_size)
+    server.start(toys)

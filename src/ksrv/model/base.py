@@ -218,8 +218,10 @@ class Model:
             is_default = default is not None and getattr(handler, "__func__", None) is default
             if is_default and default is not Model.validate:
                 continue  # identity steps cost nothing when skipped
-            if is_default:
-                mode = _INLINE  # KServe's envelope check: microseconds, fine on the loop
+            if is_default or inspect.isasyncgenfunction(handler):
+                # KServe's envelope check takes microseconds; calling an async generator
+                # function only creates the generator (its body runs as it is streamed).
+                mode = _INLINE
             else:
                 mode = _ASYNC if inspect.iscoroutinefunction(handler) else _SYNC
             step = _with_headers(handler)

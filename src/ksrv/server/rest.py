@@ -3,15 +3,19 @@
 No web framework: routing is a split on '/', because per-request framework overhead is most
 of what separates a Python model server from the floor. Every error, ours or a bug, becomes
 `{"error": "..."}` with the status `protocol.status` picks, here and nowhere else.
+
+A model whose handler returns an async iterator (an `async def predict` that yields, as KServe
+custom models may) has its chunks streamed to the client as they are produced.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ksrv.errors import InvalidInput, KsrvError, PayloadTooLarge, RouteNotFound
-from ksrv.http.server import Request, Response
+from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.protocol import rest_codec, status, v1
 from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server.dataplane import DataPlane
@@ -43,7 +47,8 @@ class RESTApp:
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response | StreamingResponse:
+        response: Response | StreamingResponse
         try:
             response = await self._route(request)
         except (KsrvError, NotImplementedError) as exc:
@@ -59,7 +64,7 @@ class RESTApp:
     def too_large(self, size: int) -> Response:
         return payload_too_large(size, self.max_request_bytes)
 
-    async def _route(self, request: Request) -> Response:
+    async def _route(self, request: Request) -> Response | StreamingResponse:
         parts = request.path.strip("/").split("/")
         if parts[0] == "v2":
             return await self._route_v2(request, parts)
@@ -70,7 +75,7 @@ class RESTApp:
         raise _not_found(request)
 
     # -- V2 / Open Inference Protocol ------------------------------------------------------
-    async def _route_v2(self, request: Request, parts: list[str]) -> Response:
+    async def _route_v2(self, request: Request, parts: list[str]) -> Response | StreamingResponse:
         method = request.method
         count = len(parts)
         if count >= 3 and parts[1] == "models":
@@ -97,7 +102,9 @@ class RESTApp:
             return await self._route_repository(request, parts)
         raise _not_found(request)
 
-    async def _infer_v2(self, request: Request, name: str, version: str | None) -> Response:
+    async def _infer_v2(
+        self, request: Request, name: str, version: str | None
+    ) -> Response | StreamingResponse:
         self.dataplane.model(name, version)  # unknown model: 404 before reading the body
         body = request.body
         json_length = _json_length(request.headers)
@@ -119,7 +126,7 @@ class RESTApp:
         raise _not_found(request)
 
     # -- V1 --------------------------------------------------------------------------------
-    async def _route_v1(self, request: Request, parts: list[str]) -> Response:
+    async def _route_v1(self, request: Request, parts: list[str]) -> Response | StreamingResponse:
         if len(parts) == 2 and parts[1] == "models" and request.method == "GET":
             return json_response({"models": list(self.dataplane.repository.get_models())})
         if len(parts) != 3 or parts[1] != "models":
@@ -141,6 +148,8 @@ class RESTApp:
         if isinstance(result, bytes | str):
             body = result.encode() if isinstance(result, str) else result
             return Response(body, 200, [_OCTETS])
+        if isinstance(result, AsyncIterator):
+            return StreamingResponse(_encoded_chunks(result))
         return json_response(result)
 
 
@@ -166,13 +175,34 @@ def _json_length(headers: dict[str, str]) -> int | None:
     return int(value)
 
 
-def _v2_result(result: Any, infer_request: InferRequest) -> Response:
+def _v2_result(result: Any, infer_request: InferRequest) -> Response | StreamingResponse:
     if isinstance(result, InferResponse):
         if infer_request.id:
             result.id = infer_request.id  # OIP: the response carries the request's id
         body, json_length = rest_codec.encode_response(result, infer_request)
         return _binary_or_json(body, json_length)
+    if isinstance(result, AsyncIterator):
+        return StreamingResponse(_encoded_chunks(result))
     return json_response(result)
+
+
+async def _encoded_chunks(chunks: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+    """A model's streamed chunks as bytes: str as UTF-8, other values as JSON lines.
+
+    Closing this generator (the client hung up) closes the model's own generator too.
+    """
+    try:
+        async for chunk in chunks:
+            if isinstance(chunk, bytes):
+                yield chunk
+            elif isinstance(chunk, str):
+                yield chunk.encode()
+            else:
+                yield rest_codec.dumps(chunk) + b"\n"
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _binary_or_json(body: bytes, json_length: int | None) -> Response:

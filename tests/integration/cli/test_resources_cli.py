@@ -4,7 +4,6 @@ management API on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,9 +104,29 @@ class FakeLogSource:
         )
 
 
+class ReadyAfterTheFirstPoll(Store):
+    """sklearn-iris turns Ready right after the first read that follows its apply: that read
+    is `apply --wait`'s first poll, which so sees it not Ready and must wait for a later one."""
+
+    is_applied = False
+    is_made_ready = False
+
+    def apply(self, doc):
+        self.is_applied = True
+        return super().apply(doc)
+
+    def get(self, kind, namespace, name):
+        document = super().get(kind, namespace, name)
+        if self.is_applied and not self.is_made_ready:
+            self.is_made_ready = True
+            set_status(self, READY_STATUS)
+        return document
+
+
 @pytest.fixture
-def store() -> Store:
-    return Store(":memory:")
+def store(request) -> Store:
+    """A fresh store; a test may name a Store subclass with `indirect` parametrization."""
+    return getattr(request, "param", Store)(":memory:")
 
 
 @pytest.fixture
@@ -373,19 +392,15 @@ def test_logs_print_the_replica_log(ksrv):
     assert "NotFound" in missing.stderr
 
 
+@pytest.mark.parametrize("store", [ReadyAfterTheFirstPoll], indirect=True)
 def test_apply_wait_returns_once_ready(ksrv, manifest, store):
-    timer = threading.Timer(0.7, lambda: set_status(store, READY_STATUS))
-    ksrv("apply", "-f", str(manifest))  # exists first so the timer has something to update
-    timer.start()
-    try:
-        result = ksrv("apply", "-f", str(manifest), "--wait", "--timeout", "20s")
-    finally:
-        timer.cancel()
+    result = ksrv("apply", "-f", str(manifest), "--wait", "--timeout", "20s")
     assert result.exit_code == 0, result.output
-    assert (
-        result.stdout.splitlines()[-1]
-        == "inferenceservice.serving.kserve.io/sklearn-iris condition met"
-    )
+    assert store.is_made_ready
+    assert result.stdout.splitlines() == [
+        "inferenceservice.serving.kserve.io/sklearn-iris created",
+        "inferenceservice.serving.kserve.io/sklearn-iris condition met",
+    ]
 
 
 def test_apply_wait_times_out_with_the_conditions(ksrv, manifest, store):

@@ -1,10 +1,7 @@
 """Concurrent requests merged into one model call by a real server, over REST and gRPC: each
-caller gets its own rows, id and errors; `--max-batch-size 1` turns merging off."""
+caller gets its own rows, id and errors; a max batch size of 1 turns merging off."""
 
 from __future__ import annotations
-
-import json
-import socket
 
 import grpc
 import numpy as np
@@ -12,7 +9,7 @@ import pytest
 
 from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
 from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2_grpc as pb_grpc
-from tests.conftest import TESTS_DIR
+from tests.conftest import HeldLoop, connect, read_response, send, toy_script_server
 
 CONNECTIONS = 16
 
@@ -26,43 +23,29 @@ def v2_body(index: int) -> dict:
 
 
 def post_all_at_once(server, path: str, bodies: list[dict]) -> list[tuple[int, dict]]:
-    """Every request written on its own connection before any answer is read."""
-    sockets = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in bodies]
-    for sock, body in zip(sockets, bodies, strict=True):
-        data = json.dumps(body).encode()
-        head = f"POST {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {len(data)}\r\n"
-        sock.sendall(head.encode() + b"content-type: application/json\r\n\r\n" + data)
-    return [read_response(sock) for sock in sockets]
-
-
-def read_response(sock: socket.socket) -> tuple[int, dict]:
-    with sock, sock.makefile("rb") as stream:
-        status = int(stream.readline().split()[1])
-        length = 0
-        while (line := stream.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        return status, json.loads(stream.read(length))
+    """Every request reaches the server while its loop is held: all are read in one turn."""
+    connections = [connect(server) for _ in bodies]
+    with HeldLoop(server):
+        for connection, body in zip(connections, bodies, strict=True):
+            send(connection, path, body)
+    answers = [read_response(connection) for connection in connections]
+    for sock, stream in connections:
+        stream.close()
+        sock.close()
+    return answers
 
 
 def outputs(body: dict) -> dict[str, list]:
     return {output["name"]: output["data"] for output in body["outputs"]}
 
 
-def merged_rounds(server, path, make_bodies, check) -> int:
-    """Send concurrent rounds until a merged call is seen (arrival is up to the OS); each
-    answer is checked by `check(index, status, body)`, which returns the call's row count
-    and the request's own. Returns how many answers came from merged calls."""
-    merged = 0
-    for _ in range(10):
-        answers = post_all_at_once(server, path, make_bodies())
-        for index, (status, body) in enumerate(answers):
-            call_rows, own_rows = check(index, status, body)
-            merged += call_rows > own_rows
-        if merged:
-            break
-    return merged
+def assert_one_merged_call(server, path, bodies, check) -> None:
+    """Sent together, every request is answered from one call holding all their rows;
+    `check(index, status, body)` checks an answer and returns its call's and its own rows."""
+    answers = post_all_at_once(server, path, bodies)
+    rows = [check(index, status, body) for index, (status, body) in enumerate(answers)]
+    total = sum(own for _, own in rows)
+    assert [call for call, _ in rows] == [total] * len(rows)
 
 
 def check_v2(index: int, status: int, body: dict) -> tuple[int, int]:
@@ -74,10 +57,8 @@ def check_v2(index: int, status: int, body: dict) -> tuple[int, int]:
 
 
 def test_concurrent_v2_requests_merge_and_each_gets_its_own_rows_and_id(toy_server):
-    def bodies():
-        return [v2_body(index) for index in range(CONNECTIONS)]
-
-    assert merged_rounds(toy_server, "/v2/models/rows/infer", bodies, check_v2)
+    bodies = [v2_body(index) for index in range(CONNECTIONS)]
+    assert_one_merged_call(toy_server, "/v2/models/rows/infer", bodies, check_v2)
 
 
 def test_a_bad_request_among_concurrent_ones_fails_alone_and_merging_goes_on(toy_server):
@@ -95,15 +76,12 @@ def test_a_bad_request_among_concurrent_ones_fails_alone_and_merging_goes_on(toy
             assert status == 200
             assert outputs(body)["doubled"][0] == 2.0 * index
 
-    def good_bodies():
-        return [v2_body(index) for index in range(CONNECTIONS)]
-
-    assert merged_rounds(toy_server, "/v2/models/rows/infer", good_bodies, check_v2)
+    good_bodies = [v2_body(index) for index in range(CONNECTIONS)]
+    assert_one_merged_call(toy_server, "/v2/models/rows/infer", good_bodies, check_v2)
 
 
 def test_concurrent_v1_requests_merge_too(toy_server):
-    def bodies():
-        return [{"instances": [[index, 0]] * (index % 2 + 1)} for index in range(CONNECTIONS)]
+    bodies = [{"instances": [[index, 0]] * (index % 2 + 1)} for index in range(CONNECTIONS)]
 
     def check(index: int, status: int, body: dict) -> tuple[int, int]:
         rows = index % 2 + 1
@@ -111,7 +89,7 @@ def test_concurrent_v1_requests_merge_too(toy_server):
         assert [doubled for doubled, _ in body["predictions"]] == [2.0 * index] * rows
         return body["predictions"][0][1], rows
 
-    assert merged_rounds(toy_server, "/v1/models/rows:predict", bodies, check)
+    assert_one_merged_call(toy_server, "/v1/models/rows:predict", bodies, check)
 
 
 def infer_message(index: int) -> pb.ModelInferRequest:
@@ -122,28 +100,27 @@ def infer_message(index: int) -> pb.ModelInferRequest:
 
 
 def test_concurrent_grpc_calls_merge_and_each_gets_its_own_answer(toy_server):
+    calls_count = 8
     with grpc.insecure_channel(toy_server.grpc_target) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
-        calls = [stub.ModelInfer.future(infer_message(i), timeout=30) for i in range(100)]
+        with HeldLoop(toy_server, grpc_calls=calls_count) as held:
+            calls = [
+                stub.ModelInfer.future(infer_message(i), timeout=30) for i in range(calls_count)
+            ]
+            held.wait_for_grpc_calls()
         responses = [call.result() for call in calls]
-    call_rows = []
     for index, response in enumerate(responses):
         assert response.id == str(index)
         by_name = dict(
             zip([o.name for o in response.outputs], response.raw_output_contents, strict=True)
         )
         assert np.frombuffer(by_name["doubled"], "<f8").tolist() == [2.0 * index] * 2
-        call_rows.append(int(np.frombuffer(by_name["call_rows"], "<i8")[0]))
-    assert max(call_rows) > 2, "no two concurrent gRPC calls were merged"
+        assert np.frombuffer(by_name["call_rows"], "<i8").tolist() == [2 * calls_count] * 2
 
 
 @pytest.fixture(scope="module")
 def unbatched_server():
-    from tests.conftest import serve
-
-    server = serve(
-        [f"{TESTS_DIR / 'toys.py'}:Rows", "--model-name", "rows", "--max-batch-size", "1"]
-    )
+    server = toy_script_server(grpc=False, flags=("--max_batch_size", "1"))
     yield server
     server.stop()
 

@@ -6,80 +6,74 @@ import concurrent.futures
 import os
 import shutil
 import signal
-import time
 
 import httpx
 
-from tests.conftest import TESTS_DIR
+from tests.conftest import HELD_TIMEOUT_S, TESTS_DIR, HeldLoop, ModelCalls, wait_until
 from tests.models import IRIS_ROWS, iris_expected, sklearn_iris
 
 TOYS = str(TESTS_DIR / "toys.py")
 
 
+def readiness(server) -> int | None:
+    """/v2/health/ready's status, None once the listener is closed (also "not ready")."""
+    try:
+        return httpx.get(f"{server.url}/v2/health/ready", timeout=HELD_TIMEOUT_S).status_code
+    except httpx.TransportError:
+        return None
+
+
 def test_sigterm_answers_every_accepted_request_then_exits(start_server):
-    server = start_server([f"{TOYS}:Slow", "--model-name", "slow", "--max-threads", "8"])
-    url = f"{server.url}/v1/models/slow:predict"
-    with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        futures = [
-            pool.submit(httpx.post, url, json={"delay_s": 1.5}, timeout=30) for _ in range(6)
-        ]
-        time.sleep(0.5)  # all six are in the model now
+    server = start_server([f"{TOYS}:Gate", "--model-name", "gate", "--max-threads", "8"])
+    url = f"{server.url}/v1/models/gate:predict"
+    with concurrent.futures.ThreadPoolExecutor(6) as pool, ModelCalls() as calls:
+        body = {"port": calls.port}
+        futures = [pool.submit(httpx.post, url, json=body, timeout=60) for _ in range(6)]
+        calls.wait_for(6)  # all six are inside the model, and stay there until released
         server.process.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
-        try:
-            ready = httpx.get(f"{server.url}/v2/health/ready", timeout=2).status_code
-        except httpx.TransportError:
-            ready = None  # the listener may already be closed, which is also "not ready"
+        wait_until(lambda: readiness(server) != 200, "the draining server says it is not ready")
+        ready = readiness(server)
+        assert not any(future.done() for future in futures)
+        calls.release()
         responses = [future.result() for future in futures]
     assert ready in (503, None)
     assert [r.status_code for r in responses] == [200] * 6
-    assert server.process.wait(20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    assert server.process.wait(HELD_TIMEOUT_S) in (0, -signal.SIGTERM)  # uvicorn re-raises it
 
 
 def test_a_slow_sync_predict_does_not_block_health_checks(start_server):
-    server = start_server([f"{TOYS}:Slow", "--model-name", "slow"])
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(
-            httpx.post, f"{server.url}/v1/models/slow:predict", json={"delay_s": 3}, timeout=30
-        )
-        time.sleep(0.3)
-        started = time.monotonic()
-        live = httpx.get(f"{server.url}/v2/health/live", timeout=10)
-        waited_s = time.monotonic() - started
+    server = start_server([f"{TOYS}:Gate", "--model-name", "gate"])
+    url = f"{server.url}/v1/models/gate:predict"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, ModelCalls() as calls:
+        slow = pool.submit(httpx.post, url, json={"port": calls.port}, timeout=60)
+        calls.wait_for(1)
+        # predict stays inside the model until released: were it blocking the loop, this
+        # health check would never be answered (it times out and fails)
+        live = httpx.get(f"{server.url}/v2/health/live", timeout=HELD_TIMEOUT_S)
         assert live.status_code == 200
         assert not slow.done(), "the health check must be answered while predict still runs"
-        assert waited_s < 2.5
+        calls.release()
         assert slow.result().status_code == 200
+
+
+def worker_pids(server) -> set[int]:
+    """Each of two workers' pid: one holds its loop in the `pid` toy, so the next connection
+    can only be accepted (from the shared socket) by the other, even one still starting."""
+    with HeldLoop(server, model="pid") as held:
+        other = httpx.post(f"{server.url}/v1/models/pid:predict", json={}, timeout=60)
+    return {held.answer["pid"], other.json()["pid"]}
 
 
 def test_workers_share_the_port_and_a_killed_worker_is_replaced(start_server):
     server = start_server([f"{TOYS}:Pid", "--model-name", "pid", "--workers", "2"])
-    url = f"{server.url}/v1/models/pid:predict"
-
-    def pids(count: int) -> set[int]:
-        seen = set()
-        for _ in range(count):
-            with httpx.Client() as client:  # a new connection each time
-                seen.add(client.post(url, json={}).json()["pid"])
-        return seen
-
-    deadline = time.monotonic() + 20
-    seen = pids(40)
-    while len(seen) < 2 and time.monotonic() < deadline:
-        seen |= pids(20)
-    assert len(seen) == 2
-    assert server.process.pid not in seen
-    victim = seen.pop()
+    workers = worker_pids(server)
+    assert len(workers) == 2
+    assert server.process.pid not in workers
+    victim, survivor = sorted(workers)
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    fresh: set[int] = set()
-    while time.monotonic() < deadline and not (fresh - seen - {victim}):
-        try:
-            fresh |= pids(10)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    assert fresh - seen - {victim}, "a replacement worker answers"
-    assert victim not in pids(20)
+    replaced = worker_pids(server)
+    assert survivor in replaced, "the surviving worker still answers"
+    assert len(replaced - {survivor, victim}) == 1, "a replacement worker answers"
 
 
 def test_concurrent_requests_all_get_the_sequential_answer(iris_server):
@@ -187,14 +181,19 @@ def test_grpc_is_served_by_every_worker(start_server):
     request = pb.ModelInferRequest(model_name="pid")
     request.inputs.add(name="x", datatype="FP64", shape=[1]).contents.fp64_contents.append(1.0)
 
-    def pid() -> int:
-        with grpc.insecure_channel(server.grpc_target) as channel:  # a new connection
-            response = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
-        return int(response.outputs[0].contents.int64_contents[0])
+    def every_worker_seen() -> bool:
+        options = [("grpc.use_local_subchannel_pool", 1)]  # a new connection each time
+        with grpc.insecure_channel(server.grpc_target, options=options) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            response = stub.ModelInfer(request, timeout=HELD_TIMEOUT_S, wait_for_ready=True)
+        seen.add(int(response.outputs[0].contents.int64_contents[0]))
+        return seen >= workers
 
+    workers = worker_pids(server)
     seen: set[int] = set()
-    deadline = time.monotonic() + 20
-    while len(seen) < 2 and time.monotonic() < deadline:
-        seen |= {pid() for _ in range(10)}
-    assert len(seen) == 2, "SO_REUSEPORT spreads gRPC connections over both workers"
-    assert server.process.pid not in seen
+
+    # The kernel picks the worker of each new connection by a hash of its address and port:
+    # one worker is missed k connections in a row with chance 2^-k, so this bound only
+    # catches a worker that never gets any.
+    wait_until(every_worker_seen, "SO_REUSEPORT spreads gRPC connections over both workers")
+    assert seen == workers

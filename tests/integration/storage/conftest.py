@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import HELD_TIMEOUT_S, ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
@@ -133,11 +133,13 @@ class FileHandler(http.server.BaseHTTPRequestHandler):
 
     `?drop=N` closes the connection after N bytes of the first request for that path, once;
     `?status=N` answers every GET (not HEAD) with that error status; `?noetag` sends no ETag.
+    A GET of a URL the test holds (`HTTPStore.hold`) waits until the test releases it.
     """
 
     root: Path
     log: list[str]
     dropped: set[str]
+    held: dict[str, threading.Event]
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -151,6 +153,9 @@ class FileHandler(http.server.BaseHTTPRequestHandler):
     def _serve(self, body: bool) -> None:
         path, _, query = self.path.partition("?")
         self.log.append(f"{self.command} {self.path} {self.headers.get('range', '')}")
+        gate = self.held.get(self.path)
+        if gate is not None and self.command == "GET":
+            gate.wait(HELD_TIMEOUT_S)
         file = self.root / path.lstrip("/")
         if not file.is_file():
             self.send_error(404)
@@ -198,7 +203,12 @@ class HTTPStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.log: list[str] = []
-        handler = type("Handler", (FileHandler,), {"root": root, "log": self.log, "dropped": set()})
+        self.held: dict[str, threading.Event] = {}
+        handler = type(
+            "Handler",
+            (FileHandler,),
+            {"root": root, "log": self.log, "dropped": set(), "held": self.held},
+        )
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -210,6 +220,13 @@ class HTTPStore:
         folder.mkdir()
         (folder / name).write_bytes(data)
         return f"{self.url}/{folder.name}/{name}"
+
+    def hold(self, url: str) -> None:
+        """GETs of `url` wait (in the server) until `release(url)`."""
+        self.held[url.removeprefix(self.url)] = threading.Event()
+
+    def release(self, url: str) -> None:
+        self.held[url.removeprefix(self.url)].set()
 
     def gets(self, url: str) -> int:
         path = url.removeprefix(self.url)

@@ -13,6 +13,7 @@ import pytest
 
 from ksrv.errors import StorageError
 from ksrv.storage import DownloadOptions, download
+from tests.conftest import wait_until
 
 
 def tar_gz(entries: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
@@ -164,10 +165,27 @@ def test_a_server_that_keeps_failing_gives_up_after_the_retries(isolated_env, ht
     assert leftovers(tmp_path) == []
 
 
+def lock_waiters(cache_dir: Path) -> int:
+    """Callers blocked on a lock file of the cache (blocked flocks in Linux's /proc/locks)."""
+    inodes = {str(path.stat().st_ino) for path in cache_dir.glob("*.lock")}
+    with open("/proc/locks") as locks:
+        blocked = [line.split() for line in locks if " -> " in line]
+    return sum(1 for fields in blocked if fields[-3].rpartition(":")[2] in inodes)
+
+
 def test_concurrent_downloads_of_one_uri_fetch_it_once(isolated_env, http_store, tmp_path):
     url = http_store.put("weights.bin", os.urandom(1024 * 1024))
+    http_store.hold(url)  # the first GET waits until the other three wait for its lock
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        paths = list(pool.map(lambda i: download(url, tmp_path / f"out{i}"), range(4)))
+        futures = [pool.submit(download, url, tmp_path / f"out{i}") for i in range(4)]
+        try:
+            wait_until(
+                lambda: http_store.gets(url) == 1 and lock_waiters(isolated_env) == 3,
+                "one download fetches while the three others wait for it",
+            )
+        finally:
+            http_store.release(url)
+        paths = [future.result() for future in futures]
     assert http_store.gets(url) == 1
     assert len({(path / "weights.bin").read_bytes() for path in paths}) == 1
 
