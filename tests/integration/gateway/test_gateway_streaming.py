@@ -1,11 +1,13 @@
 """Streamed answers through the gateway: passed on chunk by chunk as the replica produces
 them, and a client that hangs up hangs up on the replica too. The replica is a tiny server
-on `ksrv.http` whose generator waits on events the test sets, on the test's own loop, so
-what arrives when is forced, not timed."""
+on `ksrv.http` whose generator waits on events the test sets, on the test's own loop, or a
+real model server whose `tokens` toy holds its stream at a gate: what arrives when is
+forced, not timed."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,9 +16,11 @@ import httpx
 from ksrv.gateway.app import Gateway
 from ksrv.http import sse
 from ksrv.http.server import HTTPServer, Request, Response, StreamingResponse
-from tests.integration.gateway.conftest import DOMAIN
+from tests.integration.gateway.conftest import DOMAIN, service
+from tests.streaming import open_gate, wait_for_state
 
 HOST = {"host": "stream.default.example.com"}
+HOST_TOY = {"host": "toy.default.example.com"}
 Chunks = Callable[[], AsyncIterator[bytes]]
 
 
@@ -109,3 +113,35 @@ def test_a_client_that_hangs_up_closes_the_replicas_stream():
         assert endpoint.outstanding == 0
 
     _run(chunks, test)
+
+
+def test_a_streaming_custom_model_streams_through_the_gateway_process(gateway, toy_server):
+    """Issue 11's bar: the first chunk reaches the client through the gateway before the model
+    produced the last one (the `tokens` toy holds its stream at a gate the test opens)."""
+    gateway.publish([service("toy", [(100, [toy_server])])])
+    key = uuid.uuid4().hex
+    body = {"instances": ["alpha", "beta", "gamma"], "key": key}
+    with (
+        httpx.Client(base_url=gateway.url, headers=HOST_TOY, timeout=30) as client,
+        client.stream("POST", "/v1/models/tokens:predict", json=body) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["transfer-encoding"] == "chunked"
+        lines = response.iter_lines()
+        assert next(lines) == "alpha"
+        assert wait_for_state(client, key, {"streaming"}) == "streaming"
+        open_gate(client, key)
+        assert list(lines) == ["beta", "gamma"]
+
+
+def test_a_client_hanging_up_on_the_gateway_stops_the_models_generator(gateway, toy_server):
+    gateway.publish([service("toy", [(100, [toy_server])])])
+    key = uuid.uuid4().hex
+    body = {"instances": ["alpha", "beta"], "key": key}
+    with httpx.Client(base_url=gateway.url, headers=HOST_TOY, timeout=30) as client:
+        with client.stream("POST", "/v1/models/tokens:predict", json=body) as response:
+            assert next(response.iter_lines()) == "alpha"
+        # Closed with the gate still shut: the gateway cuts its upstream connection, and the
+        # model server closes the generator.
+        with httpx.Client(base_url=gateway.url, headers=HOST_TOY, timeout=30) as other:
+            assert wait_for_state(other, key, {"closed", "finished"}) == "closed"
