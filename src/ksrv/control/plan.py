@@ -23,11 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ksrv.api import default_runtimes
+from ksrv.api import default_runtimes, runtime_selection
 from ksrv.api.serving_runtime import Runtime
-from ksrv.control import runtime_selection
 from ksrv.errors import ResourceInvalid
-from ksrv.runtimes import registry
 
 COMPONENTS: Final = ("predictor", "transformer", "explainer")
 LEGACY_FRAMEWORKS: Final = (
@@ -272,7 +270,7 @@ def _with_batcher(
             "for more, so maxLatency and timeout are not used"
         )
     model_format = str((model.get("modelFormat") or {}).get("name", "")).lower()
-    if model_format not in registry.RUNTIMES or not registry.runtime_class(model_format).batchable:
+    if not default_runtimes.format_merges_requests(model_format):
         notes.append(
             f"{path}.batcher: the {model_format} runtime answers each request on its own "
             "(ksrv merges requests for sklearn, xgboost and lightgbm)"
