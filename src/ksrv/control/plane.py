@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
+from ksrv.control.isvc_reconciler import InferenceServiceReconciler
 from ksrv.control.platforms import processes, statefile
 from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
-from ksrv.control.reconciler import Reconciler
+from ksrv.control.reconciler import Reconciler, not_served_reconcilers
 from ksrv.control.routes import RouteTable
 from ksrv.control.store import Store
 from ksrv.http.server import HTTPServer
@@ -79,12 +80,18 @@ async def run(settings: PlaneSettings) -> None:
         for reconciler in nudges:
             reconciler.nudge()
 
-    platform = LocalPlatform(settings.state_dir / "platform", on_change=nudge)
-    reconciler = Reconciler(
-        store, platform, routes, gateway_http=settings.gateway_http, python=settings.python
+    platform = LocalPlatform(
+        settings.state_dir / "platform",
+        on_change=nudge,
+        python=settings.python,
+        gateway=settings.gateway_http,
+        domain=settings.domain,
     )
+    services = InferenceServiceReconciler(store, platform, routes, on_removed=nudge)
+    reconciler = Reconciler(store, [services, *not_served_reconcilers(store, time.time)])
     nudges.append(reconciler)
-    api = ManagementAPI(store, routes=routes, logs=LogFiles(settings.state_dir), on_change=nudge)
+    # Writes reach the reconciler through the store's change feed; no nudge needed.
+    api = ManagementAPI(store, routes=routes, logs=LogFiles(settings.state_dir))
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
     await platform.start()
     await server.start(settings.host, settings.api_port)
