@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,8 +64,7 @@ class _Call:
 class ManagementAPI:
     """Routes `/apis/serving.kserve.io/...`, `/ksrv/v1/...` and `/healthz`.
 
-    `on_change` is called after every write that changed the store: a nudge for the
-    reconciler, which also follows the store's changes feed.
+    Writes go to the store only; the reconciler learns of them from the store's change feed.
     """
 
     def __init__(
@@ -74,12 +72,10 @@ class ManagementAPI:
         store: Store,
         routes: RouteFeed | None = None,
         logs: LogSource | None = None,
-        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.routes = routes
         self.logs = logs
-        self.on_change = on_change
         self._closing = asyncio.Event()
 
     def close(self) -> None:
@@ -173,9 +169,7 @@ class ManagementAPI:
             if self._find(call, name) is not None:
                 raise errors.Conflict(f'{call.type.kind} "{name}" already exists')
             return {**document, "status": {}}
-        stored = self.store.create(document)
-        self._changed()
-        return stored
+        return self.store.create(document)
 
     def _replace(self, call: _Call, body: Document) -> Document:
         document = self._admit(call, body)
@@ -188,10 +182,7 @@ class ManagementAPI:
             ):
                 raise errors.Conflict(f'{call.type.kind} "{call.name}" has been modified')
             return _preview(current, document)
-        stored = self.store.update(document)
-        if stored != current:
-            self._changed()
-        return stored
+        return self.store.update(document)
 
     def _apply(self, call: _Call, body: Document) -> tuple[Document, str]:
         document = self._admit(call, body)
@@ -204,8 +195,6 @@ class ManagementAPI:
             preview = _preview(current, document)
             return preview, "configured" if preview != current else "unchanged"
         stored, changed = self.store.apply(document)
-        if changed:
-            self._changed()
         if current is None:
             return stored, "created"
         return stored, "configured" if changed else "unchanged"
@@ -224,20 +213,13 @@ class ManagementAPI:
         if call.is_dry_run:
             return {**current, "status": new_status}
         assert call.name is not None
-        stored = self.store.update_status(
-            call.type.kind, call.store_namespace, call.name, new_status
-        )
-        if stored != current:
-            self._changed()
-        return stored
+        return self.store.update_status(call.type.kind, call.store_namespace, call.name, new_status)
 
     def _delete(self, call: _Call) -> Document:
         if call.is_dry_run:
             return self._get(call)
         assert call.name is not None
-        deleted = self.store.delete(call.type.kind, call.store_namespace, call.name)
-        self._changed()
-        return deleted
+        return self.store.delete(call.type.kind, call.store_namespace, call.name)
 
     def _admit(self, call: _Call, body: Document) -> Document:
         """The body checked against the URL, then defaulted and validated by `admission`."""
@@ -258,10 +240,6 @@ class ManagementAPI:
             return self.store.get(call.type.kind, call.store_namespace, name)
         except errors.ResourceNotFound:
             return None
-
-    def _changed(self) -> None:
-        if self.on_change is not None:
-            self.on_change()
 
     # -- internal endpoints ----------------------------------------------------------------
     async def _internal(self, method: str, parts: list[str], query: dict[str, str]) -> Response:

@@ -59,14 +59,17 @@ class InferenceServiceReconciler:
         self.records = revisions.RevisionRecords(store)
         self.collector = revisions.Collector(platform, on_removed)
         self._default_runtimes = list(default_runtimes.default_runtimes())
-        self._loaded: dict[tuple[str, str], tuple[InferenceService, list[str]]] = {}
+        # uid -> (resourceVersion, typed resource, local limitations) of the last load
+        self._loaded: dict[str, tuple[str, InferenceService, list[str]]] = {}
 
     async def reconcile_all(self) -> None:
         runtimes = self._runtimes()
         services = []
         wanted: set[RevisionKey] = set()
+        seen: set[str] = set()
         for isvc in self.store.list(ISVC):
             namespace, name = _key(isvc)
+            seen.add(isvc["metadata"].get("uid", ""))
             try:
                 route, keep = await self._reconcile(isvc, runtimes)
             except Exception as exc:
@@ -83,6 +86,8 @@ class InferenceServiceReconciler:
         self.collector.collect(wanted)
         self.records.forget_except(wanted)
         self.routes.publish(services)
+        for uid in set(self._loaded) - seen:
+            del self._loaded[uid]
 
     def _runtimes(self) -> list[Runtime]:
         runtimes: list[Runtime] = list(self._default_runtimes)
@@ -95,19 +100,18 @@ class InferenceServiceReconciler:
         return runtimes
 
     def _load(self, isvc: Document) -> tuple[InferenceService, list[str]]:
-        """The typed resource and what it asks for that no local platform honours (cached
-        per resourceVersion)."""
+        """The typed resource and what it asks for that no local platform honours (parsed
+        again only when the stored document changed)."""
         metadata = isvc["metadata"]
-        key = (metadata.get("uid", ""), metadata.get("resourceVersion", ""))
-        if key not in self._loaded:
-            if len(self._loaded) > 1000:
-                self._loaded.clear()
-            body = {k: v for k, v in isvc.items() if k != "status"}
+        uid, version = metadata.get("uid", ""), metadata.get("resourceVersion", "")
+        cached = self._loaded.get(uid)
+        if cached is None or cached[0] != version:
+            body = {key: value for key, value in isvc.items() if key != "status"}
             resource = resources.load(body)
             if not isinstance(resource, InferenceService):
                 raise ResourceInvalid(f"stored {ISVC} loads as a {resource.kind}")
-            self._loaded[key] = (resource, resources.local_limitations(resource))
-        return self._loaded[key]
+            cached = self._loaded[uid] = (version, resource, resources.local_limitations(resource))
+        return cached[1], cached[2]
 
     async def _reconcile(
         self, isvc: Document, runtimes: list[Runtime]
@@ -164,34 +168,10 @@ class InferenceServiceReconciler:
     ) -> tuple[ComponentOutcome, set[RevisionKey]]:
         component = component_plan.component
         outcome = ComponentOutcome(component_plan)
-        latest = None
-        if component_plan.error is None:
-            try:
-                rendering = self.platform.render(namespace, name, component_plan)
-            except ResourceInvalid as exc:
-                # Unrunnable here: as an invalid spec, whatever was rolled out keeps serving.
-                component_plan = dataclasses.replace(
-                    component_plan, error=str(exc), error_reason=exc.reason or "InvalidSpec"
-                )
-                outcome.plan = component_plan
-            else:
-                outcome.notes = rendering.notes
-                identity = revisions.fingerprint(
-                    component_plan.fingerprint, rendering.spec.fingerprint
-                )
-                running = [
-                    state.spec.revision
-                    for state in self.platform.observe().values()
-                    if (state.spec.namespace, state.spec.isvc, state.spec.component)
-                    == (namespace, name, component)
-                ]
-                record = self.records.latest(namespace, name, component, identity, running)
-                latest = record["metadata"]["name"]
-                await self.platform.ensure(rendering.spec.named(latest))
+        latest = await self._run_latest(namespace, name, outcome)
         observed = self.platform.observe()
-        names = [
-            r["metadata"]["name"] for r in self.records.of_component(namespace, name, component)
-        ]
+        records = self.records.of_component(namespace, name, component)
+        names = [record["metadata"]["name"] for record in records]
         ready = {n for n in names if _ready_count(observed.get((namespace, n))) > 0}
         decided = rollout.rollout(
             names,
@@ -202,36 +182,76 @@ class InferenceServiceReconciler:
             component_plan.canary_percent,
         )
         outcome.latest_state = observed.get((namespace, latest or ""))
-        for share in decided.traffic:
-            state = observed.get((namespace, share.revision))
-            replicas = [
-                {"http": replica.http_address, "grpc": replica.grpc_address}
-                for replica in (state.replicas if state else [])
-                if replica.phase == "Ready"
-            ]
-            if share.percent > 0 and replicas:
-                backend = {
-                    "revision": share.revision,
-                    "percent": share.percent,
-                    "replicas": replicas,
-                }
-                if share.tag:
-                    backend["tag"] = share.tag
-                outcome.backends.append(backend)
+        outcome.backends = _backends(namespace, decided, observed)
         outcome.is_ready = bool(outcome.backends) and latest in ready
-        url = self.platform.service_url(namespace, name, component)
-        ready_revisions = [n for n in names if n in ready]
         outcome.status = service_status.component_status(
-            decided, latest, previous, ready_revisions, url
+            decided,
+            latest,
+            previous,
+            [n for n in names if n in ready],
+            self.platform.service_url(namespace, name, component),
         )
         keep = {(namespace, revision) for revision in decided.routed}
         if latest is not None:
             keep.add((namespace, latest))
         return outcome, keep
 
+    async def _run_latest(self, namespace: str, name: str, outcome: ComponentOutcome) -> str | None:
+        """Render the plan, find or make its revision, have the platform run it; its name.
+
+        None when the plan cannot run (`outcome.plan.error` says why): as with an invalid
+        spec, whatever was rolled out keeps serving."""
+        component_plan = outcome.plan
+        if component_plan.error is not None:
+            return None
+        try:
+            rendering = self.platform.render(namespace, name, component_plan)
+        except ResourceInvalid as exc:
+            reason = exc.reason or "InvalidSpec"
+            outcome.plan = dataclasses.replace(component_plan, error=str(exc), error_reason=reason)
+            return None
+        outcome.notes = rendering.notes
+        identity = revisions.fingerprint(component_plan.fingerprint, rendering.spec.fingerprint)
+        component = component_plan.component
+        running = [
+            state.spec.revision
+            for state in self.platform.observe().values()
+            if (state.spec.namespace, state.spec.isvc, state.spec.component)
+            == (namespace, name, component)
+        ]
+        record = self.records.latest(namespace, name, component, identity, running)
+        latest: str = record["metadata"]["name"]
+        await self.platform.ensure(rendering.spec.named(latest))
+        return latest
+
     def _write_status(self, namespace: str, name: str, old: Document, new: Document) -> None:
         if old != new:
             self.store.update_status(ISVC, namespace, name, new)
+
+
+def _backends(
+    namespace: str, decided: rollout.Rollout, observed: dict[RevisionKey, RevisionState]
+) -> list[dict[str, Any]]:
+    """The route table's backends: revisions with a share and ready replicas, at the
+    addresses the platform reports."""
+    backends = []
+    for share in decided.traffic:
+        state = observed.get((namespace, share.revision))
+        replicas = [
+            {"http": replica.http_address, "grpc": replica.grpc_address}
+            for replica in (state.replicas if state else [])
+            if replica.phase == "Ready"
+        ]
+        if share.percent > 0 and replicas:
+            backend: dict[str, Any] = {
+                "revision": share.revision,
+                "percent": share.percent,
+                "replicas": replicas,
+            }
+            if share.tag:
+                backend["tag"] = share.tag
+            backends.append(backend)
+    return backends
 
 
 def _ready_count(state: RevisionState | None) -> int:

@@ -30,8 +30,10 @@ OnChange = Callable[[], None]
 class RevisionSpec:
     """One immutable revision of a component, run as `replicas` copies of `command`.
 
-    `command` is an argv whose "{http_port}" and "{grpc_port}" (and "{python}") are filled in
-    per replica; `env` is added to the platform's own environment.
+    What `render` makes of a plan for processes (today's one platform; a Kubernetes platform
+    will render objects instead): `command` is an argv whose "{http_port}" and "{grpc_port}"
+    (and "{python}") are filled in per replica; `env` is added to the platform's own
+    environment.
     """
 
     namespace: str

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ksrv.control.plan import ComponentPlan
+from ksrv.control.plan import ComponentPlan, PredictorLink
 from ksrv.control.platforms import local_render, statefile
 from ksrv.control.platforms.base import Rendering, RevisionKey, RevisionSpec, RevisionState
 from ksrv.control.platforms.replica import LocalReplica, Supervision
@@ -72,12 +72,8 @@ class LocalPlatform:
 
     def render(self, namespace: str, isvc: str, plan: ComponentPlan) -> Rendering:
         """The plan as `ksrv serve` (or a custom command) processes; see `local_render`."""
-        predictor_host = None
-        if plan.predictor is not None:
-            link = plan.predictor
-            # Transformers and explainers reach the predictor through the gateway.
-            predictor_host = f"{self.gateway}/serving/{link.namespace}/{link.isvc}-predictor"
-        local = local_render.render(plan, isvc, predictor_host, self._python)
+        host = self.predictor_host(plan.predictor) if plan.predictor is not None else None
+        local = local_render.render(plan, isvc, host, self._python)
         spec = RevisionSpec(
             namespace=namespace,
             isvc=isvc,
@@ -89,6 +85,10 @@ class LocalPlatform:
             readiness_path=local.readiness_path,
         )
         return Rendering(spec, local.notes)
+
+    def predictor_host(self, link: PredictorLink) -> str:
+        """Where a transformer or explainer reaches its predictor: through the gateway."""
+        return f"{self.gateway}/serving/{link.namespace}/{link.isvc}-predictor"
 
     def service_url(self, namespace: str, isvc: str, component: str | None = None) -> str:
         """The gateway's path form: `/serving/{namespace}/{isvc}[-{component}]`."""
