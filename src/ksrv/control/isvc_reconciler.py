@@ -127,19 +127,12 @@ class InferenceServiceReconciler:
         desired = planning.desired_state(resource, runtimes)
         keep: set[RevisionKey] = set()
         outcomes: dict[str, ComponentOutcome] = {}
-        route_components: dict[str, Any] = {}
         for component, component_plan in desired.components.items():
             previous = mapping(mapping(old_status.get("components")).get(component))
-            outcome, component_keep = await self._reconcile_component(
+            outcomes[component], component_keep = await self._reconcile_component(
                 namespace, name, component_plan, previous
             )
             keep |= component_keep
-            outcomes[component] = outcome
-            # Published even without backends: the gateway answers 503, not 404.
-            route_components[component] = {
-                "backends": outcome.backends,
-                "timeout_s": component_plan.timeout_s,
-            }
         view = service_status.ServiceView(
             generation=generation,
             url=self.platform.service_url(namespace, name),
@@ -149,15 +142,7 @@ class InferenceServiceReconciler:
         )
         status = service_status.service_status(view, outcomes, old_status, self.now())
         self._write_status(namespace, name, old_status, status)
-        predictor = desired.components.get("predictor")
-        route = {
-            "namespace": namespace,
-            "name": name,
-            "timeout_s": predictor.timeout_s if predictor else planning.DEFAULT_TIMEOUT_S,
-            "entry": desired.entry,
-            "components": route_components,
-        }
-        return route, keep
+        return _route(desired, outcomes), keep
 
     async def _reconcile_component(
         self,
@@ -227,6 +212,22 @@ class InferenceServiceReconciler:
     def _write_status(self, namespace: str, name: str, old: Document, new: Document) -> None:
         if old != new:
             self.store.update_status(ISVC, namespace, name, new)
+
+
+def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome]) -> Document:
+    """The service's entry in the route table (docs/platform.md, the route table)."""
+    predictor = desired.components.get("predictor")
+    return {
+        "namespace": desired.namespace,
+        "name": desired.name,
+        "timeout_s": predictor.timeout_s if predictor else planning.DEFAULT_TIMEOUT_S,
+        "entry": desired.entry,
+        # Every component, even without backends: the gateway answers 503, not 404.
+        "components": {
+            component: {"backends": outcomes[component].backends, "timeout_s": plan.timeout_s}
+            for component, plan in desired.components.items()
+        },
+    }
 
 
 def _backends(
