@@ -9,6 +9,8 @@ that raises them keeps its status codes. Nothing here imports ksrv or a web fram
     │   └── PayloadTooLarge      the body exceeds the configured limit       (413)
     ├── ModelNotFound            no model by that name or version            (404)
     ├── RouteNotFound            no endpoint at that path and method         (404)
+    ├── MethodNotAllowed         the path exists, the method does not        (405)
+    ├── UnsupportedMediaType     a body in a content type the path refuses   (415)
     ├── ModelNotReady            loading, failed to load, or unloaded        (503)
     ├── ServerNotReady           starting up or draining                     (503)
     ├── Unsupported              a protocol feature ksrv does not implement  (501)
@@ -64,6 +66,18 @@ class RouteNotFound(KsrvError):
     """No endpoint answers this method and path."""
 
     kind = "route_not_found"
+
+
+class MethodNotAllowed(KsrvError):
+    """The endpoint exists but does not take this method."""
+
+    kind = "method_not_allowed"
+
+
+class UnsupportedMediaType(KsrvError):
+    """The body's content type is not one this endpoint takes."""
+
+    kind = "unsupported_media_type"
 
 
 class ModelNotReady(KsrvError):

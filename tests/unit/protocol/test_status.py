@@ -23,6 +23,8 @@ EXPECTED = {
     "PayloadTooLarge": 413,
     "ModelNotFound": 404,
     "RouteNotFound": 404,
+    "MethodNotAllowed": 405,
+    "UnsupportedMediaType": 415,
     "ModelNotReady": 503,
     "ServerNotReady": 503,
     "Unsupported": 501,
