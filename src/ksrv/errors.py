@@ -10,6 +10,8 @@ that raises them keeps its status codes. Nothing here imports ksrv or a web fram
     ├── ModelNotFound            no model by that name or version            (404)
     ├── RouteNotFound            no endpoint at that path and method         (404)
     ├── ServiceNotFound          no InferenceService for the gateway's host  (404)
+    ├── MethodNotAllowed         the path exists, the method does not        (405)
+    ├── UnsupportedMediaType     a body in a content type the path refuses   (415)
     ├── ModelNotReady            loading, failed to load, or unloaded        (503)
     ├── ServerNotReady           starting up or draining                     (503)
     ├── NoReadyReplica           the gateway held a request; no replica came (503)
@@ -72,6 +74,18 @@ class ServiceNotFound(KsrvError):
     """No InferenceService answers to the request's host or `/serving/NS/NAME` path."""
 
     kind = "service_not_found"
+
+
+class MethodNotAllowed(KsrvError):
+    """The endpoint exists but does not take this method."""
+
+    kind = "method_not_allowed"
+
+
+class UnsupportedMediaType(KsrvError):
+    """The body's content type is not one this endpoint takes."""
+
+    kind = "unsupported_media_type"
 
 
 class ModelNotReady(KsrvError):

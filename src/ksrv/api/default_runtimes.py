@@ -3,7 +3,10 @@
 One runtime per ksrv framework runtime. Each format lists every version some KServe default
 runtime supports (sklearn 0/1 from kserve-mlserver as well as 1 from kserve-sklearnserver, ...)
 with the priority of KServe's dedicated runtime for it, so any `modelFormat` KServe would place
-finds a ksrv runtime. The annotation `ksrv.io/runtime` names the `ksrv.runtimes.registry` key.
+finds a ksrv runtime. The annotation `ksrv.io/runtime` names the `ksrv.runtimes.registry` key;
+`ksrv.io/merges-requests` says whether that runtime merges concurrent requests into one predict
+call (a fact of the runtime, kept here as data so the control plane never imports runtimes; a
+unit test checks it against the runtime classes).
 """
 
 from __future__ import annotations
@@ -11,17 +14,18 @@ from __future__ import annotations
 from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, parse_runtimes
 
 RUNTIME_ANNOTATION = "ksrv.io/runtime"
+MERGES_ANNOTATION = "ksrv.io/merges-requests"
 
-# format name -> (versions, priority, KServe runtime the priority comes from)
-_FORMATS: dict[str, tuple[tuple[str, ...], int, str]] = {
-    "sklearn": (("0", "1"), 1, "kserve-sklearnserver"),
-    "xgboost": (("1", "2"), 1, "kserve-xgbserver"),
-    "lightgbm": (("3", "4"), 1, "kserve-lgbserver"),
-    "onnx": (("1",), 1, "kserve-tritonserver"),
-    "pytorch": (("1",), 2, "kserve-torchserve"),
-    "tensorflow": (("1", "2"), 2, "kserve-tensorflow-serving"),
-    "pmml": (("3", "4"), 1, "kserve-pmmlserver"),
-    "mlflow": (("1", "2"), 1, "kserve-mlserver"),
+# format name -> (versions, priority, KServe runtime the priority comes from, merges requests)
+_FORMATS: dict[str, tuple[tuple[str, ...], int, str, bool]] = {
+    "sklearn": (("0", "1"), 1, "kserve-sklearnserver", True),
+    "xgboost": (("1", "2"), 1, "kserve-xgbserver", True),
+    "lightgbm": (("3", "4"), 1, "kserve-lgbserver", True),
+    "onnx": (("1",), 1, "kserve-tritonserver", False),
+    "pytorch": (("1",), 2, "kserve-torchserve", False),
+    "tensorflow": (("1", "2"), 2, "kserve-tensorflow-serving", False),
+    "pmml": (("3", "4"), 1, "kserve-pmmlserver", False),
+    "mlflow": (("1", "2"), 1, "kserve-mlserver", False),
 }
 
 _TEMPLATE = """\
@@ -32,6 +36,7 @@ metadata:
   annotations:
     serving.kserve.io/server-type: ksrv
     {annotation}: {name}
+    {merges_annotation}: "{merges}"
     ksrv.io/mirrors: {mirrors}
 spec:
   annotations:
@@ -60,14 +65,19 @@ spec:
 def default_runtimes_yaml() -> str:
     """The default set as one multi-document YAML text (what `kubectl apply` would take)."""
     documents = []
-    for name, (versions, priority, mirrors) in _FORMATS.items():
+    for name, (versions, priority, mirrors, merges) in _FORMATS.items():
         formats = "\n".join(
             f"    - {{name: {name}, version: {version!r}, autoSelect: true, priority: {priority}}}"
             for version in versions
         )
         documents.append(
             _TEMPLATE.format(
-                name=name, annotation=RUNTIME_ANNOTATION, mirrors=mirrors, formats=formats
+                name=name,
+                annotation=RUNTIME_ANNOTATION,
+                merges_annotation=MERGES_ANNOTATION,
+                merges=str(merges).lower(),
+                mirrors=mirrors,
+                formats=formats,
             )
         )
     return "---\n".join(documents)
@@ -82,3 +92,18 @@ def default_runtimes() -> list[ClusterServingRuntime]:
 def ksrv_runtime(runtime: Runtime) -> str | None:
     """The `ksrv.runtimes.registry` key a runtime points at, if it is a ksrv runtime."""
     return runtime.metadata.annotations.get(RUNTIME_ANNOTATION)
+
+
+def format_merges_requests(model_format: str) -> bool:
+    """Whether ksrv's default runtime for a model format merges concurrent requests.
+
+    A replica serves a format with ksrv's own runtime for it, whichever ServingRuntime KServe's
+    rules picked, so this is what a `batcher` can count on.
+    """
+    entry = _FORMATS.get(model_format.lower())
+    return entry is not None and entry[3]
+
+
+def ksrv_formats() -> list[str]:
+    """The model formats ksrv's runtimes serve."""
+    return sorted(_FORMATS)

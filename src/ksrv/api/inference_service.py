@@ -233,7 +233,6 @@ class ExplainerSpec(ComponentSpec):
 
 
 Component = ComponentSpec
-COMPONENTS: Final = ("predictor", "transformer", "explainer")
 
 
 class CanarySpec(ApiModel):

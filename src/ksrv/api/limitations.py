@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ksrv.api.inference_graph import InferenceGraph
-from ksrv.api.inference_service import InferenceService
+from ksrv.api.inference_service import FRAMEWORKS, InferenceService
 from ksrv.api.meta import ApiModel, join, unknown_fields
 from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from ksrv.api.trained_model import TrainedModel
@@ -90,7 +90,7 @@ def _pod_notes(pod: dict[str, Any], path: str) -> list[str]:
     notes = [f"{join(path, field)}: {why}" for field, why in _POD_FIELDS.items() if field in pod]
     containers = [
         (join(path, name), pod[name])
-        for name in ("model", "art", *_FRAMEWORK_KEYS)
+        for name in ("model", "art", *FRAMEWORKS)
         if isinstance(pod.get(name), dict)
     ]
     containers += [
@@ -107,9 +107,3 @@ def _pod_notes(pod: dict[str, Any], path: str) -> list[str]:
         elif names:
             notes.append(f"{join(container_path, 'resources')}: {_RESOURCE_NOTE}")
     return notes
-
-
-_FRAMEWORK_KEYS: Final = (
-    "sklearn", "xgboost", "tensorflow", "pytorch", "triton", "onnx", "huggingface", "pmml",
-    "lightgbm", "paddle",
-)  # fmt: skip

@@ -8,7 +8,6 @@ them silently, ksrv accepts them too but `local_limitations` reports each one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final
 
 import yaml
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 from ksrv.api import admission
 from ksrv.api.inference_graph import InferenceGraph, graph_errors
 from ksrv.api.inference_service import InferenceService
+from ksrv.api.kinds import GROUP, KINDS, Kind
 from ksrv.api.limitations import local_limitations
 from ksrv.api.meta import join
 from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
@@ -38,38 +38,6 @@ Resource = InferenceService | ServingRuntime | ClusterServingRuntime | Inference
 FieldErrors = list[tuple[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
-class Kind:
-    """A kind ksrv serves, named as its CRD names it."""
-
-    kind: str
-    api_version: str
-    plural: str
-    short_names: tuple[str, ...]
-    is_namespaced: bool
-
-    @property
-    def singular(self) -> str:
-        return self.kind.lower()
-
-
-KINDS: Final[dict[str, Kind]] = {
-    kind.kind: kind
-    for kind in (
-        Kind("InferenceService", "serving.kserve.io/v1beta1", "inferenceservices", ("isvc",), True),
-        Kind("InferenceGraph", "serving.kserve.io/v1alpha1", "inferencegraphs", ("ig",), True),
-        Kind("TrainedModel", "serving.kserve.io/v1alpha1", "trainedmodels", ("tm",), True),
-        Kind("ServingRuntime", "serving.kserve.io/v1alpha1", "servingruntimes", ("sr",), True),
-        # KServe's CRDs give the runtimes no short names; `sr`/`csr` are ksrv's.
-        Kind(
-            "ClusterServingRuntime",
-            "serving.kserve.io/v1alpha1",
-            "clusterservingruntimes",
-            ("csr",),
-            False,
-        ),
-    )
-}
 _MODELS: Final[dict[str, type[Resource]]] = {
     "InferenceService": InferenceService,
     "InferenceGraph": InferenceGraph,
@@ -77,7 +45,6 @@ _MODELS: Final[dict[str, type[Resource]]] = {
     "ServingRuntime": ServingRuntime,
     "ClusterServingRuntime": ClusterServingRuntime,
 }
-_GROUP: Final = "serving.kserve.io"
 # Older API groups and versions KServe no longer serves (no CRD version for them in v0.20).
 _OBSOLETE_GROUPS: Final = ("serving.kubeflow.org",)
 
@@ -85,8 +52,8 @@ _OBSOLETE_GROUPS: Final = ("serving.kubeflow.org",)
 def kind_for(text: str) -> str:
     """The kind a user typed: `isvc`, `inferenceservices`, `InferenceService.serving.kserve.io`."""
     wanted = text.strip().lower()
-    if wanted.endswith("." + _GROUP):
-        wanted = wanted[: -len(_GROUP) - 1]
+    if wanted.endswith("." + GROUP):
+        wanted = wanted[: -len(GROUP) - 1]
     for kind in KINDS.values():
         if wanted in (kind.singular, kind.plural, *kind.short_names):
             return kind.kind
@@ -194,7 +161,7 @@ def _model_for(document: Any) -> type[Resource]:
         )
     expected = KINDS[cls.__name__].api_version
     if api_version != expected:
-        why = "is obsolete" if group in _OBSOLETE_GROUPS or group == _GROUP else "is unknown"
+        why = "is obsolete" if group in _OBSOLETE_GROUPS or group == GROUP else "is unknown"
         raise ResourceInvalid(
             f"{kind} apiVersion {api_version!r} {why}; ksrv serves {kind} as {expected}",
             field_errors=[("apiVersion", f"{api_version!r} {why}, expected {expected!r}")],

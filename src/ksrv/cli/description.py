@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from ksrv.api.kinds import COMPONENTS
 from ksrv.cli import tables
 
 Document = dict[str, Any]
@@ -55,7 +56,7 @@ def _spec_summary(document: Document) -> list[str]:
     spec = document.get("spec") or {}
     lines = []
     if document.get("kind") == "InferenceService":
-        for component in ("predictor", "transformer", "explainer"):
+        for component in COMPONENTS:
             if isinstance(spec.get(component), dict):
                 lines.append(f"{component.capitalize()}:  {_component(spec[component])}")
     lines += yaml.safe_dump(spec, sort_keys=False).rstrip("\n").splitlines() if spec else []

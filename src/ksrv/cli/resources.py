@@ -18,6 +18,7 @@ import click
 import yaml
 
 from ksrv import errors
+from ksrv.api.kinds import COMPONENTS
 from ksrv.cli import tables
 from ksrv.cli.api_client import APIFailure, ControlPlaneClient, server_option
 from ksrv.cli.description import description
@@ -28,7 +29,6 @@ Document = dict[str, Any]
 
 APPLY_PATCH = "application/apply-patch+yaml"
 APPLY_RESULT_HEADER = "x-ksrv-apply"  # set by control.api_server: created|configured|unchanged
-COMPONENTS = ("predictor", "transformer", "explainer")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 POLL_S = 0.5
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ksrv.control import runtime_selection
+from ksrv.api import runtime_selection
 from ksrv.errors import KsrvError
 from ksrv.server import app
 from ksrv.server.settings import (

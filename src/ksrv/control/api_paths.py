@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-GROUP = "serving.kserve.io"
+from ksrv.api import kinds
+
+GROUP = kinds.GROUP
 
 
 @dataclass(frozen=True, slots=True)
 class ResourceType:
-    """One kind the API serves."""
+    """One kind the API serves, with the paths it is served under."""
 
     kind: str
     version: str
     plural: str
     is_namespaced: bool
     short_names: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, kind: kinds.Kind) -> ResourceType:
+        return cls(kind.kind, kind.version, kind.plural, kind.is_namespaced, kind.short_names)
 
     @property
     def api_version(self) -> str:
@@ -40,13 +46,8 @@ class ResourceType:
         return f"{self.collection_path(namespace if self.is_namespaced else None)}/{name}"
 
 
-RESOURCE_TYPES: tuple[ResourceType, ...] = (
-    ResourceType("InferenceService", "v1beta1", "inferenceservices", True, ("isvc",)),
-    ResourceType("ServingRuntime", "v1alpha1", "servingruntimes", True, ("sr",)),
-    ResourceType("ClusterServingRuntime", "v1alpha1", "clusterservingruntimes", False, ("csr",)),
-    ResourceType("InferenceGraph", "v1alpha1", "inferencegraphs", True, ("ig",)),
-    ResourceType("TrainedModel", "v1alpha1", "trainedmodels", True, ("tm",)),
-)
+# Every kind of `api.kinds.KINDS` is served, in that table's order.
+RESOURCE_TYPES: tuple[ResourceType, ...] = tuple(ResourceType.of(k) for k in kinds.KINDS.values())
 
 _BY_NAME: dict[str, ResourceType] = {}
 for _type in RESOURCE_TYPES:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from ksrv import errors
+from ksrv.api.kinds import COMPONENTS
 from ksrv.control import admission, api_paths, api_status, log_tail
 from ksrv.control.api_paths import ResourceType
-from ksrv.control.api_status import APIError
 from ksrv.control.store import Store
 from ksrv.http.server import Request, Response
 
@@ -28,7 +27,6 @@ Document = dict[str, Any]
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' request limit for one object
 MAX_POLL_S = 300.0
-COMPONENTS = ("predictor", "transformer", "explainer")
 APPLY_PATCH = "application/apply-patch+yaml"
 # Response header telling `ksrv apply` what an apply did, as kubectl prints it.
 APPLY_RESULT_HEADER = "x-ksrv-apply"
@@ -66,8 +64,7 @@ class _Call:
 class ManagementAPI:
     """Routes `/apis/serving.kserve.io/...`, `/ksrv/v1/...` and `/healthz`.
 
-    `on_change` is called after every write that changed the store: a nudge for the
-    reconciler, which also follows the store's changes feed.
+    Writes go to the store only; the reconciler learns of them from the store's change feed.
     """
 
     def __init__(
@@ -75,12 +72,10 @@ class ManagementAPI:
         store: Store,
         routes: RouteFeed | None = None,
         logs: LogSource | None = None,
-        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.routes = routes
         self.logs = logs
-        self.on_change = on_change
         self._closing = asyncio.Event()
 
     def close(self) -> None:
@@ -109,7 +104,7 @@ class ManagementAPI:
             return api_status.encode(result, code, wants_yaml, headers)
         except RecursionError:
             # json/yaml/pydantic give up on absurdly deep documents: the caller's mistake.
-            exc = APIError(400, "the document is nested too deeply")
+            exc = errors.InvalidInput("the document is nested too deeply")
             return api_status.failure(exc, _details(call, name), wants_yaml)
         except Exception as exc:
             return api_status.failure(exc, _details(call, name), wants_yaml)
@@ -117,7 +112,7 @@ class ManagementAPI:
     @staticmethod
     def too_large(size: int) -> Response:
         """The 413 answer `HTTPServer` sends for a body over `MAX_BODY_BYTES`."""
-        exc = APIError(413, f"request body of {size} bytes exceeds {MAX_BODY_BYTES}")
+        exc = errors.PayloadTooLarge(f"request body of {size} bytes exceeds {MAX_BODY_BYTES}")
         return api_status.failure(exc, {}, False)
 
     # -- resources -------------------------------------------------------------------------
@@ -144,8 +139,8 @@ class ManagementAPI:
         if method == "PATCH":
             content_type = _content_type(request)
             if content_type != APPLY_PATCH:
-                raise APIError(
-                    415, f"PATCH takes {APPLY_PATCH} (server-side apply), not {content_type!r}"
+                raise errors.UnsupportedMediaType(
+                    f"PATCH takes {APPLY_PATCH} (server-side apply), not {content_type!r}"
                 )
             stored, outcome = self._apply(call, body)
             code = 201 if outcome == "created" else 200
@@ -174,9 +169,7 @@ class ManagementAPI:
             if self._find(call, name) is not None:
                 raise errors.Conflict(f'{call.type.kind} "{name}" already exists')
             return {**document, "status": {}}
-        stored = self.store.create(document)
-        self._changed()
-        return stored
+        return self.store.create(document)
 
     def _replace(self, call: _Call, body: Document) -> Document:
         document = self._admit(call, body)
@@ -189,10 +182,7 @@ class ManagementAPI:
             ):
                 raise errors.Conflict(f'{call.type.kind} "{call.name}" has been modified')
             return _preview(current, document)
-        stored = self.store.update(document)
-        if stored != current:
-            self._changed()
-        return stored
+        return self.store.update(document)
 
     def _apply(self, call: _Call, body: Document) -> tuple[Document, str]:
         document = self._admit(call, body)
@@ -205,8 +195,6 @@ class ManagementAPI:
             preview = _preview(current, document)
             return preview, "configured" if preview != current else "unchanged"
         stored, changed = self.store.apply(document)
-        if changed:
-            self._changed()
         if current is None:
             return stored, "created"
         return stored, "configured" if changed else "unchanged"
@@ -225,20 +213,13 @@ class ManagementAPI:
         if call.is_dry_run:
             return {**current, "status": new_status}
         assert call.name is not None
-        stored = self.store.update_status(
-            call.type.kind, call.store_namespace, call.name, new_status
-        )
-        if stored != current:
-            self._changed()
-        return stored
+        return self.store.update_status(call.type.kind, call.store_namespace, call.name, new_status)
 
     def _delete(self, call: _Call) -> Document:
         if call.is_dry_run:
             return self._get(call)
         assert call.name is not None
-        deleted = self.store.delete(call.type.kind, call.store_namespace, call.name)
-        self._changed()
-        return deleted
+        return self.store.delete(call.type.kind, call.store_namespace, call.name)
 
     def _admit(self, call: _Call, body: Document) -> Document:
         """The body checked against the URL, then defaulted and validated by `admission`."""
@@ -260,23 +241,19 @@ class ManagementAPI:
         except errors.ResourceNotFound:
             return None
 
-    def _changed(self) -> None:
-        if self.on_change is not None:
-            self.on_change()
-
     # -- internal endpoints ----------------------------------------------------------------
     async def _internal(self, method: str, parts: list[str], query: dict[str, str]) -> Response:
         if method != "GET":
-            raise APIError(405, f"{method} is not supported here")
+            raise errors.MethodNotAllowed(f"{method} is not supported here")
         if parts == ["routes"]:
             return await self._routes(query)
         if len(parts) == 4 and parts[0] == "namespaces" and parts[2] == "logs":
             return await self._logs(parts[1], parts[3], query)
-        raise APIError(404, "the server could not find the requested resource")
+        raise errors.RouteNotFound("the server could not find the requested resource")
 
     async def _routes(self, query: dict[str, str]) -> Response:
         if self.routes is None:
-            raise APIError(404, "this control plane publishes no route table")
+            raise errors.RouteNotFound("this control plane publishes no route table")
         after = _int_param(query, "after", 0, minimum=0)
         timeout_s = min(_float_param(query, "timeout_s", 30.0), MAX_POLL_S)
         table = self.routes.snapshot()
@@ -304,13 +281,13 @@ class ManagementAPI:
     async def _logs(self, namespace: str, name: str, query: dict[str, str]) -> Response:
         component = query.get("component", "predictor")
         if component not in COMPONENTS:
-            raise APIError(400, f"component must be one of {', '.join(COMPONENTS)}")
+            raise errors.InvalidInput(f"component must be one of {', '.join(COMPONENTS)}")
         tail = _int_param(query, "tail", 100, minimum=-1)
         if self.logs is None:
-            raise APIError(404, "this control plane keeps no logs")
+            raise errors.RouteNotFound("this control plane keeps no logs")
         paths = [path for path in self.logs.log_paths(namespace, name, component) if path.exists()]
         if not paths:
-            raise APIError(404, f"no logs for the {component} of {namespace}/{name}")
+            raise errors.RouteNotFound(f"no logs for the {component} of {namespace}/{name}")
         text = await asyncio.to_thread(log_tail.read_tails, paths, tail)
         return Response(text.encode(), 200, [(b"content-type", b"text/plain; charset=utf-8")])
 
@@ -323,25 +300,29 @@ def _query(request: Request) -> dict[str, str]:
 
 def _parse_call(parts: list[str], query: dict[str, str]) -> _Call:
     if len(parts) < 4 or parts[:2] != ["apis", api_paths.GROUP]:
-        raise APIError(404, "the server could not find the requested resource")
+        raise errors.RouteNotFound("the server could not find the requested resource")
     version, rest = parts[2], parts[3:]
     namespace: str | None = None
     if rest[0] == "namespaces" and len(rest) >= 3:
         namespace, rest = rest[1], rest[2:]
     resource_type = api_paths.by_plural(version, rest[0])
     if resource_type is None or len(rest) > 3:
-        raise APIError(404, "the server could not find the requested resource")
+        raise errors.RouteNotFound("the server could not find the requested resource")
     if not resource_type.is_namespaced and namespace is not None:
-        raise APIError(404, f"{resource_type.plural} are cluster-scoped: no namespace in the path")
+        raise errors.RouteNotFound(
+            f"{resource_type.plural} are cluster-scoped: no namespace in the path"
+        )
     name = rest[1] if len(rest) >= 2 else None
     subresource = rest[2] if len(rest) == 3 else None
     if subresource not in (None, "status"):
-        raise APIError(404, f"no subresource {subresource!r}")
+        raise errors.RouteNotFound(f"no subresource {subresource!r}")
     if resource_type.is_namespaced and namespace is None and name is not None:
-        raise APIError(404, f"{resource_type.plural} are namespaced: the path needs a namespace")
+        raise errors.RouteNotFound(
+            f"{resource_type.plural} are namespaced: the path needs a namespace"
+        )
     dry_run = query.get("dryRun")
     if dry_run not in (None, "All"):
-        raise APIError(400, f"dryRun must be All, not {dry_run!r}")
+        raise errors.InvalidInput(f"dryRun must be All, not {dry_run!r}")
     return _Call(resource_type, namespace, name, subresource, dry_run == "All")
 
 
@@ -354,16 +335,16 @@ def _body(request: Request) -> Document:
     try:
         text = request.body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise APIError(400, "the body is not UTF-8 text") from exc
+        raise errors.InvalidInput("the body is not UTF-8 text") from exc
     try:
         if _content_type(request) == "application/json":
             documents = [json.loads(text)]
         else:
             documents = admission.parse(text)
     except (ValueError, errors.ResourceInvalid) as exc:
-        raise APIError(400, f"the body is not a JSON or YAML document: {exc}") from exc
+        raise errors.InvalidInput(f"the body is not a JSON or YAML document: {exc}") from exc
     if len(documents) != 1 or not isinstance(documents[0], dict):
-        raise APIError(400, "the body must be exactly one JSON or YAML object")
+        raise errors.InvalidInput("the body must be exactly one JSON or YAML object")
     return documents[0]
 
 
@@ -378,27 +359,26 @@ def _check_against_url(call: _Call, body: Document) -> None:
     expected = call.type
     kind = body.setdefault("kind", expected.kind)
     if kind != expected.kind:
-        raise APIError(400, f"the body is a {kind!r}, but the URL is for {expected.kind}")
+        raise errors.InvalidInput(f"the body is a {kind!r}, but the URL is for {expected.kind}")
     api_version = body.setdefault("apiVersion", expected.api_version)
     if api_version != expected.api_version:
-        raise APIError(
-            400, f"apiVersion {api_version!r} does not match {expected.api_version} in the URL"
+        raise errors.InvalidInput(
+            f"apiVersion {api_version!r} does not match {expected.api_version} in the URL"
         )
     metadata = body.setdefault("metadata", {})
     if not isinstance(metadata, dict):
-        raise APIError(400, "metadata must be a mapping")
+        raise errors.InvalidInput("metadata must be a mapping")
     namespace = metadata.get("namespace")
     if expected.is_namespaced and namespace not in (None, "", call.namespace):
-        raise APIError(
-            400,
+        raise errors.InvalidInput(
             f"the namespace of the object ({namespace}) does not match the namespace on the "
             f"request ({call.namespace})",
         )
     if call.name is not None:
         name = metadata.setdefault("name", call.name)
         if name != call.name:
-            raise APIError(
-                400, f"the name of the object ({name}) does not match the name on the URL"
+            raise errors.InvalidInput(
+                f"the name of the object ({name}) does not match the name on the URL"
             )
 
 
@@ -406,9 +386,9 @@ def _int_param(query: dict[str, str], key: str, default: int, minimum: int) -> i
     try:
         value = int(query.get(key, default))
     except ValueError as exc:
-        raise APIError(400, f"{key} must be an integer") from exc
+        raise errors.InvalidInput(f"{key} must be an integer") from exc
     if value < minimum:
-        raise APIError(400, f"{key} must be at least {minimum}")
+        raise errors.InvalidInput(f"{key} must be at least {minimum}")
     return value
 
 
@@ -416,9 +396,9 @@ def _float_param(query: dict[str, str], key: str, default: float) -> float:
     try:
         value = float(query.get(key, default))
     except ValueError as exc:
-        raise APIError(400, f"{key} must be a number") from exc
+        raise errors.InvalidInput(f"{key} must be a number") from exc
     if not value >= 0:
-        raise APIError(400, f"{key} must not be negative")
+        raise errors.InvalidInput(f"{key} must not be negative")
     return value
 
 
@@ -446,6 +426,6 @@ def _details(call: _Call | None, name: str | None) -> Document:
     return details
 
 
-def _not_allowed(method: str, call: _Call) -> APIError:
+def _not_allowed(method: str, call: _Call) -> errors.MethodNotAllowed:
     where = f"{call.type.plural}/{call.name}" if call.name else call.type.plural
-    return APIError(405, f"{method} is not supported on {where}")
+    return errors.MethodNotAllowed(f"{method} is not supported on {where}")

@@ -1,8 +1,9 @@
 """Management API answers: documents as JSON or YAML, and failures as Kubernetes `Status`.
 
-The HTTP code comes from `protocol.status` (the one error table) unless the API chose it
-itself (`APIError`: 405, 415, ...); the `reason` is Kubernetes' word for that code, so
-`kubectl`-style clients branch on it. A bug is logged here and answered without its details.
+The HTTP code comes from `protocol.status`, the one table from error kind to status (the API
+raises `errors.MethodNotAllowed`, `errors.RouteNotFound`, ... like any other layer); `reason`
+is only Kubernetes' word for that code, so `kubectl`-style clients branch on it. A bug is
+logged here and answered without its details.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 
+# Kubernetes' `Status.reason` for each code the management API answers.
 REASONS = {
     400: "BadRequest",
     404: "NotFound",
@@ -33,27 +35,12 @@ REASONS = {
 }
 
 
-class APIError(errors.KsrvError):
-    """A failure whose HTTP status the API picks itself (bad path, method, media type)."""
-
-    def __init__(self, code: int, message: str, reason: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason or REASONS.get(code, "BadRequest")
-
-
-def http_code(exc: BaseException) -> int:
-    if isinstance(exc, APIError):
-        return exc.code
-    return status.http_status(exc)
-
-
 def status_object(exc: BaseException, details: Document) -> Document:
     """The `Status` for a failure; `details` names the resource (kind, group, name)."""
-    code = http_code(exc)
+    code = status.http_status(exc)
     if code >= 500:
         logger.error("management API failed", exc_info=exc)
-    reason = exc.reason if isinstance(exc, APIError) else REASONS.get(code, "InternalError")
+    reason = REASONS.get(code, "InternalError")
     if isinstance(exc, errors.Conflict) and "already exists" in exc.message:
         reason = "AlreadyExists"  # Kubernetes' reason for a create that finds the object
     details = dict(details)
@@ -87,4 +74,4 @@ def encode(
 
 
 def failure(exc: BaseException, details: Document, wants_yaml: bool) -> Response:
-    return encode(status_object(exc, details), http_code(exc), wants_yaml)
+    return encode(status_object(exc, details), status.http_status(exc), wants_yaml)

@@ -9,20 +9,19 @@ replicas). SIGTERM/SIGINT end it: replicas drain and stop, then the gateway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
+from ksrv.control.isvc_reconciler import InferenceServiceReconciler
 from ksrv.control.platforms import processes, statefile
 from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
-from ksrv.control.reconciler import Reconciler
+from ksrv.control.reconciler import Reconciler, not_served_reconcilers
 from ksrv.control.routes import RouteTable
 from ksrv.control.store import Store
 from ksrv.http.server import HTTPServer
@@ -81,12 +80,18 @@ async def run(settings: PlaneSettings) -> None:
         for reconciler in nudges:
             reconciler.nudge()
 
-    platform = LocalPlatform(settings.state_dir / "platform", on_change=nudge)
-    reconciler = Reconciler(
-        store, platform, routes, gateway_http=settings.gateway_http, python=settings.python
+    platform = LocalPlatform(
+        settings.state_dir / "platform",
+        on_change=nudge,
+        python=settings.python,
+        gateway=settings.gateway_http,
+        domain=settings.domain,
     )
+    services = InferenceServiceReconciler(store, platform, routes, on_removed=nudge)
+    reconciler = Reconciler(store, [services, *not_served_reconcilers(store, time.time)])
     nudges.append(reconciler)
-    api = ManagementAPI(store, routes=routes, logs=LogFiles(settings.state_dir), on_change=nudge)
+    # Writes reach the reconciler through the store's change feed; no nudge needed.
+    api = ManagementAPI(store, routes=routes, logs=LogFiles(settings.state_dir))
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
     await platform.start()
     await server.start(settings.host, settings.api_port)
@@ -121,11 +126,15 @@ async def run(settings: PlaneSettings) -> None:
 
 
 class _Gateway:
-    """Keeps one gateway process running; adopts one a previous control plane left."""
+    """Keeps one gateway process running; adopts one a previous control plane left.
+
+    Started and watched through `platforms.processes`, as replicas are: known by PID plus
+    start time, reaped with `waitpid`, never a `Popen` that a restart would leave behind."""
 
     def __init__(self, settings: PlaneSettings) -> None:
         self.settings = settings
-        self.process: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None
+        self.started: int | None = None
 
     def _adopted_pid(self) -> int | None:
         """A gateway left by a previous control plane, if it serves what we would start;
@@ -153,58 +162,35 @@ class _Gateway:
         while True:
             pid = self._adopted_pid()
             if pid is None:
-                self._start()
-                pid = self.process.pid if self.process else None
-            while pid is not None and is_alive(pid):
-                if self.process is not None:
-                    self.process.poll()  # reap our own child when it exits
-                await asyncio.sleep(0.5)
+                pid = self._start()
+            self.pid, self.started = pid, processes.start_time(pid)
+            await self._wait_for_exit(pid)
             logger.warning("gateway exited; restarting it")
             await asyncio.sleep(GATEWAY_RESTART_S)
 
-    def _start(self) -> None:
+    async def _wait_for_exit(self, pid: int) -> None:
+        """Poll (and so reap our own child) until the gateway has exited."""
+        while True:
+            if processes.poll(pid, self.started) is not None:
+                return
+            await asyncio.sleep(0.5)
+
+    def _start(self) -> int:
         settings = self.settings
-        log = open(settings.state_dir / "gateway.log", "ab")  # noqa: SIM115 (child keeps it)
-        self.process = subprocess.Popen(
-            self._command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        settings.gateway_pid_file.write_text(str(self.process.pid))
+        pid = processes.spawn(self._command(), os.environ, settings.state_dir / "gateway.log")
+        settings.gateway_pid_file.write_text(str(pid))
+        return pid
 
     def stop(self) -> None:
         pid = _gateway_pid(self.settings.state_dir)
-        if pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if self.process is not None and self.process.pid == pid:
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        else:
+        if pid is not None:
             _terminate(pid)
         self.settings.gateway_pid_file.unlink(missing_ok=True)
 
 
 def is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0): look at its state.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    """True while `pid` runs (a zombie counts as gone)."""
+    return processes.start_time(pid) is not None
 
 
 def _argv(pid: int) -> list[bytes]:
@@ -227,14 +213,15 @@ def _gateway_pid(state_dir: Path) -> int | None:
 
 
 def _terminate(pid: int, grace_s: float = 10.0) -> None:
-    """SIGTERM, wait up to `grace_s`, then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while is_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    """SIGTERM, wait up to `grace_s` (reaping it if it is our child), then SIGKILL."""
+    started = processes.start_time(pid)
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        processes.send(pid, sig, started)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if processes.poll(pid, started) is not None:
+                return
+            time.sleep(0.05)
 
 
 def stop_leftovers(state_dir: Path, grace_s: float = 30.0) -> int:

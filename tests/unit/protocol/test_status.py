@@ -24,6 +24,8 @@ EXPECTED = {
     "ModelNotFound": 404,
     "RouteNotFound": 404,
     "ServiceNotFound": 404,
+    "MethodNotAllowed": 405,
+    "UnsupportedMediaType": 415,
     "ModelNotReady": 503,
     "ServerNotReady": 503,
     "NoReadyReplica": 503,

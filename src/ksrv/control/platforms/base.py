@@ -1,15 +1,23 @@
 """The platform seam: what the reconciler asks for (`RevisionSpec`) and sees (`RevisionState`).
 
-A platform owns running replicas and nothing else; it knows no resources. Observed states are
-snapshots (frozen values), so a caller can diff them against a plan without racing the platform.
+A platform owns running replicas and nothing else; it knows no resources. It renders a
+platform-neutral `plan.ComponentPlan` its own way (`render`), reports each replica's phase and
+addresses (`host:port`), and says where a service is reached (`service_url`): the reconciler
+never builds an address. Observed states are snapshots (frozen values), so a caller can diff
+them against a plan without racing the platform.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
+
+from ksrv.control.plan import ComponentPlan
 
 Phase = Literal["Starting", "Ready", "Failed", "Stopping"]
 RevisionKey = tuple[str, str]
@@ -22,8 +30,10 @@ OnChange = Callable[[], None]
 class RevisionSpec:
     """One immutable revision of a component, run as `replicas` copies of `command`.
 
-    `command` is an argv whose "{http_port}" and "{grpc_port}" (and "{python}") are filled in
-    per replica; `env` is added to the platform's own environment.
+    What `render` makes of a plan for processes (today's one platform; a Kubernetes platform
+    will render objects instead): `command` is an argv whose "{http_port}" and "{grpc_port}"
+    (and "{python}") are filled in per replica; `env` is added to the platform's own
+    environment.
     """
 
     namespace: str
@@ -38,6 +48,15 @@ class RevisionSpec:
     @property
     def key(self) -> RevisionKey:
         return (self.namespace, self.revision)
+
+    @property
+    def fingerprint(self) -> str:
+        """What the replicas run, whatever the revision is named and however many run."""
+        identity = [list(self.command), sorted(self.env.items()), self.readiness_path]
+        return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+
+    def named(self, revision: str) -> RevisionSpec:
+        return dataclasses.replace(self, revision=revision)
 
     def same_revision(self, other: RevisionSpec) -> bool:
         """True when only the replica count may differ (a revision never changes otherwise)."""
@@ -66,6 +85,16 @@ class ReplicaState:
     log_path: Path
     started_at: float | None
     """Wall-clock time (time.time()) the current process started."""
+    host: str
+    """Where the replica listens; with the ports, its addresses."""
+
+    @property
+    def http_address(self) -> str | None:
+        return f"{self.host}:{self.http_port}" if self.http_port is not None else None
+
+    @property
+    def grpc_address(self) -> str | None:
+        return f"{self.host}:{self.grpc_port}" if self.grpc_port is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +105,30 @@ class RevisionState:
     replicas: list[ReplicaState]
 
 
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """A plan as this platform runs it (`spec.revision` not named yet), and what it cannot
+    honour of the plan, one sentence each."""
+
+    spec: RevisionSpec
+    notes: tuple[str, ...] = ()
+
+
 class Platform(Protocol):
     """Runs revisions. Implementations call their `on_change` callback on any phase change."""
+
+    def render(self, namespace: str, isvc: str, plan: ComponentPlan) -> Rendering:
+        """How this platform runs one component's plan.
+
+        Raises:
+            ResourceInvalid: the plan cannot run on this platform.
+        """
+
+    def service_url(self, namespace: str, isvc: str, component: str | None = None) -> str:
+        """Where clients reach the service (its entry component) or one component."""
+
+    def address_url(self, namespace: str, isvc: str) -> str:
+        """The service's host-based address (KServe's `status.address.url`)."""
 
     async def ensure(self, spec: RevisionSpec) -> None:
         """Start the revision, or resize it to `spec.replicas`."""

@@ -4,7 +4,9 @@ Replicas run in their own sessions, so they outlive the control plane; `platform
 state directory records them (PID + process start time) and the next run adopts what is still
 running instead of restarting it. Output goes to `logs/{namespace}/{revision}-{index}.log`.
 Scaling down drains the highest indexes in the background (observed as Stopping); `remove`
-waits until every replica of the revision has exited.
+waits until every replica of the revision has exited. Plans become argv through
+`local_render`; services are reached through the gateway (`service_url`), and so are the
+predictors of transformers and explainers.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ksrv.control.platforms import statefile
-from ksrv.control.platforms.base import RevisionKey, RevisionSpec, RevisionState
+from ksrv.control.plan import ComponentPlan, PredictorLink
+from ksrv.control.platforms import local_render, statefile
+from ksrv.control.platforms.base import Rendering, RevisionKey, RevisionSpec, RevisionState
 from ksrv.control.platforms.replica import LocalReplica, Supervision
 
 logger = logging.getLogger(__name__)
@@ -48,8 +51,13 @@ class LocalPlatform:
         python: str = sys.executable,
         *,
         supervision: Supervision | None = None,
+        gateway: str = "127.0.0.1:8080",
+        domain: str = "example.com",
     ) -> None:
+        """`gateway` is the gateway's `host:port`, `domain` the one its route table serves."""
         self.state_dir = Path(state_dir)
+        self.gateway = gateway
+        self.domain = domain
         self._on_change = on_change
         self._python = python
         self._supervision = supervision or Supervision()
@@ -61,6 +69,34 @@ class LocalPlatform:
     @property
     def state_path(self) -> Path:
         return self.state_dir / STATE_FILE
+
+    def render(self, namespace: str, isvc: str, plan: ComponentPlan) -> Rendering:
+        """The plan as `ksrv serve` (or a custom command) processes; see `local_render`."""
+        host = self.predictor_host(plan.predictor) if plan.predictor is not None else None
+        local = local_render.render(plan, isvc, host, self._python)
+        spec = RevisionSpec(
+            namespace=namespace,
+            isvc=isvc,
+            component=plan.component,
+            revision="",
+            command=local.command,
+            env=local.env,
+            replicas=local.replicas,
+            readiness_path=local.readiness_path,
+        )
+        return Rendering(spec, local.notes)
+
+    def predictor_host(self, link: PredictorLink) -> str:
+        """Where a transformer or explainer reaches its predictor: through the gateway."""
+        return f"{self.gateway}/serving/{link.namespace}/{link.isvc}-predictor"
+
+    def service_url(self, namespace: str, isvc: str, component: str | None = None) -> str:
+        """The gateway's path form: `/serving/{namespace}/{isvc}[-{component}]`."""
+        suffix = f"-{component}" if component else ""
+        return f"http://{self.gateway}/serving/{namespace}/{isvc}{suffix}"
+
+    def address_url(self, namespace: str, isvc: str) -> str:
+        return f"http://{isvc}-{namespace}.{self.domain}"
 
     async def ensure(self, spec: RevisionSpec) -> None:
         """Start the revision or resize it; surplus replicas (not ready first) drain meanwhile.

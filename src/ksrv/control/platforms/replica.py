@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 ADDRESS_IN_USE_RETRIES = 3
 ADDRESS_IN_USE = ("address already in use", "errno 98")
 WATCH_INTERVAL_S = 0.1
+# Replicas listen on loopback: only the gateway (on this machine) reaches them.
+LOCAL_HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class LocalReplica:
             last_failure=self.last_failure,
             log_path=self.log_path,
             started_at=self.started_at,
+            host=LOCAL_HOST,
         )
 
     def record(self) -> ReplicaRecord:

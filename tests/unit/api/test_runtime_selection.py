@@ -7,17 +7,17 @@ from pathlib import Path
 import pytest
 
 from ksrv.api import default_runtimes
+from ksrv.api.runtime_selection import (
+    ModelFormat,
+    default_ksrv_runtime,
+    select_runtime,
+    supporting_runtimes,
+)
 from ksrv.api.serving_runtime import (
     ClusterServingRuntime,
     ServingRuntime,
     ServingRuntimeSpec,
     parse_runtimes,
-)
-from ksrv.control.runtime_selection import (
-    ModelFormat,
-    default_ksrv_runtime,
-    select_runtime,
-    supporting_runtimes,
 )
 from ksrv.errors import ResourceInvalid
 from ksrv.runtimes import registry

@@ -1,0 +1,264 @@
+"""InferenceServices -> running revisions, the route table and KServe-shaped status.
+
+One pass (`reconcile_all`) reads every InferenceService, asks `plan.desired_state` what each
+component should run and the platform how it runs that (`Platform.render`), keeps one
+revision per distinct rendering (`revisions`), has the platform run it, lets `rollout` split
+traffic between the latest and the last rolled-out revision, publishes the ready replicas'
+addresses (as the platform reports them) to the route table, writes status back
+(`service_status`), and stops what nothing routes to any more. A service whose pass fails
+stays exactly as it was; the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from ksrv.api import default_runtimes, resources
+from ksrv.api.inference_service import InferenceService
+from ksrv.api.serving_runtime import Runtime, parse_runtime
+from ksrv.control import plan as planning
+from ksrv.control import revisions, rollout, service_status
+from ksrv.control.platforms.base import Platform, RevisionKey, RevisionState
+from ksrv.control.routes import RouteTable
+from ksrv.control.service_status import ComponentOutcome, mapping
+from ksrv.control.store import Store
+from ksrv.errors import KsrvError, ResourceInvalid
+
+logger = logging.getLogger(__name__)
+
+ISVC: Final = "InferenceService"
+RUNTIME_KINDS: Final = ("ServingRuntime", "ClusterServingRuntime")
+STOP_ANNOTATION: Final = "serving.kserve.io/stop"
+
+Document = dict[str, Any]
+
+
+class InferenceServiceReconciler:
+    """Drives the platform towards the stored InferenceServices and reports their status."""
+
+    kinds: Final = (ISVC, *RUNTIME_KINDS)
+    follows_platform: Final = True
+
+    def __init__(
+        self,
+        store: Store,
+        platform: Platform,
+        routes: RouteTable,
+        *,
+        on_removed: Callable[[], None],
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.platform = platform
+        self.routes = routes
+        self.now = now
+        self.records = revisions.RevisionRecords(store)
+        self.collector = revisions.Collector(platform, on_removed)
+        self._default_runtimes = list(default_runtimes.default_runtimes())
+        # uid -> (resourceVersion, typed resource, local limitations) of the last load
+        self._loaded: dict[str, tuple[str, InferenceService, list[str]]] = {}
+
+    async def reconcile_all(self) -> None:
+        runtimes = self._runtimes()
+        services = []
+        wanted: set[RevisionKey] = set()
+        seen: set[str] = set()
+        for isvc in self.store.list(ISVC):
+            namespace, name = _key(isvc)
+            seen.add(isvc["metadata"].get("uid", ""))
+            try:
+                route, keep = await self._reconcile(isvc, runtimes)
+            except Exception as exc:
+                # Leave a service that failed this pass exactly as it was; others go on.
+                logger.warning("%s/%s: reconcile failed: %r", namespace, name, exc, exc_info=True)
+                wanted |= self.records.of_service(namespace, name)
+                previous = self.routes.service(namespace, name)
+                if previous is not None:
+                    services.append(previous)
+                continue
+            wanted |= keep
+            if route is not None:
+                services.append(route)
+        self.collector.collect(wanted)
+        self.records.forget_except(wanted)
+        self.routes.publish(services)
+        for uid in set(self._loaded) - seen:
+            del self._loaded[uid]
+
+    def _runtimes(self) -> list[Runtime]:
+        runtimes: list[Runtime] = list(self._default_runtimes)
+        for kind in RUNTIME_KINDS:
+            for document in self.store.list(kind):
+                try:
+                    runtimes.append(parse_runtime(document))
+                except KsrvError as exc:
+                    logger.warning("skipping runtime %s: %s", document["metadata"]["name"], exc)
+        return runtimes
+
+    def _load(self, isvc: Document) -> tuple[InferenceService, list[str]]:
+        """The typed resource and what it asks for that no local platform honours (parsed
+        again only when the stored document changed)."""
+        metadata = isvc["metadata"]
+        uid, version = metadata.get("uid", ""), metadata.get("resourceVersion", "")
+        cached = self._loaded.get(uid)
+        if cached is None or cached[0] != version:
+            body = {key: value for key, value in isvc.items() if key != "status"}
+            resource = resources.load(body)
+            if not isinstance(resource, InferenceService):
+                raise ResourceInvalid(f"stored {ISVC} loads as a {resource.kind}")
+            cached = self._loaded[uid] = (version, resource, resources.local_limitations(resource))
+        return cached[1], cached[2]
+
+    async def _reconcile(
+        self, isvc: Document, runtimes: list[Runtime]
+    ) -> tuple[Document | None, set[RevisionKey]]:
+        namespace, name = _key(isvc)
+        generation = isvc["metadata"].get("generation")
+        old_status = mapping(isvc.get("status"))
+        if (isvc["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) == "true":
+            status = service_status.stopped_status(generation, old_status, self.now())
+            self._write_status(namespace, name, old_status, status)
+            return None, set()
+        resource, limitations = self._load(isvc)
+        desired = planning.desired_state(resource, runtimes)
+        keep: set[RevisionKey] = set()
+        outcomes: dict[str, ComponentOutcome] = {}
+        for component, component_plan in desired.components.items():
+            previous = mapping(mapping(old_status.get("components")).get(component))
+            outcomes[component], component_keep = await self._reconcile_component(
+                namespace, name, component_plan, previous
+            )
+            keep |= component_keep
+        view = service_status.ServiceView(
+            generation=generation,
+            url=self.platform.service_url(namespace, name),
+            address_url=self.platform.address_url(namespace, name),
+            entry=desired.entry,
+            notes=[*limitations, *desired.notes],
+        )
+        status = service_status.service_status(view, outcomes, old_status, self.now())
+        self._write_status(namespace, name, old_status, status)
+        return _route(desired, outcomes), keep
+
+    async def _reconcile_component(
+        self,
+        namespace: str,
+        name: str,
+        component_plan: planning.ComponentPlan,
+        previous: dict[str, Any],
+    ) -> tuple[ComponentOutcome, set[RevisionKey]]:
+        component = component_plan.component
+        outcome = ComponentOutcome(component_plan)
+        latest = await self._run_latest(namespace, name, outcome)
+        observed = self.platform.observe()
+        records = self.records.of_component(namespace, name, component)
+        names = [record["metadata"]["name"] for record in records]
+        ready = {n for n in names if _ready_count(observed.get((namespace, n))) > 0}
+        decided = rollout.rollout(
+            names,
+            latest,
+            ready,
+            previous.get("latestRolledoutRevision"),
+            previous.get("previousRolledoutRevision"),
+            component_plan.canary_percent,
+        )
+        outcome.latest_state = observed.get((namespace, latest or ""))
+        outcome.backends = _backends(namespace, decided, observed)
+        outcome.is_ready = bool(outcome.backends) and latest in ready
+        outcome.status = service_status.component_status(
+            decided,
+            latest,
+            previous,
+            [n for n in names if n in ready],
+            self.platform.service_url(namespace, name, component),
+        )
+        keep = {(namespace, revision) for revision in decided.routed}
+        if latest is not None:
+            keep.add((namespace, latest))
+        return outcome, keep
+
+    async def _run_latest(self, namespace: str, name: str, outcome: ComponentOutcome) -> str | None:
+        """Render the plan, find or make its revision, have the platform run it; its name.
+
+        None when the plan cannot run (`outcome.plan.error` says why): as with an invalid
+        spec, whatever was rolled out keeps serving."""
+        component_plan = outcome.plan
+        if component_plan.error is not None:
+            return None
+        try:
+            rendering = self.platform.render(namespace, name, component_plan)
+        except ResourceInvalid as exc:
+            reason = exc.reason or "InvalidSpec"
+            outcome.plan = dataclasses.replace(component_plan, error=str(exc), error_reason=reason)
+            return None
+        outcome.notes = rendering.notes
+        identity = revisions.fingerprint(component_plan.fingerprint, rendering.spec.fingerprint)
+        component = component_plan.component
+        running = [
+            state.spec.revision
+            for state in self.platform.observe().values()
+            if (state.spec.namespace, state.spec.isvc, state.spec.component)
+            == (namespace, name, component)
+        ]
+        record = self.records.latest(namespace, name, component, identity, running)
+        latest: str = record["metadata"]["name"]
+        await self.platform.ensure(rendering.spec.named(latest))
+        return latest
+
+    def _write_status(self, namespace: str, name: str, old: Document, new: Document) -> None:
+        if old != new:
+            self.store.update_status(ISVC, namespace, name, new)
+
+
+def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome]) -> Document:
+    """The service's entry in the route table (docs/platform.md, the route table)."""
+    predictor = desired.components.get("predictor")
+    return {
+        "namespace": desired.namespace,
+        "name": desired.name,
+        "timeout_s": predictor.timeout_s if predictor else planning.DEFAULT_TIMEOUT_S,
+        "entry": desired.entry,
+        # Every component, even without backends: the gateway answers 503, not 404.
+        "components": {
+            component: {"backends": outcomes[component].backends, "timeout_s": plan.timeout_s}
+            for component, plan in desired.components.items()
+        },
+    }
+
+
+def _backends(
+    namespace: str, decided: rollout.Rollout, observed: dict[RevisionKey, RevisionState]
+) -> list[dict[str, Any]]:
+    """The route table's backends: revisions with a share and ready replicas, at the
+    addresses the platform reports."""
+    backends = []
+    for share in decided.traffic:
+        state = observed.get((namespace, share.revision))
+        replicas = [
+            {"http": replica.http_address, "grpc": replica.grpc_address}
+            for replica in (state.replicas if state else [])
+            if replica.phase == "Ready"
+        ]
+        if share.percent > 0 and replicas:
+            backend: dict[str, Any] = {
+                "revision": share.revision,
+                "percent": share.percent,
+                "replicas": replicas,
+            }
+            if share.tag:
+                backend["tag"] = share.tag
+            backends.append(backend)
+    return backends
+
+
+def _ready_count(state: RevisionState | None) -> int:
+    return sum(replica.phase == "Ready" for replica in state.replicas) if state else 0
+
+
+def _key(document: Document) -> tuple[str, str]:
+    metadata = document["metadata"]
+    return metadata.get("namespace") or "default", metadata["name"]

@@ -1,0 +1,196 @@
+"""A component plan -> the argv, env and replica count of local processes, and what is lost.
+
+The local platform's renderer (a Kubernetes platform renders the same plan into objects):
+- a model server runs `ksrv serve` for the plan's format and storageUri; the replica downloads
+  `storageUri` itself before loading;
+- a custom container runs its own `command` + `args` (an image cannot run without a container
+  engine), with KServe's injected arguments (`--model_name`, `--http_port`, `--grpc_port`, and
+  `--predictor_host` for transformers and explainers); `ksrv` as the command means this ksrv,
+  and a `workingDir` is entered before the command runs.
+Ports are placeholders ("{http_port}", "{grpc_port}") that each replica fills with free ports.
+Everything the plan asks for that local processes do not carry out is said in `notes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from ksrv.control.plan import ComponentPlan, CustomContainer, ModelServer
+from ksrv.errors import ResourceInvalid
+
+HTTP_PORT: Final = "{http_port}"
+GRPC_PORT: Final = "{grpc_port}"
+READINESS_PATH: Final = "/v2/health/ready"
+CHDIR_AND_EXEC: Final = (
+    "import os, sys; os.chdir(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])"
+)
+# More replicas than this on one machine is a typo, not a plan.
+LOCAL_MAX_REPLICAS: Final = 16
+NO_AUTOSCALING: Final = "autoscaling is not available locally yet; minReplicas replicas run"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRevision:
+    """What each replica of a component runs locally, how many, and what is not honoured."""
+
+    command: tuple[str, ...]
+    env: dict[str, str]
+    replicas: int
+    readiness_path: str = READINESS_PATH
+    notes: tuple[str, ...] = ()
+
+
+def render(
+    plan: ComponentPlan, name: str, predictor_host: str | None, python: str
+) -> LocalRevision:
+    """The local processes for one component of service `name`.
+
+    Args:
+        predictor_host: where a transformer or explainer reaches its predictor (`host:port/path`).
+
+    Raises:
+        ResourceInvalid: the plan cannot run as a local process (an image without a command).
+    """
+    if isinstance(plan.workload, ModelServer):
+        command, notes = _model_server(plan, plan.workload, name, predictor_host, python)
+    elif isinstance(plan.workload, CustomContainer):
+        command, notes = _custom_container(plan, plan.workload, name, predictor_host, python)
+    else:
+        raise ResourceInvalid(plan.error or f"spec.{plan.component} has nothing to run")
+    replicas, bound_notes = _replicas(plan)
+    env = {variable.name: variable.value for variable in plan.env if variable.value_from is None}
+    return LocalRevision(
+        command=tuple(command),
+        env=env,
+        replicas=replicas,
+        notes=(*bound_notes, *plan.notes, *notes),
+    )
+
+
+def _replicas(plan: ComponentPlan) -> tuple[int, list[str]]:
+    path = f"spec.{plan.component}"
+    scaling = plan.autoscaling
+    unsupported = {
+        "maxReplicas": (scaling.max_replicas, NO_AUTOSCALING),
+        "scaleTarget": (scaling.scale_target, NO_AUTOSCALING),
+        "scaleMetric": (scaling.scale_metric, NO_AUTOSCALING),
+        "containerConcurrency": (
+            plan.container_concurrency, "the concurrency limit is not enforced locally yet"
+        ),
+        "logger": (plan.logger, "request/response logging is not available locally yet"),
+    }  # fmt: skip
+    notes = [f"{path}.{field}: {why}" for field, (value, why) in unsupported.items() if value]
+    wanted = scaling.min_replicas
+    if wanted == 0:
+        notes.append(f"{path}.minReplicas: 0 (scale to zero) is not available locally yet; "
+                     "1 replica runs")  # fmt: skip
+    if wanted > LOCAL_MAX_REPLICAS:
+        notes.append(f"{path}.minReplicas: {wanted} replicas on one machine is capped at "
+                     f"{LOCAL_MAX_REPLICAS} locally")  # fmt: skip
+    return min(max(1, wanted), LOCAL_MAX_REPLICAS), notes
+
+
+def _model_server(
+    plan: ComponentPlan,
+    server: ModelServer,
+    name: str,
+    predictor_host: str | None,
+    python: str,
+) -> tuple[list[str], list[str]]:
+    notes = []
+    if server.ksrv_runtime is None:
+        format_name = server.model_format.partition(":")[0]
+        notes.append(
+            f"runtime {server.runtime} runs a container image; ksrv serves the "
+            f"{format_name} format with its own runtime instead"
+        )
+    command = [
+        python, "-m", "ksrv.cli.main", "serve",
+        "--model-name", name,
+        "--model-format", server.model_format,
+        "--storage-uri", server.storage_uri,
+        "--http-port", HTTP_PORT,
+        "--grpc-port", GRPC_PORT,
+    ]  # fmt: skip
+    if predictor_host is not None and plan.predictor is not None:
+        command += ["--predictor-host", predictor_host,
+                    "--predictor-protocol", plan.predictor.protocol]  # fmt: skip
+    if server.args:
+        notes.append("model args are meant for the runtime's container and are not passed on")
+    batcher = plan.batcher
+    if batcher is not None:
+        # KServe's batcher sidecar, carried out by ksrv's own request merging.
+        path = f"spec.{plan.component}.batcher"
+        if batcher.max_latency_ms or batcher.timeout_s:
+            notes.append(
+                f"{path}: ksrv merges the requests that arrive together and never waits "
+                "for more, so maxLatency and timeout are not used"
+            )
+        if not server.merges_requests:
+            format_name = server.model_format.partition(":")[0].lower()
+            notes.append(
+                f"{path}: the {format_name} runtime answers each request on its own "
+                "(ksrv merges requests for sklearn, xgboost and lightgbm)"
+            )
+        command += ["--max-batch-size", str(batcher.max_batch_size)]
+    return command, notes
+
+
+def _custom_container(
+    plan: ComponentPlan,
+    container: CustomContainer,
+    name: str,
+    predictor_host: str | None,
+    python: str,
+) -> tuple[list[str], list[str]]:
+    command = list(container.command)
+    if not command:
+        raise ResourceInvalid(
+            f"container image {container.image!r} cannot run without a container "
+            "engine; give the container a `command` (e.g. [python, model.py]) to run it locally",
+            "InvalidSpec",
+        )
+    if command[0] == "ksrv":
+        command = [python, "-m", "ksrv.cli.main", *command[1:]]
+    elif command[0] in ("python", "python3"):
+        command[0] = python
+    args = list(container.args)
+    is_ksrv = command[2:3] == ["ksrv.cli.main"]
+    protocol = plan.predictor.protocol if plan.predictor is not None else "v1"
+    injected = _injected_args(args, name, predictor_host, protocol, is_ksrv)
+    notes = []
+    if container.image:
+        notes.append(f"image {container.image} is not pulled: its command runs locally")
+    if plan.batcher is not None:
+        notes.append(f"spec.{plan.component}.batcher: a custom container's requests are not merged")
+    argv = command + args + injected
+    if container.working_dir:
+        # The platform spawns in its own directory: change into the container's first.
+        argv = [python, "-c", CHDIR_AND_EXEC, container.working_dir, *argv]
+    return argv, notes
+
+
+def _injected_args(
+    args: list[str], name: str, predictor_host: str | None, protocol: str, is_ksrv: bool
+) -> list[str]:
+    """KServe's controller arguments, in the spelling the server understands."""
+    spelling = (
+        {"name": "--model-name", "http": "--http-port", "grpc": "--grpc-port",
+         "predictor": "--predictor-host", "protocol": "--predictor-protocol"}
+        if is_ksrv
+        else {"name": "--model_name", "http": "--http_port", "grpc": "--grpc_port",
+              "predictor": "--predictor_host", "protocol": "--predictor_protocol"}
+    )  # fmt: skip
+    given = {arg.split("=", 1)[0] for arg in args}
+    injected: list[str] = []
+    if spelling["name"] not in given:
+        injected += [spelling["name"], name]
+    if predictor_host is not None and spelling["predictor"] not in given:
+        injected += [spelling["predictor"], predictor_host]
+        if spelling["protocol"] not in given:
+            injected += [spelling["protocol"], protocol]
+    injected += [spelling["http"], HTTP_PORT, spelling["grpc"], GRPC_PORT]
+    if not is_ksrv:
+        injected += ["--host", "127.0.0.1"]
+    return injected

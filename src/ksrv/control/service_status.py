@@ -1,0 +1,241 @@
+"""KServe-shaped status from one pass's outcome: conditions, `components`, `modelStatus`.
+
+Pure: the reconciler hands in what it decided and observed, this module only says it the way
+KServe's controller does. A condition keeps its `lastTransitionTime` while its status stays.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ksrv.control.plan import ComponentPlan
+from ksrv.control.platforms.base import RevisionState
+from ksrv.control.rollout import Rollout
+
+CONDITION_TYPES: Final = {
+    "predictor": "PredictorReady",
+    "transformer": "TransformerReady",
+    "explainer": "ExplainerReady",
+}
+
+
+@dataclass
+class ComponentOutcome:
+    """One component after a pass: its plan, what the platform cannot honour, routes, status."""
+
+    plan: ComponentPlan
+    notes: tuple[str, ...] = ()
+    backends: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    is_ready: bool = False
+    latest_state: RevisionState | None = None
+
+    def condition(self, condition_type: str) -> dict[str, Any]:
+        if self.plan.error is not None:
+            return condition(condition_type, False, self.plan.error_reason or "", self.plan.error)
+        if self.is_ready:
+            return condition(condition_type, True, "", "")
+        failure = self._failure()
+        if failure is not None:
+            return condition(condition_type, False, "ModelLoadFailed", failure)
+        return condition(
+            condition_type, False, "Starting", f"revision {self._latest_name()} is starting"
+        )
+
+    def model_status(self) -> dict[str, Any]:
+        """KServe's `modelStatus` from the latest revision's replicas."""
+        replicas = self.latest_state.replicas if self.latest_state else []
+        failed = [r for r in replicas if r.phase == "Failed"]
+        if self.plan.error is not None:
+            transition, target = "InvalidSpec", "FailedToLoad"
+        elif self.is_ready:
+            transition, target = "UpToDate", "Loaded"
+        elif failed:
+            transition, target = "BlockedByFailedLoad", "FailedToLoad"
+        else:
+            transition, target = "InProgress", "Loading"
+        status: dict[str, Any] = {
+            "transitionStatus": transition,
+            "states": {
+                "activeModelState": "Loaded" if self.backends else "Pending",
+                "targetModelState": target,
+            },
+            "copies": {"failedCopies": len(failed), "totalCopies": len(replicas)},
+        }
+        failure = self._failure()
+        if failure is not None or self.plan.error is not None:
+            status["lastFailureInfo"] = drop_none(
+                {
+                    "location": self._latest_name(),
+                    "reason": "InvalidSpec" if self.plan.error else "ModelLoadFailed",
+                    "message": self.plan.error or failure,
+                    "modelRevisionName": self._latest_name(),
+                    "exitCode": failed[0].last_exit_code if failed else None,
+                }
+            )
+        return status
+
+    def _latest_name(self) -> str | None:
+        return self.latest_state.spec.revision if self.latest_state else None
+
+    def _failure(self) -> str | None:
+        for replica in self.latest_state.replicas if self.latest_state else []:
+            if replica.phase == "Failed" and replica.last_failure:
+                return str(replica.last_failure)
+        return None
+
+
+def component_status(
+    decided: Rollout,
+    latest: str | None,
+    previous: dict[str, Any],
+    ready_revisions: list[str],
+    url: str,
+) -> dict[str, Any]:
+    """`status.components[c]`: revisions created, ready and rolled out, traffic, URL."""
+    return drop_none(
+        {
+            "latestCreatedRevision": latest or previous.get("latestCreatedRevision"),
+            "latestReadyRevision": ready_revisions[-1] if ready_revisions else None,
+            "latestRolledoutRevision": decided.rolled_out,
+            "previousRolledoutRevision": decided.previous_rolled_out,
+            "traffic": [
+                drop_none(
+                    {
+                        "revisionName": share.revision,
+                        "percent": share.percent,
+                        "latestRevision": share.revision == latest,
+                        "tag": share.tag,
+                    }
+                )
+                for share in decided.traffic
+            ],
+            "url": url,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """What the service-level status says besides its components."""
+
+    generation: Any
+    url: str
+    address_url: str
+    entry: str
+    notes: list[str]
+
+
+def service_status(
+    view: ServiceView,
+    outcomes: dict[str, ComponentOutcome],
+    old_status: dict[str, Any],
+    now: float,
+) -> dict[str, Any]:
+    """The whole InferenceService status: conditions, URLs, components, modelStatus."""
+    conditions = [outcome.condition(CONDITION_TYPES[c]) for c, outcome in outcomes.items()]
+    entry = outcomes.get(view.entry)
+    ingress_ready = entry is not None and bool(entry.backends)
+    conditions.append(
+        condition("IngressReady", ingress_ready, "", "")
+        if ingress_ready
+        else condition("IngressReady", False, "NoReadyBackend", "no ready replica to route to")
+    )
+    is_ready = all(outcome.is_ready for outcome in outcomes.values()) and ingress_ready
+    conditions.append(condition("Ready", True, "", "") if is_ready else _not_ready(conditions))
+    notes = [*view.notes, *(note for outcome in outcomes.values() for note in outcome.notes)]
+    if notes:
+        conditions.append(
+            {
+                "type": "LocalLimitations",
+                "status": "True",
+                "severity": "Info",
+                "reason": "NotHonouredLocally",
+                "message": "; ".join(notes),
+            }
+        )
+    keep_transition_times(conditions, old_status.get("conditions") or [], now)
+    status: dict[str, Any] = {
+        "observedGeneration": view.generation,
+        "url": view.url,
+        "address": {"url": view.address_url},
+        "conditions": conditions,
+        "components": {component: outcome.status for component, outcome in outcomes.items()},
+    }
+    predictor = outcomes.get("predictor")
+    if predictor is not None:
+        status["modelStatus"] = predictor.model_status()
+        if predictor.plan.runtime:
+            key = (
+                "clusterServingRuntimeName"
+                if predictor.plan.is_cluster_runtime
+                else "servingRuntimeName"
+            )
+            status[key] = predictor.plan.runtime
+    return status
+
+
+def _not_ready(conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    """`Ready` False, with the first failing condition's reason and every failing message."""
+    failing = [c for c in conditions if c["status"] != "True"]
+    reason = next((c["reason"] for c in failing if c.get("reason")), "NotReady")
+    return condition("Ready", False, reason, "; ".join(c.get("message", "") for c in failing))
+
+
+def stopped_status(generation: Any, old_status: dict[str, Any], now: float) -> dict[str, Any]:
+    """KServe's status for a service with the `serving.kserve.io/stop` annotation."""
+    conditions = [
+        condition("PredictorReady", False, "Stopped", "the InferenceService is stopped"),
+        condition("Ready", False, "Stopped", "the InferenceService is stopped"),
+        condition("Stopped", True, "", ""),
+    ]
+    keep_transition_times(conditions, old_status.get("conditions") or [], now)
+    return {"observedGeneration": generation, "conditions": conditions}
+
+
+def not_supported_status(
+    generation: Any, what: str, old_status: dict[str, Any], now: float
+) -> dict[str, Any]:
+    """The status of a kind the local platform stores but does not serve yet."""
+    conditions = [
+        condition("Ready", False, "NotSupportedLocally", f"{what} is not served by the local "
+                  "platform yet; the resource is stored as applied")
+    ]  # fmt: skip
+    keep_transition_times(conditions, old_status.get("conditions") or [], now)
+    return {"observedGeneration": generation, "conditions": conditions}
+
+
+def condition(condition_type: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+    found: dict[str, Any] = {"type": condition_type, "status": "True" if ok else "False"}
+    if reason:
+        found["reason"] = reason
+    if message:
+        found["message"] = message
+    return found
+
+
+def keep_transition_times(conditions: list[dict[str, Any]], old: Any, now: float) -> None:
+    """A condition keeps its lastTransitionTime while its status stays the same."""
+    before = {
+        condition["type"]: condition
+        for condition in (old if isinstance(old, list) else [])
+        if isinstance(condition, dict) and "type" in condition
+    }
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    for found in conditions:
+        previous = before.get(found["type"])
+        if previous is not None and previous.get("status") == found["status"]:
+            found["lastTransitionTime"] = previous.get("lastTransitionTime", stamp)
+        else:
+            found["lastTransitionTime"] = stamp
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """A status part as a mapping; anything else a client wrote there counts as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}

@@ -1,0 +1,169 @@
+"""local_render: a neutral component plan -> local argv, env, replica count and notes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ksrv.api.serving_runtime import parse_runtimes
+from ksrv.control import plan
+from ksrv.control.platforms import local_render
+from ksrv.control.platforms.base import Rendering
+from ksrv.control.platforms.local import LocalPlatform
+from ksrv.errors import ResourceInvalid
+from tests.unit.control.test_plan import RUNTIMES, desired, isvc
+
+PLATFORM = LocalPlatform(Path("/nonexistent"), python="PY", gateway="127.0.0.1:8080")
+
+
+def rendered(spec: dict[str, Any], component: str = "predictor") -> Rendering:
+    service = desired(spec)
+    return PLATFORM.render("ns", "iris", service.components[component])
+
+
+def test_a_model_server_runs_ksrv_serve_with_port_placeholders():
+    spec = rendered(
+        {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://b/m"}}}
+    ).spec
+    assert spec.command == (
+        "PY", "-m", "ksrv.cli.main", "serve", "--model-name", "iris", "--model-format",
+        "sklearn", "--storage-uri", "gs://b/m", "--http-port", "{http_port}",
+        "--grpc-port", "{grpc_port}",
+    )  # fmt: skip
+    assert spec.replicas == 1 and spec.readiness_path == "/v2/health/ready"
+    assert (spec.namespace, spec.isvc, spec.component, spec.revision) == (
+        "ns", "iris", "predictor", ""
+    )  # fmt: skip
+
+
+def test_transformer_container_runs_its_command_with_kserves_arguments():
+    rendering = rendered(
+        {
+            "predictor": {"sklearn": {"storageUri": "/m", "protocolVersion": "v2"}},
+            "transformer": {
+                "containers": [
+                    {"name": "kserve-container", "image": "me/t:1",
+                     "command": ["python", "t.py"], "args": ["--feast_url", "x"],
+                     "env": [{"name": "A", "value": "1"},
+                             {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s"}}}]}
+                ]
+            },
+        },
+        "transformer",
+    )  # fmt: skip
+    assert rendering.spec.command == (
+        "PY", "t.py", "--feast_url", "x", "--model_name", "iris",
+        "--predictor_host", "127.0.0.1:8080/serving/ns/iris-predictor",
+        "--predictor_protocol", "v2", "--http_port", "{http_port}",
+        "--grpc_port", "{grpc_port}", "--host", "127.0.0.1",
+    )  # fmt: skip
+    assert dict(rendering.spec.env) == {"A": "1"}
+    assert any("me/t:1" in note for note in rendering.notes)
+
+
+def test_ksrv_command_in_a_container_uses_this_ksrv_and_its_option_spelling():
+    command = rendered(
+        {
+            "predictor": {"sklearn": {"storageUri": "/m"}},
+            "explainer": {
+                "containers": [{"name": "e", "command": ["ksrv", "serve", "--explainer", "shap"]}]
+            },
+        },
+        "explainer",
+    ).spec.command
+    assert command[:6] == ("PY", "-m", "ksrv.cli.main", "serve", "--explainer", "shap")
+    assert "--predictor-host" in command and "--model-name" in command
+
+
+def test_image_only_container_cannot_run_locally():
+    with pytest.raises(ResourceInvalid) as raised:
+        rendered({"predictor": {"containers": [{"name": "c", "image": "me/model:1"}]}})
+    assert raised.value.reason == "InvalidSpec"
+    assert "me/model:1" in str(raised.value) and "command" in str(raised.value)
+
+
+def test_a_runtime_that_is_an_image_is_said_to_be_stood_in_for():
+    mine = parse_runtimes(
+        """
+apiVersion: serving.kserve.io/v1alpha1
+kind: ServingRuntime
+metadata: {name: my-sklearn}
+spec:
+  supportedModelFormats: [{name: sklearn, autoSelect: true}]
+  containers: [{name: kserve-container, image: me/sklearn:1}]
+"""
+    )
+    service = plan.desired_state(
+        isvc({"predictor": {"sklearn": {"storageUri": "/m"}}}), [*RUNTIMES, *mine]
+    )
+    notes = PLATFORM.render("ns", "iris", service.components["predictor"]).notes
+    assert any("my-sklearn runs a container image" in note for note in notes)
+
+
+def test_fields_not_carried_out_locally_yet_are_said_in_order():
+    notes = rendered(
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "maxReplicas": 3, "minReplicas": 0,
+                       "logger": {"mode": "all"}}}
+    ).notes  # fmt: skip
+    joined = " | ".join(notes)
+    assert notes[0].startswith("spec.predictor.maxReplicas: autoscaling")
+    assert "spec.predictor.logger" in joined and "scale to zero" in joined
+
+
+def test_the_batcher_sets_the_replicas_max_batch_size():
+    sized = rendered(
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxBatchSize": 4}}}
+    )
+    assert sized.spec.command[-2:] == ("--max-batch-size", "4")
+    assert not any("batcher" in note for note in sized.notes)
+    defaulted = rendered(
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxLatency": 500}}}
+    )
+    assert defaulted.spec.command[-2:] == ("--max-batch-size", "32")  # KServe's default
+    assert any("maxLatency and timeout are not used" in note for note in defaulted.notes)
+
+
+def test_a_batcher_that_cannot_merge_is_said():
+    torch = rendered(
+        {"predictor": {"model": {"modelFormat": {"name": "pytorch"}, "storageUri": "/a"},
+                       "batcher": {"maxBatchSize": 8}}}
+    )  # fmt: skip
+    assert any("pytorch runtime answers each request on its own" in n for n in torch.notes)
+    custom = rendered(
+        {"predictor": {"containers": [{"name": "c", "command": ["python", "m.py"]}],
+                       "batcher": {"maxBatchSize": 8}}}
+    )  # fmt: skip
+    assert "--max-batch-size" not in custom.spec.command
+    assert any("custom container's requests are not merged" in n for n in custom.notes)
+
+
+def test_working_dir_is_entered_before_the_command_runs(tmp_path):
+    (tmp_path / "hello.py").write_text("import os; print(os.getcwd())")
+    command = rendered(
+        {"predictor": {"sklearn": {"storageUri": "/m"}},
+         "transformer": {"containers": [{"name": "c", "command": ["python", "hello.py"],
+                                         "workingDir": str(tmp_path)}]}},
+        "transformer",
+    ).spec.command  # fmt: skip
+    argv = [sys.executable if arg == "PY" else arg for arg in command]
+    done = subprocess.run(argv[:6], capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == str(tmp_path), done.stderr
+
+
+def test_replicas_are_capped_on_one_machine():
+    rendering = rendered({"predictor": {"sklearn": {"storageUri": "/a"}, "minReplicas": 100000}})
+    assert rendering.spec.replicas == local_render.LOCAL_MAX_REPLICAS
+    assert any("capped" in note for note in rendering.notes)
+
+
+def test_service_urls_come_from_the_platform():
+    assert PLATFORM.service_url("ns", "iris") == "http://127.0.0.1:8080/serving/ns/iris"
+    assert (
+        PLATFORM.service_url("ns", "iris", "explainer")
+        == "http://127.0.0.1:8080/serving/ns/iris-explainer"
+    )
+    assert PLATFORM.address_url("ns", "iris") == "http://iris-ns.example.com"

@@ -1,0 +1,98 @@
+"""service_status: a pass's outcome -> KServe-shaped conditions, components and modelStatus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ksrv.control import service_status
+from ksrv.control.plan import ComponentPlan, ModelServer
+from ksrv.control.platforms.base import ReplicaState, RevisionSpec, RevisionState
+from ksrv.control.rollout import Rollout, Traffic
+from ksrv.control.service_status import ComponentOutcome, ServiceView
+
+T0, T1 = 0.0, 60.0
+SERVER = ModelServer("sklearn", "/m", "ksrv-sklearn", True, "sklearn", True)
+VIEW = ServiceView(3, "http://gw/serving/ns/iris", "http://iris-ns.example.com", "predictor", [])
+
+
+def state(*phases: str, failure: str | None = None) -> RevisionState:
+    spec = RevisionSpec("ns", "iris", "predictor", "iris-predictor-00001", ("x",))
+    replicas = [
+        ReplicaState(i, 100 + i, 1000 + i, 2000 + i, phase, 0, 1 if phase == "Failed" else None,
+                     failure if phase == "Failed" else None, Path("/log"), 0.0, "127.0.0.1")
+        for i, phase in enumerate(phases)
+    ]  # fmt: skip
+    return RevisionState(spec, replicas)
+
+
+def conditions(status: dict) -> dict[str, dict]:
+    return {condition["type"]: condition for condition in status["conditions"]}
+
+
+def test_a_ready_predictor_makes_the_service_ready_and_loaded():
+    outcome = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}],
+        is_ready=True,
+        latest_state=state("Ready"),
+    )
+    status = service_status.service_status(VIEW, {"predictor": outcome}, {}, T0)
+    assert {k: c["status"] for k, c in conditions(status).items()} == {
+        "PredictorReady": "True", "IngressReady": "True", "Ready": "True"
+    }  # fmt: skip
+    assert status["url"] == VIEW.url and status["address"] == {"url": VIEW.address_url}
+    assert status["clusterServingRuntimeName"] == "ksrv-sklearn"
+    assert status["modelStatus"]["transitionStatus"] == "UpToDate"
+    assert status["observedGeneration"] == 3
+
+
+def test_a_failed_load_is_the_reason_the_service_is_not_ready():
+    outcome = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        latest_state=state("Failed", failure="no model file"),
+        notes=("spec.predictor.logger: not here",),
+    )
+    status = service_status.service_status(VIEW, {"predictor": outcome}, {}, T0)
+    found = conditions(status)
+    assert found["Ready"]["reason"] == "ModelLoadFailed"
+    assert "no model file" in found["Ready"]["message"]
+    assert found["LocalLimitations"]["message"] == "spec.predictor.logger: not here"
+    assert status["modelStatus"]["lastFailureInfo"]["exitCode"] == 1
+    assert status["modelStatus"]["copies"] == {"failedCopies": 1, "totalCopies": 1}
+
+
+def test_an_invalid_spec_says_its_reason():
+    plan = ComponentPlan("predictor", error="no runtime", error_reason="NoSupportingRuntime")
+    status = service_status.service_status(VIEW, {"predictor": ComponentOutcome(plan)}, {}, T0)
+    assert conditions(status)["PredictorReady"]["reason"] == "NoSupportingRuntime"
+    assert status["modelStatus"]["transitionStatus"] == "InvalidSpec"
+
+
+def test_transition_times_stay_while_a_condition_keeps_its_status():
+    old = service_status.stopped_status(1, {}, T0)
+    again = service_status.stopped_status(1, old, T1)
+    assert again == old
+    running = service_status.service_status(
+        VIEW, {"predictor": ComponentOutcome(ComponentPlan("predictor"))}, old, T1
+    )
+    assert conditions(running)["Ready"]["lastTransitionTime"] == "1970-01-01T00:00:00Z"
+    assert conditions(running)["PredictorReady"]["lastTransitionTime"] == "1970-01-01T00:00:00Z"
+    assert conditions(running)["IngressReady"]["lastTransitionTime"] == "1970-01-01T00:01:00Z"
+
+
+def test_component_status_reports_traffic_and_pointers():
+    decided = Rollout(
+        (Traffic("r2", 20, "latest"), Traffic("r1", 80, "prev")), rolled_out="r1",
+        previous_rolled_out=None,
+    )  # fmt: skip
+    status = service_status.component_status(decided, "r2", {}, ["r1", "r2"], "http://u")
+    assert status == {
+        "latestCreatedRevision": "r2",
+        "latestReadyRevision": "r2",
+        "latestRolledoutRevision": "r1",
+        "traffic": [
+            {"revisionName": "r2", "percent": 20, "latestRevision": True, "tag": "latest"},
+            {"revisionName": "r1", "percent": 80, "latestRevision": False, "tag": "prev"},
+        ],
+        "url": "http://u",
+    }
