@@ -22,6 +22,7 @@ from ksrv.control import admission, api_paths, api_status, log_tail
 from ksrv.control.api_paths import ResourceType
 from ksrv.control.store import Store
 from ksrv.http.server import Request, Response
+from ksrv.protocol.routes import RouteTableDoc
 
 Document = dict[str, Any]
 
@@ -33,11 +34,11 @@ APPLY_RESULT_HEADER = "x-ksrv-apply"
 
 
 class RouteFeed(Protocol):
-    """The route table the reconciler publishes (`control.routes.RouteTable` satisfies it)."""
+    """The route table the reconciler publishes (`control.routes.RoutePublisher` satisfies it)."""
 
-    def snapshot(self) -> dict[str, Any]: ...
+    def snapshot(self) -> RouteTableDoc: ...
 
-    async def wait_newer(self, after: int, timeout_s: float) -> dict[str, Any] | None: ...
+    async def wait_newer(self, after: int, timeout_s: float) -> RouteTableDoc | None: ...
 
 
 class LogSource(Protocol):
@@ -262,11 +263,11 @@ class ManagementAPI:
             if newer is None:
                 return Response(b"", 304)
             table = newer
-        return api_status.encode(table, 200, False)
+        return api_status.encode(dict(table), 200, False)
 
     async def _wait_newer(
         self, routes: RouteFeed, after: int, timeout_s: float
-    ) -> dict[str, Any] | None:
+    ) -> RouteTableDoc | None:
         if self._closing.is_set():
             return None
         polling = asyncio.ensure_future(routes.wait_newer(after, timeout_s))

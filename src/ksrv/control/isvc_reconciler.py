@@ -23,10 +23,11 @@ from ksrv.api.serving_runtime import Runtime, parse_runtime
 from ksrv.control import plan as planning
 from ksrv.control import revisions, rollout, service_status
 from ksrv.control.platforms.base import Platform, RevisionKey, RevisionState
-from ksrv.control.routes import RouteTable
+from ksrv.control.routes import RoutePublisher
 from ksrv.control.service_status import ComponentOutcome, mapping
 from ksrv.control.store import Store
 from ksrv.errors import KsrvError, ResourceInvalid
+from ksrv.protocol.routes import BackendDoc, ReplicaDoc, ServiceDoc
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class InferenceServiceReconciler:
         self,
         store: Store,
         platform: Platform,
-        routes: RouteTable,
+        routes: RoutePublisher,
         *,
         on_removed: Callable[[], None],
         now: Callable[[], float] = time.time,
@@ -64,7 +65,7 @@ class InferenceServiceReconciler:
 
     async def reconcile_all(self) -> None:
         runtimes = self._runtimes()
-        services = []
+        services: list[ServiceDoc] = []
         wanted: set[RevisionKey] = set()
         seen: set[str] = set()
         for isvc in self.store.list(ISVC):
@@ -115,7 +116,7 @@ class InferenceServiceReconciler:
 
     async def _reconcile(
         self, isvc: Document, runtimes: list[Runtime]
-    ) -> tuple[Document | None, set[RevisionKey]]:
+    ) -> tuple[ServiceDoc | None, set[RevisionKey]]:
         namespace, name = _key(isvc)
         generation = isvc["metadata"].get("generation")
         old_status = mapping(isvc.get("status"))
@@ -214,7 +215,7 @@ class InferenceServiceReconciler:
             self.store.update_status(ISVC, namespace, name, new)
 
 
-def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome]) -> Document:
+def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome]) -> ServiceDoc:
     """The service's entry in the route table (docs/platform.md, the route table)."""
     predictor = desired.components.get("predictor")
     return {
@@ -232,19 +233,19 @@ def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome])
 
 def _backends(
     namespace: str, decided: rollout.Rollout, observed: dict[RevisionKey, RevisionState]
-) -> list[dict[str, Any]]:
+) -> list[BackendDoc]:
     """The route table's backends: revisions with a share and ready replicas, at the
     addresses the platform reports."""
     backends = []
     for share in decided.traffic:
         state = observed.get((namespace, share.revision))
-        replicas = [
-            {"http": replica.http_address, "grpc": replica.grpc_address}
-            for replica in (state.replicas if state else [])
-            if replica.phase == "Ready"
-        ]
+        replicas: list[ReplicaDoc] = []
+        for replica in state.replicas if state else []:
+            http = replica.http_address
+            if replica.phase == "Ready" and http is not None:
+                replicas.append({"http": http, "grpc": replica.grpc_address or ""})
         if share.percent > 0 and replicas:
-            backend: dict[str, Any] = {
+            backend: BackendDoc = {
                 "revision": share.revision,
                 "percent": share.percent,
                 "replicas": replicas,

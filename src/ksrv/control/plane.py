@@ -22,7 +22,7 @@ from ksrv.control.isvc_reconciler import InferenceServiceReconciler
 from ksrv.control.platforms import processes, statefile
 from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
 from ksrv.control.reconciler import Reconciler, not_served_reconcilers
-from ksrv.control.routes import RouteTable
+from ksrv.control.routes import RoutePublisher
 from ksrv.control.store import Store
 from ksrv.http.server import HTTPServer
 
@@ -73,7 +73,7 @@ async def run(settings: PlaneSettings) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     settings.pid_file.write_text(str(os.getpid()))
     store = Store(settings.state_dir / "ksrv.db")
-    routes = RouteTable(settings.domain)
+    routes = RoutePublisher(settings.domain)
     nudges: list[Reconciler] = []
 
     def nudge() -> None:

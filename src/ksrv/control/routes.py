@@ -1,17 +1,19 @@
-"""The route table the gateway pulls: services, their components and ready replicas.
+"""Publishing the route table the gateway pulls: services, their components and replicas.
 
 The reconciler publishes a whole table at a time; the version goes up only when the content
-changes, so the gateway's long poll (`wait_newer`) wakes only for real changes.
+changes, so the gateway's long poll (`wait_newer`) wakes only for real changes. The
+document's shape is `ksrv.protocol.routes`, shared with the gateway that parses it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+
+from ksrv.protocol.routes import RouteTableDoc, ServiceDoc
 
 
-class RouteTable:
+class RoutePublisher:
     """Versioned route table; satisfies the management API's `RouteFeed`."""
 
     def __init__(self, domain: str) -> None:
@@ -19,10 +21,10 @@ class RouteTable:
         # Version 0 = nothing published yet: a restarted control plane must not hand the
         # gateway an empty table before its first pass has seen the replicas it adopted.
         self.version = 0
-        self._services: list[dict[str, Any]] = []
+        self._services: list[ServiceDoc] = []
         self._changed = asyncio.Event()
 
-    def publish(self, services: list[dict[str, Any]]) -> bool:
+    def publish(self, services: list[ServiceDoc]) -> bool:
         """Replace the services; True when that changed the table."""
         ordered = sorted(services, key=lambda s: (s["namespace"], s["name"]))
         if self.version and ordered == self._services:
@@ -34,10 +36,10 @@ class RouteTable:
         self._changed = asyncio.Event()
         return True
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> RouteTableDoc:
         return {"version": self.version, "domain": self.domain, "services": self._services}
 
-    async def wait_newer(self, after: int, timeout_s: float) -> dict[str, Any] | None:
+    async def wait_newer(self, after: int, timeout_s: float) -> RouteTableDoc | None:
         """The table once its version differs from `after`, or None after `timeout_s`."""
         if self.version and after != self.version:
             return self.snapshot()  # newer, or from before a control-plane restart
@@ -47,7 +49,7 @@ class RouteTable:
             return None
         return self.snapshot()
 
-    def service(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def service(self, namespace: str, name: str) -> ServiceDoc | None:
         for service in self._services:
             if service["namespace"] == namespace and service["name"] == name:
                 return service

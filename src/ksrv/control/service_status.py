@@ -13,6 +13,7 @@ from typing import Any, Final
 from ksrv.control.plan import ComponentPlan
 from ksrv.control.platforms.base import RevisionState
 from ksrv.control.rollout import Rollout
+from ksrv.protocol.routes import BackendDoc
 
 CONDITION_TYPES: Final = {
     "predictor": "PredictorReady",
@@ -27,7 +28,7 @@ class ComponentOutcome:
 
     plan: ComponentPlan
     notes: tuple[str, ...] = ()
-    backends: list[dict[str, Any]] = field(default_factory=list)
+    backends: list[BackendDoc] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
     is_ready: bool = False
     latest_state: RevisionState | None = None

@@ -65,7 +65,7 @@ class Gateway:
         return self.dispatcher.table
 
     def set_routes(self, document: dict[str, Any]) -> None:
-        """Serve this route table (docs/platform.md, seam 4) from the next request on."""
+        """Serve this route table (`ksrv.protocol.routes`) from the next request on."""
         table = parse_table(document)
         self.dispatcher.set_table(table)
         backends = [

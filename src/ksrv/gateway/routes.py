@@ -8,12 +8,13 @@ services. Only ready replicas are listed; a backend without any takes no traffic
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ksrv.errors import InvalidInput
+from ksrv.protocol.routes import DEFAULT_ENTRY, DEFAULT_TIMEOUT_S
 
-COMPONENTS = ("predictor", "transformer", "explainer")
 _PATH_PREFIX = "/serving/"
 _MAX_REMEMBERED = 4096
 _MAX_REMEMBERED_CHARS = 512
@@ -177,8 +178,9 @@ class RouteTable:
         return found, rest
 
 
-def parse_table(document: dict[str, Any]) -> RouteTable:
-    """The JSON the control plane serves (docs/platform.md, seam 4) -> a RouteTable."""
+def parse_table(document: Mapping[str, Any]) -> RouteTable:
+    """The JSON the control plane serves (a `ksrv.protocol.routes.RouteTableDoc`) -> a
+    RouteTable. It comes off the wire, so every field is checked, not trusted to the type."""
     try:
         services = [_parse_service(item) for item in document.get("services", [])]
         return RouteTable(int(document["version"]), str(document["domain"]), services)
@@ -193,8 +195,8 @@ def _parse_service(item: dict[str, Any]) -> Service:
     return Service(
         namespace=str(item["namespace"]),
         name=str(item["name"]),
-        timeout_s=float(item.get("timeout_s") or 60.0),
-        entry=str(item.get("entry") or "predictor"),
+        timeout_s=float(item.get("timeout_s") or DEFAULT_TIMEOUT_S),
+        entry=str(item.get("entry") or DEFAULT_ENTRY),
         components=components,
     )
 

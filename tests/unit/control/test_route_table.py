@@ -1,17 +1,17 @@
-"""control.routes.RouteTable: versions only move on real changes, never backwards."""
+"""control.routes.RoutePublisher: versions only move on real changes, never backwards."""
 
 from __future__ import annotations
 
 import asyncio
 
-from ksrv.control.routes import RouteTable
+from ksrv.control.routes import RoutePublisher
 
 SERVICE = {"namespace": "default", "name": "iris", "entry": "predictor", "components": {}}
 
 
 def test_nothing_is_served_before_the_first_publish():
     async def scenario() -> None:
-        table = RouteTable("example.com")
+        table = RoutePublisher("example.com")
         assert table.version == 0
         assert await table.wait_newer(0, 0.05) is None
         waiter = asyncio.ensure_future(table.wait_newer(0, 5))
@@ -26,7 +26,7 @@ def test_nothing_is_served_before_the_first_publish():
 
 def test_version_moves_only_when_the_table_changes():
     async def scenario() -> None:
-        table = RouteTable("example.com")
+        table = RoutePublisher("example.com")
         assert table.publish([SERVICE])
         version = table.version
         assert not table.publish([dict(SERVICE)])
@@ -41,9 +41,9 @@ def test_version_moves_only_when_the_table_changes():
 
 def test_a_restarted_control_plane_answers_a_gateway_that_saw_another_version():
     async def scenario() -> None:
-        before = RouteTable("example.com")
+        before = RoutePublisher("example.com")
         before.publish([SERVICE])
-        after = RouteTable("example.com")  # a restart: counters start again
+        after = RoutePublisher("example.com")  # a restart: counters start again
         after.publish([SERVICE])
         assert after.version >= before.version
         answer = await after.wait_newer(before.version - 1, 0.05)

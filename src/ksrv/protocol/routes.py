@@ -1,0 +1,59 @@
+"""The route table as it travels from the control plane to the gateway: one shape, typed.
+
+The control plane builds it (`control/isvc_reconciler.py`), publishes it with a version
+(`control/routes.py`) and serves it as JSON on `GET /ksrv/v1/routes`; the gateway parses it
+into its matcher (`gateway/routes.py`). Both import the shape from here, the one layer they
+share, so neither spells the document on its own (docs/platform.md, the route table).
+"""
+
+from __future__ import annotations
+
+from typing import Final, NotRequired, TypedDict
+
+# The components a service may have (KServe's); `api.kinds.COMPONENTS` is the same tuple on
+# the resource side, which may not import this layer (checked by a unit test).
+COMPONENTS: Final = ("predictor", "transformer", "explainer")
+DEFAULT_TIMEOUT_S: Final = 60.0
+DEFAULT_ENTRY: Final = "predictor"
+
+
+class ReplicaDoc(TypedDict):
+    """One ready replica: its REST and gRPC addresses (`host:port`; gRPC may be empty)."""
+
+    http: str
+    grpc: str
+
+
+class BackendDoc(TypedDict):
+    """One revision of a component and its share of the traffic."""
+
+    revision: str
+    percent: float
+    replicas: list[ReplicaDoc]
+    tag: NotRequired[str]
+    """"latest" / "prev" while a canary splits the traffic."""
+
+
+class ComponentDoc(TypedDict):
+    backends: list[BackendDoc]
+    """Empty while no revision has a ready replica: the gateway answers 503, not 404."""
+    timeout_s: NotRequired[float | None]
+    """The component's own `timeout`; absent or None means the service's."""
+
+
+class ServiceDoc(TypedDict):
+    """One InferenceService."""
+
+    namespace: str
+    name: str
+    timeout_s: float
+    entry: str
+    """The component the service's URL reaches first: transformer if any, else predictor."""
+    components: dict[str, ComponentDoc]
+
+
+class RouteTableDoc(TypedDict):
+    version: int
+    """Goes up with every change; 0 means nothing was published yet."""
+    domain: str
+    services: list[ServiceDoc]
