@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound
-from ksrv.gateway import proxy, workers
+from ksrv.gateway import proxy
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.route_watch import RouteWatcher
 from ksrv.gateway.routes import RouteTable, parse_table
 from ksrv.http import server as http
+from ksrv.http import workers
 from ksrv.protocol import status
 
 if TYPE_CHECKING:
@@ -199,10 +200,17 @@ def serve_gateway(
     if worker_count <= 1:
         _run(_serve_forever(host, http_port, grpc_port, routes_url))
         return
-    sockets = workers.listeners(host, http_port, worker_count)
+    sockets = workers.reuseport_listeners(host, http_port, worker_count)
     logger.info("gateway: %d workers on HTTP port %d", worker_count, sockets[0].getsockname()[1])
 
-    def serve(sock: socket.socket, index: int) -> None:
-        _run(_serve_forever(host, http_port, grpc_port, routes_url, sock))
+    def serve(index: int) -> None:
+        for other, sock in enumerate(sockets):
+            if other != index:
+                sock.close()
+        _run(_serve_forever(host, http_port, grpc_port, routes_url, sockets[index]))
 
-    workers.supervise(sockets, serve)
+    try:
+        workers.supervise(worker_count, serve, "gateway worker")
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -18,13 +18,13 @@ import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from ksrv import storage
 from ksrv.errors import InvalidInput, ModelNotFound, ModelNotReady
 from ksrv.http import server as http
+from ksrv.http import workers
 from ksrv.model.base import Model
 from ksrv.model.repository import ModelRepository
 from ksrv.runtimes import registry
@@ -229,57 +229,6 @@ def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
     listener.listen(2048)
     listener.setblocking(False)
     try:
-        _Supervisor(settings.workers, lambda: _run(settings, app, listener)).run()
+        workers.supervise(settings.workers, lambda _index: _run(settings, app, listener))
     finally:
         listener.close()
-
-
-class _Supervisor:
-    """Forks `count` workers, replaces any that die, and drains them all on SIGTERM/SIGINT."""
-
-    def __init__(self, count: int, target: Any) -> None:
-        self.count = count
-        self.target = target
-        self.pids: set[int] = set()
-        self.is_stopping = False
-
-    def run(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._stop)
-        for _ in range(self.count):
-            self._spawn()
-        while self.pids:
-            try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                break
-            except InterruptedError:
-                continue
-            self.pids.discard(pid)
-            if not self.is_stopping:
-                logger.warning("worker %s exited with status %s; restarting", pid, status)
-                time.sleep(0.5)
-                self._spawn()
-
-    def _spawn(self) -> None:
-        pid = os.fork()
-        if pid == 0:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, signal.SIG_DFL)
-            code = 0
-            try:
-                self.target()
-            except BaseException:
-                logger.exception("worker crashed")
-                code = 1
-            finally:
-                os._exit(code)
-        self.pids.add(pid)
-
-    def _stop(self, sig: int, frame: Any) -> None:
-        self.is_stopping = True
-        for pid in list(self.pids):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                self.pids.discard(pid)

@@ -1,12 +1,14 @@
-"""Several gateway processes on one HTTP port and one gRPC port (`ksrv gateway --workers N`).
+"""Pre-forked worker processes for a server that outgrows one core (`--workers N`).
 
-One Python process tops out at one core; a platform with many replicas needs more. The parent
-binds N listening sockets with SO_REUSEPORT on the HTTP port before it forks, so the kernel
-spreads connections over exactly its own workers (by connection hash) and the port stays
-taken while a worker restarts; the gRPC servers bind the gRPC port with SO_REUSEPORT too
-(grpcio's default). Each worker is a whole gateway: its own event loop, route watcher and
-replica connections. The parent does nothing but supervise: it forwards SIGTERM/SIGINT,
-restarts a worker that died, and each worker stops when its parent is gone.
+The model server and the gateway both start once, then fork N copies that serve the same
+port(s). This is the one supervisor they share: it forks the workers, replaces one that
+died (after a pause when it died young, so a worker that cannot start does not fork in a
+tight loop), forwards SIGTERM/SIGINT so every worker drains, and returns once all have
+exited. A worker can ask whether its supervisor is gone (`is_orphaned`) and stop too.
+
+How workers share a port is the caller's choice: one socket bound before the fork (the
+model server), or one SO_REUSEPORT socket per worker (`reuseport_listeners`, the gateway),
+which makes the kernel spread connections over exactly this server's own workers.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ logger = logging.getLogger(__name__)
 # so a worker that cannot start does not fork in a tight loop.
 _MIN_LIFETIME_S = 1.0
 
-Serve = Callable[[socket.socket, int], None]
+# Set in each worker: the supervisor's pid, to notice when it is gone.
+PARENT_ENV = "KSRV_WORKER_PARENT_PID"
+
+Serve = Callable[[int], None]
+"""Runs worker number `index` (0 ..count-1) until it should exit."""
 
 
-def listeners(host: str, port: int, count: int) -> list[socket.socket]:
+def reuseport_listeners(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` listening TCP sockets on one port (port 0: one the kernel picks), SO_REUSEPORT."""
     sockets: list[socket.socket] = []
     try:
@@ -49,9 +55,9 @@ def listeners(host: str, port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
-def supervise(sockets: list[socket.socket], serve: Serve) -> None:
-    """Fork one worker per socket, running `serve(socket, worker_index)`; keep them running
-    until SIGTERM/SIGINT, which is forwarded to every worker; return once all have exited."""
+def supervise(count: int, serve: Serve, what: str = "worker") -> None:
+    """Fork `count` workers running `serve(index)` and keep them running until SIGTERM or
+    SIGINT, which is forwarded to every worker; return once all have exited."""
     parent = os.getpid()
     children: dict[int, tuple[int, float]] = {}  # pid -> (index, started at)
     is_stopping = False
@@ -63,18 +69,15 @@ def supervise(sockets: list[socket.socket], serve: Serve) -> None:
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                for other, sock in enumerate(sockets):
-                    if other != index:
-                        sock.close()
-                os.environ["KSRV_GATEWAY_PARENT_PID"] = str(parent)
-                serve(sockets[index], index)
+                os.environ[PARENT_ENV] = str(parent)
+                serve(index)
                 code = 0
             except BaseException:
-                logger.exception("gateway worker %d failed", index)
+                logger.exception("%s %d failed", what, index)
             finally:
                 os._exit(code)
         children[pid] = (index, time.monotonic())
-        logger.info("gateway worker %d: pid %d", index, pid)
+        logger.info("%s %d: pid %d", what, index, pid)
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal is_stopping
@@ -83,7 +86,7 @@ def supervise(sockets: list[socket.socket], serve: Serve) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    for index in range(len(sockets)):
+    for index in range(count):
         spawn(index)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -92,12 +95,15 @@ def supervise(sockets: list[socket.socket], serve: Serve) -> None:
             pid, status = os.wait()
         except ChildProcessError:
             break
+        except InterruptedError:
+            continue
         index, started = children.pop(pid, (-1, 0.0))
         if index < 0 or is_stopping:
             continue
         lived_s = time.monotonic() - started
         logger.warning(
-            "gateway worker %d (pid %d) exited with status %d after %.1f s: restarting",
+            "%s %d (pid %d) exited with status %d after %.1f s: restarting",
+            what,
             index,
             pid,
             os.waitstatus_to_exitcode(status),
@@ -107,11 +113,9 @@ def supervise(sockets: list[socket.socket], serve: Serve) -> None:
             time.sleep(_MIN_LIFETIME_S)
         if not is_stopping:
             spawn(index)
-    for sock in sockets:
-        sock.close()
 
 
 def is_orphaned() -> bool:
     """True in a worker whose supervising parent has gone (it should stop too)."""
-    parent = os.environ.get("KSRV_GATEWAY_PARENT_PID")
+    parent = os.environ.get(PARENT_ENV)
     return parent is not None and os.getppid() != int(parent)
