@@ -24,6 +24,15 @@ async def _serve(handler: Handler) -> HTTPServer:
     return server
 
 
+async def _serve_chunks(chunks: Callable[[], AsyncIterator[bytes]]) -> HTTPServer:
+    """A server answering every request with the stream `chunks()` makes."""
+
+    async def handler(request: Request) -> StreamingResponse:
+        return StreamingResponse(chunks())
+
+    return await _serve(handler)
+
+
 def _run(scenario: Callable[[], Awaitable[Any]]) -> Any:
     return asyncio.run(asyncio.wait_for(scenario(), 30))
 
@@ -78,10 +87,7 @@ def test_a_client_that_hangs_up_closes_the_producer():
             finally:
                 closed.set()
 
-        async def handler(request: Request) -> StreamingResponse:
-            return StreamingResponse(chunks())
-
-        server = await _serve(handler)
+        server = await _serve_chunks(chunks)
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -150,10 +156,7 @@ def test_a_failing_producer_gives_500_before_its_first_chunk_and_a_cut_body_afte
                 yield b"partial"
             raise RuntimeError("model failed")
 
-        async def handler(request: Request) -> StreamingResponse:
-            return StreamingResponse(chunks())
-
-        server = await _serve(handler)
+        server = await _serve_chunks(chunks)
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -179,10 +182,7 @@ def test_http10_gets_the_raw_body_then_close_and_head_gets_no_body():
             yield b"a"
             yield b"b"
 
-        async def handler(request: Request) -> StreamingResponse:
-            return StreamingResponse(chunks())
-
-        server = await _serve(handler)
+        server = await _serve_chunks(chunks)
         try:
             answers = []
             for request in (b"GET / HTTP/1.0\r\n\r\n", b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"):
