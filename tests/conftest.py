@@ -4,6 +4,7 @@ sleeping and hoping."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -154,6 +155,17 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = HELD
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: still not so after {timeout_s}s")
         time.sleep(0.02)
+
+
+async def wait_until_async(
+    condition: Callable[[], bool], what: str, timeout_s: float = HELD_TIMEOUT_S
+) -> None:
+    """`wait_until` for a test running on an event loop: polls without blocking the loop."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still not so after {timeout_s}s")
+        await asyncio.sleep(0.02)
 
 
 class ModelCalls:

@@ -113,6 +113,17 @@ class LocalKsrv:
                 raise AssertionError(f"{namespace}/{name} not ready: {json.dumps(isvc, indent=1)}")
             time.sleep(0.2)
 
+    def routed_replicas(self, name: str, namespace: str = "default") -> dict[str, int]:
+        """revision -> replicas the published route table sends `namespace/name` to."""
+        table = self.http.get(f"{self.api}/ksrv/v1/routes", params={"after": 0}).json()
+        routed: dict[str, int] = {}
+        for service in table["services"]:
+            if (service["namespace"], service["name"]) == (namespace, name):
+                for component in service["components"].values():
+                    for backend in component["backends"]:
+                        routed[backend["revision"]] = len(backend["replicas"])
+        return routed
+
     def replica_pids(self) -> dict[str, list[int]]:
         """revision -> pids of its replicas, from the platform's state file."""
         state = json.loads((self.state_dir / "platform" / "platform.json").read_text())

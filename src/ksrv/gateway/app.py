@@ -59,6 +59,9 @@ class Gateway:
         self._http: http.HTTPServer | None = None
         self._grpc: grpc_proxy.GRPCProxy | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # REST requests inside `dispatch` (routed, held or waiting for a replica's answer);
+        # the health answer reports it so a test can see a request being held.
+        self.in_flight = 0
 
     @property
     def table(self) -> RouteTable:
@@ -89,16 +92,27 @@ class Gateway:
         call = Call(
             "rest", request.headers.get("host", ""), request.target, request.headers, request
         )
+        self.in_flight += 1
         try:
             answer = await self.dispatcher.dispatch(self.rest, call)
         except ServiceNotFound as exc:
             if request.path == HEALTH_PATH:
-                body = b'{"version":%d,"pid":%d}' % (self.dispatcher.table.version, os.getpid())
-                return http.Response(body, 200, _JSON)
+                return self._health()
             return _error(exc)
         except KsrvError as exc:
             return _error(exc)
+        finally:
+            self.in_flight -= 1
         return proxy.respond(answer)
+
+    def _health(self) -> http.Response:
+        """The table version in force, this process, and the other requests in flight."""
+        body = b'{"version":%d,"pid":%d,"in_flight":%d}' % (
+            self.dispatcher.table.version,
+            os.getpid(),
+            self.in_flight - 1,  # not this health call itself
+        )
+        return http.Response(body, 200, _JSON)
 
     def too_large(self, size: int) -> http.Response:
         return _error(

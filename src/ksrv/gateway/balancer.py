@@ -53,12 +53,16 @@ class Balancer(Generic[C]):
         return endpoint
 
     def choose(
-        self, addresses: tuple[str, ...], tried: list[Endpoint[C]] | None = None
+        self,
+        addresses: tuple[str, ...],
+        tried: list[Endpoint[C]] | None = None,
+        now: float | None = None,
     ) -> Endpoint[C]:
         """The endpoint with the fewest requests in flight; ties rotate; failed ones go last.
 
         Replicas that failed (this request, or a connect lately) go last, not never: when
-        every replica failed, a fresh connection to one may still work.
+        every replica failed, a fresh connection to one may still work. `now` (monotonic
+        seconds; the clock's, when None) decides which marks are still "lately".
         """
         endpoints = self.endpoints
         count = len(addresses)
@@ -67,7 +71,8 @@ class Balancer(Generic[C]):
             return endpoint if endpoint is not None else self.endpoint(addresses[0])
         self._turn += 1
         start = self._turn % count
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         best: Endpoint[C] | None = None
         best_score = 0
         for i in range(count):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ import yaml
 
 from ksrv.api import resources
 from ksrv.control import api_paths
-from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
+from ksrv.control.api_server import MAX_BODY_BYTES, MAX_POLL_S, ManagementAPI
 from ksrv.control.store import Store
 from tests.api_server_support import RunningAPI, running_api
+from tests.conftest import HELD_TIMEOUT_S
 
 ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
 CSRS = "/apis/serving.kserve.io/v1alpha1/clusterservingruntimes"
@@ -46,11 +48,13 @@ def runtime(name: str = "my-runtime") -> dict:
 
 
 class FakeRouteFeed:
-    """A route table whose version the test bumps; waits like the real one."""
+    """A route table whose version the test bumps; waits like the real one, and sets
+    `waiting` once a long poll waits on it (so a test publishes or closes only then)."""
 
     def __init__(self) -> None:
         self.table: dict[str, Any] = {"version": 1, "services": []}
         self.changed = asyncio.Event()
+        self.waiting = threading.Event()
 
     def snapshot(self) -> dict[str, Any]:
         return self.table
@@ -61,6 +65,7 @@ class FakeRouteFeed:
         self.changed = asyncio.Event()
 
     async def wait_newer(self, after: int, timeout_s: float) -> dict[str, Any] | None:
+        self.waiting.set()
         while self.table["version"] <= after:
             try:
                 await asyncio.wait_for(self.changed.wait(), timeout_s)
@@ -385,12 +390,24 @@ def test_routes_long_poll_answers_304_when_nothing_newer(client):
     assert response.status_code == 304
 
 
-def test_routes_long_poll_wakes_up_on_a_new_table(client, running, feed):
-    def publish_soon() -> None:
-        running.loop.call_later(0.2, feed.publish, [{"name": "sklearn-iris"}])
+def pending_long_poll(client: httpx.Client, feed: FakeRouteFeed) -> Future[httpx.Response]:
+    """A `GET /ksrv/v1/routes` that is waiting in the API for a newer table than version 1.
 
-    running.call(publish_soon)
-    response = client.get("/ksrv/v1/routes", params={"after": 1, "timeout_s": 5})
+    It asks to wait far longer than the client waits for it: only the API being woken up
+    (a publish, a close) can answer it before the client gives up.
+    """
+    pool = ThreadPoolExecutor(1)
+    params = {"after": 1, "timeout_s": MAX_POLL_S}
+    poll = pool.submit(client.get, "/ksrv/v1/routes", params=params, timeout=HELD_TIMEOUT_S)
+    pool.shutdown(wait=False)
+    assert feed.waiting.wait(HELD_TIMEOUT_S), "the long poll never reached the route feed"
+    return poll
+
+
+def test_routes_long_poll_wakes_up_on_a_new_table(client, running, feed):
+    poll = pending_long_poll(client, feed)
+    running.call(feed.publish, [{"name": "sklearn-iris"}])
+    response = poll.result()
     assert response.status_code == 200
     assert response.json() == {"version": 2, "services": [{"name": "sklearn-iris"}]}
 
@@ -447,12 +464,10 @@ def test_the_served_kinds_are_the_kinds_the_api_layer_knows():
             assert resources.kind_for(alias) == resource_type.kind
 
 
-def test_close_answers_a_pending_long_poll_at_once(client, running):
-    running.loop.call_soon_threadsafe(running.loop.call_later, 0.2, running.api.close)
-    started = time.monotonic()
-    response = client.get("/ksrv/v1/routes", params={"after": 1, "timeout_s": 20})
-    assert response.status_code == 304
-    assert time.monotonic() - started < 5
+def test_close_answers_a_pending_long_poll_at_once(client, running, feed):
+    poll = pending_long_poll(client, feed)
+    running.call(running.api.close)
+    assert poll.result().status_code == 304
     assert client.get("/ksrv/v1/routes", params={"after": 1, "timeout_s": 20}).status_code == 304
 
 

@@ -111,6 +111,10 @@ class Gateway:
         version = self.routes.publish(services)
         self.wait_version(version)
 
+    def in_flight(self) -> int:
+        """REST requests the gateway is routing, holding or waiting on (its health answer)."""
+        return int(httpx.get(self.url + "/ksrv/gateway/health").json()["in_flight"])
+
     def wait_version(self, version: int, timeout_s: float = 15.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

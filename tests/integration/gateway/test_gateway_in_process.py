@@ -29,7 +29,7 @@ def test_set_routes_serves_a_table_without_a_control_plane():
                 ready = await client.get("/serving/default/toy/v2/health/ready")
                 assert ready.status_code == 200
                 health = await client.get("/ksrv/gateway/health")
-                assert health.json() == {"version": 7, "pid": os.getpid()}
+                assert health.json() == {"version": 7, "pid": os.getpid(), "in_flight": 0}
         finally:
             await gateway.stop()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import KSRV, ServerProcess, free_port
+from tests.conftest import KSRV, ServerProcess, free_port, wait_until
 from tests.integration.gateway.conftest import RouteServer, service
 
 
@@ -31,15 +31,19 @@ def _wait_for(check, what: str, timeout_s: float = 20.0):  # type: ignore[no-unt
     raise AssertionError(f"never: {what}")
 
 
-def _pids_answering(url: str, wanted: int, attempts: int = 200) -> set[int]:
-    """Worker pids seen over fresh connections (the kernel spreads them by connection hash),
-    until `wanted` distinct ones answered or `attempts` connections were made."""
+def _pids_answering(url: str, wanted: int, version: int = 0) -> set[int]:
+    """Worker pids seen over fresh connections (the kernel spreads them by connection hash)
+    serving route table `version` or a newer one, once `wanted` distinct ones did."""
     seen: set[int] = set()
-    for _ in range(attempts):
+
+    def enough() -> bool:
         with httpx.Client(timeout=5) as client:  # a new connection every time
-            seen.add(client.get(url + "/ksrv/gateway/health").json()["pid"])
-        if len(seen) >= wanted:
-            break
+            health = client.get(url + "/ksrv/gateway/health").json()
+        if health["version"] >= version:
+            seen.add(health["pid"])
+        return len(seen) >= wanted
+
+    wait_until(enough, f"{wanted} workers serving route table {version}")
     return seen
 
 
@@ -60,11 +64,11 @@ def test_requests_are_served_by_both_workers_each_with_the_route_table(
     workers_gateway, routes, raw_upstream
 ):
     upstream = raw_upstream(lambda head, body: b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-    routes.publish([service("raw", [(100, [upstream])])])
+    version = routes.publish([service("raw", [(100, [upstream])])])
     workers = _wait_for(lambda: len(_workers(workers_gateway.process.pid)) == 2 and
                         _workers(workers_gateway.process.pid), "two workers")  # fmt: skip
-    assert _pids_answering(workers_gateway.url, 2) == workers
-    # Each worker polls the table itself: every connection gets routed.
+    # Each worker polls the table itself: once both serve it, every connection gets routed.
+    assert _pids_answering(workers_gateway.url, 2, version) == workers
     for _ in range(10):
         with httpx.Client(timeout=5) as client:
             answer = client.get(workers_gateway.url + "/serving/default/raw/anything")

@@ -394,8 +394,17 @@ def test_a_canary_split_holds_when_the_previous_revision_crashes(ksrv_platform, 
 
     expected = [("split-predictor-00001", 80), ("split-predictor-00002", 20)]
     wait_until(lambda: percents() == expected, what="the 20/80 split")
-    os.kill(ksrv_platform.replica_pids()["split-predictor-00001"][0], signal.SIGKILL)
-    time.sleep(3)  # a few passes while the previous revision restarts
+    (victim,) = ksrv_platform.replica_pids()["split-predictor-00001"]
+    os.kill(victim, signal.SIGKILL)
+
+    def restarted_and_routed_again() -> bool:
+        assert percents() == expected  # at every look while the previous revision restarts
+        pids = ksrv_platform.replica_pids().get("split-predictor-00001", [])
+        routed = ksrv_platform.routed_replicas("split")
+        return bool(pids) and victim not in pids and routed.get("split-predictor-00001") == 1
+
+    # The reconciler saw the restart through: the new replica is back in the route table.
+    wait_until(restarted_and_routed_again, what="the previous revision restarted and routed")
     assert percents() == expected
     predictor = ksrv_platform.isvc("split")["status"]["components"]["predictor"]
     assert predictor["latestRolledoutRevision"] == "split-predictor-00001"

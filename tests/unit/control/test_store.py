@@ -216,11 +216,11 @@ def test_a_failed_write_takes_no_version(store):
 def test_wait_for_change_wakes_up_on_a_write():
     async def scenario() -> tuple[bool, bool]:
         store = Store(":memory:")
-        waiting = asyncio.ensure_future(store.wait_for_change(0, timeout_s=5))
-        await asyncio.sleep(0.01)
+        waiting = asyncio.ensure_future(store.wait_for_change(0, timeout_s=30))
+        await asyncio.sleep(0)  # one loop turn: the waiter is registered and waits
         assert not waiting.done()
         store.create(isvc())
-        woke = await asyncio.wait_for(waiting, 1)
+        woke = await waiting
         already = await store.wait_for_change(0, timeout_s=0)
         return woke, already
 
@@ -237,15 +237,19 @@ def test_wait_for_change_times_out_with_false_when_nothing_changes():
 
 
 def test_wait_for_change_ignores_writes_that_change_nothing():
-    async def scenario() -> bool:
+    async def scenario() -> tuple[bool, bool]:
         store = Store(":memory:")
         store.create(isvc())
-        waiting = asyncio.ensure_future(store.wait_for_change(1, timeout_s=0.1))
-        await asyncio.sleep(0.01)
+        waiting = asyncio.ensure_future(store.wait_for_change(1, timeout_s=30))
+        await asyncio.sleep(0)  # the waiter is registered
         store.apply(isvc())
-        return await waiting
+        for _ in range(3):  # a wake-up (call_soon_threadsafe) would have run by now
+            await asyncio.sleep(0)
+        still_waiting = not waiting.done()
+        store.create(isvc("other"))  # a real change wakes it
+        return still_waiting, await waiting
 
-    assert asyncio.run(scenario()) is False
+    assert asyncio.run(scenario()) == (True, True)
 
 
 def test_everything_survives_reopening_the_file_and_the_counter_continues(tmp_path: Path):

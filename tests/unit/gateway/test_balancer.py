@@ -47,12 +47,22 @@ def test_a_replica_marked_down_goes_after_busy_ones_until_its_time_is_up():
     down = balancer.endpoint(addresses[0])
     busy = balancer.endpoint(addresses[1])
     busy.outstanding = 10
-    down.mark_down(now=0.0)
-    assert down.down_until == DOWN_S
-    down.down_until = float("inf")
-    assert all(balancer.choose(addresses) is busy for _ in range(3))
-    down.down_until = 0.0
-    assert balancer.choose(addresses) is down
+    down.mark_down(now=100.0)
+    assert down.down_until == 100.0 + DOWN_S
+    for now in (100.0, 100.0 + DOWN_S / 2, 100.0 + DOWN_S - 0.001):
+        assert all(balancer.choose(addresses, now=now) is busy for _ in range(3)), now
+    assert balancer.choose(addresses, now=100.0 + DOWN_S) is down
+
+
+def test_busy_goes_before_failed_lately_which_goes_before_failed_this_request():
+    balancer = _balancer()
+    busy, lately, now_failed = (balancer.endpoint(address) for address in ADDRESSES)
+    busy.outstanding = 10
+    lately.mark_down(now=100.0)
+    for _ in range(3):  # whatever the rotation
+        assert balancer.choose(ADDRESSES, [now_failed], now=100.0) is busy
+        assert balancer.choose(ADDRESSES, [now_failed, busy], now=100.0) is lately
+        assert balancer.choose(ADDRESSES, [now_failed], now=100.0 + DOWN_S) is lately  # idle again
 
 
 def test_each_endpoint_holds_the_connection_its_transport_made():
