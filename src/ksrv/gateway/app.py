@@ -15,7 +15,8 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 HEALTH_PATH = "/ksrv/gateway/health"
 _JSON = [(b"content-type", b"application/json")]
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class Gateway:
@@ -89,8 +91,11 @@ class Gateway:
 
     async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
         """One REST request: route, split, forward; errors as KServe's `{"error": ...}`."""
+        host = request.header(b"host")
+        # Only hooks read `call.headers`: without any, the request's are never decoded.
+        headers = request.headers if self.dispatcher.hooks else _NO_HEADERS
         call = Call(
-            "rest", request.headers.get("host", ""), request.target, request.headers, request
+            "rest", host.decode("latin-1") if host else "", request.target, headers, request
         )
         self.in_flight += 1
         try:

@@ -40,7 +40,6 @@ _DROP_REQUEST = frozenset(
         b"kserve-isvc-namespace",
     }
 )
-_PLAIN_CONNECTION = frozenset({"keep-alive", "close"})
 _PLAIN_CONNECTION_BYTES = frozenset({b"keep-alive", b"close"})
 _DROP_RESPONSE = frozenset(
     {
@@ -117,18 +116,25 @@ def _stream_closed(endpoint: Endpoint[ReplicaPool]) -> None:
     endpoint.outstanding -= 1
 
 
-def _request_head(request: Request, target: bytes, identity: bytes) -> bytes:
+def _request_head(
+    request: Request, target: bytes, identity: bytes, drop: frozenset[bytes] = _DROP_REQUEST
+) -> bytes:
     """The head to send upstream; `identity` is `Service.identity` (KServe's isvc headers)."""
     parts = [request.method.encode(), b" ", target or b"/", b" HTTP/1.1\r\n"]
     forwarded_for = request.client.encode()
-    drop = _DROP_REQUEST
-    connection = request.headers.get("connection")
-    if connection is not None and connection.lower() not in _PLAIN_CONNECTION:
-        drop = drop | _connection_options(connection.encode("latin-1"))
     for key, value in request.raw_headers:
         if key in drop:
             if key == b"x-forwarded-for":
                 forwarded_for = value + b", " + forwarded_for
+            elif (
+                key == b"connection"
+                and drop is _DROP_REQUEST
+                and value.lower() not in _PLAIN_CONNECTION_BYTES
+            ):
+                # It names more hop-by-hop fields, possibly ones already kept: start over.
+                options = [v for k, v in request.raw_headers if k == b"connection"]
+                drop = drop | _connection_options(b",".join(options))
+                return _request_head(request, target, identity, drop)
             continue
         parts += (key, b": ", value, b"\r\n")
     parts += (

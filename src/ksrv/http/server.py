@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 _MAX_PIPELINED = 32
 # Request line + headers: an endless header stream must not grow memory (431, as nginx).
 MAX_HEAD_BYTES = 64 * 1024
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")}
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
@@ -39,28 +40,59 @@ class Request:
 
     `target` (the request line's target, path and query as sent), `raw_headers` (lower-case
     names, values as received, in order) and `client` (the peer's address) let a proxy pass
-    a request on without re-encoding it.
+    a request on without re-encoding it. `path` and `headers` are decoded on first use: a
+    proxy that reads neither (the gateway) does not pay for them.
     """
 
-    __slots__ = ("body", "client", "headers", "method", "path", "raw_headers", "target")
+    __slots__ = ("_headers", "_path", "body", "client", "method", "raw_headers", "target")
 
     def __init__(
         self,
         method: str,
-        path: str,
-        headers: dict[str, str],
+        path: str | None,
+        headers: dict[str, str] | None,
         body: bytes,
         target: bytes = b"",
         raw_headers: list[tuple[bytes, bytes]] | None = None,
         client: str = "",
     ) -> None:
         self.method = method
-        self.path = path
-        self.headers = headers
+        self._path = path
+        self._headers = headers
         self.body = body
         self.target = target
         self.raw_headers = raw_headers if raw_headers is not None else []
         self.client = client
+
+    @property
+    def path(self) -> str:
+        """The target's path, percent-decoded."""
+        if self._path is None:
+            self._path = _decode_path(self.target)
+        return self._path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-case names to values (the last of repeated fields wins)."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = {
+                k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers
+            }
+        return headers
+
+    def header(self, name: bytes) -> bytes | None:
+        """The raw value of the last `name` field (lower-case), without decoding all."""
+        found = None
+        for key, value in self.raw_headers:
+            if key == name:
+                found = value
+        return found
+
+
+def _decode_path(target: bytes) -> str:
+    path = httptools.parse_url(target).path.decode("latin-1") if target else "/"
+    return unquote(path) if "%" in path else path
 
 
 class Response:
@@ -302,14 +334,19 @@ class _Connection(asyncio.Protocol):
         if self.rejected is not None:
             item = self.rejected
         else:
-            parsed = httptools.parse_url(self.url)
-            path = parsed.path.decode("latin-1")
-            if "%" in path:
-                path = unquote(path)
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.header_list}
-            method = self.parser.get_method().decode("ascii")
+            method = self.parser.get_method()
             body = self.body_parts[0] if len(self.body_parts) == 1 else b"".join(self.body_parts)
-            item = Request(method, path, headers, body, self.url, self.header_list, self.client)
+            item = Request(
+                _METHODS.get(method) or method.decode("ascii"),
+                # An origin-form target ("/...") always parses: decode it when first read.
+                # Any other is checked now, so a malformed one is still answered 400.
+                None if self.url[:1] == b"/" else _decode_path(self.url),
+                None,
+                body,
+                self.url,
+                self.header_list,
+                self.client,
+            )
             self.is_http11 = self.parser.get_http_version() == "1.1"
         self.pending.append((item, keep_alive))
         if len(self.pending) > _MAX_PIPELINED and self.transport is not None:

@@ -76,3 +76,22 @@ def test_response_headers_leave_framing_to_the_gateway():
         (b"content-type", b"application/json"),
         (b"inference-header-content-length", b"10"),
     ]
+
+
+def test_a_field_named_by_a_later_connection_header_is_dropped_too():
+    request = _request(
+        "GET", b"", b"/", [(b"x-secret", b"1"), (b"connection", b"X-Secret"), (b"x-kept", b"2")]
+    )
+    head = proxy._request_head(request, b"/", _identity("svc", "ns"))
+    assert b"x-secret" not in head
+    assert b"connection" not in head
+    assert b"x-kept: 2\r\n" in head
+
+
+def test_a_request_as_the_server_builds_it_decodes_path_and_headers_only_when_read():
+    raw = [(b"host", b"a.example.com"), (b"x-id", b"1"), (b"host", b"b.example.com")]
+    request = Request("POST", None, None, b"{}", b"/v2/models/m%20x/infer?q=1", raw)
+    assert request.header(b"host") == b"b.example.com"  # the last one, as in `headers`
+    assert request.header(b"absent") is None
+    assert request.path == "/v2/models/m x/infer"
+    assert request.headers == {"host": "b.example.com", "x-id": "1"}
