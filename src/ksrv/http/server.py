@@ -19,12 +19,17 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote
 
 import httptools
+
+# The message types are re-exported: handlers import them from here with the server.
+from ksrv.http.messages import Request as Request
+from ksrv.http.messages import Response as Response
+from ksrv.http.messages import StreamingResponse as StreamingResponse
+from ksrv.http.messages import decode_path
 
 logger = logging.getLogger(__name__)
 
@@ -33,99 +38,6 @@ _MAX_PIPELINED = 32
 MAX_HEAD_BYTES = 64 * 1024
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")}
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
-
-
-class Request:
-    """One complete HTTP request: method, decoded path, lower-case headers, body.
-
-    `target` (the request line's target, path and query as sent), `raw_headers` (lower-case
-    names, values as received, in order) and `client` (the peer's address) let a proxy pass
-    a request on without re-encoding it. `path` and `headers` are decoded on first use: a
-    proxy that reads neither (the gateway) does not pay for them.
-    """
-
-    __slots__ = ("_headers", "_path", "body", "client", "method", "raw_headers", "target")
-
-    def __init__(
-        self,
-        method: str,
-        path: str | None,
-        headers: dict[str, str] | None,
-        body: bytes,
-        target: bytes = b"",
-        raw_headers: list[tuple[bytes, bytes]] | None = None,
-        client: str = "",
-    ) -> None:
-        self.method = method
-        self._path = path
-        self._headers = headers
-        self.body = body
-        self.target = target
-        self.raw_headers = raw_headers if raw_headers is not None else []
-        self.client = client
-
-    @property
-    def path(self) -> str:
-        """The target's path, percent-decoded."""
-        if self._path is None:
-            self._path = _decode_path(self.target)
-        return self._path
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Lower-case names to values (the last of repeated fields wins)."""
-        headers = self._headers
-        if headers is None:
-            headers = self._headers = {
-                k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers
-            }
-        return headers
-
-    def header(self, name: bytes) -> bytes | None:
-        """The raw value of the last `name` field (lower-case), without decoding all."""
-        found = None
-        for key, value in self.raw_headers:
-            if key == name:
-                found = value
-        return found
-
-
-def _decode_path(target: bytes) -> str:
-    path = httptools.parse_url(target).path.decode("latin-1") if target else "/"
-    return unquote(path) if "%" in path else path
-
-
-class Response:
-    """What a handler returns: a status, a body and extra headers (name, value) as bytes."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, body: bytes, status: int = 200, headers: list[Any] | None = None):
-        self.body = body
-        self.status = status
-        self.headers = headers if headers is not None else []
-
-
-class StreamingResponse:
-    """A response whose body an async iterator produces piece by piece (SSE, token streams).
-
-    The head goes out with the first chunk, so an iterator that fails before yielding
-    anything is still answered 500 rather than cut off. Empty chunks are skipped (an empty
-    chunk would end a chunked body). On HTTP/1.0 the body is sent raw and the connection
-    closed, as that version has no chunked encoding.
-    """
-
-    __slots__ = ("chunks", "headers", "status")
-
-    def __init__(
-        self,
-        chunks: AsyncIterator[bytes],
-        status: int = 200,
-        headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        self.chunks = chunks
-        self.status = status
-        self.headers = headers if headers is not None else []
 
 
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
@@ -340,7 +252,7 @@ class _Connection(asyncio.Protocol):
                 _METHODS.get(method) or method.decode("ascii"),
                 # An origin-form target ("/...") always parses: decode it when first read.
                 # Any other is checked now, so a malformed one is still answered 400.
-                None if self.url[:1] == b"/" else _decode_path(self.url),
+                None if self.url[:1] == b"/" else decode_path(self.url),
                 None,
                 body,
                 self.url,
