@@ -7,10 +7,13 @@ metadata, as KServe's Python gRPC samples send it. UNAVAILABLE is the one answer
 another replica: from a channel that is not connected it means nothing reached the replica
 (held like REST when no replica is left); from a connected one it is the replica's own word,
 passed back when no other replica is left. Any other status of the replica comes back as is.
+The per-method handlers are cached, but only `MAX_CACHED_METHODS` of them (least recently
+used out first): method names come from callers, and random ones must not grow memory.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -24,6 +27,8 @@ from ksrv.gateway.routes import Backend, Match
 from ksrv.gateway.upstream import UpstreamDropped
 from ksrv.protocol import status
 
+# A real model server has about a dozen methods; the rest of this many are callers' inventions.
+MAX_CACHED_METHODS = 256
 _SKIP_METADATA = frozenset({"user-agent", "kserve-isvc-name", "kserve-isvc-namespace"})
 
 
@@ -99,18 +104,16 @@ class _Forwarder:
     def __init__(self, dispatcher: Dispatcher, transport: GRPCTransport) -> None:
         self.dispatcher = dispatcher
         self.transport = transport
-        self._handlers: dict[str, Any] = {}
+        self.handler = functools.lru_cache(maxsize=MAX_CACHED_METHODS)(self._handler)
 
     def service(self, handler_call_details: Any) -> Any:
-        method = handler_call_details.method
-        handler = self._handlers.get(method)
-        if handler is None:
+        return self.handler(handler_call_details.method)
 
-            async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-                return await self.forward(method, request, context)
+    def _handler(self, method: str) -> Any:
+        async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            return await self.forward(method, request, context)
 
-            handler = self._handlers[method] = grpc.unary_unary_rpc_method_handler(forward)
-        return handler
+        return grpc.unary_unary_rpc_method_handler(forward)
 
     async def forward(
         self, method: str, message: bytes, context: grpc.aio.ServicerContext
