@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+# No higher than the replicas' (the same default): a body they would refuse is refused here,
+# from its Content-Length, before the gateway reads any of it.
+DEFAULT_MAX_BODY_BYTES = http.DEFAULT_MAX_BODY_BYTES
 HEALTH_PATH = "/ksrv/gateway/health"
 _JSON = [(b"content-type", b"application/json")]
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
@@ -129,7 +131,12 @@ class Gateway:
     ) -> None:
         """Bind HTTP (and gRPC when `grpc_port` is not 0; a port of 0 for HTTP picks one), or
         serve HTTP on `sock`, a listening socket already bound (`--workers`)."""
-        self._http = http.HTTPServer(self.handle, self.max_body_bytes, self.too_large)
+        self._http = http.HTTPServer(
+            self.handle,
+            self.max_body_bytes,
+            self.too_large,
+            stream_body_over=proxy.STREAM_BODY_OVER,
+        )
         await self._http.start(host, http_port, sock)
         self.http_port = self._http.port
         if grpc_port:

@@ -6,6 +6,12 @@ pooled keep-alive connection closed under us, a replica killed mid-request) is r
 inference calls are idempotent, but a response that has begun may not be replayed. A
 streamed answer (chunked without a length, or `text/event-stream`) is passed on chunk by
 chunk as a `StreamingResponse`; one with a content-length leaves whole, as it came.
+
+Request bodies up to `STREAM_BODY_OVER` arrive whole and keep every retry above. A longer
+(or chunked) body is streamed to the replica as it arrives (`Request.body_stream`), so the
+gateway never holds it: it goes on a fresh connection (a pooled one may have been closed
+under us, and a body already sent cannot be sent again), and is retried on another replica
+only when none of it was sent (the connection was refused).
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from ksrv.gateway.hooks import Call
 from ksrv.gateway.routes import Backend, Match
 from ksrv.gateway.upstream import ReplicaPool, UpstreamDropped, UpstreamResponse
 from ksrv.http.server import Request, Response, StreamingResponse
+
+# Bodies above this are streamed to the replica rather than buffered (see the docstring).
+STREAM_BODY_OVER = 1024 * 1024
 
 # RFC 9110 7.6.1 hop-by-hop fields, plus the framing we redo ourselves (a whole body leaves
 # with a content-length, a streamed one chunked) and the identity headers we set.
@@ -75,13 +84,22 @@ class RESTTransport:
         """The replica's answer to the REST request in `call.payload` (any status)."""
         request: Request = call.payload
         service = match.service
-        head = _request_head(request, match.target, service.identity)
+        body_stream = request.body_stream
+        if body_stream is None:
+            framing = b"content-length: %d" % len(request.body)
+        elif body_stream.length is not None:
+            framing = b"content-length: %d" % body_stream.length
+        else:
+            framing = b"transfer-encoding: chunked"
+        head = _request_head(request, match.target, service.identity, framing)
         timeout_s = match.component.timeout_s or service.timeout_s
         pool = endpoint.conn
+        deadline = asyncio.get_running_loop().time() + timeout_s
         try:
-            answer = await pool.request(
-                head, request.body, asyncio.get_running_loop().time() + timeout_s
-            )
+            if body_stream is None:
+                answer = await pool.request(head, request.body, deadline)
+            else:
+                answer = await pool.request_streamed(head, body_stream, deadline)
         except UpstreamTimeout as exc:
             raise UpstreamTimeout(
                 f"{match.component.name} of {service.namespace}/{service.name} did not "
@@ -117,9 +135,14 @@ def _stream_closed(endpoint: Endpoint[ReplicaPool]) -> None:
 
 
 def _request_head(
-    request: Request, target: bytes, identity: bytes, drop: frozenset[bytes] = _DROP_REQUEST
+    request: Request,
+    target: bytes,
+    identity: bytes,
+    framing: bytes,
+    drop: frozenset[bytes] = _DROP_REQUEST,
 ) -> bytes:
-    """The head to send upstream; `identity` is `Service.identity` (KServe's isvc headers)."""
+    """The head to send upstream; `identity` is `Service.identity` (KServe's isvc headers),
+    `framing` the body's content-length or transfer-encoding field."""
     parts = [request.method.encode(), b" ", target or b"/", b" HTTP/1.1\r\n"]
     forwarded_for = request.client.encode()
     for key, value in request.raw_headers:
@@ -134,14 +157,16 @@ def _request_head(
                 # It names more hop-by-hop fields, possibly ones already kept: start over.
                 options = [v for k, v in request.raw_headers if k == b"connection"]
                 drop = drop | _connection_options(b",".join(options))
-                return _request_head(request, target, identity, drop)
+                return _request_head(request, target, identity, framing, drop)
             continue
         parts += (key, b": ", value, b"\r\n")
     parts += (
         b"x-forwarded-for: ",
         forwarded_for,
         identity,
-        b"\r\ncontent-length: %d\r\n\r\n" % len(request.body),
+        b"\r\n",
+        framing,
+        b"\r\n\r\n",
     )
     return b"".join(parts)
 

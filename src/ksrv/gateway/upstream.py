@@ -6,6 +6,10 @@ httptools parser hands back. An answer with a content-length arrives whole; one 
 streams (chunked, delimited by closing, or `text/event-stream`) is handed over at its head,
 its body de-chunked piece by piece (`UpstreamStream`). A failure says whether any response
 byte had arrived, because only a request with no answer begun may be retried.
+
+A request body still arriving from the client (`ksrv.http.body.BodyStream`) is written as it
+comes, at the pace the replica reads, on a connection of its own that is closed afterwards;
+once any of it was taken from the client the request is no longer retryable.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import httptools
 
 from ksrv.errors import UpstreamFailed, UpstreamTimeout
 from ksrv.gateway.deadlines import Deadlines
+from ksrv.http.body import BodyStream
 
 # A streamed body: stop reading the replica above this much unread, resume below the low mark.
 _HIGH_WATER_BYTES = 256 * 1024
@@ -160,6 +165,9 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[UpstreamResponse] | None = None
         self.stream: UpstreamStream | None = None
+        self.body_stream: BodyStream | None = None
+        self.can_write = asyncio.Event()
+        self.can_write.set()
         self.is_open = True
         self._reset()
 
@@ -185,9 +193,40 @@ class _Connection(asyncio.Protocol):
         else:
             self.transport.write(data + body if body else data)
 
+    async def send_streamed(
+        self, data: bytes, body: BodyStream, waiter: asyncio.Future[UpstreamResponse]
+    ) -> None:
+        """Write the head, then the body as the client sends it; stop once answered."""
+        assert self.transport is not None
+        self._reset()
+        self.is_open = False  # the replica may answer before reading it all: never reused
+        self.body_stream = body
+        self.waiter = waiter
+        transport = self.transport
+        transport.write(data)
+        is_chunked = body.length is None
+        try:
+            async for chunk in body:
+                if waiter.done() or transport.is_closing():
+                    return  # answered (say 413) or failed: the rest is not wanted
+                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if is_chunked else chunk)
+                if not self.can_write.is_set():
+                    await self.can_write.wait()  # the replica reads slower than the client
+            if is_chunked and not transport.is_closing():
+                transport.write(b"0\r\n\r\n")
+        except Exception as exc:  # the client's body failed: too large, or cut off
+            self._fail(exc)
+            self.abort()
+
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
 
     def data_received(self, data: bytes) -> None:
         self.has_bytes = True
@@ -202,6 +241,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.is_open = False
+        self.can_write.set()
         self.pool.forget(self)
         stream = self.stream
         if stream is not None:
@@ -216,7 +256,8 @@ class _Connection(asyncio.Protocol):
             self._complete()  # a body delimited by the connection closing
             return
         reason = "connection closed" if exc is None else f"connection failed: {exc}"
-        retryable = not self.has_bytes
+        body = self.body_stream
+        retryable = not self.has_bytes and (body is None or not body.is_started)
         self._fail(UpstreamDropped(f"{self.pool.address}: {reason}", retryable))
 
     # -- httptools callbacks ---------------------------------------------------------------
@@ -350,6 +391,24 @@ class ReplicaPool:
         finally:
             deadlines.unwatch(connection)
             if not waiter.done():  # cancelled by the caller: the connection is mid-answer
+                connection.abort()
+
+    async def request_streamed(
+        self, head: bytes, body: BodyStream, deadline: float
+    ) -> UpstreamResponse:
+        """`request` for a body still arriving: on a new connection, closed afterwards."""
+        loop = asyncio.get_running_loop()
+        connection = await self._connect(loop, deadline)
+        waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
+        self.deadlines.watch(connection, deadline)
+        sending = loop.create_task(connection.send_streamed(head, body, waiter))
+        try:
+            return await waiter
+        finally:
+            self.deadlines.unwatch(connection)
+            if not sending.done():
+                sending.cancel()
+            if not waiter.done():
                 connection.abort()
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:

@@ -7,10 +7,13 @@ its path and headers lazily, because a proxy that reads neither should not pay f
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import httptools
+
+if TYPE_CHECKING:
+    from ksrv.http.body import BodyStream
 
 
 class Request:
@@ -19,10 +22,20 @@ class Request:
     `target` (the request line's target, path and query as sent), `raw_headers` (lower-case
     names, values as received, in order) and `client` (the peer's address) let a proxy pass
     a request on without re-encoding it. `path` and `headers` are decoded on first use: a
-    proxy that reads neither (the gateway) does not pay for them.
+    proxy that reads neither (the gateway) does not pay for them. `body_stream`, when set,
+    yields a body that is still arriving (`body` is then empty).
     """
 
-    __slots__ = ("_headers", "_path", "body", "client", "method", "raw_headers", "target")
+    __slots__ = (
+        "_headers",
+        "_path",
+        "body",
+        "body_stream",
+        "client",
+        "method",
+        "raw_headers",
+        "target",
+    )
 
     def __init__(
         self,
@@ -33,6 +46,7 @@ class Request:
         target: bytes = b"",
         raw_headers: list[tuple[bytes, bytes]] | None = None,
         client: str = "",
+        body_stream: BodyStream | None = None,
     ) -> None:
         self.method = method
         self._path = path
@@ -41,6 +55,7 @@ class Request:
         self.target = target
         self.raw_headers = raw_headers if raw_headers is not None else []
         self.client = client
+        self.body_stream = body_stream
 
     @property
     def path(self) -> str:

@@ -4,8 +4,11 @@ Why not uvicorn: for a 2-row sklearn model the ASGI layer (scope dicts, receive/
 coroutines, per-request cycle objects) costs about as much as the model, so the REST adapter
 gets whole requests from here instead. Each connection parses with httptools, answers its
 requests in order (pipelining is allowed), keeps alive per HTTP/1.1 rules, enforces the body
-limit before buffering (413), and on `shutdown` stops accepting, lets in-flight requests
-finish within the grace period, then closes.
+limit before buffering (413, from the Content-Length before reading any body, then close;
+a chunked body as soon as it passes the limit), and on `shutdown` stops accepting, lets
+in-flight requests finish within the grace period, then closes. With `stream_body_over`
+set (the gateway), a longer or chunked body reaches the handler as it arrives
+(`Request.body_stream`, `ksrv.http.body`) instead of whole.
 
 A handler may answer with a `StreamingResponse` instead: its body is sent chunk by chunk
 (chunked transfer-encoding) as an async iterator produces it, at the pace the client reads,
@@ -25,6 +28,8 @@ from typing import Any
 
 import httptools
 
+from ksrv.http.body import BodyCutOff, BodyStream
+
 # The message types are re-exported: handlers import them from here with the server.
 from ksrv.http.messages import Request as Request
 from ksrv.http.messages import Response as Response
@@ -36,6 +41,9 @@ logger = logging.getLogger(__name__)
 _MAX_PIPELINED = 32
 # Request line + headers: an endless header stream must not grow memory (431, as nginx).
 MAX_HEAD_BYTES = 64 * 1024
+# The body limit of model servers and of the gateway in front of them: one value, so the
+# gateway never takes in a body a replica would refuse.
+DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")}
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
@@ -72,9 +80,11 @@ class HTTPServer:
         max_body_bytes: int,
         too_large: TooLarge,
         keep_alive_s: float = 65.0,
+        stream_body_over: int | None = None,
     ) -> None:
         self.handler = handler
         self.max_body_bytes = max_body_bytes
+        self.stream_body_over = stream_body_over
         self.too_large = too_large
         self.keep_alive_s = keep_alive_s
         self.connections: set[_Connection] = set()
@@ -148,6 +158,7 @@ class _Connection(asyncio.Protocol):
         self.is_reading = True
         self.has_failed = False
         self.is_head_done, self.head_bytes = False, 0
+        self.is_body_paused = False
         self.can_write = asyncio.Event()
         self.can_write.set()
         self._reset_message()
@@ -157,6 +168,7 @@ class _Connection(asyncio.Protocol):
         self.header_list: list[tuple[bytes, bytes]] = []
         self.body_parts: list[bytes] = []
         self.body_size = 0
+        self.body_stream: BodyStream | None = None
         self.rejected: Response | None = None
         self.in_message = False
 
@@ -174,6 +186,8 @@ class _Connection(asyncio.Protocol):
             self.server.all_closed.set()
         self.is_closing = True
         self.can_write.set()
+        if self.body_stream is not None:
+            self.body_stream.finish(BodyCutOff("the client closed the connection mid-body"))
         if self.worker is not None and not self.worker.done():
             self.worker.cancel()
 
@@ -213,59 +227,94 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.is_head_done = True
-        expects_continue = False
+        expects_continue = is_chunked = False
+        length: int | None = None
         for name, value in self.header_list:
             if name == b"content-length" and value.isdigit():
-                if int(value) > self.server.max_body_bytes:
-                    self.rejected = self.server.too_large(int(value))
+                length = int(value)
+                if length > self.server.max_body_bytes:
+                    self.rejected = self.server.too_large(length)
             elif name == b"expect":
                 expects_continue = value.lower() == b"100-continue"
+            elif name == b"transfer-encoding":
+                is_chunked = True
         if self.rejected is not None:
             # Answer now, without reading a body we would refuse anyway, then close.
             self._reject(self.rejected)
-        elif expects_continue and self.transport is not None:
+            return
+        stream_over = self.server.stream_body_over
+        if stream_over is not None and (is_chunked or (length or 0) > stream_over):
+            self.body_stream = BodyStream(self, None if is_chunked else length)
+            self._queue(self._request())  # answered while its body still arrives
+        if expects_continue and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
-        if self.rejected is not None:
-            return
+        if self.has_failed:
+            return  # refused: the rest of the body is not even buffered
         self.body_size += len(body)
         if self.body_size > self.server.max_body_bytes:
-            self.rejected = self.server.too_large(self.body_size)
-            self.body_parts = []
+            # A chunked body past the limit: answer 413 now and read nothing more.
+            if self.body_stream is not None:
+                self.body_stream.too_large(self.body_size, self.server.max_body_bytes)
+                self.has_failed = True
+                self.pause_body()
+            else:
+                self.body_parts = []
+                self._reject(self.server.too_large(self.body_size))
             return
-        self.body_parts.append(body)
+        if self.body_stream is not None:
+            self.body_stream.feed(body)
+        else:
+            self.body_parts.append(body)
 
     def on_message_complete(self) -> None:
         self.in_message = False
         self.is_head_done, self.head_bytes = False, 0
         if self.has_failed:
             return  # already answered (413) and closing
+        if self.body_stream is not None:
+            self.body_stream.finish()  # its request is queued already
+            self.body_stream = None
+            return
+        self._queue(self.rejected if self.rejected is not None else self._request())
+
+    def _request(self) -> Request:
+        method = self.parser.get_method()
+        body = self.body_parts[0] if len(self.body_parts) == 1 else b"".join(self.body_parts)
+        self.is_http11 = self.parser.get_http_version() == "1.1"
+        return Request(
+            _METHODS.get(method) or method.decode("ascii"),
+            # An origin-form target ("/...") always parses: decode it when first read.
+            # Any other is checked now, so a malformed one is still answered 400.
+            None if self.url[:1] == b"/" else decode_path(self.url),
+            None,
+            body,
+            self.url,
+            self.header_list,
+            self.client,
+            self.body_stream,
+        )
+
+    def _queue(self, item: Request | Response) -> None:
         keep_alive = self.parser.should_keep_alive() and self.rejected is None
-        item: Request | Response
-        if self.rejected is not None:
-            item = self.rejected
-        else:
-            method = self.parser.get_method()
-            body = self.body_parts[0] if len(self.body_parts) == 1 else b"".join(self.body_parts)
-            item = Request(
-                _METHODS.get(method) or method.decode("ascii"),
-                # An origin-form target ("/...") always parses: decode it when first read.
-                # Any other is checked now, so a malformed one is still answered 400.
-                None if self.url[:1] == b"/" else decode_path(self.url),
-                None,
-                body,
-                self.url,
-                self.header_list,
-                self.client,
-            )
-            self.is_http11 = self.parser.get_http_version() == "1.1"
         self.pending.append((item, keep_alive))
         if len(self.pending) > _MAX_PIPELINED and self.transport is not None:
             self.transport.pause_reading()
             self.is_reading = False
         if self.worker is None:
             self.worker = asyncio.get_running_loop().create_task(self._answer_pending())
+
+    def pause_body(self) -> None:
+        """Stop reading the client: a streamed body's reader is behind (or it is refused)."""
+        self.is_body_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_body(self) -> None:
+        self.is_body_paused = False
+        if self.is_reading and self.transport is not None and not self.has_failed:
+            self.transport.resume_reading()
 
     # -- answering -------------------------------------------------------------------------
     async def _answer_pending(self) -> None:
@@ -276,6 +325,8 @@ class _Connection(asyncio.Protocol):
                 if isinstance(item, Request):
                     response = await self._handle(item)
                     is_head = item.method == "HEAD"
+                    if item.body_stream is not None and not item.body_stream.is_received:
+                        keep_alive = False  # answered before its body ended: read no more
                 else:
                     response, is_head = item, False
                 keep_alive = keep_alive and not self.server.is_draining
@@ -289,8 +340,9 @@ class _Connection(asyncio.Protocol):
                 if not self.can_write.is_set():
                     await self.can_write.wait()
                 if not self.is_reading and self.transport is not None:
-                    self.transport.resume_reading()
                     self.is_reading = True
+                    if not self.is_body_paused:
+                        self.transport.resume_reading()
         finally:
             self.worker = None
             self.last_active = time.monotonic()
@@ -382,8 +434,9 @@ class _Connection(asyncio.Protocol):
         self._reject(Response(body, status, [(b"content-type", b"application/json")]))
 
     def _reject(self, response: Response) -> None:
-        """Queue a final error answer; everything after it on this connection is ignored."""
+        """Queue a final error answer; nothing more is read from this connection."""
         self.has_failed = True
+        self.pause_body()
         self.pending.append((response, False))
         if self.worker is None:
             self.worker = asyncio.get_running_loop().create_task(self._answer_pending())

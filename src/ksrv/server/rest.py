@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ksrv.errors import InvalidInput, KsrvError, PayloadTooLarge, RouteNotFound
+from ksrv.http import server as http
 from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.protocol import rest_codec, status, v1
 from ksrv.protocol.v2 import InferRequest, InferResponse
@@ -43,7 +44,7 @@ def payload_too_large(size: int, limit: int) -> Response:
 class RESTApp:
     """Answers whole HTTP requests (from `ksrv.http.server`) against one `DataPlane`."""
 
-    def __init__(self, dataplane: DataPlane, max_request_bytes: int = 100 * 1024 * 1024):
+    def __init__(self, dataplane: DataPlane, max_request_bytes: int = http.DEFAULT_MAX_BODY_BYTES):
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
 
@@ -140,7 +141,7 @@ class RESTApp:
         if verb not in ("predict", "explain") or request.method != "POST":
             raise _not_found(request)
         self.dataplane.model(name)
-        payload = v1.check_request(rest_codec.loads(request.body))
+        payload = v1.check_request(rest_codec.loads(request.body, rest_codec.MAX_JSON_BYTES))
         result = await self.dataplane.infer(name, payload, request.headers, verb=verb)
         if isinstance(result, InferResponse):
             body, json_length = rest_codec.encode_response(result)
