@@ -27,9 +27,13 @@ from ksrv.control.routes import RoutePublisher
 from ksrv.control.service_status import ComponentOutcome, mapping
 from ksrv.control.store import Store
 from ksrv.errors import KsrvError, ResourceInvalid
-from ksrv.protocol.routes import BackendDoc, ReplicaDoc, ServiceDoc
+from ksrv.protocol.routes import BackendDoc, ComponentDoc, ReplicaDoc, ServiceDoc
 
 logger = logging.getLogger(__name__)
+
+# A revision whose every replica failed to start this many times running is reported to the
+# gateway as failed (it keeps restarting with back-off; a fixed model file still heals it).
+LOAD_ATTEMPTS: Final = 3
 
 ISVC: Final = "InferenceService"
 RUNTIME_KINDS: Final = ("ServingRuntime", "ClusterServingRuntime")
@@ -225,10 +229,38 @@ def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome])
         "entry": desired.entry,
         # Every component, even without backends: the gateway answers 503, not 404.
         "components": {
-            component: {"backends": outcomes[component].backends, "timeout_s": plan.timeout_s}
-            for component, plan in desired.components.items()
+            component: _component_route(outcomes[component]) for component in desired.components
         },
     }
+
+
+def _component_route(outcome: ComponentOutcome) -> ComponentDoc:
+    route: ComponentDoc = {"backends": outcome.backends, "timeout_s": outcome.plan.timeout_s}
+    failure = None if outcome.backends else _terminal_failure(outcome)
+    if failure is not None:
+        route["failed"] = failure
+    return route
+
+
+def _terminal_failure(outcome: ComponentOutcome) -> str | None:
+    """Why no replica of the component will become ready without a change (None while one
+    may still start): its plan cannot run, or every replica of its latest revision failed
+    `LOAD_ATTEMPTS` times running."""
+    plan, latest = outcome.plan, outcome.latest_state
+    if plan.error is not None:
+        return f"{plan.error_reason or 'InvalidSpec'}: {plan.error}"
+    if latest is None or not latest.replicas:
+        return None
+    for replica in latest.replicas:
+        # `restarts` counts the tries after the first; one that is Failed has failed once more.
+        failures = replica.restarts + (replica.phase == "Failed")
+        if replica.phase == "Ready" or failures < LOAD_ATTEMPTS:
+            return None
+    last = next((r.last_failure for r in latest.replicas if r.last_failure), "it exited")
+    return (
+        f"ModelLoadFailed: revision {latest.spec.revision} failed to start "
+        f"{LOAD_ATTEMPTS} times (still retrying with back-off): {last}"
+    )
 
 
 def _backends(

@@ -7,8 +7,10 @@ transport raises a retryable `UpstreamDropped` when nothing reached or came back
 replica; the request then goes to another replica (at most `MAX_RETRIES` times), and when
 none is left it is held like one with no ready replica: Knative's activator, in-process. A
 held request waits for the next route table (or polls every `HOLD_POLL_S`, for replicas that
-refused and may be back) until the hold time is up. Failures are `KsrvError`s; each
-transport turns them into its status through `protocol/status.py`.
+refused and may be back) until the hold time is up, unless the table says the component
+`failed` (no replica will come without a change): that is answered 503 with the reason at
+once. Failures are `KsrvError`s; each transport turns them into its status through
+`protocol/status.py`.
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ class Dispatcher:
                 finally:
                     endpoint.outstanding -= 1
                 return await self._retry(transport, call, match, addresses, endpoint, failure)
+        elif match.component.failed is not None:
+            raise _failed(match)
         return await self._hold(transport, call, match, None)
 
     async def _retry(
@@ -179,6 +183,8 @@ class Dispatcher:
             backend = match.component.choose(self.rng)
             addresses = transport.addresses(backend) if backend is not None else ()
             if not addresses:
+                if match.component.failed is not None:
+                    raise _failed(match)  # it was starting when held; it has failed since
                 continue
             call.backend = backend
             endpoint = transport.balancer.choose(addresses)
@@ -194,6 +200,14 @@ class Dispatcher:
                 failure = exc
             finally:
                 endpoint.outstanding -= 1
+
+
+def _failed(match: Match) -> NoReadyReplica:
+    service = match.service
+    return NoReadyReplica(
+        f"{match.component.name} of {service.namespace}/{service.name} has no ready replica "
+        f"and will get none until it changes: {match.component.failed}"
+    )
 
 
 def _not_found(call: Call) -> ServiceNotFound:

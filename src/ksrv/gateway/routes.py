@@ -2,7 +2,8 @@
 
 Every host form a service answers to is expanded once into a dict when a table arrives, so a
 request costs one dict lookup (host) or one split and lookup (path), never a scan over the
-services. Only ready replicas are listed; a backend without any takes no traffic.
+services. Only ready replicas are listed; a backend without any takes no traffic. A
+component with none and `failed` set will get none until its spec changes (the reason).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class Component:
     cumulative: tuple[float, ...]
     timeout_s: float | None = None
     """The component's own `timeout`; None falls back to the service's."""
+    failed: str | None = None
+    """Why no replica will come without a change (the control plane's word), or None."""
 
     def choose(self, rng: random.Random) -> Backend | None:
         """A backend by `percent`, among those with replicas; None when none has any.
@@ -220,6 +223,12 @@ def _parse_component(name: str, spec: dict[str, Any]) -> Component:
         total += max(backend.percent, 0.0)
         cumulative.append(total)
     timeout_s = spec.get("timeout_s")
+    failed = spec.get("failed")
     return Component(
-        name, backends, live, tuple(cumulative), float(timeout_s) if timeout_s else None
+        name,
+        backends,
+        live,
+        tuple(cumulative),
+        float(timeout_s) if timeout_s else None,
+        str(failed) if failed and not live else None,
     )

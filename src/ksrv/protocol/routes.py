@@ -39,6 +39,10 @@ class ComponentDoc(TypedDict):
     """Empty while no revision has a ready replica: the gateway answers 503, not 404."""
     timeout_s: NotRequired[float | None]
     """The component's own `timeout`; absent or None means the service's."""
+    failed: NotRequired[str]
+    """Set, with the reason, when no backend has replicas and none will come until the spec,
+    a runtime or the model changes (a plan that cannot run, a model that failed to load on
+    every try): the gateway answers 503 with it at once instead of holding requests."""
 
 
 class ServiceDoc(TypedDict):

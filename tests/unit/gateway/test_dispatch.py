@@ -41,13 +41,16 @@ class ScriptedTransport:
         return str(outcome)
 
 
-def _table(replicas: list[str], version: int = 1, timeout_s: float = 60.0) -> Any:
+def _table(replicas: list[str], version: int = 1, timeout_s: float = 60.0, failed: str = "") -> Any:
     backend = {"revision": "r1", "percent": 100, "replicas": [{"http": r} for r in replicas]}
+    component: dict[str, Any] = {"backends": [backend]}
+    if failed:
+        component["failed"] = failed
     service = {
         "namespace": "ns",
         "name": "svc",
         "timeout_s": timeout_s,
-        "components": {"predictor": {"backends": [backend]}},
+        "components": {"predictor": component},
     }
     return parse_table({"version": version, "domain": "example.com", "services": [service]})
 
@@ -131,5 +134,35 @@ def test_an_unknown_host_is_service_not_found():
         call = Call("rest", "other.example.com", b"/x", {}, None)
         with pytest.raises(ServiceNotFound, match=r"other\.example\.com"):
             await _dispatcher(_table(["a:1"])).dispatch(ScriptedTransport({}), call)
+
+    asyncio.run(run())
+
+
+def test_a_failed_component_is_answered_at_once_with_the_reason_instead_of_held():
+    async def run() -> None:
+        dispatcher = _dispatcher(_table([], failed="ModelLoadFailed: no such file"))
+        with pytest.raises(NoReadyReplica, match=r"predictor of ns/svc .*: ModelLoadFailed"):
+            await _dispatch(dispatcher, ScriptedTransport({}))
+
+    asyncio.run(run())
+
+
+def test_a_request_held_while_starting_is_answered_once_the_table_says_failed():
+    async def run() -> None:
+        dispatcher = _dispatcher(_table([]))  # starting: held, as before
+        held = asyncio.ensure_future(_dispatch(dispatcher, ScriptedTransport({})))
+        await asyncio.sleep(0)
+        assert not held.done()
+        dispatcher.set_table(_table([], version=2, failed="InvalidSpec: bad"))
+        with pytest.raises(NoReadyReplica, match="InvalidSpec: bad"):
+            await asyncio.wait_for(held, 5)
+
+    asyncio.run(run())
+
+
+def test_failed_is_ignored_while_a_backend_has_replicas():
+    async def run() -> None:
+        dispatcher = _dispatcher(_table(["a:1"], failed="stale"))
+        assert await _dispatch(dispatcher, ScriptedTransport({"a:1": ["ok"]})) == "ok"
 
     asyncio.run(run())

@@ -1,0 +1,65 @@
+"""The route table says `failed` (with the reason) for a component no replica will serve
+until something changes, and only then: a revision still starting is left to be held."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ksrv.control import isvc_reconciler
+from ksrv.control.plan import ComponentPlan, ModelServer
+from ksrv.control.platforms.base import ReplicaState, RevisionSpec, RevisionState
+from ksrv.control.service_status import ComponentOutcome
+
+SERVER = ModelServer("sklearn", "/m", "ksrv-sklearn", True, "sklearn", True)
+TRIES = isvc_reconciler.LOAD_ATTEMPTS
+
+
+def _state(*replicas: tuple[str, int]) -> RevisionState:
+    """A revision whose replicas are (phase, restarts)."""
+    spec = RevisionSpec("ns", "iris", "predictor", "iris-predictor-00001", ("x",))
+    return RevisionState(
+        spec,
+        [
+            ReplicaState(i, None, None, None, phase, restarts, 1, "storageUri /nope does not exist",
+                         Path("/log"), None, "127.0.0.1")
+            for i, (phase, restarts) in enumerate(replicas)
+        ],
+    )  # fmt: skip
+
+
+def _route(outcome: ComponentOutcome) -> dict:
+    return dict(isvc_reconciler._component_route(outcome))
+
+
+def test_a_plan_that_cannot_run_is_failed_with_its_reason():
+    plan = ComponentPlan("predictor", error="no runtime supports 'pmml2'",
+                         error_reason="NoSupportingRuntime")  # fmt: skip
+    route = _route(ComponentOutcome(plan))
+    assert route["failed"] == "NoSupportingRuntime: no runtime supports 'pmml2'"
+    assert route["backends"] == []
+
+
+def test_a_revision_that_failed_to_start_on_every_try_is_failed_with_the_last_failure():
+    outcome = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        latest_state=_state(("Failed", TRIES - 1), ("Starting", TRIES)),
+    )
+    failed = _route(outcome)["failed"]
+    assert failed.startswith("ModelLoadFailed: revision iris-predictor-00001 failed to start")
+    assert "storageUri /nope does not exist" in failed
+
+
+def test_a_revision_still_starting_or_with_tries_left_is_not_failed():
+    for replicas in ([("Starting", 0)], [("Failed", TRIES - 2)], [("Failed", TRIES), ("Ready", 0)]):
+        outcome = ComponentOutcome(
+            ComponentPlan("predictor", workload=SERVER), latest_state=_state(*replicas)
+        )
+        assert "failed" not in _route(outcome), replicas
+    assert "failed" not in _route(ComponentOutcome(ComponentPlan("predictor", workload=SERVER)))
+
+
+def test_a_component_that_still_routes_to_an_older_revision_is_not_failed():
+    plan = ComponentPlan("predictor", error="bad", error_reason="InvalidSpec")
+    old = {"revision": "iris-predictor-00001", "percent": 100.0,
+           "replicas": [{"http": "127.0.0.1:1", "grpc": ""}]}  # fmt: skip
+    assert "failed" not in _route(ComponentOutcome(plan, backends=[old]))
