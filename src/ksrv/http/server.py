@@ -4,11 +4,9 @@ Why not uvicorn: for a 2-row sklearn model the ASGI layer (scope dicts, receive/
 coroutines, per-request cycle objects) costs about as much as the model, so the REST adapter
 gets whole requests from here instead. Each connection parses with httptools, answers its
 requests in order (pipelining is allowed), keeps alive per HTTP/1.1 rules, enforces the body
-limit before buffering (413, from the Content-Length before reading any body, then close;
-a chunked body as soon as it passes the limit), and on `shutdown` stops accepting, lets
-in-flight requests finish within the grace period, then closes. With `stream_body_over`
-set (the gateway), a longer or chunked body reaches the handler as it arrives
-(`Request.body_stream`, `ksrv.http.body`) instead of whole.
+limit before buffering (413 from the Content-Length, or once a chunked body passes it; then
+close, reading no more), and on `shutdown` stops accepting, lets in-flight requests finish
+within the grace period, then closes. Bodies: `ksrv.http.body` (`stream_body_over`).
 
 A handler may answer with a `StreamingResponse` instead: its body is sent chunk by chunk
 (chunked transfer-encoding) as an async iterator produces it, at the pace the client reads,
@@ -28,7 +26,7 @@ from typing import Any
 
 import httptools
 
-from ksrv.http.body import BodyCutOff, BodyStream
+from ksrv.http.body import BodyCutOff, IncomingBody
 
 # The message types are re-exported: handlers import them from here with the server.
 from ksrv.http.messages import Request as Request
@@ -166,10 +164,7 @@ class _Connection(asyncio.Protocol):
     def _reset_message(self) -> None:
         self.url = b""
         self.header_list: list[tuple[bytes, bytes]] = []
-        self.body_parts: list[bytes] = []
-        self.body_size = 0
-        self.body_stream: BodyStream | None = None
-        self.rejected: Response | None = None
+        self.body: IncomingBody | None = None
         self.in_message = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------
@@ -186,8 +181,8 @@ class _Connection(asyncio.Protocol):
             self.server.all_closed.set()
         self.is_closing = True
         self.can_write.set()
-        if self.body_stream is not None:
-            self.body_stream.finish(BodyCutOff("the client closed the connection mid-body"))
+        if self.body is not None and self.body.stream is not None:
+            self.body.stream.finish(BodyCutOff("the client closed the connection mid-body"))
         if self.worker is not None and not self.worker.done():
             self.worker.cancel()
 
@@ -227,61 +222,39 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.is_head_done = True
-        expects_continue = is_chunked = False
-        length: int | None = None
-        for name, value in self.header_list:
-            if name == b"content-length" and value.isdigit():
-                length = int(value)
-                if length > self.server.max_body_bytes:
-                    self.rejected = self.server.too_large(length)
-            elif name == b"expect":
-                expects_continue = value.lower() == b"100-continue"
-            elif name == b"transfer-encoding":
-                is_chunked = True
-        if self.rejected is not None:
+        server, headers = self.server, self.header_list
+        body = IncomingBody(self, headers, server.max_body_bytes, server.stream_body_over)
+        self.body = body
+        if body.is_too_large:
             # Answer now, without reading a body we would refuse anyway, then close.
-            self._reject(self.rejected)
+            self._reject(server.too_large(body.length or 0))
             return
-        stream_over = self.server.stream_body_over
-        if stream_over is not None and (is_chunked or (length or 0) > stream_over):
-            self.body_stream = BodyStream(self, None if is_chunked else length)
+        if body.stream is not None:
             self._queue(self._request())  # answered while its body still arrives
-        if expects_continue and self.transport is not None:
+        if self.transport is not None and any(
+            name == b"expect" and value.lower() == b"100-continue" for name, value in headers
+        ):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def on_body(self, body: bytes) -> None:
-        if self.has_failed:
-            return  # refused: the rest of the body is not even buffered
-        self.body_size += len(body)
-        if self.body_size > self.server.max_body_bytes:
-            # A chunked body past the limit: answer 413 now and read nothing more.
-            if self.body_stream is not None:
-                self.body_stream.too_large(self.body_size, self.server.max_body_bytes)
-                self.has_failed = True
-                self.pause_body()
-            else:
-                self.body_parts = []
-                self._reject(self.server.too_large(self.body_size))
-            return
-        if self.body_stream is not None:
-            self.body_stream.feed(body)
-        else:
-            self.body_parts.append(body)
+    def on_body(self, chunk: bytes) -> None:
+        body = self.body
+        if not self.has_failed and body is not None and not body.add(chunk):
+            # A chunked body past the limit: 413 now (a streamed one's reader raises it).
+            self._reject(None if body.stream else self.server.too_large(body.size))
 
     def on_message_complete(self) -> None:
         self.in_message = False
         self.is_head_done, self.head_bytes = False, 0
         if self.has_failed:
             return  # already answered (413) and closing
-        if self.body_stream is not None:
-            self.body_stream.finish()  # its request is queued already
-            self.body_stream = None
+        if self.body is not None and self.body.stream is not None:
+            self.body.stream.finish()  # its request is queued already
             return
-        self._queue(self.rejected if self.rejected is not None else self._request())
+        self._queue(self._request())
 
     def _request(self) -> Request:
         method = self.parser.get_method()
-        body = self.body_parts[0] if len(self.body_parts) == 1 else b"".join(self.body_parts)
+        body = self.body
         self.is_http11 = self.parser.get_http_version() == "1.1"
         return Request(
             _METHODS.get(method) or method.decode("ascii"),
@@ -289,15 +262,15 @@ class _Connection(asyncio.Protocol):
             # Any other is checked now, so a malformed one is still answered 400.
             None if self.url[:1] == b"/" else decode_path(self.url),
             None,
-            body,
+            body.take() if body is not None else b"",
             self.url,
             self.header_list,
             self.client,
-            self.body_stream,
+            body.stream if body is not None else None,
         )
 
     def _queue(self, item: Request | Response) -> None:
-        keep_alive = self.parser.should_keep_alive() and self.rejected is None
+        keep_alive = self.parser.should_keep_alive()
         self.pending.append((item, keep_alive))
         if len(self.pending) > _MAX_PIPELINED and self.transport is not None:
             self.transport.pause_reading()
@@ -433,10 +406,12 @@ class _Connection(asyncio.Protocol):
         body = b'{"error":"' + message.replace(b'"', b"'").replace(b"\\", b"/") + b'"}'
         self._reject(Response(body, status, [(b"content-type", b"application/json")]))
 
-    def _reject(self, response: Response) -> None:
-        """Queue a final error answer; nothing more is read from this connection."""
+    def _reject(self, response: Response | None) -> None:
+        """Queue a final error answer (unless the handler gives it); read nothing more."""
         self.has_failed = True
         self.pause_body()
+        if response is None:
+            return
         self.pending.append((response, False))
         if self.worker is None:
             self.worker = asyncio.get_running_loop().create_task(self._answer_pending())
