@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import grpc
 import httpx
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_async
 from tests.integration.gateway.conftest import RawUpstream, service
 
 PATH = "/serving/default/sink/v2/models/sink/infer"
@@ -89,6 +89,42 @@ def test_large_bodies_stream_through_the_gateway_without_being_held(gateway):
         assert _peak_rss_mib(pid) - before < 32, (before, _peak_rss_mib(pid))
     finally:
         replica.close()
+
+
+def test_a_streamed_body_refused_by_a_replica_is_held_and_sent_whole_to_the_next():
+    from ksrv.gateway.app import Gateway
+
+    piece = bytes(range(256)) * 4096  # 1 MiB
+    expected = {"size": 8 * MIB, "sha256": hashlib.sha256(piece * 8).hexdigest()}
+
+    async def run() -> None:
+        replica = CountingReplica()
+        gateway = Gateway()
+        await gateway.start("127.0.0.1", 0)
+        try:
+            dead = f"127.0.0.1:{free_port()}"  # refuses: none of the body was sent
+            gateway.set_routes({"version": 1, "domain": "example.com",
+                                "services": [service("sink", [(100, [dead])])]})  # fmt: skip
+            base = f"http://127.0.0.1:{gateway.http_port}"
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                sending = asyncio.ensure_future(
+                    client.post(PATH, content=piece * 8)  # over STREAM_BODY_OVER: streamed
+                )
+                endpoints = gateway.rest.balancer.endpoints
+                await wait_until_async(
+                    lambda: dead in endpoints and endpoints[dead].down_until > 0,
+                    "the first replica refused the request",
+                )
+                gateway.set_routes({"version": 2, "domain": "example.com",
+                                    "services": [service("sink", [(100, [replica])])]})  # fmt: skip
+                answer = await sending
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == expected
+        finally:
+            await gateway.stop()
+            replica.close()
+
+    asyncio.run(run())
 
 
 def test_a_body_over_the_limit_is_refused_from_its_content_length_before_any_is_read(gateway):
