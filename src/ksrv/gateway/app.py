@@ -27,6 +27,7 @@ from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.route_watch import RouteWatcher
 from ksrv.gateway.routes import RouteTable, parse_table
+from ksrv.http import body as http_body
 from ksrv.http import server as http
 from ksrv.http import workers
 from ksrv.protocol import status
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 # No higher than the replicas' (the same default): a body they would refuse is refused here,
 # from its Content-Length, before the gateway reads any of it.
-DEFAULT_MAX_BODY_BYTES = http.DEFAULT_MAX_BODY_BYTES
+DEFAULT_MAX_BODY_BYTES = http_body.DEFAULT_MAX_BODY_BYTES
 HEALTH_PATH = "/ksrv/gateway/health"
 _JSON = [(b"content-type", b"application/json")]
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})

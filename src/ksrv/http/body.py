@@ -19,6 +19,9 @@ from typing import Protocol
 
 from ksrv.errors import InvalidInput, PayloadTooLarge
 
+# The body limit of model servers and of the gateway in front of them: one value, so the
+# gateway never takes in a body a replica would refuse.
+DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
 _HIGH_WATER_BYTES = 1024 * 1024
 _LOW_WATER_BYTES = 256 * 1024
 _GATHER_OVER_BYTES = 1024 * 1024

@@ -39,9 +39,6 @@ logger = logging.getLogger(__name__)
 _MAX_PIPELINED = 32
 # Request line + headers: an endless header stream must not grow memory (431, as nginx).
 MAX_HEAD_BYTES = 64 * 1024
-# The body limit of model servers and of the gateway in front of them: one value, so the
-# gateway never takes in a body a replica would refuse.
-DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")}
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ksrv.errors import InvalidInput, KsrvError, PayloadTooLarge, RouteNotFound
-from ksrv.http import server as http
+from ksrv.http import body as http_body
 from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.protocol import rest_codec, status, v1
 from ksrv.protocol.v2 import InferRequest, InferResponse
@@ -44,7 +44,9 @@ def payload_too_large(size: int, limit: int) -> Response:
 class RESTApp:
     """Answers whole HTTP requests (from `ksrv.http.server`) against one `DataPlane`."""
 
-    def __init__(self, dataplane: DataPlane, max_request_bytes: int = http.DEFAULT_MAX_BODY_BYTES):
+    def __init__(
+        self, dataplane: DataPlane, max_request_bytes: int = http_body.DEFAULT_MAX_BODY_BYTES
+    ):
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
 

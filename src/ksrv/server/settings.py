@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ksrv.http import server as http
+from ksrv.http import body as http_body
 
 # The gateway in front of a replica uses the same default, so it never buffers a body the
 # replica would refuse.
-DEFAULT_MAX_REQUEST_BYTES = http.DEFAULT_MAX_BODY_BYTES
+DEFAULT_MAX_REQUEST_BYTES = http_body.DEFAULT_MAX_BODY_BYTES
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_GRPC_THREADS = 32
 # KServe's gRPC default is 8 MiB; ksrv accepts as much over gRPC as over REST.
