@@ -60,9 +60,11 @@ def test_an_existing_destination_directory_receives_the_files(isolated_env, mode
     assert files(dest) == {"model.joblib": b"model"}
 
 
-def test_a_missing_local_path_is_a_clear_error(isolated_env, tmp_path):
-    with pytest.raises(StorageError, match="does not exist"):
-        download(f"file://{tmp_path}/nothing", tmp_path / "out")
+def test_a_missing_local_path_is_a_clear_error_naming_it_once(isolated_env, tmp_path):
+    uri = f"file://{tmp_path}/nothing"
+    with pytest.raises(StorageError) as caught:
+        download(uri, tmp_path / "out")
+    assert str(caught.value) == f"{uri} does not exist"
 
 
 def test_pvc_resolves_through_the_claim_roots(isolated_env, model, monkeypatch, tmp_path):
