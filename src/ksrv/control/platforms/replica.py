@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ksrv.control.platforms import processes, readiness
+from ksrv.control.platforms import local_render, processes, readiness
 from ksrv.control.platforms.base import Phase, ReplicaState, RevisionSpec
 from ksrv.control.platforms.statefile import ReplicaRecord
 
@@ -233,7 +233,7 @@ class LocalReplica:
             pid = processes.spawn(argv, env, self.log_path)
         except OSError as exc:
             self.last_exit_code = None
-            return f"cannot start {argv[0]}: {exc}"
+            return _with_path_hint(f"cannot start {argv[0]}: {exc}", argv)
         self.process_start = processes.start_time(pid)
         self.started_at = time.time()
         self.pid, self.http_port, self.grpc_port = pid, http_port, grpc_port
@@ -288,6 +288,9 @@ class LocalReplica:
         else:
             what = f"exited with code {exited.code}"
         tail = processes.log_tail(self.log_path, self._log_offset).rstrip()
+        what = _with_path_hint(
+            what, [arg.replace("{python}", self._python) for arg in self.spec.command]
+        )
         return f"{what}; log tail:\n{tail}" if tail else what
 
     def _address_in_use(self) -> bool:
@@ -307,3 +310,12 @@ class LocalReplica:
             processes.kill_group(self.pid)
             self.pid = self.process_start = None
             self._changed()
+
+
+def _with_path_hint(failure: str, argv: list[str]) -> str:
+    """`failure`, followed by what is wrong when the command names a relative path that is
+    not where it resolves (the usual reason a custom container exits at once)."""
+    if not argv:
+        return failure
+    hint = local_render.missing_relative_path(argv, Path.cwd())
+    return f"{failure}: {hint}" if hint else failure
