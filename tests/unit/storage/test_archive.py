@@ -86,6 +86,7 @@ SYM, HARD = tarfile.SYMTYPE, tarfile.LNKTYPE
         ([member("d/l", kind=SYM, link="../../out")], "d/l"),
         ([member("up", kind=SYM, link="."), member("up/up/../../x", b"x")], "up/up/../../x"),
         ([member("d/a", kind=SYM, link=".."), member("d/a/h", kind=HARD, link="../x")], "d/a/h"),
+        ([member("h", kind=HARD, link="/etc/hostname")], "h"),
     ],
 )
 def test_links_that_resolve_outside_fail_naming_the_entry_and_leave_nothing_out(
@@ -98,6 +99,18 @@ def test_links_that_resolve_outside_fail_naming_the_entry_and_leave_nothing_out(
     with pytest.raises(StorageError, match=re.escape(repr(culprit))):
         archive.unpack(tar, work / "out", limit_bytes=100)
     assert tree(tmp_path) == before  # nothing written, and `out` with its links removed
+
+
+@pytest.mark.parametrize("name", ["/abs/x", "../x", "a/../../x", "a\\..\\..\\x"])
+def test_zip_names_that_leave_the_target_fail_naming_the_entry(tmp_path, name):
+    (tmp_path / "work").mkdir()
+    with zipfile.ZipFile(tmp_path / "m.zip", "w") as zipped:
+        zipped.writestr("ok.txt", b"ok")
+        zipped.writestr(zipfile.ZipInfo(name), b"x")
+    before = tree(tmp_path)
+    with pytest.raises(StorageError, match="points outside the destination"):
+        archive.unpack(tmp_path / "m.zip", tmp_path / "work" / "out", limit_bytes=100)
+    assert tree(tmp_path) == before
 
 
 def test_a_file_entry_replaces_a_link_instead_of_writing_through_it(tmp_path):
