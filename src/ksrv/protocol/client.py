@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ksrv import errors
 from ksrv.protocol import rest_codec
+from ksrv.protocol.correlation import sane_request_id
 from ksrv.protocol.v2 import InferRequest
 
 if TYPE_CHECKING:
@@ -39,7 +40,10 @@ def forwarded(headers: dict[str, str] | None) -> dict[str, str]:
     """The incoming headers a transformer passes on to its predictor."""
     if not headers:
         return {}
-    return {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
+    passed_on = {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
+    if "x-request-id" in passed_on and sane_request_id(passed_on["x-request-id"]) is None:
+        del passed_on["x-request-id"]  # the predictor would not echo it either
+    return passed_on
 
 
 async def forward_predict(
