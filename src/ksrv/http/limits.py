@@ -33,20 +33,20 @@ def check_head(target: bytes, headers: list[tuple[bytes, bytes]], is_upgrade: bo
     """
     if len(headers) > MAX_HEADERS:
         raise Refused(431, b"more than %d header fields" % MAX_HEADERS)
-    size = len(target)
+    size = len(target) + 4 * len(headers)  # ': ' and CRLF after each field
     hosts = 0
-    has_body = False
-    for name, value in headers:
-        size += len(name) + len(value) + 4  # ': ' and CRLF
+    for name, value in headers:  # every request passes here: one plain loop
+        size += len(name) + len(value)
         if name == b"host":
             hosts += 1
-        elif name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
-            has_body = True
     if size > MAX_HEAD_BYTES:
         raise Refused(431, b"request line and headers exceed %d bytes" % MAX_HEAD_BYTES)
     if hosts > 1:
         raise Refused(400, b"more than one Host header")  # RFC 9112 3.2
-    if has_body and is_upgrade:
+    if is_upgrade and any(
+        name == b"transfer-encoding" or (name == b"content-length" and value != b"0")
+        for name, value in headers
+    ):
         # llhttp hands what follows the head to the new protocol: the body would be lost.
         raise Refused(400, b"Protocol upgrades are not supported")
 

@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 _MAX_PIPELINED = 32
 _SWEEP_S = 1.0  # how often deadlines are checked: a late head is cut within 31 s
-_LINGER_S = 1.0  # how long a turned-away connection may take to read its 503
+_LINGER_S = 1.0  # how long a refused client may take to read our answer and hang up
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")}
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
@@ -198,12 +198,10 @@ class _Connection(asyncio.Protocol):
 
     def _turn_away(self, transport: asyncio.Transport) -> None:
         """Over the cap: say 503 and close, rather than let connections (and descriptors)
-        pile up. The close lingers a moment, reading and dropping what the client sends:
-        closing on unread bytes would reset the connection and lose the 503."""
+        pile up."""
         self.has_failed = True
         self._write(_error(503, b"too many connections, try again later"), False, False)
-        transport.write_eof()
-        asyncio.get_running_loop().call_later(_LINGER_S, transport.abort)
+        self._close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -460,8 +458,18 @@ class _Connection(asyncio.Protocol):
 
     def _close(self) -> None:
         self.is_closing = True
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.has_failed and transport.can_write_eof():
+            # The client may still be sending (a crawling head, a refused body): closing on
+            # unread bytes would reset the connection and could lose our answer. So send
+            # ours and a FIN, drop what arrives, and close when the client does or after
+            # _LINGER_S (nginx's lingering close).
+            transport.write_eof()
+            asyncio.get_running_loop().call_later(_LINGER_S, transport.abort)
+        else:
+            transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:

@@ -1,10 +1,10 @@
 """Async inference client: how a transformer reaches its predictor or explainer.
 
 V1 and V2 over REST (one pooled `httpx.AsyncClient` per event loop and base URL) and V2 over
-gRPC (one grpc.aio channel per loop and target). As in KServe, only the request id, the B3
-trace id and the authorization header travel on. The predictor's errors come back as ksrv
-errors: the caller's mistakes keep their meaning, unreachable or failing becomes
-`UpstreamFailed`.
+gRPC (one grpc.aio channel per loop and target). As in KServe, only the request id (if it is
+a short token: `correlation`), the B3 trace id and the authorization header travel on. The
+predictor's errors come back as ksrv errors: the caller's mistakes keep their meaning,
+unreachable or failing becomes `UpstreamFailed`.
 """
 
 from __future__ import annotations
