@@ -192,11 +192,11 @@ class _Connection(asyncio.Protocol):
         if isinstance(peer, tuple) and peer:
             self.client = str(peer[0])
         if len(self.server.connections) >= self.server.max_connections:
-            self._turn_away(transport)
+            self._turn_away()
             return
         self.server.connections.add(self)
 
-    def _turn_away(self, transport: asyncio.Transport) -> None:
+    def _turn_away(self) -> None:
         """Over the cap: say 503 and close, rather than let connections (and descriptors)
         pile up."""
         self.has_failed = True
@@ -223,8 +223,8 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            # llhttp stops at an upgrade: the request was answered (see on_message_complete),
-            # and what follows is another protocol's, so nothing more is read.
+            # llhttp stops at an upgrade. The request before it is answered as HTTP/1.1 and
+            # the connection closed (on_message_complete); what follows is not read.
             self.has_failed = True
             return
         except httptools.HttpParserError as exc:

@@ -7,24 +7,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from ksrv.http.server import HTTPServer, Request, Response
 from tests.conftest import wait_until_async
 
-Client = Callable[[HTTPServer], Awaitable[object]]
+Client = Callable[[HTTPServer], Awaitable[Any]]
 
 
 async def _ok(request: Request) -> Response:
     return Response(b'{"ok":true}', 200, [(b"content-type", b"application/json")])
 
 
-def _run(client: Client, **options: float) -> object:
+def _run(client: Client, **options: Any) -> Any:
     """Start a server with `options`, run `client` against it, shut it down."""
 
-    async def scenario() -> object:
-        server = HTTPServer(_ok, 1 << 20, lambda n: Response(b"", 413), **options)  # type: ignore[arg-type]
+    async def scenario() -> Any:
+        server = HTTPServer(_ok, 1 << 20, lambda n: Response(b"", 413), **options)
         await server.start("127.0.0.1", 0)
         try:
             return await asyncio.wait_for(client(server), 20)
@@ -78,7 +79,6 @@ def test_a_slowloris_head_is_cut_off_at_the_head_deadline_though_bytes_keep_comi
             writer.close()
 
     answer = _run(slowloris, keep_alive_s=60.0, head_timeout_s=0.5)
-    assert isinstance(answer, bytes)
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert b"connection: close" in answer
 
@@ -121,7 +121,6 @@ def test_the_default_head_deadline_cuts_a_slowloris_off_within_35_s():
         return answer
 
     answer = _run(half_a_head)
-    assert isinstance(answer, bytes)
     assert answer.startswith(b"HTTP/1.1 408"), answer
 
 
@@ -144,16 +143,11 @@ def test_connections_over_the_cap_get_503_and_are_closed():
         held.pop().close()
         return refused, admitted
 
-    refused, admitted = _run(crowd, max_connections=2)  # type: ignore[misc]
+    refused, admitted = _run(crowd, max_connections=2)
     [(status, head, body)] = _responses(refused)
     assert (status, b"too many connections" in body) == (503, True)
     assert b"connection: close" in head
     assert _responses(admitted)[0][0] == 200
-
-
-def test_the_default_connection_cap_is_bounded():
-    server = HTTPServer(_ok, 1 << 20, lambda n: Response(b"", 413))
-    assert 64 <= server.max_connections <= 4096
 
 
 @pytest.mark.parametrize(
@@ -167,7 +161,6 @@ def test_the_default_connection_cap_is_bounded():
 )
 def test_an_oversized_head_sent_whole_gets_431_and_the_connection_closes(head):
     answer = _run(lambda server: _exchange(server, head))
-    assert isinstance(answer, bytes)
     [(status, _, _)] = _responses(answer)
     assert status == 431
 
@@ -177,7 +170,6 @@ def test_an_oversized_head_sent_whole_gets_431_and_the_connection_closes(head):
 )
 def test_two_host_fields_get_400(hosts):
     answer = _run(lambda server: _exchange(server, b"GET / HTTP/1.1\r\n" + hosts + b"\r\n"))
-    assert isinstance(answer, bytes)
     [(status, _, body)] = _responses(answer)
     assert status == 400
     assert b"Host" in body
@@ -191,7 +183,6 @@ H2C = (
 
 def test_an_h2c_upgrade_is_ignored_with_exactly_one_http11_response():
     answer = _run(lambda server: _exchange(server, b"GET / HTTP/1.1\r\n" + H2C + b"\r\n"))
-    assert isinstance(answer, bytes)
     [(status, head, body)] = _responses(answer)
     assert (status, body) == (200, b'{"ok":true}')
     assert head.startswith(b"HTTP/1.1 200")
@@ -201,7 +192,6 @@ def test_an_h2c_upgrade_is_ignored_with_exactly_one_http11_response():
 def test_an_upgrade_with_a_body_is_refused_with_exactly_one_response():
     request = b"POST / HTTP/1.1\r\n" + H2C + b"Content-Length: 3\r\n\r\nabc"
     answer = _run(lambda server: _exchange(server, request))
-    assert isinstance(answer, bytes)
     [(status, _, body)] = _responses(answer)
     assert status == 400
     assert b"upgrades are not supported" in body
