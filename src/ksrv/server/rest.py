@@ -16,7 +16,7 @@ from typing import Any
 
 from ksrv.errors import InvalidInput, KsrvError, PayloadTooLarge, RouteNotFound
 from ksrv.http.server import Request, Response, StreamingResponse
-from ksrv.protocol import rest_codec, status, v1
+from ksrv.protocol import correlation, rest_codec, status, v1
 from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server.dataplane import DataPlane
 
@@ -56,7 +56,7 @@ class RESTApp:
         except Exception as exc:
             logger.exception("request failed: %s %s", request.method, request.path)
             response = error_response(exc)
-        request_id = request.headers.get("x-request-id")
+        request_id = correlation.sane_request_id(request.headers.get("x-request-id"))
         if request_id is not None:
             response.headers.append((b"x-request-id", request_id.encode("latin-1")))
         return response
