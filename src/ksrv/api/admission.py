@@ -11,6 +11,7 @@ import posixpath
 import re
 from typing import Final
 
+from ksrv.api import names
 from ksrv.api.inference_service import (
     DEPLOYMENT_MODE,
     FRAMEWORKS,
@@ -24,7 +25,6 @@ from ksrv.api.inference_service import (
     ModelSpec,
     PredictorSpec,
 )
-from ksrv.api import names
 from ksrv.api.meta import join
 
 FieldError = tuple[str, str]
