@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ksrv.api import default_runtimes
+from ksrv.api.conditions import NO_SUPPORTING_RUNTIME, RUNTIME_DISABLED, RUNTIME_NOT_RECOGNIZED
 from ksrv.api.serving_runtime import (
     PROTOCOL_VERSIONS,
     ClusterServingRuntime,
@@ -23,11 +24,6 @@ from ksrv.api.serving_runtime import (
     ServingRuntime,
 )
 from ksrv.errors import ResourceInvalid
-
-# KServe's condition reasons for a failed selection.
-NO_SUPPORTING_RUNTIME = "NoSupportingRuntime"
-RUNTIME_NOT_RECOGNIZED = "RuntimeNotRecognized"
-RUNTIME_DISABLED = "RuntimeDisabled"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import click
 import yaml
 
 from ksrv import errors
+from ksrv.api import conditions
 from ksrv.api.kinds import COMPONENTS
 from ksrv.cli import tables
 from ksrv.cli.api_client import APIFailure, ControlPlaneClient, server_option
@@ -72,7 +73,11 @@ class _Target:
     help="Default and validate locally, print the result; no server needed.",
 )
 @click.option(
-    "--wait", "is_waiting", is_flag=True, help="Wait until each InferenceService is Ready."
+    "--wait",
+    "is_waiting",
+    is_flag=True,
+    help="Wait until each InferenceService is Ready; stop at once (exit 1) on a failure that "
+    "waiting will not change.",
 )
 @click.option("--timeout", default="120s", show_default=True, help="How long --wait waits.")
 @server_option
@@ -345,6 +350,9 @@ def _wait_ready(client: ControlPlaneClient, targets: list[_Target], timeout_s: f
             if _is_ready_now(document):
                 click.echo(f"{target.label} condition met")
                 break
+            failure = _terminal_failure(document)
+            if failure is not None:
+                raise click.ClickException(f"{target.label} will not become Ready: {failure}")
             if time.monotonic() >= deadline:
                 raise click.ClickException(
                     f"timed out waiting for {target.label} to be Ready: {_why_not(document)}"
@@ -355,6 +363,20 @@ def _wait_ready(client: ControlPlaneClient, targets: list[_Target], timeout_s: f
 def _is_ready_now(document: Document) -> bool:
     """Ready, and for this spec: a Ready left over from the previous generation does not count."""
     return tables.is_ready(document) and _stale_by(document) is None
+
+
+def _terminal_failure(document: Document) -> str | None:
+    """`reason: message` of a Ready=False that waiting will not change (InvalidSpec,
+    NoSupportingRuntime, a load that failed on every try), for this spec; else None."""
+    if _stale_by(document) is not None:
+        return None
+    for entry in document.get("status", {}).get("conditions") or []:
+        if not isinstance(entry, dict) or entry.get("type") != "Ready":
+            continue
+        reason = entry.get("reason")
+        if entry.get("status") == "False" and conditions.is_terminal(reason):
+            return f"{reason}: {entry.get('message', '')}".rstrip(": ")
+    return None
 
 
 def _stale_by(document: Document) -> tuple[int, int] | None:
