@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -103,7 +104,7 @@ class StatusAfterApply(Store):
     """Each read of the service after its apply turns its status into the next of `statuses`
     (observedGeneration = `generation(spec generation)`), so `apply --wait` sees them in turn."""
 
-    statuses: list[tuple[dict, int]] = []
+    statuses: ClassVar[list[tuple[dict, int]]] = []
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
@@ -128,12 +129,12 @@ class StatusAfterApply(Store):
 
 
 class TerminalAtOnce(StatusAfterApply):
-    statuses = [(TERMINAL, 0)]
+    statuses: ClassVar = [(TERMINAL, 0)]
 
 
 class StaleTerminalThenReady(StatusAfterApply):
     # The previous generation's failure must not stop a wait for the new spec.
-    statuses = [(TERMINAL, 1), (READY, 0)]
+    statuses: ClassVar = [(TERMINAL, 1), (READY, 0)]
 
 
 @pytest.fixture
