@@ -66,7 +66,8 @@ class ComponentOutcome:
     def model_status(self) -> dict[str, Any]:
         """KServe's `modelStatus` from the latest revision's replicas."""
         replicas = self.latest_state.replicas if self.latest_state else []
-        failed = [r for r in replicas if r.phase == "Failed"]
+        # A replica restarting after a failed load still counts as a failed copy.
+        failed = [r for r in replicas if r.phase != "Ready" and r.failures_in_a_row > 0]
         failure = self.failure()
         if self.plan.error is not None:
             transition, target = "InvalidSpec", "FailedToLoad"
@@ -85,7 +86,7 @@ class ComponentOutcome:
             "copies": {"failedCopies": len(failed), "totalCopies": len(replicas)},
         }
         if failure is not None:
-            exit_codes = [r.last_exit_code for r in replicas if r.failures_in_a_row > 0]
+            exit_codes = [r.last_exit_code for r in failed]
             status["lastFailureInfo"] = drop_none(
                 {
                     "location": self._latest_name(),

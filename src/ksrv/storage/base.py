@@ -322,7 +322,9 @@ def local_listing(uri: str, path: Path) -> Listing:
         obj = RemoteObject(path.name, str(path), stat.st_size, _stamp(stat), path.resolve())
         return Listing((obj,), is_single=True, local_root=path)
     if not path.is_dir():
-        raise StorageError(f"{uri}: {path} does not exist")
+        # Name the path once: a plain or file:// URI already is it.
+        same = uri.removeprefix("file://") == str(path)
+        raise StorageError(f"{uri if same else f'{uri} ({path})'} does not exist")
     objects = []
     for folder, _, names in os.walk(path, followlinks=True):
         for name in sorted(names):

@@ -64,6 +64,14 @@ def test_a_missing_local_path_is_a_clear_error(isolated_env, tmp_path):
         download(f"file://{tmp_path}/nothing", tmp_path / "out")
 
 
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_a_missing_local_path_is_named_once(isolated_env, tmp_path, scheme):
+    uri = f"{scheme}{tmp_path}/nothing"
+    with pytest.raises(StorageError) as caught:
+        download(uri, tmp_path / "out")
+    assert str(caught.value) == f"{uri} does not exist"
+
+
 def test_pvc_resolves_through_the_claim_roots(isolated_env, model, monkeypatch, tmp_path):
     monkeypatch.setenv("KSRV_PVC_ROOTS", f"models-claim={model.parent}")
     assert download("pvc://models-claim/model") == model
