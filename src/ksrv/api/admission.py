@@ -129,11 +129,8 @@ def _implementation_errors(component: ComponentSpec, path: str, role: str) -> li
     spec_name, options = _IMPLEMENTATIONS[role]
     if len(component.implementations()) == 1:
         return []
-    message = f"exactly one of [{', '.join(options)}] must be specified in {spec_name}"
-    ignored = sorted(key for key in component.model_extra or {} if key not in component.crd_fields)
-    if ignored:
-        message += f" (not fields of {spec_name}, ignored: {', '.join(ignored)})"
-    return [(path, message)]
+    # A misspelt implementation (`container:`) is named by the unknown-field check, once.
+    return [(path, f"exactly one of [{', '.join(options)}] must be specified in {spec_name}")]
 
 
 def _storage_errors(component: ComponentSpec, path: str) -> list[FieldError]:

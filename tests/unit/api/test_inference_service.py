@@ -271,7 +271,7 @@ RULES = [
     (
         {"spec.explainer": {"custom": {}}},
         "spec.explainer",
-        "ignored: custom",
+        "exactly one of [art, containers] must be specified in ExplainerSpec",
     ),
     (
         {"metadata.annotations": {"serving.kserve.io/deploymentMode": "Fancy"}},
@@ -502,3 +502,14 @@ def test_names_longer_than_a_dns_label_are_refused():
 @pytest.mark.parametrize("namespace", ["Prod", "a" * 64, "../etc", "-x"])
 def test_namespaces_must_be_dns_labels(namespace):
     assert "metadata.namespace" in error_paths(isvc(**{"metadata.namespace": namespace}))
+
+
+def test_strict_loading_names_each_unknown_field_once_with_the_closest_known_one():
+    document = isvc(**{"spec.explainer": {"custom": {}}, "spec.predictor.minReplica": 2})
+    with pytest.raises(ResourceInvalid) as caught:
+        resources.load(document, is_strict=True)
+    assert caught.value.field_errors == [
+        ("spec.predictor.minReplica", "unknown field; did you mean minReplicas?"),
+        ("spec.explainer.custom", "unknown field"),
+        ("spec.explainer", "exactly one of [art, containers] must be specified in ExplainerSpec"),
+    ]
