@@ -107,7 +107,10 @@ def apply(
                     "PATCH", target.path, content=body, headers={"content-type": APPLY_PATCH}
                 )
             except APIFailure as exc:
-                click.echo(f"Error: {exc.message}", err=True)
+                heading = f"Error from server ({exc.reason}): {_invalid_heading(target)}"
+                click.echo(
+                    _field_report(heading, exc.causes) if exc.causes else exc.message, err=True
+                )
                 failed += 1
                 continue
             click.echo(f"{target.label} {response.headers.get(APPLY_RESULT_HEADER, 'configured')}")
@@ -329,15 +332,24 @@ def _dry_run(targets: list[_Target]) -> None:
         except errors.ResourceInvalid as exc:
             invalid += 1
             causes = admission.field_errors(exc)
-            lines = [f"  * {path}: {message}" for path, message in causes] or [f"  * {exc}"]
-            heading = f'error: {target.type.kind} "{target.name}" is invalid:'
-            click.echo("\n".join([heading, *lines]), err=True)
+            heading = f"error: {_invalid_heading(target)}"
+            report = _field_report(heading, causes) if causes else f"{heading}\n  * {exc}"
+            click.echo(report, err=True)
             continue
         shown.append(yaml.safe_dump(admitted, sort_keys=False))
     if shown:
         click.echo("---\n".join(shown).rstrip("\n"))
     if invalid:
         sys.exit(1)
+
+
+def _invalid_heading(target: _Target) -> str:
+    return f'{target.type.kind} "{target.name}" is invalid:'
+
+
+def _field_report(heading: str, causes: list[tuple[str, str]]) -> str:
+    """kubectl's shape for a refused object: the heading, then one `* path: why` per field."""
+    return "\n".join([heading, *(f"  * {path}: {message}" for path, message in causes)])
 
 
 # -- waiting --------------------------------------------------------------------------------
