@@ -350,8 +350,10 @@ def _body(request: Request) -> Document:
             documents = [json.loads(text)]
         else:
             documents = admission.parse(text)
-    except (ValueError, errors.ResourceInvalid) as exc:
-        raise errors.InvalidInput(f"the body is not a JSON or YAML document: {exc}") from exc
+    except errors.ResourceInvalid as exc:  # its message says what is wrong with the YAML
+        raise errors.InvalidInput(f"the body: {exc}") from exc
+    except ValueError as exc:
+        raise errors.InvalidInput(f"the body is not valid JSON: {exc}") from exc
     if len(documents) != 1 or not isinstance(documents[0], dict):
         raise errors.InvalidInput("the body must be exactly one JSON or YAML object")
     return documents[0]

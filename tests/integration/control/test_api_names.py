@@ -1,5 +1,6 @@
-"""Namespaces and names that could reach a path, a header or argv are refused at the door (400
-or 422, in words), and objects stored under older, looser rules still list and delete."""
+"""What the management API refuses at the door, said once and in words: namespaces and names
+that could reach a path, a header or argv (400 or 422), and bodies that do not parse. Objects
+stored under older, looser rules still list and delete."""
 
 from __future__ import annotations
 
@@ -140,3 +141,21 @@ def test_the_reconciler_runs_nothing_for_a_stored_bad_namespace_and_says_why(sto
             "InvalidSpec",
         )
         assert ready["message"].startswith(f"{what} is not valid: use at most 63")
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        (b"a: [unclosed", "application/yaml", "the body: not valid YAML or JSON: while parsing"),
+        (b"{bad", "application/json", "the body is not valid JSON: Expecting property name"),
+        (b"a: *x", "application/yaml", "the body: YAML aliases (*name) are not accepted"),
+    ],
+)
+def test_a_bad_body_is_explained_once(client, content, content_type, message):
+    response = client.post(
+        f"{V1BETA1}/namespaces/default/inferenceservices",
+        content=content,
+        headers={"content-type": content_type},
+    )
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(message)
