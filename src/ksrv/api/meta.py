@@ -121,20 +121,14 @@ _MAPS: Final = ("labels", "annotations")
 
 
 class ObjectMeta(ApiModel):
-    # Kubernetes' rules (`api.names`): names and namespaces also name directories and URLs.
-    name: str
+    # Kubernetes' rules (`api.names`): namespaces name directories and URLs. A name's rule is
+    # checked at admission (`resources.load(is_strict=True)`), so a runtime stored before it
+    # was checked still loads.
+    name: str = Field(min_length=1, max_length=253)
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     creation_timestamp: Any = None
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        problem = names.name_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
 
     @field_validator("namespace")
     @classmethod

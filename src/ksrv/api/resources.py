@@ -14,7 +14,7 @@ from typing import Any, Final
 import yaml
 from pydantic import ValidationError
 
-from ksrv.api import admission
+from ksrv.api import admission, names
 from ksrv.api.inference_graph import InferenceGraph, graph_errors
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.kinds import GROUP, KINDS, Kind
@@ -128,9 +128,20 @@ def load(document: dict[str, Any], *, is_strict: bool = False) -> Resource:
         errors += graph_errors(resource)
     elif isinstance(resource, TrainedModel):
         errors += trained_model_errors(resource)
+    if is_strict:
+        errors += _name_errors(resource, errors)
     if errors:
         raise _invalid(document, errors)
     return resource
+
+
+def _name_errors(resource: Resource, found: FieldErrors) -> FieldErrors:
+    """Kubernetes' rule for every name (a DNS-1123 subdomain), unless a stricter rule of the
+    kind (an InferenceService's DNS-1035 label) already refused it."""
+    problem = names.name_problem(resource.metadata.name)
+    if problem is None or any(path == "metadata.name" for path, _ in found):
+        return []
+    return [("metadata.name", problem)]
 
 
 def validate_update(old: Resource, new: Resource) -> None:

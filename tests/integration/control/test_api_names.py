@@ -159,3 +159,22 @@ def test_a_bad_body_is_explained_once(client, content, content_type, message):
     )
     assert response.status_code == 400
     assert response.json()["message"].startswith(message)
+
+
+def test_a_runtime_stored_under_a_name_admission_now_refuses_still_loads():
+    from ksrv.api import resources
+    from ksrv.errors import ResourceInvalid
+
+    stored = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ClusterServingRuntime",
+        "metadata": {"name": "My_Runtime"},
+        "spec": {"containers": [{"name": "kserve-container", "image": "x"}]},
+    }
+    assert resources.load(stored).metadata.name == "My_Runtime"
+    with pytest.raises(ResourceInvalid) as caught:
+        resources.load(stored, is_strict=True)
+    assert caught.value.field_errors == [
+        ("metadata.name", "'My_Runtime' is not valid: use at most 253 lowercase letters, digits, "
+         "'-' and '.', starting and ending with a letter or digit")
+    ]  # fmt: skip
