@@ -18,9 +18,8 @@ import click
 import yaml
 
 from ksrv import errors
-from ksrv.api import conditions
 from ksrv.api.kinds import COMPONENTS
-from ksrv.cli import tables
+from ksrv.cli import tables, waiting
 from ksrv.cli.api_client import APIFailure, ControlPlaneClient, server_option
 from ksrv.cli.description import description
 from ksrv.control import api_paths
@@ -31,7 +30,6 @@ Document = dict[str, Any]
 APPLY_PATCH = "application/apply-patch+yaml"
 APPLY_RESULT_HEADER = "x-ksrv-apply"  # set by control.api_server: created|configured|unchanged
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-POLL_S = 0.5
 
 namespace_option = click.option(
     "-n", "--namespace", default=None, help="Namespace (default: the document's, else default)."
@@ -118,8 +116,8 @@ def apply(
         if failed:
             sys.exit(1)
         if is_waiting:
-            waited = [t for t in applied if t.type.kind == "InferenceService"]
-            _wait_ready(client, waited, timeout_s)
+            waited = [(t.label, t.path) for t in applied if t.type.kind == "InferenceService"]
+            waiting.wait_ready(client, waited, timeout_s)
 
 
 @click.command()
@@ -350,73 +348,6 @@ def _invalid_heading(target: _Target) -> str:
 def _field_report(heading: str, causes: list[tuple[str, str]]) -> str:
     """kubectl's shape for a refused object: the heading, then one `* path: why` per field."""
     return "\n".join([heading, *(f"  * {path}: {message}" for path, message in causes)])
-
-
-# -- waiting --------------------------------------------------------------------------------
-def _wait_ready(client: ControlPlaneClient, targets: list[_Target], timeout_s: float) -> None:
-    """Poll each InferenceService until its Ready condition is True, or fail with why not."""
-    deadline = time.monotonic() + timeout_s
-    for target in targets:
-        while True:
-            document = client.get_json(target.path)
-            if _is_ready_now(document):
-                click.echo(f"{target.label} condition met")
-                break
-            failure = _terminal_failure(document)
-            if failure is not None:
-                raise click.ClickException(f"{target.label} will not become Ready: {failure}")
-            if time.monotonic() >= deadline:
-                raise click.ClickException(
-                    f"timed out waiting for {target.label} to be Ready: {_why_not(document)}"
-                )
-            time.sleep(POLL_S)
-
-
-def _is_ready_now(document: Document) -> bool:
-    """Ready, and for this spec: a Ready left over from the previous generation does not count."""
-    return tables.is_ready(document) and _stale_by(document) is None
-
-
-def _terminal_failure(document: Document) -> str | None:
-    """`reason: message` of a Ready=False that waiting will not change (InvalidSpec,
-    NoSupportingRuntime, a load that failed on every try), for this spec; else None."""
-    if _stale_by(document) is not None:
-        return None
-    for entry in document.get("status", {}).get("conditions") or []:
-        if not isinstance(entry, dict) or entry.get("type") != "Ready":
-            continue
-        reason = entry.get("reason")
-        if entry.get("status") == "False" and conditions.is_terminal(reason):
-            return f"{reason}: {entry.get('message', '')}".rstrip(": ")
-    return None
-
-
-def _stale_by(document: Document) -> tuple[int, int] | None:
-    """(observed, current) generations when the status describes an older spec."""
-    observed = document.get("status", {}).get("observedGeneration")
-    current = document.get("metadata", {}).get("generation")
-    if isinstance(observed, int) and isinstance(current, int) and observed < current:
-        return observed, current
-    return None
-
-
-def _why_not(document: Document) -> str:
-    stale = _stale_by(document)
-    if stale is not None:
-        return (
-            f"the status still describes generation {stale[0]}, the spec is generation {stale[1]}"
-        )
-    conditions = [
-        c for c in document.get("status", {}).get("conditions") or [] if isinstance(c, dict)
-    ]
-    if not conditions:
-        return "no status reported yet"
-    parts = []
-    for entry in conditions:
-        part = f"{entry.get('type')}={entry.get('status')}"
-        detail = ": ".join(str(entry[k]) for k in ("reason", "message") if entry.get(k))
-        parts.append(f"{part} ({detail})" if detail else part)
-    return "; ".join(parts)
 
 
 # -- arguments ------------------------------------------------------------------------------
