@@ -60,8 +60,9 @@ def test_an_existing_destination_directory_receives_the_files(isolated_env, mode
     assert files(dest) == {"model.joblib": b"model"}
 
 
-def test_a_missing_local_path_is_a_clear_error_naming_it_once(isolated_env, tmp_path):
-    uri = f"file://{tmp_path}/nothing"
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_a_missing_local_path_is_named_once(isolated_env, tmp_path, scheme):
+    uri = f"{scheme}{tmp_path}/nothing"
     with pytest.raises(StorageError) as caught:
         download(uri, tmp_path / "out")
     assert str(caught.value) == f"{uri} does not exist"
