@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from ksrv.api import default_runtimes, resources
+from ksrv.api import default_runtimes, names, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import Runtime, parse_runtime
 from ksrv.control import plan as planning
@@ -30,10 +30,6 @@ from ksrv.errors import KsrvError, ResourceInvalid
 from ksrv.protocol.routes import BackendDoc, ComponentDoc, ReplicaDoc, ServiceDoc
 
 logger = logging.getLogger(__name__)
-
-# A revision whose every replica failed to start this many times running is reported to the
-# gateway as failed (it keeps restarting with back-off; a fixed model file still heals it).
-LOAD_ATTEMPTS: Final = 3
 
 ISVC: Final = "InferenceService"
 RUNTIME_KINDS: Final = ("ServingRuntime", "ClusterServingRuntime")
@@ -75,6 +71,8 @@ class InferenceServiceReconciler:
         for isvc in self.store.list(ISVC):
             namespace, name = _key(isvc)
             seen.add(isvc["metadata"].get("uid", ""))
+            if self._refuse_bad_name(isvc):
+                continue
             try:
                 route, keep = await self._reconcile(isvc, runtimes)
             except Exception as exc:
@@ -93,6 +91,27 @@ class InferenceServiceReconciler:
         self.routes.publish(services)
         for uid in set(self._loaded) - seen:
             del self._loaded[uid]
+
+    def _refuse_bad_name(self, isvc: Document) -> bool:
+        """True for a service stored under older, looser rules with a name or namespace that
+        would reach paths and argv (`..`, a NUL): it runs nothing and its status says why."""
+        namespace, name = _key(isvc)
+        problem = names.namespace_problem(namespace)
+        what = "namespace" if problem else "name"
+        problem = problem or names.service_name_problem(name)
+        if problem is None:
+            return False
+        message = f"{what} {problem}; delete this InferenceService and apply it under a valid one"
+        old = mapping(isvc.get("status"))
+        status = {
+            "observedGeneration": isvc["metadata"].get("generation"),
+            "conditions": [service_status.condition("Ready", False, "InvalidSpec", message)],
+        }
+        service_status.keep_transition_times(
+            status["conditions"], old.get("conditions"), self.now()
+        )
+        self._write_status(namespace, name, old, status)
+        return True
 
     def _runtimes(self) -> list[Runtime]:
         runtimes: list[Runtime] = list(self._default_runtimes)
@@ -236,31 +255,11 @@ def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome])
 
 def _component_route(outcome: ComponentOutcome) -> ComponentDoc:
     route: ComponentDoc = {"backends": outcome.backends, "timeout_s": outcome.plan.timeout_s}
-    failure = None if outcome.backends else _terminal_failure(outcome)
-    if failure is not None:
-        route["failed"] = failure
+    # Nothing to route to, and no waiting will change that: the gateway answers at once.
+    failure = None if outcome.backends else outcome.failure()
+    if failure is not None and failure.is_terminal:
+        route["failed"] = f"{failure.reason}: {failure.message}"
     return route
-
-
-def _terminal_failure(outcome: ComponentOutcome) -> str | None:
-    """Why no replica of the component will become ready without a change (None while one
-    may still start): its plan cannot run, or every replica of its latest revision failed
-    `LOAD_ATTEMPTS` times running."""
-    plan, latest = outcome.plan, outcome.latest_state
-    if plan.error is not None:
-        return f"{plan.error_reason or 'InvalidSpec'}: {plan.error}"
-    if latest is None or not latest.replicas:
-        return None
-    for replica in latest.replicas:
-        # `restarts` counts the tries after the first; one that is Failed has failed once more.
-        failures = replica.restarts + (replica.phase == "Failed")
-        if replica.phase == "Ready" or failures < LOAD_ATTEMPTS:
-            return None
-    last = next((r.last_failure for r in latest.replicas if r.last_failure), "it exited")
-    return (
-        f"ModelLoadFailed: revision {latest.spec.revision} failed to start "
-        f"{LOAD_ATTEMPTS} times (still retrying with back-off): {last}"
-    )
 
 
 def _backends(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
 from ksrv.control.isvc_reconciler import InferenceServiceReconciler
+from ksrv.control.log_retention import DEFAULT_RETENTION_S, LogJanitor
 from ksrv.control.platforms import processes, statefile
 from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
 from ksrv.control.reconciler import Reconciler, not_served_reconcilers
@@ -40,6 +41,7 @@ class PlaneSettings:
     gateway_grpc_port: int = 8081
     domain: str = "example.com"
     python: str = sys.executable
+    log_retention_s: float = DEFAULT_RETENTION_S  # logs of deleted services; 0 keeps them
 
     @property
     def gateway_http(self) -> str:
@@ -91,7 +93,9 @@ async def run(settings: PlaneSettings) -> None:
     reconciler = Reconciler(store, [services, *not_served_reconcilers(store, time.time)])
     nudges.append(reconciler)
     # Writes reach the reconciler through the store's change feed; no nudge needed.
-    api = ManagementAPI(store, routes=routes, logs=LogFiles(settings.state_dir))
+    logs = LogFiles(settings.state_dir)
+    api = ManagementAPI(store, routes=routes, logs=logs)
+    janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
     await platform.start()
     await server.start(settings.host, settings.api_port)
@@ -103,6 +107,7 @@ async def run(settings: PlaneSettings) -> None:
     tasks = [
         loop.create_task(reconciler.run()),
         loop.create_task(gateway.supervise()),
+        loop.create_task(janitor.run()),
     ]
     logger.info(
         "control plane on %s, gateway on http://%s", settings.api_url, settings.gateway_http

@@ -422,27 +422,3 @@ def test_the_only_replica_killed_under_load_loses_no_request(ksrv_platform, mode
         before = counts["ok"]
         wait_until(lambda: counts["ok"] > before + 50, what="answers from the new replica")
     assert counts["failed"] == [], counts["failed"][:5]
-
-
-def test_a_service_whose_model_cannot_load_is_503_with_the_reason_not_held(ksrv_platform, tmp_path):
-    missing = tmp_path / "no-such-model"
-    ksrv_platform.apply([iris_isvc("unloadable", str(missing))])
-    answers: list[httpx.Response] = []
-
-    def answered() -> bool:
-        # Held while the revision starts and retries (the client gives up at 2 s and asks
-        # again); once it has failed on every try, the answer comes at once.
-        try:
-            answers.append(ksrv_platform.http.post(
-                f"{ksrv_platform.gateway}/serving/default/unloadable/v1/models/unloadable:predict",
-                json={"instances": IRIS_ROWS}, timeout=2.0))  # fmt: skip
-        except httpx.TimeoutException:
-            return False
-        return True
-
-    try:
-        wait_until(answered, what="an answer that is not held")
-        assert answers[-1].status_code == 503, answers[-1].text
-        assert str(missing) in answers[-1].json()["error"]
-    finally:
-        ksrv_platform.cli("delete", "isvc", "unloadable")

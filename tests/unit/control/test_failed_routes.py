@@ -5,24 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ksrv.api import conditions
 from ksrv.control import isvc_reconciler
 from ksrv.control.plan import ComponentPlan, ModelServer
 from ksrv.control.platforms.base import ReplicaState, RevisionSpec, RevisionState
 from ksrv.control.service_status import ComponentOutcome
 
 SERVER = ModelServer("sklearn", "/m", "ksrv-sklearn", True, "sklearn", True)
-TRIES = isvc_reconciler.LOAD_ATTEMPTS
+TRIES = conditions.LOAD_ATTEMPTS
 
 
 def _state(*replicas: tuple[str, int]) -> RevisionState:
-    """A revision whose replicas are (phase, restarts)."""
+    """A revision whose replicas are (phase, failures in a row)."""
     spec = RevisionSpec("ns", "iris", "predictor", "iris-predictor-00001", ("x",))
     return RevisionState(
         spec,
         [
-            ReplicaState(i, None, None, None, phase, restarts, 1, "storageUri /nope does not exist",
-                         Path("/log"), None, "127.0.0.1")
-            for i, (phase, restarts) in enumerate(replicas)
+            ReplicaState(i, None, None, None, phase, failures, 1, "storageUri /nope does not exist",
+                         Path("/log"), None, "127.0.0.1", failures_in_a_row=failures)
+            for i, (phase, failures) in enumerate(replicas)
         ],
     )  # fmt: skip
 
@@ -39,18 +40,18 @@ def test_a_plan_that_cannot_run_is_failed_with_its_reason():
     assert route["backends"] == []
 
 
-def test_a_revision_that_failed_to_start_on_every_try_is_failed_with_the_last_failure():
+def test_a_revision_that_failed_to_load_on_every_try_is_failed_with_the_last_failure():
     outcome = ComponentOutcome(
         ComponentPlan("predictor", workload=SERVER),
-        latest_state=_state(("Failed", TRIES - 1), ("Starting", TRIES)),
+        latest_state=_state(("Failed", TRIES), ("Starting", TRIES + 1)),
     )
     failed = _route(outcome)["failed"]
-    assert failed.startswith("ModelLoadFailed: revision iris-predictor-00001 failed to start")
+    assert failed.startswith("ModelLoadFailed: ")
     assert "storageUri /nope does not exist" in failed
 
 
 def test_a_revision_still_starting_or_with_tries_left_is_not_failed():
-    for replicas in ([("Starting", 0)], [("Failed", TRIES - 2)], [("Failed", TRIES), ("Ready", 0)]):
+    for replicas in ([("Starting", 0)], [("Failed", TRIES - 1)], [("Failed", TRIES), ("Ready", 0)]):
         outcome = ComponentOutcome(
             ComponentPlan("predictor", workload=SERVER), latest_state=_state(*replicas)
         )
