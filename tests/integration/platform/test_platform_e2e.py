@@ -398,7 +398,8 @@ def test_a_failing_rollout_keeps_the_old_revision_even_when_its_replica_crashes(
     predictor = ksrv_platform.isvc("steadfast")["status"]["components"]["predictor"]
     assert predictor["latestRolledoutRevision"] == "steadfast-predictor-00001"
     assert [(t["revisionName"], t["percent"]) for t in predictor["traffic"]] == [
-        ("steadfast-predictor-00001", 100)
+        ("steadfast-predictor-00002", 0),
+        ("steadfast-predictor-00001", 100),
     ]
 
 
