@@ -19,8 +19,10 @@ SERVER := http://127.0.0.1:$(API_PORT)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
+# --no-compile: byte-compiling all of scipy and scikit-learn took a third of the install; Python
+# compiles the few modules the demo imports when it first imports them.
 $(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[$(RUN_EXTRAS)]"
+	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -e ".[$(RUN_EXTRAS)]"
 	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml | $(VENV)/bin/python
