@@ -62,8 +62,11 @@ class Output:
         else:
             click.echo(self._table(documents))
 
-    def show_changed(self, documents: list[Document]) -> None:
-        """Objects a watch saw change: each on its own, as `kubectl get -w` prints events."""
+    def show_changed(self, documents: list[Document], has_header: bool) -> None:
+        """Objects a watch saw change: each on its own, as `kubectl get -w` prints events
+        (a table's header first when the first listing had no rows to print it with)."""
+        if not has_header and self.is_table:
+            click.echo(self._table(documents[:1]).split("\n", 1)[0])
         for document in documents:
             if self.template is not None:
                 click.echo(self.template.render(document), nl=False)
@@ -72,6 +75,10 @@ class Output:
                 click.echo(separator + _serialized(document, self.format))
             else:
                 click.echo(self._table([document]).split("\n", 1)[1])
+
+    @property
+    def is_table(self) -> bool:
+        return self.format in (None, "wide")
 
     def _table(self, documents: list[Document]) -> str:
         wide = self.format == "wide"

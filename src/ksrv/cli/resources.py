@@ -146,7 +146,7 @@ def get(
         return _fetch(server, resource_type, names, namespace, scope)
 
     documents = fetch()
-    if documents or printer.format in ("yaml", "json", "jsonpath"):
+    if documents or not printer.is_table:
         printer.show(documents, len(names) == 1)
     else:
         where = (
@@ -156,9 +156,11 @@ def get(
         )
         click.echo(f"No resources found{where}.", err=True)
     if is_watching:
+        has_header = bool(documents)
         with watch.until_interrupted():
             for changed in watch.changes(fetch, documents):
-                printer.show_changed(changed)
+                printer.show_changed(changed, has_header)
+                has_header = True
 
 
 def _fetch(

@@ -95,7 +95,7 @@ def ksrv(server):
 
 
 class Running:
-    """A `ksrv` subprocess whose stdout lines are collected as they arrive."""
+    """A `ksrv` subprocess whose stdout and stderr lines are collected as they arrive."""
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
@@ -106,13 +106,18 @@ class Running:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.errors: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.lines)),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.errors)),
+        ]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
 
     def interrupt(self) -> tuple[int, str]:
         """Ctrl-C; the exit code and stderr."""
@@ -122,12 +127,12 @@ class Running:
         finally:
             if self.process.poll() is None:
                 self.process.kill()
-        self._reader.join(10)
+        for reader in self._readers:
+            reader.join(10)
         assert self.process.stdout is not None and self.process.stderr is not None
-        stderr = self.process.stderr.read()
         self.process.stdout.close()
         self.process.stderr.close()
-        return self.process.returncode, stderr
+        return self.process.returncode, "\n".join(self.errors)
 
 
 def set_status(store: Store, status: dict) -> None:
@@ -217,6 +222,20 @@ def test_get_watch_prints_a_row_again_when_it_changes_until_ctrl_c(server, store
     rows = watching.lines[2:]
     assert [row.split()[2] for row in rows] == ["Unknown", "True"]
     assert sum(line.startswith("NAME") for line in watching.lines) == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_watch_that_began_empty_prints_the_header_with_the_first_row(server, store):
+    watching = Running("get", "isvc", "-n", "team", "-w", "--server", server)
+    try:
+        wait_until(lambda: "No resources found in team namespace." in watching.errors, "empty")
+        store.apply({**ISVC, "metadata": {"name": "late", "namespace": "team"}})
+        wait_until(lambda: len(watching.lines) >= 2, "the new row")
+    finally:
+        code, stderr = watching.interrupt()
+    assert code == 0, stderr
+    assert watching.lines[0].split()[:3] == ["NAME", "URL", "READY"]
+    assert watching.lines[1].split()[0] == "late"
 
 
 @pytest.mark.timeout(60)
