@@ -6,6 +6,10 @@ import logging
 
 import click
 
+from ksrv.cli import exposure
+
+logger = logging.getLogger(__name__)
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
@@ -24,11 +28,21 @@ import click
     envvar="KSRV_GATEWAY_WORKERS",
     help="Gateway processes sharing the HTTP and gRPC ports (env KSRV_GATEWAY_WORKERS).",
 )
+@exposure.insecure_option
 def gateway(
-    host: str, http_port: int, grpc_port: int, routes_url: str | None, workers: int
+    host: str,
+    http_port: int,
+    grpc_port: int,
+    routes_url: str | None,
+    workers: int,
+    is_insecure_no_auth: bool,
 ) -> None:
     """Route requests by host or /serving/NS/NAME path to the ready replicas."""
+    warning = exposure.check({"gateway": host}, is_insecure_no_auth)
     from ksrv.gateway import app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if warning:
+        click.echo(warning, err=True)
+        logger.warning(warning)
     app.serve_gateway(host, http_port, grpc_port, routes_url, workers)

@@ -14,10 +14,12 @@ from pathlib import Path
 import click
 import httpx
 
+from ksrv.cli import exposure
 from ksrv.control import plane
 
 DEFAULT_STATE_DIR = Path(os.environ.get("KSRV_STATE_DIR", Path.home() / ".ksrv"))
 START_TIMEOUT_S = 60.0
+logger = logging.getLogger(__name__)
 
 
 def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
@@ -32,7 +34,13 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
 
 @click.command()
 @_state_dir_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Gateway address to bind.")
+@click.option(
+    "--api-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Management API address to bind (keep it loopback while the gateway is public).",
+)
 @click.option("--port", default=8080, show_default=True, help="Gateway HTTP port.")
 @click.option("--grpc-port", default=8081, show_default=True, help="Gateway gRPC port.")
 @click.option(
@@ -54,9 +62,11 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
     envvar="KSRV_LOG_RETENTION_DAYS",
     help="Remove a deleted service's replica logs this long after their last line (0: never).",
 )
+@exposure.insecure_option
 def up(
     state_dir: Path,
     host: str,
+    api_host: str,
     port: int,
     grpc_port: int,
     gateway_workers: int,
@@ -65,20 +75,26 @@ def up(
     detach: bool,
     log_level: str,
     log_retention_days: float,
+    is_insecure_no_auth: bool,
 ) -> None:
     """Start the local platform: apply InferenceServices to it with `ksrv apply`."""
+    warning = exposure.check({"gateway": host, "management API": api_host}, is_insecure_no_auth)
     # The control plane starts `ksrv gateway` with this environment; its --workers reads it.
     os.environ["KSRV_GATEWAY_WORKERS"] = str(gateway_workers)
     os.environ["KSRV_LOG_RETENTION_DAYS"] = str(log_retention_days)  # --detach's child reads it
     settings = plane.PlaneSettings(
         state_dir=state_dir.resolve(),
         host=host,
+        api_host=api_host,
         api_port=api_port,
         gateway_port=port,
         gateway_grpc_port=grpc_port,
         domain=domain,
         log_retention_s=log_retention_days * 24 * 3600,
+        is_insecure_no_auth=is_insecure_no_auth,
     )
+    if warning:
+        click.echo(warning, err=True)
     running = _running_pid(settings.pid_file)
     if running is not None:
         click.echo(f"ksrv is already up (pid {running}); management API {settings.api_url}")
@@ -90,6 +106,8 @@ def up(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if warning:
+        logger.warning(warning)
     _say_up(settings)
     try:
         import uvloop
@@ -139,6 +157,9 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
                 str(settings.state_dir),
                 "--host",
                 settings.host,
+                "--api-host",
+                settings.api_host,
+                *([exposure.INSECURE_FLAG] if settings.is_insecure_no_auth else []),
                 "--port",
                 str(settings.gateway_port),
                 "--grpc-port",

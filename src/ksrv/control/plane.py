@@ -36,12 +36,17 @@ GATEWAY_RESTART_S = 1.0
 class PlaneSettings:
     state_dir: Path
     host: str = "127.0.0.1"
+    """The gateway's address."""
+    api_host: str = "127.0.0.1"
+    """The management API's address."""
     api_port: int = 8090
     gateway_port: int = 8080
     gateway_grpc_port: int = 8081
     domain: str = "example.com"
     python: str = sys.executable
     log_retention_s: float = DEFAULT_RETENTION_S  # logs of deleted services; 0 keeps them
+    is_insecure_no_auth: bool = False
+    """A non-loopback address was accepted without authentication (`--insecure-no-auth`)."""
 
     @property
     def gateway_http(self) -> str:
@@ -49,7 +54,7 @@ class PlaneSettings:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.host}:{self.api_port}"
+        return f"http://{self.api_host}:{self.api_port}"
 
     @property
     def pid_file(self) -> Path:
@@ -98,7 +103,7 @@ async def run(settings: PlaneSettings) -> None:
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
     await platform.start()
-    await server.start(settings.host, settings.api_port)
+    await server.start(settings.api_host, settings.api_port)
     gateway = _Gateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -161,6 +166,7 @@ class _Gateway:
             "--http-port", str(settings.gateway_port),
             "--grpc-port", str(settings.gateway_grpc_port),
             "--routes-url", f"{settings.api_url}/ksrv/v1/routes",
+            *(["--insecure-no-auth"] if settings.is_insecure_no_auth else []),
         ]  # fmt: skip
 
     async def supervise(self) -> None:
