@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 import click
+
+from ksrv.errors import KsrvError
 
 
 @click.command()
@@ -29,6 +33,13 @@ def gateway(
 ) -> None:
     """Route requests by host or /serving/NS/NAME path to the ready replicas."""
     from ksrv.gateway import app
+    from ksrv.http import listeners
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app.serve_gateway(host, http_port, grpc_port, routes_url, workers)
+    # `ksrv up` binds the HTTP port itself and hands it down, so it stays open across restarts.
+    inherited = listeners.inherited(os.environ)
+    try:
+        app.serve_gateway(host, http_port, grpc_port, routes_url, workers, inherited)
+    except KsrvError as exc:
+        click.echo(f"ksrv gateway: {exc}", err=True)
+        sys.exit(2)
