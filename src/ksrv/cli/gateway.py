@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -36,10 +37,20 @@ def gateway(
     from ksrv.http import listeners
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # `ksrv up` binds the HTTP port itself and hands it down, so it stays open across restarts.
+    # `ksrv up` binds the HTTP port itself and hands it down, so it stays open across restarts
+    # (and takes it back through `handover` when it restarts itself).
     inherited = listeners.inherited(os.environ)
+    handover = os.environ.pop(listeners.HANDOVER_ENV, None)
     try:
-        app.serve_gateway(host, http_port, grpc_port, routes_url, workers, inherited)
+        app.serve_gateway(
+            host,
+            http_port,
+            grpc_port,
+            routes_url,
+            workers,
+            inherited,
+            Path(handover) if handover else None,
+        )
     except KsrvError as exc:
         click.echo(f"ksrv gateway: {exc}", err=True)
         sys.exit(2)

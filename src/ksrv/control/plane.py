@@ -150,11 +150,13 @@ class _Gateway:
 
     Started and watched through `platforms.processes`, as replicas are: known by PID plus
     start time, reaped with `waitpid`, never a `Popen` that a restart would leave behind.
-    The gateway's HTTP listening sockets are bound here and handed down (`listeners.inherited`):
-    while a killed gateway restarts, connections wait in their backlog instead of being
-    refused. grpcio cannot serve a socket it is handed, so the gateway binds gRPC itself and
-    a gRPC client sees UNAVAILABLE until the new gateway listens (grpcio's own retry with
-    `wait_for_ready` covers it)."""
+    The gateway's HTTP listening sockets are bound here and handed down
+    (`listeners.inherited`): while a killed gateway restarts, connections wait in their
+    backlog instead of being refused. A control plane that restarted takes them back from
+    the gateway it adopts (`listeners.take_over`, through gateway.sock in the state
+    directory). grpcio cannot serve a socket it is handed, so the gateway binds gRPC itself
+    and a gRPC client sees UNAVAILABLE until the new gateway listens (a client with
+    `wait_for_ready` waits instead)."""
 
     def __init__(self, settings: PlaneSettings) -> None:
         self.settings = settings
@@ -168,8 +170,21 @@ class _Gateway:
         Raises:
             ServerNotReady: a gateway port is in use.
         """
-        if self._adopted_pid() is None:
+        pid = self._adopted_pid()
+        if pid is None:
             self._bind()
+            return
+        self.sockets = listeners.take_over(self._handover_path)
+        if not self.sockets:
+            logger.warning(
+                "gateway pid %d did not hand over its ports: while it restarts, connections "
+                "to them are refused",
+                pid,
+            )
+
+    @property
+    def _handover_path(self) -> Path:
+        return self.settings.state_dir / "gateway.sock"
 
     def _bind(self) -> None:
         settings = self.settings
@@ -242,6 +257,7 @@ class _Gateway:
             **os.environ,
             "KSRV_GATEWAY_WORKERS": str(settings.gateway_workers),
             listeners.LISTEN_FDS_ENV: str(len(self.sockets)),
+            listeners.HANDOVER_ENV: str(self._handover_path),
         }
         fds = [sock.fileno() for sock in self.sockets]
         pid = processes.spawn(self._command(), env, settings.state_dir / "gateway.log", fds)
@@ -254,6 +270,7 @@ class _Gateway:
         if pid is not None:
             _terminate(pid)
         self.settings.gateway_pid_file.unlink(missing_ok=True)
+        self._handover_path.unlink(missing_ok=True)
         listeners.close_all(self.sockets)
 
 
@@ -315,4 +332,5 @@ def stop_leftovers(state_dir: Path, grace_s: float = 30.0) -> int:
         _terminate(gateway)
         stopped += 1
     (state_dir / "gateway.pid").unlink(missing_ok=True)
+    (state_dir / "gateway.sock").unlink(missing_ok=True)
     return stopped

@@ -16,6 +16,7 @@ import random
 import signal
 import socket
 from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -226,17 +227,20 @@ def serve_gateway(
     routes_url: str | None = None,
     worker_count: int = 1,
     inherited: Sequence[socket.socket] = (),
+    handover: Path | None = None,
 ) -> None:
     """Run the gateway until SIGTERM/SIGINT, in `worker_count` processes sharing its ports.
 
     `inherited`: HTTP listening sockets the supervising process (the control plane) bound
     and keeps open while this gateway restarts, one per worker; without them the ports are
     bound here. Either way a port another server listens on fails before anything starts.
+    `handover`: where a restarted control plane that adopts this gateway takes them back.
 
     Raises:
         ServerNotReady: the HTTP or gRPC port is in use.
     """
     sockets = list(inherited) or listeners.listeners(host, http_port, worker_count, "gateway HTTP")
+    handing_over = listeners.hand_over(sockets, handover) if inherited and handover else None
     try:
         if grpc_port:
             listeners.check_free(host, grpc_port, "gateway gRPC")
@@ -249,9 +253,13 @@ def serve_gateway(
 
         def serve(index: int) -> None:
             mine = sockets[index % len(sockets)]
-            listeners.close_all([sock for sock in sockets if sock is not mine])
+            others = [sock for sock in sockets if sock is not mine]
+            listeners.close_all([*others, *([handing_over] if handing_over else [])])
             _run(_serve_forever(host, mine, grpc_port, routes_url, worker_count))
 
         workers.supervise(worker_count, serve, "gateway worker")
     finally:
+        if handing_over is not None and handover is not None:
+            handing_over.close()
+            handover.unlink(missing_ok=True)
         listeners.close_all(sockets)

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import socket
-from collections.abc import MutableMapping
+import threading
+from collections.abc import MutableMapping, Sequence
+from pathlib import Path
 
 from ksrv.errors import ServerNotReady
 
@@ -24,6 +27,9 @@ BACKLOG = 2048
 # How a supervising process hands listening sockets to a server it starts (`inherited`).
 LISTEN_FDS_ENV = "KSRV_LISTEN_FDS"
 FIRST_FD = 3
+# Where that server hands them back to a supervisor that restarted (`hand_over`).
+HANDOVER_ENV = "KSRV_LISTEN_HANDOVER"
+_MAX_FDS = 64
 
 
 def listeners(host: str, port: int, count: int, what: str) -> list[socket.socket]:
@@ -78,6 +84,47 @@ def inherited(environ: MutableMapping[str, str]) -> list[socket.socket]:
     `environ` so no child of ours mistakes them for its own; [] when none were."""
     count = int(environ.pop(LISTEN_FDS_ENV, "0") or "0")
     sockets = [socket.socket(fileno=FIRST_FD + index) for index in range(count)]
+    for sock in sockets:
+        sock.setblocking(False)
+    return sockets
+
+
+def hand_over(sockets: Sequence[socket.socket], path: Path) -> socket.socket:
+    """Give `sockets` to whoever connects to the Unix socket `path` (mode 0600, so only our
+    user), as SCM_RIGHTS: a supervisor that restarted and adopted this server takes them
+    back, and keeps them open across this server's next restart. Returns the Unix socket's
+    listener; closing it ends the handing over (a daemon thread answers meanwhile)."""
+    path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    os.chmod(path, 0o600)
+    server.listen()
+    fds = [sock.fileno() for sock in sockets]
+    threading.Thread(target=_hand_over_forever, args=(server, fds), daemon=True).start()
+    return server
+
+
+def _hand_over_forever(server: socket.socket, fds: list[int]) -> None:
+    while True:
+        try:
+            connection, _ = server.accept()
+        except OSError:  # closed: we are stopping
+            return
+        with connection, contextlib.suppress(OSError):
+            socket.send_fds(connection, [b"ksrv"], fds)
+
+
+def take_over(path: Path, timeout_s: float = 5.0) -> list[socket.socket]:
+    """The listening sockets the server at `path` hands over (`hand_over`); [] when nothing
+    answers there (a server gone, or one that hands nothing over)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(timeout_s)
+            connection.connect(str(path))
+            _, fds, _, _ = socket.recv_fds(connection, 16, _MAX_FDS)
+    except OSError:
+        return []
+    sockets = [socket.socket(fileno=fd) for fd in fds]
     for sock in sockets:
         sock.setblocking(False)
     return sockets
