@@ -8,7 +8,9 @@ may the processes of this one server share the port among themselves, by inherit
 socket or through `listeners(count > 1)`. grpcio cannot serve a socket it is handed, so
 for gRPC `check_free` probes the port just before grpcio binds it (a race with another
 server starting in the same milliseconds remains; grpcio then joins only with SO_REUSEPORT,
-which a single process leaves off).
+which a single process leaves off). A supervising process may own a server's sockets so
+they outlive it: it hands them down (`inherited`) and, after restarting itself, takes them
+back from the server it adopts (`hand_over` / `take_over`).
 """
 
 from __future__ import annotations
