@@ -11,9 +11,9 @@ import posixpath
 import re
 from typing import Final
 
+from ksrv.api import names
 from ksrv.api.inference_service import (
     DEPLOYMENT_MODE,
-    DNS_1035,
     FRAMEWORKS,
     ArtExplainerSpec,
     AutoScalingSpec,
@@ -86,14 +86,10 @@ def _convert_framework(predictor: PredictorSpec) -> None:
 def inference_service_errors(isvc: InferenceService) -> list[FieldError]:
     """Every webhook rule an InferenceService breaks, as `(path, message)`."""
     errors: list[FieldError] = []
-    if not re.match(DNS_1035, isvc.metadata.name):
-        errors.append(
-            ("metadata.name", f"{isvc.metadata.name!r} must match {DNS_1035} (lower case "
-             "alphanumerics and '-', starting with a letter)")
-        )  # fmt: skip
-    elif len(isvc.metadata.name) > 63:
-        # Its Services and hosts are named after it: a DNS label holds 63 characters.
-        errors.append(("metadata.name", "must be no more than 63 characters"))
+    # Its Services and hosts are named after it: a DNS-1035 label, as KServe's webhook says.
+    problem = names.service_name_problem(isvc.metadata.name)
+    if problem:
+        errors.append(("metadata.name", problem))
     errors += _annotation_errors(isvc)
     for role, component in isvc.components().items():
         errors += component_errors(component, f"spec.{role}", role)
@@ -133,11 +129,8 @@ def _implementation_errors(component: ComponentSpec, path: str, role: str) -> li
     spec_name, options = _IMPLEMENTATIONS[role]
     if len(component.implementations()) == 1:
         return []
-    message = f"exactly one of [{', '.join(options)}] must be specified in {spec_name}"
-    ignored = sorted(key for key in component.model_extra or {} if key not in component.crd_fields)
-    if ignored:
-        message += f" (not fields of {spec_name}, ignored: {', '.join(ignored)})"
-    return [(path, message)]
+    # A misspelt implementation (`container:`) is named by the unknown-field check, once.
+    return [(path, f"exactly one of [{', '.join(options)}] must be specified in {spec_name}")]
 
 
 def _storage_errors(component: ComponentSpec, path: str) -> list[FieldError]:

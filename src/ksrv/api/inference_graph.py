@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final, Literal
 
+from ksrv.api import names
 from ksrv.api.inference_service import DNS_1035
 from ksrv.api.meta import ApiModel, ObjectMeta, ResourceRequirements, join
 
@@ -76,6 +77,8 @@ class InferenceGraphSpec(ApiModel):
 
 
 class InferenceGraph(ApiModel):
+    crd_fields = frozenset()
+
     api_version: Literal["serving.kserve.io/v1alpha1"] = API_VERSION
     kind: Literal["InferenceGraph"] = "InferenceGraph"
     metadata: ObjectMeta
@@ -91,7 +94,9 @@ def graph_errors(graph: InferenceGraph) -> list[tuple[str, str]]:
     """Every webhook rule the graph breaks, as `(path, message)`."""
     errors: list[tuple[str, str]] = []
     if not re.match(DNS_1035, graph.metadata.name):
-        errors.append(("metadata.name", f"{graph.metadata.name!r} must match {DNS_1035}"))
+        errors.append(
+            ("metadata.name", f"{graph.metadata.name!r} is not valid: {names.DNS_1035_RULE}")
+        )
     nodes = graph.spec.nodes
     if ROOT not in nodes:
         errors.append(("spec.nodes", f"a node named {ROOT!r} is required"))

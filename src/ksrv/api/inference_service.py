@@ -256,6 +256,8 @@ class InferenceServiceSpec(ApiModel):
 class InferenceService(ApiModel):
     """One InferenceService; `components()` gives the parts the reconciler runs."""
 
+    crd_fields = frozenset()
+
     api_version: Literal["serving.kserve.io/v1beta1"] = API_VERSION
     kind: Literal["InferenceService"] = "InferenceService"
     metadata: ObjectMeta

@@ -2,11 +2,13 @@
 
 Models are strict, as the API server is: `"1"` is not an integer and `0.1` is not a quantity.
 Fields ksrv does not read are kept as given (`extra="allow"`); `crd_fields` lists the ones the
-CRD knows, so `unknown_fields` can tell a field KServe would prune from one it merely stores.
+CRD knows, so `unknown_field_errors` can refuse a field the CRD does not define (a typo), as
+kubectl's strict field validation does, while one ksrv merely stores passes.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Any, ClassVar, Final
 
@@ -16,9 +18,12 @@ from pydantic import (
     Field,
     PlainValidator,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
 )
 from pydantic.alias_generators import to_camel
+
+from ksrv.api import names
 
 # Kubernetes' resource.Quantity syntax, as the CRDs spell it for int-or-string quantities.
 _QUANTITY = re.compile(
@@ -75,24 +80,40 @@ def join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def unknown_fields(node: object, path: str = "") -> list[str]:
+def unknown_fields(node: object) -> list[str]:
     """Paths of fields the CRD does not define (KServe's API server prunes them silently)."""
-    found: list[str] = []
+    return [join(path, key) for path, key, _ in _unknown(node, "")]
+
+
+def unknown_field_errors(node: object) -> list[tuple[str, str]]:
+    """`(path, message)` per field the CRD does not define, as kubectl's strict validation
+    refuses them, with the closest known field where one is close (a typo, most likely)."""
+    errors = []
+    for path, key, known in _unknown(node, ""):
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        errors.append((join(path, key), f"unknown field{hint}"))
+    return errors
+
+
+def _unknown(node: object, path: str) -> list[tuple[str, str, frozenset[str]]]:
+    """(parent path, field, the fields known there) of every unknown field under `node`."""
+    found: list[tuple[str, str, frozenset[str]]] = []
     if isinstance(node, ApiModel):
         cls = type(node)
         if cls.crd_fields is not None:
             known = cls.crd_fields | {
                 field.alias or name for name, field in cls.model_fields.items()
             }
-            found += [join(path, key) for key in node.model_extra or {} if key not in known]
+            found += [(path, key, known) for key in node.model_extra or {} if key not in known]
         for name, field in cls.model_fields.items():
-            found += unknown_fields(getattr(node, name), join(path, field.alias or name))
+            found += _unknown(getattr(node, name), join(path, field.alias or name))
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            found += unknown_fields(item, join(path, index))
+            found += _unknown(item, join(path, index))
     elif isinstance(node, dict):
         for key, value in node.items():
-            found += unknown_fields(value, join(path, str(key)))
+            found += _unknown(value, join(path, str(key)))
     return found
 
 
@@ -100,14 +121,22 @@ _MAPS: Final = ("labels", "annotations")
 
 
 class ObjectMeta(ApiModel):
+    # Kubernetes' rules (`api.names`): namespaces name directories and URLs. A name's rule is
+    # checked at admission (`resources.load(is_strict=True)`), so a runtime stored before it
+    # was checked still loads.
     name: str = Field(min_length=1, max_length=253)
-    # A DNS-1123 label, as Kubernetes requires of namespaces (it also names directories).
-    namespace: str | None = Field(
-        default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-    )
+    namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     creation_timestamp: Any = None
+
+    @field_validator("namespace")
+    @classmethod
+    def _valid_namespace(cls, value: str | None) -> str | None:
+        problem = names.namespace_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_serializer(mode="wrap")
     def _without_empty_maps(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 `load` is the one door: it picks the model by apiVersion + kind, parses (the CRD's checks),
 applies KServe's webhook defaulting and validation, and raises one `ResourceInvalid` naming
-every bad field. Fields the CRD does not know are kept, not dropped: KServe's API server prunes
-them silently, ksrv accepts them too but `local_limitations` reports each one.
+every bad field. Admission loads strictly: a field the CRD does not know is an error (kubectl's
+default). A stored document loads leniently: its unknown fields are kept and
+`local_limitations` reports each one.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Any, Final
 import yaml
 from pydantic import ValidationError
 
-from ksrv.api import admission
+from ksrv.api import admission, names
 from ksrv.api.inference_graph import InferenceGraph, graph_errors
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.kinds import GROUP, KINDS, Kind
 from ksrv.api.limitations import local_limitations
-from ksrv.api.meta import join
+from ksrv.api.meta import join, unknown_field_errors
 from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from ksrv.api.trained_model import TrainedModel, trained_model_errors, trained_model_update_errors
 from ksrv.errors import ResourceInvalid
@@ -102,8 +103,13 @@ def parse_documents(text: str) -> list[dict[str, Any]]:
     return documents
 
 
-def load(document: dict[str, Any]) -> Resource:
+def load(document: dict[str, Any], *, is_strict: bool = False) -> Resource:
     """One document -> its resource, defaulted and validated as KServe's API server would.
+
+    Args:
+        is_strict: refuse fields the CRD does not define, as kubectl's default strict field
+            validation does (admission); stored documents load without it, so one stored
+            under looser rules still reconciles.
 
     Raises:
         ResourceInvalid: unsupported kind or apiVersion, or broken CRD/webhook rules; its
@@ -114,17 +120,28 @@ def load(document: dict[str, Any]) -> Resource:
         resource = cls.model_validate(document)
     except ValidationError as exc:
         raise _invalid(document, [_field_error(error) for error in exc.errors()]) from exc
-    errors: FieldErrors = []
+    errors: FieldErrors = unknown_field_errors(resource) if is_strict else []
     if isinstance(resource, InferenceService):
         admission.apply_defaults(resource)
-        errors = admission.inference_service_errors(resource)
+        errors += admission.inference_service_errors(resource)
     elif isinstance(resource, InferenceGraph):
-        errors = graph_errors(resource)
+        errors += graph_errors(resource)
     elif isinstance(resource, TrainedModel):
-        errors = trained_model_errors(resource)
+        errors += trained_model_errors(resource)
+    if is_strict:
+        errors += _name_errors(resource, errors)
     if errors:
         raise _invalid(document, errors)
     return resource
+
+
+def _name_errors(resource: Resource, found: FieldErrors) -> FieldErrors:
+    """Kubernetes' rule for every name (a DNS-1123 subdomain), unless a stricter rule of the
+    kind (an InferenceService's DNS-1035 label) already refused it."""
+    problem = names.name_problem(resource.metadata.name)
+    if problem is None or any(path == "metadata.name" for path, _ in found):
+        return []
+    return [("metadata.name", problem)]
 
 
 def validate_update(old: Resource, new: Resource) -> None:

@@ -11,10 +11,12 @@ Pure: the caller passes the runtimes in; nothing here reads a store or a cluster
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ksrv.api import default_runtimes
+from ksrv.api.conditions import NO_SUPPORTING_RUNTIME, RUNTIME_DISABLED, RUNTIME_NOT_RECOGNIZED
 from ksrv.api.serving_runtime import (
     PROTOCOL_VERSIONS,
     ClusterServingRuntime,
@@ -22,11 +24,6 @@ from ksrv.api.serving_runtime import (
     ServingRuntime,
 )
 from ksrv.errors import ResourceInvalid
-
-# KServe's condition reasons for a failed selection.
-NO_SUPPORTING_RUNTIME = "NoSupportingRuntime"
-RUNTIME_NOT_RECOGNIZED = "RuntimeNotRecognized"
-RUNTIME_DISABLED = "RuntimeDisabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +68,9 @@ def select_runtime(
     if runtime_name is not None:
         return _named_runtime(model_format, runtimes, runtime_name, protocol_version, is_multi_node)
     candidates = supporting_runtimes(model_format, runtimes, protocol_version, is_multi_node)
+    unknown = _unknown_format(model_format, runtimes)
+    if not candidates and unknown is not None:
+        raise ResourceInvalid(unknown, reason=NO_SUPPORTING_RUNTIME)
     if not candidates:
         raise ResourceInvalid(
             "No runtime found to support specified framework/version "
@@ -79,6 +79,22 @@ def select_runtime(
             reason=NO_SUPPORTING_RUNTIME,
         )
     return candidates[0]
+
+
+def _unknown_format(model_format: ModelFormat, runtimes: Sequence[Runtime]) -> str | None:
+    """When no runtime lists the format's name at all (a typo, most likely): say so, with the
+    closest name that one does list; None when some runtime knows the name."""
+    known = sorted(
+        {entry.name for runtime in runtimes for entry in runtime.spec.supported_model_formats}
+    )
+    if not known or model_format.name in known:
+        return None
+    message = f"no runtime supports modelFormat {model_format.name!r}"
+    by_lower = {name.lower(): name for name in known}
+    close = difflib.get_close_matches(model_format.name.lower(), by_lower, n=1, cutoff=0.6)
+    if close:
+        return f"{message}; did you mean {by_lower[close[0]]!r}?"
+    return f"{message}; the runtimes support {', '.join(known)}"
 
 
 def default_ksrv_runtime(model_format: str) -> str:

@@ -30,6 +30,8 @@ class TrainedModelSpec(ApiModel):
 
 
 class TrainedModel(ApiModel):
+    crd_fields = frozenset()
+
     api_version: Literal["serving.kserve.io/v1alpha1"] = API_VERSION
     kind: Literal["TrainedModel"] = "TrainedModel"
     metadata: ObjectMeta

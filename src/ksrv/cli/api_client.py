@@ -25,10 +25,13 @@ server_option = click.option(
 class APIFailure(click.ClickException):
     """The server answered with a Kubernetes `Status` failure."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, causes: list[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__(f"Error from server ({reason}): {message}")
         self.code = code
         self.reason = reason
+        self.causes = causes or []  # (field, message) of a 422, as `details.causes` lists them
 
 
 class ControlPlaneClient:
@@ -79,8 +82,17 @@ def _failure(response: httpx.Response) -> APIFailure:
     except ValueError:
         status = None
     if isinstance(status, dict) and status.get("kind") == "Status":
+        details = status.get("details")
+        causes = details.get("causes") if isinstance(details, dict) else None
         return APIFailure(
-            response.status_code, str(status.get("reason") or ""), str(status.get("message"))
+            response.status_code,
+            str(status.get("reason") or ""),
+            str(status.get("message")),
+            [
+                (str(cause.get("field")), str(cause.get("message")))
+                for cause in causes or []
+                if isinstance(cause, dict) and cause.get("field")
+            ],
         )
     text = response.text.strip() or response.reason_phrase
     return APIFailure(response.status_code, str(response.status_code), text)

@@ -19,7 +19,7 @@ import yaml
 
 from ksrv import errors
 from ksrv.api.kinds import COMPONENTS
-from ksrv.cli import tables
+from ksrv.cli import tables, waiting
 from ksrv.cli.api_client import APIFailure, ControlPlaneClient, server_option
 from ksrv.cli.description import description
 from ksrv.control import api_paths
@@ -30,7 +30,6 @@ Document = dict[str, Any]
 APPLY_PATCH = "application/apply-patch+yaml"
 APPLY_RESULT_HEADER = "x-ksrv-apply"  # set by control.api_server: created|configured|unchanged
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-POLL_S = 0.5
 
 namespace_option = click.option(
     "-n", "--namespace", default=None, help="Namespace (default: the document's, else default)."
@@ -72,7 +71,11 @@ class _Target:
     help="Default and validate locally, print the result; no server needed.",
 )
 @click.option(
-    "--wait", "is_waiting", is_flag=True, help="Wait until each InferenceService is Ready."
+    "--wait",
+    "is_waiting",
+    is_flag=True,
+    help="Wait until each InferenceService is Ready; stop at once (exit 1) on a failure that "
+    "waiting will not change.",
 )
 @click.option("--timeout", default="120s", show_default=True, help="How long --wait waits.")
 @server_option
@@ -102,7 +105,10 @@ def apply(
                     "PATCH", target.path, content=body, headers={"content-type": APPLY_PATCH}
                 )
             except APIFailure as exc:
-                click.echo(f"Error: {exc.message}", err=True)
+                heading = f"Error from server ({exc.reason}): {_invalid_heading(target)}"
+                click.echo(
+                    _field_report(heading, exc.causes) if exc.causes else exc.message, err=True
+                )
                 failed += 1
                 continue
             click.echo(f"{target.label} {response.headers.get(APPLY_RESULT_HEADER, 'configured')}")
@@ -110,8 +116,8 @@ def apply(
         if failed:
             sys.exit(1)
         if is_waiting:
-            waited = [t for t in applied if t.type.kind == "InferenceService"]
-            _wait_ready(client, waited, timeout_s)
+            waited = [(t.label, t.path) for t in applied if t.type.kind == "InferenceService"]
+            waiting.wait_ready(client, waited, timeout_s)
 
 
 @click.command()
@@ -324,9 +330,9 @@ def _dry_run(targets: list[_Target]) -> None:
         except errors.ResourceInvalid as exc:
             invalid += 1
             causes = admission.field_errors(exc)
-            lines = [f"  * {path}: {message}" for path, message in causes] or [f"  * {exc}"]
-            heading = f'error: {target.type.kind} "{target.name}" is invalid:'
-            click.echo("\n".join([heading, *lines]), err=True)
+            heading = f"error: {_invalid_heading(target)}"
+            report = _field_report(heading, causes) if causes else f"{heading}\n  * {exc}"
+            click.echo(report, err=True)
             continue
         shown.append(yaml.safe_dump(admitted, sort_keys=False))
     if shown:
@@ -335,54 +341,13 @@ def _dry_run(targets: list[_Target]) -> None:
         sys.exit(1)
 
 
-# -- waiting --------------------------------------------------------------------------------
-def _wait_ready(client: ControlPlaneClient, targets: list[_Target], timeout_s: float) -> None:
-    """Poll each InferenceService until its Ready condition is True, or fail with why not."""
-    deadline = time.monotonic() + timeout_s
-    for target in targets:
-        while True:
-            document = client.get_json(target.path)
-            if _is_ready_now(document):
-                click.echo(f"{target.label} condition met")
-                break
-            if time.monotonic() >= deadline:
-                raise click.ClickException(
-                    f"timed out waiting for {target.label} to be Ready: {_why_not(document)}"
-                )
-            time.sleep(POLL_S)
+def _invalid_heading(target: _Target) -> str:
+    return f'{target.type.kind} "{target.name}" is invalid:'
 
 
-def _is_ready_now(document: Document) -> bool:
-    """Ready, and for this spec: a Ready left over from the previous generation does not count."""
-    return tables.is_ready(document) and _stale_by(document) is None
-
-
-def _stale_by(document: Document) -> tuple[int, int] | None:
-    """(observed, current) generations when the status describes an older spec."""
-    observed = document.get("status", {}).get("observedGeneration")
-    current = document.get("metadata", {}).get("generation")
-    if isinstance(observed, int) and isinstance(current, int) and observed < current:
-        return observed, current
-    return None
-
-
-def _why_not(document: Document) -> str:
-    stale = _stale_by(document)
-    if stale is not None:
-        return (
-            f"the status still describes generation {stale[0]}, the spec is generation {stale[1]}"
-        )
-    conditions = [
-        c for c in document.get("status", {}).get("conditions") or [] if isinstance(c, dict)
-    ]
-    if not conditions:
-        return "no status reported yet"
-    parts = []
-    for entry in conditions:
-        part = f"{entry.get('type')}={entry.get('status')}"
-        detail = ": ".join(str(entry[k]) for k in ("reason", "message") if entry.get(k))
-        parts.append(f"{part} ({detail})" if detail else part)
-    return "; ".join(parts)
+def _field_report(heading: str, causes: list[tuple[str, str]]) -> str:
+    """kubectl's shape for a refused object: the heading, then one `* path: why` per field."""
+    return "\n".join([heading, *(f"  * {path}: {message}" for path, message in causes)])
 
 
 # -- arguments ------------------------------------------------------------------------------

@@ -47,6 +47,14 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
 @click.option("--domain", default="example.com", show_default=True, help="Ingress domain.")
 @click.option("--detach", is_flag=True, help="Run in the background; `ksrv down` stops it.")
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-retention-days",
+    type=click.FloatRange(min=0),
+    default=7.0,
+    show_default=True,
+    envvar="KSRV_LOG_RETENTION_DAYS",
+    help="Remove a deleted service's replica logs this long after their last line (0: never).",
+)
 def up(
     state_dir: Path,
     host: str,
@@ -57,10 +65,12 @@ def up(
     domain: str,
     detach: bool,
     log_level: str,
+    log_retention_days: float,
 ) -> None:
     """Start the local platform: apply InferenceServices to it with `ksrv apply`."""
     # The control plane starts `ksrv gateway` with this environment; its --workers reads it.
     os.environ["KSRV_GATEWAY_WORKERS"] = str(gateway_workers)
+    os.environ["KSRV_LOG_RETENTION_DAYS"] = str(log_retention_days)  # --detach's child reads it
     settings = plane.PlaneSettings(
         state_dir=state_dir.resolve(),
         host=host,
@@ -69,6 +79,7 @@ def up(
         gateway_grpc_port=grpc_port,
         domain=domain,
         gateway_workers=gateway_workers,
+        log_retention_s=log_retention_days * 24 * 3600,
     )
     running = _running_pid(settings.pid_file)
     if running is not None:

@@ -20,8 +20,9 @@ def parse(text: str) -> list[Document]:
 
 
 def admit(document: Document) -> Document:
-    """The document as it will be stored: defaults applied; `ResourceInvalid` when invalid."""
-    return resources.load(document).to_dict()
+    """The document as it will be stored: defaults applied; `ResourceInvalid` when invalid
+    (a field the CRD does not define included, as kubectl's strict validation refuses it)."""
+    return resources.load(document, is_strict=True).to_dict()
 
 
 def admit_update(old: Document, new: Document) -> None:

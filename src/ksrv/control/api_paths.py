@@ -8,6 +8,7 @@ without the namespace part. The server and the CLI both build and read paths fro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from ksrv.api import kinds
 
@@ -39,11 +40,20 @@ class ResourceType:
     def collection_path(self, namespace: str | None) -> str:
         """The list/create URL; `namespace=None` lists across all namespaces."""
         if self.is_namespaced and namespace is not None:
-            return f"/apis/{GROUP}/{self.version}/namespaces/{namespace}/{self.plural}"
+            return f"/apis/{GROUP}/{self.version}/namespaces/{segment(namespace)}/{self.plural}"
         return f"/apis/{GROUP}/{self.version}/{self.plural}"
 
     def item_path(self, namespace: str, name: str) -> str:
-        return f"{self.collection_path(namespace if self.is_namespaced else None)}/{name}"
+        parent = self.collection_path(namespace if self.is_namespaced else None)
+        return f"{parent}/{segment(name)}"
+
+
+def segment(text: str) -> str:
+    """`text` as one path segment, whatever it holds: a name stored under older rules (`..`,
+    `a b`) must still reach the server intact, neither resolved as a dot segment nor split."""
+    if text and set(text) <= {"."}:
+        return "%2E" * len(text)
+    return quote(text, safe="")
 
 
 # Every kind of `api.kinds.KINDS` is served, in that table's order.

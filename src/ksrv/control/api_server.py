@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from ksrv import errors
+from ksrv.api import names
 from ksrv.api.kinds import COMPONENTS
 from ksrv.control import admission, api_paths, api_status, log_tail
 from ksrv.control.api_paths import ResourceType
@@ -224,6 +225,8 @@ class ManagementAPI:
 
     def _admit(self, call: _Call, body: Document) -> Document:
         """The body checked against the URL, then defaulted and validated by `admission`."""
+        if call.type.is_namespaced and call.namespace is not None:
+            _check_namespace(call.namespace)
         _check_against_url(call, body)
         resource_version = body["metadata"].get("resourceVersion")
         document = admission.admit(body)
@@ -280,6 +283,11 @@ class ManagementAPI:
         return polling.result() if polling.done() and not polling.cancelled() else None
 
     async def _logs(self, namespace: str, name: str, query: dict[str, str]) -> Response:
+        # Both name directories: `..` or a NUL must never reach a path.
+        _check_namespace(namespace)
+        problem = names.name_problem(name)
+        if problem:
+            raise errors.InvalidInput(f"name {problem}")
         component = query.get("component", "predictor")
         if component not in COMPONENTS:
             raise errors.InvalidInput(f"component must be one of {', '.join(COMPONENTS)}")
@@ -342,8 +350,10 @@ def _body(request: Request) -> Document:
             documents = [json.loads(text)]
         else:
             documents = admission.parse(text)
-    except (ValueError, errors.ResourceInvalid) as exc:
-        raise errors.InvalidInput(f"the body is not a JSON or YAML document: {exc}") from exc
+    except errors.ResourceInvalid as exc:  # its message says what is wrong with the YAML
+        raise errors.InvalidInput(f"the body: {exc}") from exc
+    except ValueError as exc:
+        raise errors.InvalidInput(f"the body is not valid JSON: {exc}") from exc
     if len(documents) != 1 or not isinstance(documents[0], dict):
         raise errors.InvalidInput("the body must be exactly one JSON or YAML object")
     return documents[0]
@@ -353,6 +363,14 @@ def _name_in(body: Document) -> str | None:
     metadata = body.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     return name if isinstance(name, str) else None
+
+
+def _check_namespace(namespace: str) -> None:
+    """A namespace a write or a log read names must be valid; reads and deletes take any, so
+    an object stored under older, looser rules can still be listed and deleted."""
+    problem = names.namespace_problem(namespace)
+    if problem:
+        raise errors.InvalidInput(f"namespace {problem}")
 
 
 def _check_against_url(call: _Call, body: Document) -> None:

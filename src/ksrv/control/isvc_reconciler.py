@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from ksrv.api import default_runtimes, resources
+from ksrv.api import default_runtimes, names, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import Runtime, parse_runtime
 from ksrv.control import plan as planning
@@ -71,6 +71,8 @@ class InferenceServiceReconciler:
         for isvc in self.store.list(ISVC):
             namespace, name = _key(isvc)
             seen.add(isvc["metadata"].get("uid", ""))
+            if self._refuse_bad_name(isvc):
+                continue
             try:
                 route, keep = await self._reconcile(isvc, runtimes)
             except Exception as exc:
@@ -89,6 +91,27 @@ class InferenceServiceReconciler:
         self.routes.publish(services)
         for uid in set(self._loaded) - seen:
             del self._loaded[uid]
+
+    def _refuse_bad_name(self, isvc: Document) -> bool:
+        """True for a service stored under older, looser rules with a name or namespace that
+        would reach paths and argv (`..`, a NUL): it runs nothing and its status says why."""
+        namespace, name = _key(isvc)
+        problem = names.namespace_problem(namespace)
+        what = "namespace" if problem else "name"
+        problem = problem or names.service_name_problem(name)
+        if problem is None:
+            return False
+        message = f"{what} {problem}; delete this InferenceService and apply it under a valid one"
+        old = mapping(isvc.get("status"))
+        status = {
+            "observedGeneration": isvc["metadata"].get("generation"),
+            "conditions": [service_status.condition("Ready", False, "InvalidSpec", message)],
+        }
+        service_status.keep_transition_times(
+            status["conditions"], old.get("conditions"), self.now()
+        )
+        self._write_status(namespace, name, old, status)
+        return True
 
     def _runtimes(self) -> list[Runtime]:
         runtimes: list[Runtime] = list(self._default_runtimes)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
 from ksrv.control.isvc_reconciler import InferenceServiceReconciler
+from ksrv.control.log_retention import DEFAULT_RETENTION_S, LogJanitor
 from ksrv.control.platforms import processes, statefile
 from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
 from ksrv.control.reconciler import Reconciler, not_served_reconcilers
@@ -46,6 +47,7 @@ class PlaneSettings:
     domain: str = "example.com"
     python: str = sys.executable
     gateway_workers: int = 1
+    log_retention_s: float = DEFAULT_RETENTION_S  # logs of deleted services; 0 keeps them
 
     @property
     def gateway_http(self) -> str:
@@ -110,7 +112,9 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
     reconciler = Reconciler(store, [services, *not_served_reconcilers(store, time.time)])
     nudges.append(reconciler)
     # Writes reach the reconciler through the store's change feed; no nudge needed.
-    api = ManagementAPI(store, routes=routes, logs=LogFiles(settings.state_dir))
+    logs = LogFiles(settings.state_dir)
+    api = ManagementAPI(store, routes=routes, logs=logs)
+    janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
     await platform.start()
     await server.start(settings.host, settings.api_port, api_socket)
@@ -123,6 +127,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
     tasks = [
         loop.create_task(reconciler.run()),
         loop.create_task(gateway.supervise()),
+        loop.create_task(janitor.run()),
     ]
     logger.info(
         "control plane on %s, gateway on http://%s", settings.api_url, settings.gateway_http

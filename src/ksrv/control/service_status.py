@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ksrv.api import conditions as api_conditions
 from ksrv.control.plan import ComponentPlan
 from ksrv.control.platforms.base import RevisionState
 from ksrv.control.rollout import Rollout
@@ -34,26 +35,45 @@ class ComponentOutcome:
     latest_state: RevisionState | None = None
 
     def condition(self, condition_type: str) -> dict[str, Any]:
-        if self.plan.error is not None:
-            return condition(condition_type, False, self.plan.error_reason or "", self.plan.error)
-        if self.is_ready:
+        if self.is_ready and self.plan.error is None:
             return condition(condition_type, True, "", "")
-        failure = self._failure()
+        failure = self.failure()
         if failure is not None:
-            return condition(condition_type, False, "ModelLoadFailed", failure)
+            return condition(condition_type, False, failure.reason, failure.message)
         return condition(
             condition_type, False, "Starting", f"revision {self._latest_name()} is starting"
         )
 
+    def failure(self) -> Failure | None:
+        """Why the component is not ready when something failed, and whether it is terminal:
+        a plan that cannot run, or loads of the latest revision that failed on every try."""
+        if self.plan.error is not None:
+            reason = self.plan.error_reason or api_conditions.INVALID_SPEC
+            return Failure(reason, self.plan.error, is_terminal=True)
+        replicas = self.latest_state.replicas if self.latest_state else []
+        failed = [r for r in replicas if r.phase != "Ready" and r.failures_in_a_row > 0]
+        if self.is_ready or not failed:
+            return None
+        last = next((str(r.last_failure) for r in failed if r.last_failure), "it failed")
+        tries = api_conditions.LOAD_ATTEMPTS
+        if len(failed) == len(replicas) and all(r.failures_in_a_row >= tries for r in failed):
+            message = f"failed to load on {tries} tries (still retrying with back-off): {last}"
+            return Failure(api_conditions.MODEL_LOAD_FAILED, message, is_terminal=True)
+        attempt = max(r.failures_in_a_row for r in failed)
+        message = f"try {attempt} of {tries} failed, retrying: {last}"
+        return Failure(api_conditions.MODEL_LOAD_RETRYING, message, is_terminal=False)
+
     def model_status(self) -> dict[str, Any]:
         """KServe's `modelStatus` from the latest revision's replicas."""
         replicas = self.latest_state.replicas if self.latest_state else []
-        failed = [r for r in replicas if r.phase == "Failed"]
+        # A replica restarting after a failed load still counts as a failed copy.
+        failed = [r for r in replicas if r.phase != "Ready" and r.failures_in_a_row > 0]
+        failure = self.failure()
         if self.plan.error is not None:
             transition, target = "InvalidSpec", "FailedToLoad"
         elif self.is_ready:
             transition, target = "UpToDate", "Loaded"
-        elif failed:
+        elif failure is not None and failure.is_terminal:
             transition, target = "BlockedByFailedLoad", "FailedToLoad"
         else:
             transition, target = "InProgress", "Loading"
@@ -65,15 +85,21 @@ class ComponentOutcome:
             },
             "copies": {"failedCopies": len(failed), "totalCopies": len(replicas)},
         }
-        failure = self._failure()
-        if failure is not None or self.plan.error is not None:
+        if failure is not None:
+            exit_codes = [r.last_exit_code for r in failed]
             status["lastFailureInfo"] = drop_none(
                 {
                     "location": self._latest_name(),
-                    "reason": "InvalidSpec" if self.plan.error else "ModelLoadFailed",
-                    "message": self.plan.error or failure,
+                    # KServe's failure reasons: a load that failed is ModelLoadFailed, retried
+                    # or not; the condition's reason says whether tries are left.
+                    "reason": (
+                        api_conditions.MODEL_LOAD_FAILED
+                        if failure.reason == api_conditions.MODEL_LOAD_RETRYING
+                        else failure.reason
+                    ),
+                    "message": failure.message,
                     "modelRevisionName": self._latest_name(),
-                    "exitCode": failed[0].last_exit_code if failed else None,
+                    "exitCode": exit_codes[0] if exit_codes else None,
                 }
             )
         return status
@@ -81,11 +107,15 @@ class ComponentOutcome:
     def _latest_name(self) -> str | None:
         return self.latest_state.spec.revision if self.latest_state else None
 
-    def _failure(self) -> str | None:
-        for replica in self.latest_state.replicas if self.latest_state else []:
-            if replica.phase == "Failed" and replica.last_failure:
-                return str(replica.last_failure)
-        return None
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a component is not ready; `is_terminal`: no waiting will change it (a new spec,
+    runtime or model file may)."""
+
+    reason: str
+    message: str
+    is_terminal: bool
 
 
 def component_status(
@@ -181,7 +211,10 @@ def service_status(
 def _not_ready(conditions: list[dict[str, Any]]) -> dict[str, Any]:
     """`Ready` False, with the first failing condition's reason and every failing message."""
     failing = [c for c in conditions if c["status"] != "True"]
-    reason = next((c["reason"] for c in failing if c.get("reason")), "NotReady")
+    # A terminal reason wins: `apply --wait` reads it to stop at once.
+    reasons = [c["reason"] for c in failing if c.get("reason")]
+    terminal = [reason for reason in reasons if api_conditions.is_terminal(reason)]
+    reason = (terminal or reasons or ["NotReady"])[0]
     return condition("Ready", False, reason, "; ".join(c.get("message", "") for c in failing))
 
 

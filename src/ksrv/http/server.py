@@ -10,6 +10,12 @@ finish within the grace period, then closes.
 A handler may answer with a `StreamingResponse` instead: its body is sent chunk by chunk
 (chunked transfer-encoding) as an async iterator produces it, at the pace the client reads,
 and a client that hangs up cancels the handler and closes the iterator.
+
+Limits against slow or greedy clients (`limits.py`): a request head must arrive within
+`head_timeout_s` of its first byte (bytes do not reset it, so a slowloris is cut off: 408), be
+at most 64 KiB with at most 2000 fields (431), and name one Host (400); beyond
+`max_connections` a new connection is answered 503 and closed. An `Upgrade` is ignored (the
+request is answered over HTTP/1.1, then the connection closed) or, with a body, refused (400).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from typing import Any
 
 import httptools
 
+from ksrv.http import limits
+
 # The message types are re-exported: handlers import them from here with the server.
 from ksrv.http.messages import Request as Request
 from ksrv.http.messages import Response as Response
@@ -34,14 +42,19 @@ from ksrv.http.messages import decode_path
 logger = logging.getLogger(__name__)
 
 _MAX_PIPELINED = 32
-# Request line + headers: an endless header stream must not grow memory (431, as nginx).
-MAX_HEAD_BYTES = 64 * 1024
+_SWEEP_S = 1.0  # how often deadlines are checked: a late head is cut within 31 s
+_LINGER_S = 1.0  # how long a refused client may take to read our answer and hang up
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")}
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
 TooLarge = Callable[[int], Response]
+
+
+def _error(status: int, message: bytes) -> Response:
+    body = b'{"error":"' + message.replace(b'"', b"'").replace(b"\\", b"/") + b'"}'
+    return Response(body, status, [(b"content-type", b"application/json")])
 
 
 class _HTTPDate:
@@ -72,11 +85,16 @@ class HTTPServer:
         max_body_bytes: int,
         too_large: TooLarge,
         keep_alive_s: float = 65.0,
+        *,
+        head_timeout_s: float = limits.HEAD_TIMEOUT_S,
+        max_connections: int | None = None,
     ) -> None:
         self.handler = handler
         self.max_body_bytes = max_body_bytes
         self.too_large = too_large
         self.keep_alive_s = keep_alive_s
+        self.head_timeout_s = head_timeout_s
+        self.max_connections = max_connections or limits.default_max_connections()
         self.connections: set[_Connection] = set()
         self.is_draining = False
         self.all_closed = asyncio.Event()
@@ -120,16 +138,22 @@ class HTTPServer:
 
     async def _close_idle_connections(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
-            now = time.monotonic()
-            for connection in list(self.connections):
-                silent_s = now - connection.last_active
-                if connection.is_idle() and silent_s > self.keep_alive_s:
-                    connection.close_when_idle()
-                elif connection.is_stalled() and silent_s > self.keep_alive_s:
-                    # A request that stopped arriving (short body, half a head): answer 408
-                    # and close rather than hold the connection forever.
-                    connection.time_out()
+            await asyncio.sleep(_SWEEP_S)
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        """Close connections idle past keep-alive; answer 408 to requests that stopped
+        arriving or whose head is late (`now` is `time.monotonic()`'s clock)."""
+        for connection in list(self.connections):
+            silent_s = now - connection.last_active
+            started = connection.head_started
+            is_late = started is not None and now - started > self.head_timeout_s
+            if connection.is_idle() and (silent_s > self.keep_alive_s or is_late):
+                connection.close_when_idle()  # late: bytes that begin no request (CRLFs)
+            elif connection.is_stalled() and (silent_s > self.keep_alive_s or is_late):
+                # A request that stopped arriving (short body, half a head) or crawls in
+                # (slowloris): answer 408 and close rather than hold the connection forever.
+                connection.time_out()
 
 
 class _Connection(asyncio.Protocol):
@@ -148,6 +172,7 @@ class _Connection(asyncio.Protocol):
         self.is_reading = True
         self.has_failed = False
         self.is_head_done, self.head_bytes = False, 0
+        self.head_started: float | None = None  # when the head being read began to arrive
         self.can_write = asyncio.Event()
         self.can_write.set()
         self._reset_message()
@@ -166,7 +191,17 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self.client = str(peer[0])
+        if len(self.server.connections) >= self.server.max_connections:
+            self._turn_away()
+            return
         self.server.connections.add(self)
+
+    def _turn_away(self) -> None:
+        """Over the cap: say 503 and close, rather than let connections (and descriptors)
+        pile up."""
+        self.has_failed = True
+        self._write(_error(503, b"too many connections, try again later"), False, False)
+        self._close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -178,21 +213,30 @@ class _Connection(asyncio.Protocol):
             self.worker.cancel()
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
+        self.last_active = now = time.monotonic()
         if self.has_failed:
             return
         if not self.is_head_done:
             self.head_bytes += len(data)
+            if self.head_started is None:
+                self.head_started = now
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(400, b"Protocol upgrades are not supported")
-        except httptools.HttpParserError as exc:
-            self._fail(400, f"Malformed HTTP request: {exc}".encode())
+            # llhttp stops at an upgrade. The request before it is answered as HTTP/1.1 and
+            # the connection closed (on_message_complete); what follows is not read.
+            self.has_failed = True
             return
-        if not self.is_head_done and self.head_bytes > MAX_HEAD_BYTES:
+        except httptools.HttpParserError as exc:
+            refused = exc.__context__  # what a callback raised to stop the parser
+            if isinstance(refused, limits.Refused):
+                self._fail(refused.status, refused.message)
+            else:
+                self._fail(400, f"Malformed HTTP request: {exc}".encode())
+            return
+        if not self.is_head_done and self.head_bytes > limits.MAX_HEAD_BYTES:
             # httptools buffers an unfinished header itself: count raw bytes instead.
-            self._fail(431, b"request line and headers exceed 65536 bytes")
+            self._fail(431, b"request line and headers exceed %d bytes" % limits.MAX_HEAD_BYTES)
 
     def pause_writing(self) -> None:
         self.can_write.clear()
@@ -204,6 +248,8 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._reset_message()
         self.in_message = True
+        if self.head_started is None:  # a pipelined head, begun in the read of the last one
+            self.head_started = self.last_active
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -212,7 +258,9 @@ class _Connection(asyncio.Protocol):
         self.header_list.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self.is_head_done = True
+        self.is_head_done, self.head_started = True, None
+        # Raising stops the parser; data_received answers the refusal.
+        limits.check_head(self.url, self.header_list, self.parser.should_upgrade())
         expects_continue = False
         for name, value in self.header_list:
             if name == b"content-length" and value.isdigit():
@@ -241,7 +289,11 @@ class _Connection(asyncio.Protocol):
         self.is_head_done, self.head_bytes = False, 0
         if self.has_failed:
             return  # already answered (413) and closing
-        keep_alive = self.parser.should_keep_alive() and self.rejected is None
+        keep_alive = (
+            self.parser.should_keep_alive()
+            and self.rejected is None
+            and not self.parser.should_upgrade()  # the parser reads nothing after it
+        )
         item: Request | Response
         if self.rejected is not None:
             item = self.rejected
@@ -378,8 +430,7 @@ class _Connection(asyncio.Protocol):
         return True
 
     def _fail(self, status: int, message: bytes) -> None:
-        body = b'{"error":"' + message.replace(b'"', b"'").replace(b"\\", b"/") + b'"}'
-        self._reject(Response(body, status, [(b"content-type", b"application/json")]))
+        self._reject(_error(status, message))
 
     def _reject(self, response: Response) -> None:
         """Queue a final error answer; everything after it on this connection is ignored."""
@@ -407,8 +458,18 @@ class _Connection(asyncio.Protocol):
 
     def _close(self) -> None:
         self.is_closing = True
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.has_failed and transport.can_write_eof():
+            # The client may still be sending (a crawling head, a refused body): closing on
+            # unread bytes would reset the connection and could lose our answer. So send
+            # ours and a FIN, drop what arrives, and close when the client does or after
+            # _LINGER_S (nginx's lingering close).
+            transport.write_eof()
+            asyncio.get_running_loop().call_later(_LINGER_S, transport.abort)
+        else:
+            transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:

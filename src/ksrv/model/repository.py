@@ -66,6 +66,8 @@ class ModelRepository:
         except Exception as exc:
             logger.exception("model load failed", extra={"model": name})
             model.ready = False
+            if isinstance(exc, ModelNotReady) and exc.model_name == name:
+                raise  # wrapped, it would say "Model … is not ready." twice
             raise ModelNotReady(name, f"Loading failed: {exc}") from exc
         if result is True:
             model.ready = True

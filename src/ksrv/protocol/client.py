@@ -1,10 +1,10 @@
 """Async inference client: how a transformer reaches its predictor or explainer.
 
 V1 and V2 over REST (one pooled `httpx.AsyncClient` per event loop and base URL) and V2 over
-gRPC (one grpc.aio channel per loop and target). As in KServe, only the request id, the B3
-trace id and the authorization header travel on. The predictor's errors come back as ksrv
-errors: the caller's mistakes keep their meaning, unreachable or failing becomes
-`UpstreamFailed`.
+gRPC (one grpc.aio channel per loop and target). As in KServe, only the request id (if it is
+a short token: `correlation`), the B3 trace id and the authorization header travel on. The
+predictor's errors come back as ksrv errors: the caller's mistakes keep their meaning,
+unreachable or failing becomes `UpstreamFailed`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ksrv import errors
 from ksrv.protocol import rest_codec
+from ksrv.protocol.correlation import sane_request_id
 from ksrv.protocol.v2 import InferRequest
 
 if TYPE_CHECKING:
@@ -39,7 +40,10 @@ def forwarded(headers: dict[str, str] | None) -> dict[str, str]:
     """The incoming headers a transformer passes on to its predictor."""
     if not headers:
         return {}
-    return {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
+    passed_on = {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
+    if "x-request-id" in passed_on and sane_request_id(passed_on["x-request-id"]) is None:
+        del passed_on["x-request-id"]  # the predictor would not echo it either
+    return passed_on
 
 
 async def forward_predict(

@@ -36,6 +36,22 @@ def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
     return found[0]
 
 
+def load_failure(path: Path, what: str, reason: str) -> StorageError:
+    """`model.onnx is not a valid ONNX model (in /dir): reason`, the path said once.
+
+    Frameworks repeat the path in their own messages and spread them over lines: the reason's
+    paths are made relative to the folder already named, and its lines joined.
+    """
+    folder = path if path.is_dir() else path.parent
+    detail = " ".join(reason.replace(f"{folder}/", "").split())
+    where = (
+        f"{path} is not a valid {what}"
+        if path.is_dir()
+        else f"{path.name} is not a valid {what} (in {folder})"
+    )
+    return StorageError(f"{where}: {detail}" if detail else where)
+
+
 def has_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> bool:
     """Whether `model_dir` holds a model file; several is still an error (`StorageError`)."""
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ksrv.errors import InvalidInput, StorageError
+from ksrv.errors import InvalidInput
 from ksrv.model.base import Headers
 from ksrv.protocol import v1
 from ksrv.runtimes import files, threads
@@ -36,7 +36,7 @@ class LightGBMModel(files.FileModel):
             # Threads go to predict(): Booster ignores (and warns about) params for a file.
             self._booster = lightgbm.Booster(model_file=str(path))
         except lightgbm.basic.LightGBMError as exc:
-            raise StorageError(f"Could not load LightGBM model {path}: {exc}") from None
+            raise files.load_failure(path, "LightGBM model", str(exc)) from None
         self.ready = True
         return self.ready
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ksrv.errors import InvalidInput, ModelNotFound, StorageError
+from ksrv.errors import InvalidInput, ModelNotFound
 from ksrv.model.base import Headers, Model
 from ksrv.protocol import v1
 from ksrv.protocol.v2 import InferRequest
+from ksrv.runtimes import files
 
 MLMODEL_FILE = "MLmodel"
 _DATATYPES = {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32",
@@ -41,7 +42,7 @@ class MLflowModel(Model):
         try:
             self._model = mlflow.pyfunc.load_model(str(self.model_dir))
         except Exception as exc:
-            raise StorageError(f"Could not load MLflow model {self.model_dir}: {exc}") from None
+            raise files.load_failure(self.model_dir, "MLflow model", str(exc)) from None
         self.ready = True
         return self.ready
 

@@ -10,12 +10,13 @@ defaults.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ksrv.errors import InvalidInput, StorageError, Unsupported
+from ksrv.errors import InvalidInput, Unsupported
 from ksrv.model.base import Headers
 from ksrv.protocol import tensor, v1, v2
 from ksrv.runtimes import files, outputs, threads
@@ -77,7 +78,7 @@ class ONNXModel(files.FileModel):
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own pybind classes, all Exception
-            raise StorageError(f"Could not load ONNX model {path}: {exc}") from None
+            raise files.load_failure(path, "ONNX model", _reason(exc)) from None
         self._inputs = [_describe(arg) for arg in self._session.get_inputs()]
         self._outputs = [_describe(arg) for arg in self._session.get_outputs()]
         state = onnxruntime.capi.onnxruntime_pybind11_state
@@ -163,3 +164,10 @@ def _feedable(array: np.ndarray, datatype: str) -> np.ndarray:
         ]
         return np.array(flat, dtype=object).reshape(array.shape)
     return array
+
+
+def _reason(exc: BaseException) -> str:
+    """onnxruntime's message without its code prefix and the "Load model from X failed:" it
+    wraps around the cause (`[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model ...`)."""
+    message = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(exc))
+    return re.sub(r"^Load model from .* failed:", "", message).strip()

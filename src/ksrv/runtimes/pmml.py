@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ksrv.errors import InvalidInput, StorageError
+from ksrv.errors import InvalidInput
 from ksrv.model.base import Headers
 from ksrv.protocol import v1
 from ksrv.protocol.v2 import InferRequest
@@ -36,7 +36,7 @@ class PMMLModel(files.FileModel):
         try:
             self._evaluator = make_evaluator(str(path), backend="jpype").verify()
         except Exception as exc:
-            raise StorageError(f"Could not load PMML model {path}: {exc}") from None
+            raise files.load_failure(path, "PMML file", str(exc)) from None
         self._input_names = [f.getName() for f in self._evaluator.getInputFields()]
         self._result_names = [
             f.getName()

@@ -7,7 +7,12 @@ the default; `predict_proba` is used when the `PREDICT_PROBA` environment variab
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import os
+import pickle
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,22 @@ from ksrv.model.base import Headers
 from ksrv.protocol import tensor, v1
 from ksrv.protocol.v2 import InferRequest
 from ksrv.runtimes import files
+
+# What unpickling bytes that are no pickle raises (and joblib's decompressors, for a file
+# that starts like a compressed one).
+NOT_A_PICKLE = (
+    pickle.UnpicklingError,
+    EOFError,
+    KeyError,
+    IndexError,
+    ValueError,
+    TypeError,
+    struct.error,
+    zlib.error,
+    lzma.LZMAError,
+    gzip.BadGzipFile,
+)
+CORRUPT = "it is truncated or corrupt, or was not written by joblib.dump or pickle.dump"
 
 
 class SklearnModel(files.FileModel):
@@ -41,8 +62,26 @@ class SklearnModel(files.FileModel):
         path = self.model_file()
         try:
             self._estimator = joblib.load(path)
+        except ModuleNotFoundError as exc:
+            raise StorageError(
+                f"{path.name} (in {path.parent}) needs the Python module {exc.name!r}, "
+                "which is not installed where ksrv serve runs"
+            ) from exc
+        except MemoryError as exc:
+            raise StorageError(
+                f"{path.name} (in {path.parent}) could not be unpickled: out of memory (the "
+                "model is too big for this machine, or a corrupt file claims a huge size)"
+            ) from exc
+        except NOT_A_PICKLE as exc:
+            # The pickle machine fails on garbage with whatever it tripped on (KeyError 194,
+            # "pop from empty list"): meaningless to the user, so kept for the log only.
+            raise files.load_failure(path, "joblib/pickle file", CORRUPT) from exc
         except Exception as exc:
-            raise StorageError(f"Could not unpickle {path}: {exc}") from exc
+            reason = str(exc).replace(str(path), path.name)
+            raise StorageError(
+                f"{path.name} (in {path.parent}) could not be unpickled: "
+                f"{type(exc).__name__}: {reason}"
+            ) from exc
         self.ready = True
         return self.ready
 

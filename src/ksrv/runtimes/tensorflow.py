@@ -20,7 +20,7 @@ import numpy as np
 from ksrv.errors import InvalidInput, ModelNotFound, StorageError
 from ksrv.model.base import Headers, Model, Payload
 from ksrv.protocol import v2
-from ksrv.runtimes import outputs
+from ksrv.runtimes import files, outputs
 
 SAVED_MODEL_FILE = "saved_model.pb"
 DEFAULT_SIGNATURE = "serving_default"
@@ -91,7 +91,7 @@ class TensorFlowModel(Model):
         try:
             self._loaded = tf.saved_model.load(str(path))
         except (OSError, ValueError, tf.errors.OpError) as exc:
-            raise StorageError(f"Could not load SavedModel {path}: {_reason(exc)}") from None
+            raise files.load_failure(path, "TensorFlow SavedModel", _reason(exc)) from None
         self._signatures = dict(self._loaded.signatures)
         if self.signature_name not in self._signatures:
             raise StorageError(

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ksrv.errors import InvalidInput, StorageError
+from ksrv.errors import InvalidInput
 from ksrv.model.base import Headers
 from ksrv.protocol import v1, v2
 from ksrv.runtimes import files, outputs, threads
@@ -45,10 +45,11 @@ class TorchModel(files.FileModel):
                 warnings.filterwarnings("ignore", ".*torch.jit.load", DeprecationWarning)
                 module = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
         except (RuntimeError, ValueError) as exc:
-            raise StorageError(
-                f"Could not load {path} as TorchScript (save it with torch.jit.save): "
-                f"{_last_line(exc)}"
-            ) from None
+            # The last line says what is wrong; what follows its first sentence is advice
+            # about checkpoints that does not apply to TorchScript.
+            first = _last_line(exc).split(". ", 1)[0].rstrip(".")
+            reason = f"{first} (save the model with torch.jit.save)"
+            raise files.load_failure(path, "TorchScript file", reason) from None
         module.eval()
         floating = [p.dtype for p in module.parameters() if p.dtype.is_floating_point]
         self._float_dtype = floating[0] if floating else torch.float32

@@ -9,12 +9,13 @@ probabilities for `multi:softprob`, `binary:logistic`, ...). Threads per predict
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ksrv.errors import InvalidInput, StorageError
+from ksrv.errors import InvalidInput
 from ksrv.model.base import Headers
 from ksrv.protocol import v1
 from ksrv.runtimes import files, threads
@@ -41,7 +42,7 @@ class XGBoostModel(files.FileModel):
             raw = bytearray(path.read_bytes())
             self._booster = xgboost.Booster(params={"nthread": self.nthread}, model_file=raw)
         except (OSError, xgboost.core.XGBoostError) as exc:
-            raise StorageError(f"Could not load XGBoost model {path}: {_reason(exc)}") from None
+            raise files.load_failure(path, "XGBoost model", _reason(exc)) from None
         self.ready = True
         return self.ready
 
@@ -92,5 +93,7 @@ class XGBoostModel(files.FileModel):
 
 
 def _reason(exc: BaseException) -> str:
-    """The message without the native stack trace XGBoost appends."""
-    return str(exc).split("\nStack trace:", 1)[0].strip()
+    """The message's first line without the native stack trace XGBoost appends, nor the time
+    and source line it prefixes (`[04:43:19] /workspace/src/common/json.cc:409: Unknown …`)."""
+    message = str(exc).split("\nStack trace:", 1)[0].strip()
+    return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", message).splitlines()[0]

@@ -173,11 +173,7 @@ async def _serve_forever(
         )
         await grpc_server.start()
     logger.info(
-        "serving REST on %s:%s%s (pid %s)",
-        settings.host,
-        settings.http_port,
-        f", gRPC on port {settings.grpc_port}" if settings.grpc_port else "",
-        os.getpid(),
+        "%s (pid %s)", _listening_line(settings.host, rest.port, settings.grpc_port), os.getpid()
     )
     await stop.wait()
     logger.info("draining: answering accepted requests for up to %ss", settings.grace_period_s)
@@ -187,6 +183,13 @@ async def _serve_forever(
         draining.append(grpc_server.stop(settings.grace_period_s))
     await asyncio.gather(*draining)
     app.dataplane.shutdown()
+
+
+def _listening_line(host: str, http_port: int, grpc_port: int) -> str:
+    """`ksrv model server listening on http://HOST:PORT (gRPC HOST:PORT)`: what to call."""
+    address = f"[{host}]" if ":" in host else host
+    grpc = f" (gRPC {address}:{grpc_port})" if grpc_port else " (gRPC off)"
+    return f"ksrv model server listening on http://{address}:{http_port}{grpc}"
 
 
 def _run(settings: ServerSettings, app: RESTApp, listener: socket.socket | None = None) -> None:

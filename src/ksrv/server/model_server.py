@@ -9,6 +9,7 @@ read when a `ModelServer` is created, never at import.
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from ksrv.model.base import Model
@@ -90,10 +91,17 @@ class ModelServer:
             timeout_keep_alive_s=flags.timeout_keep_alive,
         )
         self.registered_models = registered_models
+        self.enable_logging_setup = flags.configure_logging
 
     def start(self, models: list[Model]) -> None:
         """Load (if needed) and serve `models` until SIGTERM."""
         for model in models:
             if not isinstance(model, Model):
                 raise RuntimeError(f"{model!r} is not a ksrv.Model")
+        if self.enable_logging_setup:
+            # As KServe's `--configure_logging` (on by default): without it a script prints
+            # nothing, not even where it listens. A no-op when the script set up logging itself.
+            logging.basicConfig(
+                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+            )
         app.serve(self.settings, list(models))

@@ -16,7 +16,7 @@ from typing import Any
 
 from ksrv.errors import InvalidInput, KsrvError, PayloadTooLarge, RouteNotFound
 from ksrv.http.server import Request, Response, StreamingResponse
-from ksrv.protocol import rest_codec, status, v1
+from ksrv.protocol import correlation, rest_codec, status, v1
 from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server.dataplane import DataPlane
 
@@ -56,9 +56,11 @@ class RESTApp:
         except Exception as exc:
             logger.exception("request failed: %s %s", request.method, request.path)
             response = error_response(exc)
-        request_id = request.headers.get("x-request-id")
-        if request_id is not None:
-            response.headers.append((b"x-request-id", request_id.encode("latin-1")))
+        raw_id = request.header(b"x-request-id")
+        if raw_id is not None:
+            request_id = correlation.sane_request_id(raw_id.decode("latin-1"))
+            if request_id is not None:
+                response.headers.append((b"x-request-id", raw_id))
         return response
 
     def too_large(self, size: int) -> Response:

@@ -3,7 +3,9 @@
 Nothing is trusted from the archive: every name must stay inside the destination (no absolute
 paths, no `..`, no writing through a link that points out), links must point inside, device
 files are refused, and the bytes actually written (not the sizes the headers claim) count
-against a limit, which stops decompression bombs.
+against a limit, which stops decompression bombs. A link is judged where it really lands (its
+folder may itself be reached through a link) and once more after the last entry, since a later
+link can redirect an earlier one (`x -> y/q/../..`, then `y -> .`).
 """
 
 from __future__ import annotations
@@ -40,10 +42,18 @@ def unpack(archive: Path, dest: Path, limit_bytes: int) -> None:
     """Unpack `archive` into `dest` (created), writing at most `limit_bytes`.
 
     Raises:
-        StorageError: corrupt archive, unsafe entry, or more data than the limit.
+        StorageError: corrupt archive, unsafe entry, or more data than the limit; `dest` is
+            removed then, so no half-unpacked tree (or link it planted) is left behind.
     """
-    dest.mkdir(parents=True, exist_ok=True)
-    budget = _Budget(limit_bytes)
+    dest.mkdir(parents=True)
+    try:
+        _unpack_into(archive, dest, _Budget(limit_bytes))
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)  # rmtree removes links, never follows them
+        raise
+
+
+def _unpack_into(archive: Path, dest: Path, budget: _Budget) -> None:
     try:
         if archive.name.lower().endswith(".zip"):
             _unpack_zip(archive, dest, budget)
@@ -51,7 +61,7 @@ def unpack(archive: Path, dest: Path, limit_bytes: int) -> None:
             _unpack_tar(archive, dest, budget)
     except (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, EOFError) as exc:
         raise StorageError(f"corrupt archive {archive.name}: {exc}") from exc
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in a name
         raise StorageError(f"unpacking {archive.name}: {exc}") from exc
 
 
@@ -88,18 +98,38 @@ def _inside(dest: Path, name: str) -> Path:
     return target
 
 
-def _link_inside(dest: Path, name: str, link: str) -> None:
-    """A symlink `name -> link` must resolve inside `dest`, judged lexically from its folder."""
-    if PurePosixPath(link).is_absolute():
+def _link_inside(dest: Path, target: Path, link: str, name: str) -> None:
+    """A symlink at `target` (entry `name`) pointing to `link` must stay inside `dest`, step by
+    step from the folder it really lives in, and where it resolves to now (through any links
+    already unpacked)."""
+    root = Path(os.path.realpath(dest))
+    folder = Path(os.path.realpath(target.parent))
+    if PurePosixPath(link).is_absolute() or not folder.is_relative_to(root):
         raise StorageError(f"archive link {name!r} -> {link!r} points outside the destination")
-    where = PurePosixPath(name).parent
-    depth = 0
-    for part in (*where.parts, *PurePosixPath(link).parts):
+    depth = len(folder.relative_to(root).parts)
+    for part in PurePosixPath(link).parts:
         if part in ("", "."):
             continue
         depth += -1 if part == ".." else 1
         if depth < 0:
             raise StorageError(f"archive link {name!r} -> {link!r} points outside the destination")
+    if not Path(os.path.realpath(folder / link)).is_relative_to(root):
+        raise StorageError(f"archive link {name!r} -> {link!r} resolves outside the destination")
+
+
+def _recheck_links(dest: Path, links: dict[Path, str]) -> None:
+    """After the last entry, every link still in place resolves inside `dest`: a later link
+    may have redirected an earlier one."""
+    for path, name in links.items():
+        if path.is_symlink():
+            _link_inside(dest, path, os.readlink(path), name)
+
+
+def _replace(target: Path) -> Path:
+    """Clear a link or file already at `target`, as tar does, so nothing is written through it."""
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    return target
 
 
 def _copy(source: IO[bytes], target: Path, budget: _Budget) -> None:
@@ -111,10 +141,13 @@ def _copy(source: IO[bytes], target: Path, budget: _Budget) -> None:
 
 
 def _unpack_tar(archive: Path, dest: Path, budget: _Budget) -> None:
+    links: dict[Path, str] = {}
     with tarfile.open(archive, "r:*") as tar:
         for member in tar:
             budget.entry()
             target = _inside(dest, member.name)
+            if not member.isdir():
+                _replace(target)
             if member.isdir():
                 target.mkdir(parents=True, exist_ok=True)
             elif member.isfile():
@@ -123,18 +156,24 @@ def _unpack_tar(archive: Path, dest: Path, budget: _Budget) -> None:
                 _copy(source, target, budget)
                 target.chmod(0o644 | (member.mode & 0o111))
             elif member.issym():
-                _link_inside(dest, member.name, member.linkname)
                 target.parent.mkdir(parents=True, exist_ok=True)
+                _link_inside(dest, target, member.linkname, member.name)
                 os.symlink(member.linkname, target)
+                # Keyed by where it really is: its folder may be a link a later entry replaces.
+                links[Path(os.path.realpath(target.parent), target.name)] = member.name
             elif member.islnk():
                 # A hard link names an earlier member; copy it rather than link across trees.
-                source_path = _inside(dest, member.linkname)
+                try:
+                    source_path = _inside(dest, member.linkname)
+                except StorageError as exc:
+                    raise StorageError(f"archive hard link {member.name!r}: {exc}") from exc
                 if not source_path.is_file() or source_path.is_symlink():
                     raise StorageError(f"archive hard link {member.name!r} has no target")
                 with source_path.open("rb") as source_file:
                     _copy(source_file, target, budget)
             else:
                 raise StorageError(f"archive entry {member.name!r} is a device or fifo")
+    _recheck_links(dest, links)
 
 
 def _unpack_zip(archive: Path, dest: Path, budget: _Budget) -> None:

@@ -190,7 +190,7 @@ def _list(provider: Provider, uri: str, options: DownloadOptions) -> Listing:
             return provider.listing(uri)
         except TransientError as exc:
             if attempt == options.max_attempts:
-                raise StorageError(f"{uri}: failed after {attempt} attempts: {exc}") from exc
+                raise transfer.gave_up(uri, attempt, exc) from exc
             logger.warning("storage retry uri=%s attempt=%d error=%s", uri, attempt, exc)
             time.sleep(transfer.BACKOFF_S * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
@@ -322,7 +322,9 @@ def local_listing(uri: str, path: Path) -> Listing:
         obj = RemoteObject(path.name, str(path), stat.st_size, _stamp(stat), path.resolve())
         return Listing((obj,), is_single=True, local_root=path)
     if not path.is_dir():
-        raise StorageError(f"{uri}: {path} does not exist")
+        # `file:///a/b` names its path already; `pvc://claim/b` does not (say where it looked).
+        where = "" if str(path) in uri else f" ({path})"
+        raise StorageError(f"{uri} does not exist{where}")
     objects = []
     for folder, _, names in os.walk(path, followlinks=True):
         for name in sorted(names):

@@ -47,6 +47,13 @@ class Part:
     length: int | None
 
 
+def gave_up(locator: str, attempts: int, exc: BaseException) -> StorageError:
+    """The error after the last retry, naming `locator` once: providers start their own
+    messages with it (`s3://b/m: SlowDown`), and a second copy says nothing new."""
+    reason = str(exc).removeprefix(f"{locator}: ")
+    return StorageError(f"{locator}: failed after {attempts} attempts: {reason}")
+
+
 def parts(obj: RemoteObject, target: Path, part_bytes: int) -> list[Part]:
     """How `obj` splits into ranges: one part unless it is big and the store serves ranges."""
     if obj.size is None or not obj.is_ranged or obj.size <= part_bytes:
@@ -131,9 +138,7 @@ class _Run:
                 else:
                     self.progress.add(-written)  # no ranges: start the object again
                 if attempt == self.options.max_attempts or self.stop.is_set():
-                    raise StorageError(
-                        f"{part.obj.key}: failed after {attempt} attempts: {exc}"
-                    ) from exc
+                    raise gave_up(part.obj.key, attempt, exc) from exc
                 logger.warning(
                     "storage retry key=%s offset=%d attempt=%d error=%s",
                     part.obj.key,

@@ -405,7 +405,14 @@ def test_apply_wait_returns_once_ready(ksrv, manifest, store):
 
 def test_apply_wait_times_out_with_the_conditions(ksrv, manifest, store):
     ksrv("apply", "-f", str(manifest))
-    set_status(store, FAILING_STATUS)
+    retrying = {  # a load that failed with tries left: waiting may still help
+        "conditions": [
+            {"type": "PredictorReady", "status": "False", "reason": "ModelLoadRetrying",
+             "message": "no model file in /models"},
+            {"type": "Ready", "status": "False", "reason": "ModelLoadRetrying"},
+        ],
+    }  # fmt: skip
+    set_status(store, retrying)
     started = time.monotonic()
     result = ksrv("apply", "-f", str(manifest), "--wait", "--timeout", "1s")
     assert time.monotonic() - started < 10
@@ -414,7 +421,7 @@ def test_apply_wait_times_out_with_the_conditions(ksrv, manifest, store):
         "timed out waiting for inferenceservice.serving.kserve.io/sklearn-iris to be Ready"
         in result.stderr
     )
-    assert "PredictorReady=False (ModelLoadFailed: no model file in /models)" in result.stderr
+    assert "PredictorReady=False (ModelLoadRetrying: no model file in /models)" in result.stderr
 
 
 def test_a_bad_timeout_is_a_usage_error(ksrv, manifest):

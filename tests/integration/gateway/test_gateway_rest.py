@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import socket
 import struct
 
 import httpx
@@ -126,6 +127,38 @@ def test_forwarded_request_carries_identity_headers_without_hop_by_hop(gateway, 
     assert seen["x-forwarded-for"] == "10.0.0.9, 127.0.0.1"
     assert "proxy-authorization" not in seen and "te" not in seen
     assert seen["host"] == "toy.ns1.example.com"
+
+
+def _raw_exchange(port: int, request: bytes) -> bytes:
+    """Send `request` on a fresh socket; everything the gateway sends until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=HELD_TIMEOUT_S) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_the_gateway_holds_clients_to_the_http_server_limits(gateway, toy):
+    gateway.publish([service("toy", [(100, [toy])])])
+    health = b"GET /ksrv/gateway/health HTTP/1.1\r\n"
+    two_hosts = _raw_exchange(gateway.port, health + b"Host: a\r\nHost: b\r\n\r\n")
+    assert two_hosts.startswith(b"HTTP/1.1 400"), two_hosts
+    many = _raw_exchange(gateway.port, health + b"Host: x\r\n" + b"a: b\r\n" * 10_000 + b"\r\n")
+    assert many.startswith(b"HTTP/1.1 431"), many
+    h2c = _raw_exchange(
+        gateway.port,
+        health + b"Host: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    )
+    assert h2c.startswith(b"HTTP/1.1 200") and h2c.count(b"HTTP/1.1 ") == 1, h2c
+    odd_id = httpx.post(
+        f"{gateway.url}/v1/models/headers:predict",
+        json={"instances": [1]},
+        headers={"host": "toy.default.example.com", "x-request-id": "<script>"},
+    )
+    assert odd_id.status_code == 200, odd_id.text
+    assert "x-request-id" not in odd_id.headers
 
 
 def test_query_string_reaches_the_replica(gateway, raw_upstream):

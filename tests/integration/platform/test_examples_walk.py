@@ -64,7 +64,8 @@ def runnable_examples() -> tuple[list[tuple[str, int, dict[str, Any]]], dict[str
                 skipped[where] = "multi-model serving (TrainedModels, no storageUri)"
             else:
                 try:
-                    resources.load(document)
+                    # strict: kubectl's default refuses fields the CRD does not define
+                    resources.load(document, is_strict=True)
                 except ResourceInvalid as exc:
                     skipped[where] = f"rejected, as the CRD schema / KServe's webhook do: {exc}"
                     continue

@@ -43,13 +43,18 @@ def test_two_model_files_stop_the_server_naming_both(tmp_path, model_format):
 
 
 # Every runtime's unit tests check its load error; two suffice for what the CLI prints.
-@pytest.mark.parametrize("model_format", ["onnx", "sklearn"])
-def test_an_unreadable_model_file_stops_the_server_with_the_reason(tmp_path, model_format):
+@pytest.mark.parametrize(
+    ("model_format", "what"),
+    [("onnx", "model.onnx is not a valid ONNX model"),
+     ("sklearn", "model.joblib is not a valid joblib/pickle file")],
+)  # fmt: skip
+def test_an_unreadable_model_file_stops_the_server_with_the_reason(tmp_path, model_format, what):
     pytest.importorskip(FRAMEWORKS[model_format])
     (tmp_path / FORMATS[model_format][0]).write_bytes(b"this is not a model")
     result = ksrv_serve(model_format, tmp_path)
     assert result.returncode == 2
-    assert "ksrv serve: Could not" in result.stderr
+    assert f"ksrv serve: {what} (in {tmp_path}): " in result.stderr
+    assert result.stderr.count(str(tmp_path)) == 1
     assert "Traceback" not in result.stderr
 
 

@@ -146,3 +146,22 @@ def test_a_model_that_is_not_ready_answers_503():
         assert response.json() == {"error": "Model with name switch is not ready."}
     finally:
         server.stop()
+
+
+def test_loading_a_corrupt_model_is_503_saying_what_is_wrong_once(start_server, tmp_path):
+    from tests.models import sklearn_iris
+
+    sklearn_iris(tmp_path / "iris")
+    server = start_server(
+        ["--model-format", "sklearn", "--model-dir", str(tmp_path / "iris"), "--model-name", "iris"]
+    )
+    broken = tmp_path / "iris" / "broken"
+    broken.mkdir()
+    (broken / "model.joblib").write_bytes(b"this is not a model")
+    response = httpx.post(f"{server.url}/v2/repository/models/broken/load")
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "Model with name broken is not ready. Loading failed: model.joblib is not a "
+        f"valid joblib/pickle file (in {broken}): it is truncated or corrupt, or was not "
+        "written by joblib.dump or pickle.dump"
+    }

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import TESTS_DIR, ServerProcess, free_port
+from tests.conftest import TESTS_DIR, ServerProcess, free_port, wait_until
 from tests.models import IRIS_ROWS, iris_expected
 
 
@@ -54,6 +54,24 @@ def test_custom_model_sample_answers_v2_infer(custom_model):
     output = response.json()["outputs"][0]
     assert (output["name"], output["datatype"], output["shape"]) == ("output-0", "FP32", [1, 10])
     assert sum(output["data"]) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_custom_model_script_says_where_it_listens():
+    # `python my_model.py` used to print nothing at all: logging was never configured.
+    http_port, grpc_port = free_port(), free_port()
+    command = [
+        sys.executable, str(TESTS_DIR / "ports" / "custom_model.py"), "--host", "127.0.0.1",
+        "--http_port", str(http_port), "--grpc_port", str(grpc_port),
+    ]  # fmt: skip
+    server = ServerProcess(command, http_port, grpc_port=grpc_port).wait_ready()
+    try:
+        line = (
+            f"ksrv model server listening on http://127.0.0.1:{http_port} "
+            f"(gRPC 127.0.0.1:{grpc_port})"
+        )
+        wait_until(lambda: line in server.log(), "the script printed its address")
+    finally:
+        server.stop()
 
 
 def _b64_rows(rows: list[list[float]]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.models import IRIS_ROWS, iris_expected
 
@@ -55,3 +56,22 @@ def test_custom_model_sees_request_headers(toy_server):
     assert seen["x-request-id"] == "abc-123"
     assert seen["x-custom"] == "yes"
     assert response.headers["x-request-id"] == "abc-123"
+
+
+@pytest.mark.parametrize(
+    "request_id", ["r" * 129, "abc def", "<script>x</script>", "a;b=c", "id\u00e9"]
+)
+def test_a_request_id_that_is_not_a_short_token_is_not_echoed(toy_server, request_id):
+    response = httpx.post(
+        f"{toy_server.url}/v1/models/headers:predict",
+        json={"instances": []},
+        headers={"x-request-id": request_id.encode("latin-1")},
+    )
+    assert response.status_code == 200
+    assert "x-request-id" not in response.headers
+
+
+def test_a_request_id_of_128_token_characters_is_echoed(toy_server):
+    request_id = "Ab0._:-" + "z" * 121
+    response = httpx.get(f"{toy_server.url}/v2/health/live", headers={"x-request-id": request_id})
+    assert response.headers["x-request-id"] == request_id

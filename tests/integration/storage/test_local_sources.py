@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -59,9 +60,12 @@ def test_an_existing_destination_directory_receives_the_files(isolated_env, mode
     assert files(dest) == {"model.joblib": b"model"}
 
 
-def test_a_missing_local_path_is_a_clear_error(isolated_env, tmp_path):
-    with pytest.raises(StorageError, match="does not exist"):
-        download(f"file://{tmp_path}/nothing", tmp_path / "out")
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_a_missing_local_path_is_named_once(isolated_env, tmp_path, scheme):
+    uri = f"{scheme}{tmp_path}/nothing"
+    with pytest.raises(StorageError) as caught:
+        download(uri, tmp_path / "out")
+    assert str(caught.value) == f"{uri} does not exist"
 
 
 def test_pvc_resolves_through_the_claim_roots(isolated_env, model, monkeypatch, tmp_path):
@@ -107,3 +111,19 @@ def test_hf_offline_without_the_model_cached_says_so(isolated_env, monkeypatch, 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(StorageError, match="hf://org/missing: not in the Hugging Face cache"):
         download("hf://org/missing")
+
+
+def test_an_archive_whose_links_chain_out_fails_and_leaves_nothing(isolated_env, tmp_path):
+    # issue 12: `d/a -> ..` then `d/a/esc -> ../..` passed a check that read only link text.
+    path = tmp_path / "evil.tar"
+    with tarfile.open(path, "w") as tar:
+        for name, link in (("d/a", ".."), ("d/a/esc", "../..")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, link
+            tar.addfile(info)
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(
+        StorageError, match=r"'d/a/esc' -> '\.\./\.\.' points outside the destination"
+    ):
+        download(f"file://{path}", tmp_path / "models" / "evil")
+    assert sorted(tmp_path.rglob("*")) == [*before, tmp_path / "models"]

@@ -2,8 +2,9 @@
 
 The verdict comes from KServe's own CRD schemas (shared/schemas/kserve), checked here with
 jsonschema, plus a short, explained list of documents the CRD accepts but KServe's webhook
-rejects. Unknown fields: the API server prunes them, so a document valid only after pruning
-is accepted, and `local_limitations` must name every pruned field (nothing silently dropped).
+rejects. Unknown fields: the API server prunes them, so a stored document valid only after
+pruning loads, and `local_limitations` must name every pruned field (nothing silently dropped);
+admission (`is_strict`) refuses exactly those fields, as kubectl's strict validation does.
 """
 
 from __future__ import annotations
@@ -174,6 +175,13 @@ def test_load_agrees_with_kserve(file: str, index: int, doc: dict[str, Any]) -> 
     assert unknown == pruned
     again = resources.load(resource.to_dict())
     assert again.to_dict() == resource.to_dict()
+    if pruned:  # kubectl's strict validation refuses what the API server would prune
+        with pytest.raises(ResourceInvalid) as caught:
+            resources.load(doc, is_strict=True)
+        refused = {path for path, text in caught.value.field_errors if "unknown field" in text}
+        assert refused == pruned
+    else:
+        assert resources.load(doc, is_strict=True).to_dict() == resource.to_dict()
 
 
 def test_every_served_example_is_checked() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ksrv.api import resources
+from ksrv.api import names, resources
 from ksrv.api.inference_service import InferenceService, ModelSpec
 from ksrv.errors import ResourceInvalid
 
@@ -213,8 +213,8 @@ FRAMEWORK_LIST = (
 )
 
 RULES = [
-    ({"metadata.name": "1-starts-with-digit"}, "metadata.name", "must match"),
-    ({"metadata.name": "Upper"}, "metadata.name", "must match"),
+    ({"metadata.name": "1-starts-with-digit"}, "metadata.name", "starting with a letter"),
+    ({"metadata.name": "Upper"}, "metadata.name", "lowercase letters"),
     ({"spec.predictor.minReplicas": -1}, "spec.predictor.minReplicas", "must be >= 0"),
     ({"spec.predictor.maxReplicas": -1}, "spec.predictor.maxReplicas", "must be >= 0"),
     (
@@ -271,7 +271,7 @@ RULES = [
     (
         {"spec.explainer": {"custom": {}}},
         "spec.explainer",
-        "ignored: custom",
+        "exactly one of [art, containers] must be specified in ExplainerSpec",
     ),
     (
         {"metadata.annotations": {"serving.kserve.io/deploymentMode": "Fancy"}},
@@ -494,7 +494,7 @@ def test_canary_rules_name_the_field(document, path, message):
 
 def test_names_longer_than_a_dns_label_are_refused():
     assert error_paths(isvc(**{"metadata.name": "a" * 64})) == {
-        "metadata.name": "must be no more than 63 characters"
+        "metadata.name": f"{'a' * 64!r} is not valid: {names.DNS_1035_RULE}"
     }
     load_isvc(isvc(**{"metadata.name": "a" * 63}))
 
@@ -502,3 +502,14 @@ def test_names_longer_than_a_dns_label_are_refused():
 @pytest.mark.parametrize("namespace", ["Prod", "a" * 64, "../etc", "-x"])
 def test_namespaces_must_be_dns_labels(namespace):
     assert "metadata.namespace" in error_paths(isvc(**{"metadata.namespace": namespace}))
+
+
+def test_strict_loading_names_each_unknown_field_once_with_the_closest_known_one():
+    document = isvc(**{"spec.explainer": {"custom": {}}, "spec.predictor.minReplica": 2})
+    with pytest.raises(ResourceInvalid) as caught:
+        resources.load(document, is_strict=True)
+    assert caught.value.field_errors == [
+        ("spec.predictor.minReplica", "unknown field; did you mean minReplicas?"),
+        ("spec.explainer.custom", "unknown field"),
+        ("spec.explainer", "exactly one of [art, containers] must be specified in ExplainerSpec"),
+    ]

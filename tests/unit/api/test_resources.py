@@ -396,7 +396,7 @@ def test_trained_model_memory_is_immutable():
             "spec.nodes.root.steps[0].dependency",
             "'Soft'",
         ),
-        ("metadata.name", "Chain", "metadata.name", "must match"),
+        ("metadata.name", "Chain", "metadata.name", "is not valid: use at most"),
     ],
 )
 def test_inference_graph_rules_name_the_field(path, value, field, message):

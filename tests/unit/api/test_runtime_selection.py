@@ -245,3 +245,19 @@ def test_serve_model_format_maps_to_a_registry_runtime(text, expected):
 def test_serve_model_format_without_a_runtime_names_the_candidates():
     with pytest.raises(ResourceInvalid, match=r"sklearn:3.*ksrv-sklearn \[sklearn:0, sklearn:1\]"):
         default_ksrv_runtime("sklearn:3")
+
+
+@pytest.mark.parametrize(
+    ("wanted", "message"),
+    [
+        ("sklern", "no runtime supports modelFormat 'sklern'; did you mean 'sklearn'?"),
+        ("SKLearn", "no runtime supports modelFormat 'SKLearn'; did you mean 'sklearn'?"),
+        ("tensorflw", "no runtime supports modelFormat 'tensorflw'; did you mean 'tensorflow'?"),
+        ("cobol", "no runtime supports modelFormat 'cobol'; the runtimes support lightgbm, "),
+    ],
+)
+def test_a_format_no_runtime_lists_suggests_the_closest_one(wanted, message):
+    with pytest.raises(ResourceInvalid) as caught:
+        select_runtime(ModelFormat(wanted), default_runtimes.default_runtimes())
+    assert caught.value.reason == "NoSupportingRuntime"
+    assert str(caught.value).startswith(message)

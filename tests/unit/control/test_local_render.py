@@ -167,3 +167,45 @@ def test_service_urls_come_from_the_platform():
         == "http://127.0.0.1:8080/serving/ns/iris-explainer"
     )
     assert PLATFORM.address_url("ns", "iris") == "http://iris-ns.example.com"
+
+
+def custom(container: dict[str, Any]) -> list[str]:
+    spec = {"predictor": {"containers": [{"name": "kserve-container", **container}]}}
+    return ["python3" if arg == "PY" else arg for arg in rendered(spec).spec.command]
+
+
+def test_a_relative_script_resolves_in_the_working_dir_like_kubernetes(tmp_path):
+    (tmp_path / "model.py").write_text("")
+    (tmp_path / "serve.sh").write_text("")
+    for command in (["python", "model.py"], ["./serve.sh"], ["sh", "-c", "x"]):
+        argv = custom({"command": command, "workingDir": str(tmp_path)})
+        assert local_render.missing_relative_path(argv, Path("/elsewhere")) is None
+        assert local_render.missing_relative_path(custom({"command": command}), tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("command", "working_dir", "expected"),
+    [
+        (["python", "model.py"], None,
+         "'model.py' in the container's command is a relative path, resolved against {cwd}, "
+         "the directory ksrv runs in, as the container sets no workingDir, and there is no such "
+         "file there; give an absolute path or set the container's workingDir to the folder "
+         "that holds it"),
+        (["./serve.sh"], "app",
+         "'./serve.sh' in the container's command is a relative path, resolved against the "
+         "container's workingDir {cwd}/app, and there is no such file there; give an absolute "
+         "path or set the container's workingDir to the folder that holds it"),
+        (["python", "model.py"], "missing", "workingDir 'missing' does not exist (resolved to "
+         "{cwd}/missing)"),
+    ],
+)  # fmt: skip
+def test_a_relative_path_that_is_not_there_is_explained(tmp_path, command, working_dir, expected):
+    (tmp_path / "app").mkdir()
+    container = {"command": command, **({"workingDir": working_dir} if working_dir else {})}
+    problem = local_render.missing_relative_path(custom(container), tmp_path)
+    assert problem == expected.format(cwd=tmp_path)
+
+
+def test_absolute_paths_and_modules_are_not_second_guessed(tmp_path):
+    for command in (["/nonexistent/serve.sh"], ["python", "-m", "nope"], ["ksrv", "serve"]):
+        assert local_render.missing_relative_path(custom({"command": command}), tmp_path) is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ksrv.control import service_status
 from ksrv.control.plan import ComponentPlan, ModelServer
 from ksrv.control.platforms.base import ReplicaState, RevisionSpec, RevisionState
@@ -15,11 +17,14 @@ SERVER = ModelServer("sklearn", "/m", "ksrv-sklearn", True, "sklearn", True)
 VIEW = ServiceView(3, "http://gw/serving/ns/iris", "http://iris-ns.example.com", "predictor", [])
 
 
-def state(*phases: str, failure: str | None = None) -> RevisionState:
+def state(*phases: str, failure: str | None = None, failures: int = 1) -> RevisionState:
+    """A revision whose replicas are in `phases`; each not Ready has failed `failures` times in
+    a row when a `failure` is given."""
     spec = RevisionSpec("ns", "iris", "predictor", "iris-predictor-00001", ("x",))
     replicas = [
         ReplicaState(i, 100 + i, 1000 + i, 2000 + i, phase, 0, 1 if phase == "Failed" else None,
-                     failure if phase == "Failed" else None, Path("/log"), 0.0, "127.0.0.1")
+                     failure if phase != "Ready" else None, Path("/log"), 0.0, "127.0.0.1",
+                     failures if failure and phase != "Ready" else 0)
         for i, phase in enumerate(phases)
     ]  # fmt: skip
     return RevisionState(spec, replicas)
@@ -49,7 +54,7 @@ def test_a_ready_predictor_makes_the_service_ready_and_loaded():
 def test_a_failed_load_is_the_reason_the_service_is_not_ready():
     outcome = ComponentOutcome(
         ComponentPlan("predictor", workload=SERVER),
-        latest_state=state("Failed", failure="no model file"),
+        latest_state=state("Failed", failure="no model file", failures=3),
         notes=("spec.predictor.logger: not here",),
     )
     status = service_status.service_status(VIEW, {"predictor": outcome}, {}, T0)
@@ -96,3 +101,48 @@ def test_component_status_reports_traffic_and_pointers():
         ],
         "url": "http://u",
     }
+
+
+@pytest.mark.parametrize(
+    ("phases", "failures", "reason", "transition", "is_terminal"),
+    [
+        (("Failed",), 1, "ModelLoadRetrying", "InProgress", False),
+        (("Starting",), 2, "ModelLoadRetrying", "InProgress", False),
+        (("Failed",), 3, "ModelLoadFailed", "BlockedByFailedLoad", True),
+        # restarting after its last try: still terminal, so the status does not flap
+        (("Starting",), 3, "ModelLoadFailed", "BlockedByFailedLoad", True),
+        # every replica out of tries, whichever phase it is in
+        (("Failed", "Starting"), 3, "ModelLoadFailed", "BlockedByFailedLoad", True),
+        (("Starting",), 0, "Starting", "InProgress", False),
+    ],
+)
+def test_a_load_failing_on_every_try_is_terminal_and_one_with_tries_left_is_not(
+    phases, failures, reason, transition, is_terminal
+):
+    outcome = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        latest_state=state(*phases, failure="no model file" if failures else None,
+                           failures=failures),
+    )  # fmt: skip
+    status = service_status.service_status(VIEW, {"predictor": outcome}, {}, T0)
+    assert conditions(status)["Ready"]["reason"] == reason
+    assert status["modelStatus"]["transitionStatus"] == transition
+    failure = outcome.failure()
+    assert (failure is not None and failure.is_terminal) == is_terminal
+    if failures:
+        assert status["modelStatus"]["lastFailureInfo"]["reason"] == "ModelLoadFailed"
+        assert "no model file" in status["modelStatus"]["lastFailureInfo"]["message"]
+
+
+def test_ready_names_a_terminal_reason_before_a_transient_one():
+    starting = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER), latest_state=state("Starting")
+    )
+    broken = ComponentOutcome(
+        ComponentPlan("transformer", error="no command", error_reason="InvalidSpec")
+    )
+    status = service_status.service_status(
+        VIEW, {"predictor": starting, "transformer": broken}, {}, T0
+    )
+    assert conditions(status)["PredictorReady"]["reason"] == "Starting"
+    assert conditions(status)["Ready"]["reason"] == "InvalidSpec"

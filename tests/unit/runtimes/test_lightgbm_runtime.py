@@ -48,5 +48,8 @@ def test_nthread_defaults_to_one_and_comes_from_the_environment(tmp_path, monkey
 
 def test_a_file_that_is_not_a_booster_is_a_storage_error(tmp_path):
     (tmp_path / "model.bst").write_text("garbage")
-    with pytest.raises(StorageError, match="Could not load LightGBM model"):
+    with pytest.raises(StorageError) as caught:
         LightGBMModel("m", tmp_path).load()
+    message = str(caught.value)
+    assert message.startswith(f"model.bst is not a valid LightGBM model (in {tmp_path}): ")
+    assert message.count(str(tmp_path)) == 1  # LightGBM's own message repeats the path

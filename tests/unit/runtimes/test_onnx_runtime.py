@@ -42,5 +42,9 @@ def test_v1_integers_are_cast_to_the_graphs_float_input(linear_dir):
 
 def test_a_file_that_is_not_onnx_is_a_storage_error(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"garbage")
-    with pytest.raises(StorageError, match="Could not load ONNX model"):
+    with pytest.raises(StorageError) as caught:
         ONNXModel("m", tmp_path).load()
+    # onnxruntime says "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from PATH failed:"
+    assert str(caught.value) == (
+        f"model.onnx is not a valid ONNX model (in {tmp_path}): Protobuf parsing failed."
+    )

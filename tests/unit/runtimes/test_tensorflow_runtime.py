@@ -71,5 +71,8 @@ def test_a_missing_signature_is_a_storage_error(tmp_path):
 
 def test_an_unreadable_saved_model_is_a_storage_error(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"this is not a model")
-    with pytest.raises(StorageError, match="Could not load SavedModel"):
+    with pytest.raises(StorageError) as caught:
         TensorFlowModel("m", tmp_path).load()
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path} is not a valid TensorFlow SavedModel: ")
+    assert message.count(str(tmp_path)) == 1 and "saved_model.pb" in message

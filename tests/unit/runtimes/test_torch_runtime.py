@@ -41,5 +41,9 @@ def test_v1_floats_take_the_dtype_of_the_modules_parameters(tmp_path):
 
 def test_a_pickled_state_dict_is_a_storage_error_that_says_torchscript(tmp_path):
     torch.save({"weight": torch.zeros(2)}, str(tmp_path / "model.pt"))
-    with pytest.raises(StorageError, match="TorchScript"):
+    with pytest.raises(StorageError) as caught:
         TorchModel("m", tmp_path).load()
+    message = str(caught.value)
+    assert message.startswith(f"model.pt is not a valid TorchScript file (in {tmp_path}): ")
+    assert message.endswith("(save the model with torch.jit.save)")
+    assert message.count(str(tmp_path)) == 1

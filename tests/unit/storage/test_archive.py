@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import re
 import stat
 import tarfile
 import zipfile
@@ -56,6 +58,71 @@ def test_entries_that_leave_the_target_are_refused(tmp_path, members):
     with pytest.raises(StorageError, match=r"outside|out of the target"):
         archive.unpack(tar, tmp_path / "out", limit_bytes=100)
     assert not (tmp_path / "x").exists()
+
+
+def tree(root):
+    """Every path under `root`, links listed as `name -> text`, without following them."""
+    return sorted(
+        f"{p.relative_to(root)} -> {os.readlink(p)}" if p.is_symlink() else str(p.relative_to(root))
+        for p in root.rglob("*")
+    )
+
+
+SYM, HARD = tarfile.SYMTYPE, tarfile.LNKTYPE
+
+
+@pytest.mark.parametrize(
+    ("members", "culprit"),
+    [
+        # issue 12: each link is fine by its text; together `esc` lands two levels above `out`
+        (
+            [member("d/a", kind=SYM, link=".."), member("d/a/esc", kind=SYM, link="../..")],
+            "d/a/esc",
+        ),
+        # a link made harmless-looking first, redirected by a later one (`y -> .`)
+        ([member("x", kind=SYM, link="y/q/../../.."), member("y", kind=SYM, link=".")], "x"),
+        ([member("x", kind=SYM, link="y/q/../.."), member("y", kind=SYM, link=".")], "x"),
+        ([member("l", kind=SYM, link="/tmp")], "l"),
+        ([member("d/l", kind=SYM, link="../../out")], "d/l"),
+        ([member("up", kind=SYM, link="."), member("up/up/../../x", b"x")], "up/up/../../x"),
+        ([member("d/a", kind=SYM, link=".."), member("d/a/h", kind=HARD, link="../x")], "d/a/h"),
+        ([member("h", kind=HARD, link="/etc/hostname")], "h"),
+    ],
+)
+def test_links_that_resolve_outside_fail_naming_the_entry_and_leave_nothing_out(
+    tmp_path, members, culprit
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    tar = make_tar(tmp_path / "m.tar", members)
+    before = tree(tmp_path)
+    with pytest.raises(StorageError, match=re.escape(repr(culprit))):
+        archive.unpack(tar, work / "out", limit_bytes=100)
+    assert tree(tmp_path) == before  # nothing written, and `out` with its links removed
+
+
+@pytest.mark.parametrize("name", ["/abs/x", "../x", "a/../../x", "a\\..\\..\\x"])
+def test_zip_names_that_leave_the_target_fail_naming_the_entry(tmp_path, name):
+    (tmp_path / "work").mkdir()
+    with zipfile.ZipFile(tmp_path / "m.zip", "w") as zipped:
+        zipped.writestr("ok.txt", b"ok")
+        zipped.writestr(zipfile.ZipInfo(name), b"x")
+    before = tree(tmp_path)
+    with pytest.raises(StorageError, match="points outside the destination"):
+        archive.unpack(tmp_path / "m.zip", tmp_path / "work" / "out", limit_bytes=100)
+    assert tree(tmp_path) == before
+
+
+def test_a_file_entry_replaces_a_link_instead_of_writing_through_it(tmp_path):
+    tar = make_tar(tmp_path / "m.tar", [
+        member("sub/f", b"inside"),
+        member("l", kind=SYM, link="sub/f"),
+        member("l", b"new"),
+    ])  # fmt: skip
+    archive.unpack(tar, tmp_path / "out", limit_bytes=100)
+    assert tree(tmp_path / "out") == ["l", "sub", "sub/f"]
+    assert (tmp_path / "out/sub/f").read_bytes() == b"inside"
+    assert (tmp_path / "out/l").read_bytes() == b"new"
 
 
 def test_device_files_are_refused(tmp_path):

@@ -87,6 +87,8 @@ class ReplicaState:
     """Wall-clock time (time.time()) the current process started."""
     host: str
     """Where the replica listens; with the ports, its addresses."""
+    failures_in_a_row: int = 0
+    """Failures since it was last Ready: how many tries a load that keeps failing has had."""
 
     @property
     def http_address(self) -> str | None:

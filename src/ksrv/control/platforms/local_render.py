@@ -6,14 +6,18 @@ The local platform's renderer (a Kubernetes platform renders the same plan into 
 - a custom container runs its own `command` + `args` (an image cannot run without a container
   engine), with KServe's injected arguments (`--model_name`, `--http_port`, `--grpc_port`, and
   `--predictor_host` for transformers and explainers); `ksrv` as the command means this ksrv,
-  and a `workingDir` is entered before the command runs.
+  and a `workingDir` is entered before the command runs, so relative paths in it resolve there
+  as in Kubernetes (without one, in the directory the control plane runs in:
+  `missing_relative_path` explains a failure that comes of it).
 Ports are placeholders ("{http_port}", "{grpc_port}") that each replica fills with free ports.
 Everything the plan asks for that local processes do not carry out is said in `notes`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from ksrv.control.plan import ComponentPlan, CustomContainer, ModelServer
@@ -194,3 +198,33 @@ def _injected_args(
     if not is_ksrv:
         injected += ["--host", "127.0.0.1"]
     return injected
+
+
+def missing_relative_path(argv: list[str], cwd: Path) -> str | None:
+    """Why a rendered command cannot start when it names a relative path that is not there,
+    or a working directory that does not exist; None when neither is the case.
+
+    `argv` is a rendered command (a `workingDir` shows as the chdir trampoline); `cwd` is where
+    the platform spawns processes. Looked at when a replica failed, never before: the file may
+    appear later, and a spec stays valid without it.
+    """
+    if argv[1:3] == ["-c", CHDIR_AND_EXEC] and len(argv) > 4:
+        folder, command = cwd / argv[3], argv[4:]
+        where = f"the container's workingDir {folder}"
+        if not folder.is_dir():
+            return f"workingDir {argv[3]!r} does not exist (resolved to {folder})"
+    else:
+        folder, command = cwd, argv
+        where = f"{cwd}, the directory ksrv runs in, as the container sets no workingDir"
+    program = os.path.basename(command[0])
+    paths = [command[0]] if "/" in command[0] else []
+    if program.startswith("python") and len(command) > 1 and not command[1].startswith("-"):
+        paths.append(command[1])  # `python model.py`: the script is the path that matters
+    for path in paths:
+        if not os.path.isabs(path) and not (folder / path).exists():
+            return (
+                f"{path!r} in the container's command is a relative path, resolved against "
+                f"{where}, and there is no such file there; give an absolute path or set "
+                "the container's workingDir to the folder that holds it"
+            )
+    return None

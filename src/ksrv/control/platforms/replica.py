@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ksrv.control.platforms import processes, readiness
+from ksrv.control.platforms import local_render, processes, readiness
 from ksrv.control.platforms.base import Phase, ReplicaState, RevisionSpec
 from ksrv.control.platforms.statefile import ReplicaRecord
 
@@ -74,6 +74,7 @@ class LocalReplica:
         self.restarts = 0
         self.last_exit_code: int | None = None
         self.last_failure: str | None = None
+        self.failures_in_a_row = 0
         self._delay_s = supervision.backoff_initial_s
         self._ready_since = 0.0
         self._log_offset = 0
@@ -93,6 +94,7 @@ class LocalReplica:
             log_path=self.log_path,
             started_at=self.started_at,
             host=LOCAL_HOST,
+            failures_in_a_row=self.failures_in_a_row,
         )
 
     def record(self) -> ReplicaRecord:
@@ -207,7 +209,7 @@ class LocalReplica:
             )
             self.last_failure = failure
             self._forget_process()
-            self._set_phase("Failed")
+            self._fail()
             await asyncio.sleep(self._delay_s)
             self._delay_s = min(self._delay_s * 2, self._supervision.backoff_max_s)
             self.restarts += 1
@@ -233,7 +235,7 @@ class LocalReplica:
             pid = processes.spawn(argv, env, self.log_path)
         except OSError as exc:
             self.last_exit_code = None
-            return f"cannot start {argv[0]}: {exc}"
+            return _with_path_hint(f"cannot start {argv[0]}: {exc}", argv)
         self.process_start = processes.start_time(pid)
         self.started_at = time.time()
         self.pid, self.http_port, self.grpc_port = pid, http_port, grpc_port
@@ -267,6 +269,7 @@ class LocalReplica:
         if problem is None:
             if self.phase != "Ready":
                 self._ready_since = now
+                self.failures_in_a_row = 0
                 self._set_phase("Ready")
             elif now - self._ready_since >= self._supervision.backoff_reset_s:
                 self._delay_s = self._supervision.backoff_initial_s
@@ -276,7 +279,7 @@ class LocalReplica:
         failures += 1
         if failures >= self._supervision.failure_threshold and self.phase == "Ready":
             self.last_failure = f"readiness probe failed {failures} times in a row: {problem}"
-            self._set_phase("Failed")
+            self._fail()
         return failures
 
     def _describe(self, exited: processes.Exited) -> str:
@@ -288,12 +291,19 @@ class LocalReplica:
         else:
             what = f"exited with code {exited.code}"
         tail = processes.log_tail(self.log_path, self._log_offset).rstrip()
+        what = _with_path_hint(
+            what, [arg.replace("{python}", self._python) for arg in self.spec.command]
+        )
         return f"{what}; log tail:\n{tail}" if tail else what
 
     def _address_in_use(self) -> bool:
         lived_s = time.time() - (self.started_at or 0.0)
         tail = processes.log_tail(self.log_path, self._log_offset).lower()
         return lived_s < 10.0 and any(marker in tail for marker in ADDRESS_IN_USE)
+
+    def _fail(self) -> None:
+        self.failures_in_a_row += 1
+        self._set_phase("Failed")
 
     def _set_phase(self, phase: Phase) -> None:
         if phase != self.phase:
@@ -307,3 +317,12 @@ class LocalReplica:
             processes.kill_group(self.pid)
             self.pid = self.process_start = None
             self._changed()
+
+
+def _with_path_hint(failure: str, argv: list[str]) -> str:
+    """`failure`, followed by what is wrong when the command names a relative path that is
+    not where it resolves (the usual reason a custom container exits at once)."""
+    if not argv:
+        return failure
+    hint = local_render.missing_relative_path(argv, Path.cwd())
+    return f"{failure}: {hint}" if hint else failure
