@@ -1,12 +1,14 @@
 """A port another server listens on stops `ksrv serve`, `ksrv gateway` and `ksrv up` with one
 line naming the port (issue 12, items 1 and 12): never a traceback, and never a silent share
 of the port with the other server (grpcio's default SO_REUSEPORT let a stray `ksrv serve`
-answer 11 of 20 gRPC calls meant for the gateway)."""
+answer 11 of 20 gRPC calls meant for the gateway). A KServe-style script (`python model.py`)
+says it the same way."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +54,21 @@ def test_serve_on_a_port_in_use_stops_naming_the_port(held_port, role):
     ports = (held_port, free_port()) if role == "HTTP" else (free_port(), held_port)
     result = run(serve_args(*ports))
     assert_one_line(result, f"ksrv serve: port {held_port} ({role}) is already in use on 127.0.0.1")
+
+
+@pytest.mark.parametrize("role", ["HTTP", "gRPC"])
+def test_a_kserve_style_script_on_a_port_in_use_stops_naming_the_port(held_port, role):
+    ports = (held_port, free_port()) if role == "HTTP" else (free_port(), held_port)
+    result = subprocess.run(
+        [sys.executable, str(TESTS_DIR / "toys.py"), "--host", "127.0.0.1",
+         "--http_port", str(ports[0]),
+         "--grpc_port", str(ports[1])],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = f"ksrv: port {held_port} ({role}) is already in use on 127.0.0.1"
+    assert result.stderr.strip().splitlines()[-1] == line, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("role", ["HTTP", "gRPC"])
