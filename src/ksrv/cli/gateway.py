@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from pathlib import Path
 
 import click
 
 from ksrv.cli import exposure
+from ksrv.errors import KsrvError
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +44,26 @@ def gateway(
     """Route requests by host or /serving/NS/NAME path to the ready replicas."""
     warning = exposure.check({"gateway": host}, is_insecure_no_auth)
     from ksrv.gateway import app
+    from ksrv.http import listeners
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if warning:
         click.echo(warning, err=True)
         logger.warning(warning)
-    app.serve_gateway(host, http_port, grpc_port, routes_url, workers)
+    # `ksrv up` binds the HTTP port itself and hands it down, so it stays open across restarts
+    # (and takes it back through `handover` when it restarts itself).
+    inherited = listeners.inherited(os.environ)
+    handover = os.environ.pop(listeners.HANDOVER_ENV, None)
+    try:
+        app.serve_gateway(
+            host,
+            http_port,
+            grpc_port,
+            routes_url,
+            workers,
+            inherited,
+            Path(handover) if handover else None,
+        )
+    except KsrvError as exc:
+        click.echo(f"ksrv gateway: {exc}", err=True)
+        sys.exit(2)

@@ -16,6 +16,7 @@ import httpx
 
 from ksrv.cli import exposure
 from ksrv.control import plane
+from ksrv.errors import KsrvError
 
 DEFAULT_STATE_DIR = Path(os.environ.get("KSRV_STATE_DIR", Path.home() / ".ksrv"))
 START_TIMEOUT_S = 60.0
@@ -90,6 +91,7 @@ def up(
         gateway_port=port,
         gateway_grpc_port=grpc_port,
         domain=domain,
+        gateway_workers=gateway_workers,
         log_retention_s=log_retention_days * 24 * 3600,
         is_insecure_no_auth=is_insecure_no_auth,
     )
@@ -108,13 +110,20 @@ def up(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if warning:
         logger.warning(warning)
-    _say_up(settings)
+    try:
+        _run(settings)
+    except KsrvError as exc:  # a port in use
+        click.echo(f"ksrv up: {exc}", err=True)
+        sys.exit(2)
+
+
+def _run(settings: plane.PlaneSettings) -> None:
     try:
         import uvloop
-
-        uvloop.run(plane.run(settings))
     except ImportError:  # pragma: no cover - uvloop is a core dependency
-        asyncio.run(plane.run(settings))
+        asyncio.run(plane.run(settings, on_started=lambda: _say_up(settings)))
+    else:
+        uvloop.run(plane.run(settings, on_started=lambda: _say_up(settings)))
 
 
 @click.command()
@@ -144,8 +153,11 @@ def down(state_dir: Path, timeout: float) -> None:
 
 
 def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
+    """Start `ksrv up` in its own session; return once its management API and its gateway
+    both answer, or exit 1 with the reason (what its log said) when it died or hung."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.state_dir / "ksrv.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [
@@ -165,7 +177,7 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
                 "--grpc-port",
                 str(settings.gateway_grpc_port),
                 "--gateway-workers",
-                os.environ["KSRV_GATEWAY_WORKERS"],
+                str(settings.gateway_workers),
                 "--api-port",
                 str(settings.api_port),
                 "--domain",
@@ -178,18 +190,44 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    checks = {
+        "management API": f"{settings.api_url}/healthz",
+        "gateway": f"http://{settings.gateway_http}/ksrv/gateway/health",
+    }
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    while checks and time.monotonic() < deadline:
         if process.poll() is not None:
-            click.echo(f"ksrv up failed (exit {process.returncode}); see {log_path}", err=True)
+            click.echo(f"ksrv up failed (exit {process.returncode}):", err=True)
+            click.echo(_log_tail(log_path, offset), err=True)
+            click.echo(f"(log: {log_path})", err=True)
             sys.exit(1)
-        if _answers(f"{settings.api_url}/healthz"):
-            _say_up(settings)
-            click.echo(f"running in the background (pid {process.pid}); logs in {log_path}")
-            return
-        time.sleep(0.1)
-    click.echo(f"ksrv up did not answer within {START_TIMEOUT_S:g}s; see {log_path}", err=True)
-    sys.exit(1)
+        # Only once it wrote its pid (its ports are bound) is an answer its own, not one
+        # from another server on the port.
+        if _running_pid(settings.pid_file) == process.pid:
+            checks = {what: url for what, url in checks.items() if not _answers(url)}
+        if checks:
+            time.sleep(0.1)
+    if checks:
+        process.terminate()
+        missing = " and ".join(checks)
+        click.echo(f"ksrv up: the {missing} did not answer within {START_TIMEOUT_S:g}s; "
+                   f"stopped it. Its log:", err=True)  # fmt: skip
+        click.echo(_log_tail(log_path, offset), err=True)
+        click.echo(_log_tail(settings.state_dir / "gateway.log", 0), err=True)
+        sys.exit(1)
+    _say_up(settings)
+    click.echo(f"running in the background (pid {process.pid}); logs in {log_path}")
+
+
+def _log_tail(path: Path, offset: int, max_lines: int = 15) -> str:
+    """The last lines `path` gained after `offset` (the reason a start failed)."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-max_lines:])
 
 
 def _say_up(settings: plane.PlaneSettings) -> None:
