@@ -2,36 +2,55 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 PORT ?= 8080
-# Every runtime's extra: the whole suite runs against all of them.
+GRPC_PORT ?= 8081
+API_PORT ?= 8090
+# `make run` serves the sklearn demo: its venv holds ksrv and scikit-learn only (seconds to
+# install). Everything else needs every runtime's extra: the whole suite runs against all of them.
+RUN_EXTRAS ?= sklearn
 EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,s3,gcs,azure,hf,explainer,pmml,mlflow,test,dev
+# One stamp per install: a venv `make run` made still gets everything on the first `make test`.
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed
+SERVER := http://127.0.0.1:$(API_PORT)
 
 .PHONY: run test test-unit test-int lint fmt type check bench proto clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
+
+# --no-compile: byte-compiling all of scipy and scikit-learn took a third of the install; Python
+# compiles the few modules the demo imports when it first imports them.
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -e ".[$(RUN_EXTRAS)]"
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
 	# Azurite (Azure Storage emulator) for the storage tests; 3.35 is the last for node 20.
 	command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix $(VENV)/node azurite@3.35.0 || echo "npm missing: Azure storage tests will skip"
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python examples/sklearn-iris/train.py .run/iris
-	$(BIN)/ksrv up --detach --port $(PORT)
+	$(BIN)/ksrv up --detach --port $(PORT) --grpc-port $(GRPC_PORT) --api-port $(API_PORT)
 	sed "s#storageUri: .*#storageUri: $(CURDIR)/.run/iris#" examples/sklearn-iris/inferenceservice.yaml \
-		| $(BIN)/ksrv apply -f - --wait
+		| $(BIN)/ksrv apply --server $(SERVER) -f - --wait
 	@echo
-	@$(BIN)/ksrv get isvc
+	@$(BIN)/ksrv get isvc --server $(SERVER)
 	@echo
-	@echo "Call it through the gateway (V1, then Open Inference Protocol):"
-	@echo "  curl -s http://127.0.0.1:$(PORT)/serving/default/sklearn-iris/v1/models/sklearn-iris:predict \\"
+	@echo "Call it through the gateway as KServe's getting-started does (status.url's host), then by path:"
+	@echo "  SERVICE_HOSTNAME=\$$($(BIN)/ksrv get isvc sklearn-iris --server $(SERVER) -o jsonpath='{.status.url}' | cut -d/ -f3)"
+	@echo "  curl -s -H \"Host: \$${SERVICE_HOSTNAME}\" http://127.0.0.1:$(PORT)/v1/models/sklearn-iris:predict \\"
 	@echo "    -d '{\"instances\":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}'"
-	@echo "  curl -s -H 'Host: sklearn-iris-default.example.com' http://127.0.0.1:$(PORT)/v2/models/sklearn-iris/infer \\"
+	@echo "  curl -s http://127.0.0.1:$(PORT)/serving/default/sklearn-iris/v2/models/sklearn-iris/infer \\"
 	@echo "    -H 'content-type: application/json' \\"
 	@echo "    -d '{\"inputs\":[{\"name\":\"input-0\",\"shape\":[1,4],\"datatype\":\"FP64\",\"data\":[6.8,2.8,4.8,1.4]}]}'"
 	@echo "Then: $(BIN)/ksrv get isvc | describe isvc sklearn-iris | logs sklearn-iris | down"
+ifneq ($(API_PORT),8090)
+	@echo "(with --server $(SERVER), or export KSRV_SERVER=$(SERVER))"
+endif
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

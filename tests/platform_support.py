@@ -22,9 +22,17 @@ EXAMPLES = SHARED / "examples-kserve"
 class LocalKsrv:
     """`ksrv up` in the foreground as our child; every replica it starts dies with it."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: tuple[int, int, int] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        """`ports`: gateway HTTP, gateway gRPC and API (free ones by default); `args`: more
+        `ksrv up` flags."""
         self.state_dir = state_dir
-        self.port, self.grpc_port, self.api_port = free_port(), free_port(), free_port()
+        self.port, self.grpc_port, self.api_port = ports or (free_port(), free_port(), free_port())
+        self.args = args
         self.gateway = f"http://127.0.0.1:{self.port}"
         self.api = f"http://127.0.0.1:{self.api_port}"
         self.env = {**os.environ, "KSRV_SERVER": self.api, "KSRV_STATE_DIR": str(state_dir)}
@@ -58,6 +66,7 @@ class LocalKsrv:
                 str(self.grpc_port),
                 "--api-port",
                 str(self.api_port),
+                *self.args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -7,9 +7,18 @@ finds a ksrv runtime. The annotation `ksrv.io/runtime` names the `ksrv.runtimes.
 `ksrv.io/merges-requests` says whether that runtime merges concurrent requests into one predict
 call (a fact of the runtime, kept here as data so the control plane never imports runtimes; a
 unit test checks it against the runtime classes).
+
+They are installed the way KServe's chart installs its own: listed and read like applied ones
+(`ksrv get csr`), and a ClusterServingRuntime applied under the same name takes a default's
+place (`disabled: true` turns one off), for listing and for runtime selection alike.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import yaml
 
 from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, parse_runtimes
 
@@ -87,6 +96,23 @@ def default_runtimes() -> list[ClusterServingRuntime]:
     """The default set, parsed (and so validated) like any user-supplied runtime."""
     runtimes = parse_runtimes(default_runtimes_yaml())
     return [runtime for runtime in runtimes if isinstance(runtime, ClusterServingRuntime)]
+
+
+def installed(stored: Iterable[dict[str, Any]], created: str) -> list[dict[str, Any]]:
+    """Every ClusterServingRuntime the platform uses, by name: the stored ones, and each
+    default no stored one replaces (stamped `created`, an RFC 3339 time)."""
+    by_name = {str(document["metadata"]["name"]): document for document in stored}
+    for document in yaml.safe_load_all(default_runtimes_yaml()):
+        name = document["metadata"]["name"]
+        if name not in by_name:
+            document["metadata"]["creationTimestamp"] = created
+            by_name[name] = document
+    return [by_name[name] for name in sorted(by_name)]
+
+
+def unreplaced(runtimes: Iterable[Runtime], names: set[str]) -> list[Runtime]:
+    """The defaults among `runtimes` whose name no applied ClusterServingRuntime takes."""
+    return [runtime for runtime in runtimes if runtime.metadata.name not in names]
 
 
 def ksrv_runtime(runtime: Runtime) -> str | None:

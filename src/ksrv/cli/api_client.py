@@ -6,6 +6,8 @@ one line, kubectl's wording), never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -70,6 +72,24 @@ class ControlPlaneClient:
         if response.status_code >= 400:
             raise _failure(response)
         return response
+
+    @contextmanager
+    def stream(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None
+    ) -> Iterator[httpx.Response]:
+        """A response whose body is read as it arrives (no read timeout); failures as in
+        `request`."""
+        timeout = httpx.Timeout(self._client.timeout.connect or 30.0, read=None)
+        try:
+            with self._client.stream(method, path, params=params, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _failure(response)
+                yield response
+        except httpx.ConnectError as exc:
+            raise click.ClickException(
+                f"cannot reach the ksrv control plane at {self.server}: is `ksrv up` running?"
+            ) from exc
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = self.request("GET", path, params=params).json()

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from pathlib import Path
 
 import click
+
+from ksrv.cli import exposure
+from ksrv.errors import KsrvError
+
+logger = logging.getLogger(__name__)
 
 
 @click.command()
@@ -24,11 +32,38 @@ import click
     envvar="KSRV_GATEWAY_WORKERS",
     help="Gateway processes sharing the HTTP and gRPC ports (env KSRV_GATEWAY_WORKERS).",
 )
+@exposure.insecure_option
 def gateway(
-    host: str, http_port: int, grpc_port: int, routes_url: str | None, workers: int
+    host: str,
+    http_port: int,
+    grpc_port: int,
+    routes_url: str | None,
+    workers: int,
+    is_insecure_no_auth: bool,
 ) -> None:
     """Route requests by host or /serving/NS/NAME path to the ready replicas."""
+    warning = exposure.check({"gateway": host}, is_insecure_no_auth)
     from ksrv.gateway import app
+    from ksrv.http import listeners
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app.serve_gateway(host, http_port, grpc_port, routes_url, workers)
+    if warning:
+        click.echo(warning, err=True)
+        logger.warning(warning)
+    # `ksrv up` binds the HTTP port itself and hands it down, so it stays open across restarts
+    # (and takes it back through `handover` when it restarts itself).
+    inherited = listeners.inherited(os.environ)
+    handover = os.environ.pop(listeners.HANDOVER_ENV, None)
+    try:
+        app.serve_gateway(
+            host,
+            http_port,
+            grpc_port,
+            routes_url,
+            workers,
+            inherited,
+            Path(handover) if handover else None,
+        )
+    except KsrvError as exc:
+        click.echo(f"ksrv gateway: {exc}", err=True)
+        sys.exit(2)

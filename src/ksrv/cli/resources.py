@@ -7,7 +7,6 @@ server runs, so it works without `ksrv up`. Errors are one line and exit 1, as k
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -19,9 +18,10 @@ import yaml
 
 from ksrv import errors
 from ksrv.api.kinds import COMPONENTS
-from ksrv.cli import tables, waiting
+from ksrv.cli import waiting, watch
 from ksrv.cli.api_client import APIFailure, ControlPlaneClient, server_option
 from ksrv.cli.description import description
+from ksrv.cli.output import Output
 from ksrv.control import api_paths
 from ksrv.control.api_paths import ResourceType
 
@@ -125,7 +125,12 @@ def apply(
 @click.argument("names", nargs=-1)
 @namespace_option
 @click.option("-A", "--all-namespaces", "is_all_namespaces", is_flag=True)
-@click.option("-o", "--output", type=click.Choice(["yaml", "json", "wide"]), default=None)
+@click.option(
+    "-o", "--output", default=None, help="yaml, json, wide or jsonpath=TEMPLATE (kubectl's)."
+)
+@click.option(
+    "-w", "--watch", "is_watching", is_flag=True, help="Then print what changes, until Ctrl-C."
+)
 @server_option
 def get(
     resource: str,
@@ -133,38 +138,35 @@ def get(
     namespace: str | None,
     is_all_namespaces: bool,
     output: str | None,
+    is_watching: bool,
     server: str,
 ) -> None:
     """List resources (isvc, servingruntimes, csr, ig, tm), or show some by name."""
     resource_type, names = _resource_and_names(resource, names)
+    show_namespace = is_all_namespaces and resource_type.is_namespaced
+    printer = Output.parse(resource_type.kind, output, show_namespace)
     namespace = namespace or "default"
     scope = None if is_all_namespaces else namespace
-    documents = _fetch(server, resource_type, names, namespace, scope)
-    if output in ("yaml", "json"):
-        shown: Document = (
-            documents[0]
-            if len(names) == 1
-            else {"apiVersion": "v1", "kind": "List", "items": documents, "metadata": {}}
-        )
-        text = (
-            yaml.safe_dump(shown, sort_keys=False)
-            if output == "yaml"
-            else json.dumps(shown, indent=4)
-        )
-        click.echo(text.rstrip("\n"))
-        return
-    if not documents:
+
+    def fetch() -> list[Document]:
+        return _fetch(server, resource_type, names, namespace, scope)
+
+    documents = fetch()
+    if documents or not printer.is_table:
+        printer.show(documents, len(names) == 1)
+    else:
         where = (
             ""
             if is_all_namespaces or not resource_type.is_namespaced
             else f" in {namespace} namespace"
         )
         click.echo(f"No resources found{where}.", err=True)
-        return
-    show_namespace = is_all_namespaces and resource_type.is_namespaced
-    click.echo(
-        tables.table(resource_type.kind, documents, time.time(), output == "wide", show_namespace)
-    )
+    if is_watching:
+        has_header = bool(documents)
+        with watch.until_interrupted():
+            for changed in watch.changes(fetch, documents):
+                printer.show_changed(changed, has_header)
+                has_header = True
 
 
 def _fetch(
@@ -245,16 +247,22 @@ def delete(
 @namespace_option
 @click.option("-c", "--component", type=click.Choice(COMPONENTS), default="predictor")
 @click.option("--tail", type=int, default=-1, show_default=True, help="Lines per replica.")
+@click.option(
+    "-f", "--follow", "is_following", is_flag=True, help="Keep printing new lines until Ctrl-C."
+)
 @server_option
-def logs(name: str, namespace: str | None, component: str, tail: int, server: str) -> None:
+def logs(
+    name: str, namespace: str | None, component: str, tail: int, is_following: bool, server: str
+) -> None:
     """Print the logs of an InferenceService component's replicas."""
     namespace = namespace or "default"
+    path = f"/ksrv/v1/namespaces/{namespace}/logs/{name}"
+    params = {"component": component, "tail": tail}
     with ControlPlaneClient(server) as client:
-        response = client.request(
-            "GET",
-            f"/ksrv/v1/namespaces/{namespace}/logs/{name}",
-            params={"component": component, "tail": tail},
-        )
+        if is_following:
+            watch.follow_logs(client, path, params)
+            return
+        response = client.request("GET", path, params=params)
     click.echo(response.text, nl=False)
 
 

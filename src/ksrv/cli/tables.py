@@ -1,8 +1,9 @@
 """`ksrv get` tables: the columns kubectl shows for KServe's kinds, and kubectl's AGE.
 
-The columns follow KServe's CRD printer columns (`kubectl get isvc` shows URL, READY, PREV,
-LATEST, ...), so the output reads the same locally and on a cluster. Pure: documents and `now`
-in, text out.
+The columns follow KServe's CRD printer columns (`kubectl get isvc` shows NAME URL READY PREV
+LATEST PREVROLLEDOUTREVISION LATESTREADYREVISION AGE), so the output reads the same locally and
+on a cluster; an InferenceService also shows ADDRESS (`status.address.url`, the gateway's path
+form, reachable without a Host header) before AGE. Pure: documents and `now` in, text out.
 """
 
 from __future__ import annotations
@@ -88,17 +89,15 @@ def _columns(kind: str, wide: bool, now: float) -> Columns:
     name: Columns = [("NAME", lambda d: str(d["metadata"].get("name", "")))]
     created: Columns = [("AGE", lambda d: age(d["metadata"].get("creationTimestamp"), now))]
     if kind == "InferenceService":
-        extra: Columns = [
-            ("PREVROLLEDOUTREVISION", lambda d: _traffic(d, "prev", "revisionName")),
-            ("LATESTREADYREVISION", lambda d: _predictor(d).get("latestReadyRevision", "")),
-        ]
         return [
             *name,
             ("URL", _url),
             ("READY", _ready),
             ("PREV", lambda d: _traffic(d, "prev", "percent")),
             ("LATEST", _latest_percent),
-            *(extra if wide else []),
+            ("PREVROLLEDOUTREVISION", lambda d: _traffic(d, "prev", "revisionName")),
+            ("LATESTREADYREVISION", lambda d: _text(_predictor(d).get("latestReadyRevision"))),
+            ("ADDRESS", _address),
             *created,
         ]
     if kind in ("ServingRuntime", "ClusterServingRuntime"):
@@ -125,6 +124,11 @@ def _text(value: Any) -> str:
 
 def _url(document: Document) -> str:
     return _text(document.get("status", {}).get("url"))
+
+
+def _address(document: Document) -> str:
+    address = document.get("status", {}).get("address")
+    return _text(address.get("url")) if isinstance(address, dict) else ""
 
 
 def _ready(document: Document) -> str:

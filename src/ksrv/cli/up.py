@@ -14,10 +14,13 @@ from pathlib import Path
 import click
 import httpx
 
+from ksrv.cli import exposure
 from ksrv.control import plane
+from ksrv.errors import KsrvError
 
 DEFAULT_STATE_DIR = Path(os.environ.get("KSRV_STATE_DIR", Path.home() / ".ksrv"))
 START_TIMEOUT_S = 60.0
+logger = logging.getLogger(__name__)
 
 
 def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
@@ -32,7 +35,13 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
 
 @click.command()
 @_state_dir_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Gateway address to bind.")
+@click.option(
+    "--api-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Management API address to bind (keep it loopback while the gateway is public).",
+)
 @click.option("--port", default=8080, show_default=True, help="Gateway HTTP port.")
 @click.option("--grpc-port", default=8081, show_default=True, help="Gateway gRPC port.")
 @click.option(
@@ -54,9 +63,11 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
     envvar="KSRV_LOG_RETENTION_DAYS",
     help="Remove a deleted service's replica logs this long after their last line (0: never).",
 )
+@exposure.insecure_option
 def up(
     state_dir: Path,
     host: str,
+    api_host: str,
     port: int,
     grpc_port: int,
     gateway_workers: int,
@@ -65,20 +76,27 @@ def up(
     detach: bool,
     log_level: str,
     log_retention_days: float,
+    is_insecure_no_auth: bool,
 ) -> None:
     """Start the local platform: apply InferenceServices to it with `ksrv apply`."""
+    warning = exposure.check({"gateway": host, "management API": api_host}, is_insecure_no_auth)
     # The control plane starts `ksrv gateway` with this environment; its --workers reads it.
     os.environ["KSRV_GATEWAY_WORKERS"] = str(gateway_workers)
     os.environ["KSRV_LOG_RETENTION_DAYS"] = str(log_retention_days)  # --detach's child reads it
     settings = plane.PlaneSettings(
         state_dir=state_dir.resolve(),
         host=host,
+        api_host=api_host,
         api_port=api_port,
         gateway_port=port,
         gateway_grpc_port=grpc_port,
         domain=domain,
+        gateway_workers=gateway_workers,
         log_retention_s=log_retention_days * 24 * 3600,
+        is_insecure_no_auth=is_insecure_no_auth,
     )
+    if warning:
+        click.echo(warning, err=True)
     running = _running_pid(settings.pid_file)
     if running is not None:
         click.echo(f"ksrv is already up (pid {running}); management API {settings.api_url}")
@@ -90,13 +108,22 @@ def up(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    _say_up(settings)
+    if warning:
+        logger.warning(warning)
+    try:
+        _run(settings)
+    except KsrvError as exc:  # a port in use
+        click.echo(f"ksrv up: {exc}", err=True)
+        sys.exit(2)
+
+
+def _run(settings: plane.PlaneSettings) -> None:
     try:
         import uvloop
-
-        uvloop.run(plane.run(settings))
     except ImportError:  # pragma: no cover - uvloop is a core dependency
-        asyncio.run(plane.run(settings))
+        asyncio.run(plane.run(settings, on_started=lambda: _say_up(settings)))
+    else:
+        uvloop.run(plane.run(settings, on_started=lambda: _say_up(settings)))
 
 
 @click.command()
@@ -126,8 +153,11 @@ def down(state_dir: Path, timeout: float) -> None:
 
 
 def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
+    """Start `ksrv up` in its own session; return once its management API and its gateway
+    both answer, or exit 1 with the reason (what its log said) when it died or hung."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.state_dir / "ksrv.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [
@@ -139,12 +169,15 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
                 str(settings.state_dir),
                 "--host",
                 settings.host,
+                "--api-host",
+                settings.api_host,
+                *([exposure.INSECURE_FLAG] if settings.is_insecure_no_auth else []),
                 "--port",
                 str(settings.gateway_port),
                 "--grpc-port",
                 str(settings.gateway_grpc_port),
                 "--gateway-workers",
-                os.environ["KSRV_GATEWAY_WORKERS"],
+                str(settings.gateway_workers),
                 "--api-port",
                 str(settings.api_port),
                 "--domain",
@@ -157,18 +190,44 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    checks = {
+        "management API": f"{settings.api_url}/healthz",
+        "gateway": f"http://{settings.gateway_http}/ksrv/gateway/health",
+    }
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    while checks and time.monotonic() < deadline:
         if process.poll() is not None:
-            click.echo(f"ksrv up failed (exit {process.returncode}); see {log_path}", err=True)
+            click.echo(f"ksrv up failed (exit {process.returncode}):", err=True)
+            click.echo(_log_tail(log_path, offset), err=True)
+            click.echo(f"(log: {log_path})", err=True)
             sys.exit(1)
-        if _answers(f"{settings.api_url}/healthz"):
-            _say_up(settings)
-            click.echo(f"running in the background (pid {process.pid}); logs in {log_path}")
-            return
-        time.sleep(0.1)
-    click.echo(f"ksrv up did not answer within {START_TIMEOUT_S:g}s; see {log_path}", err=True)
-    sys.exit(1)
+        # Only once it wrote its pid (its ports are bound) is an answer its own, not one
+        # from another server on the port.
+        if _running_pid(settings.pid_file) == process.pid:
+            checks = {what: url for what, url in checks.items() if not _answers(url)}
+        if checks:
+            time.sleep(0.1)
+    if checks:
+        process.terminate()
+        missing = " and ".join(checks)
+        click.echo(f"ksrv up: the {missing} did not answer within {START_TIMEOUT_S:g}s; "
+                   f"stopped it. Its log:", err=True)  # fmt: skip
+        click.echo(_log_tail(log_path, offset), err=True)
+        click.echo(_log_tail(settings.state_dir / "gateway.log", 0), err=True)
+        sys.exit(1)
+    _say_up(settings)
+    click.echo(f"running in the background (pid {process.pid}); logs in {log_path}")
+
+
+def _log_tail(path: Path, offset: int, max_lines: int = 15) -> str:
+    """The last lines `path` gained after `offset` (the reason a start failed)."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-max_lines:])
 
 
 def _say_up(settings: plane.PlaneSettings) -> None:

@@ -5,30 +5,33 @@ body goes through `admission` (KServe's defaulting and validation) before the st
 every failure is a Kubernetes `Status` object, so kubectl-trained eyes and KServe's clients read
 them, and a caller's mistake is never a 500. Two internal endpoints serve what the control plane
 knows beyond the store: the route table (long poll, for the gateway) and replica logs.
+ClusterServingRuntimes are read with ksrv's installed defaults (`default_runtimes.installed`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from ksrv import errors
-from ksrv.api import names
+from ksrv.api import default_runtimes, names
 from ksrv.api.kinds import COMPONENTS
 from ksrv.control import admission, api_paths, api_status, log_tail
 from ksrv.control.api_paths import ResourceType
 from ksrv.control.store import Store
-from ksrv.http.server import Request, Response
+from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.protocol.routes import RouteTableDoc
 
 Document = dict[str, Any]
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' request limit for one object
 MAX_POLL_S = 300.0
+LOG_POLL_S = 0.2  # `ksrv logs -f`: how often followed logs are checked for new lines
 APPLY_PATCH = "application/apply-patch+yaml"
 # Response header telling `ksrv apply` what an apply did, as kubectl prints it.
 APPLY_RESULT_HEADER = "x-ksrv-apply"
@@ -79,13 +82,14 @@ class ManagementAPI:
         self.routes = routes
         self.logs = logs
         self._closing = asyncio.Event()
+        self._installed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def close(self) -> None:
         """Answer pending and future route long polls at once (304), so a shutdown's grace
         period is not spent waiting for the gateway's open poll."""
         self._closing.set()
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, request: Request) -> Response | StreamingResponse:
         wants_yaml = "yaml" in request.headers.get("accept", "")
         call: _Call | None = None
         name: str | None = None
@@ -157,12 +161,24 @@ class ManagementAPI:
             "apiVersion": call.type.api_version,
             "kind": f"{call.type.kind}List",
             "metadata": {"resourceVersion": str(self.store.latest_version)},
-            "items": self.store.list(call.type.kind, namespace),
+            "items": self._with_installed(call, self.store.list(call.type.kind, namespace)),
         }
 
     def _get(self, call: _Call) -> Document:
         assert call.name is not None
-        return self.store.get(call.type.kind, call.store_namespace, call.name)
+        try:
+            return self.store.get(call.type.kind, call.store_namespace, call.name)
+        except errors.ResourceNotFound:
+            for document in self._with_installed(call, []):
+                if document["metadata"]["name"] == call.name:
+                    return document
+            raise
+
+    def _with_installed(self, call: _Call, stored: list[Document]) -> list[Document]:
+        """ClusterServingRuntimes: the stored ones and the defaults they do not replace."""
+        if call.type.kind != "ClusterServingRuntime":
+            return stored
+        return default_runtimes.installed(stored, self._installed_at)
 
     def _create(self, call: _Call, body: Document) -> Document:
         document = self._admit(call, body)
@@ -246,7 +262,9 @@ class ManagementAPI:
             return None
 
     # -- internal endpoints ----------------------------------------------------------------
-    async def _internal(self, method: str, parts: list[str], query: dict[str, str]) -> Response:
+    async def _internal(
+        self, method: str, parts: list[str], query: dict[str, str]
+    ) -> Response | StreamingResponse:
         if method != "GET":
             raise errors.MethodNotAllowed(f"{method} is not supported here")
         if parts == ["routes"]:
@@ -282,7 +300,9 @@ class ManagementAPI:
                 task.cancel()
         return polling.result() if polling.done() and not polling.cancelled() else None
 
-    async def _logs(self, namespace: str, name: str, query: dict[str, str]) -> Response:
+    async def _logs(
+        self, namespace: str, name: str, query: dict[str, str]
+    ) -> Response | StreamingResponse:
         # Both name directories: `..` or a NUL must never reach a path.
         _check_namespace(namespace)
         problem = names.name_problem(name)
@@ -294,11 +314,20 @@ class ManagementAPI:
         tail = _int_param(query, "tail", 100, minimum=-1)
         if self.logs is None:
             raise errors.RouteNotFound("this control plane keeps no logs")
-        paths = [path for path in self.logs.log_paths(namespace, name, component) if path.exists()]
+        logs = self.logs
+
+        def paths_now() -> list[Path]:
+            return [path for path in logs.log_paths(namespace, name, component) if path.exists()]
+
+        paths = paths_now()
         if not paths:
             raise errors.RouteNotFound(f"no logs for the {component} of {namespace}/{name}")
+        headers = [(b"content-type", b"text/plain; charset=utf-8")]
+        if query.get("follow") == "true":
+            chunks = log_tail.follow(paths_now, tail, LOG_POLL_S, self._closing.is_set)
+            return StreamingResponse(chunks, 200, headers)
         text = await asyncio.to_thread(log_tail.read_tails, paths, tail)
-        return Response(text.encode(), 200, [(b"content-type", b"text/plain; charset=utf-8")])
+        return Response(text.encode(), 200, headers)
 
 
 # -- request reading ------------------------------------------------------------------------

@@ -114,14 +114,15 @@ class InferenceServiceReconciler:
         return True
 
     def _runtimes(self) -> list[Runtime]:
-        runtimes: list[Runtime] = list(self._default_runtimes)
+        applied: list[Runtime] = []
         for kind in RUNTIME_KINDS:
             for document in self.store.list(kind):
                 try:
-                    runtimes.append(parse_runtime(document))
+                    applied.append(parse_runtime(document))
                 except KsrvError as exc:
                     logger.warning("skipping runtime %s: %s", document["metadata"]["name"], exc)
-        return runtimes
+        cluster = {r.metadata.name for r in applied if r.kind == "ClusterServingRuntime"}
+        return [*default_runtimes.unreplaced(self._default_runtimes, cluster), *applied]
 
     def _load(self, isvc: Document) -> tuple[InferenceService, list[str]]:
         """The typed resource and what it asks for that no local platform honours (parsed
@@ -199,6 +200,7 @@ class InferenceServiceReconciler:
             previous,
             [n for n in names if n in ready],
             self.platform.service_url(namespace, name, component),
+            self.platform.address_url(namespace, name, component),
         )
         keep = {(namespace, revision) for revision in decided.routed}
         if latest is not None:

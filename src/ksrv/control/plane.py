@@ -12,8 +12,10 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,23 +27,32 @@ from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
 from ksrv.control.reconciler import Reconciler, not_served_reconcilers
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.store import Store
+from ksrv.errors import KsrvError
+from ksrv.http import listeners
 from ksrv.http.server import HTTPServer
 
 logger = logging.getLogger(__name__)
 
 GATEWAY_RESTART_S = 1.0
+GATEWAY_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
 class PlaneSettings:
     state_dir: Path
     host: str = "127.0.0.1"
+    """The gateway's address."""
+    api_host: str = "127.0.0.1"
+    """The management API's address."""
     api_port: int = 8090
     gateway_port: int = 8080
     gateway_grpc_port: int = 8081
     domain: str = "example.com"
     python: str = sys.executable
+    gateway_workers: int = 1
     log_retention_s: float = DEFAULT_RETENTION_S  # logs of deleted services; 0 keeps them
+    is_insecure_no_auth: bool = False
+    """A non-loopback address was accepted without authentication (`--insecure-no-auth`)."""
 
     @property
     def gateway_http(self) -> str:
@@ -49,7 +60,7 @@ class PlaneSettings:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.host}:{self.api_port}"
+        return f"http://{self.api_host}:{self.api_port}"
 
     @property
     def pid_file(self) -> Path:
@@ -70,9 +81,22 @@ class LogFiles:
         return sorted((self.root / namespace).glob(f"{name}-{component}-[0-9]*-[0-9]*.log"))
 
 
-async def run(settings: PlaneSettings) -> None:
-    """Serve until SIGTERM/SIGINT; then drain and stop replicas and the gateway."""
+async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; then drain and stop replicas and the gateway.
+    `on_started` is called once the ports are bound and the management API answers.
+
+    Raises:
+        ServerNotReady: a port is in use (before anything started).
+    """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # Every port first, so a port in use is one error before anything starts.
+    [api_socket] = listeners.listeners(settings.api_host, settings.api_port, 1, "management API")
+    gateway = _Gateway(settings)
+    try:
+        gateway.prepare()
+    except BaseException:
+        api_socket.close()
+        raise
     settings.pid_file.write_text(str(os.getpid()))
     store = Store(settings.state_dir / "ksrv.db")
     routes = RoutePublisher(settings.domain)
@@ -98,8 +122,9 @@ async def run(settings: PlaneSettings) -> None:
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
     await platform.start()
-    await server.start(settings.host, settings.api_port)
-    gateway = _Gateway(settings)
+    await server.start(settings.api_host, settings.api_port, api_socket)
+    if on_started is not None:
+        on_started()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -134,12 +159,56 @@ class _Gateway:
     """Keeps one gateway process running; adopts one a previous control plane left.
 
     Started and watched through `platforms.processes`, as replicas are: known by PID plus
-    start time, reaped with `waitpid`, never a `Popen` that a restart would leave behind."""
+    start time, reaped with `waitpid`, never a `Popen` that a restart would leave behind.
+    The gateway's HTTP listening sockets are bound here and handed down
+    (`listeners.inherited`): while a killed gateway restarts, connections wait in their
+    backlog instead of being refused. A control plane that restarted takes them back from
+    the gateway it adopts (`listeners.take_over`, through gateway.sock in the state
+    directory). grpcio cannot serve a socket it is handed, so the gateway binds gRPC itself
+    and a gRPC client sees UNAVAILABLE until the new gateway listens (a client with
+    `wait_for_ready` waits instead)."""
 
     def __init__(self, settings: PlaneSettings) -> None:
         self.settings = settings
         self.pid: int | None = None
         self.started: int | None = None
+        self.sockets: list[socket.socket] = []
+
+    def prepare(self) -> None:
+        """Bind the gateway's ports now, unless a running gateway can be adopted.
+
+        Raises:
+            ServerNotReady: a gateway port is in use.
+        """
+        pid = self._adopted_pid()
+        if pid is None:
+            self._bind()
+            return
+        self.sockets = listeners.take_over(self._handover_path)
+        if not self.sockets:
+            logger.warning(
+                "gateway pid %d did not hand over its ports: while it restarts, connections "
+                "to them are refused",
+                pid,
+            )
+
+    @property
+    def _handover_path(self) -> Path:
+        return self.settings.state_dir / "gateway.sock"
+
+    def _bind(self) -> None:
+        settings = self.settings
+        host = settings.host
+        sockets = listeners.listeners(
+            host, settings.gateway_port, settings.gateway_workers, "gateway HTTP"
+        )
+        try:
+            if settings.gateway_grpc_port:
+                listeners.check_free(host, settings.gateway_grpc_port, "gateway gRPC")
+        except BaseException:
+            listeners.close_all(sockets)
+            raise
+        self.sockets = sockets
 
     def _adopted_pid(self) -> int | None:
         """A gateway left by a previous control plane, if it serves what we would start;
@@ -161,36 +230,59 @@ class _Gateway:
             "--http-port", str(settings.gateway_port),
             "--grpc-port", str(settings.gateway_grpc_port),
             "--routes-url", f"{settings.api_url}/ksrv/v1/routes",
+            *(["--insecure-no-auth"] if settings.is_insecure_no_auth else []),
         ]  # fmt: skip
 
     async def supervise(self) -> None:
         while True:
             pid = self._adopted_pid()
             if pid is None:
-                pid = self._start()
+                try:
+                    pid = self._start()
+                except KsrvError as exc:
+                    logger.error("cannot start the gateway (retrying): %s", exc)
+                    await asyncio.sleep(GATEWAY_RESTART_S)
+                    continue
             self.pid, self.started = pid, processes.start_time(pid)
+            since = time.monotonic()
             await self._wait_for_exit(pid)
             logger.warning("gateway exited; restarting it")
-            await asyncio.sleep(GATEWAY_RESTART_S)
+            # At once: connections wait in the sockets' backlog meanwhile. Only one that
+            # died young waits, so a gateway that cannot start does not spin.
+            if time.monotonic() - since < GATEWAY_RESTART_S:
+                await asyncio.sleep(GATEWAY_RESTART_S)
 
     async def _wait_for_exit(self, pid: int) -> None:
         """Poll (and so reap our own child) until the gateway has exited."""
         while True:
             if processes.poll(pid, self.started) is not None:
                 return
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(GATEWAY_POLL_S)
 
     def _start(self) -> int:
+        """Start a gateway on our sockets (bound now if an adopted gateway had the ports)."""
         settings = self.settings
-        pid = processes.spawn(self._command(), os.environ, settings.state_dir / "gateway.log")
+        if not self.sockets:
+            self._bind()
+        env = {
+            **os.environ,
+            "KSRV_GATEWAY_WORKERS": str(settings.gateway_workers),
+            listeners.LISTEN_FDS_ENV: str(len(self.sockets)),
+            listeners.HANDOVER_ENV: str(self._handover_path),
+        }
+        fds = [sock.fileno() for sock in self.sockets]
+        pid = processes.spawn(self._command(), env, settings.state_dir / "gateway.log", fds)
         settings.gateway_pid_file.write_text(str(pid))
         return pid
 
     def stop(self) -> None:
+        """Stop the gateway, then close its ports."""
         pid = _gateway_pid(self.settings.state_dir)
         if pid is not None:
             _terminate(pid)
         self.settings.gateway_pid_file.unlink(missing_ok=True)
+        self._handover_path.unlink(missing_ok=True)
+        listeners.close_all(self.sockets)
 
 
 def is_alive(pid: int) -> bool:
@@ -251,4 +343,5 @@ def stop_leftovers(state_dir: Path, grace_s: float = 30.0) -> int:
         _terminate(gateway)
         stopped += 1
     (state_dir / "gateway.pid").unlink(missing_ok=True)
+    (state_dir / "gateway.sock").unlink(missing_ok=True)
     return stopped

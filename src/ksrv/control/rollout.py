@@ -79,7 +79,9 @@ def rollout(
         previous, rolled_out = rolled_out, latest
         traffic = (Traffic(latest, 100),)
     else:
-        traffic = (Traffic(rolled_out, 100),)  # the old revision serves until the new is ready
+        # The old revision serves until the new is ready; the new one is listed at 0% so the
+        # status (and `kubectl get isvc`'s PREV/LATEST) shows the rollout under way.
+        traffic = (Traffic(latest, 0, "latest"), Traffic(rolled_out, 100, "prev"))
     return Rollout(traffic, rolled_out, previous)
 
 

@@ -2,6 +2,8 @@
 
 Pure: the reconciler hands in what it decided and observed, this module only says it the way
 KServe's controller does. A condition keeps its `lastTransitionTime` while its status stays.
+A revision still starting is `Unknown` (Knative's "in progress"), not `False`: `Ready` is False
+only for a failure, so `kubectl get isvc` shows READY Unknown while a rollout is under way.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class ComponentOutcome:
         if failure is not None:
             return condition(condition_type, False, failure.reason, failure.message)
         return condition(
-            condition_type, False, "Starting", f"revision {self._latest_name()} is starting"
+            condition_type, None, "Starting", f"revision {self._latest_name()} is starting"
         )
 
     def failure(self) -> Failure | None:
@@ -124,8 +126,9 @@ def component_status(
     previous: dict[str, Any],
     ready_revisions: list[str],
     url: str,
+    address_url: str,
 ) -> dict[str, Any]:
-    """`status.components[c]`: revisions created, ready and rolled out, traffic, URL."""
+    """`status.components[c]`: revisions created, ready and rolled out, traffic, URLs."""
     return drop_none(
         {
             "latestCreatedRevision": latest or previous.get("latestCreatedRevision"),
@@ -144,6 +147,7 @@ def component_status(
                 for share in decided.traffic
             ],
             "url": url,
+            "address": {"url": address_url},
         }
     )
 
@@ -154,7 +158,9 @@ class ServiceView:
 
     generation: Any
     url: str
+    """KServe's host form, `http://{name}-{namespace}.{domain}`."""
     address_url: str
+    """Where the service is reached directly (locally: the gateway's path form)."""
     entry: str
     notes: list[str]
 
@@ -169,10 +175,19 @@ def service_status(
     conditions = [outcome.condition(CONDITION_TYPES[c]) for c, outcome in outcomes.items()]
     entry = outcomes.get(view.entry)
     ingress_ready = entry is not None and bool(entry.backends)
+    # No backend yet while the first revision starts is progress, not a failure.
+    is_starting = (
+        entry is not None and entry.condition(CONDITION_TYPES[view.entry])["status"] == "Unknown"
+    )
     conditions.append(
         condition("IngressReady", ingress_ready, "", "")
         if ingress_ready
-        else condition("IngressReady", False, "NoReadyBackend", "no ready replica to route to")
+        else condition(
+            "IngressReady",
+            None if is_starting else False,
+            "NoReadyBackend",
+            "no ready replica to route to",
+        )
     )
     is_ready = all(outcome.is_ready for outcome in outcomes.values()) and ingress_ready
     conditions.append(condition("Ready", True, "", "") if is_ready else _not_ready(conditions))
@@ -209,13 +224,18 @@ def service_status(
 
 
 def _not_ready(conditions: list[dict[str, Any]]) -> dict[str, Any]:
-    """`Ready` False, with the first failing condition's reason and every failing message."""
+    """`Ready` False when a condition is False, else Unknown (still in progress); the first
+    such condition's reason and every message that is not True."""
     failing = [c for c in conditions if c["status"] != "True"]
-    # A terminal reason wins: `apply --wait` reads it to stop at once.
-    reasons = [c["reason"] for c in failing if c.get("reason")]
+    # A terminal reason wins (`apply --wait` reads it to stop at once); Ready is False when a
+    # condition is False, else Unknown (still in progress).
+    is_failed = any(c["status"] == "False" for c in failing)
+    first = [c for c in failing if c["status"] == "False"] if is_failed else failing
+    reasons = [c["reason"] for c in first if c.get("reason")]
     terminal = [reason for reason in reasons if api_conditions.is_terminal(reason)]
     reason = (terminal or reasons or ["NotReady"])[0]
-    return condition("Ready", False, reason, "; ".join(c.get("message", "") for c in failing))
+    message = "; ".join(c.get("message", "") for c in failing)
+    return condition("Ready", False if is_failed else None, reason, message)
 
 
 def stopped_status(generation: Any, old_status: dict[str, Any], now: float) -> dict[str, Any]:
@@ -241,8 +261,10 @@ def not_supported_status(
     return {"observedGeneration": generation, "conditions": conditions}
 
 
-def condition(condition_type: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
-    found: dict[str, Any] = {"type": condition_type, "status": "True" if ok else "False"}
+def condition(condition_type: str, ok: bool | None, reason: str, message: str) -> dict[str, Any]:
+    """A Kubernetes condition; `ok` None is status Unknown."""
+    status = "Unknown" if ok is None else str(ok)
+    found: dict[str, Any] = {"type": condition_type, "status": status}
     if reason:
         found["reason"] = reason
     if message:

@@ -16,6 +16,7 @@ import random
 import signal
 import socket
 from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,8 @@ from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.route_watch import RouteWatcher
 from ksrv.gateway.routes import RouteTable, parse_table
 from ksrv.http import body as http_body
+from ksrv.http import listeners, workers
 from ksrv.http import server as http
-from ksrv.http import workers
 from ksrv.protocol import status
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class Gateway:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         hooks: Sequence[Hook] = (),
     ) -> None:
-        self.dispatcher = Dispatcher(rng, hooks)
+        self.dispatcher = Dispatcher(rng, hooks, has_table=routes_url is None)
         self.rest = proxy.RESTTransport()
         self.max_body_bytes = max_body_bytes
         self.watcher = RouteWatcher(routes_url, self.set_routes) if routes_url else None
@@ -102,6 +103,8 @@ class Gateway:
         )
         self.in_flight += 1
         try:
+            if not self.dispatcher.has_table and request.path == HEALTH_PATH:
+                return self._health()  # answered while requests wait for the first table
             answer = await self.dispatcher.dispatch(self.rest, call)
         except ServiceNotFound as exc:
             if request.path == HEALTH_PATH:
@@ -128,10 +131,17 @@ class Gateway:
         )
 
     async def start(
-        self, host: str, http_port: int, grpc_port: int = 0, sock: socket.socket | None = None
+        self,
+        host: str,
+        http_port: int,
+        grpc_port: int = 0,
+        sock: socket.socket | None = None,
+        is_grpc_shared: bool = False,
     ) -> None:
         """Bind HTTP (and gRPC when `grpc_port` is not 0; a port of 0 for HTTP picks one), or
-        serve HTTP on `sock`, a listening socket already bound (`--workers`)."""
+        serve HTTP on `sock`, a listening socket already bound (`--workers`, or handed down
+        by the control plane). `is_grpc_shared`: other workers of this gateway bind the same
+        gRPC port (SO_REUSEPORT)."""
         self._http = http.HTTPServer(
             self.handle,
             self.max_body_bytes,
@@ -143,7 +153,9 @@ class Gateway:
         if grpc_port:
             from ksrv.gateway import grpc_proxy
 
-            self._grpc = grpc_proxy.GRPCProxy(host, grpc_port, self.dispatcher, self.max_body_bytes)
+            self._grpc = grpc_proxy.GRPCProxy(
+                host, grpc_port, self.dispatcher, self.max_body_bytes, is_grpc_shared
+            )
             await self._grpc.start()
             self.grpc_port = self._grpc.port
         if self.watcher is not None:
@@ -170,17 +182,17 @@ def _error(exc: KsrvError) -> http.Response:
 
 async def _serve_forever(
     host: str,
-    http_port: int,
+    sock: socket.socket,
     grpc_port: int,
     routes_url: str | None,
-    sock: socket.socket | None = None,
+    worker_count: int,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     gateway = Gateway(routes_url)
-    await gateway.start(host, http_port, grpc_port, sock)
+    await gateway.start(host, 0, grpc_port, sock, is_grpc_shared=worker_count > 1)
     logger.info(
         "gateway (pid %d): HTTP on %s:%s, gRPC on port %s, routes from %s",
         os.getpid(),
@@ -192,7 +204,7 @@ async def _serve_forever(
     # Few long-lived objects here, but the collector would still walk the imported modules.
     gc.collect()
     gc.freeze()
-    if sock is not None:
+    if worker_count > 1:
         _stop_when_orphaned(loop, stop)
     await stop.wait()
     await gateway.stop()
@@ -222,22 +234,40 @@ def serve_gateway(
     grpc_port: int = 8081,
     routes_url: str | None = None,
     worker_count: int = 1,
+    inherited: Sequence[socket.socket] = (),
+    handover: Path | None = None,
 ) -> None:
-    """Run the gateway until SIGTERM/SIGINT, in `worker_count` processes sharing its ports."""
-    if worker_count <= 1:
-        _run(_serve_forever(host, http_port, grpc_port, routes_url))
-        return
-    sockets = workers.reuseport_listeners(host, http_port, worker_count)
-    logger.info("gateway: %d workers on HTTP port %d", worker_count, sockets[0].getsockname()[1])
+    """Run the gateway until SIGTERM/SIGINT, in `worker_count` processes sharing its ports.
 
-    def serve(index: int) -> None:
-        for other, sock in enumerate(sockets):
-            if other != index:
-                sock.close()
-        _run(_serve_forever(host, http_port, grpc_port, routes_url, sockets[index]))
+    `inherited`: HTTP listening sockets the supervising process (the control plane) bound
+    and keeps open while this gateway restarts, one per worker; without them the ports are
+    bound here. Either way a port another server listens on fails before anything starts.
+    `handover`: where a restarted control plane that adopts this gateway takes them back.
 
+    Raises:
+        ServerNotReady: the HTTP or gRPC port is in use.
+    """
+    sockets = list(inherited) or listeners.listeners(host, http_port, worker_count, "gateway HTTP")
+    handing_over = listeners.hand_over(sockets, handover) if inherited and handover else None
     try:
+        if grpc_port:
+            listeners.check_free(host, grpc_port, "gateway gRPC")
+        if worker_count <= 1:
+            _run(_serve_forever(host, sockets[0], grpc_port, routes_url, worker_count))
+            return
+        logger.info(
+            "gateway: %d workers on HTTP port %d", worker_count, sockets[0].getsockname()[1]
+        )
+
+        def serve(index: int) -> None:
+            mine = sockets[index % len(sockets)]
+            others = [sock for sock in sockets if sock is not mine]
+            listeners.close_all([*others, *([handing_over] if handing_over else [])])
+            _run(_serve_forever(host, mine, grpc_port, routes_url, worker_count))
+
         workers.supervise(worker_count, serve, "gateway worker")
     finally:
-        for sock in sockets:
-            sock.close()
+        if handing_over is not None and handover is not None:
+            handing_over.close()
+            handover.unlink(missing_ok=True)
+        listeners.close_all(sockets)

@@ -9,8 +9,9 @@ none is left it is held like one with no ready replica: Knative's activator, in-
 held request waits for the next route table (or polls every `HOLD_POLL_S`, for replicas that
 refused and may be back) until the hold time is up, unless the table says the component
 `failed` (no replica will come without a change): that is answered 503 with the reason at
-once. Failures are `KsrvError`s; each transport turns them into its status through
-`protocol/status.py`.
+once. A gateway still waiting for its first table holds every request too, never answering
+404 from the empty one. Failures are `KsrvError`s; each transport turns them into its status
+through `protocol/status.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import random
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
-from ksrv.errors import NoReadyReplica, ServiceNotFound
+from ksrv.errors import NoReadyReplica, ServerNotReady, ServiceNotFound
 from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.routes import Backend, Match, RouteTable
@@ -57,8 +58,16 @@ class Transport(Protocol[A_co]):
 class Dispatcher:
     """Routes calls of any transport over the current route table."""
 
-    def __init__(self, rng: random.Random | None = None, hooks: Sequence[Hook] = ()) -> None:
+    def __init__(
+        self,
+        rng: random.Random | None = None,
+        hooks: Sequence[Hook] = (),
+        has_table: bool = True,
+    ) -> None:
+        """`has_table=False`: a table is on its way (the control plane's); until it arrives,
+        requests are held, not answered 404 from the empty one."""
         self.table = RouteTable.empty()
+        self.has_table = has_table
         self.rng = rng if rng is not None else random.Random()
         self.hooks = tuple(hooks)
         self._table_changed = asyncio.Event()
@@ -66,6 +75,7 @@ class Dispatcher:
     def set_table(self, table: RouteTable) -> None:
         """Serve `table` from the next request on and wake every held request."""
         self.table = table
+        self.has_table = True
         changed, self._table_changed = self._table_changed, asyncio.Event()
         changed.set()
 
@@ -78,12 +88,15 @@ class Dispatcher:
 
         Raises:
             ServiceNotFound: no route for the call's host or path.
+            ServerNotReady: no route table arrived within the hold time.
             NoReadyReplica: no replica became ready within the hold time.
             UpstreamFailed, UpstreamTimeout: as the transport raised them.
         """
         match = self.table.match(call.host, call.target)
         if match is None:
-            raise _not_found(call)
+            match = await self._first_table(call) if not self.has_table else None
+            if match is None:
+                raise _not_found(call)
         call.match = match
         hooks = self.hooks
         if not hooks:
@@ -99,6 +112,19 @@ class Dispatcher:
         for hook in hooks:
             hook.on_response(call, None)
         return answer
+
+    async def _first_table(self, call: Call) -> Match | None:
+        """A (re)started gateway has no table yet: hold the call until the first one comes
+        (then match it there) or the hold time is up."""
+        try:
+            async with asyncio.timeout(MAX_HOLD_S):
+                while not self.has_table:
+                    await self._table_changed.wait()
+        except TimeoutError:
+            raise ServerNotReady(
+                f"the gateway has had no route table from the control plane for {MAX_HOLD_S:g} s"
+            ) from None
+        return self.table.match(call.host, call.target)
 
     async def _route(self, transport: Transport[A], call: Call, match: Match) -> A:
         # The common case inline: a backend with a replica that answers the first time.

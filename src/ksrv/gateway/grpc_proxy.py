@@ -139,17 +139,23 @@ class GRPCProxy:
     """The gateway's gRPC server and its forwarder."""
 
     def __init__(
-        self, host: str, port: int, dispatcher: Dispatcher, max_message_bytes: int
+        self,
+        host: str,
+        port: int,
+        dispatcher: Dispatcher,
+        max_message_bytes: int,
+        is_shared: bool = False,
     ) -> None:
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
-            # `--workers`: every worker binds the same port (grpcio's default, said aloud).
-            ("grpc.so_reuseport", 1),
         ]
         self.transport = GRPCTransport(options)
         self.forwarder = _Forwarder(dispatcher, self.transport)
-        self.server = grpc.aio.server(options=options)
+        # grpcio's default is SO_REUSEPORT, which let a stray server answer half the calls:
+        # only the workers of one gateway (`is_shared`, after `listeners.check_free`) share.
+        server_options = [*options, ("grpc.so_reuseport", int(is_shared))]
+        self.server = grpc.aio.server(options=server_options)
         self.server.add_generic_rpc_handlers((self.forwarder,))
         self.port: int = self.server.add_insecure_port(f"{host}:{port}")
 

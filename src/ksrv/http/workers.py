@@ -7,7 +7,7 @@ tight loop), forwards SIGTERM/SIGINT so every worker drains, and returns once al
 exited. A worker can ask whether its supervisor is gone (`is_orphaned`) and stop too.
 
 How workers share a port is the caller's choice: one socket bound before the fork (the
-model server), or one SO_REUSEPORT socket per worker (`reuseport_listeners`, the gateway),
+model server), or one SO_REUSEPORT socket per worker (`listeners.listeners`, the gateway),
 which makes the kernel spread connections over exactly this server's own workers.
 """
 
@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable
 
@@ -32,27 +31,6 @@ PARENT_ENV = "KSRV_WORKER_PARENT_PID"
 
 Serve = Callable[[int], None]
 """Runs worker number `index` (0 ..count-1) until it should exit."""
-
-
-def reuseport_listeners(host: str, port: int, count: int) -> list[socket.socket]:
-    """`count` listening TCP sockets on one port (port 0: one the kernel picks), SO_REUSEPORT."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-            sock.listen(2048)
-            sock.setblocking(False)
-            port = sock.getsockname()[1]
-            sockets.append(sock)
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
 
 
 def supervise(count: int, serve: Serve, what: str = "worker") -> None:

@@ -23,8 +23,8 @@ from typing import Any
 
 from ksrv import storage
 from ksrv.errors import InvalidInput, ModelNotFound, ModelNotReady
+from ksrv.http import listeners, workers
 from ksrv.http import server as http
-from ksrv.http import workers
 from ksrv.model.base import Model
 from ksrv.model.repository import ModelRepository
 from ksrv.runtimes import registry
@@ -169,6 +169,7 @@ async def _serve_forever(
             settings.grpc_max_send_bytes,
             settings.grpc_max_receive_bytes,
             settings.grpc_threads,
+            is_shared=settings.workers > 1,
         )
         await grpc_server.start()
     logger.info(
@@ -211,7 +212,12 @@ def fetch_model(settings: ServerSettings) -> ServerSettings:
 
 
 def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
-    """Load the models and serve them until SIGTERM/SIGINT."""
+    """Load the models and serve them until SIGTERM/SIGINT.
+
+    Raises:
+        ServerNotReady: the HTTP or gRPC port is in use (checked before the models load).
+    """
+    _check_ports(settings)
     if settings.storage_uri and models is None:
         settings = fetch_model(settings)
     models = models if models is not None else build_models(settings)
@@ -223,15 +229,21 @@ def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
     # keep sharing their pages.
     gc.collect()
     gc.freeze()
-    if settings.workers <= 1:
-        _run(settings, app)
-        return
-    listener = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((settings.host, settings.http_port))
-    listener.listen(2048)
-    listener.setblocking(False)
+    # One socket, bound here without SO_REUSEPORT: the workers share it, nobody else can.
+    [listener] = listeners.listeners(settings.host, settings.http_port, 1, "HTTP")
     try:
-        workers.supervise(settings.workers, lambda _index: _run(settings, app, listener))
+        _check_ports(settings, is_http_bound=True)
+        if settings.workers <= 1:
+            _run(settings, app, listener)
+        else:
+            workers.supervise(settings.workers, lambda _index: _run(settings, app, listener))
     finally:
         listener.close()
+
+
+def _check_ports(settings: ServerSettings, is_http_bound: bool = False) -> None:
+    """Fail with the port's name while nothing has started, not halfway through."""
+    if not is_http_bound:
+        listeners.check_free(settings.host, settings.http_port, "HTTP")
+    if settings.grpc_port:
+        listeners.check_free(settings.host, settings.grpc_port, "gRPC")

@@ -255,16 +255,19 @@ def build_server(
     max_send_bytes: int,
     max_receive_bytes: int,
     threads: int = DEFAULT_GRPC_THREADS,
+    is_shared: bool = False,
 ) -> GRPCServer:
-    """A gRPC server on host:port (SO_REUSEPORT lets forked workers share it); `threads`
-    calls are taken at once, more wait in gRPC's queue. Build it on the serving loop."""
+    """A gRPC server on host:port; `threads` calls are taken at once, more wait in gRPC's
+    queue. Build it on the serving loop. `is_shared`: forked workers of this server bind
+    the same port (SO_REUSEPORT); otherwise no other process can (grpcio's default would
+    let a stray server answer some of the calls)."""
     pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="ksrv-grpc")
     server = grpc.server(
         pool,
         options=[
             ("grpc.max_send_message_length", max_send_bytes),
             ("grpc.max_receive_message_length", max_receive_bytes),
-            ("grpc.so_reuseport", 1),
+            ("grpc.so_reuseport", int(is_shared)),
         ],
     )
     loop = asyncio.get_running_loop()

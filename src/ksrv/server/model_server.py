@@ -12,6 +12,7 @@ import argparse
 import logging
 from typing import Any
 
+from ksrv.errors import ServerNotReady
 from ksrv.model.base import Model
 from ksrv.server import app
 from ksrv.server.settings import DEFAULT_MAX_REQUEST_BYTES, ServerSettings
@@ -104,4 +105,7 @@ class ModelServer:
             logging.basicConfig(
                 level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
             )
-        app.serve(self.settings, list(models))
+        try:
+            app.serve(self.settings, list(models))
+        except ServerNotReady as exc:  # a port in use: one line, as `ksrv serve` says it
+            raise SystemExit(f"ksrv: {exc}") from None

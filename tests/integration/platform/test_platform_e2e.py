@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.conftest import KSRV
 from tests.platform_support import LocalKsrv, example, with_storage
 
 pytestmark = pytest.mark.timeout(300)
@@ -48,7 +50,25 @@ def test_sklearn_example_applies_and_predicts_through_the_gateway(ksrv_platform,
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": [1, 1]}
     status = isvc["status"]
-    assert status["url"].endswith("/serving/default/sklearn-iris")
+    assert status["url"] == "http://sklearn-iris-default.example.com"
+    assert status["address"]["url"] == f"{ksrv_platform.gateway}/serving/default/sklearn-iris"
+    # KServe's getting-started recipe, verbatim but for the gateway's address.
+    ksrv = " ".join(KSRV)
+    recipe = (
+        f"SERVICE_HOSTNAME=$({ksrv} get inferenceservice sklearn-iris -o jsonpath='{{.status.url}}'"
+        " | cut -d/ -f3)\n"
+        f'curl -s -H "Host: ${{SERVICE_HOSTNAME}}" -H "Content-Type: application/json" '
+        f"{ksrv_platform.gateway}/v1/models/sklearn-iris:predict -d @-"
+    )
+    answer = subprocess.run(
+        ["bash", "-ec", recipe],
+        input=json.dumps({"instances": IRIS_ROWS}),
+        env=ksrv_platform.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(answer.stdout) == {"predictions": [1, 1]}, answer.stderr
     assert (
         status["components"]["predictor"]["latestCreatedRevision"] == "sklearn-iris-predictor-00001"
     )
@@ -378,7 +398,8 @@ def test_a_failing_rollout_keeps_the_old_revision_even_when_its_replica_crashes(
     predictor = ksrv_platform.isvc("steadfast")["status"]["components"]["predictor"]
     assert predictor["latestRolledoutRevision"] == "steadfast-predictor-00001"
     assert [(t["revisionName"], t["percent"]) for t in predictor["traffic"]] == [
-        ("steadfast-predictor-00001", 100)
+        ("steadfast-predictor-00002", 0),
+        ("steadfast-predictor-00001", 100),
     ]
 
 

@@ -160,13 +160,14 @@ def test_replicas_are_capped_on_one_machine():
     assert any("capped" in note for note in rendering.notes)
 
 
-def test_service_urls_come_from_the_platform():
-    assert PLATFORM.service_url("ns", "iris") == "http://127.0.0.1:8080/serving/ns/iris"
+def test_status_urls_are_kserves_host_form_and_the_address_the_gateway_path():
+    assert PLATFORM.service_url("ns", "iris") == "http://iris-ns.example.com"
+    assert PLATFORM.service_url("ns", "iris", "explainer") == "http://iris-explainer-ns.example.com"
+    assert PLATFORM.address_url("ns", "iris") == "http://127.0.0.1:8080/serving/ns/iris"
     assert (
-        PLATFORM.service_url("ns", "iris", "explainer")
+        PLATFORM.address_url("ns", "iris", "explainer")
         == "http://127.0.0.1:8080/serving/ns/iris-explainer"
     )
-    assert PLATFORM.address_url("ns", "iris") == "http://iris-ns.example.com"
 
 
 def custom(container: dict[str, Any]) -> list[str]:

@@ -23,9 +23,9 @@ CASES = {
         ([R1], R1, {R1}, R1, None, None),
         ([Traffic(R1, 100)], R1, None),
     ),
-    "new revision not ready yet: the old one keeps 100%": (
+    "new revision not ready yet: the old one keeps 100%, the new one is listed at 0%": (
         ([R1, R2], R2, {R1}, R1, None, None),
-        ([Traffic(R1, 100)], R1, None),
+        ([Traffic(R2, 0, "latest"), Traffic(R1, 100, "prev")], R1, None),
     ),
     "new revision ready: it is promoted and the old one becomes previous": (
         ([R1, R2], R2, {R1, R2}, R1, None, None),
@@ -33,7 +33,7 @@ CASES = {
     ),
     "new revision failing while the old one crashed too: the old one keeps 100%": (
         ([R1, R2], R2, set(), R1, None, None),
-        ([Traffic(R1, 100)], R1, None),
+        ([Traffic(R2, 0, "latest"), Traffic(R1, 100, "prev")], R1, None),
     ),
     "canary split: the latest gets its percent beside the previous": (
         ([R1, R2], R2, {R1, R2}, R1, None, 20),
@@ -53,11 +53,11 @@ CASES = {
     ),
     "crash mid-rollout, status lost: the newest other ready revision counts as rolled out": (
         ([R1, R2, R3], R3, {R1, R2}, None, None, None),
-        ([Traffic(R2, 100)], R2, None),
+        ([Traffic(R3, 0, "latest"), Traffic(R2, 100, "prev")], R2, None),
     ),
     "crash mid-rollout, status scribbled over: the junk is ignored": (
         ([R1, R2], R2, {R1}, "junk", 42, None),
-        ([Traffic(R1, 100)], R1, None),
+        ([Traffic(R2, 0, "latest"), Traffic(R1, 100, "prev")], R1, None),
     ),
     "crash mid-rollout, status lost and the latest failing: the ready one serves": (
         ([R1, R2], R2, {R1}, None, None, 50),
@@ -93,6 +93,6 @@ def test_rollout_follows_kserves_rules(inputs, expected):
 
 def test_a_previous_pointer_is_kept_while_nothing_is_promoted():
     decided = rollout([R1, R2, R3], R3, {R2}, R2, R1, None)
-    assert decided.traffic == (Traffic(R2, 100),)
+    assert decided.traffic == (Traffic(R3, 0, "latest"), Traffic(R2, 100, "prev"))
     assert (decided.rolled_out, decided.previous_rolled_out) == (R2, R1)
-    assert decided.routed == {R2}
+    assert decided.routed == {R2, R3}

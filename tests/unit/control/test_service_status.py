@@ -14,7 +14,7 @@ from ksrv.control.service_status import ComponentOutcome, ServiceView
 
 T0, T1 = 0.0, 60.0
 SERVER = ModelServer("sklearn", "/m", "ksrv-sklearn", True, "sklearn", True)
-VIEW = ServiceView(3, "http://gw/serving/ns/iris", "http://iris-ns.example.com", "predictor", [])
+VIEW = ServiceView(3, "http://iris-ns.example.com", "http://gw/serving/ns/iris", "predictor", [])
 
 
 def state(*phases: str, failure: str | None = None, failures: int = 1) -> RevisionState:
@@ -77,12 +77,33 @@ def test_transition_times_stay_while_a_condition_keeps_its_status():
     old = service_status.stopped_status(1, {}, T0)
     again = service_status.stopped_status(1, old, T1)
     assert again == old
-    running = service_status.service_status(
-        VIEW, {"predictor": ComponentOutcome(ComponentPlan("predictor"))}, old, T1
+    starting = {"predictor": ComponentOutcome(ComponentPlan("predictor"))}
+    first = service_status.service_status(VIEW, starting, {}, T0)
+    later = service_status.service_status(VIEW, starting, first, T1)
+    assert conditions(later)["Ready"]["lastTransitionTime"] == "1970-01-01T00:00:00Z"
+    stopped = service_status.stopped_status(1, later, T1)
+    assert conditions(stopped)["Ready"]["lastTransitionTime"] == "1970-01-01T00:01:00Z"
+
+
+def test_a_revision_still_starting_is_unknown_not_false():
+    starting = {"predictor": ComponentOutcome(ComponentPlan("predictor"))}
+    found = conditions(service_status.service_status(VIEW, starting, {}, T0))
+    assert {k: c["status"] for k, c in found.items()} == {
+        "PredictorReady": "Unknown", "IngressReady": "Unknown", "Ready": "Unknown"
+    }  # fmt: skip
+    assert found["Ready"]["reason"] == "Starting"
+
+
+def test_a_rollout_under_way_is_unknown_while_the_old_revision_serves():
+    serving = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}],
+        latest_state=state("Starting"),
     )
-    assert conditions(running)["Ready"]["lastTransitionTime"] == "1970-01-01T00:00:00Z"
-    assert conditions(running)["PredictorReady"]["lastTransitionTime"] == "1970-01-01T00:00:00Z"
-    assert conditions(running)["IngressReady"]["lastTransitionTime"] == "1970-01-01T00:01:00Z"
+    found = conditions(service_status.service_status(VIEW, {"predictor": serving}, {}, T0))
+    assert {k: c["status"] for k, c in found.items()} == {
+        "PredictorReady": "Unknown", "IngressReady": "True", "Ready": "Unknown"
+    }  # fmt: skip
 
 
 def test_component_status_reports_traffic_and_pointers():
@@ -90,7 +111,9 @@ def test_component_status_reports_traffic_and_pointers():
         (Traffic("r2", 20, "latest"), Traffic("r1", 80, "prev")), rolled_out="r1",
         previous_rolled_out=None,
     )  # fmt: skip
-    status = service_status.component_status(decided, "r2", {}, ["r1", "r2"], "http://u")
+    status = service_status.component_status(
+        decided, "r2", {}, ["r1", "r2"], "http://u", "http://gw/serving/ns/u"
+    )
     assert status == {
         "latestCreatedRevision": "r2",
         "latestReadyRevision": "r2",
@@ -100,6 +123,7 @@ def test_component_status_reports_traffic_and_pointers():
             {"revisionName": "r1", "percent": 80, "latestRevision": False, "tag": "prev"},
         ],
         "url": "http://u",
+        "address": {"url": "http://gw/serving/ns/u"},
     }
 
 

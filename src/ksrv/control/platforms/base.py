@@ -127,10 +127,10 @@ class Platform(Protocol):
         """
 
     def service_url(self, namespace: str, isvc: str, component: str | None = None) -> str:
-        """Where clients reach the service (its entry component) or one component."""
+        """The service's (or one component's) external URL: KServe's `status.url`."""
 
-    def address_url(self, namespace: str, isvc: str) -> str:
-        """The service's host-based address (KServe's `status.address.url`)."""
+    def address_url(self, namespace: str, isvc: str, component: str | None = None) -> str:
+        """Where the service (or one component) is reached directly: `status.address.url`."""
 
     async def ensure(self, spec: RevisionSpec) -> None:
         """Start the revision, or resize it to `spec.replicas`."""

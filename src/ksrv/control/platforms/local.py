@@ -91,12 +91,18 @@ class LocalPlatform:
         return f"{self.gateway}/serving/{link.namespace}/{link.isvc}-predictor"
 
     def service_url(self, namespace: str, isvc: str, component: str | None = None) -> str:
-        """The gateway's path form: `/serving/{namespace}/{isvc}[-{component}]`."""
+        """KServe's host form, `http://{isvc}[-{component}]-{namespace}.{domain}`.
+
+        The gateway routes it by the `Host` header, so KServe's getting-started recipe
+        (`curl -H "Host: ${SERVICE_HOSTNAME}" http://127.0.0.1:8080/v1/...`) works unchanged."""
+        suffix = f"-{component}" if component else ""
+        return f"http://{isvc}{suffix}-{namespace}.{self.domain}"
+
+    def address_url(self, namespace: str, isvc: str, component: str | None = None) -> str:
+        """The gateway's path form, reachable without a Host header:
+        `http://{gateway}/serving/{namespace}/{isvc}[-{component}]`."""
         suffix = f"-{component}" if component else ""
         return f"http://{self.gateway}/serving/{namespace}/{isvc}{suffix}"
-
-    def address_url(self, namespace: str, isvc: str) -> str:
-        return f"http://{isvc}-{namespace}.{self.domain}"
 
     async def ensure(self, spec: RevisionSpec) -> None:
         """Start the revision or resize it; surplus replicas (not ready first) drain meanwhile.

@@ -10,12 +10,14 @@ for it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOG_TAIL_BYTES = 2000
 
@@ -34,17 +36,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def spawn(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> int:
+def spawn(
+    argv: Sequence[str], env: Mapping[str, str], log_path: Path, pass_fds: Sequence[int] = ()
+) -> int:
     """Start `argv` in its own session (so it outlives the control plane), output appended to
-    `log_path`, stdin from /dev/null. Returns the PID; raises OSError if it cannot start."""
+    `log_path`, stdin from /dev/null, and `pass_fds` as its descriptors 3, 4, ... (nothing
+    else of ours leaks into it). Returns the PID; raises OSError if it cannot start."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    file_actions = [
+    file_actions: list[tuple[Any, ...]] = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, str(log_path), flags, 0o644),
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
-    return os.posix_spawnp(argv[0], list(argv), dict(env), file_actions=file_actions, setsid=True)
+    # Copies above the target range first, so no dup2 overwrites a descriptor still to be
+    # passed; a dup2 target loses close-on-exec, the copies keep it.
+    copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + len(pass_fds)) for fd in pass_fds]
+    file_actions += [(os.POSIX_SPAWN_DUP2, fd, 3 + i) for i, fd in enumerate(copies)]
+    try:
+        return os.posix_spawnp(
+            argv[0], list(argv), dict(env), file_actions=file_actions, setsid=True
+        )
+    finally:
+        for fd in copies:
+            os.close(fd)
 
 
 def start_time(pid: int) -> int | None:
