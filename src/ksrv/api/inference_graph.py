@@ -25,8 +25,6 @@ _TARGETS: Final = (
 class InferenceStep(ApiModel):
     """One step: where to send (a node, an InferenceService or a URL) and what to send."""
 
-    crd_fields = frozenset()
-
     name: str | None = None
     node_name: str | None = None
     service_name: str | None = None
@@ -43,15 +41,11 @@ class InferenceStep(ApiModel):
 
 
 class InferenceRouter(ApiModel):
-    crd_fields = frozenset()
-
     router_type: Literal["Sequence", "Splitter", "Ensemble", "Switch"]
     steps: list[InferenceStep] | None = None
 
 
 class RouterTimeouts(ApiModel):
-    crd_fields = frozenset()
-
     server_read: int | None = None
     server_write: int | None = None
     server_idle: int | None = None
@@ -59,8 +53,6 @@ class RouterTimeouts(ApiModel):
 
 
 class InferenceGraphSpec(ApiModel):
-    crd_fields = frozenset({"affinity", "tolerations"})
-
     nodes: dict[str, InferenceRouter]
     resources: ResourceRequirements | None = None
     node_selector: dict[str, str] | None = None
@@ -77,8 +69,6 @@ class InferenceGraphSpec(ApiModel):
 
 
 class InferenceGraph(ApiModel):
-    crd_fields = frozenset()
-
     api_version: Literal["serving.kserve.io/v1alpha1"] = API_VERSION
     kind: Literal["InferenceGraph"] = "InferenceGraph"
     metadata: ObjectMeta

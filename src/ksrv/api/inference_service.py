@@ -13,7 +13,6 @@ from typing import Any, Final, Literal
 from pydantic import Field
 
 from ksrv.api.meta import (
-    CONTAINER_FIELDS,
     ApiModel,
     Container,
     ObjectMeta,
@@ -32,16 +31,12 @@ DNS_1035: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 
 class ModelFormat(ApiModel):
-    crd_fields = frozenset()
-
     name: str
     version: str | None = None
 
 
 class StorageSpec(ApiModel):
     """`storage`: a key into the storage-config secret instead of a URI."""
-
-    crd_fields = frozenset()
 
     path: str | None = None
     schema_path: str | None = None
@@ -51,8 +46,6 @@ class StorageSpec(ApiModel):
 
 class FrameworkSpec(Container):
     """A legacy `sklearn:`/`xgboost:`/... spec: a container plus where the model lives."""
-
-    crd_fields = CONTAINER_FIELDS | {"confidential"}
 
     storage_uri: str | None = None
     runtime_version: str | None = None
@@ -68,8 +61,6 @@ class ModelSpec(FrameworkSpec):
 
 
 class ArtExplainerSpec(Container):
-    crd_fields = CONTAINER_FIELDS
-
     type: str | None = None
     storage_uri: str | None = None
     runtime_version: str | None = None
@@ -79,8 +70,6 @@ class ArtExplainerSpec(Container):
 
 class LoggerSpec(ApiModel):
     """Payload logging: a CloudEvents sink URL and which messages go to it."""
-
-    crd_fields = frozenset({"storage"})
 
     url: str | None = None
     mode: Literal["all", "request", "response"] | None = None
@@ -92,23 +81,17 @@ class LoggerSpec(ApiModel):
 
 
 class Batcher(ApiModel):
-    crd_fields = frozenset()
-
     max_batch_size: int | None = None
     max_latency: int | None = None  # milliseconds, as KServe's agent reads it
     timeout: int | None = None
 
 
 class StorageUri(ApiModel):
-    crd_fields = frozenset()
-
     uri: str
     mount_path: str = Field(default="/mnt/models", pattern=r"^/.*")
 
 
 class MetricSpec(ApiModel):
-    crd_fields = frozenset()
-
     type: Literal["Resource", "External", "PodMetric"]
     resource: dict[str, Any] | None = None
     external: dict[str, Any] | None = None
@@ -116,8 +99,6 @@ class MetricSpec(ApiModel):
 
 
 class AutoScalingSpec(ApiModel):
-    crd_fields = frozenset()
-
     metrics: list[MetricSpec] | None = None
     behavior: dict[str, Any] | None = None
 
@@ -238,15 +219,11 @@ Component = ComponentSpec
 class CanarySpec(ApiModel):
     """A `spec.canary[]` entry (Standard mode): a named predictor overlay and its traffic share."""
 
-    crd_fields = frozenset()
-
     predictor: PredictorSpec
     traffic_percent: int = Field(ge=0, le=100)
 
 
 class InferenceServiceSpec(ApiModel):
-    crd_fields = frozenset()
-
     predictor: PredictorSpec
     transformer: TransformerSpec | None = None
     explainer: ExplainerSpec | None = None
@@ -255,8 +232,6 @@ class InferenceServiceSpec(ApiModel):
 
 class InferenceService(ApiModel):
     """One InferenceService; `components()` gives the parts the reconciler runs."""
-
-    crd_fields = frozenset()
 
     api_version: Literal["serving.kserve.io/v1beta1"] = API_VERSION
     kind: Literal["InferenceService"] = "InferenceService"

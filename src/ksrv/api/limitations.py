@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ksrv.api.field_tree import unknown_fields
 from ksrv.api.inference_graph import InferenceGraph
 from ksrv.api.inference_service import FRAMEWORKS, InferenceService
-from ksrv.api.meta import ApiModel, join, unknown_fields
+from ksrv.api.meta import ApiModel, join
 from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from ksrv.api.trained_model import TrainedModel
 
@@ -47,7 +48,7 @@ def local_limitations(resource: ApiModel) -> list[str]:
     notes = [
         f"{path}: not a field of {kind} {api_version}; KServe's API server drops it and ksrv "
         "ignores it"
-        for path in unknown_fields(resource)
+        for path in unknown_fields(type(resource).__name__, resource.to_dict())
     ]
     if isinstance(resource, InferenceService):
         notes += _inference_service_notes(resource)

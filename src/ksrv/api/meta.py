@@ -1,16 +1,14 @@
 """What every resource shares: the pydantic base, ObjectMeta, and the Kubernetes pod pieces.
 
 Models are strict, as the API server is: `"1"` is not an integer and `0.1` is not a quantity.
-Fields ksrv does not read are kept as given (`extra="allow"`); `crd_fields` lists the ones the
-CRD knows, so `unknown_field_errors` can refuse a field the CRD does not define (a typo), as
-kubectl's strict field validation does, while one ksrv merely stores passes.
+Fields ksrv does not read are kept as given (`extra="allow"`); which of them the CRD defines
+is `api.field_tree`'s question, answered from the CRDs themselves.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-from typing import Annotated, Any, ClassVar, Final
+from typing import Annotated, Any, Final
 
 from pydantic import (
     BaseModel,
@@ -65,9 +63,6 @@ class ApiModel(BaseModel):
         protected_namespaces=(),
     )
 
-    # camelCase names the CRD defines here but this model leaves untyped; None = not checked.
-    crd_fields: ClassVar[frozenset[str] | None] = None
-
     def to_dict(self) -> dict[str, Any]:
         """KServe's camelCase document: what `load()` reads back to an equal resource."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -78,43 +73,6 @@ def join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else key
-
-
-def unknown_fields(node: object) -> list[str]:
-    """Paths of fields the CRD does not define (KServe's API server prunes them silently)."""
-    return [join(path, key) for path, key, _ in _unknown(node, "")]
-
-
-def unknown_field_errors(node: object) -> list[tuple[str, str]]:
-    """`(path, message)` per field the CRD does not define, as kubectl's strict validation
-    refuses them, with the closest known field where one is close (a typo, most likely)."""
-    errors = []
-    for path, key, known in _unknown(node, ""):
-        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        errors.append((join(path, key), f"unknown field{hint}"))
-    return errors
-
-
-def _unknown(node: object, path: str) -> list[tuple[str, str, frozenset[str]]]:
-    """(parent path, field, the fields known there) of every unknown field under `node`."""
-    found: list[tuple[str, str, frozenset[str]]] = []
-    if isinstance(node, ApiModel):
-        cls = type(node)
-        if cls.crd_fields is not None:
-            known = cls.crd_fields | {
-                field.alias or name for name, field in cls.model_fields.items()
-            }
-            found += [(path, key, known) for key in node.model_extra or {} if key not in known]
-        for name, field in cls.model_fields.items():
-            found += _unknown(getattr(node, name), join(path, field.alias or name))
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            found += _unknown(item, join(path, index))
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            found += _unknown(value, join(path, str(key)))
-    return found
 
 
 _MAPS: Final = ("labels", "annotations")
@@ -146,49 +104,26 @@ class ObjectMeta(ApiModel):
 
 
 class EnvVar(ApiModel):
-    crd_fields = frozenset({"valueFrom"})
-
     name: str
     value: str | None = None
 
 
 class ContainerPort(ApiModel):
-    crd_fields = frozenset({"hostIP", "hostPort", "name", "protocol"})
-
     container_port: int
 
 
 class ResourceRequirements(ApiModel):
-    crd_fields = frozenset({"claims"})
-
     limits: dict[str, Quantity] | None = None
     requests: dict[str, Quantity] | None = None
 
 
 class VolumeMount(ApiModel):
-    crd_fields = frozenset(
-        {"mountPropagation", "readOnly", "recursiveReadOnly", "subPath", "subPathExpr"}
-    )
-
     name: str
     mount_path: str
 
 
-CONTAINER_FIELDS = frozenset(
-    {
-        "args", "command", "env", "envFrom", "image", "imagePullPolicy", "lifecycle",
-        "livenessProbe", "name", "ports", "readinessProbe", "resizePolicy", "resources",
-        "restartPolicy", "restartPolicyRules", "securityContext", "startupProbe", "stdin",
-        "stdinOnce", "terminationMessagePath", "terminationMessagePolicy", "tty",
-        "volumeDevices", "volumeMounts", "workingDir",
-    }
-)  # fmt: skip
-
-
 class Container(ApiModel):
     """A Kubernetes container as KServe inlines it (framework and model specs are containers)."""
-
-    crd_fields = CONTAINER_FIELDS
 
     name: str | None = None
     image: str | None = None
@@ -214,25 +149,8 @@ class PodContainer(Container):
     name: str
 
 
-POD_FIELDS = frozenset(
-    {
-        "activeDeadlineSeconds", "affinity", "automountServiceAccountToken", "containers",
-        "dnsConfig", "dnsPolicy", "enableServiceLinks", "hostAliases", "hostIPC",
-        "hostNetwork", "hostPID", "hostUsers", "hostname", "hostnameOverride",
-        "imagePullSecrets", "initContainers", "nodeName", "nodeSelector", "os", "overhead",
-        "preemptionPolicy", "priority", "priorityClassName", "readinessGates",
-        "resourceClaims", "resources", "restartPolicy", "runtimeClassName", "schedulerName",
-        "schedulingGates", "securityContext", "serviceAccount", "serviceAccountName",
-        "setHostnameAsFQDN", "shareProcessNamespace", "subdomain",
-        "terminationGracePeriodSeconds", "tolerations", "topologySpreadConstraints", "volumes",
-    }
-)  # fmt: skip
-
-
 class PodFields(ApiModel):
     """The PodSpec fields KServe inlines into a component; the ones ksrv reads are typed."""
-
-    crd_fields = POD_FIELDS
 
     containers: list[PodContainer] | None = None
     init_containers: list[PodContainer] | None = None

@@ -15,11 +15,12 @@ import yaml
 from pydantic import ValidationError
 
 from ksrv.api import admission, names
+from ksrv.api.field_tree import unknown_field_errors
 from ksrv.api.inference_graph import InferenceGraph, graph_errors
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.kinds import GROUP, KINDS, Kind
 from ksrv.api.limitations import local_limitations
-from ksrv.api.meta import join, unknown_field_errors
+from ksrv.api.meta import join
 from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from ksrv.api.trained_model import TrainedModel, trained_model_errors, trained_model_update_errors
 from ksrv.errors import ResourceInvalid
@@ -116,11 +117,13 @@ def load(document: dict[str, Any], *, is_strict: bool = False) -> Resource:
             `field_errors` name each bad field.
     """
     cls = _model_for(document)
+    # What the user wrote, at any depth (pod-spec fields included), checked against the CRD.
+    errors: FieldErrors = unknown_field_errors(cls.__name__, document) if is_strict else []
     try:
         resource = cls.model_validate(document)
     except ValidationError as exc:
-        raise _invalid(document, [_field_error(error) for error in exc.errors()]) from exc
-    errors: FieldErrors = unknown_field_errors(resource) if is_strict else []
+        errors += [_field_error(error) for error in exc.errors()]
+        raise _invalid(document, errors) from exc
     if isinstance(resource, InferenceService):
         admission.apply_defaults(resource)
         errors += admission.inference_service_errors(resource)

@@ -11,7 +11,7 @@ from typing import Any, Final, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from ksrv.api.meta import CONTAINER_FIELDS, ApiModel, ObjectMeta
+from ksrv.api.meta import ApiModel, ObjectMeta
 from ksrv.errors import ResourceInvalid
 
 API_VERSION: Final = "serving.kserve.io/v1alpha1"
@@ -41,8 +41,6 @@ __all__ = [
 class SupportedModelFormat(_Resource):
     """One `supportedModelFormats` entry: a format name, its version, and how it is chosen."""
 
-    crd_fields = frozenset()
-
     name: str = Field(min_length=1)
     version: str | None = None
     auto_select: bool | None = None
@@ -55,8 +53,6 @@ class SupportedModelFormat(_Resource):
 
 
 class Container(_Resource):
-    crd_fields = CONTAINER_FIELDS
-
     name: str | None = None
     image: str | None = None
     command: list[str] = Field(default_factory=list)
@@ -64,16 +60,6 @@ class Container(_Resource):
 
 
 class ServingRuntimeSpec(_Resource):
-    crd_fields = frozenset(
-        {
-            "affinity", "annotations", "builtInAdapter", "containers", "disabled",
-            "grpcDataEndpoint", "grpcEndpoint", "hostIPC", "httpDataEndpoint", "imagePullSecrets",
-            "labels", "multiModel", "nodeSelector", "protocolVersions", "replicas",
-            "schedulerName", "storageHelper", "supportedModelFormats", "tolerations", "volumes",
-            "workerSpec",
-        }
-    )  # fmt: skip
-
     supported_model_formats: list[SupportedModelFormat] = Field(default_factory=list)
     protocol_versions: list[str] = Field(default_factory=list)
     containers: list[Container] = Field(min_length=1)
@@ -119,8 +105,6 @@ class ServingRuntimeSpec(_Resource):
 
 class _RuntimeResource(_Resource):
     """What both runtime kinds hold: the same spec under a different scope."""
-
-    crd_fields = frozenset()
 
     api_version: Literal["serving.kserve.io/v1alpha1"] = API_VERSION
     metadata: ObjectMeta

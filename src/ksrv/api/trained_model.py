@@ -15,23 +15,17 @@ API_VERSION: Final = "serving.kserve.io/v1alpha1"
 
 
 class TrainedModelSpecModel(ApiModel):
-    crd_fields = frozenset()
-
     storage_uri: str
     framework: str
     memory: Quantity
 
 
 class TrainedModelSpec(ApiModel):
-    crd_fields = frozenset()
-
     inference_service: str
     model: TrainedModelSpecModel
 
 
 class TrainedModel(ApiModel):
-    crd_fields = frozenset()
-
     api_version: Literal["serving.kserve.io/v1alpha1"] = API_VERSION
     kind: Literal["TrainedModel"] = "TrainedModel"
     metadata: ObjectMeta

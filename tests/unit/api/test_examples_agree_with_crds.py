@@ -188,8 +188,8 @@ def test_every_served_example_is_checked() -> None:
     assert len(_documents()) > 150
 
 
-def _known(cls: Any) -> set[str]:
-    return set(cls.crd_fields) | {field.alias or name for name, field in cls.model_fields.items()}
+def _typed(cls: Any) -> set[str]:
+    return {field.alias or name for name, field in cls.model_fields.items()}
 
 
 def _crd_properties(api_version: str, kind: str, path: str) -> set[str]:
@@ -232,23 +232,73 @@ KNOWN_FIELD_SETS = [
     ("TrainedModel", V1ALPHA1, "spec", "TrainedModelSpec"),
     ("TrainedModel", V1ALPHA1, "spec.model", "TrainedModelSpecModel"),
     ("ServingRuntime", V1ALPHA1, "spec", "ServingRuntimeSpec"),
+    ("ServingRuntime", V1ALPHA1, "spec.containers.[]", "Container"),
+    ("InferenceService", V1BETA1, "spec.predictor", "PodFields"),
 ]
 
 
 @pytest.mark.skipif(not CRDS.is_dir(), reason=f"no KServe CRDs under {CRDS}")
 @pytest.mark.parametrize(("kind", "api_version", "path", "model"), KNOWN_FIELD_SETS)
-def test_each_model_knows_exactly_the_fields_its_crd_defines(kind, api_version, path, model):
+def test_each_typed_field_is_one_its_crd_defines(kind, api_version, path, model):
     from ksrv.api import inference_graph, inference_service, meta, serving_runtime, trained_model
 
     modules = (inference_service, inference_graph, trained_model, serving_runtime, meta)
     cls = next(getattr(module, model) for module in modules if hasattr(module, model))
-    assert _known(cls) == _crd_properties(api_version, kind, path)
+    assert _typed(cls) <= _crd_properties(api_version, kind, path)
 
 
 @pytest.mark.skipif(not CRDS.is_dir(), reason=f"no KServe CRDs under {CRDS}")
 @pytest.mark.parametrize("framework", ["sklearn", "xgboost", "triton", "pytorch", "huggingface"])
-def test_framework_specs_know_exactly_the_crd_fields(framework):
+def test_framework_specs_type_only_crd_fields(framework):
     from ksrv.api.inference_service import FrameworkSpec
 
     expected = _crd_properties(V1BETA1, "InferenceService", f"spec.predictor.{framework}")
-    assert _known(FrameworkSpec) == expected
+    assert _typed(FrameworkSpec) <= expected
+
+
+TYPO = "zzTypo"
+
+
+def _with_typos(node: Any, path: str = "") -> Any:
+    """`node` with a key no schema defines added to every mapping, at every depth."""
+    if isinstance(node, list):
+        return [_with_typos(item, path) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _with_typos(value, f"{path}.{key}") for key, value in node.items()}
+    if path != ".status":  # the API server ignores status on writes; ksrv does not check it
+        out[TYPO] = "x"
+    return out
+
+
+@pytest.mark.skipif(not CRDS.is_dir(), reason=f"no KServe CRDs under {CRDS}")
+@pytest.mark.parametrize(("file", "index", "doc"), _documents())
+def test_strict_loading_refuses_exactly_what_the_crd_prunes_at_any_depth(file, index, doc):
+    """Probes, volumes, env valueFrom, affinity, ...: whatever the example holds, a key added
+    to each of its mappings is refused exactly where the CRD's schema would prune it."""
+    typed = _with_typos(doc)
+    verdict = _crd_verdict(typed)
+    if verdict is None:
+        return  # an apiVersion no CRD serves: test_load_agrees_with_kserve covers it
+    _, pruned = verdict
+    with pytest.raises(ResourceInvalid) as caught:
+        resources.load(typed, is_strict=True)
+    refused = {path for path, text in caught.value.field_errors if "unknown field" in text}
+    assert refused == pruned
+
+
+@pytest.mark.skipif(not CRDS.is_dir(), reason=f"no KServe CRDs under {CRDS}")
+def test_the_examples_reach_the_pod_fields_kserve_inlines():
+    """The test above means something for the untyped pod-spec fields: the examples hold them."""
+    pruned: set[str] = set()
+    for param in _documents():
+        verdict = _crd_verdict(_with_typos(param.values[2]))
+        pruned |= verdict[1] if verdict else set()
+    for inside in (
+        "Probe.httpGet.",
+        "volumeMounts[0].",
+        "valueFrom.",
+        "volumes[0].",
+        "workerSpec.",
+    ):
+        assert any(inside in path for path in pruned), inside
