@@ -13,7 +13,7 @@ import difflib
 import functools
 import gzip
 import json
-from importlib import resources
+from importlib.resources import files
 from typing import Any
 
 from ksrv.api.meta import join
@@ -24,7 +24,7 @@ Unknown = tuple[str, str, frozenset[str]]
 
 @functools.cache
 def _tree() -> dict[str, Any]:
-    data = resources.files(__package__).joinpath("crd_fields.json.gz").read_bytes()
+    data = files(__package__).joinpath("crd_fields.json.gz").read_bytes()
     tree: dict[str, Any] = json.loads(gzip.decompress(data))
     return tree
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from ksrv.cli.main import cli
@@ -87,6 +88,63 @@ TYPOS = [
         },
         "spce",
         "did you mean spec?",
+    ),
+]
+ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
+SERVING_RUNTIMES = "/apis/serving.kserve.io/v1alpha1/namespaces/default/servingruntimes"
+
+
+def _isvc_with(model: dict[str, Any]) -> dict[str, Any]:
+    spec = {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://b/m", **model}
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "sklearn-iris"},
+        "spec": {"predictor": {"model": spec}},
+    }
+
+
+# Typos inside the pod-spec fields KServe inlines, which ksrv's models leave untyped.
+DEEP_TYPOS = [
+    (
+        ISVCS,
+        _isvc_with({"readinessProbe": {"httpGet": {"paht": "/ready", "port": 8080}}}),
+        "spec.predictor.model.readinessProbe.httpGet.paht",
+        "did you mean path?",
+    ),
+    (
+        ISVCS,
+        _isvc_with({"volumeMounts": [{"name": "data", "mountPaht": "/data"}]}),
+        "spec.predictor.model.volumeMounts[0].mountPaht",
+        "did you mean mountPath?",
+    ),
+    (
+        ISVCS,
+        _isvc_with(
+            {"env": [{"name": "TOKEN", "valueFrom": {"secretKeyref": {"name": "s", "key": "t"}}}]}
+        ),
+        "spec.predictor.model.env[0].valueFrom.secretKeyref",
+        "did you mean secretKeyRef?",
+    ),
+    (
+        SERVING_RUNTIMES,
+        {
+            "apiVersion": "serving.kserve.io/v1alpha1",
+            "kind": "ServingRuntime",
+            "metadata": {"name": "rt"},
+            "spec": {
+                "supportedModelFormats": [{"name": "sklearn"}],
+                "containers": [
+                    {
+                        "name": "kserve-container",
+                        "image": "x",
+                        "livenessProbe": {"exec": {"comand": ["true"]}},
+                    }
+                ],
+            },
+        },
+        "spec.containers[0].livenessProbe.exec.comand",
+        "did you mean command?",
     ),
 ]
 TERMINAL = {
@@ -185,6 +243,30 @@ def test_every_kind_answers_422_naming_the_unknown_field(server, url, document, 
     assert response.status_code == 422, response.text
     causes = {cause["field"]: cause["message"] for cause in response.json()["details"]["causes"]}
     assert causes == {path: f"unknown field; {hint}"}
+
+
+@pytest.mark.parametrize(
+    ("url", "document", "path", "hint"), DEEP_TYPOS, ids=[p for _, _, p, _ in DEEP_TYPOS]
+)
+def test_dry_run_refuses_a_typo_deep_in_a_pod_field(tmp_path, url, document, path, hint):
+    text = yaml.safe_dump(document, sort_keys=False)
+    result = CliRunner().invoke(cli, ["apply", "--dry-run", "-f", write(tmp_path, text)])
+    assert result.exit_code == 1
+    assert f"  * {path}: unknown field; {hint}" in result.stderr.splitlines()
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("url", "document", "path", "hint"), DEEP_TYPOS, ids=[p for _, _, p, _ in DEEP_TYPOS]
+)
+def test_the_api_answers_422_for_a_typo_deep_in_a_pod_field(
+    server, store, url, document, path, hint
+):
+    response = httpx.post(server + url, json=document, timeout=10)
+    assert response.status_code == 422, response.text
+    causes = {cause["field"]: cause["message"] for cause in response.json()["details"]["causes"]}
+    assert causes[path] == f"unknown field; {hint}"
+    assert store.list(document["kind"]) == []
 
 
 @pytest.mark.parametrize("store", [TerminalAtOnce], indirect=True)

@@ -104,7 +104,9 @@ DEEP_TYPOS = [
 ]
 
 
-@pytest.mark.parametrize(("document", "path", "message"), DEEP_TYPOS, ids=lambda v: str(v)[-30:])
+@pytest.mark.parametrize(
+    ("document", "path", "message"), DEEP_TYPOS, ids=[p for _, p, _ in DEEP_TYPOS]
+)
 def test_strict_loading_refuses_a_typo_inside_an_untyped_pod_field(document, path, message):
     with pytest.raises(ResourceInvalid) as caught:
         resources.load(document, is_strict=True)
@@ -113,7 +115,9 @@ def test_strict_loading_refuses_a_typo_inside_an_untyped_pod_field(document, pat
     assert [error for error in caught.value.field_errors[1:] if error[1] != "required"] == []
 
 
-@pytest.mark.parametrize(("document", "path", "message"), DEEP_TYPOS, ids=lambda v: str(v)[-30:])
+@pytest.mark.parametrize(
+    ("document", "path", "message"), DEEP_TYPOS, ids=[p for _, p, _ in DEEP_TYPOS]
+)
 def test_a_stored_document_still_loads_and_reports_the_field(document, path, message):
     resource = resources.load(document)  # stored under looser rules: kept, reported
     assert any(
