@@ -14,7 +14,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 SERVER := http://127.0.0.1:$(API_PORT)
 
-.PHONY: run test test-unit test-int lint fmt type check bench proto clean
+.PHONY: run test test-unit test-int lint fmt type check bench proto crd-fields clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,7 @@ ifneq ($(API_PORT),8090)
 endif
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -65,13 +65,13 @@ test-int: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/lint-imports
 
 fmt: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench tools
+	$(BIN)/ruff check --fix src tests bench tools
 
 type: $(STAMP)
 	$(BIN)/mypy src
@@ -80,6 +80,10 @@ check: lint type test-unit
 
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py
+
+# KServe's CRDs (../shared/schemas) -> src/ksrv/api/crd_fields.json.gz, the field tree of strict loading.
+crd-fields: $(STAMP)
+	$(BIN)/python tools/gen_crd_fields.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/rest.py
