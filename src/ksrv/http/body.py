@@ -119,12 +119,14 @@ class IncomingBody:
         self.parts: list[bytes] = []
         self.buffer: bytearray | None = None
         self.stream: BodyStream | None = None
-        is_chunked = False
+        is_chunked = self.expects_continue = False  # `Expect: 100-continue`
         for name, value in headers:
             if name == b"content-length" and value.isdigit():
                 self.length = int(value)
             elif name == b"transfer-encoding":
                 is_chunked = True
+            elif name == b"expect":
+                self.expects_continue = value.lower() == b"100-continue"
         self.is_too_large = (self.length or 0) > max_bytes
         is_long = is_chunked or (self.length or 0) > (stream_over or 0)
         if stream_over is not None and is_long and not self.is_too_large:

@@ -275,9 +275,7 @@ class _Connection(asyncio.Protocol):
             return
         if body.stream is not None:
             self._queue(self._request())  # answered while its body still arrives
-        if self.transport is not None and any(
-            name == b"expect" and value.lower() == b"100-continue" for name, value in headers
-        ):
+        if body.expects_continue and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, chunk: bytes) -> None:
