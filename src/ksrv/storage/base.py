@@ -326,13 +326,27 @@ def local_listing(uri: str, path: Path) -> Listing:
         where = "" if str(path) in uri else f" ({path})"
         raise StorageError(f"{uri} does not exist{where}")
     objects = []
-    for folder, _, names in os.walk(path, followlinks=True):
+    for folder, folders, names in os.walk(path, followlinks=True):
+        _refuse_loops(uri, Path(folder), folders)
         for name in sorted(names):
             file = Path(folder, name)
-            stat = file.stat()
+            try:
+                stat = file.stat()
+            except OSError as exc:  # a dangling link
+                raise StorageError(f"{uri}: cannot read {file}: {exc.strerror}") from exc
             relative = file.relative_to(path).as_posix()
             objects.append(RemoteObject(relative, str(file), stat.st_size, _stamp(stat), file))
     return Listing(tuple(sorted(objects, key=lambda o: o.path)), local_root=path)
+
+
+def _refuse_loops(uri: str, folder: Path, folders: list[str]) -> None:
+    """A linked folder that leads back to one being walked would list its files without end
+    (two such links: 2**40 copies before the kernel's link limit stops the walk)."""
+    here = folder.resolve()
+    for name in folders:
+        link = folder / name
+        if link.is_symlink() and here.is_relative_to(link.resolve()):
+            raise StorageError(f"{uri}: {link} links back to {link.resolve()}, a loop")
 
 
 def _stamp(stat: os.stat_result) -> str:

@@ -127,3 +127,32 @@ def test_an_archive_whose_links_chain_out_fails_and_leaves_nothing(isolated_env,
     ):
         download(f"file://{path}", tmp_path / "models" / "evil")
     assert sorted(tmp_path.rglob("*")) == [*before, tmp_path / "models"]
+
+
+def test_a_folder_linking_back_to_its_parent_is_refused_not_walked_without_end(
+    isolated_env, tmp_path
+):
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "sub" / "model.joblib").write_bytes(b"m")
+    (model / "sub" / "up").symlink_to("..")
+    (model / "sub" / "again").symlink_to("..")
+    with pytest.raises(StorageError, match=r"links back to .*, a loop"):
+        download(str(model), tmp_path / "out")
+
+
+def test_a_dangling_link_in_a_local_model_is_named(isolated_env, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.joblib").symlink_to(tmp_path / "gone")
+    with pytest.raises(StorageError, match=r"cannot read .*model\.joblib: No such file"):
+        download(str(model), tmp_path / "out")
+
+
+def test_a_link_to_a_folder_beside_the_model_is_still_followed(isolated_env, tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "vocab.txt").write_bytes(b"v")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "assets").symlink_to(tmp_path / "shared")
+    assert files(download(str(model), tmp_path / "out")) == {"assets/vocab.txt": b"v"}
