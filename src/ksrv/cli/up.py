@@ -82,7 +82,6 @@ def up(
     warning = exposure.check({"gateway": host, "management API": api_host}, is_insecure_no_auth)
     # The control plane starts `ksrv gateway` with this environment; its --workers reads it.
     os.environ["KSRV_GATEWAY_WORKERS"] = str(gateway_workers)
-    os.environ["KSRV_LOG_RETENTION_DAYS"] = str(log_retention_days)  # --detach's child reads it
     settings = plane.PlaneSettings(
         state_dir=state_dir.resolve(),
         host=host,
@@ -184,6 +183,8 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
                 settings.domain,
                 "--log-level",
                 log_level,
+                "--log-retention-days",
+                str(settings.log_retention_s / (24 * 3600)),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -345,8 +345,8 @@ def _refuse_loops(uri: str, folder: Path, folders: list[str]) -> None:
     here = folder.resolve()
     for name in folders:
         link = folder / name
-        if link.is_symlink() and here.is_relative_to(link.resolve()):
-            raise StorageError(f"{uri}: {link} links back to {link.resolve()}, a loop")
+        if link.is_symlink() and here.is_relative_to(target := link.resolve()):
+            raise StorageError(f"{uri}: {link} links back to {target}, a loop")
 
 
 def _stamp(stat: os.stat_result) -> str:

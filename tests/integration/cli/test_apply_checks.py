@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import yaml
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from ksrv.cli.main import cli
 from ksrv.control.api_server import ManagementAPI
@@ -269,21 +269,14 @@ def test_the_api_answers_422_for_a_typo_deep_in_a_pod_field(
     assert store.list(document["kind"]) == []
 
 
+def apply_and_wait(tmp_path: Path, server: str) -> Result:
+    argv = ["apply", "-f", write(tmp_path, GOOD_ISVC), "--wait", "--timeout", "1h"]
+    return CliRunner().invoke(cli, [*argv, "--server", server])
+
+
 @pytest.mark.parametrize("store", [TerminalAtOnce], indirect=True)
 def test_apply_wait_stops_at_once_on_a_terminal_failure(tmp_path, server, store):
-    result = CliRunner().invoke(
-        cli,
-        [
-            "apply",
-            "-f",
-            write(tmp_path, GOOD_ISVC),
-            "--wait",
-            "--timeout",
-            "1h",
-            "--server",
-            server,
-        ],
-    )
+    result = apply_and_wait(tmp_path, server)
     assert result.exit_code == 1
     assert store.reads == 1
     assert result.stderr.strip() == (
@@ -294,19 +287,7 @@ def test_apply_wait_stops_at_once_on_a_terminal_failure(tmp_path, server, store)
 
 @pytest.mark.parametrize("store", [StaleTerminalThenReady], indirect=True)
 def test_apply_wait_ignores_the_failure_of_an_older_generation(tmp_path, server, store):
-    result = CliRunner().invoke(
-        cli,
-        [
-            "apply",
-            "-f",
-            write(tmp_path, GOOD_ISVC),
-            "--wait",
-            "--timeout",
-            "1h",
-            "--server",
-            server,
-        ],
-    )
+    result = apply_and_wait(tmp_path, server)
     assert result.exit_code == 0, result.output
     assert store.reads == 2
     assert result.stdout.splitlines()[-1] == (
