@@ -15,7 +15,6 @@ once any of it was taken from the client the request is no longer retryable.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ import httptools
 from ksrv.errors import UpstreamFailed, UpstreamTimeout
 from ksrv.gateway.deadlines import Deadlines
 from ksrv.http.body import BodyStream
+from ksrv.http.chunks import ChunkQueue
 
 # A streamed body: stop reading the replica above this much unread, resume below the low mark.
 _HIGH_WATER_BYTES = 256 * 1024
@@ -72,7 +72,7 @@ class UpstreamDropped(UpstreamFailed):
         self.answer = answer
 
 
-class UpstreamStream:
+class UpstreamStream(ChunkQueue):
     """The body of a streamed answer, chunk by chunk as the replica sends it.
 
     Back-pressure: once more than `_HIGH_WATER_BYTES` wait unread, the connection stops
@@ -82,38 +82,26 @@ class UpstreamStream:
     """
 
     def __init__(self, connection: _Connection) -> None:
+        super().__init__(
+            connection.pause_reading, connection.resume_reading, _HIGH_WATER_BYTES, _LOW_WATER_BYTES
+        )
         self.connection = connection
         self.on_close: Callable[[], None] | None = None
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.is_paused = False
         self.is_done = False
         self.is_closed = False
         self.error: BaseException | None = None
-        self.waiter: asyncio.Future[None] | None = None
 
     # -- fed by the connection -------------------------------------------------------------
     def feed(self, chunk: bytes) -> None:
-        if self.is_closed:
-            return
-        self.chunks.append(chunk)
-        self.buffered += len(chunk)
-        if self.buffered > _HIGH_WATER_BYTES and not self.is_paused:
-            self.is_paused = True
-            self.connection.pause_reading()
-        self._wake()
+        if not self.is_closed:
+            self.push(chunk)
 
     def finish(self, error: BaseException | None = None) -> None:
         if self.is_done:
             return
         self.is_done = True
         self.error = error
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.wake()
 
     # -- read by the client side -----------------------------------------------------------
     def __aiter__(self) -> UpstreamStream:
@@ -128,17 +116,8 @@ class UpstreamStream:
                 raise StopAsyncIteration
             if self.is_closed:
                 raise StopAsyncIteration
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        chunk = self.chunks.popleft()
-        self.buffered -= len(chunk)
-        if self.is_paused and self.buffered <= _LOW_WATER_BYTES:
-            self.is_paused = False
-            self.connection.resume_reading()
-        return chunk
+            await self.wait()
+        return self.pop()
 
     async def aclose(self) -> None:
         """Stop reading; before the end, that cuts the replica's connection."""
@@ -295,9 +274,7 @@ class _Connection(asyncio.Protocol):
             self._complete()
             return
         stream.finish()
-        if stream.is_paused:  # the rest of the body is buffered: the socket may read again
-            stream.is_paused = False
-            self.resume_reading()
+        stream.unpause()  # the rest of the body is buffered: the socket may read again
         self.stream = None
         self._recycle()
 

@@ -13,11 +13,10 @@ up, ends the stream with an error.
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from typing import Protocol
 
 from ksrv.errors import InvalidInput, PayloadTooLarge
+from ksrv.http.chunks import ChunkQueue
 
 # The body limit of model servers and of the gateway in front of them: one value, so the
 # gateway never takes in a body a replica would refuse.
@@ -39,28 +38,21 @@ class Reading(Protocol):
     def resume_body(self) -> None: ...
 
 
-class BodyStream:
+class BodyStream(ChunkQueue):
     """The chunks of one request body, in order; `length` is its Content-Length, if any."""
 
     def __init__(self, reading: Reading, length: int | None) -> None:
-        self.reading = reading
+        super().__init__(
+            reading.pause_body, reading.resume_body, _HIGH_WATER_BYTES, _LOW_WATER_BYTES
+        )
         self.length = length
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.is_paused = False
         self.is_started = False  # the handler has taken a chunk: it cannot be replayed
         self.is_received = False  # the last chunk arrived
         self.error: BaseException | None = None
-        self.waiter: asyncio.Future[None] | None = None
 
     # -- fed by the connection -------------------------------------------------------------
     def feed(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
-        self.buffered += len(chunk)
-        if self.buffered > _HIGH_WATER_BYTES and not self.is_paused:
-            self.is_paused = True
-            self.reading.pause_body()
-        self._wake()
+        self.push(chunk)
 
     def finish(self, error: BaseException | None = None) -> None:
         """The body is complete (`error` None) or will never be."""
@@ -71,12 +63,7 @@ class BodyStream:
         else:
             self.error = error
             self.chunks.clear()
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.wake()
 
     # -- read by the handler ---------------------------------------------------------------
     def __aiter__(self) -> BodyStream:
@@ -89,17 +76,8 @@ class BodyStream:
                 raise self.error
             if self.is_received:
                 raise StopAsyncIteration
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        chunk = self.chunks.popleft()
-        self.buffered -= len(chunk)
-        if self.is_paused and self.buffered <= _LOW_WATER_BYTES:
-            self.is_paused = False
-            self.reading.resume_body()
-        return chunk
+            await self.wait()
+        return self.pop()
 
 
 class IncomingBody:
