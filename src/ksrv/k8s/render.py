@@ -1,0 +1,121 @@
+"""Resources -> the Kubernetes objects KServe's controller would make for them.
+
+The second renderer of the neutral plan (`control.plan.desired_state`), next to the local one:
+the plan decides what each component runs (runtime selection, protocol, autoscaling intent);
+this module decides the objects, by deployment mode (`serving.kserve.io/deploymentMode`
+annotation, else the cluster's configured default). Pure: the same resources, runtimes,
+configuration and cluster view always give the same objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ksrv.api import default_runtimes, resources
+from ksrv.api.inference_service import InferenceService
+from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, ServingRuntime
+from ksrv.control.plan import ComponentPlan, desired_state
+from ksrv.k8s import knative, naming, podspec, standard, storage_init
+from ksrv.k8s.config import KNATIVE, ClusterConfig, normalise_mode
+from ksrv.k8s.context import ClusterView, ComponentContext, Documents
+
+
+@dataclass
+class Rendered:
+    """The objects to apply, and why any part could not be rendered."""
+
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def deployment_mode(isvc: InferenceService, config: ClusterConfig) -> str:
+    """KServe's rule: the mode the status recorded, else the annotation, else the config."""
+    recorded = (isvc.status or {}).get("deploymentMode")
+    chosen = recorded or isvc.deployment_mode
+    return normalise_mode(chosen) if chosen else config.deployment_mode
+
+
+def render_inference_service(
+    isvc: InferenceService,
+    runtimes: Sequence[Runtime],
+    config: ClusterConfig,
+    cluster: ClusterView | None = None,
+) -> Rendered:
+    """The objects of one InferenceService, in its deployment mode."""
+    config = config.with_mode(deployment_mode(isvc, config))
+    cluster = cluster if cluster is not None else Documents()
+    plan = desired_state(isvc, runtimes)
+    mode_module = knative if config.deployment_mode == KNATIVE else standard
+    rendered = Rendered()
+    contexts = []
+    for component, component_plan in plan.components.items():
+        if component_plan.error:
+            rendered.problems.append(f"{component}: {component_plan.error}")
+            continue
+        ctx = _context(isvc, component, component_plan, runtimes, config, cluster)
+        contexts.append(ctx)
+        pod = storage_init.provision(podspec.pod_spec(ctx), ctx, _storage_uri(component_plan))
+        rendered.objects.extend(mode_module.component_objects(ctx, pod))
+    if not rendered.problems:
+        rendered.objects.extend(mode_module.ingress_objects(contexts))
+    return rendered
+
+
+def render_documents(
+    documents: Iterable[dict[str, Any]], config: ClusterConfig, mode: str | None = None
+) -> Rendered:
+    """What the operator would apply for these documents (`ksrv k8s render -f`): runtimes,
+    ServiceAccounts, Secrets and ClusterStorageContainers among them are read, not rendered.
+    `mode` replaces the configured default (an annotation on a resource still wins)."""
+    documents = list(documents)
+    if mode is not None:
+        config = config.with_mode(mode)
+    runtimes = _runtimes(documents)
+    cluster = Documents(documents)
+    rendered = Rendered()
+    for document in documents:
+        if document.get("kind") != "InferenceService":
+            continue
+        resource = resources.load(document)
+        assert isinstance(resource, InferenceService)
+        one = render_inference_service(resource, runtimes, config, cluster)
+        rendered.objects.extend(one.objects)
+        rendered.problems.extend(f"{resource.metadata.name}: {p}" for p in one.problems)
+    return rendered
+
+
+def _runtimes(documents: list[dict[str, Any]]) -> list[Runtime]:
+    applied: list[Runtime] = []
+    for document in documents:
+        if document.get("kind") in ("ServingRuntime", "ClusterServingRuntime"):
+            resource = resources.load(document)
+            assert isinstance(resource, ServingRuntime | ClusterServingRuntime)
+            applied.append(resource)
+    names = {r.metadata.name for r in applied if isinstance(r, ClusterServingRuntime)}
+    return [*applied, *default_runtimes.unreplaced(default_runtimes.default_runtimes(), names)]
+
+
+def _context(
+    isvc: InferenceService,
+    component: str,
+    plan: ComponentPlan,
+    runtimes: Sequence[Runtime],
+    config: ClusterConfig,
+    cluster: ClusterView,
+) -> ComponentContext:
+    raw = isvc.to_dict()["spec"][component]
+    runtime = None
+    if plan.runtime is not None:
+        kind = "ClusterServingRuntime" if plan.is_cluster_runtime else "ServingRuntime"
+        runtime = next(
+            (r for r in runtimes if r.metadata.name == plan.runtime and r.kind == kind), None
+        )
+    name = naming.component_name(isvc.metadata.name, component)
+    return ComponentContext(isvc, component, name, plan, raw, runtime, config, cluster)
+
+
+def _storage_uri(plan: ComponentPlan) -> str | None:
+    workload = plan.workload
+    return getattr(workload, "storage_uri", None)
