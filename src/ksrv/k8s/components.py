@@ -77,7 +77,8 @@ def art_pod(ctx: ComponentContext, pod: dict[str, Any]) -> dict[str, Any]:
     args = ["--model_name", ctx.isvc.metadata.name, "--http_port", str(HTTP_PORT)]
     if not has_arg(given, "--predictor_host"):
         args += ["--predictor_host", _predictor_host(ctx)]
-    concurrency = ctx.plan.container_concurrency
+    # Read from the spec: the neutral plan has no workload (so no concurrency) for ART.
+    concurrency = ctx.raw.get("containerConcurrency")
     if concurrency and not has_arg(given, "--workers"):
         args += ["--workers", str(concurrency)]
     if art.get("storageUri"):
