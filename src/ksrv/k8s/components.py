@@ -62,8 +62,7 @@ def custom_pod(ctx: ComponentContext, pod: dict[str, Any]) -> dict[str, Any]:
         args += _injected_args(ctx, args, is_ksrv, always_http=ctx.component == "explainer")
     if args:
         main["args"] = args
-    if ctx.component != "predictor" or main is containers[0]:
-        _default_resources(containers[0])
+    _default_resources(containers[0])
     if not main.get("ports"):
         main["ports"] = default_ports(args, has_grpc=is_ksrv)
     return pod
