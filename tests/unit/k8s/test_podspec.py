@@ -598,3 +598,22 @@ def test_single_port_names_a_custom_port_as_knative_wants():
                            "ports": [{"containerPort": 5000, "name": "web"}]}]}  # fmt: skip
     assert podspec.single_port(pod)["containers"][0]["ports"] == [
         {"containerPort": 5000, "name": "http1"}]  # fmt: skip
+
+
+TEMPLATE_CASES = [
+    ("{{.Name}}", "foo"),
+    ("{{ .Namespace }}", "ns"),
+    ("--class={{.Labels.modelClass}}", "--class=m.Model"),
+    ('{{ index .Annotations "serving.kserve.io/x" }}', "y"),
+    ("{{.Annotations.missing}}", ""),
+    ("no template", "no template"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), TEMPLATE_CASES)
+def test_runtime_templates_read_the_isvc_metadata(text, expected):
+    filled = runtime_defaults.fill_templates(
+        {"args": [text]}, "foo", "ns", {"modelClass": "m.Model"},
+        {"serving.kserve.io/x": "y"}, "runtime r",
+    )  # fmt: skip
+    assert filled == {"args": [expected]}
