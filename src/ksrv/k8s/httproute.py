@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ksrv.errors import ResourceInvalid
 from ksrv.k8s import canary, naming, podspec
 from ksrv.k8s.context import ComponentContext
 from ksrv.k8s.service import HTTP_PORT, protocol_ports, service_ports
@@ -144,6 +145,12 @@ def _route(
 ) -> dict[str, Any]:
     isvc, config = ctx.isvc, ctx.config
     gateway_namespace, _, gateway_name = config.ingress.kserve_ingress_gateway.partition("/")
+    if not gateway_namespace or not gateway_name:
+        raise ResourceInvalid(
+            f"ingress.kserveIngressGateway {config.ingress.kserve_ingress_gateway!r} must be "
+            "namespace/name",
+            "InvalidConfig",
+        )
     metadata: dict[str, Any] = {"name": name, "namespace": ctx.namespace}
     labels = {k: v for k, v in isvc.metadata.labels.items() if k not in config.disallowed_labels}
     annotations = {

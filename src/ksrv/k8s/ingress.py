@@ -53,12 +53,11 @@ def ingress(contexts: list[ComponentContext]) -> list[dict[str, Any]]:
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if isvc.metadata.annotations:
         metadata["annotations"] = dict(isvc.metadata.annotations)
-    return [{
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": metadata,
-        "spec": {"ingressClassName": predictor.config.ingress.ingress_class_name, "rules": rules},
-    }]  # fmt: skip
+    spec: dict[str, Any] = {"rules": rules}
+    if predictor.config.ingress.ingress_class_name:
+        spec = {"ingressClassName": predictor.config.ingress.ingress_class_name, **spec}
+    return [{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata,
+             "spec": spec}]  # fmt: skip
 
 
 def _is_ready(predictor: ComponentContext, by_component: dict[str, ComponentContext]) -> bool:

@@ -4,6 +4,9 @@ values written from KServe's source."""
 
 from __future__ import annotations
 
+import pytest
+
+from ksrv.errors import ResourceInvalid
 from ksrv.k8s.context import Readiness
 from tests.k8s_standard import custom, find, isvc, names, render_objects, with_ingress
 from tests.k8s_support import assert_valid
@@ -231,3 +234,9 @@ def test_only_ready_canaries_take_traffic():
     assert [(b["name"], b["weight"]) for b in route["spec"]["rules"][1]["backendRefs"]] == [
         ("foo-predictor", 100)
     ]
+
+
+def test_a_gateway_that_is_not_namespace_slash_name_is_an_error_naming_the_key():
+    config = with_ingress(enable_gateway_api=True, kserve_ingress_gateway="kserve-gateway")
+    with pytest.raises(ResourceInvalid, match="kserveIngressGateway"):
+        render_objects(isvc(), config)

@@ -128,3 +128,7 @@ def test_a_template_that_gives_no_domain_name_is_an_error_naming_it():
     config = with_ingress(domain_template="{{ .Name }}_{{ .Namespace }}")
     with pytest.raises(ResourceInvalid, match="domainTemplate"):
         render_objects(isvc(), config)
+
+
+def test_an_empty_ingress_class_is_left_out():
+    assert "ingressClassName" not in ingress_of(isvc(), with_ingress(ingress_class_name=""))["spec"]
