@@ -66,15 +66,15 @@ def _top_route(
     entry = by_component.get("transformer") or predictor
     rules = []
     if explainer is not None:
-        rules.append(_rule(predictor, [_path(EXPLAIN_PATH)], explainer.name, HTTP_PORT, explainer))
+        rules.append(_rule(explainer, [_path(EXPLAIN_PATH)], HTTP_PORT))
     rules += _component_rules(entry)
     if ingress.path_template:
         path = naming.url_path(isvc_name, predictor.namespace, ingress).removesuffix("/")
         hosts.append(ingress.ingress_domain)
         if explainer is not None:
             match = [_path(path + PATH_EXPLAIN_SUFFIX)]
-            rules.append(_rule(predictor, match, explainer.name, HTTP_PORT, explainer))
-        rules.append(_rule(predictor, [_path(path + "/")], entry.name, HTTP_PORT, entry))
+            rules.append(_rule(explainer, match, HTTP_PORT))
+        rules.append(_rule(entry, [_path(path + "/")], HTTP_PORT))
     return _route(predictor, isvc_name, hosts, _weighted(rules, predictor))
 
 
@@ -89,21 +89,15 @@ def _component_rules(ctx: ComponentContext) -> list[dict[str, Any]]:
             ],
         }
         return [
-            _rule(ctx, [grpc_match], ctx.name, grpc, ctx),
-            _rule(ctx, [_path(FALLBACK_PATH)], ctx.name, rest, ctx),
+            _rule(ctx, [grpc_match], grpc),
+            _rule(ctx, [_path(FALLBACK_PATH)], rest),
         ]
-    return [_rule(ctx, [_path(FALLBACK_PATH)], ctx.name, HTTP_PORT, ctx)]
+    return [_rule(ctx, [_path(FALLBACK_PATH)], HTTP_PORT)]
 
 
-def _rule(
-    ctx: ComponentContext,
-    matches: list[dict[str, Any]],
-    backend: str,
-    port: int,
-    timed_by: ComponentContext,
-) -> dict[str, Any]:
-    """One rule: `matches` -> Service `backend`:`port`, with the ISVC headers and the timeout
-    of `timed_by` (the component the rule serves)."""
+def _rule(ctx: ComponentContext, matches: list[dict[str, Any]], port: int) -> dict[str, Any]:
+    """One rule: `matches` -> `ctx`'s Service on `port`, with the ISVC headers and `ctx`'s
+    timeout."""
     headers = [
         {"name": NAME_HEADER, "value": ctx.isvc.metadata.name},
         {"name": NAMESPACE_HEADER, "value": ctx.namespace},
@@ -112,11 +106,11 @@ def _rule(
         "matches": matches,
         "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": headers}}],
         "backendRefs": [
-            {"kind": "Service", "name": backend, "namespace": ctx.namespace, "port": port}
+            {"kind": "Service", "name": ctx.name, "namespace": ctx.namespace, "port": port}
         ],
     }
     if not ctx.config.ingress.disable_http_route_timeout:
-        timeout = timed_by.raw.get("timeout") or DEFAULT_TIMEOUT_S
+        timeout = ctx.raw.get("timeout") or DEFAULT_TIMEOUT_S
         rule["timeouts"] = {"request": f"{int(timeout)}s"}
     return rule
 
