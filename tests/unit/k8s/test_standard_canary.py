@@ -117,3 +117,23 @@ def test_weights_give_the_stable_predictor_the_rest():
     assert canary.weights(load(document), Readiness()) == [
         ("foo-predictor", 75), ("foo-blue-predictor", 20), ("foo-green-predictor", 5),
     ]  # fmt: skip
+
+
+def test_kserves_canary_create_case_stable_three_canary_one():
+    # KServe's canary_controller_test "Should create separate Deployments for stable and
+    # canary": autoscalerClass none, stable min 4, canary v2 at 25%, canary Ready.
+    model = {"modelFormat": {"name": "tensorflow"}, "storageUri": "s3://test/model-v1"}
+    canary_model = {"modelFormat": {"name": "tensorflow"}, "storageUri": "s3://test/model-v2"}
+    document = isvc(
+        {"minReplicas": 4, "model": model},
+        annotations={"serving.kserve.io/autoscalerClass": "none"},
+        canary=[entry("v2", 25, model=canary_model)],
+    )
+    objects = render_objects(document)
+    assert_valid(objects)
+    stable = find(objects, "Deployment", "foo-predictor")
+    candidate = find(objects, "Deployment", "foo-v2-predictor")
+    assert (stable["spec"]["replicas"], candidate["spec"]["replicas"]) == (3, 1)
+    uri = "internal.serving.kserve.io/storage-initializer-sourceuri"
+    assert stable["spec"]["template"]["metadata"]["annotations"][uri] == "s3://test/model-v1"
+    assert candidate["spec"]["template"]["metadata"]["annotations"][uri] == "s3://test/model-v2"
