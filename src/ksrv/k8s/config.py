@@ -61,6 +61,8 @@ class Ingress:
     kserve_ingress_gateway: str = "kserve/kserve-ingress-gateway"
     local_gateway: str = "knative-serving/knative-local-gateway"
     local_gateway_service: str = "knative-local-gateway.istio-system.svc.cluster.local"
+    # Knative's own local gateway, when KServe runs its own (KServe: unset = localGatewayService).
+    knative_local_gateway_service: str = ""
     ingress_domain: str = "example.com"
     additional_ingress_domains: tuple[str, ...] = ()
     ingress_class_name: str = "istio"
