@@ -101,6 +101,18 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
+class Router:
+    """`router`: the InferenceGraph router's resources and pulls (its image is ksrv's own)."""
+
+    cpu_request: str = "100m"
+    cpu_limit: str = "1"
+    memory_request: str = "100Mi"
+    memory_limit: str = "1Gi"
+    image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     """Everything the renderer reads from the cluster's configuration."""
 
@@ -110,6 +122,7 @@ class ClusterConfig:
     credentials: Credentials = field(default_factory=Credentials)
     images: Images = Images()
     propagate_headers: tuple[str, ...] = ()
+    router: Router = Router()
 
     def with_mode(self, mode: str) -> ClusterConfig:
         return replace(self, deployment_mode=normalise_mode(mode))
@@ -155,6 +168,7 @@ def from_configmap(data: dict[str, str]) -> ClusterConfig:
         ),
         images=_build(Images, images.get("images") or {}, "ksrv.images"),
         propagate_headers=tuple((router.get("headers") or {}).get("propagate") or ()),
+        router=_build(Router, router, "router"),
     )
 
 
