@@ -75,7 +75,7 @@ def virtual_service(
     is_internal = (
         isvc.metadata.labels.get(VISIBILITY_LABEL) == CLUSTER_LOCAL or service_host == internal_host
     )
-    extra_hosts = [] if is_internal else _additional_hosts(service_host, ingress)
+    extra_hosts = [] if is_internal else _additional_hosts(service_host, name, namespace, ingress)
     gateway = ingress.knative_local_gateway_service or ingress.local_gateway_service
     route = [{"destination": {"host": gateway, "port": {"number": 80}}, "weight": 100}]
 
@@ -218,16 +218,22 @@ def knative_host(isvc: InferenceService, ksvc: str, ingress: Ingress) -> str:
     return f"{ksvc}.{namespace}.{ingress.ingress_domain}"
 
 
-def _additional_hosts(service_host: str, ingress: Ingress) -> list[str]:
+def _additional_hosts(service_host: str, name: str, namespace: str, ingress: Ingress) -> list[str]:
     """KServe's GetAdditionalHosts: the service host's subdomain under each additional domain.
 
-    KServe cuts the subdomain against Knative's configured domains; the ingress domain stands
-    in for them here, as it does for the service host."""
-    domain = ingress.ingress_domain
-    if not service_host.endswith(domain) or service_host == domain:
-        return []
-    subdomain = service_host[: -len(domain)]
+    KServe cuts the subdomain against Knative's configured domains. Those are not known here:
+    the ingress domain stands in, and so does whatever follows `{isvc}.{ns}.` in the service
+    host (Knative's default domain template puts its domain there)."""
+    domains = [ingress.ingress_domain]
+    prefix = f"{name}.{namespace}."
+    if service_host.startswith(prefix):
+        domains.append(service_host.removeprefix(prefix))
+    subdomain = next(
+        (service_host.removesuffix(d) for d in domains if d and service_host.endswith(d)), ""
+    )
     hosts: list[str] = []
+    if not subdomain:
+        return hosts
     for extra in ingress.additional_ingress_domains:
         host = subdomain + extra
         if host not in hosts and names.name_problem(host) is None:
