@@ -4,22 +4,20 @@ One router per graph (§4.3), named as the graph: a Deployment + Service (+ HPA)
 Knative Service in Knative mode. The router runs ksrv's own (`ksrv router --graph-json JSON`,
 image `images.router`; the router itself is issue 16's) where KServe runs `kserve/router` with
 the same argument. Before the spec is handed over, each `serviceName` step gets the `serviceUrl`
-KServe would resolve: the InferenceService's `status.address.url` plus its predict path. That
-lookup is an input (`resolve`): the operator answers from the cluster; `render.py` answers from
-the documents it was given, with the steady-state cluster-local address (`endpoint`).
+KServe would resolve (`service_endpoint.py`). That lookup is an input (`resolve`): the operator
+answers from the cluster, `render.py` from the documents it was given.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from ksrv.api.inference_graph import InferenceGraph
-from ksrv.api.inference_service import InferenceService
 from ksrv.errors import ResourceInvalid
 from ksrv.k8s import knative, naming
 from ksrv.k8s.config import KNATIVE, ClusterConfig, normalise_mode
+from ksrv.k8s.service_endpoint import Resolver
 
 ROUTER_PORT: Final = 8080
 READINESS_PATH: Final = "/readyz"
@@ -37,9 +35,6 @@ _STEP_ORDER: Final = (
     "name", "nodeName", "serviceName", "serviceUrl", "data", "mapPredictionsToInstances",
     "weight", "condition", "dependency",
 )  # fmt: skip
-
-# (InferenceService name, namespace) -> the URL a step sends to.
-Resolver = Callable[[str, str], str]
 
 
 def graph_mode(graph: InferenceGraph, config: ClusterConfig) -> str:
@@ -89,92 +84,6 @@ def graph_json(graph: InferenceGraph, resolve: Resolver) -> str:
     ordered = {k: spec[k] for k in _SPEC_ORDER if k in spec}
     text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def endpoint(isvc: InferenceService, mode: str, config: ClusterConfig) -> str:
-    """KServe's GetPredictorEndpoint: `status.address.url` plus the predict path of the
-    entry component's protocol (`/v1/models/{m}:predict`, `/v2/models/{m}/infer`; none for
-    gRPC). Without a recorded address, the address KServe records once the service is up."""
-    address = ((isvc.status or {}).get("address") or {}).get("url")
-    if not address:
-        address = default_address(isvc.metadata.name, isvc.metadata.namespace or "default",
-                                  mode, config, has_transformer=isvc.spec.transformer is not None,
-                                  predictor=isvc.spec.predictor.name)  # fmt: skip
-    return f"{address}{_predict_path(isvc)}"
-
-
-def default_address(
-    name: str,
-    namespace: str,
-    mode: str,
-    config: ClusterConfig,
-    *,
-    has_transformer: bool = False,
-    predictor: str | None = None,
-) -> str:
-    """The cluster-local `status.address.url` of an InferenceService in the steady state: the
-    VirtualService's host in Knative mode, else the entry component's Service."""
-    if mode == KNATIVE and not config.ingress.disable_istio_virtual_host:
-        return f"http://{naming.cluster_local_host(name, namespace)}"
-    entry = "transformer" if has_transformer else "predictor"
-    if entry == "predictor" and predictor:
-        service = f"{name}-{predictor}-predictor"
-    else:
-        service = naming.component_name(name, entry)
-    return f"http://{naming.cluster_local_host(service, namespace)}"
-
-
-def _predict_path(isvc: InferenceService) -> str:
-    model = _model_name(isvc)
-    transformer = isvc.spec.transformer
-    protocol: str | None
-    if transformer is not None:
-        first = transformer.containers[0] if transformer.containers else None
-        protocol = first.env_value("PROTOCOL") if first is not None else None
-    else:
-        main = isvc.spec.predictor.main_container
-        protocol = getattr(main, "protocol_version", None)
-        if isvc.spec.predictor.implementation == "containers" and main is not None:
-            protocol = main.env_value("PROTOCOL")
-    protocol = protocol or "v1"
-    if protocol == "v1":
-        return f"/v1/models/{model}:predict"
-    if protocol == "v2":
-        return f"/v2/models/{model}/infer"
-    return ""
-
-
-def _model_name(isvc: InferenceService) -> str:
-    """KServe's GetModelName: `--model_name` in the transformer's or predictor's args,
-    MLSERVER_MODEL_NAME, else the InferenceService's name."""
-    transformer = isvc.spec.transformer
-    if transformer is not None and transformer.containers:
-        found = _arg_model_name(transformer.containers[0].args or [])
-        if found:
-            return found
-    main = isvc.spec.predictor.main_container
-    if main is not None:
-        if isvc.spec.predictor.model_spec is not None:
-            found = main.env_value("MLSERVER_MODEL_NAME")
-            if found:
-                return found
-        found = _arg_model_name(main.args or [])
-        if found:
-            return found
-    return isvc.metadata.name
-
-
-def _arg_model_name(args: list[Any]) -> str | None:
-    found = None
-    for index, arg in enumerate(str(a) for a in args):
-        # KServe's flag is --model_name; ksrv's servers spell it --model-name.
-        if arg.startswith(("--model_name", "--model-name")):
-            _, equals, value = arg.partition("=")
-            if equals and "=" not in value:
-                found = value
-            if index + 1 < len(args) and not str(args[index + 1]).startswith("--"):
-                found = str(args[index + 1])
-    return found
 
 
 def _labels(graph: InferenceGraph) -> dict[str, str]:
@@ -348,23 +257,3 @@ def _hpa(graph: InferenceGraph, metadata: dict[str, Any]) -> dict[str, Any]:
         "metadata": metadata,
         "spec": hpa_spec,
     }
-
-
-def resolver(
-    services: Iterable[InferenceService],
-    mode_of: Callable[[InferenceService], str],
-    config: ClusterConfig,
-) -> Resolver:
-    """Steps' URLs from a known set of InferenceServices (`ksrv k8s render -f`). One not among
-    them is taken to be a plain v1 predictor in the cluster's default mode (KServe would wait
-    for it to exist)."""
-    known = {(s.metadata.namespace or "default", s.metadata.name): s for s in services}
-
-    def resolve(name: str, namespace: str) -> str:
-        service = known.get((namespace, name))
-        if service is not None:
-            return endpoint(service, mode_of(service), config)
-        address = default_address(name, namespace, config.deployment_mode, config)
-        return f"{address}/v1/models/{name}:predict"
-
-    return resolve

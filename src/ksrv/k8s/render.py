@@ -20,7 +20,16 @@ from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, ServingRunt
 from ksrv.api.trained_model import TrainedModel
 from ksrv.control.plan import ComponentPlan, desired_state
 from ksrv.errors import ResourceInvalid
-from ksrv.k8s import graph, knative, naming, podspec, standard, storage_init, trained_model
+from ksrv.k8s import (
+    graph,
+    knative,
+    naming,
+    podspec,
+    service_endpoint,
+    standard,
+    storage_init,
+    trained_model,
+)
 from ksrv.k8s.config import KNATIVE, ClusterConfig, normalise_mode
 from ksrv.k8s.context import ClusterView, ComponentContext, Documents
 
@@ -85,7 +94,7 @@ def render_documents(
         one = render_inference_service(resource, runtimes, config, cluster)
         rendered.objects.extend(one.objects)
         rendered.problems.extend(f"{resource.metadata.name}: {p}" for p in one.problems)
-    resolve = graph.resolver(services, lambda s: deployment_mode(s, config), config)
+    resolve = service_endpoint.resolver(services, lambda s: deployment_mode(s, config), config)
     for ig in (r for r in loaded if isinstance(r, InferenceGraph)):
         try:
             rendered.objects.extend(graph.graph_objects(ig, config, resolve))
