@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ksrv.k8s import knative as knative_module
 from ksrv.k8s import render
 from ksrv.k8s.config import ClusterConfig
 from tests.k8s_support import SHARED, assert_valid
@@ -224,3 +225,39 @@ def test_transformer_and_explainer_get_their_own_knative_services():
 
 def test_the_knative_service_of_a_default_isvc_routes_all_traffic_to_the_latest_revision():
     assert ksvc(knative(isvc()))["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]
+
+
+HTTP = {"containerPort": 8080, "name": "http", "protocol": "TCP"}
+GRPC = {"containerPort": 8081, "name": "grpc", "protocol": "TCP"}
+MODEL_PORTS = {"http": 8080, "grpc": 8081}
+
+
+@pytest.mark.parametrize(
+    ("containers", "protocol", "expected"),
+    [
+        # A model server declaring both ports: HTTP keeps 8080, gRPC-only keeps 8081 as h2c.
+        ([{"name": "kserve-container", "ports": [HTTP, GRPC]}], "v1",
+         [[{"containerPort": 8080, "protocol": "TCP"}]]),
+        ([{"name": "kserve-container", "ports": [HTTP, GRPC]}], "grpc-v2",
+         [[{"containerPort": 8081, "name": "h2c", "protocol": "TCP"}]]),
+        # Ports on two containers: one is kept, on the container that declared it.
+        ([{"name": "kserve-container", "ports": [HTTP]},
+          {"name": "sidecar", "ports": [{"containerPort": 9000}]}], "v2",
+         [[{"containerPort": 8080, "protocol": "TCP"}], None]),
+        ([{"name": "kserve-container"},
+          {"name": "transformer-container", "ports": [{"containerPort": 8080, "name": "http1"}]}],
+         "v1", [None, [{"containerPort": 8080, "name": "http1"}]]),
+        # No ports: the plan's port for the protocol, on the first container.
+        ([{"name": "kserve-container"}, {"name": "sidecar"}], "v2",
+         [[{"containerPort": 8080, "protocol": "TCP"}], None]),
+    ],
+)  # fmt: skip
+def test_exactly_one_port_survives(containers, protocol, expected):
+    pod = knative_module.one_port({"containers": containers}, protocol, MODEL_PORTS)
+    assert [c.get("ports") for c in pod["containers"]] == expected
+
+
+def test_one_port_leaves_its_input_alone():
+    pod = {"containers": [{"name": "kserve-container", "ports": [HTTP, GRPC]}]}
+    knative_module.one_port(pod, "v1", MODEL_PORTS)
+    assert pod["containers"][0]["ports"] == [HTTP, GRPC]

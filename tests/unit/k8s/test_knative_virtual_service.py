@@ -3,11 +3,12 @@ cases of KServe's ingress_reconciler_test.go (TestCreateVirtualService), written
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
 from ksrv.k8s import render
-from ksrv.k8s.config import ClusterConfig, Ingress
+from ksrv.k8s.config import ClusterConfig, Ingress, from_configmap
 from tests.k8s_support import assert_valid
 
 LOCAL_GATEWAY = "knative-serving/knative-local-gateway"
@@ -263,3 +264,19 @@ def test_a_transformer_url_with_the_default_suffix_is_cut_as_kserve_cuts_it():
     )
     objects = ingress(isvc(components=("predictor", "transformer"), status=status))
     assert virtual_service(objects)["spec"]["hosts"][1] == "my-model.test.example.com"
+
+
+def test_the_configmap_names_the_gateways_and_the_knative_local_gateway_service():
+    config = from_configmap({"ingress": json.dumps({
+        "ingressGateway": "istio-system/public", "localGateway": "istio-system/local",
+        "localGatewayService": "local.istio-system.svc.cluster.local",
+        "knativeLocalGatewayService": "kn-local.istio-system.svc.cluster.local",
+    })})  # fmt: skip
+    objects = ingress(isvc(), config)
+    spec = virtual_service(objects)["spec"]
+    assert spec["gateways"] == ["istio-system/local", "mesh", "istio-system/public"]
+    assert spec["http"][0]["route"][0]["destination"]["host"] == (
+        "kn-local.istio-system.svc.cluster.local"
+    )
+    external = next(o for o in objects if o["kind"] == "Service")
+    assert external["spec"]["externalName"] == "local.istio-system.svc.cluster.local"
