@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ksrv.k8s import knative, render
+from ksrv.k8s import knative, knative_status, render
 from ksrv.k8s.config import ClusterConfig
 from tests.k8s_support import assert_valid
 
@@ -106,3 +106,78 @@ def test_tag_routing_annotation_tags_the_latest_revision():
 def test_tag_routing_other_than_true_does_not_tag():
     traffic = rendered_traffic(10, ROLLED_OUT, {"serving.kserve.io/enable-tag-routing": "True"})
     assert traffic[0] == {"latestRevision": True, "percent": 10}
+
+
+def observed(created: str, ready: str, traffic: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Knative Service's status, as Knative writes it (traffic with concrete revisions)."""
+    return {
+        "latestCreatedRevisionName": created,
+        "latestReadyRevisionName": ready,
+        "traffic": traffic,
+        "url": "http://iris-predictor.default.example.com",
+        "address": {"url": "http://iris-predictor.default.svc.cluster.local"},
+        "conditions": [{"type": "Ready", "status": "True"}],
+    }
+
+
+def rev(n: int) -> str:
+    return f"iris-predictor-{n:05d}"
+
+
+def served(n: int, percent: int, *, is_latest: bool = True) -> dict[str, Any]:
+    """One traffic target of a Knative Service's status."""
+    target = {"revisionName": rev(n), "latestRevision": is_latest, "percent": percent}
+    return target if is_latest else {**target, "tag": "prev"}
+
+
+def test_a_canary_rollout_promotion_and_rollback_through_the_recorded_status():
+    # 1. First rollout: all traffic to revision 1, which is then recorded as rolled out.
+    assert rendered_traffic(None, None) == [LATEST_ALL]
+    status = knative_status.component_status(None, observed(rev(1), rev(1), [served(1, 100)]))
+    assert status["latestRolledoutRevision"] == rev(1)
+    assert status["url"] == "http://iris-predictor.default.example.com"
+
+    # 2. A new spec with canaryTrafficPercent 20: revision 2 gets 20%, revision 1 keeps 80%.
+    record = {"components": {"predictor": status}}
+    assert rendered_traffic(20, record) == [
+        {"latestRevision": True, "percent": 20}, prev(rev(1), 80)
+    ]  # fmt: skip
+    split = [served(2, 20), served(1, 80, is_latest=False)]
+    status = knative_status.component_status(status, observed(rev(2), rev(2), split))
+    assert status["latestRolledoutRevision"] == rev(1)  # not fully rolled out yet
+
+    # 3. Promotion (the percent dropped): revision 2 takes everything and is recorded.
+    record = {"components": {"predictor": status}}
+    assert rendered_traffic(None, record) == [LATEST_ALL]
+    status = knative_status.component_status(status, observed(rev(2), rev(2), [served(2, 100)]))
+    assert (status["latestRolledoutRevision"], status["previousRolledoutRevision"]) == (
+        rev(2),
+        rev(1),
+    )
+
+    # 4. Splitting again without a new revision rolls the record back to revision 1.
+    record = {"components": {"predictor": status}}
+    assert rendered_traffic(20, record) == [
+        {"latestRevision": True, "percent": 20}, prev(rev(2), 80)
+    ]  # fmt: skip
+    split = [served(2, 20), served(2, 80, is_latest=False)]
+    status = knative_status.component_status(status, observed(rev(2), rev(2), split))
+    assert status["latestRolledoutRevision"] == rev(1)
+    record = {"components": {"predictor": status}}
+    assert rendered_traffic(20, record) == [
+        {"latestRevision": True, "percent": 20}, prev(rev(1), 80)
+    ]  # fmt: skip
+
+    # 5. Rollback with canaryTrafficPercent 0: everything back on the rolled-out revision.
+    assert rendered_traffic(0, record) == [
+        {"latestRevision": True, "percent": 0}, prev(rev(1), 100)
+    ]  # fmt: skip
+
+
+def test_the_url_is_recorded_only_while_the_knative_service_is_ready():
+    status = observed(rev(1), rev(1), [])
+    status["conditions"] = [{"type": "Ready", "status": "Unknown"}]
+    recorded = knative_status.component_status({"url": "http://old"}, status)
+    assert recorded["url"] == "http://old"
+    assert "address" not in recorded
+    assert recorded["latestCreatedRevision"] == rev(1)
