@@ -130,48 +130,43 @@ def served(n: int, percent: int, *, is_latest: bool = True) -> dict[str, Any]:
     return target if is_latest else {**target, "tag": "prev"}
 
 
+def canary(percent: int, rolled_out: int) -> list[dict[str, Any]]:
+    """The traffic KServe renders for a canary of `percent` over revision `rolled_out`."""
+    return [{"latestRevision": True, "percent": percent}, prev(rev(rolled_out), 100 - percent)]
+
+
+def observe(status: dict[str, Any] | None, latest: int, *targets: dict[str, Any]) -> dict:
+    """The component's recorded status after Knative reports `targets` for revision `latest`."""
+    ksvc = observed(rev(latest), rev(latest), list(targets))
+    return knative_status.component_status(status, ksvc)
+
+
 def test_a_canary_rollout_promotion_and_rollback_through_the_recorded_status():
     # 1. First rollout: all traffic to revision 1, which is then recorded as rolled out.
     assert rendered_traffic(None, None) == [LATEST_ALL]
-    status = knative_status.component_status(None, observed(rev(1), rev(1), [served(1, 100)]))
+    status = observe(None, 1, served(1, 100))
     assert status["latestRolledoutRevision"] == rev(1)
     assert status["url"] == "http://iris-predictor.default.example.com"
 
     # 2. A new spec with canaryTrafficPercent 20: revision 2 gets 20%, revision 1 keeps 80%.
-    record = {"components": {"predictor": status}}
-    assert rendered_traffic(20, record) == [
-        {"latestRevision": True, "percent": 20}, prev(rev(1), 80)
-    ]  # fmt: skip
-    split = [served(2, 20), served(1, 80, is_latest=False)]
-    status = knative_status.component_status(status, observed(rev(2), rev(2), split))
+    assert rendered_traffic(20, {"components": {"predictor": status}}) == canary(20, 1)
+    status = observe(status, 2, served(2, 20), served(1, 80, is_latest=False))
     assert status["latestRolledoutRevision"] == rev(1)  # not fully rolled out yet
 
     # 3. Promotion (the percent dropped): revision 2 takes everything and is recorded.
-    record = {"components": {"predictor": status}}
-    assert rendered_traffic(None, record) == [LATEST_ALL]
-    status = knative_status.component_status(status, observed(rev(2), rev(2), [served(2, 100)]))
-    assert (status["latestRolledoutRevision"], status["previousRolledoutRevision"]) == (
-        rev(2),
-        rev(1),
-    )
+    assert rendered_traffic(None, {"components": {"predictor": status}}) == [LATEST_ALL]
+    status = observe(status, 2, served(2, 100))
+    assert status["latestRolledoutRevision"] == rev(2)
+    assert status["previousRolledoutRevision"] == rev(1)
 
     # 4. Splitting again without a new revision rolls the record back to revision 1.
-    record = {"components": {"predictor": status}}
-    assert rendered_traffic(20, record) == [
-        {"latestRevision": True, "percent": 20}, prev(rev(2), 80)
-    ]  # fmt: skip
-    split = [served(2, 20), served(2, 80, is_latest=False)]
-    status = knative_status.component_status(status, observed(rev(2), rev(2), split))
+    assert rendered_traffic(20, {"components": {"predictor": status}}) == canary(20, 2)
+    status = observe(status, 2, served(2, 20), served(2, 80, is_latest=False))
     assert status["latestRolledoutRevision"] == rev(1)
-    record = {"components": {"predictor": status}}
-    assert rendered_traffic(20, record) == [
-        {"latestRevision": True, "percent": 20}, prev(rev(1), 80)
-    ]  # fmt: skip
+    assert rendered_traffic(20, {"components": {"predictor": status}}) == canary(20, 1)
 
     # 5. Rollback with canaryTrafficPercent 0: everything back on the rolled-out revision.
-    assert rendered_traffic(0, record) == [
-        {"latestRevision": True, "percent": 0}, prev(rev(1), 100)
-    ]  # fmt: skip
+    assert rendered_traffic(0, {"components": {"predictor": status}}) == canary(0, 1)
 
 
 def test_the_url_is_recorded_only_while_the_knative_service_is_ready():
