@@ -13,6 +13,7 @@ The service-level VirtualService lives in `virtual_service.py`.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -26,6 +27,7 @@ TARGET: Final = "autoscaling.knative.dev/target"
 METRIC: Final = "autoscaling.knative.dev/metric"
 MIN_SCALE: Final = "autoscaling.knative.dev/min-scale"
 MAX_SCALE: Final = "autoscaling.knative.dev/max-scale"
+INITIAL_SCALE: Final = "autoscaling.knative.dev/initial-scale"
 TAG_ROUTING: Final = "serving.kserve.io/enable-tag-routing"
 # KServe's managedKsvcAnnotations: they belong on the Knative Service, not on its revisions.
 KSVC_ANNOTATIONS: Final = (
@@ -36,6 +38,7 @@ KSVC_ANNOTATIONS: Final = (
 DISALLOWED_TEMPLATE_LABELS: Final = frozenset({virtual_service.VISIBILITY_LABEL})
 # Knative accepts these port names only (the name picks HTTP/1 or HTTP/2 cleartext).
 _PORT_NAMES: Final = frozenset({"", "h2c", "http1"})
+_GO_INT: Final = re.compile(r"[+-]?[0-9]+")  # what Go's strconv.Atoi accepts
 
 
 def component_objects(ctx: ComponentContext, pod: dict[str, Any]) -> list[dict[str, Any]]:
@@ -97,8 +100,13 @@ def autoscaling_annotations(
     max_replicas: int | None,
 ) -> dict[str, str]:
     """KServe's SetAutoScalingAnnotations: KPA unless a class is set, min-scale always (default
-    1), max-scale only when bounded, target and metric when given."""
+    1), max-scale only when bounded, target and metric when given. An `initial-scale` that is
+    not an integer, or is 0, is dropped as KServe's ValidateInitialScaleAnnotation drops it
+    (Knative's default `allow-zero-initial-scale: false` is assumed)."""
     result = dict(annotations)
+    initial = result.get(INITIAL_SCALE)
+    if initial is not None and (not _GO_INT.fullmatch(initial) or int(initial) == 0):
+        del result[INITIAL_SCALE]
     result.setdefault(CLASS, KPA)
     if target is not None:
         result[TARGET] = str(target)

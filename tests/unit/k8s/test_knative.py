@@ -101,6 +101,14 @@ def test_a_class_the_user_set_is_kept_and_other_knative_annotations_pass_through
     assert annotations["autoscaling.knative.dev/initial-scale"] == "2"
 
 
+@pytest.mark.parametrize(("value", "kept"), [("2", True), ("0", False), ("two", False)])
+def test_an_initial_scale_knative_would_refuse_is_dropped(value, kept):
+    annotations = revision_annotations(
+        knative(isvc(metadata={"annotations": {"autoscaling.knative.dev/initial-scale": value}}))
+    )
+    assert ("autoscaling.knative.dev/initial-scale" in annotations) is kept
+
+
 def test_disallowed_annotations_are_dropped_and_min_max_come_from_the_replica_fields():
     annotations = revision_annotations(knative(isvc(
         metadata={"annotations": {
