@@ -61,6 +61,8 @@ class Ingress:
     kserve_ingress_gateway: str = "kserve/kserve-ingress-gateway"
     local_gateway: str = "knative-serving/knative-local-gateway"
     local_gateway_service: str = "knative-local-gateway.istio-system.svc.cluster.local"
+    # Knative's own local gateway, when KServe runs its own (KServe: unset = localGatewayService).
+    knative_local_gateway_service: str = ""
     ingress_domain: str = "example.com"
     additional_ingress_domains: tuple[str, ...] = ()
     ingress_class_name: str = "istio"
@@ -122,6 +124,18 @@ class Workloads:
 
 
 @dataclass(frozen=True, slots=True)
+class Router:
+    """`router`: the InferenceGraph router's resources and pulls (its image is ksrv's own)."""
+
+    cpu_request: str = "100m"
+    cpu_limit: str = "1"
+    memory_request: str = "100Mi"
+    memory_limit: str = "1Gi"
+    image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     """Everything the renderer reads from the cluster's configuration."""
 
@@ -134,6 +148,7 @@ class ClusterConfig:
     workloads: Workloads = Workloads()
     disallowed_annotations: tuple[str, ...] = DISALLOWED_ANNOTATIONS
     disallowed_labels: tuple[str, ...] = DISALLOWED_LABELS
+    router: Router = Router()
 
     def with_mode(self, mode: str) -> ClusterConfig:
         return replace(self, deployment_mode=normalise_mode(mode))
@@ -188,6 +203,7 @@ def from_configmap(data: dict[str, str]) -> ClusterConfig:
         disallowed_annotations=DISALLOWED_ANNOTATIONS
         + tuple(isvc.get("serviceAnnotationDisallowedList") or ()),
         disallowed_labels=DISALLOWED_LABELS + tuple(isvc.get("serviceLabelDisallowedList") or ()),
+        router=_build(Router, router, "router"),
     )
 
 

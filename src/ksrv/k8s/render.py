@@ -15,10 +15,23 @@ from types import ModuleType
 from typing import Any
 
 from ksrv.api import default_runtimes, resources
+from ksrv.api.inference_graph import InferenceGraph
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, ServingRuntime
+from ksrv.api.trained_model import TrainedModel
 from ksrv.control.plan import ComponentPlan, desired_state
-from ksrv.k8s import canary, knative, naming, podspec, standard, storage_init
+from ksrv.errors import ResourceInvalid
+from ksrv.k8s import (
+    canary,
+    graph,
+    knative,
+    naming,
+    podspec,
+    service_endpoint,
+    standard,
+    storage_init,
+    trained_model,
+)
 from ksrv.k8s.config import KNATIVE, ClusterConfig, normalise_mode
 from ksrv.k8s.context import ClusterView, ComponentContext, Documents, Readiness
 
@@ -88,7 +101,8 @@ def _component_objects(ctx: ComponentContext, mode_module: ModuleType) -> list[d
 def render_documents(
     documents: Iterable[dict[str, Any]], config: ClusterConfig, mode: str | None = None
 ) -> Rendered:
-    """What the operator would apply for these documents (`ksrv k8s render -f`): runtimes,
+    """What the operator would apply for these documents (`ksrv k8s render -f`): the objects of
+    InferenceServices and InferenceGraphs and the TrainedModels' ConfigMaps; runtimes,
     ServiceAccounts, Secrets and ClusterStorageContainers among them are read, not rendered.
     `mode` replaces the configured default (an annotation on a resource still wins)."""
     documents = list(documents)
@@ -97,15 +111,28 @@ def render_documents(
     runtimes = _runtimes(documents)
     cluster = Documents(documents)
     rendered = Rendered()
-    for document in documents:
-        if document.get("kind") != "InferenceService":
-            continue
-        resource = resources.load(document)
-        assert isinstance(resource, InferenceService)
+    loaded = [resource for resource in map(_load, documents) if resource is not None]
+    services = [r for r in loaded if isinstance(r, InferenceService)]
+    for resource in services:
         one = render_inference_service(resource, runtimes, config, cluster)
         rendered.objects.extend(one.objects)
         rendered.problems.extend(f"{resource.metadata.name}: {p}" for p in one.problems)
+    resolve = service_endpoint.resolver(services, lambda s: deployment_mode(s, config), config)
+    for ig in (r for r in loaded if isinstance(r, InferenceGraph)):
+        try:
+            rendered.objects.extend(graph.graph_objects(ig, config, resolve))
+        except ResourceInvalid as exc:
+            rendered.problems.append(f"{ig.metadata.name}: {exc}")
+    models = [r for r in loaded if isinstance(r, TrainedModel)]
+    rendered.objects.extend(trained_model.model_configs(services, models))
     return rendered
+
+
+def _load(document: dict[str, Any]) -> resources.Resource | None:
+    """The resource a document holds, if it is one of the kinds rendered here."""
+    if document.get("kind") in ("InferenceService", "InferenceGraph", "TrainedModel"):
+        return resources.load(document)
+    return None
 
 
 def _runtimes(documents: list[dict[str, Any]]) -> list[Runtime]:
