@@ -17,6 +17,7 @@ from ksrv.api import default_runtimes, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, ServingRuntime
 from ksrv.control.plan import ComponentPlan, desired_state
+from ksrv.errors import ResourceInvalid, ResourceNotFound
 from ksrv.k8s import knative, naming, podspec, standard, storage_init
 from ksrv.k8s.config import KNATIVE, ClusterConfig, normalise_mode
 from ksrv.k8s.context import ClusterView, ComponentContext, Documents
@@ -56,7 +57,11 @@ def render_inference_service(
             continue
         ctx = _context(isvc, component, component_plan, runtimes, config, cluster)
         contexts.append(ctx)
-        pod = storage_init.provision(podspec.pod_spec(ctx), ctx, _storage_uri(component_plan))
+        try:
+            pod = storage_init.provision(podspec.pod_spec(ctx), ctx, _storage_uri(component_plan))
+        except (ResourceInvalid, ResourceNotFound) as exc:  # a secret or storage container
+            rendered.problems.append(f"{component}: {exc}")
+            continue
         rendered.objects.extend(mode_module.component_objects(ctx, pod))
     if not rendered.problems:
         rendered.objects.extend(mode_module.ingress_objects(contexts))

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ksrv.api import resources
 from ksrv.api.inference_service import (
     ArtExplainerSpec,
     ComponentSpec,
@@ -161,9 +162,9 @@ def provision(pod: dict[str, Any], ctx: ComponentContext, uri: str | None = None
 def storage_container_for(ctx: ComponentContext, uri: str) -> ClusterStorageContainer | None:
     """KServe's `GetStorageContainerSpec`: the one `storageContainerName` names (which must be
     usable for `uri`), else the first usable one by name, else None (the default initializer)."""
+    loaded = [resources.load(document) for document in ctx.cluster.storage_containers()]
     containers = sorted(
-        (ClusterStorageContainer.model_validate(doc) for doc in ctx.cluster.storage_containers()),
-        key=lambda csc: csc.name,
+        (csc for csc in loaded if isinstance(csc, ClusterStorageContainer)), key=lambda c: c.name
     )
     wanted = ctx.raw.get("storageContainerName")
     if not wanted:

@@ -318,3 +318,15 @@ def test_the_default_storage_container_validates_and_serves_its_schemes():
     assert_valid([document])
     pod = rendered_pod(isvc(model("https://host/m.tar.gz")), document)
     assert init(pod)["image"] == "ksrv-storage-initializer:1"
+
+
+def test_what_cannot_be_provisioned_is_a_render_problem_naming_the_component():
+    result = render.render_documents([isvc(model("oci://registry/model:1"))], CONFIG)
+    assert result.objects == []
+    assert result.problems == [
+        "iris: predictor: 'oci://registry/model:1': ksrv's storage initializer does not download "
+        "oci:// URIs; apply a ClusterStorageContainer whose supportedUriFormats match it"
+    ]
+    broken = csc("broken", [{"regex": "("}])
+    (problem,) = render.render_documents([isvc(model("s3://b/m")), broken], CONFIG).problems
+    assert "ClusterStorageContainer broken is invalid: spec.supportedUriFormats[0].regex" in problem
