@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from ksrv.errors import ResourceInvalid, ResourceNotFound
 from ksrv.k8s.config import ClusterConfig
-from ksrv.k8s.context import ClusterView
+from ksrv.k8s.context import ComponentContext
 
 SCHEME_PLACEHOLDER: Final = "<scheme-placeholder>"
 IRSA_ANNOTATION: Final = "eks.amazonaws.com/role-arn"
@@ -54,6 +54,8 @@ _AZURE_LEGACY: Final = {
     f"AZURE_{name}": f"AZ_{name}"
     for name in ("SUBSCRIPTION_ID", "TENANT_ID", "CLIENT_ID", "CLIENT_SECRET")
 }
+# A secret with any of these keys is an Azure service principal (or token) secret.
+_AZURE_SERVICE_PRINCIPAL: Final = {"AZ_CLIENT_ID", "AZURE_CLIENT_ID", "AZURE_ACCESS_TOKEN"}
 _STORAGE_TYPES: Final = ("s3", "hdfs", "webhdfs")
 _BUCKET_TYPES: Final = ("s3",)
 
@@ -69,14 +71,17 @@ class StorageSpecRequest:
 def add_service_account_credentials(
     init: dict[str, Any],
     volumes: list[dict[str, Any]],
-    cluster: ClusterView,
-    config: ClusterConfig,
-    namespace: str,
+    ctx: ComponentContext,
     service_account: str | None,
     annotations: Mapping[str, str],
 ) -> None:
     """KServe's `CreateSecretVolumeAndEnv`: the service account's secrets (or the one the
-    `serving.kserve.io/storageSecretName` annotation names), each by the keys it holds."""
+    `serving.kserve.io/storageSecretName` annotation names), each by the keys it holds.
+
+    Raises:
+        ResourceNotFound: a secret the service account names is not there.
+    """
+    cluster, config, namespace = ctx.cluster, ctx.config, ctx.namespace
     account = cluster.service_account(namespace, service_account or "default")
     if account is None:  # KServe logs this and provisions without credentials
         return
@@ -109,48 +114,53 @@ def _add_secret(
     name = secret["metadata"]["name"]
     data = secret_data(secret)
     credentials = config.credentials
+    env = init.setdefault("env", [])
     if credentials.s3_secret_access_key_name in data:
-        env = [
+        annotations = (secret.get("metadata") or {}).get("annotations") or {}
+        keys = [
             _secret_env("AWS_ACCESS_KEY_ID", name, credentials.s3_access_key_id_name),
             _secret_env("AWS_SECRET_ACCESS_KEY", name, credentials.s3_secret_access_key_name),
         ]
-        annotations = (secret.get("metadata") or {}).get("annotations") or {}
-        _merge_env(init, [*env, *s3_settings_env(annotations, data, credentials.s3)])
+        _merge_env(init, [*keys, *s3_settings_env(annotations, data, credentials.s3)])
     elif credentials.gcs_credential_file_name in data:
-        _add_volume(volumes, {"name": GCS_VOLUME, "secret": {"secretName": name}})
-        init.setdefault("volumeMounts", []).append(
-            {"name": GCS_VOLUME, "mountPath": GCS_MOUNT_PATH, "readOnly": True}
-        )
+        _mount_secret(init, volumes, name, GCS_VOLUME, GCS_MOUNT_PATH)
         path = GCS_MOUNT_PATH + credentials.gcs_credential_file_name
-        init.setdefault("env", []).append({"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": path})
-    elif {
-        "AZ_CLIENT_ID",
-        "AZURE_CLIENT_ID",
-        "AZURE_ACCESS_TOKEN",
-        "AZURE_STORAGE_ACCESS_KEY",
-    } & set(data):
-        # KServe also refers to AZURE_TENANT_ID when the secret lacks it (the pod then fails to
-        # start); only the keys the secret holds are referred to here.
-        init.setdefault("env", []).extend(
-            _secret_env(key, name, _AZURE_LEGACY[key] if _AZURE_LEGACY.get(key) in data else key)
-            for key in _AZURE_KEYS
-            if key in data or _AZURE_LEGACY.get(key) in data
-        )
+        env.append({"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": path})
+    elif _AZURE_SERVICE_PRINCIPAL & set(data):
+        env.extend(_azure_env(name, data))
+    elif "AZURE_STORAGE_ACCESS_KEY" in data:
+        env.append(_secret_env("AZURE_STORAGE_ACCESS_KEY", name, "AZURE_STORAGE_ACCESS_KEY"))
     elif "https-host" in data:
         if "headers" in data:  # `ksrv.storage.http` reads `{host}-headers` as KServe does
-            init.setdefault("env", []).append(
-                {"name": f"{data['https-host']}-headers", "value": data["headers"]}
-            )
+            env.append({"name": f"{data['https-host']}-headers", "value": data["headers"]})
     elif "HDFS_NAMENODE" in data:
-        _add_volume(volumes, {"name": HDFS_VOLUME, "secret": {"secretName": name}})
-        init.setdefault("volumeMounts", []).append(
-            {"name": HDFS_VOLUME, "mountPath": HDFS_MOUNT_PATH, "readOnly": True}
-        )
-    else:
-        for key in ("HF_TOKEN", "MODELSCOPE_API_TOKEN"):
-            if key in data:
-                init.setdefault("env", []).append(_secret_env(key, name, key))
-                return
+        _mount_secret(init, volumes, name, HDFS_VOLUME, HDFS_MOUNT_PATH)
+    elif "HF_TOKEN" in data:
+        env.append(_secret_env("HF_TOKEN", name, "HF_TOKEN"))
+    elif "MODELSCOPE_API_TOKEN" in data:
+        env.append(_secret_env("MODELSCOPE_API_TOKEN", name, "MODELSCOPE_API_TOKEN"))
+
+
+def _azure_env(secret: str, data: Mapping[str, str]) -> list[dict[str, Any]]:
+    """KServe's Azure env, from `AZURE_*` keys or their legacy `AZ_*` names. KServe also refers
+    to AZURE_TENANT_ID when the secret lacks it (the pod then fails to start); only the keys
+    the secret holds are referred to here."""
+    found = []
+    for name in _AZURE_KEYS:
+        legacy = _AZURE_LEGACY.get(name, name)
+        key = legacy if legacy in data else name
+        if key in data:
+            found.append(_secret_env(name, secret, key))
+    return found
+
+
+def _mount_secret(
+    init: dict[str, Any], volumes: list[dict[str, Any]], secret: str, volume: str, path: str
+) -> None:
+    _add_volume(volumes, {"name": volume, "secret": {"secretName": secret}})
+    init.setdefault("volumeMounts", []).append(
+        {"name": volume, "mountPath": path, "readOnly": True}
+    )
 
 
 def s3_settings_env(
@@ -188,9 +198,7 @@ def s3_settings_env(
 
 def add_storage_spec_credentials(
     init: dict[str, Any],
-    cluster: ClusterView,
-    config: ClusterConfig,
-    namespace: str,
+    ctx: ComponentContext,
     annotations: Mapping[str, str],
     request: StorageSpecRequest,
 ) -> None:
@@ -202,6 +210,7 @@ def add_storage_spec_credentials(
         ResourceNotFound: the secret or the named key is missing.
         ResourceInvalid: the entry is not JSON, or its type or bucket cannot be told.
     """
+    cluster, config, namespace = ctx.cluster, ctx.config, ctx.namespace
     parameters = dict(request.parameters or {})
     storage_type, bucket = parameters.get("type", ""), parameters.get("bucket", "")
     secret_name = config.credentials.storage_spec_secret_name or "storage-config"

@@ -116,13 +116,11 @@ def provision(pod: dict[str, Any], ctx: ComponentContext, uri: str | None = None
         ResourceInvalid: the storage cannot be provisioned as written (the message says why).
     """
     found = storage_sources(ctx, uri)
-    if not found.sources or any(
-        c.get("name") == INIT_NAME for c in pod.get("initContainers") or ()
-    ):
+    initializers = pod.get("initContainers") or ()
+    if not found.sources or any(c.get("name") == INIT_NAME for c in initializers):
         return pod
     pod = copy.deepcopy(pod)
-    annotations = {**ctx.isvc.metadata.annotations, **(ctx.raw.get("annotations") or {})}
-    is_read_only = annotations.get(READONLY_ANNOTATION) != "false"
+    is_read_only = _annotations(ctx).get(READONLY_ANNOTATION) != "false"
     targets = _targets(pod)
     csc = storage_container_for(ctx, found.sources[0].uri)
     if found.is_legacy:
@@ -132,21 +130,32 @@ def provision(pod: dict[str, Any], ctx: ComponentContext, uri: str | None = None
     for var in targets[0].get("env") or ():  # a custom container's STORAGE_URI now points here
         if var.get("name") == "STORAGE_URI" and var.get("value"):
             var["value"] = MODEL_DIR
-    if init is None:
-        return pod
+    if init is not None:
+        pod.setdefault("initContainers", []).append(_completed(init, pod, ctx, found, csc))
+    return pod
+
+
+def _completed(
+    init: dict[str, Any],
+    pod: dict[str, Any],
+    ctx: ComponentContext,
+    found: StorageSources,
+    csc: ClusterStorageContainer | None,
+) -> dict[str, Any]:
+    """The init container with credentials, the storage container's spec merged over it, the
+    CA bundle and KServe's Hugging Face defaults, in KServe's order."""
     if csc is None:
         _check_downloadable(init["args"][::2])
     volumes = pod.setdefault("volumes", [])
+    annotations = _annotations(ctx)
     if found.storage is not None:
         request = StorageSpecRequest(found.storage.key or "", found.storage.parameters)
-        storage_credentials.add_storage_spec_credentials(
-            init, ctx.cluster, ctx.config, ctx.namespace, annotations, request
-        )
+        storage_credentials.add_storage_spec_credentials(init, ctx, annotations, request)
     else:
+        account = pod.get("serviceAccountName")
         storage_credentials.add_service_account_credentials(
-            init, volumes, ctx.cluster, ctx.config, ctx.namespace,
-            pod.get("serviceAccountName"), annotations,
-        )  # fmt: skip
+            init, volumes, ctx, account, annotations
+        )
     bundle = _ca_bundle(init, ctx)
     if csc is not None:
         init = merge_container(init, csc.container_spec)
@@ -155,8 +164,12 @@ def provision(pod: dict[str, Any], ctx: ComponentContext, uri: str | None = None
     for name, value in _HF_DEFAULTS:
         if env_value(init, name) is None:
             init.setdefault("env", []).append({"name": name, "value": value})
-    pod.setdefault("initContainers", []).append(init)
-    return pod
+    return init
+
+
+def _annotations(ctx: ComponentContext) -> dict[str, str]:
+    """The pod's annotations: the InferenceService's, then the component's."""
+    return {**ctx.isvc.metadata.annotations, **(ctx.raw.get("annotations") or {})}
 
 
 def storage_container_for(ctx: ComponentContext, uri: str) -> ClusterStorageContainer | None:
