@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from ksrv.api import resources
 from ksrv.api.inference_service import (
@@ -325,11 +326,15 @@ def volume_name(path: str) -> str:
 
 
 def _check_downloadable(uris: list[str]) -> None:
+    """Refuse, at render time, what ksrv's initializer would only fail on in the pod."""
     for uri in uris:
         scheme = uri.partition("://")[0].lower() if "://" in uri else ""
-        if scheme in _NEEDS_STORAGE_CONTAINER:
+        what = f"{scheme}:// URIs" if scheme in _NEEDS_STORAGE_CONTAINER else None
+        if scheme in ("http", "https") and urlsplit(uri).path.endswith(".git"):
+            what = "git repositories"
+        if what is not None:
             raise ResourceInvalid(
-                f"{uri!r}: ksrv's storage initializer does not download {scheme}:// URIs; apply a "
+                f"{uri!r}: ksrv's storage initializer does not download {what}; apply a "
                 "ClusterStorageContainer whose supportedUriFormats match it",
                 "InvalidStorageUri",
             )

@@ -256,6 +256,8 @@ def test_storage_uris_need_a_storage_container_that_downloads_several():
 
 
 def test_a_scheme_ksrv_cannot_download_needs_a_storage_container():
+    with pytest.raises(ResourceInvalid, match="does not download git repositories"):
+        provisioned(isvc(model("https://github.com/org/model.git")))
     with pytest.raises(ResourceInvalid, match=r"does not download oci://.*ClusterStorageContainer"):
         provisioned(isvc(model("oci://registry/model:1")))
     pod = provisioned(isvc(model("oci://registry/model:1")), csc("oci", [{"prefix": "oci://"}]))
