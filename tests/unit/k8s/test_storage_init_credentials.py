@@ -188,6 +188,17 @@ def test_a_storage_spec_reads_its_key_of_the_storage_config_secret():
     assert env_of(pod) == {"STORAGE_CONFIG": ref("storage-config", "localMinIO")}
 
 
+def test_a_storage_key_beside_a_storage_uri_only_adds_the_storage_config():
+    document = isvc(model("s3://models/iris"))
+    document["spec"]["predictor"]["model"]["storage"] = {"key": "localMinIO"}
+    pod = provisioned(document, STORAGE_CONFIG)
+    assert init(pod)["args"] == ["s3://models/iris", "/mnt/models"]
+    assert env_of(pod) == {"STORAGE_CONFIG": ref("storage-config", "localMinIO")}
+    stored = secret_data(STORAGE_CONFIG)["localMinIO"]
+    settings = s3.S3Settings.from_env(s3.with_storage_config({"STORAGE_CONFIG": stored}))
+    assert settings.endpoint_url == "http://minio:9000"  # what `ksrv storage download` reads
+
+
 def test_a_storage_spec_without_a_key_uses_the_default_entry_and_passes_parameters():
     pod = provisioned(storage_model(path="m", parameters={"bucket": "other", "type": "s3"}),
                       STORAGE_CONFIG)  # fmt: skip
