@@ -94,6 +94,7 @@ class Credentials:
     """`credentials`: the storage-config secret and the S3/GCS key names KServe reads."""
 
     storage_spec_secret_name: str = "storage-config"
+    storage_secret_name_annotation: str = "serving.kserve.io/storageSecretName"
     gcs_credential_file_name: str = "gcloud-application-credentials.json"
     s3_access_key_id_name: str = "AWS_ACCESS_KEY_ID"
     s3_secret_access_key_name: str = "AWS_SECRET_ACCESS_KEY"
@@ -190,6 +191,9 @@ def from_configmap(data: dict[str, str]) -> ClusterConfig:
         ),
         credentials=Credentials(
             storage_spec_secret_name=credentials.get("storageSpecSecretName", "storage-config"),
+            storage_secret_name_annotation=credentials.get(
+                "storageSecretNameAnnotation", Credentials().storage_secret_name_annotation
+            ),
             gcs_credential_file_name=gcs.get(
                 "gcsCredentialFileName", Credentials().gcs_credential_file_name
             ),

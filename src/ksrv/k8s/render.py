@@ -20,7 +20,7 @@ from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, ServingRuntime
 from ksrv.api.trained_model import TrainedModel
 from ksrv.control.plan import ComponentPlan, desired_state
-from ksrv.errors import ResourceInvalid
+from ksrv.errors import ResourceInvalid, ResourceNotFound
 from ksrv.k8s import (
     canary,
     graph,
@@ -75,27 +75,33 @@ def render_inference_service(
             continue
         ctx = _context(isvc, component, component_plan, runtimes, config, cluster, readiness)
         contexts.append(ctx)
-        rendered.objects.extend(_component_objects(ctx, mode_module))
+        _add_component(rendered, component, ctx, mode_module)
     if config.deployment_mode != KNATIVE:
         # Standard-mode canaries: more predictors, rendered through the same steps.
         for overlaid in canary.canary_services(isvc):
+            where = f"canary {overlaid.spec.predictor.name}"
             canary_plan = desired_state(overlaid, runtimes).components["predictor"]
             if canary_plan.error:
-                rendered.problems.append(
-                    f"canary {overlaid.spec.predictor.name}: {canary_plan.error}"
-                )
+                rendered.problems.append(f"{where}: {canary_plan.error}")
                 continue
             ctx = _context(overlaid, "predictor", canary_plan, runtimes, config, cluster, readiness)
-            rendered.objects.extend(_component_objects(ctx, mode_module))
+            _add_component(rendered, where, ctx, mode_module)
     if not rendered.problems:
         rendered.objects.extend(mode_module.ingress_objects(contexts))
     return rendered
 
 
-def _component_objects(ctx: ComponentContext, mode_module: ModuleType) -> list[dict[str, Any]]:
-    pod = storage_init.provision(podspec.pod_spec(ctx), ctx, _storage_uri(ctx.plan))
-    objects: list[dict[str, Any]] = mode_module.component_objects(ctx, pod)
-    return objects
+def _add_component(
+    rendered: Rendered, where: str, ctx: ComponentContext, mode_module: ModuleType
+) -> None:
+    """The component's objects, or a problem naming it (a missing secret or storage container,
+    a runtime KServe could not build a pod from)."""
+    try:
+        pod = storage_init.provision(podspec.pod_spec(ctx), ctx, _storage_uri(ctx.plan))
+    except (ResourceInvalid, ResourceNotFound) as exc:
+        rendered.problems.append(f"{where}: {exc}")
+        return
+    rendered.objects.extend(mode_module.component_objects(ctx, pod))
 
 
 def render_documents(
