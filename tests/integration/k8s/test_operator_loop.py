@@ -1,0 +1,153 @@
+"""The operator against the strict emulator: what KServe's controller does for a sklearn
+InferenceService in Standard mode, from create to delete, with the test playing the
+Deployment controller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.k8s_cluster import Cluster, isvc
+from tests.k8s_emulator import EmulatorThread
+
+NS = "ns1"
+TIMEOUT_S = 10.0
+
+
+def test_create_makes_owned_deployment_and_service_then_ready_once_deployment_is(
+    cluster: Cluster, kopf_runner: Any
+) -> None:
+    created = cluster.create_isvc(NS, isvc())
+    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-predictor") is not None,
+               "the predictor Deployment exists", TIMEOUT_S)  # fmt: skip
+    wait_until(lambda: cluster.service(NS, "sklearn-iris-predictor") is not None,
+               "the predictor Service exists", TIMEOUT_S)  # fmt: skip
+    deployment = cluster.deployment(NS, "sklearn-iris-predictor")
+    service = cluster.service(NS, "sklearn-iris-predictor")
+    for obj in (deployment, service):
+        (ref,) = obj["metadata"]["ownerReferences"]
+        assert ref["kind"] == "InferenceService" and ref["uid"] == created["metadata"]["uid"]
+        assert ref["controller"] is True
+    init = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert [c["name"] for c in init] == ["storage-initializer"]
+    assert init[0]["args"][0] == "gs://kfserving-examples/models/sklearn/1.0/model"
+    wait_until(lambda: (cluster.condition(NS, "sklearn-iris", "IngressReady") or {}).get(
+        "reason") == "Predictor ingress not created", "not ready yet", TIMEOUT_S)  # fmt: skip
+    body = cluster.isvc(NS, "sklearn-iris")
+    assert "inferenceservice.finalizers" in body["metadata"]["finalizers"]
+    assert body["status"]["modelStatus"]["states"]["targetModelState"] == "Pending"
+
+    cluster.mark_deployment_ready(NS, "sklearn-iris-predictor")
+    wait_until(lambda: (cluster.condition(NS, "sklearn-iris", "Ready") or {}).get("status")
+               == "True", "the InferenceService is Ready", TIMEOUT_S)  # fmt: skip
+    status = cluster.isvc(NS, "sklearn-iris")["status"]
+    assert status["url"] == "http://sklearn-iris-ns1.example.com"
+    assert status["address"]["url"] == "http://sklearn-iris-predictor.ns1.svc.cluster.local"
+    assert status["components"]["predictor"]["url"] == (
+        "http://sklearn-iris-predictor-ns1.example.com"
+    )
+    assert status["modelStatus"]["states"] == {
+        "activeModelState": "Loaded", "targetModelState": "Loaded",
+    }  # fmt: skip
+    assert status["modelStatus"]["transitionStatus"] == "UpToDate"
+    assert status["clusterServingRuntimeName"] == "ksrv-sklearn"
+    assert status["deploymentMode"] == "Standard"
+
+
+def _requests(emulator: EmulatorThread, method: str, path: str) -> int:
+    """How many `method path` requests the emulator has answered so far."""
+    return sum(
+        1 for r in list(emulator.emu._requests)
+        if str(r.method).upper().endswith(method) and r.url.path == path
+    )  # fmt: skip
+
+
+def _init_args(cluster: Cluster, name: str) -> list[str] | None:
+    found = cluster.deployment(NS, name)
+    if found is None:
+        return None
+    return list(found["spec"]["template"]["spec"]["initContainers"][0]["args"])
+
+
+def test_new_storage_uri_patches_the_deployment(cluster: Cluster, kopf_runner: Any) -> None:
+    cluster.create_isvc(NS, isvc())
+    wait_until(lambda: _init_args(cluster, "sklearn-iris-predictor") is not None,
+               "the predictor Deployment exists", TIMEOUT_S)  # fmt: skip
+    uri = "gs://kfserving-examples/models/sklearn/2.0/model"
+    cluster.patch_isvc(NS, "sklearn-iris", {"spec": {"predictor": {"model": {"storageUri": uri}}}})
+    wait_until(lambda: (_init_args(cluster, "sklearn-iris-predictor") or [""])[0] == uri,
+               "the Deployment downloads the new model", TIMEOUT_S)  # fmt: skip
+    deployment = cluster.deployment(NS, "sklearn-iris-predictor")
+    assert deployment["metadata"]["generation"] == 2
+    assert [c["name"] for c in deployment["spec"]["template"]["spec"]["initContainers"]] == [
+        "storage-initializer"
+    ]
+
+
+def test_delete_removes_owned_objects_then_the_finalizer(
+    cluster: Cluster, emulator: EmulatorThread, kopf_runner: Any
+) -> None:
+    cluster.create_isvc(NS, isvc())
+    wait_until(lambda: cluster.service(NS, "sklearn-iris-predictor") is not None,
+               "the predictor Service exists", TIMEOUT_S)  # fmt: skip
+    wait_until(lambda: "inferenceservice.finalizers" in
+               cluster.isvc(NS, "sklearn-iris")["metadata"].get("finalizers", []),
+               "the finalizer is on", TIMEOUT_S)  # fmt: skip
+    cluster.delete_isvc(NS, "sklearn-iris")
+    wait_until(lambda: cluster.isvc(NS, "sklearn-iris") is None,
+               "the InferenceService is gone", TIMEOUT_S)  # fmt: skip
+    assert cluster.deployment(NS, "sklearn-iris-predictor") is None
+    assert cluster.service(NS, "sklearn-iris-predictor") is None
+    # The operator deleted them itself (not only the emulator's ownerReference GC).
+    base = f"/namespaces/{NS}"
+    assert _requests(emulator, "DELETE", f"/apis/apps/v1{base}/deployments/sklearn-iris-predictor")
+    assert _requests(emulator, "DELETE", f"/api/v1{base}/services/sklearn-iris-predictor")
+
+
+def test_a_failed_create_is_retried_until_it_converges(
+    cluster: Cluster, emulator: EmulatorThread, kopf_runner: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = f"/apis/apps/v1/namespaces/{NS}/deployments"
+    emulator.emu[f"post {path}"][:1] << 500
+    cluster.create_isvc(NS, isvc())
+    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-predictor") is not None,
+               "the predictor Deployment exists after a retry", TIMEOUT_S)  # fmt: skip
+    failures = [r.getMessage() for r in caplog.records if "failed temporarily" in r.getMessage()]
+    assert failures == ["Handler 'reconcile' failed temporarily: 500: Internal Server Error"]
+    cluster.mark_deployment_ready(NS, "sklearn-iris-predictor")
+    wait_until(lambda: (cluster.condition(NS, "sklearn-iris", "Ready") or {}).get("status")
+               == "True", "the InferenceService is Ready", TIMEOUT_S)  # fmt: skip
+
+
+def test_an_invalid_service_is_reported_once_and_not_retried(
+    cluster: Cluster, emulator: EmulatorThread, kopf_runner: Any
+) -> None:
+    bad = isvc("broken")
+    bad["spec"]["predictor"]["minReplicas"] = -1
+    cluster.create_isvc(NS, bad)
+    unknown = isvc("no-runtime")
+    unknown["spec"]["predictor"]["model"]["modelFormat"] = {"name": "cobol"}
+    cluster.create_isvc(NS, unknown)
+    wait_until(lambda: cluster.condition(NS, "broken", "Ready") is not None,
+               "the invalid service has a status", TIMEOUT_S)  # fmt: skip
+    wait_until(lambda: cluster.condition(NS, "no-runtime", "PredictorReady") is not None,
+               "the unplaceable service has a status", TIMEOUT_S)  # fmt: skip
+    ready = cluster.condition(NS, "broken", "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "spec.predictor.minReplicas" in ready["message"]
+    model = cluster.isvc(NS, "broken")["status"]["modelStatus"]
+    assert model["transitionStatus"] == "InvalidSpec"
+    assert model["lastFailureInfo"]["reason"] == "InvalidPredictorSpec"
+    predictor = cluster.condition(NS, "no-runtime", "PredictorReady")
+    assert predictor["status"] == "False" and predictor["reason"] == "NoSupportingRuntime"
+    assert cluster.deployment(NS, "broken-predictor") is None
+    assert cluster.deployment(NS, "no-runtime-predictor") is None
+    # A later service is handled while the broken ones are left alone: no retry loop.
+    status_path = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices/broken/status"
+    written = _requests(emulator, "PATCH", status_path)
+    cluster.create_isvc(NS, isvc("later"))
+    wait_until(lambda: cluster.deployment(NS, "later-predictor") is not None,
+               "a later service is served", TIMEOUT_S)  # fmt: skip
+    assert _requests(emulator, "PATCH", status_path) == written == 1
