@@ -43,11 +43,13 @@ _RESOURCES = [
     ("apps/v1/deployments", "Deployment", True, {"status"}),
     ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", True, {"status"}),
     ("networking.k8s.io/v1/ingresses", "Ingress", True, {"status"}),
+    ("serving.knative.dev/v1/services", "Service", True, {"status"}),
 ]  # fmt: skip
 
 
 def declare(emu: Any) -> None:
-    """What a cluster with KServe's CRDs (and no Knative) serves."""
+    """What a cluster with KServe's CRDs and Knative Serving serves (no Istio: VirtualServices
+    are absent, which the operator must cope with)."""
     for resource, kind, namespaced, subresources in _RESOURCES:
         emu.resources[resource] = kmock.ResourceInfo(
             kind=kind, namespaced=namespaced, subresources=subresources, verbs=ALL
@@ -136,6 +138,27 @@ class Cluster:
                  "message": f'ReplicaSet "{name}-1" has successfully progressed.'},
             ],
         }})  # fmt: skip
+
+    def knative_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._maybe(
+            self.custom.get_namespaced_custom_object,
+            "serving.knative.dev", "v1", namespace, "services", name,
+        )  # fmt: skip
+
+    def mark_knative_service_ready(self, namespace: str, name: str, revision: str) -> None:
+        """What Knative Serving reports once a revision is ready and takes all the traffic."""
+        host = f"{name}.{namespace}"
+        self.custom.patch_namespaced_custom_object_status(
+            "serving.knative.dev", "v1", namespace, "services", name, {"status": {
+                "observedGeneration": 1,
+                "conditions": [{"type": kind, "status": "True"} for kind in
+                               ("ConfigurationsReady", "Ready", "RoutesReady")],
+                "latestCreatedRevisionName": revision, "latestReadyRevisionName": revision,
+                "url": f"http://{host}.example.com",
+                "address": {"url": f"http://{host}.svc.cluster.local"},
+                "traffic": [{"revisionName": revision, "latestRevision": True, "percent": 100}],
+            }},
+        )  # fmt: skip
 
     @staticmethod
     def _maybe(call: Any, *args: Any) -> Any:

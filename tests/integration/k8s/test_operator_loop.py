@@ -151,3 +151,28 @@ def test_an_invalid_service_is_reported_once_and_not_retried(
     wait_until(lambda: cluster.deployment(NS, "later-predictor") is not None,
                "a later service is served", TIMEOUT_S)  # fmt: skip
     assert _requests(emulator, "PATCH", status_path) == written == 1
+
+
+def test_knative_mode_makes_a_knative_service_and_follows_its_status(
+    cluster: Cluster, kopf_runner: Any
+) -> None:
+    body = isvc()
+    body["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "Knative"}
+    cluster.create_isvc(NS, body)
+    wait_until(lambda: cluster.knative_service(NS, "sklearn-iris-predictor") is not None,
+               "the predictor's Knative Service exists", TIMEOUT_S)  # fmt: skip
+    assert cluster.deployment(NS, "sklearn-iris-predictor") is None
+    cluster.mark_knative_service_ready(NS, "sklearn-iris-predictor", "sklearn-iris-predictor-00001")
+    wait_until(lambda: (cluster.condition(NS, "sklearn-iris", "Ready") or {}).get("status")
+               == "True", "the InferenceService is Ready", TIMEOUT_S)  # fmt: skip
+    status = cluster.isvc(NS, "sklearn-iris")["status"]
+    assert status["deploymentMode"] == "Knative"
+    assert status["url"] == "http://sklearn-iris.ns1.example.com"
+    assert status["address"]["url"] == "http://sklearn-iris.ns1.svc.cluster.local"
+    predictor = status["components"]["predictor"]
+    assert predictor["latestReadyRevision"] == "sklearn-iris-predictor-00001"
+    assert predictor["latestRolledoutRevision"] == "sklearn-iris-predictor-00001"
+    assert predictor["url"] == "http://sklearn-iris-predictor.ns1.example.com"
+    kinds = {c["type"]: c["status"] for c in status["conditions"]}
+    assert kinds["PredictorRouteReady"] == kinds["LatestDeploymentReady"] == "True"
+    assert status["modelStatus"]["states"]["targetModelState"] == "Pending"  # no pods: as KServe
