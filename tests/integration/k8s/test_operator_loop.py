@@ -176,3 +176,33 @@ def test_knative_mode_makes_a_knative_service_and_follows_its_status(
     kinds = {c["type"]: c["status"] for c in status["conditions"]}
     assert kinds["PredictorRouteReady"] == kinds["LatestDeploymentReady"] == "True"
     assert status["modelStatus"]["states"]["targetModelState"] == "Pending"  # no pods: as KServe
+
+
+def test_a_runtime_applied_later_places_the_waiting_service(
+    cluster: Cluster, kopf_runner: Any
+) -> None:
+    body = isvc("custom")
+    body["spec"]["predictor"]["model"]["modelFormat"] = {"name": "cobol"}
+    cluster.create_isvc(NS, body)
+    wait_until(lambda: (cluster.condition(NS, "custom", "PredictorReady") or {}).get("reason")
+               == "NoSupportingRuntime", "no runtime yet", TIMEOUT_S)  # fmt: skip
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1", "kind": "ServingRuntime",
+        "metadata": {"name": "cobol-runtime"},
+        "spec": {
+            "supportedModelFormats": [{"name": "cobol", "autoSelect": True}],
+            "containers": [{"name": "kserve-container", "image": "example.com/cobol:1",
+                            "args": ["--model_name={{.Name}}"]}],
+        },
+    }  # fmt: skip
+    cluster.custom.create_namespaced_custom_object(
+        "serving.kserve.io", "v1alpha1", NS, "servingruntimes", runtime
+    )
+    wait_until(lambda: cluster.deployment(NS, "custom-predictor") is not None,
+               "the service is placed on the new runtime", TIMEOUT_S)  # fmt: skip
+    container = cluster.deployment(NS, "custom-predictor")["spec"]["template"]["spec"][
+        "containers"][0]  # fmt: skip
+    assert container["image"] == "example.com/cobol:1"
+    assert container["args"] == ["--model_name=custom"]
+    wait_until(lambda: cluster.isvc(NS, "custom")["status"].get("servingRuntimeName")
+               == "cobol-runtime", "the status names the runtime", TIMEOUT_S)  # fmt: skip
