@@ -206,3 +206,27 @@ def test_a_runtime_applied_later_places_the_waiting_service(
     assert container["args"] == ["--model_name=custom"]
     wait_until(lambda: cluster.isvc(NS, "custom")["status"].get("servingRuntimeName")
                == "cobol-runtime", "the status names the runtime", TIMEOUT_S)  # fmt: skip
+
+
+def test_inference_graphs_are_validated_and_said_to_be_not_served_yet(
+    cluster: Cluster, kopf_runner: Any
+) -> None:
+    graph = {
+        "apiVersion": "serving.kserve.io/v1alpha1", "kind": "InferenceGraph",
+        "metadata": {"name": "chain"},
+        "spec": {"nodes": {"root": {"routerType": "Sequence",
+                                    "steps": [{"serviceName": "sklearn-iris"}]}}},
+    }  # fmt: skip
+    cluster.custom.create_namespaced_custom_object(
+        "serving.kserve.io", "v1alpha1", NS, "inferencegraphs", graph
+    )
+
+    def ready() -> dict[str, Any] | None:
+        found = cluster.custom.get_namespaced_custom_object(
+            "serving.kserve.io", "v1alpha1", NS, "inferencegraphs", "chain"
+        )
+        conditions = (found.get("status") or {}).get("conditions") or [{}]
+        return conditions[0] or None
+
+    wait_until(lambda: ready() is not None, "the graph has a status", TIMEOUT_S)
+    assert ready()["reason"] == "NotSupported" and ready()["status"] == "False"
