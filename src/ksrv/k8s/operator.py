@@ -67,8 +67,11 @@ class _Operator:
         async with lock:
             try:
                 await self.in_thread(
-                    reconcile.reconcile_inference_service, api, namespace, name, self.settings
-                )
+                    functools.partial(
+                        reconcile.reconcile_inference_service, is_spec_news=not is_event
+                    ),
+                    api, namespace, name, self.settings,
+                )  # fmt: skip
             except reconcile.Retry as retry:
                 if not is_event:
                     raise kopf.TemporaryError(str(retry), delay=retry.delay_s) from None

@@ -71,9 +71,12 @@ def reconcile_inference_service(
     name: str,
     settings: Settings,
     now: Callable[[], float] = time.time,
+    *,
+    is_spec_news: bool = True,
 ) -> dict[str, Any] | None:
     """Bring the cluster to what the InferenceService says; its new status (None: it is gone
-    or being deleted, so nothing was done)."""
+    or being deleted, so nothing was done). Objects rendered no more are searched for only on
+    `is_spec_news` (a pass woken by an owned object's status renders what the last one did)."""
     body = api.get(ISVC_VERSION, "InferenceService", name, namespace)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
@@ -87,7 +90,7 @@ def reconcile_inference_service(
         raise Rejected(str(exc)) from None
     assert isinstance(resource, InferenceService)
     try:
-        return _pass(api, body, resource, settings, now)
+        return _pass(api, body, resource, settings, now, is_spec_news)
     except ApiFailure as failure:
         if failure.is_transient:
             raise Retry(str(failure), settings.retry_delay_s) from None
@@ -142,6 +145,7 @@ def _pass(
     isvc: InferenceService,
     settings: Settings,
     now: Callable[[], float],
+    is_spec_news: bool,
 ) -> dict[str, Any]:
     old = mapping(body.get("status"))
     owner = apply.Owner.of(body, naming.ISVC_LABEL)
@@ -157,7 +161,8 @@ def _pass(
     view = cluster_view.ApiClusterView(api)
     objects = _render(isvc, runtimes, config, view, _ready_components(old))
     applied = [apply.apply(api, obj, owner) for obj in objects]
-    apply.collect_garbage(api, owner, objects, apply.OWNED_KINDS)
+    if is_spec_news:
+        apply.collect_garbage(api, owner, objects, apply.OWNED_KINDS)
     plan = desired_state(isvc, runtimes)
     observed = _observe(api, isvc, config, applied)
     new = status.inference_service_status(isvc, plan, config, observed, old, now())

@@ -230,3 +230,55 @@ def test_inference_graphs_are_validated_and_said_to_be_not_served_yet(
 
     wait_until(lambda: ready() is not None, "the graph has a status", TIMEOUT_S)
     assert ready()["reason"] == "NotSupported" and ready()["status"] == "False"
+
+
+def _transformer() -> dict[str, Any]:
+    return {"containers": [{"name": "kserve-container", "image": "example.com/transformer:1",
+                            "args": ["--model_name", "sklearn-iris"]}]}  # fmt: skip
+
+
+def test_objects_rendered_no_more_are_removed_and_so_are_fields(
+    cluster: Cluster, kopf_runner: Any
+) -> None:
+    body = isvc()
+    body["spec"]["transformer"] = _transformer()
+    body["spec"]["predictor"]["nodeSelector"] = {"pool": "cpu"}
+    cluster.create_isvc(NS, body)
+    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-transformer") is not None,
+               "the transformer Deployment exists", TIMEOUT_S)  # fmt: skip
+    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-predictor") is not None,
+               "the predictor Deployment exists", TIMEOUT_S)  # fmt: skip
+    pod = cluster.deployment(NS, "sklearn-iris-predictor")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "cpu"}
+    cluster.patch_isvc(
+        NS, "sklearn-iris", {"spec": {"transformer": None, "predictor": {"nodeSelector": None}}}
+    )
+    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-transformer") is None,
+               "the transformer Deployment is gone", TIMEOUT_S)  # fmt: skip
+    assert cluster.service(NS, "sklearn-iris-transformer") is None
+    wait_until(lambda: "nodeSelector" not in cluster.deployment(
+        NS, "sklearn-iris-predictor")["spec"]["template"]["spec"],
+        "the predictor's nodeSelector is removed", TIMEOUT_S)  # fmt: skip
+
+
+def test_settings_come_from_the_configmap_in_the_operators_namespace(
+    cluster: Cluster, kopf_runner: Any
+) -> None:
+    config = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
+              "data": {"ingress": '{"ingressDomain": "models.internal"'}}  # fmt: skip
+    cluster.core.create_namespaced_config_map("kserve", config)
+    cluster.create_isvc(NS, isvc())
+    wait_until(lambda: (cluster.condition(NS, "sklearn-iris", "Ready") or {}).get("reason")
+               == "InvalidConfig", "a broken ConfigMap is reported", TIMEOUT_S)  # fmt: skip
+    assert "inferenceservice-config" in cluster.condition(NS, "sklearn-iris", "Ready")["message"]
+    assert cluster.deployment(NS, "sklearn-iris-predictor") is None
+    # Fixed: the retry that follows picks it up without any change to the InferenceService.
+    config["data"]["ingress"] = '{"ingressDomain": "models.internal"}'
+    cluster.core.replace_namespaced_config_map("inferenceservice-config", "kserve", config)
+    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-predictor") is not None,
+               "the predictor Deployment exists", TIMEOUT_S)  # fmt: skip
+    cluster.mark_deployment_ready(NS, "sklearn-iris-predictor")
+    wait_until(lambda: (cluster.isvc(NS, "sklearn-iris")["status"].get("url")
+                        == "http://sklearn-iris-ns1.models.internal"),
+               "the URL uses the configured domain", TIMEOUT_S)  # fmt: skip
