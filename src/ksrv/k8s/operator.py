@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fnmatch
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -42,8 +43,15 @@ DEPENDENT_KINDS: Final = (("inferencegraphs", "InferenceGraph"), ("trainedmodels
 class _Operator:
     """What the handlers share: the API client, the settings, a lock per InferenceService."""
 
-    def __init__(self, settings: reconcile.Settings, kubeconfig: str | None, context: str | None):
+    def __init__(
+        self,
+        settings: reconcile.Settings,
+        kubeconfig: str | None,
+        context: str | None,
+        namespaces: Sequence[str],
+    ) -> None:
         self.settings = settings
+        self.namespaces = tuple(namespaces)
         self.kubeconfig, self.context = kubeconfig, context
         self._api: Api | None = None
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -103,7 +111,9 @@ class _Operator:
         )
         for body in found:
             meta = body["metadata"]
-            await self.reconcile(meta.get("namespace") or "default", meta["name"], is_event=True)
+            where = meta.get("namespace") or "default"
+            if in_scope(where, self.namespaces):
+                await self.reconcile(where, meta["name"], is_event=True)
 
     def _retry_later(self, namespace: str, name: str, delay_s: float, why: str) -> None:
         logger.info("retrying %s/%s in %ss: %s", namespace, name, delay_s, why)
@@ -129,10 +139,12 @@ def registry(
     *,
     kubeconfig: str | None = None,
     context: str | None = None,
+    namespaces: Sequence[str] = (),
 ) -> kopf.OperatorRegistry:
-    """kopf's registry with ksrv's handlers (and login) on it."""
+    """kopf's registry with ksrv's handlers (and login) on it; `namespaces` as given to kopf
+    (a cluster-wide runtime change re-runs only the InferenceServices in them)."""
     registry = kopf.OperatorRegistry()
-    operator = _Operator(settings or reconcile.Settings(), kubeconfig, context)
+    operator = _Operator(settings or reconcile.Settings(), kubeconfig, context, namespaces)
 
     @kopf.on.startup(id="configure", registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -208,6 +220,15 @@ def registry(
     return registry
 
 
+def in_scope(namespace: str, patterns: Sequence[str]) -> bool:
+    """kopf's namespace selection: any pattern matches (none given: all), none negated does."""
+    wanted = [p for p in patterns if not p.startswith("!")]
+    refused = [p[1:] for p in patterns if p.startswith("!")]
+    return (not wanted or any(fnmatch.fnmatchcase(namespace, p) for p in wanted)) and not any(
+        fnmatch.fnmatchcase(namespace, p) for p in refused
+    )
+
+
 def run(
     namespaces: Sequence[str] = (),
     *,
@@ -218,7 +239,7 @@ def run(
 ) -> None:
     """Run the operator until interrupted: in `namespaces` (patterns allowed), else in all."""
     kopf.run(
-        registry=registry(settings, kubeconfig=kubeconfig, context=context),
+        registry=registry(settings, kubeconfig=kubeconfig, context=context, namespaces=namespaces),
         standalone=True,
         clusterwide=not namespaces,
         namespaces=list(namespaces),

@@ -282,3 +282,51 @@ def test_settings_come_from_the_configmap_in_the_operators_namespace(
     wait_until(lambda: (cluster.isvc(NS, "sklearn-iris")["status"].get("url")
                         == "http://sklearn-iris-ns1.models.internal"),
                "the URL uses the configured domain", TIMEOUT_S)  # fmt: skip
+
+
+def test_a_failing_storage_initializer_shows_in_model_status(
+    cluster: Cluster, kopf_runner: Any
+) -> None:
+    cluster.create_isvc(NS, isvc())
+    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-predictor") is not None,
+               "the predictor Deployment exists", TIMEOUT_S)  # fmt: skip
+    labels = cluster.deployment(NS, "sklearn-iris-predictor")["spec"]["template"]["metadata"][
+        "labels"]  # fmt: skip
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "sklearn-iris-predictor-abc", "labels": labels},
+           "spec": {"containers": [{"name": "kserve-container", "image": "x"}]}}  # fmt: skip
+    cluster.core.create_namespaced_pod(NS, pod)
+    cluster.core.patch_namespaced_pod_status("sklearn-iris-predictor-abc", NS, {"status": {
+        "phase": "Pending",
+        "initContainerStatuses": [{
+            "name": "storage-initializer", "ready": False, "restartCount": 3, "image": "x",
+            "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"reason": "Error", "exitCode": 1,
+                                         "message": "gs://kfserving-examples: no such bucket"}},
+        }],
+    }})  # fmt: skip
+
+    def model_status() -> dict[str, Any]:
+        return dict((cluster.isvc(NS, "sklearn-iris").get("status") or {}).get("modelStatus") or {})
+
+    wait_until(lambda: model_status().get("transitionStatus") == "BlockedByFailedLoad",
+               "the failed download is reported", TIMEOUT_S)  # fmt: skip
+    assert model_status()["states"]["targetModelState"] == "FailedToLoad"
+    assert model_status()["lastFailureInfo"] == {
+        "reason": "ModelLoadFailed", "exitCode": 1,
+        "message": "gs://kfserving-examples: no such bucket",
+    }  # fmt: skip
+
+
+def test_a_stopped_service_loses_its_workload(cluster: Cluster, kopf_runner: Any) -> None:
+    cluster.create_isvc(NS, isvc())
+    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-predictor") is not None,
+               "the predictor Deployment exists", TIMEOUT_S)  # fmt: skip
+    cluster.patch_isvc(
+        NS, "sklearn-iris", {"metadata": {"annotations": {"serving.kserve.io/stop": "true"}}}
+    )
+    wait_until(lambda: (cluster.condition(NS, "sklearn-iris", "Stopped") or {}).get("status")
+               == "True", "the service is stopped", TIMEOUT_S)  # fmt: skip
+    assert cluster.deployment(NS, "sklearn-iris-predictor") is None
+    assert cluster.service(NS, "sklearn-iris-predictor") is None
+    assert cluster.condition(NS, "sklearn-iris", "Ready")["reason"] == "Stopped"
