@@ -44,12 +44,13 @@ _RESOURCES = [
     ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", True, {"status"}),
     ("networking.k8s.io/v1/ingresses", "Ingress", True, {"status"}),
     ("serving.knative.dev/v1/services", "Service", True, {"status"}),
+    ("networking.istio.io/v1beta1/virtualservices", "VirtualService", True, {"status"}),
 ]  # fmt: skip
 
 
 def declare(emu: Any) -> None:
-    """What a cluster with KServe's CRDs and Knative Serving serves (no Istio: VirtualServices
-    are absent, which the operator must cope with)."""
+    """What a cluster with KServe's CRDs, Knative Serving and Istio serves (Knative mode's
+    VirtualService included)."""
     for resource, kind, namespaced, subresources in _RESOURCES:
         emu.resources[resource] = kmock.ResourceInfo(
             kind=kind, namespaced=namespaced, subresources=subresources, verbs=ALL

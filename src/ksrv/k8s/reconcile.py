@@ -12,7 +12,7 @@ ConfigMap to fix); `Rejected` when nothing will change until the spec does (the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -20,17 +20,18 @@ from ksrv.api import conditions as api_conditions
 from ksrv.api import resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.kinds import GROUP
-from ksrv.api.serving_runtime import Runtime
 from ksrv.control.plan import desired_state
 from ksrv.control.service_status import condition, keep_transition_times, mapping, stopped_status
 from ksrv.errors import ResourceInvalid
 from ksrv.k8s import apply, cluster_view, naming, render, status
 from ksrv.k8s.client import Api, ApiFailure
 from ksrv.k8s.config import KNATIVE, ClusterConfig
-from ksrv.k8s.context import ClusterView
+from ksrv.k8s.context import Readiness
 
 ISVC_VERSION: Final = f"{GROUP}/v1beta1"
 STOP_ANNOTATION: Final = "serving.kserve.io/stop"
+# A component whose pod cannot be built yet (a missing secret or storage container).
+RENDER_FAILED: Final = "RenderFailed"
 DEPENDENT_VERSION: Final = f"{GROUP}/v1alpha1"
 DEPENDENT_FEATURES: Final = {
     "InferenceGraph": "InferenceGraph routing",
@@ -159,40 +160,33 @@ def _pass(
         _write_status(api, body, new)
         return new
     view = cluster_view.ApiClusterView(api)
-    objects = _render(isvc, runtimes, config, view, _ready_components(old))
-    applied = [apply.apply(api, obj, owner) for obj in objects]
-    if is_spec_news:
-        apply.collect_garbage(api, owner, objects, apply.OWNED_KINDS)
     plan = desired_state(isvc, runtimes)
+    errors = [f"{c}: {p.error}" for c, p in plan.components.items() if p.error is not None]
+    readiness = Readiness.from_status(old)
+    rendered = render.render_inference_service(isvc, runtimes, config, view, readiness)
+    if rendered.problems and not errors:
+        # A secret or storage container that may appear later: said, and tried again.
+        message = "; ".join(rendered.problems)
+        new = _failed(body["metadata"].get("generation"), RENDER_FAILED, message, old, now())
+        _write_status(api, body, new)
+        raise Retry(message, settings.slow_retry_delay_s)
+    applied = [apply.apply(api, obj, owner) for obj in rendered.objects]
     observed = _observe(api, isvc, config, applied)
     new = status.inference_service_status(isvc, plan, config, observed, old, now())
+    if not errors and Readiness.from_status(new) != readiness:
+        # Components turned Ready in this pass: what waits for them (the Ingress, the
+        # VirtualService, canary weights) is rendered now, not at the next event.
+        ready_now = Readiness.from_status(new)
+        rendered = render.render_inference_service(isvc, runtimes, config, view, ready_now)
+        applied = [apply.apply(api, obj, owner) for obj in rendered.objects]
+        observed = _observe(api, isvc, config, applied)
+        new = status.inference_service_status(isvc, plan, config, observed, old, now())
+    if is_spec_news:
+        apply.collect_garbage(api, owner, rendered.objects, apply.OWNED_KINDS)
     _write_status(api, body, new)
-    errors = [f"{c}: {p.error}" for c, p in plan.components.items() if p.error is not None]
     if errors:  # a runtime applied later re-runs the pass (the operator watches runtimes)
         raise Rejected("; ".join(errors))
     return new
-
-
-def _render(
-    isvc: InferenceService,
-    runtimes: Sequence[Runtime],
-    config: ClusterConfig,
-    view: ClusterView,
-    ready: frozenset[str],
-) -> list[dict[str, Any]]:
-    """The objects to apply. `ready` holds the components last seen Ready: the input KServe's
-    readiness-dependent objects need (the Ingress or VirtualService only once the entry
-    component is Ready, Standard-mode canaries weighted once Ready); the renderer takes it
-    here when it renders them."""
-    return render.render_inference_service(isvc, runtimes, config, view).objects
-
-
-def _ready_components(old: dict[str, Any]) -> frozenset[str]:
-    ready = {
-        c.get("type") for c in old.get("conditions") or () if isinstance(c, dict)
-        and c.get("status") == "True"
-    }  # fmt: skip
-    return frozenset(c for c, kind in status.READY_CONDITIONS.items() if kind in ready)
 
 
 def _observe(

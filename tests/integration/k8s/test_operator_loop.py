@@ -262,9 +262,9 @@ def test_objects_rendered_no_more_are_removed_and_so_are_fields(
     cluster.patch_isvc(
         NS, "sklearn-iris", {"spec": {"transformer": None, "predictor": {"nodeSelector": None}}}
     )
-    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-transformer") is None,
-               "the transformer Deployment is gone", TIMEOUT_S)  # fmt: skip
-    assert cluster.service(NS, "sklearn-iris-transformer") is None
+    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-transformer") is None
+               and cluster.service(NS, "sklearn-iris-transformer") is None,
+               "the transformer's Deployment and Service are gone", TIMEOUT_S)  # fmt: skip
     wait_until(lambda: "nodeSelector" not in cluster.deployment(
         NS, "sklearn-iris-predictor")["spec"]["template"]["spec"],
         "the predictor's nodeSelector is removed", TIMEOUT_S)  # fmt: skip
