@@ -19,6 +19,7 @@ COMMANDS = {
     "describe": "ksrv.cli.resources:describe",
     "delete": "ksrv.cli.resources:delete",
     "logs": "ksrv.cli.resources:logs",
+    "forkserver": "ksrv.cli.forkserver:forkserver",
 }
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ksrv.control.platforms import local_render, processes, readiness
 from ksrv.control.platforms.base import Phase, ReplicaState, RevisionSpec
+from ksrv.control.platforms.forkserver import ForkedProcess, ForkServer, is_forkable_env
 from ksrv.control.platforms.statefile import ReplicaRecord
 
 logger = logging.getLogger(__name__)
@@ -58,13 +59,17 @@ class LocalReplica:
         python: str,
         supervision: Supervision,
         changed: Callable[[], None],
+        fork_server: ForkServer | None = None,
     ) -> None:
+        """With a `fork_server`, a replica of a ksrv model server is forked from it."""
         self.spec = spec
         self.index = index
         self.log_path = log_path
         self._python = python
         self._supervision = supervision
         self._changed = changed
+        self._fork_server = fork_server
+        self._forked: ForkedProcess | None = None
         self.pid: int | None = None
         self.process_start: int | None = None
         self.http_port: int | None = None
@@ -180,7 +185,7 @@ class LocalReplica:
     async def _wait_exit(self, pid: int, started: int | None, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if processes.poll(pid, started) is not None:
+            if self._poll(pid, started) is not None:
                 return True
             await asyncio.sleep(0.05)
         return False
@@ -188,7 +193,7 @@ class LocalReplica:
     async def _supervise(self) -> None:
         quick_retries = 0
         while True:
-            failure = None if self.pid is not None else self._launch()
+            failure = None if self.pid is not None else await self._launch()
             if failure is None:
                 exited = await self._watch()
                 failure = self._describe(exited)
@@ -214,8 +219,9 @@ class LocalReplica:
             self._delay_s = min(self._delay_s * 2, self._supervision.backoff_max_s)
             self.restarts += 1
 
-    def _launch(self) -> str | None:
-        """Start the process on fresh ports; why it could not start, or None."""
+    async def _launch(self) -> str | None:
+        """Start the process on fresh ports (forked when it can be); why it could not start,
+        or None."""
         http_port = processes.free_port()
         grpc_port = processes.free_port()
         while grpc_port == http_port:
@@ -231,8 +237,9 @@ class LocalReplica:
         with self.log_path.open("a") as log:
             log.write(f"--- ksrv: starting {' '.join(argv)}\n")
         self._log_offset = processes.log_size(self.log_path)
+        self._forked = await self._fork(argv, env)
         try:
-            pid = processes.spawn(argv, env, self.log_path)
+            pid = self._forked.pid if self._forked else processes.spawn(argv, env, self.log_path)
         except OSError as exc:
             self.last_exit_code = None
             return _with_path_hint(f"cannot start {argv[0]}: {exc}", argv)
@@ -243,13 +250,27 @@ class LocalReplica:
         self._changed()
         return None
 
+    async def _fork(self, argv: list[str], env: dict[str, str]) -> ForkedProcess | None:
+        """The replica forked from the warm fork server, if this one may be (a ksrv model
+        server whose env a fork honours); None means: spawn it."""
+        server = self._fork_server
+        if server is None or not self.spec.is_forkable or not is_forkable_env(self.spec.env):
+            return None
+        return await server.fork(argv, env, self.log_path)
+
+    def _poll(self, pid: int, started: int | None) -> processes.Exited | None:
+        forked = self._forked
+        if forked is not None and forked.pid == pid:
+            return forked.poll(started)
+        return processes.poll(pid, started)
+
     async def _watch(self) -> processes.Exited:
         """Poll the process and probe it until it exits."""
         assert self.pid is not None and self.http_port is not None
         failures = 0
         next_probe = 0.0
         while True:
-            exited = processes.poll(self.pid, self.process_start)
+            exited = self._poll(self.pid, self.process_start)
             if exited is not None:
                 return exited
             now = time.monotonic()
@@ -317,6 +338,7 @@ class LocalReplica:
             processes.kill_group(self.pid)
             self.pid = self.process_start = None
             self._changed()
+        self._forked = None
 
 
 def _with_path_hint(failure: str, argv: list[str]) -> str:
