@@ -21,7 +21,14 @@ MODULE = "ksrv.cli.main"
 @click.option(
     "--fd", required=True, type=int, help="The control plane's end of a Unix socket pair."
 )
-def forkserver(fd: int) -> None:
+@click.option(
+    "--preload",
+    default="sklearn",
+    show_default=True,
+    help="Model formats whose runtimes are imported at once (others on first use), "
+    "comma-separated.",
+)
+def forkserver(fd: int, preload: str) -> None:
     """Fork `ksrv serve` replicas on request from a warm, pre-imported process."""
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # What every replica needs whatever it serves. uvloop and the gRPC service are imported
@@ -31,7 +38,8 @@ def forkserver(fd: int) -> None:
     import ksrv.cli.serve  # noqa: F401
     from ksrv.server import grpc_service  # noqa: F401
 
-    forked.serve(socket.socket(fileno=fd), _run_replica, MODULE)
+    formats = [name for name in preload.split(",") if name]
+    forked.serve(socket.socket(fileno=fd), _run_replica, MODULE, formats)
 
 
 def _run_replica(args: list[str]) -> int:

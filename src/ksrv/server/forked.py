@@ -5,7 +5,7 @@ framework: scikit-learn alone takes a second); a child forked from a process tha
 them already starts in milliseconds and shares those pages with its siblings copy-on-write.
 The control plane starts one fork server with one end of a socket pair (no path to find or
 guard) and sends requests on it, one JSON line each: `{"id", "argv", "env", "cwd",
-"log_path"}`. The fork server imports what the model format in `argv` needs (`_warm`), forks,
+"log_path"}`. The fork server imports what the model format in `argv` needs (`warm`), forks,
 and answers `{"id", "pid"}` (or `{"id", "error"}`); when a child exits it writes `{"pid",
 "exit"}` (it is the child's parent, the one process that can read its exit status). The child
 starts a new session, sends its output to `log_path`, takes `env` as its whole environment and
@@ -136,7 +136,9 @@ class ForkServer:
         except ValueError as exc:
             self._send({"id": request_id, "error": str(exc)})
             return
-        self._warm(request.argv)
+        model_format = _option(request.argv, "--model-format")
+        if model_format is not None:
+            self.warm(model_format)
         try:
             pid = os.fork()
         except OSError as exc:
@@ -155,11 +157,8 @@ class ForkServer:
             return f"the fork server runs only `{sys.executable} -m {self.module} ...`"
         return None
 
-    def _warm(self, argv: Sequence[str]) -> None:
-        """Import what the model format in `argv` needs, once per format, before forking."""
-        model_format = _option(argv, "--model-format")
-        if model_format is None:
-            return
+    def warm(self, model_format: str) -> None:
+        """Import what `model_format`'s runtime needs (once per format) for children to share."""
         name = model_format.partition(":")[0].lower()
         if name in self.warmed:
             return
@@ -205,16 +204,20 @@ class ForkServer:
         self.children.clear()
 
 
-def serve(connection: socket.socket, run: Run, module: str) -> None:
+def serve(connection: socket.socket, run: Run, module: str, preload: Sequence[str] = ()) -> None:
     """Fork replicas of `python -m {module}` as `connection` asks, until it closes or SIGTERM.
 
     The caller has imported what every replica needs (the server, its transports) already;
-    each model format's runtime is preloaded on its first request.
+    the runtimes of the `preload` formats are imported now, any other on its first request
+    (requests sent meanwhile wait in the socket).
     """
     connection.setblocking(True)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        ForkServer(connection, run, module).serve_forever()
+        server = ForkServer(connection, run, module)
+        for model_format in preload:
+            server.warm(model_format)
+        server.serve_forever()
     except SystemExit:
         logger.info("fork server stopping")
     finally:
