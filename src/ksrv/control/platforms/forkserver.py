@@ -80,9 +80,12 @@ class ForkedProcess:
 class ForkServer:
     """One `ksrv forkserver` process, started on first need and restarted after it died."""
 
-    def __init__(self, log_path: Path, python: str = sys.executable) -> None:
+    def __init__(
+        self, log_path: Path, python: str = sys.executable, restart_delay_s: float = RESTART_DELAY_S
+    ) -> None:
         self.log_path = log_path
         self.python = python
+        self.restart_delay_s = restart_delay_s
         self.pid: int | None = None
         self._started: int | None = None
         self._started_at = 0.0
@@ -103,8 +106,8 @@ class ForkServer:
             lived_s = time.monotonic() - self._started_at
             logger.warning("the fork server (pid %d) exited after %.1fs", self.pid, lived_s)
             await self._hang_up()
-            if lived_s < RESTART_DELAY_S:
-                self._not_before = time.monotonic() + RESTART_DELAY_S
+            if lived_s < self.restart_delay_s:
+                self._not_before = time.monotonic() + self.restart_delay_s
         if time.monotonic() < self._not_before:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -116,7 +119,7 @@ class ForkServer:
         except OSError as exc:
             ours.close()
             logger.warning("cannot start the fork server: %s", exc)
-            self._not_before = time.monotonic() + RESTART_DELAY_S
+            self._not_before = time.monotonic() + self.restart_delay_s
             return
         self._started = processes.start_time(self.pid)
         self._started_at = time.monotonic()
@@ -199,6 +202,8 @@ class ForkServer:
     async def _hang_up(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
             self._writer = None
         if self._reading is not None:
             self._reading.cancel()
