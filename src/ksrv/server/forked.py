@@ -139,6 +139,8 @@ class ForkServer:
         model_format = _option(request.argv, "--model-format")
         if model_format is not None:
             self.warm(model_format)
+        sys.stdout.flush()  # nothing buffered here may be written again by the child
+        sys.stderr.flush()
         try:
             pid = os.fork()
         except OSError as exc:

@@ -288,6 +288,9 @@ def test_a_dead_fork_server_is_restarted_and_its_replicas_stay_supervised(
         first_server = fork_server.pid
         assert first_server is not None
         os.kill(first_server, signal.SIGKILL)
+        await wait_until_async(
+            lambda: processes.start_time(first_server) is None, "the fork server dies"
+        )
         await predicts_iris(before.http_port, before.grpc_port)  # it serves on
         assert before.pid is not None
         os.kill(before.pid, signal.SIGKILL)  # seen through /proc now: no exit code
@@ -306,8 +309,10 @@ def test_replicas_spawn_while_a_fork_server_that_died_young_waits_to_restart(
     async def scenario() -> None:
         platform, fork_server = forking.platform(restart_delay_s=3600.0)
         await platform.start()
-        assert fork_server.pid is not None
-        os.kill(fork_server.pid, signal.SIGKILL)
+        dead = fork_server.pid
+        assert dead is not None
+        os.kill(dead, signal.SIGKILL)
+        await wait_until_async(lambda: processes.start_time(dead) is None, "the fork server dies")
         spec = iris_spec(iris_dir)
         await platform.ensure(spec)
         (replica,) = (await until(platform, spec.key, ready(1))).replicas

@@ -96,10 +96,15 @@ class ForkServer:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[ForkedProcess | None]] = {}
         self._forked: dict[int, ForkedProcess] = {}
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
         """Start the process now, unless it runs (it imports for a moment; requests sent
         meanwhile wait in its socket)."""
+        async with self._starting:  # replicas starting together share one fork server
+            await self._start()
+
+    async def _start(self) -> None:
         if self._is_closed or self._is_running():
             return
         if self.pid is not None:

@@ -3,9 +3,11 @@
 Phases: Starting (process up, not answering 200 yet; probed every 10 ms for its first two
 seconds, since a forked replica is up in about 0.1 s, then every `starting_probe_interval_s`)
 -> Ready -> Failed (the process died, or its readiness probe failed `failure_threshold` times
-in a row while it still runs; a probe that passes again makes it Ready). A dead process is restarted after an exponential back-off
-that resets once the replica stayed Ready for `backoff_reset_s`. Each start picks fresh free
-ports, so a port another program took meanwhile never wedges a replica.
+in a row while it still runs; a probe that passes again makes it Ready). A dead process is
+restarted after an exponential back-off that resets once the replica stayed Ready for
+`backoff_reset_s`. Each start picks fresh free ports, so a port another program took meanwhile
+never wedges a replica. A model server's replica is forked from the platform's fork server
+when it has one (`forkserver.py`), else spawned; either is watched the same way.
 """
 
 from __future__ import annotations
