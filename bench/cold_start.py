@@ -9,13 +9,15 @@ is stopped, and its temporary directory removed, before it exits):
 - `replica`: time from asking for a replica to its first V1 prediction (median of `--rounds`),
   spawned (`python -m ksrv.cli.main serve`) vs forked from a warm `ksrv forkserver`; then the
   PSS / USS / RSS of `--idle` idle replicas of each kind (psutil `memory_full_info`).
+- `readiness`: a LocalPlatform with a fork server, `ensure()` of a new revision until its
+  replica is Ready, with the readiness probe cadence of before (every 100 ms) and of now.
 - `platform`: a real `ksrv up` per mode (`--no-fork-server` = baseline, then `--fork-server`):
   `--services` sklearn InferenceServices applied at once (one `ksrv apply`), the time until all
   are Ready and the total PSS of their replicas; then `--rounds` times a new InferenceService,
   from its create call on the management API to its first V1 prediction through the gateway.
 
-    python bench/cold_start.py [--parts breakdown,replica,platform] [--rounds 5] [--idle 5]
-        [--services 20] [--baseline-src /path/to/other/src]
+    python bench/cold_start.py [--parts breakdown,replica,readiness,platform] [--rounds 5]
+        [--idle 5] [--services 20] [--baseline-src /path/to/other/src]
 
 `--baseline-src` runs the platform part's baseline from another source tree (e.g. main's, for
 before/after figures); by default the baseline is this tree with `--no-fork-server`.
@@ -279,6 +281,69 @@ async def _replica_mode(
             await server.close()
 
 
+# --- readiness --------------------------------------------------------------------------
+
+
+def readiness(model: Path, work: Path, rounds: int) -> None:
+    print(
+        f"\n== LocalPlatform with a fork server: ensure() -> replica Ready (median of {rounds}) =="
+    )
+    from ksrv.control.platforms.replica import Supervision
+
+    cadences = {
+        "probe every 100 ms (before)": Supervision(quick_probe_s=0.0),
+        "every 10 ms for the first 2 s": Supervision(),
+    }
+    for label, supervision in cadences.items():
+        timings = asyncio.run(_readiness_rounds(model, work, rounds, supervision))
+        print(
+            f"  {label:32s} {statistics.median(timings) * 1000:6.0f} ms "
+            f"(min {min(timings) * 1000:.0f}, max {max(timings) * 1000:.0f})"
+        )
+
+
+async def _readiness_rounds(
+    model: Path, work: Path, rounds: int, supervision: object
+) -> list[float]:
+    from ksrv.control.platforms.base import RevisionSpec
+    from ksrv.control.platforms.forkserver import ForkServer
+    from ksrv.control.platforms.local import LocalPlatform
+    from ksrv.control.platforms.replica import Supervision
+
+    assert isinstance(supervision, Supervision)
+    state = Path(tempfile.mkdtemp(dir=work))
+    fork_server = ForkServer(state / "forkserver.log")
+    platform = LocalPlatform(state, supervision=supervision, fork_server=fork_server)
+    await platform.start()
+    argv = [
+        a.replace("{http}", "{http_port}").replace("{grpc}", "{grpc_port}")
+        for a in serve_argv(model)
+    ]
+    timings = []
+    try:
+        for index in range(rounds + 1):  # the first one waits for the fork server: not timed
+            spec = RevisionSpec(
+                "default",
+                f"r{index}",
+                "predictor",
+                f"r{index}-predictor-00001",
+                argv,
+                is_forkable=True,
+            )
+            started = time.monotonic()
+            await platform.ensure(spec)
+            while platform.observe()[spec.key].replicas[0].phase != "Ready":
+                if time.monotonic() - started > TIMEOUT_S:
+                    raise RuntimeError(f"{spec.revision} not Ready")
+                await asyncio.sleep(0.001)
+            if index:
+                timings.append(time.monotonic() - started)
+            await platform.remove("default", spec.revision)
+    finally:
+        await platform.shutdown(stop_replicas=True)
+    return timings
+
+
 # --- platform ---------------------------------------------------------------------------
 
 
@@ -409,7 +474,7 @@ def _create_to_answer(name: str, model: Path, port: int, api_port: int) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", default="breakdown,replica,platform")
+    parser.add_argument("--parts", default="breakdown,replica,readiness,platform")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--idle", type=int, default=5)
     parser.add_argument("--services", type=int, default=20)
@@ -429,6 +494,8 @@ def main() -> None:
             breakdown(model, args.rounds)
         if "replica" in parts:
             replica(model, work, args.rounds, args.idle)
+        if "readiness" in parts:
+            readiness(model, work, args.rounds)
         if "platform" in parts:
             platform(model, work, args.rounds, args.services, args.baseline_src)
 
