@@ -140,8 +140,9 @@ class ForkServer:
         A replica forked for a caller cancelled meanwhile is stopped, never left behind.
         """
         await self.start()
-        if self._writer is None or not self._is_running():
-            return None
+        reading = self._reading
+        if self._writer is None or reading is None or reading.done() or not self._is_running():
+            return None  # not started, or gone: nothing would answer
         request_id = next(self._ids)
         answer = self._pending[request_id] = asyncio.get_running_loop().create_future()
         request = {"id": request_id, "argv": list(argv), "env": dict(env), "cwd": os.getcwd(),
