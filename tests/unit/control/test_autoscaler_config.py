@@ -1,0 +1,194 @@
+"""autoscaler_config: Knative's config-autoscaler keys and one revision's settings, resolved."""
+
+from __future__ import annotations
+
+import pytest
+
+from ksrv.control.autoscaler_config import (
+    AutoscalerConfig,
+    parse_bool,
+    parse_duration,
+    settings_for,
+)
+from ksrv.control.plan import Autoscaling
+from ksrv.errors import ResourceInvalid
+
+KN = "autoscaling.knative.dev/"
+
+
+def resolve(
+    annotations: dict[str, str] | None = None,
+    container_concurrency: int | None = None,
+    config: dict[str, str] | None = None,
+    **fields: object,
+):
+    autoscaling = Autoscaling(
+        annotations=tuple(sorted((annotations or {}).items())),
+        **fields,  # type: ignore[arg-type]
+    )
+    return settings_for(AutoscalerConfig.from_configmap(config or {}), autoscaling,
+                        container_concurrency)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("60s", 60.0), ("1m30s", 90.0), ("500ms", 0.5), ("1.5h", 5400.0), ("0", 0.0),
+     ("-2s", -2.0), ("1h2m3s", 3723.0)],
+)  # fmt: skip
+def test_go_durations_parse(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "60", "s", "1x", "1s2", "ten seconds"])
+def test_bad_durations_are_refused(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_go_booleans_parse():
+    assert parse_bool("True") is True and parse_bool("0") is False
+    with pytest.raises(ValueError, match="not a boolean"):
+        parse_bool("yes")
+
+
+def test_defaults_are_knatives():
+    config = AutoscalerConfig.from_configmap({})
+    assert config == AutoscalerConfig()
+    found = (config.stable_window_s, config.panic_window_percentage,
+             config.panic_threshold_percentage, config.scale_to_zero_grace_period_s,
+             config.max_scale_up_rate, config.max_scale_down_rate,
+             config.container_concurrency_target_default,
+             config.requests_per_second_target_default)  # fmt: skip
+    assert found == (60, 10, 200, 30, 1000, 2, 100, 200)
+
+
+def test_configmap_keys_set_the_platform_defaults():
+    config = AutoscalerConfig.from_configmap({
+        "stable-window": "30s", "scale-to-zero-grace-period": "10s",
+        "container-concurrency-target-percentage": "80", "enable-scale-to-zero": "false",
+        "max-scale-down-rate": "4", "initial-scale": "2", "max-scale": "8",
+        "scale-down-delay": "1m", "some-future-key": "whatever",
+    })  # fmt: skip
+    assert config.stable_window_s == 30
+    assert config.scale_to_zero_grace_period_s == 10
+    assert config.container_concurrency_target_fraction == pytest.approx(0.8)
+    assert config.enable_scale_to_zero is False
+    assert (config.max_scale_down_rate, config.initial_scale, config.max_scale) == (4, 2, 8)
+    assert config.scale_down_delay_s == 60
+
+
+def test_a_fraction_stays_a_fraction():
+    config = AutoscalerConfig.from_configmap({"container-concurrency-target-percentage": "0.5"})
+    assert config.container_concurrency_target_fraction == 0.5
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "words"),
+    [
+        ({"stable-window": "5s"}, "data.stable-window", "between 6s and 1h"),
+        ({"stable-window": "6500ms"}, "data.stable-window", "second precision"),
+        ({"stable-window": "a minute"}, "data.stable-window", "not a duration"),
+        ({"scale-to-zero-grace-period": "0s"}, "data.scale-to-zero-grace-period", "positive"),
+        ({"max-scale-down-rate": "1"}, "data.max-scale-down-rate", "greater than 1.0"),
+        ({"enable-scale-to-zero": "yes"}, "data.enable-scale-to-zero", "not a boolean"),
+        ({"initial-scale": "0"}, "data.initial-scale", "allow-zero-initial-scale"),
+        ({"min-scale": "3", "max-scale": "2"}, "data.min-scale", "max-scale"),
+        ({"panic-window-percentage": "0.5"}, "data.panic-window-percentage", "between 1"),
+        ({"max-scale": "two"}, "data.max-scale", "not an integer"),
+        ({"requests-per-second-target-default": "nan"}, "data.requests-per-second-target-default",
+         "finite"),
+    ],
+)  # fmt: skip
+def test_bad_configmap_values_name_their_key(data, field, words):
+    with pytest.raises(ResourceInvalid, match=words) as caught:
+        AutoscalerConfig.from_configmap(data)
+    assert [path for path, _ in caught.value.field_errors] == [field]
+
+
+def test_zero_initial_scale_is_allowed_when_the_config_allows_it():
+    config = AutoscalerConfig.from_configmap(
+        {"initial-scale": "0", "allow-zero-initial-scale": "true"}
+    )
+    assert config.initial_scale == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "metric", "target", "total"),
+    [
+        ({}, "concurrency", 70.0, 100.0),  # 100 x 70%
+        ({"scale_metric": "rps"}, "rps", 140.0, 200.0),  # 200 x 70%
+        ({"scale_target": 5}, "concurrency", 3.5, 5.0),
+        ({"annotations": {KN + "target": "20"}}, "concurrency", 14.0, 20.0),
+        ({"annotations": {KN + "target": "20"}, "scale_target": 4}, "concurrency", 2.8, 4.0),
+        ({"annotations": {KN + "metric": "rps"}}, "rps", 140.0, 200.0),
+        ({"annotations": {KN + "target-utilization-percentage": "50"}}, "concurrency", 50.0,
+         100.0),
+        ({"container_concurrency": 4}, "concurrency", 2.8, 4.0),  # it is the total
+        ({"container_concurrency": 4, "scale_target": 10}, "concurrency", 2.8, 4.0),  # capped
+        ({"container_concurrency": 4, "scale_target": 2}, "concurrency", 1.4, 2.0),
+        ({"container_concurrency": 4, "scale_metric": "rps", "scale_target": 10}, "rps", 7.0,
+         10.0),  # the cap is for concurrency only
+        ({"scale_metric": "cpu"}, "cpu", 80.0, 80.0),  # HPA's default utilisation
+        ({"scale_metric": "memory", "scale_target": 60}, "memory", 60.0, 60.0),
+        ({"config": {"container-concurrency-target-default": "10"}}, "concurrency", 7.0, 10.0),
+    ],
+)  # fmt: skip
+def test_target_resolution_follows_knative(kwargs, metric, target, total):
+    settings = resolve(**kwargs)
+    assert settings.metric == metric
+    assert settings.target == pytest.approx(target)
+    assert settings.total == pytest.approx(total)
+
+
+def test_windows_and_thresholds_come_from_annotations_or_the_config():
+    settings = resolve(
+        {KN + "window": "6s", KN + "panic-threshold-percentage": "300",
+         KN + "scale-down-delay": "15s"},
+        min_replicas=0, max_replicas=4,
+    )  # fmt: skip
+    assert (settings.stable_window_s, settings.panic_window_s) == (6, 1)
+    assert settings.panic_threshold == 3.0
+    assert settings.scale_down_delay_s == 15
+    assert (settings.min_scale, settings.max_scale) == (0, 4)
+    defaults = resolve(config={"stable-window": "2m", "scale-to-zero-grace-period": "5s"})
+    assert (defaults.stable_window_s, defaults.panic_window_s) == (120, 12)
+    assert defaults.scale_to_zero_grace_period_s == 5
+
+
+def test_panic_window_rounds_half_up_to_whole_seconds():
+    settings = resolve({KN + "window": "25s"})
+    assert settings.panic_window_s == 3  # 2.5 s, as Go's Duration.Round
+
+
+def test_max_scale_annotation_applies_when_max_replicas_is_unset():
+    assert resolve({KN + "max-scale": "7"}).max_scale == 7
+    assert resolve({KN + "maxScale": "6"}).max_scale == 6  # Knative's old spelling
+    assert resolve({KN + "max-scale": "7"}, max_replicas=3).max_scale == 3
+
+
+@pytest.mark.parametrize(
+    ("annotations", "fields", "path", "words"),
+    [
+        ({KN + "window": "5s"}, {}, f'metadata.annotations["{KN}window"]', "between 6s"),
+        ({KN + "window": "6.5s"}, {}, f'metadata.annotations["{KN}window"]', "whole seconds"),
+        ({KN + "target": "0"}, {}, f'metadata.annotations["{KN}target"]', "at least 0.01"),
+        ({KN + "target": "many"}, {}, f'metadata.annotations["{KN}target"]', "not a number"),
+        ({KN + "metric": "latency"}, {}, f'metadata.annotations["{KN}metric"]', "not one of"),
+        ({KN + "panic-threshold-percentage": "100"}, {},
+         f'metadata.annotations["{KN}panic-threshold-percentage"]', "between 110"),
+        ({KN + "max-scale": "-1"}, {}, f'metadata.annotations["{KN}max-scale"]', "at least 0"),
+        ({KN + "initial-scale": "0"}, {}, f'metadata.annotations["{KN}initial-scale"]',
+         "at least 1"),
+        ({}, {"min_replicas": 5, "max_replicas": 2}, "maxReplicas", "less than minReplicas"),
+    ],
+)  # fmt: skip
+def test_bad_annotations_name_the_annotation(annotations, fields, path, words):
+    with pytest.raises(ResourceInvalid, match=words) as caught:
+        resolve(annotations, **fields)
+    assert [p for p, _ in caught.value.field_errors] == [path]
+
+
+def test_every_bad_annotation_is_reported_at_once():
+    with pytest.raises(ResourceInvalid) as caught:
+        resolve({KN + "window": "1s", KN + "target": "x"})
+    assert len(caught.value.field_errors) == 2
