@@ -27,6 +27,7 @@ from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
 from ksrv.control.reconciler import Reconciler, not_served_reconcilers
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.store import Store
+from ksrv.control.traffic import TrafficCollector
 from ksrv.errors import KsrvError
 from ksrv.http import listeners
 from ksrv.http.server import HTTPServer
@@ -118,7 +119,8 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
     nudges.append(reconciler)
     # Writes reach the reconciler through the store's change feed; no nudge needed.
     logs = LogFiles(settings.state_dir)
-    api = ManagementAPI(store, routes=routes, logs=logs)
+    traffic = TrafficCollector()  # the gateways' per-revision counts, for the autoscaler
+    api = ManagementAPI(store, routes=routes, logs=logs, traffic=traffic)
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
     await platform.start()

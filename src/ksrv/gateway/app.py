@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound
-from ksrv.gateway import proxy
+from ksrv.gateway import proxy, traffic
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.route_watch import RouteWatcher
@@ -55,8 +55,14 @@ class Gateway:
         rng: random.Random | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         hooks: Sequence[Hook] = (),
+        traffic_url: str | None = None,
     ) -> None:
+        """`traffic_url`: where to POST per-revision traffic for the autoscaler, each second."""
         self.dispatcher = Dispatcher(rng, hooks, has_table=routes_url is None)
+        self.traffic = traffic.TrafficCounter()
+        self.reporter = traffic.TrafficReporter(traffic_url, self.traffic) if traffic_url else None
+        if self.reporter is not None:
+            self.dispatcher.add_hook(self.traffic)
         self.rest = proxy.RESTTransport()
         self.max_body_bytes = max_body_bytes
         self.watcher = RouteWatcher(routes_url, self.set_routes) if routes_url else None
@@ -160,12 +166,16 @@ class Gateway:
             self.grpc_port = self._grpc.port
         if self.watcher is not None:
             self._tasks.add(asyncio.get_running_loop().create_task(self.watcher.run()))
+        if self.reporter is not None:
+            self._tasks.add(asyncio.get_running_loop().create_task(self.reporter.run()))
 
     async def stop(self, grace_s: float = 5.0) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self.watcher is not None:
             self.watcher.close()
+        if self.reporter is not None:
+            self.reporter.close()
         draining = []
         if self._http is not None:
             draining.append(self._http.shutdown(grace_s))
@@ -191,7 +201,9 @@ async def _serve_forever(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    gateway = Gateway(routes_url)
+    gateway = Gateway(
+        routes_url, traffic_url=traffic.traffic_url(routes_url) if routes_url else None
+    )
     await gateway.start(host, 0, grpc_port, sock, is_grpc_shared=worker_count > 1)
     logger.info(
         "gateway (pid %d): HTTP on %s:%s, gRPC on port %s, routes from %s",
