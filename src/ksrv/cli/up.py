@@ -63,6 +63,12 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
     envvar="KSRV_LOG_RETENTION_DAYS",
     help="Remove a deleted service's replica logs this long after their last line (0: never).",
 )
+@click.option(
+    "--autoscaler-config",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    envvar="KSRV_AUTOSCALER_CONFIG",
+    help="Knative's config-autoscaler ConfigMap (YAML): platform-wide autoscaling defaults.",
+)
 @exposure.insecure_option
 def up(
     state_dir: Path,
@@ -76,6 +82,7 @@ def up(
     detach: bool,
     log_level: str,
     log_retention_days: float,
+    autoscaler_config: Path | None,
     is_insecure_no_auth: bool,
 ) -> None:
     """Start the local platform: apply InferenceServices to it with `ksrv apply`."""
@@ -93,6 +100,7 @@ def up(
         gateway_workers=gateway_workers,
         log_retention_s=log_retention_days * 24 * 3600,
         is_insecure_no_auth=is_insecure_no_auth,
+        autoscaler_config=autoscaler_config.resolve() if autoscaler_config else None,
     )
     if warning:
         click.echo(warning, err=True)
@@ -185,6 +193,11 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
                 log_level,
                 "--log-retention-days",
                 str(settings.log_retention_s / (24 * 3600)),
+                *(
+                    ["--autoscaler-config", str(settings.autoscaler_config)]
+                    if settings.autoscaler_config
+                    else []
+                ),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

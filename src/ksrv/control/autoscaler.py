@@ -42,11 +42,12 @@ class Sample:
     """One second of one revision's traffic, as the gateway counted it."""
 
     second: int
-    """The wall-clock second (`int(time.time())`) the sample covers."""
+    """The wall-clock second (`int(time.time())`) the sample was taken at: it covers the
+    second before (Knative files a scrape at time t under t)."""
     concurrency: float
-    """Requests in flight, averaged over the second."""
+    """Requests in flight, averaged over that second."""
     requests: int
-    """Requests that arrived in the second."""
+    """Requests that arrived in that second."""
 
 
 @dataclass(frozen=True, slots=True)

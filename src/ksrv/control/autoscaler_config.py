@@ -15,7 +15,10 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Final, Literal, TypeVar
+
+import yaml
 
 from ksrv.control.plan import Autoscaling
 from ksrv.errors import ResourceInvalid
@@ -153,6 +156,36 @@ class AutoscalerConfig:
             config = replace(config, container_concurrency_target_fraction=fraction)
         _raise(_config_problems(config))
         return config
+
+
+def from_file(path: Path) -> AutoscalerConfig:
+    """The config from a YAML file: Knative's `config-autoscaler` ConfigMap, or its `data`
+    map alone.
+
+    Raises:
+        ResourceInvalid: the file cannot be read, is not such a map, or holds a bad value.
+    """
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ResourceInvalid(f"autoscaler config {path}: {exc}", "InvalidSpec") from exc
+    if isinstance(document, dict) and document.get("kind") == "ConfigMap":
+        document = document.get("data") or {}
+    if not isinstance(document, dict) or not all(isinstance(k, str) for k in document):
+        raise ResourceInvalid(
+            f"autoscaler config {path}: expected a ConfigMap (config-autoscaler) or a map of "
+            "its keys to values",
+            "InvalidSpec",
+        )
+    # A ConfigMap's values are strings; YAML reads `60s` so, but `2` as a number.
+    data = {key: _as_text(value) for key, value in document.items()}
+    return AutoscalerConfig.from_configmap(data)
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 _FLOAT_KEYS: Final = (

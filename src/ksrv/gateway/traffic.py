@@ -57,7 +57,7 @@ class TrafficCounter:
         """Request-seconds in flight since the last sample."""
         self._arrivals: dict[RevisionKey, int] = {}
         self._last_sample = clock()
-        self._last_second = math.floor(self._last_sample) - 1
+        self._last_second = math.floor(self._last_sample)
 
     def on_request(self, call: Call) -> None:
         self._open[call] = _Open(self.clock())
@@ -71,8 +71,8 @@ class TrafficCounter:
             self._account(key, state, self.clock())
 
     def sample(self, now: float | None = None) -> tuple[int, list[SampleDoc]]:
-        """Close the current second: (its wall-clock second, one sample per revision that
-        had traffic in it). A revision without a sample had none."""
+        """Close the current second: (the wall-clock second it ended at, one sample per
+        revision that had traffic in it). A revision without a sample had none."""
         now = self.clock() if now is None else now
         for call, state in self._open.items():
             key = _revision(call)
@@ -81,9 +81,10 @@ class TrafficCounter:
             else:
                 self._account(key, state, now)
         span_s = max(now - self._last_sample, 1e-3)
-        # The second the closed span mostly covers (a sampler woken late or early still names
-        # the second that just ended), never one already named.
-        second = max(self._last_second + 1, math.floor((self._last_sample + now) / 2))
+        # Named by the second it ended at, as Knative files a scrape at time t under t: the
+        # span [33.0, 34.0) is second 34. From the span's middle, so a sampler woken late or
+        # early still names the boundary it meant; never a name already used.
+        second = max(self._last_second + 1, math.floor((self._last_sample + now) / 2) + 1)
         self._last_second = second
         samples: list[SampleDoc] = [
             {

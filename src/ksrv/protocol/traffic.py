@@ -31,6 +31,7 @@ class SampleDoc(TypedDict):
     namespace: str
     revision: str
     second: int
+    """The wall-clock second the gateway closed the count at: it covers the one before."""
     concurrency: float
     """Requests in flight at the revision, averaged over the second."""
     requests: int

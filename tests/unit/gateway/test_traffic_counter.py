@@ -57,7 +57,7 @@ def test_in_flight_is_averaged_over_the_second_and_arrivals_counted():
     counter.on_response(first, None)  # 0.5 s in flight
     clock.now += 0.5
     closed, samples = counter.sample()  # the second still in flight: 1 s so far
-    assert closed == int(T0)
+    assert closed == int(T0) + 1  # named by the second it ended at
     assert by_revision(samples) == {R1: (1.5, 2)}
     clock.now += 1.0
     counter.on_response(second, None)
@@ -65,7 +65,7 @@ def test_in_flight_is_averaged_over_the_second_and_arrivals_counted():
     # Still in flight the whole next second; its arrival was already counted.
     assert by_revision(samples) == {R1: (1.0, 0)}
     clock.now += 1.0
-    assert counter.sample() == (int(T0) + 2, [])
+    assert counter.sample() == (int(T0) + 3, [])
 
 
 def test_revisions_are_counted_apart():
@@ -113,12 +113,12 @@ def test_a_rejected_request_without_a_revision_leaves_no_trace():
 def test_a_late_or_early_sampler_still_names_the_second_that_ended():
     clock = Clock()
     counter = TrafficCounter(clock)
-    clock.now = T0 + 1.6  # late: the span [T0, T0 + 1.6) is mostly second T0
-    assert counter.sample()[0] == int(T0)
-    clock.now = T0 + 1.999  # early for the next boundary
+    clock.now = T0 + 1.6  # late: the span [T0, T0 + 1.6) is mostly the second ending at T0 + 1
     assert counter.sample()[0] == int(T0) + 1
-    clock.now = T0 + 2.1  # a short span is still a second of its own
+    clock.now = T0 + 1.999  # early for the next boundary
     assert counter.sample()[0] == int(T0) + 2
+    clock.now = T0 + 2.1  # a short span is still a second of its own
+    assert counter.sample()[0] == int(T0) + 3
 
 
 def test_the_reporter_sends_every_pending_second_as_one_report():
