@@ -110,15 +110,16 @@ class Autoscalers:
             del self._tracked[key]
 
     def replicas(self, key: RevisionKey, settings: ScalingSettings) -> int:
-        """How many replicas the revision should run: the last decision, else its start."""
+        """How many replicas the revision should run: the last decision; without one, what
+        runs (or its initial scale) kept within the bounds, which may have just changed."""
         tracked = self._tracked.get(key)
         decided = tracked.decision.replicas if tracked and tracked.decision else None
         if decided is not None:
             return decided
         state = self.platform.observe().get(key)
-        if state is not None:
-            return state.spec.replicas  # keep what runs until a decision says otherwise
-        return autoscaler.initial_replicas(settings)
+        if state is None:
+            return autoscaler.initial_replicas(settings)
+        return _within(state.spec.replicas, settings)
 
     def last(self, key: RevisionKey) -> Decision | None:
         tracked = self._tracked.get(key)
@@ -151,10 +152,14 @@ class Autoscalers:
             observed = Observed(_ready(state), state.spec.replicas, self._usage(tracked, state))
             decision = autoscaler.decide(window, now, tracked.settings, tracked.state, observed)
             tracked.state, tracked.decision = decision.state, decision
-            if decision.replicas is None or decision.replicas == state.spec.replicas:
+            # No data to decide on: still honour bounds that changed (a new minReplicas).
+            wanted = decision.replicas
+            if wanted is None:
+                wanted = _within(state.spec.replicas, tracked.settings)
+            if wanted == state.spec.replicas:
                 continue
             logger.info("revision %s/%s: %s", *key, decision.explanation)
-            await self.platform.ensure(dataclasses.replace(state.spec, replicas=decision.replicas))
+            await self.platform.ensure(dataclasses.replace(state.spec, replicas=wanted))
 
     def _usage(self, tracked: _Tracked, state: RevisionState) -> tuple[float, ...]:
         """Each ready replica's measured use, for the resource metrics (HPA's)."""
@@ -214,6 +219,11 @@ def status_entry(decision: Decision, state: RevisionState | None) -> dict[str, A
         "actualReplicas": _ready(state) if state is not None else 0,
         "reason": decision.reason,
     }
+
+
+def _within(replicas: int, settings: ScalingSettings) -> int:
+    replicas = max(replicas, settings.min_scale)
+    return min(replicas, settings.max_scale) if settings.max_scale else replicas
 
 
 def _ready(state: RevisionState) -> int:

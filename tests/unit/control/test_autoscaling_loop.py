@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from ksrv.control.autoscaler import Decision, ScalerState
 from ksrv.control.autoscaling import Autoscalers, CPUMeter, cpu_seconds, status_entry
 from ksrv.control.plan import Autoscaling, ComponentPlan
+from ksrv.control.platforms.base import ReplicaState, RevisionSpec, RevisionState
 from ksrv.control.traffic import TrafficCollector
 
 
@@ -68,3 +71,62 @@ def test_a_process_that_is_gone_has_no_cpu_figure():
     gone = int(child.stdout)
     assert cpu_seconds(gone) is None or gone == os.getpid()
     assert CPUMeter().percent(gone) is None
+
+
+class RecordingPlatform:
+    """What a tick needs of a platform: a snapshot of the revisions, and resizes recorded."""
+
+    def __init__(self, replicas: int, ready: int) -> None:
+        spec = RevisionSpec("ns", "iris", "predictor", "iris-predictor-00001", ["x"],
+                            replicas=replicas)  # fmt: skip
+        states = [
+            ReplicaState(
+                i,
+                None,
+                1,
+                2,
+                "Ready" if i < ready else "Starting",
+                0,
+                None,
+                None,
+                Path("log"),
+                None,
+                "127.0.0.1",
+            )
+            for i in range(replicas)
+        ]
+        self.state = RevisionState(spec, states)
+        self.ensured: list[int] = []
+
+    def observe(self):
+        return {self.state.spec.key: self.state}
+
+    async def ensure(self, spec) -> None:
+        self.ensured.append(spec.replicas)
+
+
+def tick_once(platform, traffic, now: float, **fields) -> Autoscalers:
+    scalers = Autoscalers(platform, traffic, max_replicas=16, clock=lambda: now)  # type: ignore[arg-type]
+    settings = scalers.settings(ComponentPlan("predictor", autoscaling=Autoscaling(**fields)))
+    scalers.track(platform.state.spec.key, settings)
+    asyncio.run(scalers.tick())
+    return scalers
+
+
+def test_a_tick_resizes_the_revision_from_the_gateways_traffic():
+    T = 1_700_000_000
+    traffic = TrafficCollector(clock=lambda: T)
+    traffic.record({"reporter": "g", "first": T - 9, "last": T, "samples": [
+        {"namespace": "ns", "revision": "iris-predictor-00001", "second": T - s,
+         "concurrency": 2.0, "requests": 10} for s in range(10)]})  # fmt: skip
+    platform = RecordingPlatform(replicas=1, ready=1)
+    scalers = tick_once(platform, traffic, T + 0.5, max_replicas=5, scale_target=1)
+    assert platform.ensured == [3]  # 2 in flight / (1 x 70%) = 2.9
+    decision = scalers.last(platform.state.spec.key)
+    assert decision is not None and decision.replicas == 3
+
+
+def test_without_traffic_data_a_tick_still_applies_changed_bounds():
+    platform = RecordingPlatform(replicas=1, ready=1)
+    tick_once(platform, TrafficCollector(), 1_700_000_000.5, min_replicas=3)
+    assert platform.ensured == [3]
