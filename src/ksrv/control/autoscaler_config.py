@@ -2,11 +2,14 @@
 
 `AutoscalerConfig.from_configmap(data)` reads the platform-wide defaults from the string map
 Knative's `config-autoscaler` ConfigMap holds (same keys, same validation, durations in Go's
-syntax: `60s`, `1m30s`). `settings_for(config, autoscaling, container_concurrency)` resolves
+syntax: `60s`, `1m30s`). `settings_for(config, autoscaling, container_concurrency, mode)` resolves
 what one revision scales by, as KServe and Knative do: the component's fields
 (`minReplicas`, `maxReplicas`, `scaleMetric`, `scaleTarget`) win over the
-`autoscaling.knative.dev/*` annotations, which win over the config. Bad values raise
-`ResourceInvalid` naming the key or annotation. Pure: no clock, no I/O.
+`autoscaling.knative.dev/*` annotations, which win over the config. The autoscaler class
+follows KServe: Knative's KPA (the local platform's default, serverless), HPA for
+`serving.kserve.io/autoscalerClass: hpa` or Standard mode (cpu by default; an unset
+maxReplicas means minReplicas), none for `none`, `external` and `keda`. Bad values raise
+`ResourceInvalid` naming the key or annotation. Pure but for `from_file`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from ksrv.errors import ResourceInvalid
 
 Metric = Literal["concurrency", "rps", "cpu", "memory"]
 GROUP: Final = "autoscaling.knative.dev/"
+KSERVE_CLASS: Final = "serving.kserve.io/autoscalerClass"
+KSERVE_METRIC: Final = "serving.kserve.io/metric"
+KSERVE_UTILIZATION: Final = "serving.kserve.io/targetUtilizationPercentage"
 TARGET_MIN: Final = 0.01
 WINDOW_MIN_S: Final = 6.0
 WINDOW_MAX_S: Final = 3600.0
@@ -276,22 +282,46 @@ class ScalingSettings:
         return self.metric in ("concurrency", "rps")
 
 
+def autoscaler_class(annotations: Mapping[str, str], deployment_mode: str | None) -> str | None:
+    """`kpa`, `hpa`, or None where KServe runs no autoscaler (`none`, `external`) or one
+    ksrv cannot run locally (`keda`, which scales on external queries)."""
+    chosen = annotations.get(KSERVE_CLASS)
+    if chosen in ("none", "external", "keda"):
+        return None
+    if chosen == "hpa" or deployment_mode == "Standard":
+        return "hpa"
+    return "hpa" if annotations.get(GROUP + "class", "").startswith("hpa.") else "kpa"
+
+
 def settings_for(
-    config: AutoscalerConfig, autoscaling: Autoscaling, container_concurrency: int | None
-) -> ScalingSettings:
-    """Resolve one revision's scaling settings as KServe + Knative would.
+    config: AutoscalerConfig,
+    autoscaling: Autoscaling,
+    container_concurrency: int | None,
+    deployment_mode: str | None = None,
+) -> ScalingSettings | None:
+    """Resolve one revision's scaling settings as KServe + Knative would; None when no
+    autoscaler scales it (`autoscaler_class`).
 
     Raises:
         ResourceInvalid: an annotation or field value Knative's webhook would refuse; each
             problem names it (`metadata.annotations["autoscaling.knative.dev/window"]`).
     """
-    reader = _Annotations(dict(autoscaling.annotations))
-    metric = autoscaling.scale_metric or reader.text("metric") or "concurrency"
+    annotations = dict(autoscaling.annotations)
+    klass = autoscaler_class(annotations, deployment_mode)
+    if klass is None:
+        return None
+    reader = _Annotations(annotations)
+    if klass == "hpa":  # KServe's HPA: cpu unless told, its own metric annotation
+        metric = autoscaling.scale_metric or annotations.get(KSERVE_METRIC) or "cpu"
+    else:
+        metric = autoscaling.scale_metric or reader.text("metric") or "concurrency"
     if metric not in ("concurrency", "rps", "cpu", "memory"):
         reader.problems.append((reader.path("metric"), f"{metric!r} is not one of concurrency, "
                                 "rps, cpu, memory"))  # fmt: skip
     min_scale = autoscaling.min_replicas
     max_scale = autoscaling.max_replicas or reader.number("max-scale", _parse_int, config.max_scale)
+    if klass == "hpa" and not autoscaling.max_replicas:
+        max_scale = max(1, min_scale)  # KServe's HPA: an unset maxReplicas is minReplicas
     initial = reader.number("initial-scale", _parse_int, None)
     if initial is not None and (
         initial < 0 or (initial == 0 and not config.allow_zero_initial_scale)
@@ -315,8 +345,10 @@ def settings_for(
         reader.problems.append((reader.path("target"), f"must be at least {TARGET_MIN}"))
     if max_scale and min_scale > max_scale:
         reader.problems.append(("maxReplicas", f"{max_scale} is less than minReplicas {min_scale}"))
-    _raise(reader.problems)
     target_given = float(autoscaling.scale_target) if autoscaling.scale_target else annotated_target
+    if klass == "hpa" and not autoscaling.scale_target and KSERVE_UTILIZATION in annotations:
+        target_given = reader.number_at(KSERVE_UTILIZATION, _parse_float)
+    _raise(reader.problems)
     target, total = _resolve_target(
         config, metric, target_given, utilization, container_concurrency or 0
     )
@@ -390,6 +422,14 @@ class _Annotations:
 
     def path(self, name: str) -> str:
         return f'metadata.annotations["{self._key(name) or GROUP + name}"]'
+
+    def number_at(self, key: str, parse: Callable[[str], float]) -> float | None:
+        """A number under a full annotation key (KServe's own, not Knative's)."""
+        try:
+            return parse(self.annotations[key])
+        except ValueError:
+            self.problems.append((f'metadata.annotations["{key}"]', "is not a number"))
+            return None
 
     def text(self, name: str) -> str | None:
         key = self._key(name)

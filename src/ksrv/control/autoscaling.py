@@ -77,14 +77,20 @@ class Autoscalers:
         self._tracked: dict[RevisionKey, _Tracked] = {}
         self.cpu = CPUMeter()
 
-    def settings(self, plan: ComponentPlan) -> ScalingSettings:
+    def settings(
+        self, plan: ComponentPlan, deployment_mode: str | None = None
+    ) -> ScalingSettings | None:
         """The component's settings as this platform carries them out: at least one replica
-        (no activator yet), at most the platform's cap.
+        (no activator yet), at most the platform's cap; None when no autoscaler scales it.
 
         Raises:
             ResourceInvalid: an autoscaling field or annotation is not valid.
         """
-        resolved = settings_for(self.config, plan.autoscaling, plan.container_concurrency)
+        resolved = settings_for(
+            self.config, plan.autoscaling, plan.container_concurrency, deployment_mode
+        )
+        if resolved is None:
+            return None
         cap = self.max_replicas or 0
         high = min(resolved.max_scale or cap, cap) if cap else resolved.max_scale
         low = max(1, resolved.min_scale)

@@ -162,7 +162,7 @@ class InferenceServiceReconciler:
         for component, component_plan in desired.components.items():
             previous = mapping(mapping(old_status.get("components")).get(component))
             outcomes[component], component_keep = await self._reconcile_component(
-                namespace, name, component_plan, previous
+                namespace, name, component_plan, previous, resource.deployment_mode
             )
             keep |= component_keep
         view = service_status.ServiceView(
@@ -182,10 +182,11 @@ class InferenceServiceReconciler:
         name: str,
         component_plan: planning.ComponentPlan,
         previous: dict[str, Any],
+        deployment_mode: str | None = None,
     ) -> tuple[ComponentOutcome, set[RevisionKey]]:
         component = component_plan.component
         outcome = ComponentOutcome(component_plan)
-        scaling = self._scaling(outcome)
+        scaling = self._scaling(outcome, deployment_mode)
         latest = await self._run_latest(namespace, name, outcome, scaling)
         observed = self.platform.observe()
         records = self.records.of_component(namespace, name, component)
@@ -222,13 +223,16 @@ class InferenceServiceReconciler:
                 outcome.status["autoscaler"] = {"revisionName": latest, **entry}
         return outcome, keep
 
-    def _scaling(self, outcome: ComponentOutcome) -> ScalingSettings | None:
-        """The component's autoscaling settings; None without autoscalers, or when they are
-        not valid (then `outcome.plan.error` says why, as Knative's webhook would refuse)."""
+    def _scaling(
+        self, outcome: ComponentOutcome, deployment_mode: str | None
+    ) -> ScalingSettings | None:
+        """The component's autoscaling settings; None without autoscalers or an autoscaler
+        class that scales it, or when they are not valid (then `outcome.plan.error` says why,
+        as Knative's webhook would refuse)."""
         if self.autoscalers is None or outcome.plan.error is not None:
             return None
         try:
-            return self.autoscalers.settings(outcome.plan)
+            return self.autoscalers.settings(outcome.plan, deployment_mode)
         except ResourceInvalid as exc:
             outcome.plan = dataclasses.replace(
                 outcome.plan, error=str(exc), error_reason=exc.reason or "InvalidSpec"

@@ -6,6 +6,7 @@ import pytest
 
 from ksrv.control.autoscaler_config import (
     AutoscalerConfig,
+    autoscaler_class,
     parse_bool,
     parse_duration,
     settings_for,
@@ -192,3 +193,47 @@ def test_every_bad_annotation_is_reported_at_once():
     with pytest.raises(ResourceInvalid) as caught:
         resolve({KN + "window": "1s", KN + "target": "x"})
     assert len(caught.value.field_errors) == 2
+
+
+@pytest.mark.parametrize(
+    ("annotations", "mode", "expected"),
+    [
+        ({}, None, "kpa"),  # the local platform is serverless by default
+        ({}, "Knative", "kpa"),
+        ({}, "Standard", "hpa"),  # KServe's raw deployments get an HPA
+        ({"serving.kserve.io/autoscalerClass": "hpa"}, None, "hpa"),
+        ({KN + "class": "hpa.autoscaling.knative.dev"}, "Knative", "hpa"),
+        ({"serving.kserve.io/autoscalerClass": "none"}, "Standard", None),
+        ({"serving.kserve.io/autoscalerClass": "external"}, None, None),
+        ({"serving.kserve.io/autoscalerClass": "keda"}, None, None),
+    ],
+)
+def test_the_autoscaler_class_follows_kserve(annotations, mode, expected):
+    assert autoscaler_class(annotations, mode) == expected
+    settings = settings_for(
+        AutoscalerConfig(), Autoscaling(annotations=tuple(annotations.items())), None, mode
+    )
+    assert (settings is None) == (expected is None)
+
+
+def test_hpa_scales_on_cpu_by_default_and_not_at_all_without_max_replicas():
+    fixed = settings_for(AutoscalerConfig(), Autoscaling(min_replicas=2), None, "Standard")
+    assert fixed is not None
+    assert (fixed.metric, fixed.target, fixed.min_scale, fixed.max_scale) == ("cpu", 80.0, 2, 2)
+    annotations = (
+        ("serving.kserve.io/metric", "memory"),
+        ("serving.kserve.io/targetUtilizationPercentage", "60"),
+    )
+    scaling = Autoscaling(min_replicas=1, max_replicas=5, annotations=annotations)
+    memory = settings_for(AutoscalerConfig(), scaling, None, "Standard")
+    assert memory is not None
+    assert (memory.metric, memory.target, memory.max_scale) == ("memory", 60.0, 5)
+
+
+def test_a_bad_kserve_utilization_annotation_is_named():
+    scaling = Autoscaling(annotations=(("serving.kserve.io/targetUtilizationPercentage", "x"),))
+    with pytest.raises(ResourceInvalid) as caught:
+        settings_for(AutoscalerConfig(), scaling, None, "Standard")
+    assert caught.value.field_errors == [
+        ('metadata.annotations["serving.kserve.io/targetUtilizationPercentage"]', "is not a number")
+    ]
