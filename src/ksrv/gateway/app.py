@@ -15,7 +15,7 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -102,8 +102,8 @@ class Gateway:
     async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
         """One REST request: route, split, forward; errors as KServe's `{"error": ...}`."""
         host = request.header(b"host")
-        # Only hooks read `call.headers`: without any, the request's are never decoded.
-        headers = request.headers if self.dispatcher.hooks else _NO_HEADERS
+        # Only hooks read `call.headers`, and only some of them: decoded on first read.
+        headers = _LazyHeaders(request) if self.dispatcher.hooks else _NO_HEADERS
         call = Call(
             "rest", host.decode("latin-1") if host else "", request.target, headers, request
         )
@@ -183,6 +183,25 @@ class Gateway:
             draining.append(self._grpc.stop(grace_s))
         await asyncio.gather(*draining)
         self.rest.close()
+
+
+class _LazyHeaders(Mapping[str, str]):
+    """A request's headers, decoded only once a hook reads them (the traffic counter, on
+    every request, never does)."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: http.Request) -> None:
+        self._request = request
+
+    def __getitem__(self, name: str) -> str:
+        return self._request.headers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._request.headers)
+
+    def __len__(self) -> int:
+        return len(self._request.headers)
 
 
 def _error(exc: KsrvError) -> http.Response:
