@@ -28,6 +28,7 @@ from ksrv.errors import ResourceInvalid
 
 Metric = Literal["concurrency", "rps", "cpu", "memory"]
 GROUP: Final = "autoscaling.knative.dev/"
+KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
 KSERVE_CLASS: Final = "serving.kserve.io/autoscalerClass"
 KSERVE_METRIC: Final = "serving.kserve.io/metric"
 KSERVE_UTILIZATION: Final = "serving.kserve.io/targetUtilizationPercentage"
@@ -118,7 +119,7 @@ class AutoscalerConfig:
     scale_down_delay_s: float = 0.0
     scale_to_zero_grace_period_s: float = 30.0
     scale_to_zero_pod_retention_period_s: float = 0.0
-    pod_autoscaler_class: str = "kpa.autoscaling.knative.dev"
+    pod_autoscaler_class: str = KPA_CLASS
     initial_scale: int = 1
     min_scale: int = 0
     max_scale: int = 0
@@ -282,15 +283,20 @@ class ScalingSettings:
         return self.metric in ("concurrency", "rps")
 
 
-def autoscaler_class(annotations: Mapping[str, str], deployment_mode: str | None) -> str | None:
+def autoscaler_class(
+    annotations: Mapping[str, str],
+    deployment_mode: str | None,
+    default: str = KPA_CLASS,
+) -> str | None:
     """`kpa`, `hpa`, or None where KServe runs no autoscaler (`none`, `external`) or one
-    ksrv cannot run locally (`keda`, which scales on external queries)."""
+    ksrv cannot run locally (`keda`, which scales on external queries). `default` is
+    config-autoscaler's `pod-autoscaler-class`."""
     chosen = annotations.get(KSERVE_CLASS)
     if chosen in ("none", "external", "keda"):
         return None
     if chosen == "hpa" or deployment_mode == "Standard":
         return "hpa"
-    return "hpa" if annotations.get(GROUP + "class", "").startswith("hpa.") else "kpa"
+    return "hpa" if annotations.get(GROUP + "class", default).startswith("hpa.") else "kpa"
 
 
 def settings_for(
@@ -307,12 +313,15 @@ def settings_for(
             problem names it (`metadata.annotations["autoscaling.knative.dev/window"]`).
     """
     annotations = dict(autoscaling.annotations)
-    klass = autoscaler_class(annotations, deployment_mode)
+    klass = autoscaler_class(annotations, deployment_mode, config.pod_autoscaler_class)
     if klass is None:
         return None
     reader = _Annotations(annotations)
     if klass == "hpa":  # KServe's HPA: cpu unless told, its own metric annotation
-        metric = autoscaling.scale_metric or annotations.get(KSERVE_METRIC) or "cpu"
+        metric = (
+            autoscaling.scale_metric or annotations.get(KSERVE_METRIC) or reader.text("metric")
+            or "cpu"
+        )  # fmt: skip
     else:
         metric = autoscaling.scale_metric or reader.text("metric") or "concurrency"
     if metric not in ("concurrency", "rps", "cpu", "memory"):

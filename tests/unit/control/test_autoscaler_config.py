@@ -237,3 +237,12 @@ def test_a_bad_kserve_utilization_annotation_is_named():
     assert caught.value.field_errors == [
         ('metadata.annotations["serving.kserve.io/targetUtilizationPercentage"]', "is not a number")
     ]
+
+
+def test_the_configs_default_class_and_knatives_metric_annotation_apply_to_hpa():
+    config = AutoscalerConfig.from_configmap(
+        {"pod-autoscaler-class": "hpa.autoscaling.knative.dev"}
+    )
+    scaling = Autoscaling(max_replicas=3, annotations=((KN + "metric", "memory"),))
+    settings = settings_for(config, scaling, None)
+    assert settings is not None and settings.metric == "memory"
