@@ -2,7 +2,7 @@
 
 `decide(window, now, settings, state, observed)` reads per-second traffic samples (the
 gateway's, `Sample`: average requests in flight and arrivals in each second), the revision's
-resolved settings (`autoscaler_config.ScalingSettings`), what the platform runs now
+resolved settings (`autoscaler_settings.ScalingSettings`), what the platform runs now
 (`Observed`) and the state the previous decision left (`ScalerState`), and returns a
 `Decision`: the replica count, why (stable or panic, the observed values, the target), and
 the next state. The caller keeps the state between ticks; time is a parameter, so tests
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from ksrv.control.autoscaler_config import HPA_DOWNSCALE_STABILIZATION_S, ScalingSettings
+from ksrv.control.autoscaler_settings import HPA_DOWNSCALE_STABILIZATION_S, ScalingSettings
 
 # Knative ticks its deciders every 2 s; the scale-down delay keeps maxima per tick.
 DELAY_GRANULARITY_S: Final = 2.0

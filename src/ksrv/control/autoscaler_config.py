@@ -1,15 +1,11 @@
-"""Autoscaling settings: Knative's `config-autoscaler` defaults and one revision's resolution.
+"""Knative's `config-autoscaler`: the platform-wide autoscaling defaults, parsed and checked.
 
-`AutoscalerConfig.from_configmap(data)` reads the platform-wide defaults from the string map
-Knative's `config-autoscaler` ConfigMap holds (same keys, same validation, durations in Go's
-syntax: `60s`, `1m30s`). `settings_for(config, autoscaling, container_concurrency, mode)` resolves
-what one revision scales by, as KServe and Knative do: the component's fields
-(`minReplicas`, `maxReplicas`, `scaleMetric`, `scaleTarget`) win over the
-`autoscaling.knative.dev/*` annotations, which win over the config. The autoscaler class
-follows KServe: Knative's KPA (the local platform's default, serverless), HPA for
-`serving.kserve.io/autoscalerClass: hpa` or Standard mode (cpu by default; an unset
-maxReplicas means minReplicas), none for `none`, `external` and `keda`. Bad values raise
-`ResourceInvalid` naming the key or annotation. Pure but for `from_file`.
+`AutoscalerConfig.from_configmap(data)` reads the string map Knative's `config-autoscaler`
+ConfigMap holds: the same keys, defaults and validation, durations in Go's syntax (`60s`,
+`1m30s`); `from_file` reads such a ConfigMap (or its `data` alone) from YAML, for
+`ksrv up --autoscaler-config`. A bad value raises `ResourceInvalid` naming the key
+(`data.stable-window`). One revision's settings are resolved from it in
+`autoscaler_settings`.
 """
 
 from __future__ import annotations
@@ -19,26 +15,16 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Final, Literal, TypeVar
+from typing import Final
 
 import yaml
 
-from ksrv.control.plan import Autoscaling
 from ksrv.errors import ResourceInvalid
 
-Metric = Literal["concurrency", "rps", "cpu", "memory"]
-GROUP: Final = "autoscaling.knative.dev/"
 KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
-KSERVE_CLASS: Final = "serving.kserve.io/autoscalerClass"
-KSERVE_METRIC: Final = "serving.kserve.io/metric"
-KSERVE_UTILIZATION: Final = "serving.kserve.io/targetUtilizationPercentage"
 TARGET_MIN: Final = 0.01
 WINDOW_MIN_S: Final = 6.0
 WINDOW_MAX_S: Final = 3600.0
-# HPA's default target utilisation (Kubernetes' DefaultCPUUtilization; KServe's default too).
-HPA_DEFAULT_UTILIZATION: Final = 80.0
-# HPA's default scale-down stabilisation (kube-controller-manager's 5 minutes).
-HPA_DOWNSCALE_STABILIZATION_S: Final = 300.0
 
 _GO_DURATION: Final = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_S: Final = {
@@ -46,8 +32,6 @@ _UNIT_S: Final = {
 }  # fmt: skip
 _TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
-T = TypeVar("T")
 
 
 def parse_duration(text: str) -> float:
@@ -85,13 +69,13 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (true or false)")
 
 
-def _parse_int(text: str) -> int:
+def parse_int(text: str) -> int:
     if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
         raise ValueError(f"{text!r} is not an integer")
     return int(text)
 
 
-def _parse_float(text: str) -> float:
+def parse_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"{text!r} is not a finite number")
@@ -138,13 +122,13 @@ class AutoscalerConfig:
             "pod-autoscaler-class": str,
             "enable-scale-to-zero": parse_bool,
             "allow-zero-initial-scale": parse_bool,
-            "initial-scale": _parse_int,
-            "min-scale": _parse_int,
-            "max-scale": _parse_int,
-            "max-scale-limit": _parse_int,
+            "initial-scale": parse_int,
+            "min-scale": parse_int,
+            "max-scale": parse_int,
+            "max-scale-limit": parse_int,
         }
         for key in _FLOAT_KEYS:
-            parsers[key] = _parse_float
+            parsers[key] = parse_float
         for key in _DURATION_KEYS:
             parsers[key] = parse_duration
         values: dict[str, object] = {}
@@ -156,12 +140,12 @@ class AutoscalerConfig:
                 values[_FIELD[key]] = parse(str(data[key]))
             except ValueError as exc:
                 problems.append((f"data.{key}", str(exc)))
-        _raise(problems)
+        raise_problems(problems)
         config = replace(cls(), **values)  # type: ignore[arg-type]
         if config.container_concurrency_target_fraction > 1.0:
             fraction = config.container_concurrency_target_fraction / 100.0
             config = replace(config, container_concurrency_target_fraction=fraction)
-        _raise(_config_problems(config))
+        raise_problems(_config_problems(config))
         return config
 
 
@@ -216,7 +200,7 @@ def _config_problems(c: AutoscalerConfig) -> list[tuple[str, str]]:
     checks = [
         ("scale-to-zero-grace-period", c.scale_to_zero_grace_period_s > 0, "must be positive"),
         ("scale-down-delay", c.scale_down_delay_s >= 0, "cannot be negative"),
-        ("scale-down-delay", _whole_seconds(c.scale_down_delay_s),
+        ("scale-down-delay", whole_seconds(c.scale_down_delay_s),
          "must be given with at most second precision"),
         ("scale-to-zero-pod-retention-period", c.scale_to_zero_pod_retention_period_s >= 0,
          "cannot be negative"),
@@ -234,7 +218,7 @@ def _config_problems(c: AutoscalerConfig) -> list[tuple[str, str]]:
         ("max-scale-down-rate", c.max_scale_down_rate > 1, "must be greater than 1.0"),
         ("stable-window", WINDOW_MIN_S <= c.stable_window_s <= WINDOW_MAX_S,
          "must be between 6s and 1h"),
-        ("stable-window", _whole_seconds(c.stable_window_s),
+        ("stable-window", whole_seconds(c.stable_window_s),
          "must be given with at most second precision"),
         ("panic-window-percentage", 1 <= c.panic_window_percentage <= 100,
          "must be between 1 and 100"),
@@ -252,248 +236,11 @@ def _config_problems(c: AutoscalerConfig) -> list[tuple[str, str]]:
     return [(f"data.{key}", message) for key, is_valid, message in checks if not is_valid]
 
 
-@dataclass(frozen=True, slots=True)
-class ScalingSettings:
-    """What one revision scales by, every default resolved."""
-
-    metric: Metric
-    target: float
-    """Per-replica target the autoscaler aims for: `total` x target utilisation (KPA), or
-    the target utilisation percent (cpu, memory)."""
-    total: float
-    """Per-replica value the target is a fraction of (KPA); the target percent for HPA."""
-    min_scale: int
-    max_scale: int
-    """0 = no upper bound."""
-    initial_scale: int
-    panic_threshold: float
-    """A fraction: 2.0 = panic at 200% of the ready replicas' capacity."""
-    stable_window_s: float
-    panic_window_s: float
-    scale_down_delay_s: float
-    max_scale_up_rate: float
-    max_scale_down_rate: float
-    enable_scale_to_zero: bool
-    scale_to_zero_grace_period_s: float
-    scale_to_zero_pod_retention_period_s: float
-
-    @property
-    def is_kpa(self) -> bool:
-        """Request-based (Knative's KPA), not resource-based (HPA's formula)."""
-        return self.metric in ("concurrency", "rps")
-
-
-def autoscaler_class(
-    annotations: Mapping[str, str],
-    deployment_mode: str | None,
-    default: str = KPA_CLASS,
-) -> str | None:
-    """`kpa`, `hpa`, or None where KServe runs no autoscaler (`none`, `external`) or one
-    ksrv cannot run locally (`keda`, which scales on external queries). `default` is
-    config-autoscaler's `pod-autoscaler-class`."""
-    chosen = annotations.get(KSERVE_CLASS)
-    if chosen in ("none", "external", "keda"):
-        return None
-    if chosen == "hpa" or deployment_mode == "Standard":
-        return "hpa"
-    return "hpa" if annotations.get(GROUP + "class", default).startswith("hpa.") else "kpa"
-
-
-def settings_for(
-    config: AutoscalerConfig,
-    autoscaling: Autoscaling,
-    container_concurrency: int | None,
-    deployment_mode: str | None = None,
-) -> ScalingSettings | None:
-    """Resolve one revision's scaling settings as KServe + Knative would; None when no
-    autoscaler scales it (`autoscaler_class`).
-
-    Raises:
-        ResourceInvalid: an annotation or field value Knative's webhook would refuse; each
-            problem names it (`metadata.annotations["autoscaling.knative.dev/window"]`).
-    """
-    annotations = dict(autoscaling.annotations)
-    klass = autoscaler_class(annotations, deployment_mode, config.pod_autoscaler_class)
-    if klass is None:
-        return None
-    reader = _Annotations(annotations)
-    if klass == "hpa":  # KServe's HPA: cpu unless told, its own metric annotation
-        metric = (
-            autoscaling.scale_metric or annotations.get(KSERVE_METRIC) or reader.text("metric")
-            or "cpu"
-        )  # fmt: skip
-    else:
-        metric = autoscaling.scale_metric or reader.text("metric") or "concurrency"
-    if metric not in ("concurrency", "rps", "cpu", "memory"):
-        reader.problems.append((reader.path("metric"), f"{metric!r} is not one of concurrency, "
-                                "rps, cpu, memory"))  # fmt: skip
-    min_scale = autoscaling.min_replicas
-    max_scale = autoscaling.max_replicas or reader.number("max-scale", _parse_int, config.max_scale)
-    if klass == "hpa" and not autoscaling.max_replicas:
-        max_scale = max(1, min_scale)  # KServe's HPA: an unset maxReplicas is minReplicas
-    initial = reader.number("initial-scale", _parse_int, None)
-    if initial is not None and (
-        initial < 0 or (initial == 0 and not config.allow_zero_initial_scale)
-    ):
-        reader.problems.append((reader.path("initial-scale"), "must be at least 1 (0 only when "
-                                "config-autoscaler allows a zero initial scale)"))  # fmt: skip
-    window_s = reader.duration("window", config.stable_window_s, WINDOW_MIN_S, WINDOW_MAX_S)
-    panic_percent = reader.bounded("panic-window-percentage", config.panic_window_percentage,
-                                   1.0, 100.0)  # fmt: skip
-    threshold = reader.bounded(
-        "panic-threshold-percentage", config.panic_threshold_percentage, 110.0, 1000.0
-    )
-    utilization = reader.bounded("target-utilization-percentage", None, 1.0, 100.0)
-    delay_s = reader.duration("scale-down-delay", config.scale_down_delay_s, 0.0, WINDOW_MAX_S)
-    retention_s = reader.duration(
-        "scale-to-zero-pod-retention-period", config.scale_to_zero_pod_retention_period_s,
-        0.0, WINDOW_MAX_S, whole_seconds=False,
-    )  # fmt: skip
-    annotated_target = reader.number("target", _parse_float, None)
-    if annotated_target is not None and annotated_target < TARGET_MIN:
-        reader.problems.append((reader.path("target"), f"must be at least {TARGET_MIN}"))
-    if max_scale and min_scale > max_scale:
-        reader.problems.append(("maxReplicas", f"{max_scale} is less than minReplicas {min_scale}"))
-    target_given = float(autoscaling.scale_target) if autoscaling.scale_target else annotated_target
-    if klass == "hpa" and not autoscaling.scale_target and KSERVE_UTILIZATION in annotations:
-        target_given = reader.number_at(KSERVE_UTILIZATION, _parse_float)
-    _raise(reader.problems)
-    target, total = _resolve_target(
-        config, metric, target_given, utilization, container_concurrency or 0
-    )
-    return ScalingSettings(
-        metric=metric,  # type: ignore[arg-type]
-        target=target,
-        total=total,
-        min_scale=min_scale,
-        max_scale=max_scale,
-        initial_scale=config.initial_scale if initial is None else initial,
-        panic_threshold=threshold / 100.0,
-        stable_window_s=window_s,
-        # Knative rounds the panic window to whole seconds (half up), never under one bucket.
-        panic_window_s=max(1.0, float(math.floor(window_s * panic_percent / 100.0 + 0.5))),
-        scale_down_delay_s=delay_s,
-        max_scale_up_rate=config.max_scale_up_rate,
-        max_scale_down_rate=config.max_scale_down_rate,
-        enable_scale_to_zero=config.enable_scale_to_zero,
-        scale_to_zero_grace_period_s=config.scale_to_zero_grace_period_s,
-        scale_to_zero_pod_retention_period_s=retention_s,
-    )
-
-
-def _resolve_target(
-    config: AutoscalerConfig,
-    metric: str,
-    given: float | None,
-    utilization_percent: float | None,
-    container_concurrency: int,
-) -> tuple[float, float]:
-    """(target, total) as Knative's `ResolveMetricTarget`; HPA metrics take a percent."""
-    if metric in ("cpu", "memory"):
-        percent = given if given is not None else HPA_DEFAULT_UTILIZATION
-        return percent, percent
-    if metric == "rps":
-        total, fraction = config.requests_per_second_target_default, config.target_utilization
-    else:
-        # containerConcurrency is the per-replica total when set, else the default target.
-        total = float(container_concurrency or config.container_concurrency_target_default)
-        fraction = config.container_concurrency_target_fraction
-    if given is not None:
-        # A target above containerConcurrency would aim for more than a replica takes.
-        total = min(given, container_concurrency) if metric == "concurrency" and \
-            container_concurrency else given  # fmt: skip
-    if utilization_percent is not None:
-        fraction = utilization_percent / 100.0
-    return max(TARGET_MIN, total * fraction), total
-
-
-class _Annotations:
-    """Reads `autoscaling.knative.dev/*` annotations (and their old camelCase spellings),
-    collecting every problem instead of stopping at the first."""
-
-    _ALIASES: Final = {
-        "min-scale": "minScale", "max-scale": "maxScale", "initial-scale": "initialScale",
-        "scale-down-delay": "scaleDownDelay", "panic-window-percentage": "panicWindowPercentage",
-        "panic-threshold-percentage": "panicThresholdPercentage",
-        "target-utilization-percentage": "targetUtilizationPercentage",
-        "scale-to-zero-pod-retention-period": "scaleToZeroPodRetentionPeriod",
-    }  # fmt: skip
-
-    def __init__(self, annotations: dict[str, str]) -> None:
-        self.annotations = annotations
-        self.problems: list[tuple[str, str]] = []
-
-    def _key(self, name: str) -> str | None:
-        for key in (GROUP + name, GROUP + self._ALIASES.get(name, name)):
-            if key in self.annotations:
-                return key
-        return None
-
-    def path(self, name: str) -> str:
-        return f'metadata.annotations["{self._key(name) or GROUP + name}"]'
-
-    def number_at(self, key: str, parse: Callable[[str], float]) -> float | None:
-        """A number under a full annotation key (KServe's own, not Knative's)."""
-        try:
-            return parse(self.annotations[key])
-        except ValueError:
-            self.problems.append((f'metadata.annotations["{key}"]', "is not a number"))
-            return None
-
-    def text(self, name: str) -> str | None:
-        key = self._key(name)
-        return self.annotations[key] if key is not None else None
-
-    def number(self, name: str, parse: Callable[[str], T], default: T) -> T:
-        text = self.text(name)
-        if text is None:
-            return default
-        try:
-            value = parse(text)
-        except ValueError:
-            self.problems.append((self.path(name), f"{text!r} is not a number"))
-            return default
-        if isinstance(value, int) and value < 0:
-            self.problems.append((self.path(name), f"{text!r} must be at least 0"))
-            return default
-        return value
-
-    def bounded(self, name: str, default: T, low: float, high: float) -> float | T:
-        value = self.number(name, _parse_float, None)
-        if value is None:
-            return default
-        if not low <= value <= high:
-            self.problems.append((self.path(name), f"{value:g} must be between {low:g} and "
-                                  f"{high:g}"))  # fmt: skip
-            return default
-        return value
-
-    def duration(
-        self, name: str, default: float, low: float, high: float, whole_seconds: bool = True
-    ) -> float:
-        text = self.text(name)
-        if text is None:
-            return default
-        try:
-            value = parse_duration(text)
-        except ValueError as exc:
-            self.problems.append((self.path(name), str(exc)))
-            return default
-        if not low <= value <= high:
-            self.problems.append((self.path(name), f"{text} must be between {low:g}s and "
-                                  f"{high:g}s"))  # fmt: skip
-        elif whole_seconds and not _whole_seconds(value):
-            self.problems.append((self.path(name), f"{text} must be whole seconds"))
-        else:
-            return value
-        return default
-
-
-def _whole_seconds(value_s: float) -> bool:
+def whole_seconds(value_s: float) -> bool:
     return abs(value_s - round(value_s)) < 1e-9
 
 
-def _raise(problems: list[tuple[str, str]]) -> None:
+def raise_problems(problems: list[tuple[str, str]]) -> None:
     if problems:
         listed = "; ".join(f"{path}: {message}" for path, message in problems)
         raise ResourceInvalid(f"autoscaling settings are not valid: {listed}", "InvalidSpec",

@@ -1,7 +1,7 @@
 """The autoscaler at work: every routed revision gets a decision each tick and is resized.
 
 The InferenceService reconciler says, on each pass, which revisions may scale and by which
-settings (`track`, from the component's plan through `autoscaler_config.settings_for`) and
+settings (`track`, from the component's plan through `autoscaler_settings.settings_for`) and
 asks how many replicas the latest revision should run (`replicas`). `run` ticks every
 `TICK_S` (Knative's decider tick, so its rate limits mean the same): it reads each tracked
 revision's per-second traffic from the gateways' reports (`TrafficSource`), has
@@ -27,7 +27,8 @@ from typing import Any, Final, Protocol
 
 from ksrv.control import autoscaler
 from ksrv.control.autoscaler import Decision, Observed, Sample, ScalerState
-from ksrv.control.autoscaler_config import AutoscalerConfig, ScalingSettings, settings_for
+from ksrv.control.autoscaler_config import AutoscalerConfig
+from ksrv.control.autoscaler_settings import ScalingSettings, settings_for
 from ksrv.control.plan import ComponentPlan
 from ksrv.control.platforms.base import Platform, RevisionKey, RevisionState
 

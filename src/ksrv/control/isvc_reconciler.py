@@ -24,7 +24,7 @@ from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import Runtime, parse_runtime
 from ksrv.control import autoscaling, revisions, rollout, service_status
 from ksrv.control import plan as planning
-from ksrv.control.autoscaler_config import ScalingSettings
+from ksrv.control.autoscaler_settings import ScalingSettings
 from ksrv.control.platforms.base import Platform, RevisionKey, RevisionState
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.service_status import ComponentOutcome, mapping

@@ -22,7 +22,8 @@ from ksrv.control.autoscaler import (
     initial_state,
     window_average,
 )
-from ksrv.control.autoscaler_config import AutoscalerConfig, ScalingSettings, settings_for
+from ksrv.control.autoscaler_config import AutoscalerConfig
+from ksrv.control.autoscaler_settings import ScalingSettings, settings_for
 from ksrv.control.plan import Autoscaling
 
 T0 = 1_000_000
