@@ -12,6 +12,7 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,21 +76,28 @@ def plane(tmp_path: Path) -> Iterator[ControlPlane]:
     plane.close()
 
 
+@dataclass(frozen=True)
+class GatewayAt:
+    url: str
+    grpc_port: int
+
+
 @pytest.fixture
-def gateway(plane: ControlPlane) -> Iterator[str]:
-    port = free_port()
+def gateway(plane: ControlPlane) -> Iterator[GatewayAt]:
+    port, grpc_port = free_port(), free_port()
     command = [
-        *KSRV, "gateway", "--http-port", str(port), "--grpc-port", "0",
+        *KSRV, "gateway", "--http-port", str(port), "--grpc-port", str(grpc_port),
         "--routes-url", f"http://127.0.0.1:{plane.port}/ksrv/v1/routes",
     ]  # fmt: skip
-    process = ServerProcess(command, port).wait_ready(path="/ksrv/gateway/health")
-    yield f"http://127.0.0.1:{port}"
+    process = ServerProcess(command, port, grpc_port=grpc_port)
+    process.wait_ready(path="/ksrv/gateway/health")
+    yield GatewayAt(f"http://127.0.0.1:{port}", grpc_port)
     process.stop()
 
 
 @pytest.fixture(scope="module")
 def toy() -> Iterator[ServerProcess]:
-    server = toy_script_server(grpc=False)
+    server = toy_script_server(grpc=True)
     yield server
     server.stop()
 
@@ -98,7 +106,8 @@ def serve_toy(plane: ControlPlane, gateway: str, toy: ServerProcess) -> None:
     plane.call(lambda: plane.routes.publish([service("toy", [(100, [toy])])]))
     wait_until(
         lambda: (
-            httpx.get(gateway + "/ksrv/gateway/health").json()["version"] == plane.routes.version
+            httpx.get(gateway.url + "/ksrv/gateway/health").json()["version"]
+            == plane.routes.version
         ),
         "the gateway serves the table",
     )
@@ -106,7 +115,7 @@ def serve_toy(plane: ControlPlane, gateway: str, toy: ServerProcess) -> None:
 
 def test_arrivals_reach_the_control_plane_per_revision(plane, gateway, toy):
     serve_toy(plane, gateway, toy)
-    with httpx.Client(base_url=gateway) as client:
+    with httpx.Client(base_url=gateway.url) as client:
         for _ in range(20):
             answer = client.get("/serving/default/toy/v2/health/ready")
             assert answer.status_code == 200
@@ -126,7 +135,7 @@ def test_requests_in_flight_are_averaged_into_request_seconds(plane, gateway, to
     body = {"instances": [[1]], "delay_s": 0.5}
 
     async def four_at_once() -> None:
-        async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
             answers = await asyncio.gather(
                 *(client.post("/serving/default/toy/v1/models/slow:predict", json=body)
                   for _ in range(4))
@@ -157,3 +166,19 @@ def test_the_traffic_endpoint_refuses_a_malformed_report_and_other_methods(plane
     assert httpx.get(url).status_code == 405
     good = httpx.post(url, json={"reporter": "g", "first": 1, "last": 1, "samples": []})
     assert good.status_code == 204
+
+
+def test_grpc_requests_are_counted_too(plane, gateway, toy):
+    grpcclient = pytest.importorskip("tritonclient.grpc")
+    serve_toy(plane, gateway, toy)
+    client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{gateway.grpc_port}")
+    try:
+        for _ in range(5):
+            assert client.is_model_ready("echo", headers={"host": "toy.default.example.com"})
+    finally:
+        client.close()
+    wait_until(
+        lambda: sum(s.requests for s in plane.samples()) == 5,
+        "the control plane counted 5 gRPC calls to the revision",
+        timeout_s=10,
+    )
