@@ -102,7 +102,7 @@ def toy() -> Iterator[ServerProcess]:
     server.stop()
 
 
-def serve_toy(plane: ControlPlane, gateway: str, toy: ServerProcess) -> None:
+def serve_toy(plane: ControlPlane, gateway: GatewayAt, toy: ServerProcess) -> None:
     plane.call(lambda: plane.routes.publish([service("toy", [(100, [toy])])]))
     wait_until(
         lambda: (
