@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ksrv.control.autoscaler_config import AutoscalerConfig, parse_bool, parse_duration
+from ksrv.control.autoscaler_config import AutoscalerConfig, from_file, parse_bool, parse_duration
 from ksrv.errors import ResourceInvalid
 
 
@@ -88,3 +88,29 @@ def test_zero_initial_scale_is_allowed_when_the_config_allows_it():
         {"initial-scale": "0", "allow-zero-initial-scale": "true"}
     )
     assert config.initial_scale == 0
+
+
+def test_a_file_holds_the_configmap_or_its_data(tmp_path):
+    configmap = tmp_path / "config-autoscaler.yaml"
+    configmap.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-autoscaler}\n"
+        "data:\n  stable-window: 30s\n  enable-scale-to-zero: 'false'\n"
+    )
+    config = from_file(configmap)
+    assert (config.stable_window_s, config.enable_scale_to_zero) == (30, False)
+    plain = tmp_path / "data.yaml"
+    plain.write_text("max-scale: 4\nenable-scale-to-zero: false\n")  # YAML's own types
+    config = from_file(plain)
+    assert (config.max_scale, config.enable_scale_to_zero) == (4, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"), [("- a list\n", "expected a ConfigMap"), ("a: [\n", "autoscaler config")]
+)
+def test_a_file_that_is_no_config_is_refused(tmp_path, text, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ResourceInvalid, match=words):
+        from_file(path)
+    with pytest.raises(ResourceInvalid, match="No such file"):
+        from_file(tmp_path / "missing.yaml")
