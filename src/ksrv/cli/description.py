@@ -147,6 +147,14 @@ def _component_status(component: Document) -> list[str]:
     present = [(label, component[key]) for key, label in labels.items() if component.get(key)]
     width = max((len(label) for label, _ in present), default=0)
     lines = [f"{label.ljust(width)}  {value}" for label, value in present]
+    scaler = component.get("autoscaler")
+    if isinstance(scaler, dict):  # the control plane's last decision for the latest revision
+        lines.append(
+            f"Autoscaler:  {scaler.get('mode')}, {scaler.get('metric')} "
+            f"{scaler.get('observedStable')} stable / {scaler.get('observedPanic')} panic "
+            f"(target {scaler.get('target')} per replica), {scaler.get('actualReplicas')} "
+            f"ready, {scaler.get('desiredReplicas')} desired: {scaler.get('reason')}"
+        )
     traffic = [entry for entry in component.get("traffic") or [] if isinstance(entry, dict)]
     if traffic:
         rows = [["REVISION", "PERCENT", "TAG", "LATEST"]]

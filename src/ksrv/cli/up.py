@@ -72,6 +72,12 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
     help="Fork model-server replicas from a warm process instead of starting each afresh "
     "(env KSRV_FORK_SERVER).",
 )
+@click.option(
+    "--autoscaler-config",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    envvar="KSRV_AUTOSCALER_CONFIG",
+    help="Knative's config-autoscaler ConfigMap (YAML): platform-wide autoscaling defaults.",
+)
 @exposure.insecure_option
 def up(
     state_dir: Path,
@@ -86,6 +92,7 @@ def up(
     log_level: str,
     log_retention_days: float,
     enable_fork_server: bool,
+    autoscaler_config: Path | None,
     is_insecure_no_auth: bool,
 ) -> None:
     """Start the local platform: apply InferenceServices to it with `ksrv apply`."""
@@ -104,6 +111,7 @@ def up(
         log_retention_s=log_retention_days * 24 * 3600,
         is_insecure_no_auth=is_insecure_no_auth,
         enable_fork_server=enable_fork_server,
+        autoscaler_config=autoscaler_config.resolve() if autoscaler_config else None,
     )
     if warning:
         click.echo(warning, err=True)
@@ -197,6 +205,11 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
                 "--log-retention-days",
                 str(settings.log_retention_s / (24 * 3600)),
                 "--fork-server" if settings.enable_fork_server else "--no-fork-server",
+                *(
+                    ["--autoscaler-config", str(settings.autoscaler_config)]
+                    if settings.autoscaler_config
+                    else []
+                ),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -4,7 +4,8 @@
 body goes through `admission` (KServe's defaulting and validation) before the store sees it;
 every failure is a Kubernetes `Status` object, so kubectl-trained eyes and KServe's clients read
 them, and a caller's mistake is never a 500. Two internal endpoints serve what the control plane
-knows beyond the store: the route table (long poll, for the gateway) and replica logs.
+knows beyond the store: the route table (long poll, for the gateway) and replica logs; the
+gateways POST their traffic counts for the autoscaler to a third (`TrafficSink`).
 ClusterServingRuntimes are read with ksrv's installed defaults (`default_runtimes.installed`).
 """
 
@@ -45,6 +46,12 @@ class RouteFeed(Protocol):
     async def wait_newer(self, after: int, timeout_s: float) -> RouteTableDoc | None: ...
 
 
+class TrafficSink(Protocol):
+    """Takes the gateways' traffic reports (`control.traffic.TrafficCollector` satisfies it)."""
+
+    def record(self, document: Any) -> None: ...
+
+
 class LogSource(Protocol):
     """Where a component's replica logs are (the local platform knows)."""
 
@@ -77,10 +84,12 @@ class ManagementAPI:
         store: Store,
         routes: RouteFeed | None = None,
         logs: LogSource | None = None,
+        traffic: TrafficSink | None = None,
     ) -> None:
         self.store = store
         self.routes = routes
         self.logs = logs
+        self.traffic = traffic
         self._closing = asyncio.Event()
         self._installed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -98,6 +107,11 @@ class ManagementAPI:
             parts = [part for part in request.path.split("/") if part]
             if parts == ["healthz"]:
                 return Response(b"ok", 200, [(b"content-type", b"text/plain")])
+            if parts == ["ksrv", "v1", "traffic"] and self.traffic is not None:
+                if request.method != "POST":
+                    raise errors.MethodNotAllowed(f"{request.method} is not supported here")
+                self.traffic.record(_body(request))
+                return Response(b"", 204)
             if parts[:2] == ["ksrv", "v1"]:
                 return await self._internal(request.method, parts[2:], query)
             call = _parse_call(parts, query)

@@ -5,8 +5,10 @@ component should run and the platform how it runs that (`Platform.render`), keep
 revision per distinct rendering (`revisions`), has the platform run it, lets `rollout` split
 traffic between the latest and the last rolled-out revision, publishes the ready replicas'
 addresses (as the platform reports them) to the route table, writes status back
-(`service_status`), and stops what nothing routes to any more. A service whose pass fails
-stays exactly as it was; the others go on.
+(`service_status`), and stops what nothing routes to any more. With `autoscalers`, each
+revision it keeps is autoscaled (`autoscaling`): the latest runs the count last decided, and
+the decision shows in the component's status. A service whose pass fails stays exactly as it
+was; the others go on.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Any, Final
 from ksrv.api import default_runtimes, names, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import Runtime, parse_runtime
+from ksrv.control import autoscaling, revisions, rollout, service_status
 from ksrv.control import plan as planning
-from ksrv.control import revisions, rollout, service_status
+from ksrv.control.autoscaler_settings import ScalingSettings
 from ksrv.control.platforms.base import Platform, RevisionKey, RevisionState
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.service_status import ComponentOutcome, mapping
@@ -52,11 +55,13 @@ class InferenceServiceReconciler:
         *,
         on_removed: Callable[[], None],
         now: Callable[[], float] = time.time,
+        autoscalers: autoscaling.Autoscalers | None = None,
     ) -> None:
         self.store = store
         self.platform = platform
         self.routes = routes
         self.now = now
+        self.autoscalers = autoscalers
         self.records = revisions.RevisionRecords(store)
         self.collector = revisions.Collector(platform, on_removed)
         self._default_runtimes = list(default_runtimes.default_runtimes())
@@ -88,6 +93,8 @@ class InferenceServiceReconciler:
                 services.append(route)
         self.collector.collect(wanted)
         self.records.forget_except(wanted)
+        if self.autoscalers is not None:
+            self.autoscalers.forget_except(wanted)
         self.routes.publish(services)
         for uid in set(self._loaded) - seen:
             del self._loaded[uid]
@@ -155,7 +162,7 @@ class InferenceServiceReconciler:
         for component, component_plan in desired.components.items():
             previous = mapping(mapping(old_status.get("components")).get(component))
             outcomes[component], component_keep = await self._reconcile_component(
-                namespace, name, component_plan, previous
+                namespace, name, component_plan, previous, resource.deployment_mode
             )
             keep |= component_keep
         view = service_status.ServiceView(
@@ -175,10 +182,12 @@ class InferenceServiceReconciler:
         name: str,
         component_plan: planning.ComponentPlan,
         previous: dict[str, Any],
+        deployment_mode: str | None = None,
     ) -> tuple[ComponentOutcome, set[RevisionKey]]:
         component = component_plan.component
         outcome = ComponentOutcome(component_plan)
-        latest = await self._run_latest(namespace, name, outcome)
+        scaling = self._scaling(outcome, deployment_mode)
+        latest = await self._run_latest(namespace, name, outcome, scaling)
         observed = self.platform.observe()
         records = self.records.of_component(namespace, name, component)
         names = [record["metadata"]["name"] for record in records]
@@ -205,9 +214,38 @@ class InferenceServiceReconciler:
         keep = {(namespace, revision) for revision in decided.routed}
         if latest is not None:
             keep.add((namespace, latest))
+        if self.autoscalers is not None and scaling is not None:
+            for key in keep:
+                self.autoscalers.track(key, scaling)
+            decision = self.autoscalers.last((namespace, latest or ""))
+            if decision is not None:
+                entry = autoscaling.status_entry(decision, outcome.latest_state)
+                outcome.status["autoscaler"] = {"revisionName": latest, **entry}
         return outcome, keep
 
-    async def _run_latest(self, namespace: str, name: str, outcome: ComponentOutcome) -> str | None:
+    def _scaling(
+        self, outcome: ComponentOutcome, deployment_mode: str | None
+    ) -> ScalingSettings | None:
+        """The component's autoscaling settings; None without autoscalers or an autoscaler
+        class that scales it, or when they are not valid (then `outcome.plan.error` says why,
+        as Knative's webhook would refuse)."""
+        if self.autoscalers is None or outcome.plan.error is not None:
+            return None
+        try:
+            return self.autoscalers.settings(outcome.plan, deployment_mode)
+        except ResourceInvalid as exc:
+            outcome.plan = dataclasses.replace(
+                outcome.plan, error=str(exc), error_reason=exc.reason or "InvalidSpec"
+            )
+            return None
+
+    async def _run_latest(
+        self,
+        namespace: str,
+        name: str,
+        outcome: ComponentOutcome,
+        scaling: ScalingSettings | None,
+    ) -> str | None:
         """Render the plan, find or make its revision, have the platform run it; its name.
 
         None when the plan cannot run (`outcome.plan.error` says why): as with an invalid
@@ -232,7 +270,10 @@ class InferenceServiceReconciler:
         ]
         record = self.records.latest(namespace, name, component, identity, running)
         latest: str = record["metadata"]["name"]
-        await self.platform.ensure(rendering.spec.named(latest))
+        spec = rendering.spec.named(latest)
+        if self.autoscalers is not None and scaling is not None:
+            spec = dataclasses.replace(spec, replicas=self.autoscalers.replicas(spec.key, scaling))
+        await self.platform.ensure(spec)
         return latest
 
     def _write_status(self, namespace: str, name: str, old: Document, new: Document) -> None:

@@ -19,15 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ksrv.control import autoscaler_config
 from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
+from ksrv.control.autoscaling import Autoscalers
 from ksrv.control.isvc_reconciler import InferenceServiceReconciler
 from ksrv.control.log_retention import DEFAULT_RETENTION_S, LogJanitor
-from ksrv.control.platforms import processes, statefile
+from ksrv.control.platforms import local_render, processes, statefile
 from ksrv.control.platforms.forkserver import ForkServer
 from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
 from ksrv.control.reconciler import Reconciler, not_served_reconcilers
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.store import Store
+from ksrv.control.traffic import TrafficCollector
 from ksrv.errors import KsrvError
 from ksrv.http import listeners
 from ksrv.http.server import HTTPServer
@@ -56,6 +59,8 @@ class PlaneSettings:
     """A non-loopback address was accepted without authentication (`--insecure-no-auth`)."""
     enable_fork_server: bool = True
     """Fork model-server replicas from a warm `ksrv forkserver` (`platforms/forkserver.py`)."""
+    autoscaler_config: Path | None = None
+    """Knative's `config-autoscaler` (a ConfigMap YAML): platform-wide autoscaling defaults."""
 
     @property
     def gateway_http(self) -> str:
@@ -90,7 +95,13 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
 
     Raises:
         ServerNotReady: a port is in use (before anything started).
+        ResourceInvalid: the autoscaler config is not valid (before anything started).
     """
+    config = (
+        autoscaler_config.from_file(settings.autoscaler_config)
+        if settings.autoscaler_config is not None
+        else autoscaler_config.AutoscalerConfig()
+    )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     # Every port first, so a port in use is one error before anything starts.
     [api_socket] = listeners.listeners(settings.api_host, settings.api_port, 1, "management API")
@@ -122,12 +133,18 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         domain=settings.domain,
         fork_server=fork_server,
     )
-    services = InferenceServiceReconciler(store, platform, routes, on_removed=nudge)
+    traffic = TrafficCollector()  # the gateways' per-revision counts, for the autoscaler
+    autoscalers = Autoscalers(
+        platform, traffic, config, max_replicas=local_render.LOCAL_MAX_REPLICAS
+    )
+    services = InferenceServiceReconciler(
+        store, platform, routes, on_removed=nudge, autoscalers=autoscalers
+    )
     reconciler = Reconciler(store, [services, *not_served_reconcilers(store, time.time)])
     nudges.append(reconciler)
     # Writes reach the reconciler through the store's change feed; no nudge needed.
     logs = LogFiles(settings.state_dir)
-    api = ManagementAPI(store, routes=routes, logs=logs)
+    api = ManagementAPI(store, routes=routes, logs=logs, traffic=traffic)
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
     await platform.start()
@@ -142,6 +159,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         loop.create_task(reconciler.run()),
         loop.create_task(gateway.supervise()),
         loop.create_task(janitor.run()),
+        loop.create_task(autoscalers.run()),
     ]
     logger.info(
         "control plane on %s, gateway on http://%s", settings.api_url, settings.gateway_http

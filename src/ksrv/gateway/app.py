@@ -15,7 +15,7 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound
-from ksrv.gateway import proxy
+from ksrv.gateway import proxy, traffic
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.route_watch import RouteWatcher
@@ -55,8 +55,14 @@ class Gateway:
         rng: random.Random | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         hooks: Sequence[Hook] = (),
+        traffic_url: str | None = None,
     ) -> None:
+        """`traffic_url`: where to POST per-revision traffic for the autoscaler, each second."""
         self.dispatcher = Dispatcher(rng, hooks, has_table=routes_url is None)
+        self.traffic = traffic.TrafficCounter()
+        self.reporter = traffic.TrafficReporter(traffic_url, self.traffic) if traffic_url else None
+        if self.reporter is not None:
+            self.dispatcher.add_hook(self.traffic)
         self.rest = proxy.RESTTransport()
         self.max_body_bytes = max_body_bytes
         self.watcher = RouteWatcher(routes_url, self.set_routes) if routes_url else None
@@ -96,8 +102,8 @@ class Gateway:
     async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
         """One REST request: route, split, forward; errors as KServe's `{"error": ...}`."""
         host = request.header(b"host")
-        # Only hooks read `call.headers`: without any, the request's are never decoded.
-        headers = request.headers if self.dispatcher.hooks else _NO_HEADERS
+        # Only hooks read `call.headers`, and only some of them: decoded on first read.
+        headers = _LazyHeaders(request) if self.dispatcher.hooks else _NO_HEADERS
         call = Call(
             "rest", host.decode("latin-1") if host else "", request.target, headers, request
         )
@@ -160,12 +166,16 @@ class Gateway:
             self.grpc_port = self._grpc.port
         if self.watcher is not None:
             self._tasks.add(asyncio.get_running_loop().create_task(self.watcher.run()))
+        if self.reporter is not None:
+            self._tasks.add(asyncio.get_running_loop().create_task(self.reporter.run()))
 
     async def stop(self, grace_s: float = 5.0) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self.watcher is not None:
             self.watcher.close()
+        if self.reporter is not None:
+            self.reporter.close()
         draining = []
         if self._http is not None:
             draining.append(self._http.shutdown(grace_s))
@@ -173,6 +183,25 @@ class Gateway:
             draining.append(self._grpc.stop(grace_s))
         await asyncio.gather(*draining)
         self.rest.close()
+
+
+class _LazyHeaders(Mapping[str, str]):
+    """A request's headers, decoded only once a hook reads them (the traffic counter, on
+    every request, never does)."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: http.Request) -> None:
+        self._request = request
+
+    def __getitem__(self, name: str) -> str:
+        return self._request.headers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._request.headers)
+
+    def __len__(self) -> int:
+        return len(self._request.headers)
 
 
 def _error(exc: KsrvError) -> http.Response:
@@ -191,7 +220,9 @@ async def _serve_forever(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    gateway = Gateway(routes_url)
+    gateway = Gateway(
+        routes_url, traffic_url=traffic.traffic_url(routes_url) if routes_url else None
+    )
     await gateway.start(host, 0, grpc_port, sock, is_grpc_shared=worker_count > 1)
     logger.info(
         "gateway (pid %d): HTTP on %s:%s, gRPC on port %s, routes from %s",

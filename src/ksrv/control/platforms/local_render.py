@@ -33,7 +33,6 @@ CHDIR_AND_EXEC: Final = (
 )
 # More replicas than this on one machine is a typo, not a plan.
 LOCAL_MAX_REPLICAS: Final = 16
-NO_AUTOSCALING: Final = "autoscaling is not available locally yet; minReplicas replicas run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +79,10 @@ def _replicas(plan: ComponentPlan) -> tuple[int, list[str]]:
     path = f"spec.{plan.component}"
     scaling = plan.autoscaling
     unsupported = {
-        "maxReplicas": (scaling.max_replicas, NO_AUTOSCALING),
-        "scaleTarget": (scaling.scale_target, NO_AUTOSCALING),
-        "scaleMetric": (scaling.scale_metric, NO_AUTOSCALING),
+        # The control plane's autoscaler scales between minReplicas and maxReplicas.
+        "scaleMetric": (
+            scaling.scale_metric == "memory", "memory use is not measured locally yet"
+        ),
         "containerConcurrency": (
             plan.container_concurrency, "the concurrency limit is not enforced locally yet"
         ),
