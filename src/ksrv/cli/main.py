@@ -19,6 +19,7 @@ COMMANDS = {
     "describe": "ksrv.cli.resources:describe",
     "delete": "ksrv.cli.resources:delete",
     "logs": "ksrv.cli.resources:logs",
+    "k8s": "ksrv.cli.k8s:k8s",
 }
 
 
@@ -45,7 +46,12 @@ def _find(name: str) -> click.Command | None:
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="ksrv")
 def cli() -> None:
-    """ksrv: serve models the way KServe does, locally or on Kubernetes."""
+    """ksrv: serve models the way KServe does, locally or on Kubernetes.
+
+    \b
+    Locally:        ksrv up, then ksrv apply -f isvc.yaml
+    On Kubernetes:  ksrv k8s install, then kubectl apply -f isvc.yaml
+    """
 
 
 def main() -> None:
