@@ -124,11 +124,12 @@ def install(
     needs an Ingress controller or the Gateway API, and KEDA for `autoscalerClass: keda`.
     """
     settings = _settings(configmap, mode)
+    if not dry_run:
+        _require("install", "kubernetes")
     objects = k8s_install.manifests(settings, namespace)
     if dry_run:
         click.echo(_dump(objects, output))
         return
-    _require("install", "kubernetes")
     try:
         k8s_install.apply(objects, click.echo)
     except KsrvError as exc:
