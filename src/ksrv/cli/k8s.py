@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,48 @@ def install(
 
 
 @k8s.command()
-def operator() -> None:
-    """Run the operator (KUBECONFIG, else the pod's in-cluster account)."""
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Watch only this namespace (repeat for more; globs allowed). Default: all.",
+)
+@click.option(
+    "--config-namespace",
+    default=cluster_config.CONFIGMAP_NAMESPACE,
+    show_default=True,
+    help="Namespace of the inferenceservice-config ConfigMap.",
+)
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig file.")
+@click.option("--context", help="Kubeconfig context to use.")
+@click.option(
+    "--liveness",
+    "liveness_endpoint",
+    help="Serve a liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def operator(
+    namespaces: tuple[str, ...],
+    config_namespace: str,
+    kubeconfig: str | None,
+    context: str | None,
+    liveness_endpoint: str | None,
+    verbose: bool,
+) -> None:
+    """Run the operator (in-cluster account, else KUBECONFIG or ~/.kube/config)."""
     _require("operator", "kopf", "kubernetes")
-    importlib.import_module("ksrv.k8s.operator").main()
+    # ksrv.k8s.operator is built beside this module (issue 13's operator slice)
+    k8s_operator = importlib.import_module("ksrv.k8s.operator")
+    reconcile = importlib.import_module("ksrv.k8s.reconcile")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    k8s_operator.run(
+        namespaces, kubeconfig=kubeconfig, context=context, liveness_endpoint=liveness_endpoint,
+        settings=reconcile.Settings(config_namespace=config_namespace),
+    )  # fmt: skip
 
 
 def _require(command: str, *modules: str) -> None:

@@ -34,6 +34,7 @@ CRD_PLURALS: Final = (
 )  # fmt: skip
 OPERATOR: Final = "ksrv-operator"
 FIELD_MANAGER: Final = "ksrv"
+_HEALTH_PORT: Final = 8080
 _LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CRUD: Final = ["create", "delete", "get", "list", "patch", "update", "watch"]
 _READ: Final = ["get", "list", "watch"]
@@ -235,9 +236,12 @@ def operator_deployment(config: ClusterConfig, namespace: str) -> dict[str, Any]
         "name": "operator",
         "image": config.images.operator,
         "command": ["ksrv", "k8s", "operator"],
-        # where it reads inferenceservice-config (KServe's controller reads the same variable)
-        "env": [{"name": "POD_NAMESPACE",
-                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+        # its inferenceservice-config lives beside it; kopf answers the liveness probe
+        "args": ["--config-namespace", namespace,
+                 "--liveness", f"http://0.0.0.0:{_HEALTH_PORT}/healthz"],
+        "ports": [{"name": "health", "containerPort": _HEALTH_PORT, "protocol": "TCP"}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "health"},
+                          "periodSeconds": 20, "timeoutSeconds": 5},
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
@@ -304,23 +308,29 @@ def apply(
         UpstreamFailed: no cluster configured, or the API server refused an object.
     """
     kubernetes = _kubernetes()
-    client = kubernetes.dynamic.DynamicClient(_api_client(kubernetes))
-    for obj in objects:
-        resource = _resource(client, obj, time.monotonic() + timeout_s)
-        meta = obj["metadata"]
-        try:
+    api_client = _api_client(kubernetes)
+    unreachable = importlib.import_module("urllib3").exceptions.HTTPError
+    where = f"the cluster at {api_client.configuration.host}"
+    try:
+        client = kubernetes.dynamic.DynamicClient(api_client)
+        for obj in objects:
+            where = _label(obj)
+            resource = _resource(client, obj, time.monotonic() + timeout_s)
             client.server_side_apply(
                 resource,
                 body=obj,
-                namespace=meta.get("namespace") if resource.namespaced else None,
+                namespace=obj["metadata"].get("namespace") if resource.namespaced else None,
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
             )
-        except kubernetes.client.exceptions.ApiException as exc:
-            raise UpstreamFailed(
-                f"{_label(obj)}: the API server refused it: {_reason(exc)}"
-            ) from None
-        echo(f"{_label(obj)} serverside-applied")
+            echo(f"{where} serverside-applied")
+    except kubernetes.client.exceptions.ApiException as exc:
+        raise UpstreamFailed(f"{where}: the API server refused it: {_reason(exc)}") from None
+    except unreachable as exc:
+        host = api_client.configuration.host
+        raise UpstreamFailed(f"{where}: cannot reach the cluster at {host}: {exc}") from None
+    finally:
+        api_client.close()
 
 
 def _kubernetes() -> Any:
@@ -333,7 +343,10 @@ def _api_client(kubernetes: Any) -> Any:
     configuration = kubernetes.client.Configuration()
     try:
         if os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
-            config.load_kube_config(client_configuration=configuration)
+            # KUBECONFIG read now: the library reads its default once, at import
+            config.load_kube_config(
+                config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+            )
         else:
             config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from click.testing import CliRunner, Result
 from ksrv.cli.main import cli
 from ksrv.k8s import install
 from ksrv.k8s.config import KNATIVE, ClusterConfig
+from tests.conftest import free_port
 
 ISVC = """\
 apiVersion: serving.kserve.io/v1beta1
@@ -200,3 +202,33 @@ def test_install_without_a_cluster_says_what_to_set(tmp_path, monkeypatch):
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("Error: no cluster to install into (set KUBECONFIG, or run in a pod)")
+
+
+def test_install_against_a_cluster_that_does_not_answer_says_where(tmp_path, monkeypatch):
+    port = free_port()  # nothing listens there
+    kubeconfig = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "down",
+        "clusters": [{"name": "down", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": "down", "context": {"cluster": "down", "user": "u"}}],
+    })  # fmt: skip
+    monkeypatch.setenv("KUBECONFIG", write(tmp_path, kubeconfig, "kubeconfig"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the client's discovery cache
+    result = ksrv("k8s", "install")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        f"Error: the cluster at http://127.0.0.1:{port}: cannot reach the cluster"
+    )
+
+
+def test_the_installed_operator_is_started_with_options_ksrv_k8s_operator_takes():
+    from ksrv.cli.k8s import operator
+
+    deployment = install.operator_deployment(ClusterConfig(), "ml-platform")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["ksrv", "k8s", "operator"]
+    context = operator.make_context("operator", list(container["args"]))
+    assert context.params["config_namespace"] == "ml-platform"
+    port = container["ports"][0]["containerPort"]
+    assert context.params["liveness_endpoint"] == f"http://0.0.0.0:{port}/healthz"
