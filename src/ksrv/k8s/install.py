@@ -53,6 +53,8 @@ _RULES: Final = (
     ("", ["services", "configmaps"], _CRUD),
     # storage credentials: a ServiceAccount's secrets, or storage-config
     ("", ["secrets", "serviceaccounts"], _READ),
+    # modelStatus: the predictor's pods (init container failures, restarts), as KServe reads them
+    ("", ["pods"], _READ),
     ("autoscaling", ["horizontalpodautoscalers"], _CRUD),
     ("keda.sh", ["scaledobjects"], _CRUD),
     ("networking.k8s.io", ["ingresses"], _CRUD),

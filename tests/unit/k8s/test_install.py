@@ -183,6 +183,7 @@ NEEDED = [
     ("", "configmaps", "create"),
     ("", "secrets", "get"),
     ("", "serviceaccounts", "get"),
+    ("", "pods", "list"),
     ("autoscaling", "horizontalpodautoscalers", "create"),
     ("keda.sh", "scaledobjects", "create"),
     ("networking.k8s.io", "ingresses", "update"),
