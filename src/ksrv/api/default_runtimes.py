@@ -3,8 +3,8 @@
 One runtime per ksrv framework runtime. Each format lists every version some KServe default
 runtime supports (sklearn 0/1 from kserve-mlserver as well as 1 from kserve-sklearnserver, ...)
 with the priority of KServe's dedicated runtime for it, so any `modelFormat` KServe would place
-finds a ksrv runtime. The annotation `ksrv.io/runtime` names the `ksrv.runtimes.registry` key;
-`ksrv.io/merges-requests` says whether that runtime merges concurrent requests into one predict
+finds a ksrv runtime. The annotation `ksrv.dev/runtime` names the `ksrv.runtimes.registry` key;
+`ksrv.dev/merges-requests` says whether that runtime merges concurrent requests into one predict
 call (a fact of the runtime, kept here as data so the control plane never imports runtimes; a
 unit test checks it against the runtime classes).
 
@@ -22,8 +22,8 @@ import yaml
 
 from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, parse_runtimes
 
-RUNTIME_ANNOTATION = "ksrv.io/runtime"
-MERGES_ANNOTATION = "ksrv.io/merges-requests"
+RUNTIME_ANNOTATION = "ksrv.dev/runtime"
+MERGES_ANNOTATION = "ksrv.dev/merges-requests"
 
 # format name -> (versions, priority, KServe runtime the priority comes from, merges requests)
 _FORMATS: dict[str, tuple[tuple[str, ...], int, str, bool]] = {
@@ -46,7 +46,7 @@ metadata:
     serving.kserve.io/server-type: ksrv
     {annotation}: {name}
     {merges_annotation}: "{merges}"
-    ksrv.io/mirrors: {mirrors}
+    ksrv.dev/mirrors: {mirrors}
 spec:
   annotations:
     prometheus.kserve.io/port: "8080"

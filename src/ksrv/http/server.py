@@ -8,9 +8,8 @@ limit before buffering (413 from the Content-Length, or once a chunked body pass
 close, taking in no more), and on `shutdown` stops accepting, lets in-flight requests finish
 within the grace period, then closes. Bodies: `ksrv.http.body` (`stream_body_over`).
 
-A handler may answer with a `StreamingResponse` instead: its body is sent chunk by chunk
-(chunked transfer-encoding) as an async iterator produces it, at the pace the client reads,
-and a client that hangs up cancels the handler and closes the iterator.
+A handler may answer with a `StreamingResponse` instead: `streamed.py` sends its body chunk by
+chunk as an async iterator produces it, and a client that hangs up cancels the handler.
 
 Limits against slow or greedy clients (`limits.py`): a request head must arrive within
 `head_timeout_s` of its first byte (bytes do not reset it, so a slowloris is cut off: 408), be
@@ -22,12 +21,10 @@ request is answered over HTTP/1.1, then the connection closed) or, with a body, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any
 
 import httptools
@@ -40,6 +37,7 @@ from ksrv.http.messages import Request as Request
 from ksrv.http.messages import Response as Response
 from ksrv.http.messages import StreamingResponse as StreamingResponse
 from ksrv.http.messages import decode_path
+from ksrv.http.streamed import REASONS, send_streamed
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +45,6 @@ _MAX_PIPELINED = 32
 _SWEEP_S = 1.0  # how often deadlines are checked: a late head is cut within 31 s
 _LINGER_S = 1.0  # how long a refused client may take to read our answer and hang up
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")}
-_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
@@ -203,7 +200,7 @@ class _Connection(asyncio.Protocol):
         """Over the cap: say 503 and close, rather than let connections (and descriptors)
         pile up."""
         self.has_failed = True
-        self._write(_error(503, b"too many connections, try again later"), False, False)
+        self.write_response(_error(503, b"too many connections, try again later"), False, False)
         self._close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -347,9 +344,9 @@ class _Connection(asyncio.Protocol):
                     response, is_head = item, False
                 keep_alive = keep_alive and not self.server.is_draining
                 if type(response) is StreamingResponse:
-                    keep_alive = await self._stream(response, keep_alive, is_head)
+                    keep_alive = await send_streamed(self, response, keep_alive, is_head)
                 else:
-                    self._write(response, keep_alive, is_head)  # type: ignore[arg-type]
+                    self.write_response(response, keep_alive, is_head)  # type: ignore[arg-type]
                 if not keep_alive:
                     self._close()
                     return
@@ -372,11 +369,11 @@ class _Connection(asyncio.Protocol):
             logger.exception("unhandled error answering %s %s", request.method, request.path)
             return Response(b'{"error":"Internal server error"}', 500)
 
-    def _write(self, response: Response, keep_alive: bool, is_head: bool) -> None:
+    def write_response(self, response: Response, keep_alive: bool, is_head: bool) -> None:
         if self.transport is None or self.transport.is_closing():
             return
         status = response.status
-        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))]
         for name, value in response.headers:
             head.append(name + b": " + value + b"\r\n")
         head.append(b"content-length: %d\r\n" % len(response.body))
@@ -388,58 +385,7 @@ class _Connection(asyncio.Protocol):
             head.append(response.body)
         self.transport.write(b"".join(head))
 
-    async def _stream(self, response: StreamingResponse, keep_alive: bool, is_head: bool) -> bool:
-        """Send a streamed body; True when the connection may carry another request."""
-        chunked = self.is_http11
-        keep_alive = keep_alive and chunked
-        status = response.status
-        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
-        for name, value in response.headers:
-            head.append(name + b": " + value + b"\r\n")
-        if chunked:
-            head.append(b"transfer-encoding: chunked\r\n")
-        head.append(self.server.date.header())
-        if not keep_alive:
-            head.append(b"connection: close\r\n")
-        head.append(b"\r\n")
-        whole_head = b"".join(head)
-        pending_head: bytes | None = whole_head
-        chunks = response.chunks
-        try:
-            if is_head:
-                self._send(whole_head)
-                return keep_alive
-            async for chunk in chunks:
-                if not chunk:
-                    continue
-                framed = b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk
-                if pending_head is not None:
-                    framed, pending_head = pending_head + framed, None
-                if not self._send(framed):
-                    return False
-                if not self.can_write.is_set():
-                    await self.can_write.wait()  # the client reads slower than we produce
-                if self.is_closing:
-                    return False
-        except Exception:
-            logger.exception("streamed response failed")
-            if pending_head is not None:
-                self._write(Response(b'{"error":"Internal server error"}', 500), False, False)
-            else:
-                self.abort()  # mid-body: the client must see a cut, not a complete answer
-            return False
-        finally:
-            close = getattr(chunks, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
-        if pending_head is not None:
-            self._send(pending_head)  # an empty body
-        if chunked:
-            self._send(b"0\r\n\r\n")
-        return keep_alive
-
-    def _send(self, data: bytes) -> bool:
+    def send(self, data: bytes) -> bool:
         if self.transport is None or self.transport.is_closing():
             return False
         self.transport.write(data)

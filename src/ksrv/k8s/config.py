@@ -98,6 +98,29 @@ class Credentials:
     s3: dict[str, str] = field(default_factory=dict)
 
 
+# Never copied from an InferenceService onto its workloads (KServe's built-in lists; the
+# ConfigMap's `inferenceService.service{Annotation,Label}DisallowedList` add to them).
+DISALLOWED_ANNOTATIONS: Final = (
+    "autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/max-scale",
+    "internal.serving.kserve.io/storage-initializer-sourceuri",
+    "kubectl.kubernetes.io/last-applied-configuration", "modelFormat",
+)  # fmt: skip
+DISALLOWED_LABELS: Final = ("networking.knative.dev/visibility",)
+
+
+@dataclass(frozen=True, slots=True)
+class Workloads:
+    """Standard mode's Deployment, Service and KEDA settings (`deploy`, `service`, `autoscaler`)."""
+
+    service_cluster_ip_none: bool = False
+    # `deploy.deploymentRolloutStrategy.defaultRollout`; KServe reads it only when the default
+    # deployment mode is Standard.
+    max_surge: str | None = None
+    max_unavailable: str | None = None
+    scale_up_window_s: int | None = 0
+    scale_down_window_s: int | None = 300
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterConfig:
     """Everything the renderer reads from the cluster's configuration."""
@@ -108,6 +131,9 @@ class ClusterConfig:
     credentials: Credentials = field(default_factory=Credentials)
     images: Images = Images()
     propagate_headers: tuple[str, ...] = ()
+    workloads: Workloads = Workloads()
+    disallowed_annotations: tuple[str, ...] = DISALLOWED_ANNOTATIONS
+    disallowed_labels: tuple[str, ...] = DISALLOWED_LABELS
 
     def with_mode(self, mode: str) -> ClusterConfig:
         return replace(self, deployment_mode=normalise_mode(mode))
@@ -123,9 +149,14 @@ def from_configmap(data: dict[str, str]) -> ClusterConfig:
     s3 = credentials.get("s3") or {}
     gcs = credentials.get("gcs") or {}
     images = _section(data, "ksrv")  # ksrv's own key: image overrides
-    mode = deploy.get("defaultDeploymentMode")
+    mode = (
+        normalise_mode(deploy["defaultDeploymentMode"])
+        if deploy.get("defaultDeploymentMode")
+        else STANDARD
+    )
+    isvc = _section(data, "inferenceService")
     return ClusterConfig(
-        deployment_mode=normalise_mode(mode) if mode else STANDARD,
+        deployment_mode=mode,
         ingress=_build(Ingress, ingress, "ingress"),
         storage_initializer=_build(
             StorageInitializer,
@@ -153,7 +184,35 @@ def from_configmap(data: dict[str, str]) -> ClusterConfig:
         ),
         images=_build(Images, images.get("images") or {}, "ksrv.images"),
         propagate_headers=tuple((router.get("headers") or {}).get("propagate") or ()),
+        workloads=_workloads(deploy, data, mode),
+        disallowed_annotations=DISALLOWED_ANNOTATIONS
+        + tuple(isvc.get("serviceAnnotationDisallowedList") or ()),
+        disallowed_labels=DISALLOWED_LABELS + tuple(isvc.get("serviceLabelDisallowedList") or ()),
     )
+
+
+def _workloads(deploy: dict[str, Any], data: dict[str, str], mode: str) -> Workloads:
+    rollout = (deploy.get("deploymentRolloutStrategy") or {}).get("defaultRollout") or {}
+    if mode != STANDARD:
+        rollout = {}
+    windows = _section(data, "autoscaler")
+    return Workloads(
+        service_cluster_ip_none=_section(data, "service").get("serviceClusterIPNone") is True,
+        max_surge=rollout.get("maxSurge") or None,
+        max_unavailable=rollout.get("maxUnavailable") or None,
+        scale_up_window_s=_seconds(windows, "scaleUpStabilizationWindowSeconds", 0),
+        scale_down_window_s=_seconds(windows, "scaleDownStabilizationWindowSeconds", 300),
+    )
+
+
+def _seconds(section: dict[str, Any], key: str, default: int) -> int | None:
+    """KServe writes the KEDA windows as strings ("300"); one that is not a number is unset."""
+    if key not in section:
+        return default
+    try:
+        return int(section[key])
+    except (TypeError, ValueError):
+        return None
 
 
 def _section(data: dict[str, str], key: str) -> dict[str, Any]:

@@ -55,6 +55,39 @@ class Documents:
 
 
 @dataclass(frozen=True)
+class Readiness:
+    """What the operator has seen Ready; KServe gates some objects on it (the Ingress and
+    HTTPRoutes wait for their components, only Ready canaries get traffic, the stable predictor
+    shrinks by Ready canaries' replicas). `None` = steady state: everything Ready, what a
+    render from files (`ksrv k8s render`) shows."""
+
+    components: frozenset[str] | None = None
+    canaries: frozenset[str] | None = None
+
+    def is_component_ready(self, component: str) -> bool:
+        return self.components is None or component in self.components
+
+    def is_canary_ready(self, name: str) -> bool:
+        return self.canaries is None or name in self.canaries
+
+    @classmethod
+    def from_status(cls, status: dict[str, Any] | None) -> Readiness:
+        """KServe's sources: the `PredictorReady`/`TransformerReady`/`ExplainerReady`
+        conditions and `canaryStatuses[].ready` of an InferenceService's status."""
+        status = status or {}
+        ready = {
+            str(c.get("type", "")).removesuffix("Ready").lower()
+            for c in status.get("conditions") or ()
+            if c.get("status") == "True"
+        }
+        canaries = {
+            str(c.get("name")) for c in status.get("canaryStatuses") or () if c.get("ready")
+        }
+        components = ready & {"predictor", "transformer", "explainer"}
+        return cls(frozenset(components), frozenset(canaries))
+
+
+@dataclass(frozen=True)
 class ComponentContext:
     """One component of one InferenceService, as the renderer sees it.
 
@@ -69,6 +102,7 @@ class ComponentContext:
     runtime: Runtime | None
     config: ClusterConfig
     cluster: ClusterView
+    readiness: Readiness = Readiness()
 
     @property
     def namespace(self) -> str:

@@ -22,12 +22,25 @@ APP_LABEL: Final = "app"
 GRAPH_LABEL: Final = "serving.kserve.io/inferencegraph"
 FINALIZER: Final = "inferenceservice.finalizers"
 CLUSTER_DOMAIN: Final = "svc.cluster.local"
+_DNS_SUBDOMAIN: Final = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _FIELD: Final = re.compile(r"\{\{\s*\.([A-Za-z]+)(?:\.([A-Za-z0-9_./-]+))?\s*\}\}")
 
 
 def component_name(isvc: str, component: str) -> str:
     """`foo-predictor`: the Deployment, Service and Knative Service of a component."""
     return f"{isvc}-{component}"
+
+
+def predictor_name(isvc: str, name: str | None = None) -> str:
+    """`foo-predictor`, or `foo-blue-predictor` for a predictor (or canary) named `blue`."""
+    return f"{isvc}-{name}-predictor" if name else component_name(isvc, "predictor")
+
+
+def app_label(name: str) -> str:
+    """`isvc.foo-predictor`: the Standard-mode `app` label (and selector) of workload `name`."""
+    return f"isvc.{name}"
 
 
 def component_labels(isvc: str, component: str) -> dict[str, str]:
@@ -73,6 +86,36 @@ def host(
         )
 
     return _FIELD.sub(substitute, ingress.domain_template)
+
+
+def domain_name(
+    name: str,
+    namespace: str,
+    ingress: Ingress,
+    *,
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """`host(...)`, refused unless it is a fully qualified domain name (as KServe refuses it)."""
+    found = host(name, namespace, ingress, annotations=annotations, labels=labels)
+    if not is_dns_subdomain(found) or "." not in found:
+        raise ResourceInvalid(
+            f"domainTemplate {ingress.domain_template!r} gives {found!r} for {name!r}, which "
+            "is not a fully qualified domain name",
+            "InvalidConfig",
+        )
+    return found
+
+
+def is_dns_subdomain(value: str) -> bool:
+    """Kubernetes' DNS-1123 subdomain: lower-case labels joined by dots, at most 253 chars."""
+    return len(value) <= 253 and _DNS_SUBDOMAIN.match(value) is not None
+
+
+def url_path(name: str, namespace: str, ingress: Ingress) -> str:
+    """The ConfigMap's `pathTemplate` for one InferenceService (`/serving/ns/foo`); "" if unset."""
+    values = {"Name": name, "Namespace": namespace}
+    return _FIELD.sub(lambda m: values.get(m.group(1), ""), ingress.path_template or "")
 
 
 def url(name: str, namespace: str, ingress: Ingress) -> str:

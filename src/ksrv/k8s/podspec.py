@@ -1,61 +1,264 @@
 """A component's pod spec as KServe's controller builds it (§5.3 of the KServe reference).
 
-For a model on a runtime: the runtime's `kserve-container` merged with the model's container
-(the InferenceService wins), KServe's templates (`{{.Name}}`) filled in, ksrv's server image in
-place of the runtime's placeholder. For a custom container: the user's containers as written.
-Every other pod field of the component passes through. Storage provisioning is added after
-this by `storage_init.provision` (KServe does it in a pod webhook).
+For a model on a runtime: the runtime's `kserve-container` strategic-merged with the model's
+container (the InferenceService wins; args are the runtime's followed by the model's, as in
+KServe 0.20), the server type's defaults, the templates filled in, the image tag set, ksrv's
+server image in place of the `ksrv:replace` placeholder; then the runtime's pod fields under
+the component's, a collocated `transformer-container`, the runtime's other containers and the
+component's own. Custom containers (and KServe's ART explainer) get the arguments KServe's
+controller injects (`components.py`). Every other pod field of the component passes through;
+KServe's extension fields never do. Storage provisioning comes after this
+(`storage_init.provision`, KServe's pod webhook); `with_readiness_probes` (Standard mode) and
+`single_port` (Knative) are the per-mode touches the workload renderers apply.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Final
 
-from ksrv.control.plan import CustomContainer, ModelServer
+from ksrv.api.inference_service import FRAMEWORKS
+from ksrv.control.plan import ModelServer
+from ksrv.errors import ResourceInvalid
+from ksrv.k8s import components, merge, naming, runtime_defaults
+from ksrv.k8s.components import MAIN, PLACEHOLDER_IMAGE, TRANSFORMER_CONTAINER, set_env
 from ksrv.k8s.context import ComponentContext
+from ksrv.k8s.runtime_defaults import MODEL_DIR
 
-MAIN: Final = "kserve-container"
-MODEL_DIR: Final = "/mnt/models"
-PLACEHOLDER_IMAGE: Final = "ksrv:replace"
-# KServe's extension fields of a component: not pod fields.
+__all__ = [
+    "MAIN",
+    "MODEL_DIR",
+    "PLACEHOLDER_IMAGE",
+    "pod_metadata",
+    "pod_spec",
+    "single_port",
+    "with_readiness_probes",
+]
+
+ISVC_NAME_ENV: Final = "INFERENCE_SERVICE_NAME"
+# KServe's extension fields of a component (and its implementations): not pod fields.
 EXTENSION_FIELDS: Final = frozenset({
     "minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "scaleMetricType", "autoScaling",
     "containerConcurrency", "timeout", "canaryTrafficPercent", "logger", "batcher", "labels",
     "annotations", "deploymentStrategy", "storageUris", "name", "model", "storageContainerName",
-    "workerSpec", "art",
+    "workerSpec", "art", *FRAMEWORKS,
 })  # fmt: skip
+# The fields of `predictor.model` that are not container fields.
+MODEL_FIELDS: Final = frozenset({
+    "modelFormat", "runtime", "storageUri", "protocolVersion", "runtimeVersion", "storage",
+    "confidential",
+})  # fmt: skip
+# KServe's `MergePodSpec`: the runtime's pod fields that reach the pod.
+RUNTIME_POD_FIELDS: Final = (
+    "nodeSelector", "affinity", "tolerations", "volumes", "imagePullSecrets", "schedulerName",
+    "resourceClaims",
+)  # fmt: skip
+# KServe's default `serviceAnnotationDisallowedList`: never copied onto the pods.
+ANNOTATION_DISALLOWED: Final = frozenset({
+    "autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/max-scale",
+    "internal.serving.kserve.io/storage-initializer-sourceuri",
+    "kubectl.kubernetes.io/last-applied-configuration", "modelFormat",
+})  # fmt: skip
+# KServe's raw-deployment readiness probe (`setDefaultPodSpec`).
+_PROBE_TIMING: Final = {
+    "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3,
+}  # fmt: skip
 
 
 def pod_spec(ctx: ComponentContext) -> dict[str, Any]:
-    """The pod spec of `ctx`'s replicas (before storage provisioning)."""
-    pod = {k: v for k, v in ctx.raw.items() if k not in EXTENSION_FIELDS and k != "containers"}
+    """The pod spec of `ctx`'s replicas (before storage provisioning).
+
+    Raises:
+        ResourceInvalid: the runtime has no `kserve-container`, a template is not KServe's, or
+            the component has nothing to run.
+    """
+    pod = {k: copy.deepcopy(v) for k, v in ctx.raw.items() if k not in EXTENSION_FIELDS}
+    if ctx.component == "explainer" and ctx.raw.get("art"):
+        return components.art_pod(ctx, pod)
     workload = ctx.plan.workload
-    containers = list(ctx.raw.get("containers") or [])
     if isinstance(workload, ModelServer):
-        main = _model_container(ctx, workload)
-        containers = [main, *(c for c in containers if c.get("name") != MAIN)]
-    elif isinstance(workload, CustomContainer):
-        containers = [dict(c) for c in containers]
-    pod["containers"] = containers
+        return _model_pod(ctx, workload, pod)
+    if workload is None or not pod.get("containers"):
+        raise ResourceInvalid(
+            ctx.plan.error or f"spec.{ctx.component} has nothing to run", "InvalidSpec"
+        )
+    pod = components.custom_pod(ctx, pod)
+    if ctx.component == "predictor":
+        for container in pod["containers"]:
+            set_env(container, ISVC_NAME_ENV, ctx.isvc.metadata.name)
+    elif ctx.component == "transformer":
+        set_env(pod["containers"][0], ISVC_NAME_ENV, ctx.isvc.metadata.name)
     return pod
 
 
-def _model_container(ctx: ComponentContext, server: ModelServer) -> dict[str, Any]:
-    model = dict(ctx.raw.get("model") or {})
-    for key in ("modelFormat", "runtime", "storageUri", "protocolVersion", "runtimeVersion",
-                "storage"):  # fmt: skip
-        model.pop(key, None)
-    base: dict[str, Any] = {}
-    if ctx.runtime is not None:
-        for container in ctx.runtime.spec.containers or ():
-            if container.name == MAIN:
-                base = container.to_dict()
-    merged = {**base, **model, "name": MAIN}
-    if merged.get("image") in (None, PLACEHOLDER_IMAGE):
-        merged["image"] = ctx.config.images.server
-    merged["args"] = [_template(str(a), ctx) for a in merged.get("args") or ()]
+def pod_metadata(ctx: ComponentContext) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels and annotations of the component's pods (and workload): KServe's precedence
+    component > InferenceService > runtime, with `naming.component_labels` over all of them
+    (as KServe's own labels are) and KServe's disallowed annotations left out."""
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    if isinstance(ctx.plan.workload, ModelServer) and ctx.runtime is not None:
+        labels.update(ctx.runtime.spec.labels)
+        annotations.update(ctx.runtime.spec.annotations)
+    labels.update(_isvc_labels(ctx))
+    annotations.update(ctx.isvc.metadata.annotations)
+    labels.update(ctx.raw.get("labels") or {})
+    annotations.update(ctx.raw.get("annotations") or {})
+    labels.update(naming.component_labels(ctx.isvc.metadata.name, ctx.component))
+    allowed = {k: v for k, v in annotations.items() if k not in ANNOTATION_DISALLOWED}
+    return labels, allowed
+
+
+def with_readiness_probes(pod: dict[str, Any]) -> dict[str, Any]:
+    """`pod` with KServe's Standard-mode readiness probe on the model container (and a
+    collocated transformer) where the user gave none: TCP on its first port, else 8080."""
+    pod = copy.deepcopy(pod)
+    for container in pod.get("containers") or ():
+        if container.get("name") not in (MAIN, TRANSFORMER_CONTAINER):
+            continue
+        if container.get("readinessProbe") is not None:
+            continue
+        ports = container.get("ports") or ()
+        port = int(ports[0]["containerPort"]) if ports else components.HTTP_PORT
+        container["readinessProbe"] = {"tcpSocket": {"port": port}, **_PROBE_TIMING}
+    return pod
+
+
+def single_port(pod: dict[str, Any], protocol: str = "v1") -> dict[str, Any]:
+    """`pod` with the one port Knative allows: on the model container (`kserve-container`,
+    else the first), its gRPC port (`h2c`) for a grpc-* protocol, else its HTTP port
+    (`http1`); the other containers declare none (Knative routes to one port per pod)."""
+    pod = copy.deepcopy(pod)
+    containers = pod.get("containers") or []
+    serving = next((c for c in containers if c.get("name") == MAIN), None)
+    if serving is None and containers:
+        serving = containers[0]
+    for container in containers:
+        if container is not serving:
+            container.pop("ports", None)
+    if serving is None:
+        return pod
+    ports = serving.get("ports") or [components.http_port(components.HTTP_PORT)]
+    is_grpc = protocol.startswith("grpc")
+    chosen = next((p for p in ports if components.is_grpc_port(p) == is_grpc), ports[0])
+    port = {key: value for key, value in chosen.items() if key != "name"}
+    port["name"] = "h2c" if components.is_grpc_port(chosen) else "http1"
+    serving["ports"] = [port]
+    return pod
+
+
+def _model_pod(ctx: ComponentContext, server: ModelServer, pod: dict[str, Any]) -> dict[str, Any]:
+    runtime = ctx.runtime
+    if runtime is None:
+        raise ResourceInvalid(f"runtime {server.runtime} is not known", "RuntimeNotRecognized")
+    spec = runtime.spec.to_dict()
+    runtime_containers: list[dict[str, Any]] = spec.get("containers") or []
+    base = next((c for c in runtime_containers if c.get("name") == MAIN), None)
+    if base is None:
+        raise ResourceInvalid(
+            f"failed to find {MAIN} in ServingRuntime {runtime.name} containers",
+            "InvalidPredictorSpec",
+        )
+    main = _model_container(ctx, server, base)
+    containers = [main]
+    given = list(pod.pop("containers", None) or [])
+    transformer = _collocated_transformer(ctx, runtime_containers, given)
+    if transformer is not None:
+        containers.append(transformer)
+    skipped = (MAIN, TRANSFORMER_CONTAINER)
+    containers += [copy.deepcopy(c) for c in runtime_containers if c.get("name") not in skipped]
+    containers += [c for c in given if c.get("name") != TRANSFORMER_CONTAINER]
+    for container in containers:
+        set_env(container, ISVC_NAME_ENV, ctx.isvc.metadata.name)
+    runtime_pod: dict[str, Any] = {k: spec[k] for k in RUNTIME_POD_FIELDS if k in spec}
+    return {**merge.merge_pod(runtime_pod, pod), "containers": containers}
+
+
+def _model_container(
+    ctx: ComponentContext, server: ModelServer, base: dict[str, Any]
+) -> dict[str, Any]:
+    assert ctx.runtime is not None
+    model = ctx.raw.get("model") or {}
+    defaults = runtime_defaults.server_defaults(ctx.runtime, model, ctx.isvc.metadata.name)
+    overlay = {k: copy.deepcopy(v) for k, v in model.items() if k not in MODEL_FIELDS}
+    for name, value in defaults.env:
+        if all(v.get("name") != name for v in overlay.get("env") or ()):
+            overlay.setdefault("env", []).append({"name": name, "value": value})
+    is_ksrv = server.ksrv_runtime is not None
+    overlay["args"] = [*(overlay.get("args") or ()), *defaults.args]
+    if is_ksrv:
+        overlay["args"] = components.ksrv_spelling(overlay["args"])
+    main = _merge_runtime_container(base, overlay)
+    main["name"] = MAIN
+    if is_ksrv:
+        main["args"] = [*(main.get("args") or ()), *_ksrv_model_args(ctx, main.get("args") or [])]
+    main = _fill(ctx, main)
+    image = main.get("image") or PLACEHOLDER_IMAGE
+    if image == PLACEHOLDER_IMAGE:
+        image = ctx.config.images.server
+    main["image"] = runtime_defaults.image_tag(
+        image,
+        model.get("runtimeVersion"),
+        runtime_defaults.server_type(ctx.runtime),
+        runtime_defaults.is_gpu(main),
+    )
+    if not main.get("ports"):
+        main["ports"] = components.default_ports(main.get("args") or (), has_grpc=is_ksrv)
+    return main
+
+
+def _ksrv_model_args(ctx: ComponentContext, args: list[str]) -> list[str]:
+    """What ksrv's server needs in a pod: to listen beyond loopback, and KServe's batcher
+    carried out by its own request merging (`--max-batch-size`)."""
+    added = []
+    if not components.has_arg(args, "--host"):
+        added.append("--host=0.0.0.0")
+    batcher = ctx.plan.batcher
+    if batcher is not None and not components.has_arg(args, "--max-batch-size"):
+        added.append(f"--max-batch-size={batcher.max_batch_size}")
+    return added
+
+
+def _collocated_transformer(
+    ctx: ComponentContext, runtime_containers: list[dict[str, Any]], given: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """KServe's collocated `transformer-container`: the runtime's and the component's merged
+    (args concatenated), templates filled in."""
+    ours = next((c for c in runtime_containers if c.get("name") == TRANSFORMER_CONTAINER), None)
+    theirs = next((c for c in given if c.get("name") == TRANSFORMER_CONTAINER), None)
+    if ours is None and theirs is None:
+        return None
+    if ours is not None and theirs is not None:
+        return _fill(ctx, _merge_runtime_container(ours, theirs))
+    return _fill(ctx, copy.deepcopy(ours if ours is not None else theirs or {}))
+
+
+def _merge_runtime_container(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """KServe's `MergeRuntimeContainers`: a strategic merge, but args are the runtime's
+    followed by the InferenceService's (the model's extend the runtime's flags)."""
+    merged = merge.merge_container(base, overlay)
+    args = [*(base.get("args") or ()), *(overlay.get("args") or ())]
+    merged.pop("args", None)
+    if args:
+        merged["args"] = args
     return merged
 
 
-def _template(arg: str, ctx: ComponentContext) -> str:
-    return arg.replace("{{.Name}}", ctx.isvc.metadata.name)
+def _fill(ctx: ComponentContext, container: dict[str, Any]) -> dict[str, Any]:
+    assert ctx.runtime is not None
+    where = f"ServingRuntime {ctx.runtime.name} container {container.get('name')}"
+    return runtime_defaults.fill_templates(
+        container, ctx.isvc.metadata.name, ctx.namespace, _isvc_labels(ctx),
+        ctx.isvc.metadata.annotations, where,
+    )  # fmt: skip
+
+
+def _isvc_labels(ctx: ComponentContext) -> dict[str, str]:
+    """The InferenceService's labels with those KServe's server-type defaults add
+    (`modelClass` for mlserver, `serviceEnvelope` for torchserve)."""
+    labels = dict(ctx.isvc.metadata.labels)
+    if isinstance(ctx.plan.workload, ModelServer) and ctx.runtime is not None:
+        model = ctx.raw.get("model") or {}
+        defaults = runtime_defaults.server_defaults(ctx.runtime, model, ctx.isvc.metadata.name)
+        labels.update(defaults.labels)
+    return labels

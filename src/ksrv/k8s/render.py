@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from ksrv.api import default_runtimes, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, ServingRuntime
 from ksrv.control.plan import ComponentPlan, desired_state
-from ksrv.k8s import knative, naming, podspec, standard, storage_init
+from ksrv.k8s import canary, knative, naming, podspec, standard, storage_init
 from ksrv.k8s.config import KNATIVE, ClusterConfig, normalise_mode
-from ksrv.k8s.context import ClusterView, ComponentContext, Documents
+from ksrv.k8s.context import ClusterView, ComponentContext, Documents, Readiness
 
 
 @dataclass
@@ -42,10 +43,15 @@ def render_inference_service(
     runtimes: Sequence[Runtime],
     config: ClusterConfig,
     cluster: ClusterView | None = None,
+    readiness: Readiness | None = None,
 ) -> Rendered:
-    """The objects of one InferenceService, in its deployment mode."""
+    """The objects of one InferenceService, in its deployment mode.
+
+    `readiness` is what the operator has seen Ready (`Readiness.from_status`); left out, the
+    steady state where every component and canary is Ready."""
     config = config.with_mode(deployment_mode(isvc, config))
     cluster = cluster if cluster is not None else Documents()
+    readiness = readiness if readiness is not None else Readiness()
     plan = desired_state(isvc, runtimes)
     mode_module = knative if config.deployment_mode == KNATIVE else standard
     rendered = Rendered()
@@ -54,13 +60,29 @@ def render_inference_service(
         if component_plan.error:
             rendered.problems.append(f"{component}: {component_plan.error}")
             continue
-        ctx = _context(isvc, component, component_plan, runtimes, config, cluster)
+        ctx = _context(isvc, component, component_plan, runtimes, config, cluster, readiness)
         contexts.append(ctx)
-        pod = storage_init.provision(podspec.pod_spec(ctx), ctx, _storage_uri(component_plan))
-        rendered.objects.extend(mode_module.component_objects(ctx, pod))
+        rendered.objects.extend(_component_objects(ctx, mode_module))
+    if config.deployment_mode != KNATIVE:
+        # Standard-mode canaries: more predictors, rendered through the same steps.
+        for overlaid in canary.canary_services(isvc):
+            canary_plan = desired_state(overlaid, runtimes).components["predictor"]
+            if canary_plan.error:
+                rendered.problems.append(
+                    f"canary {overlaid.spec.predictor.name}: {canary_plan.error}"
+                )
+                continue
+            ctx = _context(overlaid, "predictor", canary_plan, runtimes, config, cluster, readiness)
+            rendered.objects.extend(_component_objects(ctx, mode_module))
     if not rendered.problems:
         rendered.objects.extend(mode_module.ingress_objects(contexts))
     return rendered
+
+
+def _component_objects(ctx: ComponentContext, mode_module: ModuleType) -> list[dict[str, Any]]:
+    pod = storage_init.provision(podspec.pod_spec(ctx), ctx, _storage_uri(ctx.plan))
+    objects: list[dict[str, Any]] = mode_module.component_objects(ctx, pod)
+    return objects
 
 
 def render_documents(
@@ -104,6 +126,7 @@ def _context(
     runtimes: Sequence[Runtime],
     config: ClusterConfig,
     cluster: ClusterView,
+    readiness: Readiness,
 ) -> ComponentContext:
     raw = isvc.to_dict()["spec"][component]
     runtime = None
@@ -113,7 +136,9 @@ def _context(
             (r for r in runtimes if r.metadata.name == plan.runtime and r.kind == kind), None
         )
     name = naming.component_name(isvc.metadata.name, component)
-    return ComponentContext(isvc, component, name, plan, raw, runtime, config, cluster)
+    if component == "predictor":
+        name = naming.predictor_name(isvc.metadata.name, isvc.spec.predictor.name)
+    return ComponentContext(isvc, component, name, plan, raw, runtime, config, cluster, readiness)
 
 
 def _storage_uri(plan: ComponentPlan) -> str | None:
