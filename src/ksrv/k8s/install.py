@@ -24,7 +24,13 @@ import yaml
 from ksrv import __version__
 from ksrv.api import default_runtimes
 from ksrv.errors import UpstreamFailed
-from ksrv.k8s.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, ClusterConfig
+from ksrv.k8s.config import (
+    CONFIGMAP_NAME,
+    CONFIGMAP_NAMESPACE,
+    DISALLOWED_ANNOTATIONS,
+    DISALLOWED_LABELS,
+    ClusterConfig,
+)
 from ksrv.k8s.podspec import PLACEHOLDER_IMAGE
 
 # The kinds ksrv serves, by CRD plural; each file is KServe v0.20.0's config/crd/full copy.
@@ -173,8 +179,19 @@ def configmap_data(config: ClusterConfig) -> dict[str, str]:
     }
     if ingress.path_template:
         ingress_section["pathTemplate"] = ingress.path_template
+    workloads = config.workloads
+    deploy: dict[str, Any] = {"defaultDeploymentMode": config.deployment_mode}
+    rollout = {"maxSurge": workloads.max_surge, "maxUnavailable": workloads.max_unavailable}
+    if any(rollout.values()):
+        deploy["deploymentRolloutStrategy"] = {
+            "defaultRollout": {key: value for key, value in rollout.items() if value}
+        }
+    windows = {
+        "scaleUpStabilizationWindowSeconds": workloads.scale_up_window_s,
+        "scaleDownStabilizationWindowSeconds": workloads.scale_down_window_s,
+    }
     sections: dict[str, Any] = {
-        "deploy": {"defaultDeploymentMode": config.deployment_mode},
+        "deploy": deploy,
         "ingress": ingress_section,
         "storageInitializer": {
             "image": initializer.image,
@@ -199,6 +216,15 @@ def configmap_data(config: ClusterConfig) -> dict[str, str]:
                 "s3SecretAccessKeyName": credentials.s3_secret_access_key_name,
             },
         },
+        "service": {"serviceClusterIPNone": workloads.service_cluster_ip_none},
+        # KServe writes KEDA's stabilization windows as strings
+        "autoscaler": {key: str(value) for key, value in windows.items() if value is not None},
+        "inferenceService": {
+            "serviceAnnotationDisallowedList": _added(
+                config.disallowed_annotations, DISALLOWED_ANNOTATIONS
+            ),
+            "serviceLabelDisallowedList": _added(config.disallowed_labels, DISALLOWED_LABELS),
+        },
         "router": {
             "image": images.router,
             "memoryRequest": "100Mi",
@@ -217,6 +243,11 @@ def configmap_data(config: ClusterConfig) -> dict[str, str]:
         },
     }
     return {key: json.dumps(value, indent=2) for key, value in sections.items()}
+
+
+def _added(values: tuple[str, ...], built_in: tuple[str, ...]) -> list[str]:
+    """The entries the ConfigMap adds to KServe's built-in list."""
+    return [value for value in values if value not in built_in]
 
 
 def inferenceservice_config(config: ClusterConfig, namespace: str) -> dict[str, Any]:

@@ -16,12 +16,15 @@ import pytest
 
 from ksrv.k8s import install
 from ksrv.k8s.config import (
+    DISALLOWED_ANNOTATIONS,
+    DISALLOWED_LABELS,
     KNATIVE,
     STANDARD,
     ClusterConfig,
     Credentials,
     Images,
     Ingress,
+    Workloads,
     from_configmap,
 )
 from tests.k8s_support import SCHEMAS, assert_valid
@@ -99,8 +102,19 @@ def test_objects_come_in_the_order_an_api_server_accepts_them():
             ),
             propagate_headers=("Authorization", "X-Trace-*"),
         ),
+        ClusterConfig(
+            workloads=Workloads(
+                service_cluster_ip_none=True,
+                max_surge="1",
+                max_unavailable="0",
+                scale_up_window_s=30,
+                scale_down_window_s=600,
+            ),
+            disallowed_annotations=(*DISALLOWED_ANNOTATIONS, "team.example.com/secret"),
+            disallowed_labels=(*DISALLOWED_LABELS, "billing"),
+        ),
     ],
-    ids=["defaults", "knative-own-images", "gateway-api-path-template"],
+    ids=["defaults", "knative-own-images", "gateway-api-path-template", "workloads-disallowed"],
 )
 def test_the_operator_reads_the_configmap_back_as_installed(config):
     data = install.inferenceservice_config(config, "kserve")["data"]
@@ -111,6 +125,9 @@ def test_the_operator_reads_the_configmap_back_as_installed(config):
     assert read.storage_initializer.image == config.storage_initializer.image
     assert read.storage_initializer == config.storage_initializer
     assert read.propagate_headers == config.propagate_headers
+    assert read.workloads == config.workloads
+    assert read.disallowed_annotations == config.disallowed_annotations
+    assert read.disallowed_labels == config.disallowed_labels
     assert read.credentials.s3_access_key_id_name == config.credentials.s3_access_key_id_name
     assert config.credentials.s3.items() <= read.credentials.s3.items()
 
