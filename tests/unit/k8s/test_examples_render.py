@@ -33,6 +33,11 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _COMPONENTS = ("predictor", "transformer", "explainer")
 # Held-back examples ksrv does not serve yet, and why (the plan's error): not silently dropped.
 NOT_SERVED = {"storage-uris#0": "a model needs a storageUri to serve it locally"}
+# Examples the plan accepts that need what ksrv's storage initializer does not do: the render
+# must report exactly this (a ClusterStorageContainer for the scheme would serve them).
+RENDER_LIMITS = {
+    "website__docs__model-serving__storage__providers__oci__block01#0": "oci://",
+}
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
@@ -121,6 +126,10 @@ def _names(objects: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 @pytest.mark.parametrize(("path", "index"), CASES)
 def test_example_renders_valid_objects_named_as_kserve_names_them(path, index, mode):
     isvc, effective, rendered = _render(path, index, mode)
+    limit = RENDER_LIMITS.get(f"{path.stem}#{index}")
+    if rendered.problems and limit is not None:  # a named limitation, reported as one
+        assert all(limit in problem for problem in rendered.problems), rendered.problems
+        return
     assert rendered.problems == []
     assert_valid(rendered.objects)
     name, namespace = isvc.metadata.name, isvc.metadata.namespace or "default"
