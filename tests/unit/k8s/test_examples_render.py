@@ -31,6 +31,11 @@ EXAMPLES = SHARED / "examples-kserve"
 HELD_BACK = Path(__file__).parent / "examples"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _COMPONENTS = ("predictor", "transformer", "explainer")
+# What the rest of a file tells the renderer about the cluster around the InferenceService.
+_CLUSTER_KINDS = (
+    "ServingRuntime", "ClusterServingRuntime", "ServiceAccount", "Secret",
+    "ClusterStorageContainer",
+)  # fmt: skip
 # Held-back examples ksrv does not serve yet, and why (the plan's error): not silently dropped.
 NOT_SERVED = {"storage-uris#0": "a model needs a storageUri to serve it locally"}
 # Examples the plan accepts that need what ksrv's storage initializer does not do: the render
@@ -107,9 +112,7 @@ CASES = _cases()
 @functools.cache  # both tests below read the same renders
 def _render(path: Path, index: int, mode: str) -> tuple[InferenceService, str, render.Rendered]:
     documents = _documents(path)
-    others = [
-        d for i, d in enumerate(documents) if i != index and d.get("kind") != "InferenceService"
-    ]
+    others = [d for d in documents if d.get("kind") in _CLUSTER_KINDS]
     isvc = _served(documents[index], _runtimes(documents))
     assert isvc is not None
     config = _config(documents).with_mode(mode)
