@@ -120,10 +120,6 @@ def _render(path: Path, index: int, mode: str) -> tuple[InferenceService, str, r
     return isvc, render.deployment_mode(isvc, config), rendered
 
 
-def _names(objects: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    return {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objects}
-
-
 @pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"no KServe examples under {EXAMPLES}")
 @pytest.mark.parametrize("mode", [STANDARD, KNATIVE])
 @pytest.mark.parametrize(("path", "index"), CASES)
@@ -137,14 +133,20 @@ def test_example_renders_valid_objects_named_as_kserve_names_them(path, index, m
     assert_valid(rendered.objects)
     name, namespace = isvc.metadata.name, isvc.metadata.namespace or "default"
     components = [c for c in _COMPONENTS if getattr(isvc.spec, c, None) is not None]
-    names = _names(rendered.objects)
+    by_name = {(o["apiVersion"], o["kind"], o["metadata"]["name"]): o for o in rendered.objects}
     for component in components:
         workload = naming.component_name(name, component)
-        if effective == KNATIVE:
-            assert ("serving.knative.dev/v1", "Service", workload) in names
-        else:
-            assert ("apps/v1", "Deployment", workload) in names
-            assert ("v1", "Service", workload) in names
+        kinds = [("serving.knative.dev/v1", "Service")]
+        if effective == STANDARD:
+            kinds = [("apps/v1", "Deployment"), ("v1", "Service")]
+        for api_version, kind in kinds:
+            found = by_name.get((api_version, kind, workload))
+            assert found is not None, f"no {kind} {workload}"
+            labels = found["metadata"].get("labels") or {}
+            expected = naming.component_labels(name, component)
+            if effective == KNATIVE:  # KServe's `app=isvc.{name}` is a raw-deployment label
+                expected.pop(naming.APP_LABEL)
+            assert expected.items() <= labels.items()
     assert {o["metadata"].get("namespace") for o in rendered.objects} == {namespace}
 
 
