@@ -36,7 +36,7 @@ BUILT_IN = [
 def _emulator() -> Any:
     """The project's emulator module (tests/k8s_emulator.py) if present, else the prototype."""
     try:
-        from tests import k8s_emulator  # type: ignore[attr-defined]
+        from tests import k8s_emulator
     except ImportError:
         path = SHARED / "k8s" / "strict_emulator.py"
         if not path.exists():
@@ -52,7 +52,7 @@ def _applying_crds(base: Any) -> Any:
     """The emulator, also serving the kinds of a CRD created by server-side apply (it does so
     only for a CRD created by POST; a real API server does it either way)."""
 
-    class Emulator(base):  # type: ignore[misc, valid-type]
+    class Emulator(base):
         async def _apply_create(self, request: Any) -> Any:
             response = await super()._apply_create(request)
             if request.resource.plural == "customresourcedefinitions":
