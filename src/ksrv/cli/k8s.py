@@ -23,7 +23,9 @@ from ksrv.k8s import install as k8s_install
 from ksrv.k8s import render as k8s_render
 
 _SUFFIXES = (".yaml", ".yml", ".json")
-_LOADED_KINDS = ("InferenceService", "ServingRuntime", "ClusterServingRuntime")
+_LOADED_KINDS = (
+    "InferenceService", "ServingRuntime", "ClusterServingRuntime", "InferenceGraph", "TrainedModel",
+)  # fmt: skip
 
 
 @click.group()

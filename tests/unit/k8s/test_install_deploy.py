@@ -97,6 +97,17 @@ def _dockerfile(path: Path) -> tuple[list[str], list[str]]:
     return extras.group(1).split(","), json.loads(entrypoint.group(1))
 
 
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_each_build_context_holds_only_what_its_dockerfile_copies(dockerfile):
+    ignore = dockerfile.with_name(f"{dockerfile.name}.dockerignore").read_text().splitlines()
+    rules = [line for line in ignore if line and not line.startswith("#")]
+    assert rules[0] == "*"
+    copied = re.findall(r"^COPY (.+) \S+$", dockerfile.read_text(), re.MULTILINE)
+    sources = {source for line in copied for source in line.split()}
+    assert sources == {"pyproject.toml", "README.md", "src"}
+    assert {f"!{source}" for source in sources} <= {rule.rstrip("/") for rule in rules}
+
+
 def test_there_is_a_dockerfile_per_image_ksrv_k8s_install_names():
     assert [p.name for p in DOCKERFILES] == [
         "operator.Dockerfile", "server.Dockerfile", "storage-initializer.Dockerfile",
