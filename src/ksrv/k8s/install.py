@@ -3,9 +3,10 @@
 The manifests, in the order they must be applied: KServe's `serving.kserve.io` CRDs exactly as
 KServe publishes them (package data, crds/*.yaml.gz), the namespace, the operator's RBAC, KServe's
 `inferenceservice-config` ConfigMap (with ksrv's images), the operator's Deployment and ksrv's
-default ClusterServingRuntimes. `manifests` is pure; `apply` sends them with server-side apply,
-the create-or-update that also takes CRDs too large for kubectl's last-applied annotation.
-Knative mode needs Knative Serving and Istio installed first: this installs neither.
+default ClusterServingRuntimes. `manifests` is pure; `apply` sends them with server-side apply
+(create-or-update in one call, as `kubectl apply --server-side`, which KServe's own install uses
+for these CRDs). Knative mode needs Knative Serving and Istio installed first: this installs
+neither.
 """
 
 from __future__ import annotations

@@ -12,15 +12,18 @@ cluster around it, as `ksrv k8s render -f FILE --config` reads them.
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from ksrv.api import default_runtimes, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
+from ksrv.cli.main import cli
 from ksrv.control.plan import desired_state
 from ksrv.errors import ResourceInvalid
 from ksrv.k8s import install, naming, render
@@ -148,6 +151,23 @@ def test_example_renders_valid_objects_named_as_kserve_names_them(path, index, m
                 expected.pop(naming.APP_LABEL)
             assert expected.items() <= labels.items()
     assert {o["metadata"].get("namespace") for o in rendered.objects} == {namespace}
+
+
+HELD_BACK_CASES = [case for case in CASES if case.id.startswith("held-back:")]
+
+
+@pytest.mark.parametrize("mode", ["standard", "knative"])
+@pytest.mark.parametrize(("path", "index"), HELD_BACK_CASES)
+def test_ksrv_k8s_render_prints_these_objects(path, index, mode):
+    """The bar through the command users run (each held-back file holds one InferenceService
+    and, for Gateway API, the ConfigMap `--config` reads)."""
+    argv = ["k8s", "render", "-f", str(path), "--mode", mode, "-o", "json"]
+    if any(d.get("kind") == "ConfigMap" for d in _documents(path)):
+        argv += ["--config", str(path)]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.stderr
+    expected = _render(path, index, STANDARD if mode == "standard" else KNATIVE)[2].objects
+    assert json.loads(result.stdout)["items"] == expected
 
 
 def test_the_bar_covers_kserves_examples_and_the_held_back_set():
