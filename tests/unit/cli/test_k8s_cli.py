@@ -182,6 +182,27 @@ def test_install_dry_run_in_knative_mode_into_another_namespace_as_json():
     assert json.loads(configmap["data"]["deploy"]) == {"defaultDeploymentMode": "Knative"}
 
 
+def test_install_takes_images_and_settings_from_a_configmap_file(tmp_path):
+    images = (
+        '{"images": {"server": "reg.example.com/server:2", "operator": "reg.example.com/op:2"}}'
+    )
+    config = (
+        CONFIGMAP + f"  ksrv: '{images}'\n" + '  ingress: \'{"ingressDomain": "ml.example.org"}\'\n'
+    )
+    result = ksrv("k8s", "install", "--dry-run", "--config", write(tmp_path, config), "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    items = json.loads(result.stdout)["items"][len(install.CRD_PLURALS) :]
+    (deployment,) = [o for o in items if o["kind"] == "Deployment"]
+    assert (
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "reg.example.com/op:2"
+    )
+    runtimes = [o for o in items if o["kind"] == "ClusterServingRuntime"]
+    assert {r["spec"]["containers"][0]["image"] for r in runtimes} == {"reg.example.com/server:2"}
+    (configmap,) = [o for o in items if o["kind"] == "ConfigMap"]
+    assert json.loads(configmap["data"]["ingress"])["ingressDomain"] == "ml.example.org"
+    assert json.loads(configmap["data"]["deploy"]) == {"defaultDeploymentMode": "Knative"}
+
+
 @pytest.mark.parametrize(
     ("argv", "module"),
     [(["install"], "kubernetes"), (["operator"], "kopf"), (["operator"], "kubernetes")],
