@@ -31,8 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "ksrv" / "api" / "crd_fields.json.gz"
 DEFAULT_SCHEMAS = ROOT.parent / "shared" / "schemas" / "kserve"
 KINDS = ("InferenceService", "ServingRuntime", "ClusterServingRuntime", "InferenceGraph",
-         "TrainedModel")  # fmt: skip
+         "TrainedModel", "ClusterStorageContainer")  # fmt: skip
 # Written by the controller; the API server ignores it when the resource itself is written.
+# Accepted at the root even where the CRD has no status (ClusterStorageContainer): the local
+# platform records one, and `ksrv get -o yaml | ksrv apply -f -` must round-trip.
 _SKIPPED_AT_ROOT = ("metadata", "status")
 
 
@@ -84,7 +86,10 @@ def field_tree(schemas: Path) -> dict[str, Any]:
         if kind not in KINDS:
             continue
         version = next(v for v in spec["versions"] if v.get("served") and "schema" in v)
-        root = _node(version["schema"]["openAPIV3Schema"], nodes, _SKIPPED_AT_ROOT)
+        schema = version["schema"]["openAPIV3Schema"]
+        root_fields = {name: {} for name in _SKIPPED_AT_ROOT} | schema.get("properties", {})
+        schema = {**schema, "properties": root_fields}
+        root = _node(schema, nodes, _SKIPPED_AT_ROOT)
         kinds[kind] = {"apiVersion": f"{spec['group']}/{version['name']}", "root": root}
     missing = set(KINDS) - set(kinds)
     if missing:

@@ -49,5 +49,8 @@ KINDS: Final[dict[str, Kind]] = {
         # KServe's CRDs give the runtimes no short names; `sr`/`csr` are ksrv's.
         Kind("ClusterServingRuntime", f"{GROUP}/v1alpha1", "clusterservingruntimes", ("csr",),
              False),
+        # No short name in KServe's CRD either; `csc` is ksrv's.
+        Kind("ClusterStorageContainer", f"{GROUP}/v1alpha1", "clusterstoragecontainers",
+             ("csc",), False),
     )
 }  # fmt: skip

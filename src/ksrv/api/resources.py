@@ -22,6 +22,7 @@ from ksrv.api.kinds import GROUP, KINDS, Kind
 from ksrv.api.limitations import local_limitations
 from ksrv.api.meta import join
 from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
+from ksrv.api.storage_container import ClusterStorageContainer, storage_container_errors
 from ksrv.api.trained_model import TrainedModel, trained_model_errors, trained_model_update_errors
 from ksrv.errors import ResourceInvalid
 
@@ -36,7 +37,14 @@ __all__ = [
     "validate_update",
 ]
 
-Resource = InferenceService | ServingRuntime | ClusterServingRuntime | InferenceGraph | TrainedModel
+Resource = (
+    InferenceService
+    | ServingRuntime
+    | ClusterServingRuntime
+    | InferenceGraph
+    | TrainedModel
+    | ClusterStorageContainer
+)
 FieldErrors = list[tuple[str, str]]
 
 
@@ -46,6 +54,7 @@ _MODELS: Final[dict[str, type[Resource]]] = {
     "TrainedModel": TrainedModel,
     "ServingRuntime": ServingRuntime,
     "ClusterServingRuntime": ClusterServingRuntime,
+    "ClusterStorageContainer": ClusterStorageContainer,
 }
 # Older API groups and versions KServe no longer serves (no CRD version for them in v0.20).
 _OBSOLETE_GROUPS: Final = ("serving.kubeflow.org",)
@@ -131,6 +140,8 @@ def load(document: dict[str, Any], *, is_strict: bool = False) -> Resource:
         errors += graph_errors(resource)
     elif isinstance(resource, TrainedModel):
         errors += trained_model_errors(resource)
+    elif isinstance(resource, ClusterStorageContainer):
+        errors += storage_container_errors(resource)
     if is_strict:
         errors += _name_errors(resource, errors)
     if errors:

@@ -171,9 +171,9 @@ def operator(
 ) -> None:
     """Run the operator (in-cluster account, else KUBECONFIG or ~/.kube/config)."""
     _require("operator", "kopf", "kubernetes")
-    # ksrv.k8s.operator is built beside this module (issue 13's operator slice)
-    k8s_operator = importlib.import_module("ksrv.k8s.operator")
-    reconcile = importlib.import_module("ksrv.k8s.reconcile")
+    from ksrv.k8s import operator as k8s_operator  # kopf and the client: only for this command
+    from ksrv.k8s import reconcile
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -20,6 +20,7 @@ COMMANDS = {
     "delete": "ksrv.cli.resources:delete",
     "logs": "ksrv.cli.resources:logs",
     "k8s": "ksrv.cli.k8s:k8s",
+    "forkserver": "ksrv.cli.forkserver:forkserver",
 }
 
 

@@ -108,6 +108,8 @@ def _columns(kind: str, wide: bool, now: float) -> Columns:
             ("CONTAINERS", _containers),
             *created,
         ]
+    if kind == "ClusterStorageContainer":  # its CRD has no printer columns: kubectl's default
+        return [*name, *created]
     if kind == "TrainedModel":
         isvc: Columns = [("INFERENCESERVICE", lambda d: _text(d["spec"].get("inferenceService")))]
         return [*name, *(isvc if wide else []), ("URL", _url), ("READY", _ready), *created]

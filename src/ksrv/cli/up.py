@@ -63,6 +63,15 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
     envvar="KSRV_LOG_RETENTION_DAYS",
     help="Remove a deleted service's replica logs this long after their last line (0: never).",
 )
+@click.option(
+    "--fork-server/--no-fork-server",
+    "enable_fork_server",
+    default=True,
+    show_default=True,
+    envvar="KSRV_FORK_SERVER",
+    help="Fork model-server replicas from a warm process instead of starting each afresh "
+    "(env KSRV_FORK_SERVER).",
+)
 @exposure.insecure_option
 def up(
     state_dir: Path,
@@ -76,6 +85,7 @@ def up(
     detach: bool,
     log_level: str,
     log_retention_days: float,
+    enable_fork_server: bool,
     is_insecure_no_auth: bool,
 ) -> None:
     """Start the local platform: apply InferenceServices to it with `ksrv apply`."""
@@ -93,6 +103,7 @@ def up(
         gateway_workers=gateway_workers,
         log_retention_s=log_retention_days * 24 * 3600,
         is_insecure_no_auth=is_insecure_no_auth,
+        enable_fork_server=enable_fork_server,
     )
     if warning:
         click.echo(warning, err=True)
@@ -185,6 +196,7 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
                 log_level,
                 "--log-retention-days",
                 str(settings.log_retention_s / (24 * 3600)),
+                "--fork-server" if settings.enable_fork_server else "--no-fork-server",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

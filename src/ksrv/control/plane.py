@@ -23,6 +23,7 @@ from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
 from ksrv.control.isvc_reconciler import InferenceServiceReconciler
 from ksrv.control.log_retention import DEFAULT_RETENTION_S, LogJanitor
 from ksrv.control.platforms import processes, statefile
+from ksrv.control.platforms.forkserver import ForkServer
 from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
 from ksrv.control.reconciler import Reconciler, not_served_reconcilers
 from ksrv.control.routes import RoutePublisher
@@ -53,6 +54,8 @@ class PlaneSettings:
     log_retention_s: float = DEFAULT_RETENTION_S  # logs of deleted services; 0 keeps them
     is_insecure_no_auth: bool = False
     """A non-loopback address was accepted without authentication (`--insecure-no-auth`)."""
+    enable_fork_server: bool = True
+    """Fork model-server replicas from a warm `ksrv forkserver` (`platforms/forkserver.py`)."""
 
     @property
     def gateway_http(self) -> str:
@@ -106,12 +109,18 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         for reconciler in nudges:
             reconciler.nudge()
 
+    fork_server = (
+        ForkServer(settings.state_dir / "platform" / "forkserver.log", settings.python)
+        if settings.enable_fork_server
+        else None
+    )
     platform = LocalPlatform(
         settings.state_dir / "platform",
         on_change=nudge,
         python=settings.python,
         gateway=settings.gateway_http,
         domain=settings.domain,
+        fork_server=fork_server,
     )
     services = InferenceServiceReconciler(store, platform, routes, on_removed=nudge)
     reconciler = Reconciler(store, [services, *not_served_reconcilers(store, time.time)])

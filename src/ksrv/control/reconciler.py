@@ -1,11 +1,12 @@
 """The reconcile loop: the store's change feed, platform nudges and a resync, dispatched by kind.
 
 Each kind has its own reconciler (`KindReconciler`): InferenceService's runs revisions
-(`isvc_reconciler`); InferenceGraph and TrainedModel only say they are not served locally yet
-(`NotServedReconciler`). The loop follows `Store.changes_since`: a change of a kind a
-reconciler watches gives it a pass; a replica phase change (`nudge`) gives one to those that
-follow the platform; and every `RESYNC_S` each gets a pass anyway, so a missed change or a
-timer (draining an unrouted revision) costs at most a resync. Passes run one at a time.
+(`isvc_reconciler`); InferenceGraph, TrainedModel and ClusterStorageContainer only say why they
+are not served locally (`NotServedReconciler`). The loop follows `Store.changes_since`: a
+change of a kind a reconciler watches gives it a pass; a replica phase change (`nudge`) gives
+one to those that follow the platform; and every `RESYNC_S` each gets a pass anyway, so a
+missed change or a timer (draining an unrouted revision) costs at most a resync. Passes run
+one at a time.
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ class NotServedReconciler:
 
     follows_platform: Final = False
 
-    def __init__(self, store: Store, kind: str, what: str, now: Callable[[], float]) -> None:
+    def __init__(
+        self, store: Store, kind: str, what: str, now: Callable[[], float], message: str = ""
+    ) -> None:
         self.store = store
         self.kind = kind
         self.what = what
         self.now = now
+        self.message = message
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -57,18 +61,31 @@ class NotServedReconciler:
         for document in self.store.list(self.kind):
             metadata = document["metadata"]
             old = mapping(document.get("status"))
-            status = not_supported_status(metadata.get("generation"), self.what, old, self.now())
+            generation = metadata.get("generation")
+            status = not_supported_status(generation, self.what, old, self.now(), self.message)
             if status != old:
                 namespace = metadata.get("namespace") or ""
                 self.store.update_status(self.kind, namespace, metadata["name"], status)
 
 
+# A ClusterStorageContainer names a container image; the local platform runs no containers.
+STORAGE_CONTAINER_MESSAGE: Final = (
+    "the local platform has no container engine, so it cannot run this storage container; "
+    "it downloads every storageUri with ksrv's own storage layer (the s3, gs, hf, http(s), "
+    "Azure blob, pvc and local schemes). The resource is stored as applied: on Kubernetes "
+    "(`ksrv k8s render`, the operator) it supplies the storage-initializer of the URIs it matches"
+)
+
+
 def not_served_reconcilers(store: Store, now: Callable[[], float]) -> list[NotServedReconciler]:
-    """InferenceGraph and TrainedModel, until their own issues serve them."""
+    """InferenceGraph and TrainedModel, until their own issues serve them; and
+    ClusterStorageContainer, which needs a container engine."""
     return [
         NotServedReconciler(store, "InferenceGraph", "InferenceGraph routing", now),
         NotServedReconciler(store, "TrainedModel", "multi-model serving (TrainedModel)", now),
-    ]
+        NotServedReconciler(store, "ClusterStorageContainer", "a storage container", now,
+                            STORAGE_CONTAINER_MESSAGE),
+    ]  # fmt: skip
 
 
 class Reconciler:

@@ -250,13 +250,14 @@ def stopped_status(generation: Any, old_status: dict[str, Any], now: float) -> d
 
 
 def not_supported_status(
-    generation: Any, what: str, old_status: dict[str, Any], now: float
+    generation: Any, what: str, old_status: dict[str, Any], now: float, message: str = ""
 ) -> dict[str, Any]:
-    """The status of a kind the local platform stores but does not serve yet."""
-    conditions = [
-        condition("Ready", False, "NotSupportedLocally", f"{what} is not served by the local "
-                  "platform yet; the resource is stored as applied")
-    ]  # fmt: skip
+    """The status of a kind the local platform stores but does not serve (`message` says why
+    when the general sentence does not fit)."""
+    message = message or (
+        f"{what} is not served by the local platform yet; the resource is stored as applied"
+    )
+    conditions = [condition("Ready", False, "NotSupportedLocally", message)]
     keep_transition_times(conditions, old_status.get("conditions") or [], now)
     return {"observedGeneration": generation, "conditions": conditions}
 

@@ -64,6 +64,8 @@ def custom_pod(ctx: ComponentContext, pod: dict[str, Any]) -> dict[str, Any]:
         main["args"] = args
     _default_resources(containers[0])
     if not main.get("ports"):
+        # Declared from the --http_port it was given (KServe declares none): the Service then
+        # targets the port the server really listens on.
         main["ports"] = default_ports(args, has_grpc=is_ksrv)
     return pod
 

@@ -61,6 +61,8 @@ class Ingress:
     kserve_ingress_gateway: str = "kserve/kserve-ingress-gateway"
     local_gateway: str = "knative-serving/knative-local-gateway"
     local_gateway_service: str = "knative-local-gateway.istio-system.svc.cluster.local"
+    # Knative's own local gateway, when KServe runs its own (KServe: unset = localGatewayService).
+    knative_local_gateway_service: str = ""
     ingress_domain: str = "example.com"
     additional_ingress_domains: tuple[str, ...] = ()
     ingress_class_name: str = "istio"
@@ -92,6 +94,7 @@ class Credentials:
     """`credentials`: the storage-config secret and the S3/GCS key names KServe reads."""
 
     storage_spec_secret_name: str = "storage-config"
+    storage_secret_name_annotation: str = "serving.kserve.io/storageSecretName"
     gcs_credential_file_name: str = "gcloud-application-credentials.json"
     s3_access_key_id_name: str = "AWS_ACCESS_KEY_ID"
     s3_secret_access_key_name: str = "AWS_SECRET_ACCESS_KEY"
@@ -122,6 +125,18 @@ class Workloads:
 
 
 @dataclass(frozen=True, slots=True)
+class Router:
+    """`router`: the InferenceGraph router's resources and pulls (its image is ksrv's own)."""
+
+    cpu_request: str = "100m"
+    cpu_limit: str = "1"
+    memory_request: str = "100Mi"
+    memory_limit: str = "1Gi"
+    image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     """Everything the renderer reads from the cluster's configuration."""
 
@@ -134,6 +149,7 @@ class ClusterConfig:
     workloads: Workloads = Workloads()
     disallowed_annotations: tuple[str, ...] = DISALLOWED_ANNOTATIONS
     disallowed_labels: tuple[str, ...] = DISALLOWED_LABELS
+    router: Router = Router()
 
     def with_mode(self, mode: str) -> ClusterConfig:
         return replace(self, deployment_mode=normalise_mode(mode))
@@ -175,6 +191,9 @@ def from_configmap(data: dict[str, str]) -> ClusterConfig:
         ),
         credentials=Credentials(
             storage_spec_secret_name=credentials.get("storageSpecSecretName", "storage-config"),
+            storage_secret_name_annotation=credentials.get(
+                "storageSecretNameAnnotation", Credentials().storage_secret_name_annotation
+            ),
             gcs_credential_file_name=gcs.get(
                 "gcsCredentialFileName", Credentials().gcs_credential_file_name
             ),
@@ -188,6 +207,7 @@ def from_configmap(data: dict[str, str]) -> ClusterConfig:
         disallowed_annotations=DISALLOWED_ANNOTATIONS
         + tuple(isvc.get("serviceAnnotationDisallowedList") or ()),
         disallowed_labels=DISALLOWED_LABELS + tuple(isvc.get("serviceLabelDisallowedList") or ()),
+        router=_build(Router, router, "router"),
     )
 
 

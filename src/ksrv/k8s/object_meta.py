@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from ksrv.k8s import naming
+from ksrv.k8s import naming, podspec
 from ksrv.k8s.context import ComponentContext
 
 STORAGE_URI_ANNOTATION: Final = "internal.serving.kserve.io/storage-initializer-sourceuri"
@@ -58,7 +58,7 @@ def component_meta(ctx: ComponentContext) -> Meta:
         annotations[STORAGE_CONTAINER_ANNOTATION] = container_name
     labels = {
         **runtime_labels,
-        **isvc.metadata.labels,
+        **podspec.isvc_labels(ctx),
         **(spec.labels or {}),
         naming.ISVC_LABEL: isvc.metadata.name,
         naming.COMPONENT_LABEL: ctx.component,

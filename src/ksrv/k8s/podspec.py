@@ -8,8 +8,8 @@ the component's, a collocated `transformer-container`, the runtime's other conta
 component's own. Custom containers (and KServe's ART explainer) get the arguments KServe's
 controller injects (`components.py`). Every other pod field of the component passes through;
 KServe's extension fields never do. Storage provisioning comes after this
-(`storage_init.provision`, KServe's pod webhook); `with_readiness_probes` (Standard mode) and
-`single_port` (Knative) are the per-mode touches the workload renderers apply.
+(`storage_init.provision`, KServe's pod webhook); `with_readiness_probes` is Standard mode's
+touch, and Knative's one port is `knative.one_port`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Final
 from ksrv.api.inference_service import FRAMEWORKS
 from ksrv.control.plan import ModelServer
 from ksrv.errors import ResourceInvalid
-from ksrv.k8s import components, merge, naming, runtime_defaults
+from ksrv.k8s import components, merge, runtime_defaults
 from ksrv.k8s.components import MAIN, PLACEHOLDER_IMAGE, TRANSFORMER_CONTAINER, set_env
 from ksrv.k8s.context import ComponentContext
 from ksrv.k8s.runtime_defaults import MODEL_DIR
@@ -29,9 +29,7 @@ __all__ = [
     "MAIN",
     "MODEL_DIR",
     "PLACEHOLDER_IMAGE",
-    "pod_metadata",
     "pod_spec",
-    "single_port",
     "with_readiness_probes",
 ]
 
@@ -53,12 +51,6 @@ RUNTIME_POD_FIELDS: Final = (
     "nodeSelector", "affinity", "tolerations", "volumes", "imagePullSecrets", "schedulerName",
     "resourceClaims",
 )  # fmt: skip
-# KServe's default `serviceAnnotationDisallowedList`: never copied onto the pods.
-ANNOTATION_DISALLOWED: Final = frozenset({
-    "autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/max-scale",
-    "internal.serving.kserve.io/storage-initializer-sourceuri",
-    "kubectl.kubernetes.io/last-applied-configuration", "modelFormat",
-})  # fmt: skip
 # KServe's raw-deployment readiness probe (`setDefaultPodSpec`).
 _PROBE_TIMING: Final = {
     "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3,
@@ -91,24 +83,6 @@ def pod_spec(ctx: ComponentContext) -> dict[str, Any]:
     return pod
 
 
-def pod_metadata(ctx: ComponentContext) -> tuple[dict[str, str], dict[str, str]]:
-    """Labels and annotations of the component's pods (and workload): KServe's precedence
-    component > InferenceService > runtime, with `naming.component_labels` over all of them
-    (as KServe's own labels are) and KServe's disallowed annotations left out."""
-    labels: dict[str, str] = {}
-    annotations: dict[str, str] = {}
-    if isinstance(ctx.plan.workload, ModelServer) and ctx.runtime is not None:
-        labels.update(ctx.runtime.spec.labels)
-        annotations.update(ctx.runtime.spec.annotations)
-    labels.update(_isvc_labels(ctx))
-    annotations.update(ctx.isvc.metadata.annotations)
-    labels.update(ctx.raw.get("labels") or {})
-    annotations.update(ctx.raw.get("annotations") or {})
-    labels.update(naming.component_labels(ctx.isvc.metadata.name, ctx.component))
-    allowed = {k: v for k, v in annotations.items() if k not in ANNOTATION_DISALLOWED}
-    return labels, allowed
-
-
 def with_readiness_probes(pod: dict[str, Any]) -> dict[str, Any]:
     """`pod` with KServe's Standard-mode readiness probe on the model container (and a
     collocated transformer) where the user gave none: TCP on its first port, else 8080."""
@@ -121,29 +95,6 @@ def with_readiness_probes(pod: dict[str, Any]) -> dict[str, Any]:
         ports = container.get("ports") or ()
         port = int(ports[0]["containerPort"]) if ports else components.HTTP_PORT
         container["readinessProbe"] = {"tcpSocket": {"port": port}, **_PROBE_TIMING}
-    return pod
-
-
-def single_port(pod: dict[str, Any], protocol: str = "v1") -> dict[str, Any]:
-    """`pod` with the one port Knative allows: on the model container (`kserve-container`,
-    else the first), its gRPC port (`h2c`) for a grpc-* protocol, else its HTTP port
-    (`http1`); the other containers declare none (Knative routes to one port per pod)."""
-    pod = copy.deepcopy(pod)
-    containers = pod.get("containers") or []
-    serving = next((c for c in containers if c.get("name") == MAIN), None)
-    if serving is None and containers:
-        serving = containers[0]
-    for container in containers:
-        if container is not serving:
-            container.pop("ports", None)
-    if serving is None:
-        return pod
-    ports = serving.get("ports") or [components.http_port(components.HTTP_PORT)]
-    is_grpc = protocol.startswith("grpc")
-    chosen = next((p for p in ports if components.is_grpc_port(p) == is_grpc), ports[0])
-    port = {key: value for key, value in chosen.items() if key != "name"}
-    port["name"] = "h2c" if components.is_grpc_port(chosen) else "http1"
-    serving["ports"] = [port]
     return pod
 
 
@@ -248,12 +199,12 @@ def _fill(ctx: ComponentContext, container: dict[str, Any]) -> dict[str, Any]:
     assert ctx.runtime is not None
     where = f"ServingRuntime {ctx.runtime.name} container {container.get('name')}"
     return runtime_defaults.fill_templates(
-        container, ctx.isvc.metadata.name, ctx.namespace, _isvc_labels(ctx),
+        container, ctx.isvc.metadata.name, ctx.namespace, isvc_labels(ctx),
         ctx.isvc.metadata.annotations, where,
     )  # fmt: skip
 
 
-def _isvc_labels(ctx: ComponentContext) -> dict[str, str]:
+def isvc_labels(ctx: ComponentContext) -> dict[str, str]:
     """The InferenceService's labels with those KServe's server-type defaults add
     (`modelClass` for mlserver, `serviceEnvelope` for torchserve)."""
     labels = dict(ctx.isvc.metadata.labels)

@@ -15,10 +15,23 @@ from types import ModuleType
 from typing import Any
 
 from ksrv.api import default_runtimes, resources
+from ksrv.api.inference_graph import InferenceGraph
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, ServingRuntime
+from ksrv.api.trained_model import TrainedModel
 from ksrv.control.plan import ComponentPlan, desired_state
-from ksrv.k8s import canary, knative, naming, podspec, standard, storage_init
+from ksrv.errors import ResourceInvalid, ResourceNotFound
+from ksrv.k8s import (
+    canary,
+    graph,
+    knative,
+    naming,
+    podspec,
+    service_endpoint,
+    standard,
+    storage_init,
+    trained_model,
+)
 from ksrv.k8s.config import KNATIVE, ClusterConfig, normalise_mode
 from ksrv.k8s.context import ClusterView, ComponentContext, Documents, Readiness
 
@@ -62,33 +75,40 @@ def render_inference_service(
             continue
         ctx = _context(isvc, component, component_plan, runtimes, config, cluster, readiness)
         contexts.append(ctx)
-        rendered.objects.extend(_component_objects(ctx, mode_module))
+        _add_component(rendered, component, ctx, mode_module)
     if config.deployment_mode != KNATIVE:
         # Standard-mode canaries: more predictors, rendered through the same steps.
         for overlaid in canary.canary_services(isvc):
+            where = f"canary {overlaid.spec.predictor.name}"
             canary_plan = desired_state(overlaid, runtimes).components["predictor"]
             if canary_plan.error:
-                rendered.problems.append(
-                    f"canary {overlaid.spec.predictor.name}: {canary_plan.error}"
-                )
+                rendered.problems.append(f"{where}: {canary_plan.error}")
                 continue
             ctx = _context(overlaid, "predictor", canary_plan, runtimes, config, cluster, readiness)
-            rendered.objects.extend(_component_objects(ctx, mode_module))
+            _add_component(rendered, where, ctx, mode_module)
     if not rendered.problems:
         rendered.objects.extend(mode_module.ingress_objects(contexts))
     return rendered
 
 
-def _component_objects(ctx: ComponentContext, mode_module: ModuleType) -> list[dict[str, Any]]:
-    pod = storage_init.provision(podspec.pod_spec(ctx), ctx, _storage_uri(ctx.plan))
-    objects: list[dict[str, Any]] = mode_module.component_objects(ctx, pod)
-    return objects
+def _add_component(
+    rendered: Rendered, where: str, ctx: ComponentContext, mode_module: ModuleType
+) -> None:
+    """The component's objects, or a problem naming it (a missing secret or storage container,
+    a runtime KServe could not build a pod from)."""
+    try:
+        pod = storage_init.provision(podspec.pod_spec(ctx), ctx, _storage_uri(ctx.plan))
+    except (ResourceInvalid, ResourceNotFound) as exc:
+        rendered.problems.append(f"{where}: {exc}")
+        return
+    rendered.objects.extend(mode_module.component_objects(ctx, pod))
 
 
 def render_documents(
     documents: Iterable[dict[str, Any]], config: ClusterConfig, mode: str | None = None
 ) -> Rendered:
-    """What the operator would apply for these documents (`ksrv k8s render -f`): runtimes,
+    """What the operator would apply for these documents (`ksrv k8s render -f`): the objects of
+    InferenceServices and InferenceGraphs and the TrainedModels' ConfigMaps; runtimes,
     ServiceAccounts, Secrets and ClusterStorageContainers among them are read, not rendered.
     `mode` replaces the configured default (an annotation on a resource still wins)."""
     documents = list(documents)
@@ -97,15 +117,28 @@ def render_documents(
     runtimes = _runtimes(documents)
     cluster = Documents(documents)
     rendered = Rendered()
-    for document in documents:
-        if document.get("kind") != "InferenceService":
-            continue
-        resource = resources.load(document)
-        assert isinstance(resource, InferenceService)
+    loaded = [resource for resource in map(_load, documents) if resource is not None]
+    services = [r for r in loaded if isinstance(r, InferenceService)]
+    for resource in services:
         one = render_inference_service(resource, runtimes, config, cluster)
         rendered.objects.extend(one.objects)
         rendered.problems.extend(f"{resource.metadata.name}: {p}" for p in one.problems)
+    resolve = service_endpoint.resolver(services, lambda s: deployment_mode(s, config), config)
+    for ig in (r for r in loaded if isinstance(r, InferenceGraph)):
+        try:
+            rendered.objects.extend(graph.graph_objects(ig, config, resolve))
+        except ResourceInvalid as exc:
+            rendered.problems.append(f"{ig.metadata.name}: {exc}")
+    models = [r for r in loaded if isinstance(r, TrainedModel)]
+    rendered.objects.extend(trained_model.model_configs(services, models))
     return rendered
+
+
+def _load(document: dict[str, Any]) -> resources.Resource | None:
+    """The resource a document holds, if it is one of the kinds rendered here."""
+    if document.get("kind") in ("InferenceService", "InferenceGraph", "TrainedModel"):
+        return resources.load(document)
+    return None
 
 
 def _runtimes(documents: list[dict[str, Any]]) -> list[Runtime]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ksrv.api.inference_service import InferenceService
-from ksrv.k8s import canary, httproute, ingress, naming, object_meta, scaler, service
+from ksrv.k8s import canary, httproute, ingress, naming, object_meta, podspec, scaler, service
 from ksrv.k8s.context import ComponentContext
 
 STOP_ANNOTATION: Final = "serving.kserve.io/stop"
@@ -28,7 +28,7 @@ def component_objects(ctx: ComponentContext, pod: dict[str, Any]) -> list[dict[s
     meta.labels[naming.APP_LABEL] = naming.app_label(ctx.name)
     low = min_replicas(ctx)
     return [
-        _deployment(ctx, pod, meta, low),
+        _deployment(ctx, podspec.with_readiness_probes(pod), meta, low),
         service.service(ctx, pod, meta),
         *scaler.scaler_objects(ctx, meta, low),
     ]

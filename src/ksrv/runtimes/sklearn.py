@@ -56,6 +56,18 @@ class SklearnModel(files.FileModel):
         self.predict_proba = predict_proba
         self._estimator: Any = None
 
+    @classmethod
+    def preload(cls) -> None:
+        """Import what unpickling common estimators needs, ahead of any model (a fork server
+        calls this once, so the replicas it forks share these modules instead of importing
+        them: scikit-learn takes about a second to import)."""
+        import joblib  # noqa: F401
+        import sklearn.ensemble
+        import sklearn.linear_model
+        import sklearn.pipeline
+        import sklearn.preprocessing
+        import sklearn.tree  # noqa: F401
+
     def load(self) -> bool:
         import joblib
 

@@ -1,10 +1,11 @@
 """`s3://bucket/key-or-prefix` through boto3, configured as KServe's storage initializer is.
 
 Settings come from KServe's environment variables (`AWS_ENDPOINT_URL`, or `S3_ENDPOINT` with
-`S3_USE_HTTPS`; `AWS_DEFAULT_REGION`, `S3_VERIFY_SSL`, `AWS_CA_BUNDLE`, `S3_USER_VIRTUAL_BUCKET`,
-`S3_USE_ACCELERATE`, `awsAnonymousCredential`, `S3_*_TIMEOUT`, `S3_MAX_ATTEMPTS`) and from
-the `serving.kserve.io/s3-*` annotations the controller would have turned into those. boto3 is
-imported only here, and only when an s3:// URI is downloaded.
+`S3_USE_HTTPS`; `AWS_DEFAULT_REGION`, `S3_VERIFY_SSL`, `AWS_CA_BUNDLE` (else KServe's global
+bundle, `$CA_BUNDLE_VOLUME_MOUNT_POINT/cabundle.crt`, when `CA_BUNDLE_CONFIGMAP_NAME` is set),
+`S3_USER_VIRTUAL_BUCKET`, `S3_USE_ACCELERATE`, `awsAnonymousCredential`, `S3_*_TIMEOUT`,
+`S3_MAX_ATTEMPTS`) and from the `serving.kserve.io/s3-*` annotations the controller would have
+turned into those. boto3 is imported only here, and only when an s3:// URI is downloaded.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class S3Settings:
             endpoint = host if "://" in host else f"{'https' if is_https else 'http'}://{host}"
         verify: bool | str = _flag(pick("S3_VERIFY_SSL", "s3-verifyssl"), default=True)
         ca_bundle = pick("AWS_CA_BUNDLE", "s3-cabundle")
+        if not ca_bundle and env.get("CA_BUNDLE_CONFIGMAP_NAME"):
+            # KServe's cluster-wide bundle: its ConfigMap is mounted in the storage initializer.
+            folder = env.get("CA_BUNDLE_VOLUME_MOUNT_POINT") or "/etc/ssl/custom-certs"
+            ca_bundle = f"{folder.rstrip('/')}/cabundle.crt"
         if verify and ca_bundle:
             verify = ca_bundle
         is_virtual = _flag(pick("S3_USER_VIRTUAL_BUCKET", "s3-usevirtualbucket"), default=False)

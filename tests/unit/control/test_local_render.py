@@ -35,6 +35,7 @@ def test_a_model_server_runs_ksrv_serve_with_port_placeholders():
         "--grpc-port", "{grpc_port}",
     )  # fmt: skip
     assert spec.replicas == 1 and spec.readiness_path == "/v2/health/ready"
+    assert spec.is_forkable  # a fork server may start it
     assert (spec.namespace, spec.isvc, spec.component, spec.revision) == (
         "ns", "iris", "predictor", ""
     )  # fmt: skip
@@ -63,6 +64,7 @@ def test_transformer_container_runs_its_command_with_kserves_arguments():
     )  # fmt: skip
     assert dict(rendering.spec.env) == {"A": "1"}
     assert any("me/t:1" in note for note in rendering.notes)
+    assert not rendering.spec.is_forkable  # a custom container runs as its own process
 
 
 def test_ksrv_command_in_a_container_uses_this_ksrv_and_its_option_spelling():
@@ -77,6 +79,14 @@ def test_ksrv_command_in_a_container_uses_this_ksrv_and_its_option_spelling():
     ).spec.command
     assert command[:6] == ("PY", "-m", "ksrv.cli.main", "serve", "--explainer", "shap")
     assert "--predictor-host" in command and "--model-name" in command
+    # Even `ksrv serve` as a container's command is spawned: the container is the user's.
+    assert not rendered(
+        {
+            "predictor": {"sklearn": {"storageUri": "/m"}},
+            "explainer": {"containers": [{"name": "e", "command": ["ksrv", "serve"]}]},
+        },
+        "explainer",
+    ).spec.is_forkable
 
 
 def test_image_only_container_cannot_run_locally():

@@ -121,7 +121,7 @@ def test_run_passes_until_stopped(store):
 
 def test_not_served_kinds_say_so_in_their_status(store):
     store.create(graph("g"))
-    (graphs, _) = not_served_reconcilers(store, lambda: 0.0)
+    graphs, *_ = not_served_reconcilers(store, lambda: 0.0)
     asyncio.run(graphs.reconcile_all())
     status = store.get("InferenceGraph", "default", "g")["status"]
     assert status["conditions"][0]["reason"] == "NotSupportedLocally"

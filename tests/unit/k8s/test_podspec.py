@@ -15,9 +15,10 @@ from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import Runtime, parse_runtimes
 from ksrv.control.plan import desired_state
 from ksrv.errors import ResourceInvalid
-from ksrv.k8s import podspec, runtime_defaults
+from ksrv.k8s import object_meta, podspec, runtime_defaults
 from ksrv.k8s.config import ClusterConfig
 from ksrv.k8s.context import ComponentContext, Documents
+from ksrv.k8s.object_meta import STORAGE_URI_ANNOTATION
 from tests.k8s_support import assert_valid
 
 CONFIG = ClusterConfig()
@@ -356,7 +357,7 @@ def test_mlserver_server_type_gets_kserve_env_and_model_class_label():
         "INFERENCE_SERVICE_NAME": "foo",
     }
     assert main(pod)["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
-    labels, _ = podspec.pod_metadata(ctx)
+    labels = object_meta.component_meta(ctx).labels
     assert labels["modelClass"] == "mlserver_xgboost.XGBoostModel"
 
 
@@ -368,7 +369,7 @@ def test_torchserve_by_runtime_name_gets_protocol_env_envelope_label_and_gpu_ima
     assert env(container)["PROTOCOL_VERSION"] == "v2"
     assert container["image"] == "pytorch/torchserve-kfs:0.9.0-gpu"
     assert container["args"] == ["torchserve", "--start"]
-    assert podspec.pod_metadata(ctx)[0]["serviceEnvelope"] == "kservev2"
+    assert object_meta.component_meta(ctx).labels["serviceEnvelope"] == "kservev2"
 
 
 SERVER_DEFAULT_CASES = [
@@ -537,20 +538,22 @@ def test_pod_metadata_precedence_is_component_over_isvc_over_runtime():
         annotations={"shared": "isvc", "modelFormat": "onnx", "owner": "ana",
                      "autoscaling.knative.dev/min-scale": "2"},
     )  # fmt: skip
-    labels, annotations = podspec.pod_metadata(ctx)
+    meta = object_meta.component_meta(ctx)
+    labels, annotations = meta.labels, meta.annotations
     assert labels == {
         "from": "runtime", "tier": "component", "team": "vision",
-        "app": "isvc.foo-predictor", "component": "predictor",
+        "component": "predictor",
         "serving.kserve.io/inferenceservice": "foo",
     }  # fmt: skip
     assert annotations == {"prometheus.kserve.io/port": "8080", "shared": "component",
-                           "owner": "ana"}  # fmt: skip
+                           "owner": "ana", STORAGE_URI_ANNOTATION: "s3://b/m"}  # fmt: skip
 
 
 def test_transformer_metadata_has_no_runtime_part():
     spec = {"predictor": PREDICTOR, "transformer": {
         "containers": [{"name": "t", "image": "me/t:1"}], "labels": {"x": "1"}}}  # fmt: skip
-    labels, annotations = podspec.pod_metadata(context(spec, component="transformer"))
+    meta = object_meta.component_meta(context(spec, component="transformer"))
+    labels, annotations = meta.labels, meta.annotations
     assert labels["x"] == "1" and labels["component"] == "transformer"
     assert annotations == {}
 
@@ -569,35 +572,6 @@ def test_standard_readiness_probe_is_tcp_on_the_first_port_unless_given():
     assert probed["containers"][0]["readinessProbe"]["tcpSocket"] == {"port": 8080}
     assert "readinessProbe" not in probed["containers"][1] and bare["containers"][0] == {
         "name": podspec.MAIN, "image": "x"}  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("protocol", "expected"),
-    [("v1", {"name": "http1", "containerPort": 8080, "protocol": "TCP"}),
-     ("v2", {"name": "http1", "containerPort": 8080, "protocol": "TCP"}),
-     ("grpc-v2", {"name": "h2c", "containerPort": 8081, "protocol": "TCP"})],
-)  # fmt: skip
-def test_knative_single_port_keeps_the_protocol_port_on_the_model_container(protocol, expected):
-    pod = user_runtime_pod()  # a sidecar with its own port
-    pod["containers"][0]["ports"] = valid_pod(context({"predictor": PREDICTOR}))["containers"][
-        0]["ports"]  # fmt: skip
-    single = podspec.single_port(pod, protocol)
-    assert single["containers"][0]["ports"] == [expected]
-    assert "ports" not in single["containers"][1]
-    assert len(pod["containers"][0]["ports"]) == 2
-    service = {
-        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
-        "metadata": {"name": "foo-predictor", "namespace": "ns"},
-        "spec": {"template": {"spec": single}},
-    }  # fmt: skip
-    assert_valid([service])
-
-
-def test_single_port_names_a_custom_port_as_knative_wants():
-    pod = {"containers": [{"name": "c", "image": "x",
-                           "ports": [{"containerPort": 5000, "name": "web"}]}]}  # fmt: skip
-    assert podspec.single_port(pod)["containers"][0]["ports"] == [
-        {"containerPort": 5000, "name": "http1"}]  # fmt: skip
 
 
 TEMPLATE_CASES = [

@@ -93,10 +93,12 @@ def test_a_grpc_first_port_is_published_on_80_with_app_protocol():
     ]  # fmt: skip
 
 
-def test_a_container_without_ports_is_reached_on_8080_under_the_components_name():
+def test_a_container_without_ports_is_reached_on_8080():
+    # ksrv declares the port a custom container serves on (KServe declares none and names the
+    # Service port after the component); the Service targets it.
     service = find(render_objects(isvc(custom())), "Service", "foo-predictor")
     assert service["spec"]["ports"] == [
-        {"name": "foo-predictor", "port": 80, "targetPort": 8080, "protocol": "TCP"}
+        {"name": "http1", "port": 80, "targetPort": 8080, "protocol": "TCP"}
     ]
 
 

@@ -82,6 +82,12 @@ def test_cache_dir_comes_from_options_then_env_then_xdg():
                           max_attempts=5),
         ),
         (
+            {"CA_BUNDLE_CONFIGMAP_NAME": "global-ca-bundle",
+             "CA_BUNDLE_VOLUME_MOUNT_POINT": "/certs"},
+            {},
+            s3.S3Settings(verify="/certs/cabundle.crt"),
+        ),
+        (
             {},
             {"serving.kserve.io/s3-endpoint": "s3.local:9000",
              "serving.kserve.io/s3-usehttps": "1", "serving.kserve.io/s3-region": "r1",

@@ -33,7 +33,9 @@ class RevisionSpec:
     What `render` makes of a plan for processes (today's one platform; a Kubernetes platform
     will render objects instead): `command` is an argv whose "{http_port}" and "{grpc_port}"
     (and "{python}") are filled in per replica; `env` is added to the platform's own
-    environment.
+    environment. `is_forkable` says that `command` is a ksrv model server (`python -m
+    ksrv.cli.main serve ...`) that the platform may fork from a warm process instead of
+    spawning: how a replica starts, not what it runs, so no part of the fingerprint.
     """
 
     namespace: str
@@ -44,6 +46,7 @@ class RevisionSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     replicas: int = 1
     readiness_path: str = "/v2/health/ready"
+    is_forkable: bool = False
 
     @property
     def key(self) -> RevisionKey:

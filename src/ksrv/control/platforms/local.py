@@ -3,10 +3,11 @@
 Replicas run in their own sessions, so they outlive the control plane; `platform.json` in the
 state directory records them (PID + process start time) and the next run adopts what is still
 running instead of restarting it. Output goes to `logs/{namespace}/{revision}-{index}.log`.
-Scaling down drains the highest indexes in the background (observed as Stopping); `remove`
-waits until every replica of the revision has exited. Plans become argv through
-`local_render`; services are reached through the gateway (`service_url`), and so are the
-predictors of transformers and explainers.
+Model-server replicas are forked from a warm `ksrv forkserver` when the platform has one
+(`forkserver.py`), else spawned. Scaling down drains the highest indexes in the background
+(observed as Stopping); `remove` waits until every replica of the revision has exited. Plans
+become argv through `local_render`; services are reached through the gateway (`service_url`),
+and so are the predictors of transformers and explainers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from ksrv.control.plan import ComponentPlan, PredictorLink
 from ksrv.control.platforms import local_render, statefile
 from ksrv.control.platforms.base import Rendering, RevisionKey, RevisionSpec, RevisionState
+from ksrv.control.platforms.forkserver import ForkServer
 from ksrv.control.platforms.replica import LocalReplica, Supervision
 
 logger = logging.getLogger(__name__)
@@ -53,14 +55,18 @@ class LocalPlatform:
         supervision: Supervision | None = None,
         gateway: str = "127.0.0.1:8080",
         domain: str = "example.com",
+        fork_server: ForkServer | None = None,
     ) -> None:
-        """`gateway` is the gateway's `host:port`, `domain` the one its route table serves."""
+        """`gateway` is the gateway's `host:port`, `domain` the one its route table serves;
+        with a `fork_server`, model-server replicas are forked from it (it starts and stops
+        with the platform)."""
         self.state_dir = Path(state_dir)
         self.gateway = gateway
         self.domain = domain
         self._on_change = on_change
         self._python = python
         self._supervision = supervision or Supervision()
+        self._fork_server = fork_server
         self._revisions: dict[RevisionKey, _Revision] = {}
         self._removing: dict[RevisionKey, _Revision] = {}
         self._drains: set[asyncio.Task[None]] = set()
@@ -83,6 +89,7 @@ class LocalPlatform:
             env=local.env,
             replicas=local.replicas,
             readiness_path=local.readiness_path,
+            is_forkable=local.is_forkable,
         )
         return Rendering(spec, local.notes)
 
@@ -168,6 +175,8 @@ class LocalPlatform:
 
     async def start(self) -> None:
         """Adopt the replicas `platform.json` names that still run; restart the others."""
+        if self._fork_server is not None:
+            await self._fork_server.start()
         for record in statefile.read(self.state_path):
             spec = record.spec
             revision = self._revisions[spec.key] = _Revision(spec)
@@ -214,10 +223,14 @@ class LocalPlatform:
             await asyncio.gather(*self._drains, return_exceptions=True)
         self._write_state()
         self._is_supervising = False
+        if self._fork_server is not None:
+            await self._fork_server.close()
 
     def _replica(self, spec: RevisionSpec, index: int) -> LocalReplica:
         log_path = self.state_dir / "logs" / spec.namespace / f"{spec.revision}-{index}.log"
-        return LocalReplica(spec, index, log_path, self._python, self._supervision, self._changed)
+        return LocalReplica(
+            spec, index, log_path, self._python, self._supervision, self._changed, self._fork_server
+        )
 
     def _drain_in_background(self, revision: _Revision, replica: LocalReplica) -> None:
         revision.stopping.add(replica)

@@ -9,6 +9,8 @@ The local platform's renderer (a Kubernetes platform renders the same plan into 
   and a `workingDir` is entered before the command runs, so relative paths in it resolve there
   as in Kubernetes (without one, in the directory the control plane runs in:
   `missing_relative_path` explains a failure that comes of it).
+A model server's replicas may be forked from a warm process (`is_forkable`); a custom
+container's command always runs as its own process, as in Kubernetes.
 Ports are placeholders ("{http_port}", "{grpc_port}") that each replica fills with free ports.
 Everything the plan asks for that local processes do not carry out is said in `notes`.
 """
@@ -43,6 +45,7 @@ class LocalRevision:
     replicas: int
     readiness_path: str = READINESS_PATH
     notes: tuple[str, ...] = ()
+    is_forkable: bool = False  # `ksrv serve` of a model server: a fork server may start it
 
 
 def render(
@@ -69,6 +72,7 @@ def render(
         env=env,
         replicas=replicas,
         notes=(*bound_notes, *plan.notes, *notes),
+        is_forkable=isinstance(plan.workload, ModelServer),
     )
 
 

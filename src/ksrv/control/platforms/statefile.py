@@ -82,6 +82,7 @@ def _spec_to_dict(spec: RevisionSpec) -> dict[str, Any]:
         "env": dict(spec.env),
         "replicas": spec.replicas,
         "readiness_path": spec.readiness_path,
+        "is_forkable": spec.is_forkable,
     }
 
 
@@ -95,6 +96,7 @@ def _spec_from_dict(item: dict[str, Any]) -> RevisionSpec:
         env={str(k): str(v) for k, v in item["env"].items()},
         replicas=int(item["replicas"]),
         readiness_path=str(item["readiness_path"]),
+        is_forkable=item.get("is_forkable") is True,
     )
 
 

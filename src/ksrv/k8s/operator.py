@@ -1,0 +1,247 @@
+"""The operator: kopf handlers that run a reconcile pass when KServe's resources, or the objects
+they own, change; and `run`, what `ksrv k8s operator` starts.
+
+Handlers go on a registry that `registry()` builds (nothing registers at import), so tests run
+the same registry under `kopf.testing.KopfRunner`. kopf and the operator's own client log in
+the same way, from the same kubeconfig or service account. Passes run in threads (the official
+client blocks), one at a time per InferenceService (an asyncio lock each), so a Deployment's
+status change and a spec change never race. kopf does the retrying: `Retry` becomes a
+`TemporaryError` with its delay, `Rejected` a `PermanentError` (the status already says why);
+a pass woken by an owned object's event schedules its own retry, as kopf retries only handlers
+of the resource itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import fnmatch
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
+
+import kopf
+
+from ksrv.api.kinds import GROUP
+from ksrv.k8s import naming, reconcile
+from ksrv.k8s.client import Api, ApiFailure, connect
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PREFIX: Final = "ksrv.dev"
+# The objects whose changes re-run their InferenceService's pass: found by KServe's label.
+OWNED_WATCHES: Final = (
+    ("apps", "v1", "deployments"),
+    ("serving.knative.dev", "v1", "services"),
+    ("", "v1", "pods"),
+)
+DEPENDENT_KINDS: Final = (("inferencegraphs", "InferenceGraph"), ("trainedmodels", "TrainedModel"))
+
+
+class _Operator:
+    """What the handlers share: the API client, the settings, a lock per InferenceService."""
+
+    def __init__(
+        self,
+        settings: reconcile.Settings,
+        kubeconfig: str | None,
+        context: str | None,
+        namespaces: Sequence[str],
+    ) -> None:
+        self.settings = settings
+        self.namespaces = tuple(namespaces)
+        self.kubeconfig, self.context = kubeconfig, context
+        self._api: Api | None = None
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._retries: set[asyncio.Task[None]] = set()
+        # Passes block (the official client); they run here, and shutdown waits for them.
+        self._threads = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="ksrv-pass")
+
+    async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, functools.partial(function, *args))
+
+    async def api(self) -> Api:
+        if self._api is None:
+            self._api = await self.in_thread(connect, self.kubeconfig, self.context)
+        return self._api
+
+    async def reconcile(self, namespace: str, name: str, *, is_event: bool = False) -> None:
+        """One pass over one InferenceService; kopf's outcomes unless woken by an event."""
+        api = await self.api()
+        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
+        async with lock:
+            try:
+                await self.in_thread(
+                    functools.partial(
+                        reconcile.reconcile_inference_service, is_spec_news=not is_event
+                    ),
+                    api, namespace, name, self.settings,
+                )  # fmt: skip
+            except reconcile.Retry as retry:
+                if not is_event:
+                    raise kopf.TemporaryError(str(retry), delay=retry.delay_s) from None
+                self._retry_later(namespace, name, retry.delay_s, str(retry))
+            except ApiFailure as failure:  # writing the status of a failed pass failed too
+                if not is_event:
+                    raise kopf.TemporaryError(str(failure), self.settings.retry_delay_s) from None
+                self._retry_later(namespace, name, self.settings.retry_delay_s, str(failure))
+            except reconcile.Rejected as rejected:
+                if not is_event:
+                    raise kopf.PermanentError(str(rejected)) from None
+
+    async def delete(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta.get("namespace") or "default", meta["name"])
+        api = await self.api()
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            try:
+                await self.in_thread(reconcile.delete_inference_service, api, body)
+            except ApiFailure as failure:
+                raise kopf.TemporaryError(str(failure), self.settings.retry_delay_s) from None
+        self._locks.pop(key, None)
+
+    async def reconcile_all(self, namespace: str | None) -> None:
+        """Every InferenceService (in `namespace`): a runtime they may be placed on changed."""
+        api = await self.api()
+        found = await self.in_thread(
+            api.list, reconcile.ISVC_VERSION, "InferenceService", namespace
+        )
+        for body in found:
+            meta = body["metadata"]
+            where = meta.get("namespace") or "default"
+            if in_scope(where, self.namespaces):
+                await self.reconcile(where, meta["name"], is_event=True)
+
+    def _retry_later(self, namespace: str, name: str, delay_s: float, why: str) -> None:
+        logger.info("retrying %s/%s in %ss: %s", namespace, name, delay_s, why)
+
+        async def again() -> None:
+            await asyncio.sleep(delay_s)
+            await self.reconcile(namespace, name, is_event=True)
+
+        task = asyncio.get_running_loop().create_task(again())
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def stop(self) -> None:
+        for task in list(self._retries):
+            task.cancel()
+        await asyncio.get_running_loop().run_in_executor(None, self._threads.shutdown)
+        if self._api is not None:
+            self._api.close()
+
+
+def registry(
+    settings: reconcile.Settings | None = None,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespaces: Sequence[str] = (),
+) -> kopf.OperatorRegistry:
+    """kopf's registry with ksrv's handlers (and login) on it; `namespaces` as given to kopf
+    (a cluster-wide runtime change re-runs only the InferenceServices in them)."""
+    registry = kopf.OperatorRegistry()
+    operator = _Operator(settings or reconcile.Settings(), kubeconfig, context, namespaces)
+
+    @kopf.on.startup(id="configure", registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # KServe's finalizer name; kopf's bookkeeping under ksrv's prefix, in annotations
+        # (KServe's status schema has no room for it).
+        settings.persistence.finalizer = naming.FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=PREFIX, key="last-handled-configuration"
+        )
+
+    @kopf.on.login(id="login", registry=registry)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(**(await operator.api()).connection())
+
+    @kopf.on.cleanup(id="cleanup", registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await operator.stop()
+
+    isvcs = (GROUP, "v1beta1", "inferenceservices")
+
+    # Explicit ids: kopf keeps a retried handler's progress in an annotation named after it.
+    @kopf.on.resume(*isvcs, id="reconcile", registry=registry)
+    @kopf.on.create(*isvcs, id="reconcile", registry=registry)
+    @kopf.on.update(*isvcs, id="reconcile", registry=registry)
+    async def inference_service(namespace: str | None, name: str, **_: Any) -> None:
+        await operator.reconcile(namespace or "default", name)
+
+    @kopf.on.delete(*isvcs, id="delete", registry=registry)
+    async def inference_service_deleted(body: kopf.Body, **_: Any) -> None:
+        await operator.delete(dict(body))
+
+    async def owned_changed(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+        name = labels[naming.ISVC_LABEL]
+        await operator.reconcile(namespace or "default", name, is_event=True)
+
+    for group, version, plural in OWNED_WATCHES:
+        kopf.on.event(
+            group,
+            version,
+            plural,
+            id=f"owned-{plural}",
+            labels={naming.ISVC_LABEL: kopf.PRESENT},
+            registry=registry,
+        )(owned_changed)
+
+    @kopf.on.event(GROUP, "v1alpha1", "servingruntimes", id="runtime", registry=registry)
+    async def runtime_changed(namespace: str | None, type: str | None, **_: Any) -> None:
+        if type is not None:  # None: the first listing, which the resume handlers cover
+            await operator.reconcile_all(namespace)
+
+    @kopf.on.event(
+        GROUP, "v1alpha1", "clusterservingruntimes", id="cluster-runtime", registry=registry
+    )
+    async def cluster_runtime_changed(type: str | None, **_: Any) -> None:
+        if type is not None:
+            await operator.reconcile_all(None)
+
+    async def dependent(namespace: str | None, name: str, param: Any = None, **_: Any) -> None:
+        api = await operator.api()
+        try:
+            await operator.in_thread(
+                reconcile.reconcile_dependent, api, str(param), namespace or "default", name
+            )
+        except reconcile.Rejected as rejected:
+            raise kopf.PermanentError(str(rejected)) from None
+        except ApiFailure as failure:
+            raise kopf.TemporaryError(str(failure), operator.settings.retry_delay_s) from None
+
+    for plural, kind in DEPENDENT_KINDS:
+        for cause in (kopf.on.resume, kopf.on.create, kopf.on.update):
+            cause(GROUP, "v1alpha1", plural, id="status", param=kind, registry=registry)(dependent)
+    return registry
+
+
+def in_scope(namespace: str, patterns: Sequence[str]) -> bool:
+    """kopf's namespace selection: any pattern matches (none given: all), none negated does."""
+    wanted = [p for p in patterns if not p.startswith("!")]
+    refused = [p[1:] for p in patterns if p.startswith("!")]
+    return (not wanted or any(fnmatch.fnmatchcase(namespace, p) for p in wanted)) and not any(
+        fnmatch.fnmatchcase(namespace, p) for p in refused
+    )
+
+
+def run(
+    namespaces: Sequence[str] = (),
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    settings: reconcile.Settings | None = None,
+    liveness_endpoint: str | None = None,
+) -> None:
+    """Run the operator until interrupted: in `namespaces` (patterns allowed), else in all."""
+    kopf.run(
+        registry=registry(settings, kubeconfig=kubeconfig, context=context, namespaces=namespaces),
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        liveness_endpoint=liveness_endpoint,
+    )

@@ -1,0 +1,238 @@
+"""One pass over one InferenceService on a cluster: read, render, apply, clean up, observe, and
+write KServe's status back.
+
+Blocking (the official client); the operator runs a pass in a thread, never two at once for
+the same InferenceService. A pass always starts from the live object, so whichever event woke
+it (the resource, one of its Deployments or Knative Services, a runtime) it does the same thing.
+It ends in one of three ways: normally (objects applied, status written: readiness changes come
+back as events); `Retry` when the same spec may succeed later (API trouble, a conflict, a
+ConfigMap to fix); `Rejected` when nothing will change until the spec does (the status says why).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ksrv.api import conditions as api_conditions
+from ksrv.api import resources
+from ksrv.api.inference_service import InferenceService
+from ksrv.api.kinds import GROUP
+from ksrv.control.plan import desired_state
+from ksrv.control.service_status import condition, keep_transition_times, mapping, stopped_status
+from ksrv.errors import ResourceInvalid
+from ksrv.k8s import apply, cluster_view, naming, render, status
+from ksrv.k8s.client import Api, ApiFailure
+from ksrv.k8s.config import KNATIVE, ClusterConfig
+from ksrv.k8s.context import Readiness
+
+ISVC_VERSION: Final = f"{GROUP}/v1beta1"
+STOP_ANNOTATION: Final = "serving.kserve.io/stop"
+# A component whose pod cannot be built yet (a missing secret or storage container).
+RENDER_FAILED: Final = "RenderFailed"
+DEPENDENT_VERSION: Final = f"{GROUP}/v1alpha1"
+DEPENDENT_FEATURES: Final = {
+    "InferenceGraph": "InferenceGraph routing",
+    "TrainedModel": "multi-model serving (TrainedModel)",
+}
+KSVC_VERSION: Final = "serving.knative.dev/v1"
+REVISION_LABEL: Final = "serving.knative.dev/revision"
+# The API refused an object as written: the spec must change first.
+_REFUSED: Final = frozenset({400, 422})
+
+
+class Retry(Exception):
+    """Try the pass again after `delay_s` (the spec may well succeed then)."""
+
+    def __init__(self, message: str, delay_s: float) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s
+
+
+class Rejected(Exception):
+    """The pass cannot succeed until the resource changes; its status says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How the operator runs: where its ConfigMap lives, how soon it retries."""
+
+    config_namespace: str = "kserve"
+    retry_delay_s: float = 1.0
+    """After API trouble that passes (5xx, conflicts, throttling, unreachable)."""
+    slow_retry_delay_s: float = 30.0
+    """After what needs someone to act (a broken ConfigMap, a missing CRD, RBAC)."""
+
+
+def reconcile_inference_service(
+    api: Api,
+    namespace: str,
+    name: str,
+    settings: Settings,
+    now: Callable[[], float] = time.time,
+    *,
+    is_spec_news: bool = True,
+) -> dict[str, Any] | None:
+    """Bring the cluster to what the InferenceService says; its new status (None: it is gone
+    or being deleted, so nothing was done). Objects rendered no more are searched for only on
+    `is_spec_news` (a pass woken by an owned object's status renders what the last one did)."""
+    body = api.get(ISVC_VERSION, "InferenceService", name, namespace)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    old = mapping(body.get("status"))
+    generation = body["metadata"].get("generation")
+    try:
+        resource = resources.load(body)
+    except ResourceInvalid as exc:
+        reason = exc.reason or api_conditions.INVALID_SPEC
+        _write_status(api, body, status.invalid_status(generation, reason, str(exc), old, now()))
+        raise Rejected(str(exc)) from None
+    assert isinstance(resource, InferenceService)
+    try:
+        return _pass(api, body, resource, settings, now, is_spec_news)
+    except ApiFailure as failure:
+        if failure.is_transient:
+            raise Retry(str(failure), settings.retry_delay_s) from None
+        message = failure.message
+        _write_status(api, body, _failed(generation, "ApplyFailed", message, old, now()))
+        if failure.status in _REFUSED:
+            raise Rejected(message) from None
+        raise Retry(message, settings.slow_retry_delay_s) from None
+    except ResourceInvalid as exc:  # the cluster's configuration, not the resource
+        reason = exc.reason or "InvalidConfig"
+        _write_status(api, body, _failed(generation, reason, str(exc), old, now()))
+        raise Retry(str(exc), settings.slow_retry_delay_s) from None
+
+
+def delete_inference_service(api: Api, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Delete every object the InferenceService owns (explicitly, whatever propagation policy
+    its own deletion has); those deleted."""
+    owner = apply.Owner.of(body, naming.ISVC_LABEL)
+    found = apply.owned(api, owner, apply.OWNED_KINDS)
+    for obj in found:
+        apply.delete(api, obj)
+    return found
+
+
+def reconcile_dependent(
+    api: Api, kind: str, namespace: str, name: str, now: Callable[[], float] = time.time
+) -> dict[str, Any] | None:
+    """An InferenceGraph or TrainedModel: validated, and its status says it is not served by
+    the operator yet (as the local platform says it; the renderer does not make their objects)."""
+    body = api.get(DEPENDENT_VERSION, kind, name, namespace)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    old = mapping(body.get("status"))
+    generation = body["metadata"].get("generation")
+    try:
+        resources.load(body)
+    except ResourceInvalid as exc:
+        new = _failed(generation, api_conditions.INVALID_SPEC, str(exc), old, now())
+        _write_status(api, body, new)
+        raise Rejected(str(exc)) from None
+    what = DEPENDENT_FEATURES.get(kind, kind)
+    message = (f"{what} is not served by ksrv's operator yet; the resource is valid and kept "
+               "as applied")  # fmt: skip
+    new = _failed(generation, "NotSupported", message, old, now())
+    _write_status(api, body, new)
+    return new
+
+
+def _pass(
+    api: Api,
+    body: dict[str, Any],
+    isvc: InferenceService,
+    settings: Settings,
+    now: Callable[[], float],
+    is_spec_news: bool,
+) -> dict[str, Any]:
+    old = mapping(body.get("status"))
+    owner = apply.Owner.of(body, naming.ISVC_LABEL)
+    config = cluster_view.cluster_config(api, settings.config_namespace)
+    config = config.with_mode(render.deployment_mode(isvc, config))
+    runtimes = cluster_view.runtimes(api, owner.namespace)
+    if (isvc.metadata.annotations or {}).get(STOP_ANNOTATION) == "true":
+        # KServe deletes the workload and the ingress of a stopped service.
+        apply.collect_garbage(api, owner, [], apply.OWNED_KINDS)
+        new = stopped_status(body["metadata"].get("generation"), old, now())
+        _write_status(api, body, new)
+        return new
+    view = cluster_view.ApiClusterView(api)
+    plan = desired_state(isvc, runtimes)
+    errors = [f"{c}: {p.error}" for c, p in plan.components.items() if p.error is not None]
+    readiness = Readiness.from_status(old)
+    rendered = render.render_inference_service(isvc, runtimes, config, view, readiness)
+    if rendered.problems and not errors:
+        # A secret or storage container that may appear later: said, and tried again.
+        message = "; ".join(rendered.problems)
+        new = _failed(body["metadata"].get("generation"), RENDER_FAILED, message, old, now())
+        _write_status(api, body, new)
+        raise Retry(message, settings.slow_retry_delay_s)
+    applied = [apply.apply(api, obj, owner) for obj in rendered.objects]
+    observed = _observe(api, isvc, config, applied)
+    new = status.inference_service_status(isvc, plan, config, observed, old, now())
+    if not errors and Readiness.from_status(new) != readiness:
+        # Components turned Ready in this pass: what waits for them (the Ingress, the
+        # VirtualService, canary weights) is rendered now, not at the next event.
+        ready_now = Readiness.from_status(new)
+        rendered = render.render_inference_service(isvc, runtimes, config, view, ready_now)
+        applied = [apply.apply(api, obj, owner) for obj in rendered.objects]
+        observed = _observe(api, isvc, config, applied)
+        new = status.inference_service_status(isvc, plan, config, observed, old, now())
+    if is_spec_news:
+        apply.collect_garbage(api, owner, rendered.objects, apply.OWNED_KINDS)
+    _write_status(api, body, new)
+    if errors:  # a runtime applied later re-runs the pass (the operator watches runtimes)
+        raise Rejected("; ".join(errors))
+    return new
+
+
+def _observe(
+    api: Api, isvc: InferenceService, config: ClusterConfig, applied: list[dict[str, Any]]
+) -> dict[str, status.Observed]:
+    """Each component's workload as read back, and the predictor's pods."""
+    is_knative = config.deployment_mode == KNATIVE
+    api_version, kind = (KSVC_VERSION, "Service") if is_knative else ("apps/v1", "Deployment")
+    by_name = {
+        obj["metadata"]["name"]: obj
+        for obj in applied
+        if obj.get("apiVersion") == api_version and obj.get("kind") == kind
+    }
+    namespace = isvc.metadata.namespace or "default"
+    observed: dict[str, status.Observed] = {}
+    for component in isvc.components():
+        workload = by_name.get(naming.component_name(isvc.metadata.name, component))
+        pods: list[dict[str, Any]] = []
+        if component == "predictor" and workload is not None:
+            selector = f"{naming.ISVC_LABEL}={isvc.metadata.name},component={component}"
+            revision = mapping(workload.get("status")).get("latestCreatedRevisionName")
+            if is_knative and revision:
+                selector += f",{REVISION_LABEL}={revision}"
+            pods = api.list("v1", "Pod", namespace, selector)
+        observed[component] = status.Observed(workload, tuple(pods))
+    return observed
+
+
+def _failed(
+    generation: Any, reason: str, message: str, old: dict[str, Any], now: float
+) -> dict[str, Any]:
+    """The old status with `Ready` False for a pass that could not apply its objects."""
+    conditions = [condition("Ready", False, reason, message)]
+    keep_transition_times(conditions, old.get("conditions") or [], now)
+    return {**old, "observedGeneration": generation, "conditions": conditions}
+
+
+def _write_status(api: Api, body: dict[str, Any], new: dict[str, Any]) -> None:
+    """Patch the status subresource with what changed (nothing when nothing did)."""
+    patch = apply.merge_patch(mapping(body.get("status")), new)
+    if not patch:
+        return
+    meta = body["metadata"]
+    try:
+        api.patch(body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"),
+                  {"status": patch}, subresource="status")  # fmt: skip
+    except ApiFailure as failure:
+        if failure.status != 404:  # deleted meanwhile: nothing to report to
+            raise
