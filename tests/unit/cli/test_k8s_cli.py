@@ -110,8 +110,9 @@ def test_render_takes_the_mode_from_the_config_unless_mode_is_given(tmp_path):
     isvc, config = write(tmp_path, ISVC), write(tmp_path, CONFIGMAP, "config.yaml")
     serverless = ksrv("k8s", "render", "-f", isvc, "--config", config)
     assert serverless.exit_code == 0, serverless.stderr
-    assert [k for _, k, _ in kinds_and_names(serverless.stdout)] == ["Service"]
-    assert "serving.knative.dev/v1" in serverless.stdout
+    found = kinds_and_names(serverless.stdout)
+    assert ("serving.knative.dev/v1", "Service", "sklearn-iris-predictor") in found
+    assert not any(kind == "Deployment" for _, kind, _ in found)
     standard = ksrv("k8s", "render", "-f", isvc, "--config", config, "--mode", "RawDeployment")
     assert ("apps/v1", "Deployment", "sklearn-iris-predictor") in kinds_and_names(standard.stdout)
 
