@@ -5,7 +5,6 @@ ClusterServingRuntimes can only land if the CRDs did."""
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +12,13 @@ from typing import Any
 
 import kmock
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from ksrv.cli.main import cli
 from ksrv.k8s import install
 from ksrv.k8s.config import ClusterConfig, from_configmap
-from tests.k8s_support import SHARED
+from tests.k8s_cluster import write_kubeconfig
+from tests.k8s_emulator import EmulatorThread, StrictEmulator
 
 ALL = {"get", "list", "watch", "create", "update", "patch", "delete"}
 BUILT_IN = [
@@ -31,21 +30,6 @@ BUILT_IN = [
     ("rbac.authorization.k8s.io/v1/clusterrolebindings", "ClusterRoleBinding", False),
     ("apiextensions.k8s.io/v1/customresourcedefinitions", "CustomResourceDefinition", False),
 ]
-
-
-def _emulator() -> Any:
-    """The project's emulator module (tests/k8s_emulator.py) if present, else the prototype."""
-    try:
-        from tests import k8s_emulator
-    except ImportError:
-        path = SHARED / "k8s" / "strict_emulator.py"
-        if not path.exists():
-            pytest.skip(f"no strict emulator here ({path})")
-        spec = importlib.util.spec_from_file_location("strict_emulator", path)
-        assert spec is not None and spec.loader is not None
-        k8s_emulator = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(k8s_emulator)
-    return k8s_emulator
 
 
 def _applying_crds(base: Any) -> Any:
@@ -63,36 +47,25 @@ def _applying_crds(base: Any) -> Any:
 
 
 def _declare(emu: Any) -> None:
+    """Built-in kinds only (conftest's cluster already serves KServe's: not here)."""
     for resource, kind, namespaced in BUILT_IN:
         emu.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=namespaced, verbs=ALL)
 
 
 @pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def bare_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the client's discovery cache
-    module = _emulator()
-    thread = module.EmulatorThread(_declare, cls=_applying_crds(module.StrictEmulator))
-    with thread as k8s:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-            "clusters": [{"name": "emulator", "cluster": {"server": k8s.url}}],
-            "users": [{"name": "tester", "user": {}}],
-            "contexts": [{"name": "emulator",
-                          "context": {"cluster": "emulator", "user": "tester"}}],
-        }))  # fmt: skip
-        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    with EmulatorThread(_declare, cls=_applying_crds(StrictEmulator)) as k8s:
+        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", k8s.url)))
         yield k8s
-    if not thread.loop.is_closed():
-        thread.loop.close()  # the prototype leaves its loop (and the loop's sockets) open
 
 
 def _stored(k8s: Any, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
     return dict(k8s.emu.objects[kmock.resource(resource), namespace, name].raw)
 
 
-def test_install_applies_the_crds_then_everything_that_needs_them(emulator):
+def test_install_applies_the_crds_then_everything_that_needs_them(bare_cluster):
     result = CliRunner().invoke(cli, ["k8s", "install", "--mode", "knative"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -105,20 +78,20 @@ def test_install_applies_the_crds_then_everything_that_needs_them(emulator):
     assert len(lines) == len(install.control_plane(ClusterConfig(), "kserve")) + len(
         install.CRD_PLURALS
     ) + len(install.cluster_serving_runtimes(ClusterConfig()))
-    runtime = _stored(emulator, "serving.kserve.io/v1alpha1/clusterservingruntimes", None,
+    runtime = _stored(bare_cluster, "serving.kserve.io/v1alpha1/clusterservingruntimes", None,
                       "ksrv-sklearn")  # fmt: skip
     assert runtime["spec"]["containers"][0]["image"] == ClusterConfig().images.server
-    config = _stored(emulator, "v1/configmaps", "kserve", "inferenceservice-config")
+    config = _stored(bare_cluster, "v1/configmaps", "kserve", "inferenceservice-config")
     assert from_configmap(config["data"]).deployment_mode == "Knative"
-    operator = _stored(emulator, "apps/v1/deployments", "kserve", "ksrv-operator")
+    operator = _stored(bare_cluster, "apps/v1/deployments", "kserve", "ksrv-operator")
     assert operator["spec"]["template"]["spec"]["serviceAccountName"] == "ksrv-operator"
 
 
-def test_installing_again_updates_in_place(emulator):
+def test_installing_again_updates_in_place(bare_cluster):
     assert CliRunner().invoke(cli, ["k8s", "install"]).exit_code == 0
-    first = _stored(emulator, "v1/configmaps", "kserve", "inferenceservice-config")
+    first = _stored(bare_cluster, "v1/configmaps", "kserve", "inferenceservice-config")
     result = CliRunner().invoke(cli, ["k8s", "install", "--mode", "knative"])
     assert result.exit_code == 0, result.output
-    again = _stored(emulator, "v1/configmaps", "kserve", "inferenceservice-config")
+    again = _stored(bare_cluster, "v1/configmaps", "kserve", "inferenceservice-config")
     assert again["metadata"]["uid"] == first["metadata"]["uid"]
     assert from_configmap(again["data"]).deployment_mode == "Knative"
