@@ -14,7 +14,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 SERVER := http://127.0.0.1:$(API_PORT)
 
-.PHONY: run test test-unit test-int lint fmt type check bench proto crd-fields clean
+.PHONY: run test test-unit test-int lint fmt type check bench proto crd-fields deploy-manifests clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,11 @@ proto: $(STAMP)
 # KServe's CRDs (../shared/schemas) -> src/ksrv/api/crd_fields.json.gz, the field tree of strict loading.
 crd-fields: $(STAMP)
 	$(BIN)/python tools/gen_crd_fields.py
+
+# ksrv.k8s.install -> deploy/kustomize, and KServe's CRDs (../shared/schemas) -> src/ksrv/k8s/crds:
+# `ksrv k8s install`'s objects as files for `kubectl apply --server-side -k`.
+deploy-manifests: $(STAMP)
+	$(BIN)/python tools/gen_deploy.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/rest.py

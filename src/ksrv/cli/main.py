@@ -47,7 +47,12 @@ def _find(name: str) -> click.Command | None:
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="ksrv")
 def cli() -> None:
-    """ksrv: serve models the way KServe does, locally or on Kubernetes."""
+    """ksrv: serve models the way KServe does, locally or on Kubernetes.
+
+    \b
+    Locally:        ksrv up, then ksrv apply -f isvc.yaml
+    On Kubernetes:  ksrv k8s install, then kubectl apply -f isvc.yaml
+    """
 
 
 def main() -> None:
