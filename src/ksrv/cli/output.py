@@ -64,7 +64,8 @@ class Output:
         elif self.format in ("yaml", "json"):
             click.echo(_serialized(shown, self.format))
         elif self.format == "name":
-            click.echo("\n".join(self._name(document) for document in documents))
+            for document in documents:
+                click.echo(self._name(document))
         else:
             click.echo(self._table(documents))
 
