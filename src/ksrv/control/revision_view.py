@@ -160,7 +160,7 @@ def _container_healthy(replicas: Sequence[ReplicaState], is_serving: bool) -> Do
         reason = (
             "CrashLoopBackOff" if code is None else f"ExitCode{128 - code if code < 0 else code}"
         )
-        what = worst.last_failure.splitlines()[0] if worst.last_failure else "it failed"
+        what = _one_line(worst.last_failure or "it failed")
         message = (
             f"Container failed with: {what} (replica {worst.index}, "
             f"{worst.failures_in_a_row} failures in a row, restarting with back-off)"
@@ -169,6 +169,14 @@ def _container_healthy(replicas: Sequence[ReplicaState], is_serving: bool) -> Do
     if is_serving:
         return condition("ContainerHealthy", True, "", "")
     return condition("ContainerHealthy", None, "Deploying", "no replica is ready yet")
+
+
+def _one_line(failure: str) -> str:
+    """A replica's failure (what happened, then its log's tail) as one line: what happened and
+    the log's last line, where the error usually is."""
+    lines = [line.strip() for line in failure.splitlines() if line.strip()]
+    head = lines[0].removesuffix("; log tail:")
+    return f"{head}: {lines[-1]}" if len(lines) > 1 else head
 
 
 def _ready(healthy: Document, resources: Document) -> Document:

@@ -137,10 +137,12 @@ def test_conditions_follow_the_replicas(replicas, desired, expected):
 
 
 def test_a_crash_loop_message_names_the_failure_and_replica():
-    failing = replica(0, "Failed", failures=3, exit_code=1, failure="exited with code 1\nlog tail")
+    failure = "exited with code 1; log tail:\nTraceback (most recent call last):\n  ...\n"
+    failure += "StorageError: no model\n"
+    failing = replica(0, "Failed", failures=3, exit_code=1, failure=failure)
     healthy = next(c for c in conditions(state(failing)) if c["type"] == "ContainerHealthy")
     assert healthy["message"] == (
-        "Container failed with: exited with code 1 "
+        "Container failed with: exited with code 1: StorageError: no model "
         "(replica 0, 3 failures in a row, restarting with back-off)"
     )
 
