@@ -20,7 +20,7 @@ from ksrv.cli import jsonpath, tables
 
 Document = dict[str, Any]
 
-FORMATS = ("yaml", "json", "wide", "name", "jsonpath=TEMPLATE")
+FORMATS = ("yaml", "json", "wide", "jsonpath=TEMPLATE", "name")
 
 
 @dataclass(frozen=True)

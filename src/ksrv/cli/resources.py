@@ -331,6 +331,11 @@ def _place(document: Document, namespace: str | None) -> _Target:
     kind = document.get("kind")
     resource_type = api_paths.by_kind(kind) if isinstance(kind, str) else None
     if resource_type is None:
+        if kind == api_paths.REVISION.kind:
+            raise click.ClickException(
+                "a Revision is read-only: the control plane makes one for each change of an "
+                "InferenceService component; apply the InferenceService instead"
+            )
         known = ", ".join(t.kind for t in api_paths.RESOURCE_TYPES)
         raise click.ClickException(f"kind {kind!r} is not one ksrv serves ({known})")
     metadata = document.setdefault("metadata", {})

@@ -111,6 +111,8 @@ def test_a_canary_shows_both_revisions_with_traffic_replicas_and_conditions(
     assert refused.returncode == 1
     assert "read-only" in refused.stderr
     assert first in served(ksrv_platform, "canary")
+    applied = ksrv_platform.cli("apply", "-f", "-", stdin=json.dumps(found[first]), check=False)
+    assert "a Revision is read-only" in applied
 
 
 def test_a_crash_looping_revision_is_not_container_healthy_and_says_its_exit_code(
