@@ -2,7 +2,9 @@
 
 Reads KServe's status fields (url, address.url, conditions, components.*.traffic, modelStatus)
 so a failure is readable at a glance: the condition table, then the last failure as an event.
-Pure: a document and `now` in, text out.
+An InferenceService's revisions (`ksrv get revisions`) follow its status, each with the
+autoscaler's last decision, or "-" while none was reported. Pure: documents and `now` in, text
+out.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from ksrv.cli import tables
 Document = dict[str, Any]
 
 
-def description(document: Document, now: float) -> str:
-    """The whole description of one stored resource."""
+def description(document: Document, now: float, revisions: list[Document] | None = None) -> str:
+    """The whole description of one stored resource; `revisions`: an InferenceService's
+    (None: unknown, the section is left out)."""
     metadata = document.get("metadata", {})
     status = document.get("status") or {}
     created = metadata.get("creationTimestamp")
@@ -35,6 +38,7 @@ def description(document: Document, now: float) -> str:
         *_indent(_spec_summary(document), 2),
         "Status:",
         *_indent(_status(status, document.get("kind") == "InferenceService"), 2),
+        *(["Revisions:", *_indent(_revisions(revisions), 2)] if revisions is not None else []),
         "Events:",
         *_indent(_events(status), 2),
     ]
@@ -147,14 +151,6 @@ def _component_status(component: Document) -> list[str]:
     present = [(label, component[key]) for key, label in labels.items() if component.get(key)]
     width = max((len(label) for label, _ in present), default=0)
     lines = [f"{label.ljust(width)}  {value}" for label, value in present]
-    scaler = component.get("autoscaler")
-    if isinstance(scaler, dict):  # the control plane's last decision for the latest revision
-        lines.append(
-            f"Autoscaler:  {scaler.get('mode')}, {scaler.get('metric')} "
-            f"{scaler.get('observedStable')} stable / {scaler.get('observedPanic')} panic "
-            f"(target {scaler.get('target')} per replica), {scaler.get('actualReplicas')} "
-            f"ready, {scaler.get('desiredReplicas')} desired: {scaler.get('reason')}"
-        )
     traffic = [entry for entry in component.get("traffic") or [] if isinstance(entry, dict)]
     if traffic:
         rows = [["REVISION", "PERCENT", "TAG", "LATEST"]]
@@ -169,6 +165,57 @@ def _component_status(component: Document) -> list[str]:
         ]
         lines += ["Traffic:", *_indent(tables.render(rows).splitlines(), 2)]
     return lines
+
+
+def _revisions(revisions: list[Document]) -> list[str]:
+    """One row per revision, then the autoscaler's last decision for each."""
+    if not revisions:
+        return ["<none>"]
+    rows = [["NAME", "COMPONENT", "TRAFFIC", "TAG", "ACTUAL", "DESIRED", "READY", "REASON"]]
+    decisions = []
+    for revision in revisions:
+        name = str(revision["metadata"].get("name", ""))
+        labels = revision["metadata"].get("labels") or {}
+        status = revision.get("status") or {}
+        ready = tables.condition(revision, "Ready") or {}
+        percent, tag = tables.revision_traffic(revision)
+        rows.append(
+            [
+                name,
+                str(labels.get("component", "")),
+                percent,
+                tag,
+                str(status.get("actualReplicas", "")),
+                str(status.get("desiredReplicas", "")),
+                str(ready.get("status", "")),
+                str(ready.get("reason", "")),
+            ]
+        )
+        decisions.append([name, _decision(status.get("autoscaler"))])
+    return [
+        *tables.render(rows).splitlines(),
+        "Autoscaler (last decision):",
+        *_indent(tables.render(decisions).splitlines(), 2),
+    ]
+
+
+def _decision(decision: Any) -> str:
+    """The autoscaler's last decision in a line: mode, observed load, target, replicas."""
+    if not isinstance(decision, dict) or not decision:
+        return "-"
+    parts = [str(decision.get("mode", "?"))]
+    metric = decision.get("metric", "")
+    if "observedStable" in decision or "observedPanic" in decision:
+        parts.append(
+            f"{metric} {decision.get('observedStable', '?')} stable / "
+            f"{decision.get('observedPanic', '?')} panic".strip()
+        )
+    if "target" in decision:
+        parts.append(f"target {decision['target']}")
+    if "desiredReplicas" in decision:
+        parts.append(f"{decision['desiredReplicas']} desired")
+    reason = decision.get("reason")
+    return ", ".join(parts) + (f": {reason}" if reason else "")
 
 
 def _events(status: Document) -> list[str]:

@@ -1,4 +1,4 @@
-"""How `ksrv get` prints what it fetched: a table, YAML, JSON or a kubectl JSONPath template.
+"""How `ksrv get` prints what it fetched: a table, YAML, JSON, names or a JSONPath template.
 
 `Output.parse` checks `-o` before anything is fetched; `show` prints a first listing and
 `show_changed` what `get -w` found changed (rows without the header, as kubectl prints watch
@@ -20,7 +20,7 @@ from ksrv.cli import jsonpath, tables
 
 Document = dict[str, Any]
 
-FORMATS = ("yaml", "json", "wide", "jsonpath=TEMPLATE")
+FORMATS = ("yaml", "json", "wide", "jsonpath=TEMPLATE", "name")
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,22 @@ class Output:
     format: str | None
     template: jsonpath.Template | None = None
     show_namespace: bool = False
+    type_name: str = ""
+    """`-o name`'s prefix, kubectl's `{singular}.{group}` (`revision.ksrv.dev`)."""
 
     @classmethod
-    def parse(cls, kind: str, output: str | None, show_namespace: bool) -> Output:
+    def parse(
+        cls, kind: str, output: str | None, show_namespace: bool, type_name: str = ""
+    ) -> Output:
         """Raises: click.BadParameter: an unknown format or a template that does not parse."""
-        if output is None or output in ("yaml", "json", "wide"):
-            return cls(kind, output, None, show_namespace)
+        if output is None or output in ("yaml", "json", "wide", "name"):
+            return cls(kind, output, None, show_namespace, type_name)
         if output.startswith("jsonpath="):
             try:
                 template = jsonpath.Template(output.removeprefix("jsonpath="))
             except errors.InvalidInput as exc:
                 raise click.BadParameter(str(exc), param_hint="-o") from exc
-            return cls(kind, "jsonpath", template, show_namespace)
+            return cls(kind, "jsonpath", template, show_namespace, type_name)
         raise click.BadParameter(
             f"unable to match a printer for {output!r}; allowed formats: {', '.join(FORMATS)}",
             param_hint="-o",
@@ -59,6 +63,9 @@ class Output:
             click.echo(self.template.render(shown), nl=False)
         elif self.format in ("yaml", "json"):
             click.echo(_serialized(shown, self.format))
+        elif self.format == "name":
+            for document in documents:
+                click.echo(self._name(document))
         else:
             click.echo(self._table(documents))
 
@@ -73,12 +80,17 @@ class Output:
             elif self.format in ("yaml", "json"):
                 separator = "---\n" if self.format == "yaml" else ""
                 click.echo(separator + _serialized(document, self.format))
+            elif self.format == "name":
+                click.echo(self._name(document))
             else:
                 click.echo(self._table([document]).split("\n", 1)[1])
 
     @property
     def is_table(self) -> bool:
         return self.format in (None, "wide")
+
+    def _name(self, document: Document) -> str:
+        return f"{self.type_name}/{document['metadata'].get('name', '')}"
 
     def _table(self, documents: list[Document]) -> str:
         wide = self.format == "wide"

@@ -30,6 +30,7 @@ Document = dict[str, Any]
 APPLY_PATCH = "application/apply-patch+yaml"
 APPLY_RESULT_HEADER = "x-ksrv-apply"  # set by control.api_server: created|configured|unchanged
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+ISVC_LABEL = "serving.kserve.io/inferenceservice"  # KServe's label on a component's revisions
 
 namespace_option = click.option(
     "-n", "--namespace", default=None, help="Namespace (default: the document's, else default)."
@@ -58,7 +59,7 @@ class _Target:
 
     @property
     def label(self) -> str:
-        return f"{self.type.singular}.{api_paths.GROUP}/{self.name}"
+        return f"{self.type.singular}.{self.type.group}/{self.name}"
 
 
 @click.command()
@@ -126,7 +127,7 @@ def apply(
 @namespace_option
 @click.option("-A", "--all-namespaces", "is_all_namespaces", is_flag=True)
 @click.option(
-    "-o", "--output", default=None, help="yaml, json, wide or jsonpath=TEMPLATE (kubectl's)."
+    "-o", "--output", default=None, help="yaml, json, wide, name or jsonpath=TEMPLATE (kubectl's)."
 )
 @click.option(
     "-w", "--watch", "is_watching", is_flag=True, help="Then print what changes, until Ctrl-C."
@@ -141,10 +142,11 @@ def get(
     is_watching: bool,
     server: str,
 ) -> None:
-    """List resources (isvc, servingruntimes, csr, ig, tm), or show some by name."""
+    """List resources (isvc, servingruntimes, csr, ig, tm, revisions), or show some by name."""
     resource_type, names = _resource_and_names(resource, names)
     show_namespace = is_all_namespaces and resource_type.is_namespaced
-    printer = Output.parse(resource_type.kind, output, show_namespace)
+    type_name = f"{resource_type.singular}.{resource_type.group}"
+    printer = Output.parse(resource_type.kind, output, show_namespace, type_name)
     namespace = namespace or "default"
     scope = None if is_all_namespaces else namespace
 
@@ -194,8 +196,29 @@ def describe(resource: str, names: tuple[str, ...], namespace: str | None, serve
     resource_type, names = _resource_and_names(resource, names)
     namespace = namespace or "default"
     documents = _fetch(server, resource_type, names, namespace, namespace)
+    revisions = _revisions(server, namespace) if resource_type.kind == "InferenceService" else []
     now = time.time()
-    click.echo("\n\n".join(description(document, now) for document in documents))
+    described = [
+        description(document, now, _owned(revisions, document["metadata"]["name"]))
+        for document in documents
+    ]
+    click.echo("\n\n".join(described))
+
+
+def _revisions(server: str, namespace: str) -> list[Document] | None:
+    """The namespace's revisions; None from a control plane that serves none."""
+    try:
+        return _fetch(server, api_paths.REVISION, (), namespace, namespace)
+    except APIFailure as exc:
+        if exc.code in (404, 405):
+            return None
+        raise
+
+
+def _owned(revisions: list[Document] | None, isvc: str) -> list[Document] | None:
+    if revisions is None:
+        return None
+    return [r for r in revisions if r["metadata"].get("labels", {}).get(ISVC_LABEL) == isvc]
 
 
 @click.command()
@@ -237,7 +260,7 @@ def delete(
                 click.echo(f"Error: {exc.message}", err=True)
                 failed += 1
                 continue
-            click.echo(f'{target.type.singular}.{api_paths.GROUP} "{target.name}" deleted')
+            click.echo(f'{target.type.singular}.{target.type.group} "{target.name}" deleted')
     if failed:
         sys.exit(1)
 
@@ -308,6 +331,11 @@ def _place(document: Document, namespace: str | None) -> _Target:
     kind = document.get("kind")
     resource_type = api_paths.by_kind(kind) if isinstance(kind, str) else None
     if resource_type is None:
+        if kind == api_paths.REVISION.kind:
+            raise click.ClickException(
+                "a Revision is read-only: the control plane makes one for each change of an "
+                "InferenceService component; apply the InferenceService instead"
+            )
         known = ", ".join(t.kind for t in api_paths.RESOURCE_TYPES)
         raise click.ClickException(f"kind {kind!r} is not one ksrv serves ({known})")
     metadata = document.setdefault("metadata", {})
@@ -370,7 +398,7 @@ def _resource_and_names(
     if resource_type is None:
         raise click.UsageError(
             f'the server doesn\'t have a resource type "{resource}" '
-            "(try isvc, servingruntimes, csr, ig, tm)"
+            "(try isvc, servingruntimes, csr, ig, tm, rev)"
         )
     return resource_type, names
 

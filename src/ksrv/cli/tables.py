@@ -3,7 +3,8 @@
 The columns follow KServe's CRD printer columns (`kubectl get isvc` shows NAME URL READY PREV
 LATEST PREVROLLEDOUTREVISION LATESTREADYREVISION AGE), so the output reads the same locally and
 on a cluster; an InferenceService also shows ADDRESS (`status.address.url`, the gateway's path
-form, reachable without a Host header) before AGE. Pure: documents and `now` in, text out.
+form, reachable without a Host header) before AGE. A Revision shows what Knative's `kn revision
+list` and its CRD's printer columns show together. Pure: documents and `now` in, text out.
 """
 
 from __future__ import annotations
@@ -108,12 +109,60 @@ def _columns(kind: str, wide: bool, now: float) -> Columns:
             ("CONTAINERS", _containers),
             *created,
         ]
+    if kind == "Revision":
+        return [*name, *revision_columns(wide), *created]
     if kind == "ClusterStorageContainer":  # its CRD has no printer columns: kubectl's default
         return [*name, *created]
     if kind == "TrainedModel":
         isvc: Columns = [("INFERENCESERVICE", lambda d: _text(d["spec"].get("inferenceService")))]
         return [*name, *(isvc if wide else []), ("URL", _url), ("READY", _ready), *created]
     return [*name, ("URL", _url), ("READY", _ready), *created]
+
+
+def revision_columns(wide: bool) -> Columns:
+    """A revision's service, component, traffic, replicas and readiness (wide: generation,
+    the condition count as `kn` shows it, and the autoscaler's mode)."""
+    columns: Columns = [
+        ("INFERENCESERVICE", lambda d: _label(d, "serving.kserve.io/inferenceservice")),
+        ("COMPONENT", lambda d: _label(d, "component")),
+        ("TRAFFIC", lambda d: revision_traffic(d)[0]),
+        ("TAGS", lambda d: revision_traffic(d)[1]),
+        ("ACTUAL", lambda d: _text(d.get("status", {}).get("actualReplicas"))),
+        ("DESIRED", lambda d: _text(d.get("status", {}).get("desiredReplicas"))),
+        ("READY", _ready),
+        ("REASON", lambda d: _text((condition(d, "Ready") or {}).get("reason"))),
+    ]
+    if wide:
+        columns += [
+            ("GENERATION", lambda d: _label(d, "serving.knative.dev/configurationGeneration")),
+            ("CONDITIONS", _conditions_ok),
+            ("AUTOSCALER", lambda d: _text(_autoscaler(d).get("mode")) or "-"),
+        ]
+    return columns
+
+
+def revision_traffic(document: Document) -> tuple[str, str]:
+    """A revision's traffic percent (`kn`'s `20%`) and tag."""
+    traffic = document.get("status", {}).get("traffic")
+    if not isinstance(traffic, dict):
+        return "", ""
+    return f"{traffic.get('percent', 0)}%", _text(traffic.get("tag"))
+
+
+def _label(document: Document, key: str) -> str:
+    return _text((document["metadata"].get("labels") or {}).get(key))
+
+
+def _conditions_ok(document: Document) -> str:
+    """`kn`'s CONDITIONS: how many are True, of how many."""
+    entries = [c for c in document.get("status", {}).get("conditions") or [] if isinstance(c, dict)]
+    ok = sum(entry.get("status") == "True" for entry in entries)
+    return f"{ok} OK / {len(entries)}"
+
+
+def _autoscaler(document: Document) -> Document:
+    found = document.get("status", {}).get("autoscaler")
+    return found if isinstance(found, dict) else {}
 
 
 def _text(value: Any) -> str:

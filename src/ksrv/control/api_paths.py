@@ -2,7 +2,9 @@
 
 Kubernetes' layout, so kubectl habits (and KServe's clients) carry over:
 `/apis/serving.kserve.io/{version}/namespaces/{ns}/{plural}[/{name}]`, cluster-scoped kinds
-without the namespace part. The server and the CLI both build and read paths from here.
+without the namespace part. KServe's kinds are read and written; ksrv's own read-only views
+(`Revision`, under `ksrv.dev/v1`) are only read. The server and the CLI both build and read
+paths from here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from urllib.parse import quote
 from ksrv.api import kinds
 
 GROUP = kinds.GROUP
+KSRV_GROUP = "ksrv.dev"
+"""ksrv's own API group, for what the control plane shows beyond KServe's kinds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,9 @@ class ResourceType:
     plural: str
     is_namespaced: bool
     short_names: tuple[str, ...] = ()
+    group: str = GROUP
+    is_read_only: bool = False
+    """Served for reading only: the control plane makes these, `apply` and `delete` cannot."""
 
     @classmethod
     def of(cls, kind: kinds.Kind) -> ResourceType:
@@ -31,7 +38,7 @@ class ResourceType:
 
     @property
     def api_version(self) -> str:
-        return f"{GROUP}/{self.version}"
+        return f"{self.group}/{self.version}"
 
     @property
     def singular(self) -> str:
@@ -40,8 +47,12 @@ class ResourceType:
     def collection_path(self, namespace: str | None) -> str:
         """The list/create URL; `namespace=None` lists across all namespaces."""
         if self.is_namespaced and namespace is not None:
-            return f"/apis/{GROUP}/{self.version}/namespaces/{segment(namespace)}/{self.plural}"
-        return f"/apis/{GROUP}/{self.version}/{self.plural}"
+            return f"{self._root}/namespaces/{segment(namespace)}/{self.plural}"
+        return f"{self._root}/{self.plural}"
+
+    @property
+    def _root(self) -> str:
+        return f"/apis/{self.group}/{self.version}"
 
     def item_path(self, namespace: str, name: str) -> str:
         parent = self.collection_path(namespace if self.is_namespaced else None)
@@ -56,36 +67,46 @@ def segment(text: str) -> str:
     return quote(text, safe="")
 
 
-# Every kind of `api.kinds.KINDS` is served, in that table's order.
+# Every kind of `api.kinds.KINDS` is served, in that table's order: what `apply` takes.
 RESOURCE_TYPES: tuple[ResourceType, ...] = tuple(ResourceType.of(k) for k in kinds.KINDS.values())
+# A component's revisions (`control.revision_view`); `rev` as Knative's `kn` calls them.
+REVISION = ResourceType(
+    "Revision", "v1", "revisions", True, ("rev",), group=KSRV_GROUP, is_read_only=True
+)
+SERVED_TYPES: tuple[ResourceType, ...] = (*RESOURCE_TYPES, REVISION)
+GROUPS: frozenset[str] = frozenset(t.group for t in SERVED_TYPES)
 
 _BY_NAME: dict[str, ResourceType] = {}
-for _type in RESOURCE_TYPES:
+for _type in SERVED_TYPES:
     for _alias in (_type.kind.lower(), _type.plural, *_type.short_names):
         _BY_NAME[_alias] = _type
 
 
 def by_kind(kind: str) -> ResourceType | None:
-    """The type for a document's `kind` (exact spelling, as in a manifest)."""
+    """The writable type for a document's `kind` (exact spelling, as in a manifest)."""
     for resource_type in RESOURCE_TYPES:
         if resource_type.kind == kind:
             return resource_type
     return None
 
 
-def by_plural(version: str, plural: str) -> ResourceType | None:
-    """The type a URL segment names, or None when this version does not serve it."""
-    for resource_type in RESOURCE_TYPES:
-        if resource_type.plural == plural and resource_type.version == version:
+def by_plural(group: str, version: str, plural: str) -> ResourceType | None:
+    """The type a URL's segments name, or None when that group/version does not serve it."""
+    for resource_type in SERVED_TYPES:
+        if (resource_type.group, resource_type.version, resource_type.plural) == (
+            group,
+            version,
+            plural,
+        ):
             return resource_type
     return None
 
 
 def resolve(text: str) -> ResourceType | None:
-    """What a user typed (`isvc`, `inferenceservices`, `InferenceService`, `csr`, ...)."""
-    name = text.lower()
-    if "." in name:  # `inferenceservices.serving.kserve.io`, as kubectl accepts
-        name, _, group = name.partition(".")
-        if group != GROUP:
-            return None
-    return _BY_NAME.get(name)
+    """What a user typed (`isvc`, `inferenceservices`, `InferenceService`, `csr`, `rev`, ...)."""
+    name, _, group = text.lower().partition(".")
+    found = _BY_NAME.get(name)
+    # `inferenceservices.serving.kserve.io`, `revisions.ksrv.dev`, as kubectl accepts them
+    if found is None or (group and group != found.group):
+        return None
+    return found

@@ -5,7 +5,8 @@ body goes through `admission` (KServe's defaulting and validation) before the st
 every failure is a Kubernetes `Status` object, so kubectl-trained eyes and KServe's clients read
 them, and a caller's mistake is never a 500. Two internal endpoints serve what the control plane
 knows beyond the store: the route table (long poll, for the gateway) and replica logs; the
-gateways POST their traffic counts for the autoscaler to a third (`TrafficSink`).
+gateways POST their traffic counts for the autoscaler to a third (`TrafficSink`). A
+component's revisions are served read-only under `ksrv.dev/v1` (`RevisionSource`).
 ClusterServingRuntimes are read with ksrv's installed defaults (`default_runtimes.installed`).
 """
 
@@ -14,16 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs
 
 from ksrv import errors
 from ksrv.api import default_runtimes, names
 from ksrv.api.kinds import COMPONENTS
-from ksrv.control import admission, api_paths, api_status, log_tail
-from ksrv.control.api_paths import ResourceType
+from ksrv.control import admission, api_request, api_status, log_tail
+from ksrv.control.api_request import Call
 from ksrv.control.store import Store
 from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.protocol.routes import RouteTableDoc
@@ -52,25 +51,19 @@ class TrafficSink(Protocol):
     def record(self, document: Any) -> None: ...
 
 
+class RevisionSource(Protocol):
+    """Revisions as served (`control.revision_view.RevisionView` satisfies it)."""
+
+    def list(self, namespace: str | None) -> list[Document]: ...
+
+    def get(self, namespace: str, name: str) -> Document:
+        """Raises: ResourceNotFound."""
+
+
 class LogSource(Protocol):
     """Where a component's replica logs are (the local platform knows)."""
 
     def log_paths(self, namespace: str, name: str, component: str) -> list[Path]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """A resource request, as read from its path and query."""
-
-    type: ResourceType
-    namespace: str | None  # None: all namespaces, or a cluster-scoped kind
-    name: str | None
-    subresource: str | None
-    is_dry_run: bool
-
-    @property
-    def store_namespace(self) -> str:
-        return (self.namespace or "") if self.type.is_namespaced else ""
 
 
 class ManagementAPI:
@@ -85,11 +78,14 @@ class ManagementAPI:
         routes: RouteFeed | None = None,
         logs: LogSource | None = None,
         traffic: TrafficSink | None = None,
+        *,
+        revisions: RevisionSource | None = None,
     ) -> None:
         self.store = store
         self.routes = routes
         self.logs = logs
         self.traffic = traffic
+        self.revisions = revisions
         self._closing = asyncio.Event()
         self._installed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -100,10 +96,10 @@ class ManagementAPI:
 
     async def __call__(self, request: Request) -> Response | StreamingResponse:
         wants_yaml = "yaml" in request.headers.get("accept", "")
-        call: _Call | None = None
+        call: Call | None = None
         name: str | None = None
         try:
-            query = _query(request)
+            query = api_request.query_params(request)
             parts = [part for part in request.path.split("/") if part]
             if parts == ["healthz"]:
                 return Response(b"ok", 200, [(b"content-type", b"text/plain")])
@@ -114,7 +110,7 @@ class ManagementAPI:
                 return Response(b"", 204)
             if parts[:2] == ["ksrv", "v1"]:
                 return await self._internal(request.method, parts[2:], query)
-            call = _parse_call(parts, query)
+            call = api_request.parse_call(parts, query)
             name = call.name
             body: Document = {}
             if request.method in ("POST", "PUT", "PATCH"):
@@ -137,9 +133,11 @@ class ManagementAPI:
 
     # -- resources -------------------------------------------------------------------------
     def _resource(
-        self, request: Request, call: _Call, body: Document
+        self, request: Request, call: Call, body: Document
     ) -> tuple[Document, int, list[Any]]:
         method = request.method
+        if call.type.is_read_only:
+            return self._read_only(method, call), 200, []
         if call.name is None:
             if method == "GET":
                 return self._list(call), 200, []
@@ -169,7 +167,27 @@ class ManagementAPI:
             return self._delete(call), 200, []
         raise _not_allowed(method, call)
 
-    def _list(self, call: _Call) -> Document:
+    def _read_only(self, method: str, call: Call) -> Document:
+        """GET of a kind the control plane makes (revisions); every write is refused."""
+        if method != "GET":
+            raise errors.MethodNotAllowed(
+                f"{method} is not supported on {call.type.plural}: they are read-only, made by "
+                "the control plane for each change of an InferenceService component; change "
+                "the InferenceService instead"
+            )
+        if self.revisions is None:
+            raise errors.RouteNotFound(f"this control plane serves no {call.type.plural}")
+        if call.name is not None:
+            assert call.namespace is not None
+            return self.revisions.get(call.namespace, call.name)
+        return {
+            "apiVersion": call.type.api_version,
+            "kind": f"{call.type.kind}List",
+            "metadata": {},
+            "items": self.revisions.list(call.namespace),
+        }
+
+    def _list(self, call: Call) -> Document:
         namespace = call.namespace if call.type.is_namespaced else ""
         return {
             "apiVersion": call.type.api_version,
@@ -178,7 +196,7 @@ class ManagementAPI:
             "items": self._with_installed(call, self.store.list(call.type.kind, namespace)),
         }
 
-    def _get(self, call: _Call) -> Document:
+    def _get(self, call: Call) -> Document:
         assert call.name is not None
         try:
             return self.store.get(call.type.kind, call.store_namespace, call.name)
@@ -188,13 +206,13 @@ class ManagementAPI:
                     return document
             raise
 
-    def _with_installed(self, call: _Call, stored: list[Document]) -> list[Document]:
+    def _with_installed(self, call: Call, stored: list[Document]) -> list[Document]:
         """ClusterServingRuntimes: the stored ones and the defaults they do not replace."""
         if call.type.kind != "ClusterServingRuntime":
             return stored
         return default_runtimes.installed(stored, self._installed_at)
 
-    def _create(self, call: _Call, body: Document) -> Document:
+    def _create(self, call: Call, body: Document) -> Document:
         document = self._admit(call, body)
         if call.is_dry_run:
             name = document["metadata"]["name"]
@@ -203,7 +221,7 @@ class ManagementAPI:
             return {**document, "status": {}}
         return self.store.create(document)
 
-    def _replace(self, call: _Call, body: Document) -> Document:
+    def _replace(self, call: Call, body: Document) -> Document:
         document = self._admit(call, body)
         current = self._get(call)
         admission.admit_update(current, document)
@@ -216,7 +234,7 @@ class ManagementAPI:
             return _preview(current, document)
         return self.store.update(document)
 
-    def _apply(self, call: _Call, body: Document) -> tuple[Document, str]:
+    def _apply(self, call: Call, body: Document) -> tuple[Document, str]:
         document = self._admit(call, body)
         current = self._find(call, document["metadata"]["name"])
         if current is not None:
@@ -231,7 +249,7 @@ class ManagementAPI:
             return stored, "created"
         return stored, "configured" if changed else "unchanged"
 
-    def _replace_status(self, call: _Call, body: Document) -> Document:
+    def _replace_status(self, call: Call, body: Document) -> Document:
         current = self._get(call)
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
@@ -247,13 +265,13 @@ class ManagementAPI:
         assert call.name is not None
         return self.store.update_status(call.type.kind, call.store_namespace, call.name, new_status)
 
-    def _delete(self, call: _Call) -> Document:
+    def _delete(self, call: Call) -> Document:
         if call.is_dry_run:
             return self._get(call)
         assert call.name is not None
         return self.store.delete(call.type.kind, call.store_namespace, call.name)
 
-    def _admit(self, call: _Call, body: Document) -> Document:
+    def _admit(self, call: Call, body: Document) -> Document:
         """The body checked against the URL, then defaulted and validated by `admission`."""
         if call.type.is_namespaced and call.namespace is not None:
             _check_namespace(call.namespace)
@@ -269,7 +287,7 @@ class ManagementAPI:
             metadata["resourceVersion"] = str(resource_version)
         return document
 
-    def _find(self, call: _Call, name: str) -> Document | None:
+    def _find(self, call: Call, name: str) -> Document | None:
         try:
             return self.store.get(call.type.kind, call.store_namespace, name)
         except errors.ResourceNotFound:
@@ -290,8 +308,8 @@ class ManagementAPI:
     async def _routes(self, query: dict[str, str]) -> Response:
         if self.routes is None:
             raise errors.RouteNotFound("this control plane publishes no route table")
-        after = _int_param(query, "after", 0, minimum=0)
-        timeout_s = min(_float_param(query, "timeout_s", 30.0), MAX_POLL_S)
+        after = api_request.int_param(query, "after", 0, minimum=0)
+        timeout_s = min(api_request.float_param(query, "timeout_s", 30.0), MAX_POLL_S)
         table = self.routes.snapshot()
         if int(table.get("version", 0)) <= after:
             newer = await self._wait_newer(self.routes, after, timeout_s)
@@ -325,7 +343,7 @@ class ManagementAPI:
         component = query.get("component", "predictor")
         if component not in COMPONENTS:
             raise errors.InvalidInput(f"component must be one of {', '.join(COMPONENTS)}")
-        tail = _int_param(query, "tail", 100, minimum=-1)
+        tail = api_request.int_param(query, "tail", 100, minimum=-1)
         if self.logs is None:
             raise errors.RouteNotFound("this control plane keeps no logs")
         logs = self.logs
@@ -345,39 +363,6 @@ class ManagementAPI:
 
 
 # -- request reading ------------------------------------------------------------------------
-def _query(request: Request) -> dict[str, str]:
-    raw = request.target.partition(b"?")[2].decode("latin-1")
-    return {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
-
-
-def _parse_call(parts: list[str], query: dict[str, str]) -> _Call:
-    if len(parts) < 4 or parts[:2] != ["apis", api_paths.GROUP]:
-        raise errors.RouteNotFound("the server could not find the requested resource")
-    version, rest = parts[2], parts[3:]
-    namespace: str | None = None
-    if rest[0] == "namespaces" and len(rest) >= 3:
-        namespace, rest = rest[1], rest[2:]
-    resource_type = api_paths.by_plural(version, rest[0])
-    if resource_type is None or len(rest) > 3:
-        raise errors.RouteNotFound("the server could not find the requested resource")
-    if not resource_type.is_namespaced and namespace is not None:
-        raise errors.RouteNotFound(
-            f"{resource_type.plural} are cluster-scoped: no namespace in the path"
-        )
-    name = rest[1] if len(rest) >= 2 else None
-    subresource = rest[2] if len(rest) == 3 else None
-    if subresource not in (None, "status"):
-        raise errors.RouteNotFound(f"no subresource {subresource!r}")
-    if resource_type.is_namespaced and namespace is None and name is not None:
-        raise errors.RouteNotFound(
-            f"{resource_type.plural} are namespaced: the path needs a namespace"
-        )
-    dry_run = query.get("dryRun")
-    if dry_run not in (None, "All"):
-        raise errors.InvalidInput(f"dryRun must be All, not {dry_run!r}")
-    return _Call(resource_type, namespace, name, subresource, dry_run == "All")
-
-
 def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
@@ -416,7 +401,7 @@ def _check_namespace(namespace: str) -> None:
         raise errors.InvalidInput(f"namespace {problem}")
 
 
-def _check_against_url(call: _Call, body: Document) -> None:
+def _check_against_url(call: Call, body: Document) -> None:
     """Kind, apiVersion, namespace and name in the body agree with the URL (or are filled)."""
     expected = call.type
     kind = body.setdefault("kind", expected.kind)
@@ -444,26 +429,6 @@ def _check_against_url(call: _Call, body: Document) -> None:
             )
 
 
-def _int_param(query: dict[str, str], key: str, default: int, minimum: int) -> int:
-    try:
-        value = int(query.get(key, default))
-    except ValueError as exc:
-        raise errors.InvalidInput(f"{key} must be an integer") from exc
-    if value < minimum:
-        raise errors.InvalidInput(f"{key} must be at least {minimum}")
-    return value
-
-
-def _float_param(query: dict[str, str], key: str, default: float) -> float:
-    try:
-        value = float(query.get(key, default))
-    except ValueError as exc:
-        raise errors.InvalidInput(f"{key} must be a number") from exc
-    if not value >= 0:
-        raise errors.InvalidInput(f"{key} must not be negative")
-    return value
-
-
 # -- answers --------------------------------------------------------------------------------
 def _preview(current: Document, document: Document) -> Document:
     """What an update would store (for dryRun): the new user fields over the stored object."""
@@ -478,16 +443,16 @@ def _preview(current: Document, document: Document) -> Document:
     return preview
 
 
-def _details(call: _Call | None, name: str | None) -> Document:
+def _details(call: Call | None, name: str | None) -> Document:
     """Status `details`: which resource the failed call was about."""
     if call is None:
         return {}
-    details: Document = {"kind": call.type.plural, "group": api_paths.GROUP}
+    details: Document = {"kind": call.type.plural, "group": call.type.group}
     if name:
         details["name"] = name
     return details
 
 
-def _not_allowed(method: str, call: _Call) -> errors.MethodNotAllowed:
+def _not_allowed(method: str, call: Call) -> errors.MethodNotAllowed:
     where = f"{call.type.plural}/{call.name}" if call.name else call.type.plural
     return errors.MethodNotAllowed(f"{method} is not supported on {where}")

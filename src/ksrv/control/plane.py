@@ -28,6 +28,7 @@ from ksrv.control.platforms import local_render, processes, statefile
 from ksrv.control.platforms.forkserver import ForkServer
 from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
 from ksrv.control.reconciler import Reconciler, not_served_reconcilers
+from ksrv.control.revision_view import RevisionView
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.store import Store
 from ksrv.control.traffic import TrafficCollector
@@ -144,7 +145,9 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
     nudges.append(reconciler)
     # Writes reach the reconciler through the store's change feed; no nudge needed.
     logs = LogFiles(settings.state_dir)
-    api = ManagementAPI(store, routes=routes, logs=logs, traffic=traffic)
+    api = ManagementAPI(
+        store, routes=routes, logs=logs, traffic=traffic, revisions=RevisionView(store, platform)
+    )
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
     await platform.start()

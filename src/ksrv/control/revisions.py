@@ -2,10 +2,10 @@
 
 A component gets a new revision, `{isvc}-{component}-{n:05d}`, whenever what its replicas run
 changes (the plan's fingerprint together with the platform's rendering of it). Records live in
-the store (kind `Revision`, never served by the management API), so a restarted control plane
-knows which running revisions are whose. A revision that left the route table is drained
-`UNROUTED_GRACE_S` later (the gateway has pulled the new table by then), beside the passes,
-and its record is forgotten.
+the store (kind `Revision`; the management API serves them, read-only, through
+`revision_view`), so a restarted control plane knows which running revisions are whose. A
+revision that left the route table is drained `UNROUTED_GRACE_S` later (the gateway has pulled
+the new table by then), beside the passes, and its record is forgotten.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from ksrv.control import api_paths
 from ksrv.control.platforms.base import Platform, RevisionKey
 from ksrv.control.store import Store
 
@@ -75,7 +76,9 @@ class RevisionRecords:
         newest = max([0, *numbers, *(r["spec"]["number"] for r in revisions)]) + 1
         return self.store.create(
             {
-                "apiVersion": "ksrv.io/v1",
+                # Records written before ksrv's group was `ksrv.dev` say `ksrv.io/v1`: nothing
+                # reads a record's apiVersion, so they load (and are served) as they are.
+                "apiVersion": api_paths.REVISION.api_version,
                 "kind": REVISION,
                 "metadata": {"name": f"{isvc}-{component}-{newest:05d}", "namespace": namespace},
                 "spec": {
