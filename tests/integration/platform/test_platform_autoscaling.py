@@ -124,8 +124,7 @@ def test_load_scales_up_to_max_replicas_and_back_down_to_min(scaling_platform: L
     wait_for(lambda: replicas(platform) == 1, "back down to minReplicas 1", 60, platform)
     wait_for(
         lambda: (
-            f"{NAME}-predictor-00001  stable, concurrency"
-            in platform.cli("describe", "isvc", NAME)
+            "  stable, concurrency " in platform.cli("describe", "isvc", NAME)
             and "1 desired: " in platform.cli("describe", "isvc", NAME)
         ),
         "describe shows the last decision",
