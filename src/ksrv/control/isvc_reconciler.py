@@ -190,18 +190,25 @@ class InferenceServiceReconciler:
             previous.get("latestRolledoutRevision"),
             previous.get("previousRolledoutRevision"),
             component_plan.canary_percent,
+            component_plan.enable_tag_routing,
         )
         outcome.latest_state = observed.get((namespace, latest or ""))
         outcome.backends = _backends(namespace, decided, observed)
-        outcome.is_ready = bool(outcome.backends) and latest in ready
+        outcome.is_ready = outcome.is_serving and latest in ready
+        tags = {share.tag for share in decided.traffic if share.tag}
         outcome.status = service_status.component_status(
             decided,
             latest,
             previous,
             [n for n in names if n in ready],
-            self.platform.service_url(namespace, name, component),
-            self.platform.address_url(namespace, name, component),
-        )
+            service_status.ComponentURLs(
+                self.platform.service_url(namespace, name, component),
+                self.platform.address_url(namespace, name, component),
+                # Knative's tag template `{{.Tag}}-{{.Name}}` on the component's host.
+                {tag: self.platform.service_url(namespace, f"{tag}-{name}", component)
+                 for tag in tags},
+            ),
+        )  # fmt: skip
         keep = {(namespace, revision) for revision in decided.routed}
         if latest is not None:
             keep.add((namespace, latest))
@@ -258,7 +265,7 @@ def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome])
 def _component_route(outcome: ComponentOutcome) -> ComponentDoc:
     route: ComponentDoc = {"backends": outcome.backends, "timeout_s": outcome.plan.timeout_s}
     # Nothing to route to, and no waiting will change that: the gateway answers at once.
-    failure = None if outcome.backends else outcome.failure()
+    failure = None if outcome.is_serving else outcome.failure()
     if failure is not None and failure.is_terminal:
         route["failed"] = f"{failure.reason}: {failure.message}"
     return route
@@ -268,7 +275,8 @@ def _backends(
     namespace: str, decided: rollout.Rollout, observed: dict[RevisionKey, RevisionState]
 ) -> list[BackendDoc]:
     """The route table's backends: revisions with a share and ready replicas, at the
-    addresses the platform reports."""
+    addresses the platform reports. A tagged revision is listed whatever its share and
+    replicas, so its tag URL reaches it alone (held while it has no ready replica)."""
     backends = []
     for share in decided.traffic:
         state = observed.get((namespace, share.revision))
@@ -277,7 +285,7 @@ def _backends(
             http = replica.http_address
             if replica.phase == "Ready" and http is not None:
                 replicas.append({"http": http, "grpc": replica.grpc_address or ""})
-        if share.percent > 0 and replicas:
+        if share.tag or (share.percent > 0 and replicas):
             backend: BackendDoc = {
                 "revision": share.revision,
                 "percent": share.percent,

@@ -43,6 +43,7 @@ AUTOSCALING_PREFIXES: Final = (
     "serving.kserve.io/metric",
     "serving.kserve.io/targetUtilization",
 )
+TAG_ROUTING: Final = "serving.kserve.io/enable-tag-routing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,9 @@ class ComponentPlan:
     container_concurrency: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     canary_percent: int | None = None
+    """`canaryTrafficPercent`; None in Standard mode, where KServe ignores it."""
+    enable_tag_routing: bool = False
+    """`serving.kserve.io/enable-tag-routing: "true"` (Knative mode): tag URLs per revision."""
     batcher: Batcher | None = None
     logger: PayloadLogger | None = None
     predictor: PredictorLink | None = None
@@ -189,6 +193,15 @@ def desired_state(isvc: InferenceService, runtimes: Iterable[Runtime]) -> Servic
     return ServicePlan(namespace, name, plans, notes)
 
 
+def is_knative_mode(isvc: InferenceService) -> bool:
+    """Whether the service runs Knative-style (revisions, `canaryTrafficPercent`, tags).
+
+    The local platform is serverless by default, as KServe's kustomize and Helm installs
+    are: only `serving.kserve.io/deploymentMode: Standard` (or the legacy RawDeployment,
+    rewritten by the webhook) opts out."""
+    return isvc.deployment_mode != "Standard"
+
+
 def _component_plan(
     component: str,
     spec: ComponentSpec,
@@ -196,12 +209,16 @@ def _component_plan(
     link: PredictorLink | None,
     runtimes: list[Runtime],
 ) -> ComponentPlan:
+    is_knative = is_knative_mode(isvc)
+    annotations = {**isvc.metadata.annotations, **(spec.annotations or {})}
     base = ComponentPlan(
         component,
         autoscaling=_autoscaling(spec, isvc),
         container_concurrency=spec.container_concurrency,
         timeout_s=float(spec.timeout or DEFAULT_TIMEOUT_S),
-        canary_percent=spec.canary_traffic_percent,
+        # KServe ignores canaryTrafficPercent in Standard mode (#5335): spec.canary instead.
+        canary_percent=spec.canary_traffic_percent if is_knative else None,
+        enable_tag_routing=is_knative and annotations.get(TAG_ROUTING) == "true",
         batcher=_batcher(spec),
         logger=_logger(spec),
         predictor=link,

@@ -36,6 +36,12 @@ class ComponentOutcome:
     is_ready: bool = False
     latest_state: RevisionState | None = None
 
+    @property
+    def is_serving(self) -> bool:
+        """A backend with a share of the traffic has a ready replica (one reached only by
+        its tag does not count)."""
+        return any(b["percent"] > 0 and b["replicas"] for b in self.backends)
+
     def condition(self, condition_type: str) -> dict[str, Any]:
         if self.is_ready and self.plan.error is None:
             return condition(condition_type, True, "", "")
@@ -82,7 +88,7 @@ class ComponentOutcome:
         status: dict[str, Any] = {
             "transitionStatus": transition,
             "states": {
-                "activeModelState": "Loaded" if self.backends else "Pending",
+                "activeModelState": "Loaded" if self.is_serving else "Pending",
                 "targetModelState": target,
             },
             "copies": {"failedCopies": len(failed), "totalCopies": len(replicas)},
@@ -120,15 +126,24 @@ class Failure:
     is_terminal: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ComponentURLs:
+    """Where a component is reached: its host form, its address, and each tag's host."""
+
+    url: str
+    address_url: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 def component_status(
     decided: Rollout,
     latest: str | None,
     previous: dict[str, Any],
     ready_revisions: list[str],
-    url: str,
-    address_url: str,
+    urls: ComponentURLs,
 ) -> dict[str, Any]:
-    """`status.components[c]`: revisions created, ready and rolled out, traffic, URLs."""
+    """`status.components[c]`: revisions created, ready and rolled out, traffic (a tagged
+    entry with its own `url`, as Knative's route status has it), URLs."""
     return drop_none(
         {
             "latestCreatedRevision": latest or previous.get("latestCreatedRevision"),
@@ -142,12 +157,13 @@ def component_status(
                         "percent": share.percent,
                         "latestRevision": share.revision == latest,
                         "tag": share.tag,
+                        "url": urls.tags.get(share.tag) if share.tag else None,
                     }
                 )
                 for share in decided.traffic
             ],
-            "url": url,
-            "address": {"url": address_url},
+            "url": urls.url,
+            "address": {"url": urls.address_url},
         }
     )
 
@@ -174,7 +190,7 @@ def service_status(
     """The whole InferenceService status: conditions, URLs, components, modelStatus."""
     conditions = [outcome.condition(CONDITION_TYPES[c]) for c, outcome in outcomes.items()]
     entry = outcomes.get(view.entry)
-    ingress_ready = entry is not None and bool(entry.backends)
+    ingress_ready = entry is not None and entry.is_serving
     # No backend yet while the first revision starts is progress, not a failure.
     is_starting = (
         entry is not None and entry.condition(CONDITION_TYPES[view.entry])["status"] == "Unknown"

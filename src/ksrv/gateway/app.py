@@ -98,9 +98,11 @@ class Gateway:
         host = request.header(b"host")
         # Only hooks read `call.headers`: without any, the request's are never decoded.
         headers = request.headers if self.dispatcher.hooks else _NO_HEADERS
+        tag = request.header(b"knative-serving-tag")
         call = Call(
-            "rest", host.decode("latin-1") if host else "", request.target, headers, request
-        )
+            "rest", host.decode("latin-1") if host else "", request.target, headers, request,
+            tag.decode("latin-1") if tag else "",
+        )  # fmt: skip
         self.in_flight += 1
         try:
             if not self.dispatcher.has_table and request.path == HEALTH_PATH:

@@ -196,3 +196,32 @@ def test_whether_the_runtime_merges_requests_is_data():
     ).components["predictor"]
     assert isinstance(torch.workload, plan.ModelServer)
     assert torch.workload.merges_requests is False
+
+
+MODE = "serving.kserve.io/deploymentMode"
+TAGS = "serving.kserve.io/enable-tag-routing"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "component_annotations", "canary", "is_tagged"),
+    [
+        ({}, {}, 20, False),  # the local default is serverless: the split is carried out
+        ({MODE: "Knative"}, {}, 20, False),
+        ({MODE: "Serverless"}, {}, 20, False),  # the legacy spelling, rewritten
+        ({TAGS: "true"}, {}, 20, True),
+        ({}, {TAGS: "true"}, 20, True),  # on the component, as KServe merges them
+        ({TAGS: "false"}, {}, 20, False),
+        ({MODE: "Standard", TAGS: "true"}, {}, None, False),  # ignored there, as in KServe
+        ({MODE: "RawDeployment"}, {}, None, False),
+    ],
+)
+def test_canary_percent_and_tag_routing_follow_the_deployment_mode(
+    annotations, component_annotations, canary, is_tagged
+):
+    predictor = desired(
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "canaryTrafficPercent": 20,
+                       "annotations": component_annotations}},
+        annotations=annotations,
+    ).components["predictor"]  # fmt: skip
+    assert predictor.canary_percent == canary
+    assert predictor.enable_tag_routing is is_tagged
