@@ -5,7 +5,8 @@ its own replicas do meanwhile; then the latest takes over, or, with `canaryTraff
 100, gets P% beside the previous one until the user promotes (drop P or set it to 100) or rolls
 back (P = 0). Status pointers are inputs, not facts: one that names no known revision (status
 lost, or scribbled over by a client) is ignored, and the newest other revision with a ready
-replica counts as rolled out instead. Tags follow KServe's ksvc reconciler: the rolled-out
+replica counts as rolled out instead (`previousRolledoutRevision` may also name an older
+revision of the same component that was collected since). Tags follow KServe's ksvc reconciler: the rolled-out
 revision beside the latest is tagged `prev`; the latest is tagged `latest` only with
 `serving.kserve.io/enable-tag-routing: "true"`. A tag gives a revision its own URL.
 """
@@ -67,7 +68,7 @@ def rollout(
     if rolled_out is None:
         others = [name for name in revisions if name != latest and name in ready]
         rolled_out = others[-1] if others else None
-    previous = _known(status_previous, known)
+    previous = _known(status_previous, known) or _older_sibling(status_previous, rolled_out)
     traffic: tuple[Traffic, ...]
     if latest is None:
         traffic = (Traffic(rolled_out, 100),) if rolled_out is not None else ()
@@ -90,6 +91,18 @@ def rollout(
         # status (and `kubectl get isvc`'s PREV/LATEST) shows the rollout under way.
         traffic = (Traffic(latest, 0, latest_tag), Traffic(rolled_out, 100, "prev"))
     return Rollout(traffic, rolled_out, previous)
+
+
+def _older_sibling(value: object, rolled_out: str | None) -> str | None:
+    """`value` if it names an older revision of the rolled-out one's component: the previous
+    revision was collected after the promotion, and status still names it, as Knative's
+    revisions outlive their traffic."""
+    if not isinstance(value, str) or rolled_out is None:
+        return None
+    prefix, _, number = rolled_out.rpartition("-")
+    other_prefix, _, other_number = value.rpartition("-")
+    is_sibling = other_prefix == prefix and other_number.isdigit() and number.isdigit()
+    return value if is_sibling and int(other_number) < int(number) else None
 
 
 def _known(value: object, known: Set[str]) -> str | None:

@@ -67,6 +67,14 @@ CASES = {
         ([R3], R3, set(), R1, R2, None),
         ([Traffic(R3, 100)], None, None),
     ),
+    "previous pointer names a collected older revision: kept": (
+        ([R3], R3, {R3}, R3, R2, None),
+        ([Traffic(R3, 100)], R3, R2),
+    ),
+    "previous pointer names no older revision of this component: dropped": (
+        ([R2], R2, {R2}, R2, "other-predictor-00001", None),
+        ([Traffic(R2, 100)], R2, None),
+    ),
     "deleted and re-created, the new revision ready": (
         ([R3], R3, {R3}, R1, None, None),
         ([Traffic(R3, 100)], R3, None),
@@ -132,7 +140,9 @@ def test_a_whole_canary_rollout_step_by_step():
         (([R1, R2], R2, {R1, R2}, 20), ((R2, 20), (R1, 80)), R1, None),
         (([R1, R2], R2, {R1, R2}, 0), ((R2, 0), (R1, 100)), R1, None),
         (([R1, R2], R2, {R1, R2}, None), ((R2, 100),), R2, R1),
-        (([R2], R2, {R2}, None), ((R2, 100),), R2, None),  # R1 collected: its name unknown
+        (([R2], R2, {R2}, None), ((R2, 100),), R2, R1),  # R1 collected, still previous
+        (([R2, R3], R3, {R2}, None), ((R3, 0), (R2, 100)), R2, R1),
+        (([R2, R3], R3, {R2, R3}, None), ((R3, 100),), R3, R2),
     ]
     rolled_out: str | None = None
     previous: str | None = None
