@@ -6,9 +6,10 @@ its own replicas do meanwhile; then the latest takes over, or, with `canaryTraff
 back (P = 0). Status pointers are inputs, not facts: one that names no known revision (status
 lost, or scribbled over by a client) is ignored, and the newest other revision with a ready
 replica counts as rolled out instead (`previousRolledoutRevision` may also name an older
-revision of the same component that was collected since). Tags follow KServe's ksvc reconciler: the rolled-out
-revision beside the latest is tagged `prev`; the latest is tagged `latest` only with
-`serving.kserve.io/enable-tag-routing: "true"`. A tag gives a revision its own URL.
+revision of the same component that was collected since). Tags follow KServe's ksvc
+reconciler: the rolled-out revision beside the latest is tagged `prev`; the latest is tagged
+`latest` only with `serving.kserve.io/enable-tag-routing: "true"`. A tag gives a revision its
+own URL.
 """
 
 from __future__ import annotations
