@@ -188,8 +188,13 @@ def desired_state(isvc: InferenceService, runtimes: Iterable[Runtime]) -> Servic
         plans[component] = _component_plan(component, spec, isvc, link, runtimes)
     notes: tuple[str, ...] = ()
     if isvc.spec.canary:
-        notes = ("spec.canary: Standard-mode canaries are not available locally yet; use "
-                 "canaryTrafficPercent",)  # fmt: skip
+        notes = (
+            "spec.canary: Standard-mode canaries are not carried out locally yet; the stable "
+            "predictor gets all the traffic"
+            if not is_knative_mode(isvc)
+            else "spec.canary: KServe carries it out in Standard mode only; this service runs "
+            "in Knative mode (the local default), where canaryTrafficPercent splits traffic",
+        )
     return ServicePlan(namespace, name, plans, notes)
 
 
