@@ -23,6 +23,7 @@ from ksrv.api.inference_service import MAIN_CONTAINER, ComponentSpec, InferenceS
 from ksrv.api.kinds import COMPONENTS
 from ksrv.api.meta import Container as ContainerSpec
 from ksrv.api.serving_runtime import Runtime
+from ksrv.control import canaries
 from ksrv.errors import ResourceInvalid
 
 DEFAULT_TIMEOUT_S: Final = 60.0
@@ -158,11 +159,29 @@ class ComponentPlan:
 
 
 @dataclass(frozen=True)
+class CanaryPlan:
+    """A Standard-mode canary (`spec.canary[]`): its name, its share, and what it runs."""
+
+    name: str
+    traffic_percent: int
+    plan: ComponentPlan
+
+    @property
+    def revision_set(self) -> str:
+        """Its revisions' middle name, as KServe names its objects: `{isvc}-{name}-predictor`."""
+        return f"{self.name}-predictor"
+
+
+@dataclass(frozen=True)
 class ServicePlan:
     namespace: str
     name: str
     components: dict[str, ComponentPlan] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    canaries: tuple[CanaryPlan, ...] = ()
+    predictor_set: str = "predictor"
+    """The stable predictor's revisions' middle name: `{name}-predictor` for a named
+    predictor in Standard mode (so promoting a canary by name keeps its revisions)."""
 
     @property
     def entry(self) -> str:
@@ -186,16 +205,24 @@ def desired_state(isvc: InferenceService, runtimes: Iterable[Runtime]) -> Servic
             predictor = plans.get("predictor")
             link = PredictorLink(namespace, name, predictor.protocol if predictor else "v1")
         plans[component] = _component_plan(component, spec, isvc, link, runtimes)
-    notes: tuple[str, ...] = ()
-    if isvc.spec.canary:
-        notes = (
-            "spec.canary: Standard-mode canaries are not carried out locally yet; the stable "
-            "predictor gets all the traffic"
-            if not is_knative_mode(isvc)
-            else "spec.canary: KServe carries it out in Standard mode only; this service runs "
-            "in Knative mode (the local default), where canaryTrafficPercent splits traffic",
+    if is_knative_mode(isvc):
+        notes: tuple[str, ...] = ()
+        if isvc.spec.canary:
+            notes = ("spec.canary: KServe carries it out in Standard mode only; this service "
+                     "runs in Knative mode (the local default), where canaryTrafficPercent "
+                     "splits traffic",)  # fmt: skip
+        return ServicePlan(namespace, name, plans, notes)
+    stable = isvc.spec.predictor
+    planned = tuple(
+        CanaryPlan(
+            str(canary.predictor.name),
+            canary.traffic_percent,
+            _component_plan("predictor", canaries.overlay(stable, canary), isvc, None, runtimes),
         )
-    return ServicePlan(namespace, name, plans, notes)
+        for canary in isvc.spec.canary or ()
+    )
+    predictor_set = f"{stable.name}-predictor" if stable.name else "predictor"
+    return ServicePlan(namespace, name, plans, (), planned, predictor_set)
 
 
 def is_knative_mode(isvc: InferenceService) -> bool:

@@ -9,13 +9,14 @@ only for a failure, so `kubectl get isvc` shows READY Unknown while a rollout is
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ksrv.api import conditions as api_conditions
 from ksrv.control.plan import ComponentPlan
 from ksrv.control.platforms.base import RevisionState
-from ksrv.control.rollout import Rollout
+from ksrv.control.rollout import Rollout, Traffic
 from ksrv.protocol.routes import BackendDoc
 
 CONDITION_TYPES: Final = {
@@ -35,6 +36,8 @@ class ComponentOutcome:
     status: dict[str, Any] = field(default_factory=dict)
     is_ready: bool = False
     latest_state: RevisionState | None = None
+    traffic: tuple[Traffic, ...] = ()
+    """The rollout's split among the component's own revisions."""
 
     @property
     def is_serving(self) -> bool:
@@ -186,8 +189,11 @@ def service_status(
     outcomes: dict[str, ComponentOutcome],
     old_status: dict[str, Any],
     now: float,
+    canaries: Sequence[tuple[str, int, ComponentOutcome]] = (),
 ) -> dict[str, Any]:
-    """The whole InferenceService status: conditions, URLs, components, modelStatus."""
+    """The whole InferenceService status: conditions, URLs, components, modelStatus, and for
+    Standard-mode canaries (name, trafficPercent, outcome) `CanaryPredictorReady` and
+    `canaryStatuses`."""
     conditions = [outcome.condition(CONDITION_TYPES[c]) for c, outcome in outcomes.items()]
     entry = outcomes.get(view.entry)
     ingress_ready = entry is not None and entry.is_serving
@@ -207,6 +213,16 @@ def service_status(
     )
     is_ready = all(outcome.is_ready for outcome in outcomes.values()) and ingress_ready
     conditions.append(condition("Ready", True, "", "") if is_ready else _not_ready(conditions))
+    if canaries:
+        waiting = [name for name, _, outcome in canaries if not outcome.is_ready]
+        conditions.append(
+            condition("CanaryPredictorReady", True, "", "")
+            if not waiting
+            else condition(
+                "CanaryPredictorReady", False, "CanaryNotReady",
+                f"canary {', '.join(waiting)} not ready: the stable predictor takes its share",
+            )
+        )  # fmt: skip
     notes = [*view.notes, *(note for outcome in outcomes.values() for note in outcome.notes)]
     if notes:
         conditions.append(
@@ -226,6 +242,12 @@ def service_status(
         "conditions": conditions,
         "components": {component: outcome.status for component, outcome in outcomes.items()},
     }
+    if canaries:
+        status["canaryStatuses"] = [
+            {"name": name, "ready": outcome.is_ready, "trafficPercent": percent,
+             "modelStatus": outcome.model_status()}
+            for name, percent, outcome in canaries
+        ]  # fmt: skip
     predictor = outcomes.get("predictor")
     if predictor is not None:
         status["modelStatus"] = predictor.model_status()

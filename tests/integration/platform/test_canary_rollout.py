@@ -214,3 +214,49 @@ def test_standard_mode_ignores_canary_traffic_percent_and_says_so(platform, mode
             headers={"host": "latest-raw-predictor-default.example.com"},
         )
         assert response.status_code == 404
+
+
+def test_standard_mode_spec_canary_splits_and_is_promoted_by_name(platform, models):
+    standard = {"serving.kserve.io/deploymentMode": "Standard"}
+    name, stable, c1 = "std", "std-predictor-00001", "std-c1-predictor-00001"
+    platform.apply([isvc(name, models[V1], standard)], "--wait")
+    with_canary = isvc(name, models[V1], standard)
+    with_canary["spec"]["canary"] = [{
+        "predictor": {"name": "c1", "model": {"storageUri": models[V2]}}, "trafficPercent": 20,
+    }]  # fmt: skip
+    platform.apply([with_canary])
+
+    def canary_ready() -> bool:
+        found = platform.isvc(name)["status"].get("canaryStatuses") or [{}]
+        return found[0].get("ready") is True and platform.routed_replicas(name) == {
+            stable: 1,
+            c1: 1,
+        }
+
+    wait_until(canary_ready, "the canary to be Ready and routed", ROLLOUT_TIMEOUT_S)
+    status = platform.isvc(name)["status"]
+    (canary_status,) = status["canaryStatuses"]
+    assert (canary_status["name"], canary_status["trafficPercent"]) == ("c1", 20)
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions["CanaryPredictorReady"] == conditions["Ready"] == "True"
+    with httpx.Client(timeout=30) as http:
+        counts = Counter(answer(http, platform, name) for _ in range(2000))
+    assert 340 <= counts[V2] <= 460, counts
+    canary_pids = platform.replica_pids()[c1]
+
+    promoted = isvc(name, models[V2], standard)
+    promoted["spec"]["predictor"]["name"] = "c1"
+    with steady_load(platform, name) as load:
+        wait_until(lambda: sum(load["answers"].values()) > 20, "the load to start")
+        platform.apply([promoted])
+        wait_until(lambda: stable not in platform.routed_replicas(name), "the promotion")
+        seen = sum(load["answers"].values())
+        wait_until(lambda: sum(load["answers"].values()) > seen + 100, "answers after it")
+        after = Counter(load["answers"])
+        wait_until(lambda: sum(load["answers"].values()) > sum(after.values()) + 50,
+                   "more answers")  # fmt: skip
+        assert load["answers"][V1] == after[V1], "the old stable answered after the promotion"
+    assert load["failed"] == [], load["failed"][:5]
+    assert platform.replica_pids()[c1] == canary_pids  # the canary became stable unrestarted
+    assert "canaryStatuses" not in platform.isvc(name)["status"]
+    wait_until(lambda: stable not in platform.replica_pids(), "the old stable to stop")
