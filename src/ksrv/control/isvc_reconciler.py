@@ -156,9 +156,8 @@ class InferenceServiceReconciler:
         outcomes: dict[str, ComponentOutcome] = {}
         for component, component_plan in desired.components.items():
             previous = mapping(mapping(old_status.get("components")).get(component))
-            revision_set = component
-            if component == "predictor" and desired.canaries:
-                revision_set = desired.predictor_set
+            revision_set = desired.predictor_set if component == "predictor" else component
+            if component == "predictor" and canaries:
                 component_plan = _shrunk(component_plan, canaries)
             outcomes[component], component_keep = await self._reconcile_component(
                 namespace, name, component_plan, previous, revision_set

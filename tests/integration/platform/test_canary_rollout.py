@@ -249,7 +249,7 @@ def test_standard_mode_spec_canary_splits_and_is_promoted_by_name(platform, mode
     with steady_load(platform, name) as load:
         wait_until(lambda: sum(load["answers"].values()) > 20, "the load to start")
         platform.apply([promoted])
-        wait_until(lambda: stable not in platform.routed_replicas(name), "the promotion")
+        wait_until(lambda: platform.routed_replicas(name) == {c1: 1}, "the promotion")
         seen = sum(load["answers"].values())
         wait_until(lambda: sum(load["answers"].values()) > seen + 100, "answers after it")
         after = Counter(load["answers"])
@@ -258,5 +258,7 @@ def test_standard_mode_spec_canary_splits_and_is_promoted_by_name(platform, mode
         assert load["answers"][V1] == after[V1], "the old stable answered after the promotion"
     assert load["failed"] == [], load["failed"][:5]
     assert platform.replica_pids()[c1] == canary_pids  # the canary became stable unrestarted
+    predictor = predictor_status(platform, name)
+    assert predictor["latestCreatedRevision"] == predictor["latestRolledoutRevision"] == c1
     assert "canaryStatuses" not in platform.isvc(name)["status"]
     wait_until(lambda: stable not in platform.replica_pids(), "the old stable to stop")
