@@ -3,8 +3,9 @@
 One pass (`reconcile_all`) reads every InferenceService, asks `plan.desired_state` what each
 component should run and the platform how it runs that (`Platform.render`), keeps one
 revision per distinct rendering (`revisions`), has the platform run it, lets `rollout` split
-traffic between the latest and the last rolled-out revision, publishes the ready replicas'
-addresses (as the platform reports them) to the route table, writes status back
+traffic between the latest and the last rolled-out revision (Standard-mode canaries run as
+revision sets of their own beside the predictor's, `canaries` weighs them), publishes the
+ready replicas' addresses (as the platform reports them) to the route table, writes status back
 (`service_status`), and stops what nothing routes to any more. A service whose pass fails
 stays exactly as it was; the others go on.
 """
