@@ -32,6 +32,14 @@ logger = logging.getLogger(__name__)
     envvar="KSRV_GATEWAY_WORKERS",
     help="Gateway processes sharing the HTTP and gRPC ports (env KSRV_GATEWAY_WORKERS).",
 )
+@click.option(
+    "--seed",
+    type=int,
+    envvar="KSRV_GATEWAY_SEED",
+    hidden=True,
+    help="Seed the traffic split's random choice, so a test's split is reproducible "
+    "(env KSRV_GATEWAY_SEED).",
+)
 @exposure.insecure_option
 def gateway(
     host: str,
@@ -39,6 +47,7 @@ def gateway(
     grpc_port: int,
     routes_url: str | None,
     workers: int,
+    seed: int | None,
     is_insecure_no_auth: bool,
 ) -> None:
     """Route requests by host or /serving/NS/NAME path to the ready replicas."""
@@ -63,6 +72,7 @@ def gateway(
             workers,
             inherited,
             Path(handover) if handover else None,
+            seed=seed,
         )
     except KsrvError as exc:
         click.echo(f"ksrv gateway: {exc}", err=True)

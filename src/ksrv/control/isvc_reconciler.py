@@ -3,8 +3,9 @@
 One pass (`reconcile_all`) reads every InferenceService, asks `plan.desired_state` what each
 component should run and the platform how it runs that (`Platform.render`), keeps one
 revision per distinct rendering (`revisions`), has the platform run it, lets `rollout` split
-traffic between the latest and the last rolled-out revision, publishes the ready replicas'
-addresses (as the platform reports them) to the route table, writes status back
+traffic between the latest and the last rolled-out revision (Standard-mode canaries run as
+revision sets of their own beside the predictor's, `canaries` weighs them), publishes the
+ready replicas' addresses (as the platform reports them) to the route table, writes status back
 (`service_status`), and stops what nothing routes to any more. With `autoscalers`, each
 revision it keeps is autoscaled (`autoscaling`): the latest runs the count last decided, and
 the decision shows in the component's status. A service whose pass fails stays exactly as it
@@ -16,13 +17,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from ksrv.api import default_runtimes, names, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import Runtime, parse_runtime
 from ksrv.control import autoscaling, revisions, rollout, service_status
+from ksrv.control import canaries as canary_rules
 from ksrv.control import plan as planning
 from ksrv.control.autoscaler_settings import ScalingSettings
 from ksrv.control.platforms.base import Platform, RevisionKey, RevisionState
@@ -158,13 +160,21 @@ class InferenceServiceReconciler:
         resource, limitations = self._load(isvc)
         desired = planning.desired_state(resource, runtimes)
         keep: set[RevisionKey] = set()
+        canaries, keep = await self._reconcile_canaries(
+            namespace, name, desired, resource.deployment_mode
+        )
         outcomes: dict[str, ComponentOutcome] = {}
         for component, component_plan in desired.components.items():
             previous = mapping(mapping(old_status.get("components")).get(component))
+            revision_set = desired.predictor_set if component == "predictor" else component
+            if component == "predictor" and canaries:
+                component_plan = _shrunk(component_plan, canaries)
             outcomes[component], component_keep = await self._reconcile_component(
-                namespace, name, component_plan, previous, resource.deployment_mode
+                namespace, name, component_plan, previous, revision_set, resource.deployment_mode
             )
             keep |= component_keep
+        if canaries:
+            self._weigh_canaries(namespace, outcomes["predictor"], canaries)
         view = service_status.ServiceView(
             generation=generation,
             url=self.platform.service_url(namespace, name),
@@ -172,9 +182,41 @@ class InferenceServiceReconciler:
             entry=desired.entry,
             notes=[*limitations, *desired.notes],
         )
-        status = service_status.service_status(view, outcomes, old_status, self.now())
+        status = service_status.service_status(
+            view,
+            outcomes,
+            old_status,
+            self.now(),
+            [(c.name, c.traffic_percent, o) for c, o in canaries],
+        )
         self._write_status(namespace, name, old_status, status)
         return _route(desired, outcomes), keep
+
+    async def _reconcile_canaries(
+        self, namespace: str, name: str, desired: planning.ServicePlan, deployment_mode: str | None
+    ) -> tuple[list[tuple[planning.CanaryPlan, ComponentOutcome]], set[RevisionKey]]:
+        """Run each Standard-mode canary as a revision set of its own (`{isvc}-{name}-predictor-N`);
+        a changed canary rolls within its set as any component does."""
+        found: list[tuple[planning.CanaryPlan, ComponentOutcome]] = []
+        keep: set[RevisionKey] = set()
+        for canary in desired.canaries:
+            outcome, canary_keep = await self._reconcile_component(
+                namespace, name, canary.plan, {}, canary.revision_set, deployment_mode
+            )
+            found.append((canary, outcome))
+            keep |= canary_keep
+        return found, keep
+
+    def _weigh_canaries(
+        self,
+        namespace: str,
+        stable: ComponentOutcome,
+        canaries: list[tuple[planning.CanaryPlan, ComponentOutcome]],
+    ) -> None:
+        """The predictor's route: Ready canaries at their `trafficPercent`, the stable the rest."""
+        ready = [(c.traffic_percent, o.traffic) for c, o in canaries if o.is_ready]
+        shares = canary_rules.weighted(stable.traffic, ready)
+        stable.backends = _backends(namespace, shares, self.platform.observe())
 
     async def _reconcile_component(
         self,
@@ -182,14 +224,15 @@ class InferenceServiceReconciler:
         name: str,
         component_plan: planning.ComponentPlan,
         previous: dict[str, Any],
+        revision_set: str,
         deployment_mode: str | None = None,
     ) -> tuple[ComponentOutcome, set[RevisionKey]]:
         component = component_plan.component
         outcome = ComponentOutcome(component_plan)
         scaling = self._scaling(outcome, deployment_mode)
-        latest = await self._run_latest(namespace, name, outcome, scaling)
+        latest = await self._run_latest(namespace, name, outcome, revision_set, scaling)
         observed = self.platform.observe()
-        records = self.records.of_component(namespace, name, component)
+        records = self.records.of_component(namespace, name, revision_set)
         names = [record["metadata"]["name"] for record in records]
         ready = {n for n in names if _ready_count(observed.get((namespace, n))) > 0}
         decided = rollout.rollout(
@@ -199,18 +242,26 @@ class InferenceServiceReconciler:
             previous.get("latestRolledoutRevision"),
             previous.get("previousRolledoutRevision"),
             component_plan.canary_percent,
+            component_plan.enable_tag_routing,
         )
         outcome.latest_state = observed.get((namespace, latest or ""))
-        outcome.backends = _backends(namespace, decided, observed)
-        outcome.is_ready = bool(outcome.backends) and latest in ready
+        outcome.traffic = decided.traffic
+        outcome.backends = _backends(namespace, [(t, t.percent) for t in decided.traffic], observed)
+        outcome.is_ready = outcome.is_serving and latest in ready
+        tags = {share.tag for share in decided.traffic if share.tag}
         outcome.status = service_status.component_status(
             decided,
             latest,
             previous,
             [n for n in names if n in ready],
-            self.platform.service_url(namespace, name, component),
-            self.platform.address_url(namespace, name, component),
-        )
+            service_status.ComponentURLs(
+                self.platform.service_url(namespace, name, component),
+                self.platform.address_url(namespace, name, component),
+                # Knative's tag template `{{.Tag}}-{{.Name}}` on the component's host.
+                {tag: self.platform.service_url(namespace, f"{tag}-{name}", component)
+                 for tag in tags},
+            ),
+        )  # fmt: skip
         keep = {(namespace, revision) for revision in decided.routed}
         if latest is not None:
             keep.add((namespace, latest))
@@ -244,6 +295,7 @@ class InferenceServiceReconciler:
         namespace: str,
         name: str,
         outcome: ComponentOutcome,
+        revision_set: str,
         scaling: ScalingSettings | None,
     ) -> str | None:
         """Render the plan, find or make its revision, have the platform run it; its name.
@@ -261,16 +313,15 @@ class InferenceServiceReconciler:
             return None
         outcome.notes = rendering.notes
         identity = revisions.fingerprint(component_plan.fingerprint, rendering.spec.fingerprint)
-        component = component_plan.component
         running = [
             state.spec.revision
             for state in self.platform.observe().values()
             if (state.spec.namespace, state.spec.isvc, state.spec.component)
-            == (namespace, name, component)
+            == (namespace, name, revision_set)
         ]
-        record = self.records.latest(namespace, name, component, identity, running)
+        record = self.records.latest(namespace, name, revision_set, identity, running)
         latest: str = record["metadata"]["name"]
-        spec = rendering.spec.named(latest)
+        spec = dataclasses.replace(rendering.spec, component=revision_set).named(latest)
         if self.autoscalers is not None and scaling is not None:
             spec = dataclasses.replace(spec, replicas=self.autoscalers.replicas(spec.key, scaling))
         await self.platform.ensure(spec)
@@ -299,29 +350,43 @@ def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome])
 def _component_route(outcome: ComponentOutcome) -> ComponentDoc:
     route: ComponentDoc = {"backends": outcome.backends, "timeout_s": outcome.plan.timeout_s}
     # Nothing to route to, and no waiting will change that: the gateway answers at once.
-    failure = None if outcome.backends else outcome.failure()
+    failure = None if outcome.is_serving else outcome.failure()
     if failure is not None and failure.is_terminal:
         route["failed"] = f"{failure.reason}: {failure.message}"
     return route
 
 
+def _shrunk(
+    stable: planning.ComponentPlan, canaries: list[tuple[planning.CanaryPlan, ComponentOutcome]]
+) -> planning.ComponentPlan:
+    """The stable predictor's plan with what its Ready canaries run taken off its minimum."""
+    ready = sum(c.plan.autoscaling.min_replicas for c, o in canaries if o.is_ready)
+    low = canary_rules.stable_min(stable.autoscaling.min_replicas, ready)
+    return dataclasses.replace(
+        stable, autoscaling=dataclasses.replace(stable.autoscaling, min_replicas=low)
+    )
+
+
 def _backends(
-    namespace: str, decided: rollout.Rollout, observed: dict[RevisionKey, RevisionState]
+    namespace: str,
+    shares: Iterable[tuple[rollout.Traffic, float]],
+    observed: dict[RevisionKey, RevisionState],
 ) -> list[BackendDoc]:
     """The route table's backends: revisions with a share and ready replicas, at the
-    addresses the platform reports."""
+    addresses the platform reports. A tagged revision is listed whatever its share and
+    replicas, so its tag URL reaches it alone (held while it has no ready replica)."""
     backends = []
-    for share in decided.traffic:
+    for share, percent in shares:
         state = observed.get((namespace, share.revision))
         replicas: list[ReplicaDoc] = []
         for replica in state.replicas if state else []:
             http = replica.http_address
             if replica.phase == "Ready" and http is not None:
                 replicas.append({"http": http, "grpc": replica.grpc_address or ""})
-        if share.percent > 0 and replicas:
+        if share.tag or (percent > 0 and replicas):
             backend: BackendDoc = {
                 "revision": share.revision,
-                "percent": share.percent,
+                "percent": percent,
                 "replicas": replicas,
             }
             if share.tag:

@@ -23,6 +23,7 @@ from ksrv.api.inference_service import MAIN_CONTAINER, ComponentSpec, InferenceS
 from ksrv.api.kinds import COMPONENTS
 from ksrv.api.meta import Container as ContainerSpec
 from ksrv.api.serving_runtime import Runtime
+from ksrv.control import canaries
 from ksrv.errors import ResourceInvalid
 
 DEFAULT_TIMEOUT_S: Final = 60.0
@@ -43,6 +44,7 @@ AUTOSCALING_PREFIXES: Final = (
     "serving.kserve.io/metric",
     "serving.kserve.io/targetUtilization",
 )
+TAG_ROUTING: Final = "serving.kserve.io/enable-tag-routing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,9 @@ class ComponentPlan:
     container_concurrency: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     canary_percent: int | None = None
+    """`canaryTrafficPercent`; None in Standard mode, where KServe ignores it."""
+    enable_tag_routing: bool = False
+    """`serving.kserve.io/enable-tag-routing: "true"` (Knative mode): tag URLs per revision."""
     batcher: Batcher | None = None
     logger: PayloadLogger | None = None
     predictor: PredictorLink | None = None
@@ -154,11 +159,29 @@ class ComponentPlan:
 
 
 @dataclass(frozen=True)
+class CanaryPlan:
+    """A Standard-mode canary (`spec.canary[]`): its name, its share, and what it runs."""
+
+    name: str
+    traffic_percent: int
+    plan: ComponentPlan
+
+    @property
+    def revision_set(self) -> str:
+        """Its revisions' middle name, as KServe names its objects: `{isvc}-{name}-predictor`."""
+        return f"{self.name}-predictor"
+
+
+@dataclass(frozen=True)
 class ServicePlan:
     namespace: str
     name: str
     components: dict[str, ComponentPlan] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    canaries: tuple[CanaryPlan, ...] = ()
+    predictor_set: str = "predictor"
+    """The stable predictor's revisions' middle name: `{name}-predictor` for a named
+    predictor in Standard mode (so promoting a canary by name keeps its revisions)."""
 
     @property
     def entry(self) -> str:
@@ -182,11 +205,33 @@ def desired_state(isvc: InferenceService, runtimes: Iterable[Runtime]) -> Servic
             predictor = plans.get("predictor")
             link = PredictorLink(namespace, name, predictor.protocol if predictor else "v1")
         plans[component] = _component_plan(component, spec, isvc, link, runtimes)
-    notes: tuple[str, ...] = ()
-    if isvc.spec.canary:
-        notes = ("spec.canary: Standard-mode canaries are not available locally yet; use "
-                 "canaryTrafficPercent",)  # fmt: skip
-    return ServicePlan(namespace, name, plans, notes)
+    if is_knative_mode(isvc):
+        notes: tuple[str, ...] = ()
+        if isvc.spec.canary:
+            notes = ("spec.canary: KServe carries it out in Standard mode only; this service "
+                     "runs in Knative mode (the local default), where canaryTrafficPercent "
+                     "splits traffic",)  # fmt: skip
+        return ServicePlan(namespace, name, plans, notes)
+    stable = isvc.spec.predictor
+    planned = tuple(
+        CanaryPlan(
+            str(canary.predictor.name),
+            canary.traffic_percent,
+            _component_plan("predictor", canaries.overlay(stable, canary), isvc, None, runtimes),
+        )
+        for canary in isvc.spec.canary or ()
+    )
+    predictor_set = f"{stable.name}-predictor" if stable.name else "predictor"
+    return ServicePlan(namespace, name, plans, (), planned, predictor_set)
+
+
+def is_knative_mode(isvc: InferenceService) -> bool:
+    """Whether the service runs Knative-style (revisions, `canaryTrafficPercent`, tags).
+
+    The local platform is serverless by default, as KServe's kustomize and Helm installs
+    are: only `serving.kserve.io/deploymentMode: Standard` (or the legacy RawDeployment,
+    rewritten by the webhook) opts out."""
+    return isvc.deployment_mode != "Standard"
 
 
 def _component_plan(
@@ -196,12 +241,16 @@ def _component_plan(
     link: PredictorLink | None,
     runtimes: list[Runtime],
 ) -> ComponentPlan:
+    is_knative = is_knative_mode(isvc)
+    annotations = {**isvc.metadata.annotations, **(spec.annotations or {})}
     base = ComponentPlan(
         component,
         autoscaling=_autoscaling(spec, isvc),
         container_concurrency=spec.container_concurrency,
         timeout_s=float(spec.timeout or DEFAULT_TIMEOUT_S),
-        canary_percent=spec.canary_traffic_percent,
+        # KServe ignores canaryTrafficPercent in Standard mode (#5335): spec.canary instead.
+        canary_percent=spec.canary_traffic_percent if is_knative else None,
+        enable_tag_routing=is_knative and annotations.get(TAG_ROUTING) == "true",
         batcher=_batcher(spec),
         logger=_logger(spec),
         predictor=link,

@@ -9,13 +9,14 @@ only for a failure, so `kubectl get isvc` shows READY Unknown while a rollout is
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ksrv.api import conditions as api_conditions
 from ksrv.control.plan import ComponentPlan
 from ksrv.control.platforms.base import RevisionState
-from ksrv.control.rollout import Rollout
+from ksrv.control.rollout import Rollout, Traffic
 from ksrv.protocol.routes import BackendDoc
 
 CONDITION_TYPES: Final = {
@@ -35,6 +36,14 @@ class ComponentOutcome:
     status: dict[str, Any] = field(default_factory=dict)
     is_ready: bool = False
     latest_state: RevisionState | None = None
+    traffic: tuple[Traffic, ...] = ()
+    """The rollout's split among the component's own revisions."""
+
+    @property
+    def is_serving(self) -> bool:
+        """A backend with a share of the traffic has a ready replica (one reached only by
+        its tag does not count)."""
+        return any(b["percent"] > 0 and b["replicas"] for b in self.backends)
 
     def condition(self, condition_type: str) -> dict[str, Any]:
         if self.is_ready and self.plan.error is None:
@@ -82,7 +91,7 @@ class ComponentOutcome:
         status: dict[str, Any] = {
             "transitionStatus": transition,
             "states": {
-                "activeModelState": "Loaded" if self.backends else "Pending",
+                "activeModelState": "Loaded" if self.is_serving else "Pending",
                 "targetModelState": target,
             },
             "copies": {"failedCopies": len(failed), "totalCopies": len(replicas)},
@@ -120,15 +129,24 @@ class Failure:
     is_terminal: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ComponentURLs:
+    """Where a component is reached: its host form, its address, and each tag's host."""
+
+    url: str
+    address_url: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 def component_status(
     decided: Rollout,
     latest: str | None,
     previous: dict[str, Any],
     ready_revisions: list[str],
-    url: str,
-    address_url: str,
+    urls: ComponentURLs,
 ) -> dict[str, Any]:
-    """`status.components[c]`: revisions created, ready and rolled out, traffic, URLs."""
+    """`status.components[c]`: revisions created, ready and rolled out, traffic (a tagged
+    entry with its own `url`, as Knative's route status has it), URLs."""
     return drop_none(
         {
             "latestCreatedRevision": latest or previous.get("latestCreatedRevision"),
@@ -142,12 +160,13 @@ def component_status(
                         "percent": share.percent,
                         "latestRevision": share.revision == latest,
                         "tag": share.tag,
+                        "url": urls.tags.get(share.tag) if share.tag else None,
                     }
                 )
                 for share in decided.traffic
             ],
-            "url": url,
-            "address": {"url": address_url},
+            "url": urls.url,
+            "address": {"url": urls.address_url},
         }
     )
 
@@ -170,11 +189,14 @@ def service_status(
     outcomes: dict[str, ComponentOutcome],
     old_status: dict[str, Any],
     now: float,
+    canaries: Sequence[tuple[str, int, ComponentOutcome]] = (),
 ) -> dict[str, Any]:
-    """The whole InferenceService status: conditions, URLs, components, modelStatus."""
+    """The whole InferenceService status: conditions, URLs, components, modelStatus, and for
+    Standard-mode canaries (name, trafficPercent, outcome) `CanaryPredictorReady` and
+    `canaryStatuses`."""
     conditions = [outcome.condition(CONDITION_TYPES[c]) for c, outcome in outcomes.items()]
     entry = outcomes.get(view.entry)
-    ingress_ready = entry is not None and bool(entry.backends)
+    ingress_ready = entry is not None and entry.is_serving
     # No backend yet while the first revision starts is progress, not a failure.
     is_starting = (
         entry is not None and entry.condition(CONDITION_TYPES[view.entry])["status"] == "Unknown"
@@ -191,6 +213,16 @@ def service_status(
     )
     is_ready = all(outcome.is_ready for outcome in outcomes.values()) and ingress_ready
     conditions.append(condition("Ready", True, "", "") if is_ready else _not_ready(conditions))
+    if canaries:
+        waiting = [name for name, _, outcome in canaries if not outcome.is_ready]
+        conditions.append(
+            condition("CanaryPredictorReady", True, "", "")
+            if not waiting
+            else condition(
+                "CanaryPredictorReady", False, "CanaryNotReady",
+                f"canary {', '.join(waiting)} not ready: the stable predictor takes its share",
+            )
+        )  # fmt: skip
     notes = [*view.notes, *(note for outcome in outcomes.values() for note in outcome.notes)]
     if notes:
         conditions.append(
@@ -210,6 +242,12 @@ def service_status(
         "conditions": conditions,
         "components": {component: outcome.status for component, outcome in outcomes.items()},
     }
+    if canaries:
+        status["canaryStatuses"] = [
+            {"name": name, "ready": outcome.is_ready, "trafficPercent": percent,
+             "modelStatus": outcome.model_status()}
+            for name, percent, outcome in canaries
+        ]  # fmt: skip
     predictor = outcomes.get("predictor")
     if predictor is not None:
         status["modelStatus"] = predictor.model_status()

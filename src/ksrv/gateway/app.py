@@ -104,9 +104,11 @@ class Gateway:
         host = request.header(b"host")
         # Only hooks read `call.headers`, and only some of them: decoded on first read.
         headers = _LazyHeaders(request) if self.dispatcher.hooks else _NO_HEADERS
+        tag = request.header(b"knative-serving-tag")
         call = Call(
-            "rest", host.decode("latin-1") if host else "", request.target, headers, request
-        )
+            "rest", host.decode("latin-1") if host else "", request.target, headers, request,
+            tag.decode("latin-1") if tag else "",
+        )  # fmt: skip
         self.in_flight += 1
         try:
             if not self.dispatcher.has_table and request.path == HEALTH_PATH:
@@ -215,13 +217,16 @@ async def _serve_forever(
     grpc_port: int,
     routes_url: str | None,
     worker_count: int,
+    seed: int | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     gateway = Gateway(
-        routes_url, traffic_url=traffic.traffic_url(routes_url) if routes_url else None
+        routes_url,
+        random.Random(seed) if seed is not None else None,
+        traffic_url=traffic.traffic_url(routes_url) if routes_url else None,
     )
     await gateway.start(host, 0, grpc_port, sock, is_grpc_shared=worker_count > 1)
     logger.info(
@@ -267,8 +272,13 @@ def serve_gateway(
     worker_count: int = 1,
     inherited: Sequence[socket.socket] = (),
     handover: Path | None = None,
+    *,
+    seed: int | None = None,
 ) -> None:
     """Run the gateway until SIGTERM/SIGINT, in `worker_count` processes sharing its ports.
+
+    `seed`: the traffic split's random choice starts from it (each worker alike), so a
+    test's canary split is reproducible.
 
     `inherited`: HTTP listening sockets the supervising process (the control plane) bound
     and keeps open while this gateway restarts, one per worker; without them the ports are
@@ -284,7 +294,7 @@ def serve_gateway(
         if grpc_port:
             listeners.check_free(host, grpc_port, "gateway gRPC")
         if worker_count <= 1:
-            _run(_serve_forever(host, sockets[0], grpc_port, routes_url, worker_count))
+            _run(_serve_forever(host, sockets[0], grpc_port, routes_url, worker_count, seed))
             return
         logger.info(
             "gateway: %d workers on HTTP port %d", worker_count, sockets[0].getsockname()[1]
@@ -294,7 +304,7 @@ def serve_gateway(
             mine = sockets[index % len(sockets)]
             others = [sock for sock in sockets if sock is not mine]
             listeners.close_all([*others, *([handing_over] if handing_over else [])])
-            _run(_serve_forever(host, mine, grpc_port, routes_url, worker_count))
+            _run(_serve_forever(host, mine, grpc_port, routes_url, worker_count, seed))
 
         workers.supervise(worker_count, serve, "gateway worker")
     finally:

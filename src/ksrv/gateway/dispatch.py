@@ -92,7 +92,7 @@ class Dispatcher:
             NoReadyReplica: no replica became ready within the hold time.
             UpstreamFailed, UpstreamTimeout: as the transport raised them.
         """
-        match = self.table.match(call.host, call.target)
+        match = self.table.match(call.host, call.target, call.tag)
         if match is None:
             match = await self._first_table(call) if not self.has_table else None
             if match is None:
@@ -124,7 +124,7 @@ class Dispatcher:
             raise ServerNotReady(
                 f"the gateway has had no route table from the control plane for {MAX_HOLD_S:g} s"
             ) from None
-        return self.table.match(call.host, call.target)
+        return self.table.match(call.host, call.target, call.tag)
 
     async def _route(self, transport: Transport[A], call: Call, match: Match) -> A:
         # The common case inline: a backend with a replica that answers the first time.
@@ -202,7 +202,7 @@ class Dispatcher:
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._table_changed.wait(), min(remaining, HOLD_POLL_S))
-            rematched = self.table.match(call.host, call.target)
+            rematched = self.table.match(call.host, call.target, call.tag)
             if rematched is None:
                 raise _not_found(call)
             match = call.match = rematched

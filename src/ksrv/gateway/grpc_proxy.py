@@ -124,7 +124,8 @@ class _Forwarder:
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         request = GRPCRequest(method, message, metadata, deadline)
-        call = Call("grpc", host, method.encode(), headers, request)
+        tag = headers.get("knative-serving-tag", "")
+        call = Call("grpc", host, method.encode(), headers, request, tag)
         try:
             return await self.dispatcher.dispatch(self.transport, call)
         except ReplicaStatus as exc:

@@ -21,10 +21,13 @@ class Call:
     `transport` is "rest" or "grpc"; `target` is the REST request target or the gRPC method
     path; `headers` are the REST headers or the gRPC metadata (lower-case names). `match` is
     set once routed, `backend` (the revision) and `replica` (its address) once one is chosen;
-    a held request has a match and no backend yet. `payload` belongs to the transport.
+    a held request has a match and no backend yet. `payload` belongs to the transport. `tag`
+    is the `Knative-Serving-Tag` header (or metadata): the one revision the caller asked for.
     """
 
-    __slots__ = ("backend", "headers", "host", "match", "payload", "replica", "target", "transport")
+    __slots__ = (
+        "backend", "headers", "host", "match", "payload", "replica", "tag", "target", "transport"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -33,8 +36,10 @@ class Call:
         target: bytes,
         headers: Mapping[str, str],
         payload: Any,
+        tag: str = "",
     ) -> None:
         self.transport = transport
+        self.tag = tag
         self.host = host
         self.target = target
         self.headers = headers

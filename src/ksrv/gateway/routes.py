@@ -4,6 +4,10 @@ Every host form a service answers to is expanded once into a dict when a table a
 request costs one dict lookup (host) or one split and lookup (path), never a scan over the
 services. Only ready replicas are listed; a backend without any takes no traffic. A
 component with none and `failed` set will get none until its spec changes (the reason).
+A tagged backend (Knative's traffic tags, `latest` / `prev`) is also reached alone: on its
+tag host `{tag}-{name}-{component}-{namespace}.{domain}` (or `.{namespace}.{domain}`), or
+with the header `Knative-Serving-Tag: {tag}` on any host of the service; a backend at 0%
+takes traffic only that way.
 """
 
 from __future__ import annotations
@@ -59,20 +63,19 @@ class Component:
     """The component's own `timeout`; None falls back to the service's."""
     failed: str | None = None
     """Why no replica will come without a change (the control plane's word), or None."""
+    tags: dict[str, Component] = field(default_factory=dict)
+    """Each tagged backend as a component of its own, for its tag host and header."""
 
     def choose(self, rng: random.Random) -> Backend | None:
         """A backend by `percent`, among those with replicas; None when none has any.
 
-        An empty backend's share goes to the others in proportion; if every non-empty
-        backend has 0 percent, they share the traffic equally.
+        An empty backend's share goes to the others in proportion; a backend at 0% is
+        reached only by its tag.
         """
         live = self.live
         if len(live) <= 1:
             return live[0] if live else None
-        total = self.cumulative[-1]
-        if total <= 0:
-            return live[rng.randrange(len(live))]
-        point = rng.random() * total
+        point = rng.random() * self.cumulative[-1]
         for backend, edge in zip(live, self.cumulative, strict=True):
             if point < edge:
                 return backend
@@ -115,58 +118,71 @@ class RouteTable:
         self.version = version
         self.domain = domain
         self.services = services
-        self._hosts: dict[str, tuple[Service, str]] = {}
-        self._paths: dict[tuple[str, str], tuple[Service, str]] = {}
-        self._remembered: dict[tuple[str, bytes], Match] = {}
+        self._hosts: dict[str, tuple[Service, str, str]] = {}
+        self._paths: dict[tuple[str, str], tuple[Service, str, str]] = {}
+        self._remembered: dict[tuple[str, bytes, str], Match] = {}
         for service in services:
             n, s, d = service.name, service.namespace, domain
             for host in (f"{n}.{s}.{d}", f"{n}-{s}.{d}"):
-                self._hosts.setdefault(host, (service, service.entry))
-            self._paths.setdefault((s, n), (service, service.entry))
+                self._hosts.setdefault(host, (service, service.entry, ""))
+            self._paths.setdefault((s, n), (service, service.entry, ""))
             for c in service.components:
                 for host in (f"{n}-{c}.{s}.{d}", f"{n}-{c}-{s}.{d}"):
-                    self._hosts.setdefault(host, (service, c))
-                self._paths.setdefault((s, f"{n}-{c}"), (service, c))
+                    self._hosts.setdefault(host, (service, c, ""))
+                self._paths.setdefault((s, f"{n}-{c}"), (service, c, ""))
+        # After every service's own names, so a service called `latest-x` keeps its hosts.
+        for service in services:
+            n, s, d = service.name, service.namespace, domain
+            for c, component in service.components.items():
+                for t in component.tags:
+                    for host in (f"{t}-{n}-{c}.{s}.{d}", f"{t}-{n}-{c}-{s}.{d}"):
+                        self._hosts.setdefault(host, (service, c, t))
+                    self._paths.setdefault((s, f"{t}-{n}-{c}"), (service, c, t))
 
     @classmethod
     def empty(cls) -> RouteTable:
         return cls(0, "example.com", [])
 
-    def match(self, host: str, target: bytes) -> Match | None:
-        """The component for this Host header (port ignored) or `/serving/NS/NAME` path.
+    def match(self, host: str, target: bytes, tag: str = "") -> Match | None:
+        """The component for this Host header (port ignored) or `/serving/NS/NAME` path;
+        `tag` (a `Knative-Serving-Tag` header) narrows it to that tag's revision, when the
+        component has one (Knative routes an unknown tag as if none were given).
 
         Clients repeat the same few (host, target) pairs, so matches are remembered (up to
         `_MAX_REMEMBERED`, then forgotten all at once); misses and long targets are not, so
         scans cannot crowd the memory.
         """
-        key = (host, target)
+        key = (host, target, tag)
         remembered = self._remembered.get(key)
         if remembered is not None:
             return remembered
-        match = self._match(host, target)
+        match = self._match(host, target, tag)
         if match is not None and len(target) + len(host) <= _MAX_REMEMBERED_CHARS:
             if len(self._remembered) >= _MAX_REMEMBERED:
                 self._remembered.clear()
             self._remembered[key] = match
         return match
 
-    def _match(self, host: str, target: bytes) -> Match | None:
+    def _match(self, host: str, target: bytes, tag: str) -> Match | None:
         found = self._hosts.get(host.partition(":")[0].lower()) if host else None
         if found is None:
             found, target = self._match_path(target)
             if found is None:
                 return None
-        service, name = found
-        if name == service.entry and "explainer" in service.components:
+        service, name, host_tag = found
+        if name == service.entry and "explainer" in service.components and not host_tag:
             path = target.partition(b"?")[0]
             if path.endswith(b":explain"):
                 name = "explainer"
         component = service.components.get(name)
         if component is None:
             return None
+        tag = host_tag or tag
+        if tag:
+            component = component.tags.get(tag, component)
         return Match(service, component, target)
 
-    def _match_path(self, target: bytes) -> tuple[tuple[Service, str] | None, bytes]:
+    def _match_path(self, target: bytes) -> tuple[tuple[Service, str, str] | None, bytes]:
         if not target.startswith(b"/serving/"):
             return None, target
         parts = target[len(_PATH_PREFIX) :].split(b"/", 2)
@@ -216,19 +232,20 @@ def _parse_component(name: str, spec: dict[str, Any]) -> Component:
         )
         for b in spec.get("backends", [])
     )
-    live = tuple(b for b in backends if b.replicas)
+    live = tuple(b for b in backends if b.replicas and b.percent > 0)
     cumulative: list[float] = []
     total = 0.0
     for backend in live:
-        total += max(backend.percent, 0.0)
+        total += backend.percent
         cumulative.append(total)
-    timeout_s = spec.get("timeout_s")
+    timeout_s = float(spec["timeout_s"]) if spec.get("timeout_s") else None
     failed = spec.get("failed")
+    tags = {
+        b.tag: Component(name, (b,), (b,) if b.replicas else (), (100.0,), timeout_s)
+        for b in backends
+        if b.tag
+    }
     return Component(
-        name,
-        backends,
-        live,
-        tuple(cumulative),
-        float(timeout_s) if timeout_s else None,
-        str(failed) if failed and not live else None,
-    )
+        name, backends, live, tuple(cumulative), timeout_s,
+        str(failed) if failed and not live else None, tags,
+    )  # fmt: skip

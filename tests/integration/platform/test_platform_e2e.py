@@ -247,9 +247,10 @@ def test_canary_traffic_percent_splits_between_revisions(ksrv_platform, model_di
 
     wait_until(split, what="a 30/70 split")
     traffic = ksrv_platform.isvc("canary")["status"]["components"]["predictor"]["traffic"]
-    by_tag = {t.get("tag"): t for t in traffic}
-    assert by_tag["latest"]["revisionName"] == "canary-predictor-00002"
-    assert by_tag["prev"]["revisionName"] == "canary-predictor-00001"
+    latest = next(t for t in traffic if t["latestRevision"])
+    assert latest["revisionName"] == "canary-predictor-00002" and "tag" not in latest
+    (prev,) = (t for t in traffic if t.get("tag") == "prev")  # KServe tags it, always
+    assert prev["revisionName"] == "canary-predictor-00001"
     # Promote: drop the percent; the latest revision takes everything, the old one stops.
     ksrv_platform.apply([iris_isvc("canary", str(model_dirs["sklearn-v2"]))])
 

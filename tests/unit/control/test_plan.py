@@ -196,3 +196,56 @@ def test_whether_the_runtime_merges_requests_is_data():
     ).components["predictor"]
     assert isinstance(torch.workload, plan.ModelServer)
     assert torch.workload.merges_requests is False
+
+
+MODE = "serving.kserve.io/deploymentMode"
+TAGS = "serving.kserve.io/enable-tag-routing"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "component_annotations", "canary", "is_tagged"),
+    [
+        ({}, {}, 20, False),  # the local default is serverless: the split is carried out
+        ({MODE: "Knative"}, {}, 20, False),
+        ({MODE: "Serverless"}, {}, 20, False),  # the legacy spelling, rewritten
+        ({TAGS: "true"}, {}, 20, True),
+        ({}, {TAGS: "true"}, 20, True),  # on the component, as KServe merges them
+        ({TAGS: "false"}, {}, 20, False),
+        ({MODE: "Standard", TAGS: "true"}, {}, None, False),  # ignored there, as in KServe
+        ({MODE: "RawDeployment"}, {}, None, False),
+    ],
+)
+def test_canary_percent_and_tag_routing_follow_the_deployment_mode(
+    annotations, component_annotations, canary, is_tagged
+):
+    predictor = desired(
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "canaryTrafficPercent": 20,
+                       "annotations": component_annotations}},
+        annotations=annotations,
+    ).components["predictor"]  # fmt: skip
+    assert predictor.canary_percent == canary
+    assert predictor.enable_tag_routing is is_tagged
+
+
+def test_standard_mode_canaries_are_planned_as_their_own_revision_sets():
+    result = desired(
+        {"predictor": {"name": "stable", "minReplicas": 2, "sklearn": {"storageUri": "/a"}},
+         "canary": [{"predictor": {"name": "c1", "sklearn": {"storageUri": "/b"}},
+                     "trafficPercent": 20}]},
+        annotations={MODE: "Standard"},
+    )  # fmt: skip
+    assert result.notes == () and result.predictor_set == "stable-predictor"
+    (canary,) = result.canaries
+    assert (canary.name, canary.traffic_percent, canary.revision_set) == (
+        "c1", 20, "c1-predictor"
+    )  # fmt: skip
+    assert isinstance(canary.plan.workload, plan.ModelServer)
+    assert canary.plan.workload.storage_uri == "/b"
+    assert canary.plan.autoscaling.min_replicas == 1  # ceil(2 * 20 / 100)
+    # Promoted by name, with the canary's model: the same revision identity, so no restart.
+    promoted = desired(
+        {"predictor": {"name": "c1", "minReplicas": 2, "sklearn": {"storageUri": "/b"}}},
+        annotations={MODE: "Standard"},
+    )  # fmt: skip
+    assert promoted.predictor_set == "c1-predictor"
+    assert promoted.components["predictor"].fingerprint == canary.plan.fingerprint

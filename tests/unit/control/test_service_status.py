@@ -14,6 +14,7 @@ from ksrv.control.service_status import ComponentOutcome, ServiceView
 
 T0, T1 = 0.0, 60.0
 SERVER = ModelServer("sklearn", "/m", "ksrv-sklearn", True, "sklearn", True)
+REPLICA = {"http": "127.0.0.1:41001", "grpc": ""}
 VIEW = ServiceView(3, "http://iris-ns.example.com", "http://gw/serving/ns/iris", "predictor", [])
 
 
@@ -37,7 +38,7 @@ def conditions(status: dict) -> dict[str, dict]:
 def test_a_ready_predictor_makes_the_service_ready_and_loaded():
     outcome = ComponentOutcome(
         ComponentPlan("predictor", workload=SERVER),
-        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}],
+        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": [REPLICA]}],
         is_ready=True,
         latest_state=state("Ready"),
     )
@@ -97,7 +98,7 @@ def test_a_revision_still_starting_is_unknown_not_false():
 def test_a_rollout_under_way_is_unknown_while_the_old_revision_serves():
     serving = ComponentOutcome(
         ComponentPlan("predictor", workload=SERVER),
-        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}],
+        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": [REPLICA]}],
         latest_state=state("Starting"),
     )
     found = conditions(service_status.service_status(VIEW, {"predictor": serving}, {}, T0))
@@ -111,20 +112,40 @@ def test_component_status_reports_traffic_and_pointers():
         (Traffic("r2", 20, "latest"), Traffic("r1", 80, "prev")), rolled_out="r1",
         previous_rolled_out=None,
     )  # fmt: skip
-    status = service_status.component_status(
-        decided, "r2", {}, ["r1", "r2"], "http://u", "http://gw/serving/ns/u"
+    urls = service_status.ComponentURLs(
+        "http://u", "http://gw/serving/ns/u", {"latest": "http://latest-u", "prev": "http://prev-u"}
     )
+    status = service_status.component_status(decided, "r2", {}, ["r1", "r2"], urls)
     assert status == {
         "latestCreatedRevision": "r2",
         "latestReadyRevision": "r2",
         "latestRolledoutRevision": "r1",
         "traffic": [
-            {"revisionName": "r2", "percent": 20, "latestRevision": True, "tag": "latest"},
-            {"revisionName": "r1", "percent": 80, "latestRevision": False, "tag": "prev"},
+            {"revisionName": "r2", "percent": 20, "latestRevision": True, "tag": "latest",
+             "url": "http://latest-u"},
+            {"revisionName": "r1", "percent": 80, "latestRevision": False, "tag": "prev",
+             "url": "http://prev-u"},
         ],
         "url": "http://u",
         "address": {"url": "http://gw/serving/ns/u"},
-    }
+    }  # fmt: skip
+
+
+def test_a_revision_reached_only_by_its_tag_does_not_make_the_service_ready():
+    # Rolled back to 0 while the previous revision restarts: the canary answers on its tag
+    # URL only, so nothing serves the main URL.
+    outcome = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        backends=[
+            {"revision": "iris-predictor-00002", "percent": 0, "tag": "latest",
+             "replicas": [REPLICA]},
+            {"revision": "iris-predictor-00001", "percent": 100, "tag": "prev", "replicas": []},
+        ],
+        latest_state=state("Ready"),
+    )  # fmt: skip
+    assert not outcome.is_serving
+    found = conditions(service_status.service_status(VIEW, {"predictor": outcome}, {}, T0))
+    assert found["IngressReady"]["status"] != "True"
 
 
 @pytest.mark.parametrize(

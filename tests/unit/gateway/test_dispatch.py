@@ -166,3 +166,33 @@ def test_failed_is_ignored_while_a_backend_has_replicas():
         assert await _dispatch(dispatcher, ScriptedTransport({"a:1": ["ok"]})) == "ok"
 
     asyncio.run(run())
+
+
+def test_a_tag_header_held_until_its_revision_has_a_replica_goes_there_alone():
+    def table(tagged_replicas: list[str], version: int) -> Any:
+        backends = [
+            {"revision": "r2", "percent": 0, "tag": "latest",
+             "replicas": [{"http": r} for r in tagged_replicas]},
+            {"revision": "r1", "percent": 100, "tag": "prev", "replicas": [{"http": "a:1"}]},
+        ]  # fmt: skip
+        service = {
+            "namespace": "ns",
+            "name": "svc",
+            "components": {"predictor": {"backends": backends}},
+        }
+        return parse_table({"version": version, "domain": "example.com", "services": [service]})
+
+    async def run() -> None:
+        dispatcher = _dispatcher(table([], 1))
+        transport = ScriptedTransport({"b:1": ["from r2"], "a:1": ["from r1"]})
+        call = Call("rest", HOST, b"/v1/models/m:predict", {}, None, tag="latest")
+        held = asyncio.ensure_future(dispatcher.dispatch(transport, call))
+        await asyncio.sleep(0)
+        assert not held.done()  # r2 has no replica yet; r1 is not what was asked for
+        dispatcher.set_table(table(["b:1"], 2))
+        assert await asyncio.wait_for(held, 5) == "from r2"
+        assert call.backend is not None and call.backend.revision == "r2"
+        untagged = Call("rest", HOST, b"/v1/models/m:predict", {}, None)
+        assert await dispatcher.dispatch(transport, untagged) == "from r1"
+
+    asyncio.run(run())

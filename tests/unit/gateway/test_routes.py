@@ -158,11 +158,74 @@ def test_an_empty_backend_gives_its_share_to_the_others():
     assert 800 <= counts["b"] <= 1200
 
 
-def test_non_empty_backends_at_zero_percent_share_equally():
+def test_a_backend_at_zero_percent_takes_no_traffic_even_when_it_alone_has_replicas():
+    # Rolled back to 0 while the previous revision restarts: hold, do not send to the canary.
     component = _component(_backend("a", 100, 0), _backend("b", 0, 1), _backend("c", 0, 1))
-    rng = random.Random(1)
-    counts = Counter(component.choose(rng).revision for _ in range(2000))
-    assert set(counts) == {"b", "c"}
+    assert component.choose(random.Random(1)) is None
+
+
+def _tagged(revision: str, percent: float, replicas: int, tag: str) -> dict:
+    return {**_backend(revision, percent, replicas), "tag": tag}
+
+
+TAGGED = {
+    "version": 1,
+    "domain": "example.com",
+    "services": [
+        {
+            "namespace": "default",
+            "name": "iris",
+            "entry": "predictor",
+            "components": {
+                "predictor": {
+                    "backends": [_tagged("r2", 0, 1, "latest"), _tagged("r1", 100, 1, "prev")]
+                },
+            },
+        },
+        # Named like a tag host of `iris`: its own names win over the tag's.
+        {
+            "namespace": "default",
+            "name": "prev-iris",
+            "entry": "predictor",
+            "components": {"predictor": {"backends": [_backend("x1", 100, 1)]}},
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("host", "target", "tag", "revision"),
+    [
+        ("latest-iris-predictor-default.example.com", b"/v1/models/iris:predict", "", "r2"),
+        ("latest-iris-predictor.default.example.com", b"/", "", "r2"),
+        ("iris-default.example.com", b"/", "latest", "r2"),
+        ("iris-predictor-default.example.com", b"/", "latest", "r2"),
+        ("iris-default.example.com", b"/", "prev", "r1"),
+        ("", b"/serving/default/latest-iris-predictor/v1/models/iris", "", "r2"),
+        ("", b"/serving/default/iris/v1/models/iris", "latest", "r2"),
+        ("iris-default.example.com", b"/", "", "r1"),  # 0% for the main route
+        ("iris-default.example.com", b"/", "nosuchtag", "r1"),  # unknown tag: as if none
+        ("prev-iris-predictor-default.example.com", b"/", "", "x1"),  # a service's own host
+    ],
+)
+def test_a_tag_host_or_header_reaches_that_revision_alone(host, target, tag, revision):
+    table = parse_table(TAGGED)
+    match = table.match(host, target, tag)
+    assert match is not None
+    rng = random.Random(3)
+    assert {match.component.choose(rng).revision for _ in range(50)} == {revision}
+
+
+def test_a_tagged_revision_without_replicas_is_held_not_unknown():
+    document = {**TAGGED, "services": [dict(TAGGED["services"][0])]}
+    document["services"][0]["components"] = {
+        "predictor": {"backends": [_tagged("r2", 20, 0, "latest"), _tagged("r1", 80, 1, "prev")]}
+    }
+    table = parse_table(document)
+    match = table.match("latest-iris-predictor-default.example.com", b"/")
+    assert match is not None and match.component.choose(random.Random(1)) is None
+    main = table.match("iris-default.example.com", b"/")
+    assert main is not None and main.component.choose(random.Random(1)).revision == "r1"
 
 
 def test_no_replica_anywhere_chooses_nothing():
