@@ -45,8 +45,12 @@ def conditions(revision: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
 def test_a_canary_shows_both_revisions_with_traffic_replicas_and_conditions(
     ksrv_platform, model_dirs
 ):
-    ksrv_platform.apply([iris_isvc("canary", str(model_dirs["sklearn"]))], "--wait")
+    tagged = {"serving.kserve.io/enable-tag-routing": "true"}  # the latest is tagged too
+    stable = iris_isvc("canary", str(model_dirs["sklearn"]))
+    stable["metadata"]["annotations"] = tagged
+    ksrv_platform.apply([stable], "--wait")
     canary = iris_isvc("canary", str(model_dirs["sklearn-v2"]), canaryTrafficPercent=20)
+    canary["metadata"]["annotations"] = tagged
     ksrv_platform.apply([canary])
     first, second = "canary-predictor-00001", "canary-predictor-00002"
 
