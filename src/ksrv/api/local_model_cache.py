@@ -96,6 +96,14 @@ def local_model_cache_errors(
     return errors
 
 
+def cache_notes(resource: LocalModelCache | LocalModelNamespaceCache) -> list[str]:
+    """What a local download does not honour: it runs with the control plane's environment."""
+    why = "the download uses the credentials in ksrv's own environment, as replicas do"
+    spec = resource.spec
+    fields = {"serviceAccountName": spec.service_account_name, "storage": spec.storage}
+    return [f"spec.{field}: {why}" for field, value in fields.items() if value]
+
+
 def local_model_cache_update_errors(
     old: LocalModelCache | LocalModelNamespaceCache, new: LocalModelCache | LocalModelNamespaceCache
 ) -> list[tuple[str, str]]:

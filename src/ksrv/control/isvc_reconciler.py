@@ -70,7 +70,7 @@ class InferenceServiceReconciler:
 
     async def reconcile_all(self) -> None:
         runtimes = self._runtimes()
-        self._caches = [ref for _, ref in stored_caches(self.store)] if self.copies else []
+        self._caches = [cache.ref for cache in stored_caches(self.store)] if self.copies else []
         services: list[ServiceDoc] = []
         wanted: set[RevisionKey] = set()
         seen: set[str] = set()

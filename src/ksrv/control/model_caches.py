@@ -110,20 +110,22 @@ class ModelCacheReconciler:
 
     async def reconcile_all(self) -> None:
         caches = stored_caches(self.store)
-        uris = {ref.key: ref.source_model_uri for _, ref in caches}
+        uris = {cache.ref.key: cache.ref.source_model_uri for cache in caches}
         self._stop_unwanted(set(uris))
         self._sweep(set(uris))
         views = {key: self._advance(key, uri) for key, uri in sorted(uris.items())}
-        users = self._users([ref for _, ref in caches])
-        for document, ref in caches:
-            old = mapping(document.get("status"))
+        users = self._users([cache.ref for cache in caches])
+        for cache in caches:
+            ref = cache.ref
+            old = mapping(cache.document.get("status"))
             status = cache_status(
-                document["metadata"].get("generation"),
+                cache.document["metadata"].get("generation"),
                 self.node,
                 views[ref.key],
                 users.get((ref.kind, ref.namespace, ref.name), []),
                 old,
                 self.now(),
+                cache.notes,
             )
             if status != old:
                 self.store.update_status(ref.kind, ref.namespace, ref.name, status)
@@ -277,8 +279,10 @@ def cache_status(
     services: list[Document],
     old_status: Document,
     now: float,
+    notes: tuple[str, ...] = (),
 ) -> Document:
-    """KServe's LocalModelCache status for one node, plus a Ready condition in words."""
+    """KServe's LocalModelCache status for one node, plus a Ready condition in words (and,
+    as an InferenceService's, a LocalLimitations condition for what is not honoured)."""
     is_downloaded = view.state == lmc.NODE_DOWNLOADED
     is_failed = view.state == lmc.NODE_ERROR
     reasons = {
@@ -288,6 +292,9 @@ def cache_status(
         lmc.NODE_ERROR: "DownloadFailed",
     }
     conditions = [condition("Ready", is_downloaded, reasons[view.state], view.message)]
+    if notes:
+        limits = condition("LocalLimitations", True, "NotHonouredLocally", "; ".join(notes))
+        conditions.append({**limits, "severity": "Info"})
     keep_transition_times(conditions, old_status.get("conditions"), now)
     return {
         "observedGeneration": generation,

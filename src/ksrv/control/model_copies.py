@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,19 @@ logger = logging.getLogger(__name__)
 Document = dict[str, Any]
 
 
-def stored_caches(store: Store) -> list[tuple[Document, CacheRef]]:
-    """Every stored cache of both kinds with its matching facts; one that no longer loads
-    (stored under older rules) is skipped with a warning."""
-    found: list[tuple[Document, CacheRef]] = []
+@dataclass(frozen=True, slots=True)
+class StoredCache:
+    """A stored cache document, its matching facts, and what is not honoured locally."""
+
+    document: Document
+    ref: CacheRef
+    notes: tuple[str, ...]
+
+
+def stored_caches(store: Store) -> list[StoredCache]:
+    """Every stored cache of both kinds; one that no longer loads (stored under older rules)
+    is skipped with a warning."""
+    found: list[StoredCache] = []
     for kind in KINDS:
         for document in store.list(kind):
             body = {key: value for key, value in document.items() if key != "status"}
@@ -48,7 +58,8 @@ def stored_caches(store: Store) -> list[tuple[Document, CacheRef]]:
                 logger.warning("skipping %s %s: %s", kind, document["metadata"]["name"], exc)
                 continue
             assert isinstance(resource, LocalModelCache | LocalModelNamespaceCache)
-            found.append((document, cache_ref(resource)))
+            notes = tuple(resources.local_limitations(resource))
+            found.append(StoredCache(document, cache_ref(resource), notes))
     return found
 
 

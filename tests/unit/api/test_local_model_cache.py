@@ -141,3 +141,12 @@ OTHER = CacheRef("LocalModelCache", "", "bert", "hf://org/bert", ("workers",))
 )
 def test_which_cache_serves_a_predictor_follows_kserves_rule(uri, namespace, annotations, expected):
     assert cache_for(uri, namespace, annotations, [OTHER, CLUSTER, TEAM]) == expected
+
+
+def test_credentials_fields_are_reported_as_not_honoured_locally():
+    document = copy.deepcopy(KSERVE_EXAMPLE)
+    assert resources.local_limitations(resources.load(document)) == []
+    document["spec"] |= {"serviceAccountName": "hf-reader", "storage": {"key": "hf"}}
+    notes = resources.local_limitations(resources.load(document))
+    assert [note.split(":")[0] for note in notes] == ["spec.serviceAccountName", "spec.storage"]
+    assert all("ksrv's own environment" in note for note in notes)

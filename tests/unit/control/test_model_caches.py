@@ -115,3 +115,13 @@ def test_only_a_model_server_predictor_is_rewritten(tmp_path):
     container = CustomContainer(("python", "model.py"), (), None, None)
     custom = ServicePlan("default", "c", {"predictor": ComponentPlan("predictor", container)})
     assert ModelCopies(tmp_path).with_copies(custom, {}, [REF]) == custom
+
+
+def test_what_is_not_honoured_locally_is_a_local_limitations_condition():
+    notes = ("spec.serviceAccountName: not used",)
+    status = cache_status(1, "h", NodeView("NodeDownloaded", "ok"), [], {}, NOW, notes)
+    limits = status["conditions"][1]
+    assert (limits["type"], limits["status"], limits["reason"]) == (
+        "LocalLimitations", "True", "NotHonouredLocally"
+    )  # fmt: skip
+    assert limits["message"] == notes[0] and limits["severity"] == "Info"
