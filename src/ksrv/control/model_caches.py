@@ -111,9 +111,12 @@ class ModelCacheReconciler:
     async def reconcile_all(self) -> None:
         caches = stored_caches(self.store)
         uris = {cache.ref.key: cache.ref.source_model_uri for cache in caches}
+        sizes: dict[str, float] = {}
+        for cache in caches:  # caches of one URI may guess its size differently: the largest
+            sizes[cache.ref.key] = max(sizes.get(cache.ref.key, 0.0), cache.ref.model_size_bytes)
         self._stop_unwanted(set(uris))
         self._sweep(set(uris))
-        views = {key: self._advance(key, uri) for key, uri in sorted(uris.items())}
+        views = {key: self._advance(key, uri, sizes[key]) for key, uri in sorted(uris.items())}
         users = self._users([cache.ref for cache in caches])
         for cache in caches:
             ref = cache.ref
@@ -135,7 +138,7 @@ class ModelCacheReconciler:
         for key in list(self._downloads):
             self._stop(key)
 
-    def _advance(self, key: str, uri: str) -> NodeView:
+    def _advance(self, key: str, uri: str, size_bytes: float) -> NodeView:
         """Poll, finish, retry or start the download of `uri`; its node state now."""
         download = self._downloads.setdefault(key, _Download(uri))
         if download.pid is not None:
@@ -147,12 +150,17 @@ class ModelCacheReconciler:
         if self.copies.is_complete(key):
             return NodeView(lmc.NODE_DOWNLOADED, f"{uri} is cached in {self.copies.path(key)}")
         if download.error is not None and download.retry_at > self.monotonic():
-            # A fixed time, not a countdown: the status changes only when something happens.
-            return NodeView(lmc.NODE_ERROR, f"attempt {download.attempts} failed: "
-                            f"{download.error}; next try at {download.retry_stamp}")  # fmt: skip
+            return _error_view(download)
         running = sum(d.pid is not None for d in self._downloads.values())
         if running >= MAX_DOWNLOADS:
             return NodeView(lmc.NODE_PENDING, f"waiting for {running} running downloads")
+        # KServe checks modelSize against the node group's storage limit; here, the free disk.
+        free_bytes = self.copies.free_bytes()
+        if size_bytes > free_bytes:
+            download.attempts += 1
+            self._failed(download, f"modelSize {size_bytes / 2**30:.1f} GiB is more than the "
+                         f"{free_bytes / 2**30:.1f} GiB free in {self.copies.root}")  # fmt: skip
+            return _error_view(download)
         return self._start(key, download)
 
     def _start(self, key: str, download: _Download) -> NodeView:
@@ -166,7 +174,7 @@ class ModelCacheReconciler:
             download.pid = processes.spawn(argv, dict(self.env or os.environ), log)
         except OSError as exc:
             self._failed(download, f"cannot start the download: {exc}")
-            return NodeView(lmc.NODE_ERROR, download.error or "")
+            return _error_view(download)
         download.started = processes.start_time(download.pid)
         logger.info("local model cache downloading uri=%s dest=%s", download.uri, dest)
         return NodeView(lmc.NODE_DOWNLOADING, f"downloading {download.uri} (attempt "
@@ -260,6 +268,12 @@ class ModelCacheReconciler:
             cached = (version, namespace, annotations, isvc.spec.predictor.storage_uri)
             self._services[uid] = cached
         return cached[1], cached[2], cached[3]
+
+
+def _error_view(download: _Download) -> NodeView:
+    # A fixed time, not a countdown: the status changes only when something happens.
+    return NodeView(lmc.NODE_ERROR, f"attempt {download.attempts} failed: {download.error}; "
+                    f"next try at {download.retry_stamp}")  # fmt: skip
 
 
 def failure_message(log_tail: str, code: int | None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,13 @@ class ModelCopies:
 
     def path(self, key: str) -> Path:
         return self.root / key
+
+    def free_bytes(self) -> int:
+        """Free space where copies go (on the nearest folder that exists yet)."""
+        folder = self.root
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return shutil.disk_usage(folder).free
 
     def is_complete(self, key: str) -> bool:
         return self.path(key).is_dir()

@@ -21,10 +21,10 @@ from tests.models import sklearn_iris
 NODE = "this-node"
 
 
-def cache(name: str, uri: str, namespace: str | None = None) -> dict:
+def cache(name: str, uri: str, namespace: str | None = None, size: str = "1Mi") -> dict:
     kind = "LocalModelNamespaceCache" if namespace else "LocalModelCache"
     metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
-    spec = {"sourceModelUri": uri, "modelSize": "1Mi", "nodeGroups": ["workers"]}
+    spec = {"sourceModelUri": uri, "modelSize": size, "nodeGroups": ["workers"]}
     return {"apiVersion": "serving.kserve.io/v1alpha1", "kind": kind, "metadata": metadata,
             "spec": spec}  # fmt: skip
 
@@ -137,3 +137,13 @@ def test_deleting_a_cache_stops_its_download(store, reconciler, tmp_path):
 
     wait_until(is_gone, what="the killed download reaped")
     assert list((tmp_path / "localmodels").iterdir()) == []
+
+
+def test_a_model_larger_than_the_free_disk_is_not_downloaded(store, reconciler, tmp_path):
+    source = sklearn_iris(tmp_path / "model")
+    store.create(cache("huge", str(source), size="8Ei"))
+    status = pass_until(reconciler, store, "LocalModelCache", "huge", "NodeDownloadError")
+    message = status["conditions"][0]["message"]
+    assert "modelSize 8589934592.0 GiB is more than the" in message and "GiB free in" in message
+    assert not (tmp_path / "localmodels" / storage_key(str(source))).exists()
+    assert reconciler._downloads[storage_key(str(source))].pid is None

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ksrv.api import resources
-from ksrv.api.local_model_cache import CacheRef, cache_for, matches, storage_key
+from ksrv.api.local_model_cache import CacheRef, cache_for, matches, quantity_bytes, storage_key
 from ksrv.errors import ResourceInvalid
 from tests.k8s_support import assert_valid
 
@@ -150,3 +150,12 @@ def test_credentials_fields_are_reported_as_not_honoured_locally():
     notes = resources.local_limitations(resources.load(document))
     assert [note.split(":")[0] for note in notes] == ["spec.serviceAccountName", "spec.storage"]
     assert all("ksrv's own environment" in note for note in notes)
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [(10, 10), ("10Gi", 10 * 2**30), ("1.5G", 1.5e9), ("1e3", 1000), ("1E3", 1000),
+     ("2E", 2e18), ("500m", 0.5), ("3Ki", 3072), ("7", 7)],
+)  # fmt: skip
+def test_model_size_quantities_read_as_kubernetes_reads_them(quantity, expected):
+    assert quantity_bytes(quantity) == pytest.approx(expected)
