@@ -128,6 +128,14 @@ def test_a_cached_model_serves_with_no_download_and_its_copy_goes_with_the_cache
     assert "deleted" in platform.cli("delete", "lmnc", "iris-team", "-n", "team")
     wait_until(lambda: not copy.exists(), "the copy removed with the last cache of its URI")
 
+    # Without a cache the predictor rolls to a revision that downloads its URI again.
+    def latest_ready() -> str | None:
+        status = platform.isvc("cached-iris").get("status", {})
+        return status.get("components", {}).get("predictor", {}).get("latestReadyRevision")
+
+    wait_until(lambda: latest_ready() == "cached-iris-predictor-00002", "the new revision", 60)
+    assert requests_to(http_store, url) > fetched
+
 
 def test_a_failing_uri_says_why_and_is_retried(platform, http_store, iris_tarball):
     url = http_store.put("present.tar.gz", b"")
