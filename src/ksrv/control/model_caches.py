@@ -29,13 +29,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from ksrv.api import local_model_cache as lmc
-from ksrv.api import resources
-from ksrv.api.inference_service import InferenceService
-from ksrv.control.model_copies import ModelCopies, stored_caches
+from ksrv.control.model_copies import ModelCopies, ServiceFacts, service_facts, stored_caches, users
 from ksrv.control.platforms import processes
 from ksrv.control.service_status import condition, keep_transition_times, mapping
 from ksrv.control.store import Store
-from ksrv.errors import KsrvError
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +102,8 @@ class ModelCacheReconciler:
         self.monotonic = monotonic
         self._downloads: dict[str, _Download] = {}
         self._killed: list[tuple[int, int | None]] = []  # (pid, start time) not reaped yet
-        # uid -> (resourceVersion, namespace, annotations, predictor storageUri)
-        self._services: dict[str, tuple[str, str, dict[str, str], str | None]] = {}
+        # uid -> (resourceVersion, what the matching rule reads of that InferenceService)
+        self._services: dict[str, tuple[str, ServiceFacts | None]] = {}
 
     async def reconcile_all(self) -> None:
         caches = stored_caches(self.store)
@@ -235,39 +232,20 @@ class ModelCacheReconciler:
 
     def _users(self, caches: list[lmc.CacheRef]) -> dict[tuple[str, str, str], list[Document]]:
         """(kind, namespace, name) of each cache -> the InferenceServices it serves."""
-        users: dict[tuple[str, str, str], list[Document]] = {}
+        facts: list[ServiceFacts] = []
         seen: set[str] = set()
         for document in self.store.list("InferenceService"):
-            facts = self._service_facts(document)
-            seen.add(document["metadata"].get("uid", ""))
-            if facts is None:
-                continue
-            namespace, annotations, uri = facts
-            ref = lmc.cache_for(uri, namespace, annotations, caches)
-            if ref is not None:
-                entry = {"name": document["metadata"]["name"], "namespace": namespace}
-                users.setdefault((ref.kind, ref.namespace, ref.name), []).append(entry)
+            metadata = document["metadata"]
+            uid, version = metadata.get("uid", ""), metadata.get("resourceVersion", "")
+            seen.add(uid)
+            cached = self._services.get(uid)
+            if cached is None or cached[0] != version:  # parsed once per resourceVersion
+                cached = self._services[uid] = (version, service_facts(document))
+            if cached[1] is not None:
+                facts.append(cached[1])
         for uid in set(self._services) - seen:
             del self._services[uid]
-        return users
-
-    def _service_facts(self, document: Document) -> tuple[str, dict[str, str], str | None] | None:
-        """Namespace, annotations and predictor storageUri (parsed once per resourceVersion)."""
-        metadata = document["metadata"]
-        uid, version = metadata.get("uid", ""), metadata.get("resourceVersion", "")
-        cached = self._services.get(uid)
-        if cached is None or cached[0] != version:
-            body = {key: value for key, value in document.items() if key != "status"}
-            try:
-                isvc = resources.load(body)
-            except KsrvError:
-                return None
-            assert isinstance(isvc, InferenceService)
-            namespace = metadata.get("namespace") or "default"
-            annotations = dict(isvc.metadata.annotations or {})
-            cached = (version, namespace, annotations, isvc.spec.predictor.storage_uri)
-            self._services[uid] = cached
-        return cached[1], cached[2], cached[3]
+        return users(caches, facts)
 
 
 def _error_view(download: _Download) -> NodeView:

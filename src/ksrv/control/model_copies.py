@@ -14,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ksrv.api import resources
+from ksrv.api.inference_service import InferenceService
 from ksrv.api.local_model_cache import (
     KINDS,
     CacheRef,
@@ -61,6 +62,45 @@ def stored_caches(store: Store) -> list[StoredCache]:
             assert isinstance(resource, LocalModelCache | LocalModelNamespaceCache)
             notes = tuple(resources.local_limitations(resource))
             found.append(StoredCache(document, cache_ref(resource), notes))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceFacts:
+    """What the matching rule reads of an InferenceService."""
+
+    name: str
+    namespace: str
+    annotations: dict[str, str]
+    storage_uri: str | None
+
+
+def service_facts(document: Document) -> ServiceFacts | None:
+    """The facts of a stored InferenceService; None when it no longer loads."""
+    body = {key: value for key, value in document.items() if key != "status"}
+    try:
+        isvc = resources.load(body)
+    except KsrvError:
+        return None
+    if not isinstance(isvc, InferenceService):
+        return None
+    metadata = document["metadata"]
+    namespace = metadata.get("namespace") or "default"
+    annotations = dict(isvc.metadata.annotations or {})
+    return ServiceFacts(metadata["name"], namespace, annotations, isvc.spec.predictor.storage_uri)
+
+
+def users(
+    caches: list[CacheRef], services: Iterable[ServiceFacts]
+) -> dict[tuple[str, str, str], list[Document]]:
+    """(kind, namespace, name) of each cache -> `{name, namespace}` of the InferenceServices
+    it serves (KServe's `status.inferenceServices`)."""
+    found: dict[tuple[str, str, str], list[Document]] = {}
+    for service in services:
+        ref = cache_for(service.storage_uri, service.namespace, service.annotations, caches)
+        if ref is not None:
+            entry = {"name": service.name, "namespace": service.namespace}
+            found.setdefault((ref.kind, ref.namespace, ref.name), []).append(entry)
     return found
 
 

@@ -112,29 +112,34 @@ def test_a_cached_model_serves_with_no_download_and_its_copy_goes_with_the_cache
     described = platform.cli("describe", "localmodelcache", "iris")
     assert "NodeDownloaded" in described and "cached-iris" in described
 
-    # The same URI cached for one namespace too: the copy is shared, and outlives `iris`.
-    platform.apply([local_model_cache("iris-team", url, namespace="team")])
-    wait_until(
-        lambda: (
-            (cache_doc(platform, "lmnc", "iris-team", "team").get("status") or {}).get(
-                "nodeStatus", {}
-            )
-            != {}
-        ),
-        "the namespace cache's status",
-    )
-    assert "deleted" in platform.cli("delete", "lmc", "iris")
-    assert copy.is_dir()
-    assert "deleted" in platform.cli("delete", "lmnc", "iris-team", "-n", "team")
-    wait_until(lambda: not copy.exists(), "the copy removed with the last cache of its URI")
+    # KServe's webhooks: one LocalModelCache per URI; no deleting a cache in use.
+    refused = platform.cli("apply", "-f", "-", check=False,
+                           stdin=yaml.safe_dump(local_model_cache("iris-again", url)))  # fmt: skip
+    assert f"LocalModelCache iris has the same StorageURI {url}" in refused
+    refused = platform.cli("delete", "lmc", "iris", check=False)
+    assert "LocalModelCache iris is being used by InferenceService default/cached-iris" in refused
 
-    # Without a cache the predictor rolls to a revision that downloads its URI again.
+    # Opting out rolls the predictor to a revision that downloads its URI again.
+    opted_out = iris_isvc("cached-iris", url)
+    opted_out["metadata"]["annotations"] = {"serving.kserve.io/disable-localmodel": "true"}
+    platform.apply([opted_out])
+
     def latest_ready() -> str | None:
         status = platform.isvc("cached-iris").get("status", {})
         return status.get("components", {}).get("predictor", {}).get("latestReadyRevision")
 
     wait_until(lambda: latest_ready() == "cached-iris-predictor-00002", "the new revision", 60)
     assert requests_to(http_store, url) > fetched
+
+    # The same URI cached for one namespace too: the copy is shared, and outlives `iris`.
+    platform.apply([local_model_cache("iris-team", url, namespace="team")])
+    assert "deleted" in platform.cli("delete", "lmc", "iris")
+    # A cache applied after the delete has a status only once a whole pass ran after it.
+    platform.apply([local_model_cache("marker", f"{http_store.url}/nothing-here.tar.gz")])
+    wait_until(lambda: node_state(platform, "marker") is not None, "a pass after the delete")
+    assert copy.is_dir()
+    assert "deleted" in platform.cli("delete", "lmnc", "iris-team", "-n", "team")
+    wait_until(lambda: not copy.exists(), "the copy removed with the last cache of its URI")
 
 
 def test_a_failing_uri_says_why_and_is_retried(platform, http_store, iris_tarball):

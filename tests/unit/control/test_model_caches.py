@@ -1,6 +1,7 @@
 """The pure parts of the model-cache reconciler: KServe's status for each node state, the
 failure message taken from the download's output, the back-off, and a predictor's plan
-rewritten to read a complete copy in place."""
+rewritten to read a complete copy in place; and the admission rules that read the store
+(one LocalModelCache per URI, no deleting a cache in use)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from ksrv.api.local_model_cache import CacheRef, storage_key
+from ksrv.control import admission
 from ksrv.control.model_caches import Backoff, NodeView, cache_status, failure_message
 from ksrv.control.model_copies import ModelCopies
 from ksrv.control.plan import ComponentPlan, CustomContainer, ModelServer, ServicePlan
+from ksrv.control.store import Store
+from ksrv.errors import Conflict, ResourceInvalid
 
 NOW = 1_700_000_000.0
 
@@ -125,3 +129,57 @@ def test_what_is_not_honoured_locally_is_a_local_limitations_condition():
         "LocalLimitations", "True", "NotHonouredLocally"
     )  # fmt: skip
     assert limits["message"] == notes[0] and limits["severity"] == "Info"
+
+
+def cache_document(name: str, uri: str, namespace: str = "") -> dict:
+    kind = "LocalModelNamespaceCache" if namespace else "LocalModelCache"
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
+        "spec": {"sourceModelUri": uri, "modelSize": "1Gi", "nodeGroups": ["workers"]},
+    }
+
+
+def isvc_document(name: str, uri: str, namespace: str = "default") -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri}}},
+    }
+
+
+@pytest.fixture
+def store():
+    opened = Store(":memory:")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_a_second_local_model_cache_of_one_uri_is_refused_as_kserve_refuses_it(store):
+    store.create(cache_document("iris", "s3://b/iris"))
+    with pytest.raises(ResourceInvalid, match="LocalModelCache iris has the same StorageURI"):
+        admission.admit_among(cache_document("iris-2", "s3://b/iris"), store)
+    admission.admit_among(cache_document("iris", "s3://b/iris"), store)  # itself, re-applied
+    admission.admit_among(cache_document("bert", "hf://org/bert"), store)
+    admission.admit_among(cache_document("iris-team", "s3://b/iris", "team"), store)
+
+
+def test_a_cache_in_use_cannot_be_deleted(store):
+    store.create(cache_document("iris", "s3://b/iris"))
+    store.create(cache_document("iris-team", "s3://b/iris", "team"))
+    store.create(isvc_document("in-team", "s3://b/iris/v1", "team"))
+    # The namespace's own cache serves `in-team`, so the cluster cache is free to go...
+    admission.admit_delete("LocalModelCache", "", "iris", store)
+    with pytest.raises(Conflict, match="LocalModelNamespaceCache team/iris-team is being used "
+                       "by InferenceService team/in-team"):  # fmt: skip
+        admission.admit_delete("LocalModelNamespaceCache", "team", "iris-team", store)
+    # ... until a service elsewhere uses it.
+    store.create(isvc_document("elsewhere", "s3://b/iris"))
+    with pytest.raises(Conflict, match="LocalModelCache iris is being used by InferenceService "
+                       "default/elsewhere"):  # fmt: skip
+        admission.admit_delete("LocalModelCache", "", "iris", store)
+    admission.admit_delete("InferenceService", "default", "elsewhere", store)
