@@ -6,7 +6,9 @@ in one rename when the download is complete, so a folder that exists is a whole 
 InferenceService whose predictor a cache serves (`api.local_model_cache.cache_for`) gets its
 plan's storageUri rewritten to that folder (plus the part of its URI under the cached one),
 as KServe rewrites it to the cache's PVC: the replica reads the files in place, with no
-listing and no download. Until the copy is complete the service downloads as before.
+listing and no download. Until the copy is complete the service downloads as before. The
+stored caches and which services each serves (`stored_caches`, `users`) are read here too,
+for the InferenceService and cache reconcilers and for admission alike.
 """
 
 from __future__ import annotations
