@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "ksrv" / "api" / "crd_fields.json.gz"
 DEFAULT_SCHEMAS = ROOT.parent / "shared" / "schemas" / "kserve"
 KINDS = ("InferenceService", "ServingRuntime", "ClusterServingRuntime", "InferenceGraph",
-         "TrainedModel", "ClusterStorageContainer")  # fmt: skip
+         "TrainedModel", "ClusterStorageContainer", "LocalModelCache",
+         "LocalModelNamespaceCache")  # fmt: skip
 # Written by the controller; the API server ignores it when the resource itself is written.
 # Accepted at the root even where the CRD has no status (ClusterStorageContainer): the local
 # platform records one, and `ksrv get -o yaml | ksrv apply -f -` must round-trip.

@@ -52,5 +52,9 @@ KINDS: Final[dict[str, Kind]] = {
         # No short name in KServe's CRD either; `csc` is ksrv's.
         Kind("ClusterStorageContainer", f"{GROUP}/v1alpha1", "clusterstoragecontainers",
              ("csc",), False),
+        # KServe's CRDs give the model caches no short names; `lmc`/`lmnc` are ksrv's.
+        Kind("LocalModelCache", f"{GROUP}/v1alpha1", "localmodelcaches", ("lmc",), False),
+        Kind("LocalModelNamespaceCache", f"{GROUP}/v1alpha1", "localmodelnamespacecaches",
+             ("lmnc",), True),
     )
 }  # fmt: skip

@@ -12,6 +12,7 @@ from typing import Any, Final
 from ksrv.api.field_tree import unknown_fields
 from ksrv.api.inference_graph import InferenceGraph
 from ksrv.api.inference_service import FRAMEWORKS, InferenceService
+from ksrv.api.local_model_cache import LocalModelCache, LocalModelNamespaceCache, cache_notes
 from ksrv.api.meta import ApiModel, join
 from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from ksrv.api.trained_model import TrainedModel
@@ -60,6 +61,8 @@ def local_limitations(resource: ApiModel) -> list[str]:
             notes.append("spec.multiModel: ModelMesh multi-model serving is not available locally")
     elif isinstance(resource, TrainedModel):
         notes.append("spec.model.memory: the predictor's memory budget is not enforced locally")
+    elif isinstance(resource, LocalModelCache | LocalModelNamespaceCache):
+        notes += cache_notes(resource)
     return notes
 
 

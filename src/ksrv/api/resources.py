@@ -20,6 +20,12 @@ from ksrv.api.inference_graph import InferenceGraph, graph_errors
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.kinds import GROUP, KINDS, Kind
 from ksrv.api.limitations import local_limitations
+from ksrv.api.local_model_cache import (
+    LocalModelCache,
+    LocalModelNamespaceCache,
+    local_model_cache_errors,
+    local_model_cache_update_errors,
+)
 from ksrv.api.meta import join
 from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
 from ksrv.api.storage_container import ClusterStorageContainer, storage_container_errors
@@ -44,6 +50,8 @@ Resource = (
     | InferenceGraph
     | TrainedModel
     | ClusterStorageContainer
+    | LocalModelCache
+    | LocalModelNamespaceCache
 )
 FieldErrors = list[tuple[str, str]]
 
@@ -55,6 +63,8 @@ _MODELS: Final[dict[str, type[Resource]]] = {
     "ServingRuntime": ServingRuntime,
     "ClusterServingRuntime": ClusterServingRuntime,
     "ClusterStorageContainer": ClusterStorageContainer,
+    "LocalModelCache": LocalModelCache,
+    "LocalModelNamespaceCache": LocalModelNamespaceCache,
 }
 # Older API groups and versions KServe no longer serves (no CRD version for them in v0.20).
 _OBSOLETE_GROUPS: Final = ("serving.kubeflow.org",)
@@ -142,6 +152,8 @@ def load(document: dict[str, Any], *, is_strict: bool = False) -> Resource:
         errors += trained_model_errors(resource)
     elif isinstance(resource, ClusterStorageContainer):
         errors += storage_container_errors(resource)
+    elif isinstance(resource, LocalModelCache | LocalModelNamespaceCache):
+        errors += local_model_cache_errors(resource)
     if is_strict:
         errors += _name_errors(resource, errors)
     if errors:
@@ -174,6 +186,10 @@ def validate_update(old: Resource, new: Resource) -> None:
         errors = admission.update_errors(old, new)
     elif isinstance(old, TrainedModel) and isinstance(new, TrainedModel):
         errors = trained_model_update_errors(old, new)
+    elif isinstance(old, LocalModelCache | LocalModelNamespaceCache) and isinstance(
+        new, LocalModelCache | LocalModelNamespaceCache
+    ):
+        errors = local_model_cache_update_errors(old, new)
     if errors:
         raise _invalid(new.to_dict(), errors)
 

@@ -113,6 +113,8 @@ def _columns(kind: str, wide: bool, now: float) -> Columns:
         return [*name, *revision_columns(wide), *created]
     if kind == "ClusterStorageContainer":  # its CRD has no printer columns: kubectl's default
         return [*name, *created]
+    if kind in ("LocalModelCache", "LocalModelNamespaceCache"):
+        return [*name, *_model_cache_columns(wide), *created]
     if kind == "TrainedModel":
         isvc: Columns = [("INFERENCESERVICE", lambda d: _text(d["spec"].get("inferenceService")))]
         return [*name, *(isvc if wide else []), ("URL", _url), ("READY", _ready), *created]
@@ -163,6 +165,32 @@ def _conditions_ok(document: Document) -> str:
 def _autoscaler(document: Document) -> Document:
     found = document.get("status", {}).get("autoscaler")
     return found if isinstance(found, dict) else {}
+
+
+def _model_cache_columns(wide: bool) -> Columns:
+    """A model cache's URI, size, this machine's download state (each node's, on a cluster)
+    and copies available of total; `-o wide` adds the node groups."""
+
+    def spec(field: str) -> Callable[[Document], str]:
+        return lambda d: _text((d.get("spec") or {}).get(field))
+
+    def state(document: Document) -> str:
+        nodes = document.get("status", {}).get("nodeStatus") or {}
+        return ",".join(str(value) for value in nodes.values()) if isinstance(nodes, dict) else ""
+
+    def copies(document: Document) -> str:
+        found = document.get("status", {}).get("copies")
+        return (
+            f"{found.get('available', 0)}/{found.get('total', 0)}"
+            if isinstance(found, dict)
+            else ""
+        )
+
+    groups: Columns = [
+        ("NODEGROUPS", lambda d: ",".join((d.get("spec") or {}).get("nodeGroups") or []))
+    ]
+    return [("URI", spec("sourceModelUri")), ("SIZE", spec("modelSize")), ("STATE", state),
+            ("COPIES", copies), *(groups if wide else [])]  # fmt: skip
 
 
 def _text(value: Any) -> str:

@@ -1,7 +1,8 @@
 """What every body goes through before the store: parse, default, validate (KServe's webhooks).
 
 The management API and `ksrv apply --dry-run` call only these functions, so `ksrv.api`'s
-resource models are reached from this one module.
+resource models are reached from this one module. Most rules read one document; the model
+caches' also read what is stored (`admit_among`, `admit_delete`), as KServe's webhooks list.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ksrv import errors
-from ksrv.api import resources
+from ksrv.api import local_model_cache, resources
+from ksrv.control import model_copies
+from ksrv.control.store import Store
 
 Document = dict[str, Any]
 
@@ -41,3 +44,42 @@ def admit_update(old: Document, new: Document) -> None:
 def field_errors(exc: errors.ResourceInvalid) -> list[tuple[str, str]]:
     """(path, message) pairs of a validation failure; empty when it names no field."""
     return list(exc.field_errors)
+
+
+def admit_among(document: Document, store: Store) -> None:
+    """KServe's webhook rule that reads the other objects of a kind: no two LocalModelCaches
+    name the same sourceModelUri.
+
+    Raises:
+        ResourceInvalid: naming `spec.sourceModelUri` and the other cache.
+    """
+    if document.get("kind") != local_model_cache.CLUSTER_KIND:
+        return
+    name, uri = document["metadata"]["name"], document["spec"]["sourceModelUri"]
+    for other in store.list(local_model_cache.CLUSTER_KIND, ""):
+        other_name = other["metadata"]["name"]
+        if other_name != name and (other.get("spec") or {}).get("sourceModelUri") == uri:
+            problem = f"LocalModelCache {other_name} has the same StorageURI {uri}"
+            raise errors.ResourceInvalid(
+                f"LocalModelCache {name} is invalid: spec.sourceModelUri: {problem}",
+                field_errors=[("spec.sourceModelUri", problem)],
+            )
+
+
+def admit_delete(kind: str, namespace: str, name: str, store: Store) -> None:
+    """KServe refuses to delete a model cache an InferenceService uses (by the matching rule
+    now, not a status that may lag a second behind). Other kinds delete freely.
+
+    Raises:
+        Conflict: naming the cache and one InferenceService that uses it.
+    """
+    if kind not in local_model_cache.KINDS:
+        return
+    caches = [cache.ref for cache in model_copies.stored_caches(store)]
+    services = (model_copies.service_facts(isvc) for isvc in store.list("InferenceService"))
+    found = model_copies.users(caches, (facts for facts in services if facts is not None))
+    using = found.get((kind, namespace, name))
+    if using:
+        who = f"{namespace}/{name}" if namespace else name
+        isvc = f"{using[0]['namespace']}/{using[0]['name']}"
+        raise errors.Conflict(f"{kind} {who} is being used by InferenceService {isvc}")

@@ -266,9 +266,10 @@ class ManagementAPI:
         return self.store.update_status(call.type.kind, call.store_namespace, call.name, new_status)
 
     def _delete(self, call: Call) -> Document:
+        assert call.name is not None
+        admission.admit_delete(call.type.kind, call.store_namespace, call.name, self.store)
         if call.is_dry_run:
             return self._get(call)
-        assert call.name is not None
         return self.store.delete(call.type.kind, call.store_namespace, call.name)
 
     def _admit(self, call: Call, body: Document) -> Document:
@@ -278,6 +279,7 @@ class ManagementAPI:
         _check_against_url(call, body)
         resource_version = body["metadata"].get("resourceVersion")
         document = admission.admit(body)
+        admission.admit_among(document, self.store)
         metadata = document.setdefault("metadata", {})
         if call.type.is_namespaced:
             metadata["namespace"] = call.namespace

@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from ksrv.api import default_runtimes, names, resources
+from ksrv.api import default_runtimes, local_model_cache, names, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import Runtime, parse_runtime
 from ksrv.control import autoscaling, revisions, rollout, service_status
 from ksrv.control import canaries as canary_rules
 from ksrv.control import plan as planning
 from ksrv.control.autoscaler_settings import ScalingSettings
+from ksrv.control.model_copies import ModelCopies, stored_caches
 from ksrv.control.platforms.base import Platform, RevisionKey, RevisionState
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.service_status import ComponentOutcome, mapping
@@ -46,7 +47,8 @@ Document = dict[str, Any]
 class InferenceServiceReconciler:
     """Drives the platform towards the stored InferenceServices and reports their status."""
 
-    kinds: Final = (ISVC, *RUNTIME_KINDS)
+    # A cache's copy becoming complete (its status) changes where a predictor reads its model.
+    kinds: Final = (ISVC, *RUNTIME_KINDS, *local_model_cache.KINDS)
     follows_platform: Final = True
 
     def __init__(
@@ -58,6 +60,7 @@ class InferenceServiceReconciler:
         on_removed: Callable[[], None],
         now: Callable[[], float] = time.time,
         autoscalers: autoscaling.Autoscalers | None = None,
+        copies: ModelCopies | None = None,
     ) -> None:
         self.store = store
         self.platform = platform
@@ -67,11 +70,14 @@ class InferenceServiceReconciler:
         self.records = revisions.RevisionRecords(store)
         self.collector = revisions.Collector(platform, on_removed)
         self._default_runtimes = list(default_runtimes.default_runtimes())
+        self.copies = copies
+        self._caches: list[local_model_cache.CacheRef] = []
         # uid -> (resourceVersion, typed resource, local limitations) of the last load
         self._loaded: dict[str, tuple[str, InferenceService, list[str]]] = {}
 
     async def reconcile_all(self) -> None:
         runtimes = self._runtimes()
+        self._caches = [cache.ref for cache in stored_caches(self.store)] if self.copies else []
         services: list[ServiceDoc] = []
         wanted: set[RevisionKey] = set()
         seen: set[str] = set()
@@ -159,6 +165,9 @@ class InferenceServiceReconciler:
             return None, set()
         resource, limitations = self._load(isvc)
         desired = planning.desired_state(resource, runtimes)
+        if self.copies is not None:
+            annotations = resource.metadata.annotations or {}
+            desired = self.copies.with_copies(desired, annotations, self._caches)
         keep: set[RevisionKey] = set()
         canaries, keep = await self._reconcile_canaries(
             namespace, name, desired, resource.deployment_mode

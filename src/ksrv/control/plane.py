@@ -24,6 +24,8 @@ from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
 from ksrv.control.autoscaling import Autoscalers
 from ksrv.control.isvc_reconciler import InferenceServiceReconciler
 from ksrv.control.log_retention import DEFAULT_RETENTION_S, LogJanitor
+from ksrv.control.model_caches import ModelCacheReconciler
+from ksrv.control.model_copies import ModelCopies
 from ksrv.control.platforms import local_render, processes, statefile
 from ksrv.control.platforms.forkserver import ForkServer
 from ksrv.control.platforms.local import STATE_FILE, LocalPlatform
@@ -138,10 +140,12 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
     autoscalers = Autoscalers(
         platform, traffic, config, max_replicas=local_render.LOCAL_MAX_REPLICAS
     )
+    copies = ModelCopies(settings.state_dir / "localmodels")
     services = InferenceServiceReconciler(
-        store, platform, routes, on_removed=nudge, autoscalers=autoscalers
+        store, platform, routes, on_removed=nudge, autoscalers=autoscalers, copies=copies
     )
-    reconciler = Reconciler(store, [services, *not_served_reconcilers(store, time.time)])
+    caches = ModelCacheReconciler(store, copies, python=settings.python)
+    reconciler = Reconciler(store, [services, caches, *not_served_reconcilers(store, time.time)])
     nudges.append(reconciler)
     # Writes reach the reconciler through the store's change feed; no nudge needed.
     logs = LogFiles(settings.state_dir)
@@ -180,6 +184,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         api.close()
         await server.shutdown(5.0)
         await platform.shutdown(stop_replicas=True)
+        caches.shutdown()
         gateway.stop()
         store.close()
         settings.pid_file.unlink(missing_ok=True)

@@ -159,7 +159,7 @@ def test_to_dict_keeps_store_metadata_status_and_fields_ksrv_does_not_type():
             "'LLMInferenceService'",
         ),
         (
-            {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "LocalModelCache"},
+            {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "LocalModelNodeGroup"},
             "not served by ksrv",
         ),
         ({"apiVersion": "v1", "kind": "Secret"}, "'Secret' \\(v1\\) is not served"),
