@@ -202,7 +202,12 @@ class InferenceServiceReconciler:
         )
         outcome.latest_state = observed.get((namespace, latest or ""))
         outcome.backends = _backends(namespace, decided, observed)
-        outcome.is_ready = bool(outcome.backends) and latest in ready
+        # A rolled-out revision scaled to zero stays Ready, as in Knative: the activator
+        # holds its requests while a replica starts.
+        at_zero = outcome.latest_state is not None and outcome.latest_state.spec.replicas == 0
+        outcome.is_ready = (_has_replicas(outcome.backends) and latest in ready) or (
+            at_zero and latest == decided.rolled_out
+        )
         outcome.status = service_status.component_status(
             decided,
             latest,
@@ -298,8 +303,10 @@ def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome])
 
 def _component_route(outcome: ComponentOutcome) -> ComponentDoc:
     route: ComponentDoc = {"backends": outcome.backends, "timeout_s": outcome.plan.timeout_s}
+    if outcome.plan.container_concurrency:
+        route["container_concurrency"] = outcome.plan.container_concurrency
     # Nothing to route to, and no waiting will change that: the gateway answers at once.
-    failure = None if outcome.backends else outcome.failure()
+    failure = None if _has_replicas(outcome.backends) else outcome.failure()
     if failure is not None and failure.is_terminal:
         route["failed"] = f"{failure.reason}: {failure.message}"
     return route
@@ -308,8 +315,9 @@ def _component_route(outcome: ComponentOutcome) -> ComponentDoc:
 def _backends(
     namespace: str, decided: rollout.Rollout, observed: dict[RevisionKey, RevisionState]
 ) -> list[BackendDoc]:
-    """The route table's backends: revisions with a share and ready replicas, at the
-    addresses the platform reports."""
+    """The route table's backends: revisions with a share, with their ready replicas at the
+    addresses the platform reports (none while scaled to zero or starting: the gateway holds
+    their requests and asks for a replica)."""
     backends = []
     for share in decided.traffic:
         state = observed.get((namespace, share.revision))
@@ -318,7 +326,7 @@ def _backends(
             http = replica.http_address
             if replica.phase == "Ready" and http is not None:
                 replicas.append({"http": http, "grpc": replica.grpc_address or ""})
-        if share.percent > 0 and replicas:
+        if share.percent > 0:
             backend: BackendDoc = {
                 "revision": share.revision,
                 "percent": share.percent,
@@ -328,6 +336,10 @@ def _backends(
                 backend["tag"] = share.tag
             backends.append(backend)
     return backends
+
+
+def _has_replicas(backends: list[BackendDoc]) -> bool:
+    return any(backend["replicas"] for backend in backends)
 
 
 def _ready_count(state: RevisionState | None) -> int:

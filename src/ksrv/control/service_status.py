@@ -36,6 +36,11 @@ class ComponentOutcome:
     is_ready: bool = False
     latest_state: RevisionState | None = None
 
+    @property
+    def is_routable(self) -> bool:
+        """A replica to route to, or a revision at zero the gateway activates on demand."""
+        return self.is_ready or any(backend["replicas"] for backend in self.backends)
+
     def condition(self, condition_type: str) -> dict[str, Any]:
         if self.is_ready and self.plan.error is None:
             return condition(condition_type, True, "", "")
@@ -82,7 +87,7 @@ class ComponentOutcome:
         status: dict[str, Any] = {
             "transitionStatus": transition,
             "states": {
-                "activeModelState": "Loaded" if self.backends else "Pending",
+                "activeModelState": "Loaded" if self.is_routable else "Pending",
                 "targetModelState": target,
             },
             "copies": {"failedCopies": len(failed), "totalCopies": len(replicas)},
@@ -174,7 +179,7 @@ def service_status(
     """The whole InferenceService status: conditions, URLs, components, modelStatus."""
     conditions = [outcome.condition(CONDITION_TYPES[c]) for c, outcome in outcomes.items()]
     entry = outcomes.get(view.entry)
-    ingress_ready = entry is not None and bool(entry.backends)
+    ingress_ready = entry is not None and entry.is_routable
     # No backend yet while the first revision starts is progress, not a failure.
     is_starting = (
         entry is not None and entry.condition(CONDITION_TYPES[view.entry])["status"] == "Unknown"

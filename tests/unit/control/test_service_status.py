@@ -95,15 +95,40 @@ def test_a_revision_still_starting_is_unknown_not_false():
 
 
 def test_a_rollout_under_way_is_unknown_while_the_old_revision_serves():
+    old = {"revision": "iris-predictor-00001", "percent": 100,
+           "replicas": [{"http": "127.0.0.1:9", "grpc": ""}]}  # fmt: skip
     serving = ComponentOutcome(
         ComponentPlan("predictor", workload=SERVER),
-        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}],
+        backends=[old],  # type: ignore[list-item]
         latest_state=state("Starting"),
     )
     found = conditions(service_status.service_status(VIEW, {"predictor": serving}, {}, T0))
     assert {k: c["status"] for k, c in found.items()} == {
         "PredictorReady": "Unknown", "IngressReady": "True", "Ready": "Unknown"
     }  # fmt: skip
+
+
+def test_a_revision_starting_with_no_ready_replica_is_not_yet_routable():
+    starting = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}],
+        latest_state=state("Starting"),
+    )
+    found = conditions(service_status.service_status(VIEW, {"predictor": starting}, {}, T0))
+    assert found["IngressReady"]["status"] == "Unknown" and found["Ready"]["status"] == "Unknown"
+
+
+def test_a_revision_scaled_to_zero_stays_ready_as_in_knative():
+    at_zero = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}],
+        is_ready=True,  # the reconciler's word: the rolled-out revision runs 0 replicas
+    )
+    status = service_status.service_status(VIEW, {"predictor": at_zero}, {}, T0)
+    assert {k: c["status"] for k, c in conditions(status).items()} == {
+        "PredictorReady": "True", "IngressReady": "True", "Ready": "True"
+    }  # fmt: skip
+    assert status["modelStatus"]["states"]["activeModelState"] == "Loaded"
 
 
 def test_component_status_reports_traffic_and_pointers():
