@@ -11,11 +11,14 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from ksrv.control.autoscaler_config import AutoscalerConfig
 from ksrv.control.autoscaling import Autoscalers
 from ksrv.control.plan import Autoscaling, ComponentPlan
 from ksrv.control.platforms.base import ReplicaState, RevisionSpec, RevisionState
 from ksrv.control.traffic import TrafficCollector
+from ksrv.errors import ResourceInvalid
 
 T = 1_700_000_000
 REVISION = "iris-predictor-00001"
@@ -122,3 +125,33 @@ def test_a_grace_period_from_the_platform_config_is_used_for_every_revision():
     settings = scalers.settings(plan)
     assert settings is not None
     assert dataclasses.astuple(settings)[-2:] == (1.0, 0.0)
+
+
+MIN_SCALE = "autoscaling.knative.dev/min-scale"
+
+
+@pytest.mark.parametrize(
+    ("min_replicas", "annotation", "low"),
+    [
+        (0, None, 0),  # minReplicas: 0 scales to zero
+        (0, "0", 0),
+        (0, "2", 2),  # KServe leaves min-scale to Knative when minReplicas is 0
+        (1, "0", 1),  # ...and sets it from minReplicas (default 1) otherwise
+        (3, "0", 3),
+    ],
+)
+def test_min_scale_follows_kserve_min_replicas_then_knatives_annotation(
+    min_replicas, annotation, low
+):
+    annotations = ((MIN_SCALE, annotation),) if annotation is not None else ()
+    scaling = Autoscaling(min_replicas=min_replicas, max_replicas=4, annotations=annotations)
+    scalers = Autoscalers(ResizingPlatform(1), TrafficCollector())  # type: ignore[arg-type]
+    settings = scalers.settings(ComponentPlan("predictor", autoscaling=scaling))
+    assert settings is not None and settings.min_scale == low
+
+
+def test_a_negative_min_scale_annotation_is_refused_naming_it():
+    scaling = Autoscaling(min_replicas=0, annotations=((MIN_SCALE, "-1"),))
+    scalers = Autoscalers(ResizingPlatform(1), TrafficCollector())  # type: ignore[arg-type]
+    with pytest.raises(ResourceInvalid, match="min-scale"):
+        scalers.settings(ComponentPlan("predictor", autoscaling=scaling))
