@@ -82,6 +82,29 @@ class Slow(Model):
         return {"pid": os.getpid(), "slept": True}
 
 
+class Concurrency(Model):
+    """Sleeps `delay_s` (default 0.2 s) and answers with the most requests it ever had in
+    predict at once in this process: a limit upstream shows as a ceiling here."""
+
+    def __init__(self, name: str = "concurrency") -> None:
+        super().__init__(name)
+        self.in_flight = 0
+        self.most = 0
+
+    def load(self) -> bool:
+        self.ready = True
+        return self.ready
+
+    async def predict(self, payload, headers=None):
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(float(payload.get("delay_s", 0.2)))
+        finally:
+            self.in_flight -= 1
+        return {"pid": os.getpid(), "most": self.most}
+
+
 class Pid(Model):
     """Answers with the serving process id (to tell workers apart).
 

@@ -5,8 +5,8 @@ body goes through `admission` (KServe's defaulting and validation) before the st
 every failure is a Kubernetes `Status` object, so kubectl-trained eyes and KServe's clients read
 them, and a caller's mistake is never a 500. Two internal endpoints serve what the control plane
 knows beyond the store: the route table (long poll, for the gateway) and replica logs; the
-gateways POST their traffic counts for the autoscaler to a third (`TrafficSink`). A
-component's revisions are served read-only under `ksrv.dev/v1` (`RevisionSource`).
+gateways POST traffic counts (`TrafficSink`) and activations of revisions at zero (`activate`).
+A component's revisions are served read-only under `ksrv.dev/v1` (`RevisionSource`).
 ClusterServingRuntimes are read with ksrv's installed defaults (`default_runtimes.installed`).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from ksrv.control.api_request import Call
 from ksrv.control.store import Store
 from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.protocol.routes import RouteTableDoc
+from ksrv.protocol.traffic import ActivationDoc, parse_activation
 
 Document = dict[str, Any]
 
@@ -78,6 +80,7 @@ class ManagementAPI:
         routes: RouteFeed | None = None,
         logs: LogSource | None = None,
         traffic: TrafficSink | None = None,
+        activate: Callable[[ActivationDoc], Awaitable[object]] | None = None,
         *,
         revisions: RevisionSource | None = None,
     ) -> None:
@@ -86,6 +89,7 @@ class ManagementAPI:
         self.logs = logs
         self.traffic = traffic
         self.revisions = revisions
+        self.activate = activate
         self._closing = asyncio.Event()
         self._installed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -103,10 +107,13 @@ class ManagementAPI:
             parts = [part for part in request.path.split("/") if part]
             if parts == ["healthz"]:
                 return Response(b"ok", 200, [(b"content-type", b"text/plain")])
-            if parts == ["ksrv", "v1", "traffic"] and self.traffic is not None:
+            if parts[:2] == ["ksrv", "v1"] and parts[2:] in (["traffic"], ["activate"]):
                 if request.method != "POST":
                     raise errors.MethodNotAllowed(f"{request.method} is not supported here")
-                self.traffic.record(_body(request))
+                if parts[2] == "traffic" and self.traffic is not None:
+                    self.traffic.record(_body(request))
+                elif parts[2] == "activate" and self.activate is not None:
+                    await self.activate(parse_activation(_body(request)))
                 return Response(b"", 204)
             if parts[:2] == ["ksrv", "v1"]:
                 return await self._internal(request.method, parts[2:], query)

@@ -120,6 +120,10 @@ def settings_for(
         reader.problems.append((reader.path("metric"), f"{metric!r} is not one of concurrency, "
                                 "rps, cpu, memory"))  # fmt: skip
     min_scale = autoscaling.min_replicas
+    if min_scale == 0 and klass != "hpa":
+        # KServe sets min-scale from minReplicas, except for 0: then Knative's annotation (or
+        # config-autoscaler's min-scale) decides, as on a cluster.
+        min_scale = reader.number("min-scale", parse_int, config.min_scale)
     max_scale = autoscaling.max_replicas or reader.number("max-scale", parse_int, config.max_scale)
     if klass == "hpa" and not autoscaling.max_replicas:
         max_scale = max(1, min_scale)  # KServe's HPA: an unset maxReplicas is minReplicas

@@ -8,8 +8,9 @@ revision's per-second traffic from the gateways' reports (`TrafficSource`), has
 `autoscaler.decide` choose a count and has the platform resize the revision. The last
 decision is kept for the status (`status_entry`). `scaleMetric: cpu` is measured here
 (`CPUMeter`: each ready replica's CPU time between ticks, in percent of one core, as no
-CPU request is set locally). Scale to zero needs the activator, which is not here yet: the
-floor is one replica.
+CPU request is set locally). A revision may go to zero (`minReplicas: 0`); the gateway's
+activator then holds its requests and calls `activate`, which starts a replica at once rather
+than at the next tick, and keeps it for a stable window as Knative's activation does.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ksrv.control.autoscaler_config import AutoscalerConfig
 from ksrv.control.autoscaler_settings import ScalingSettings, settings_for
 from ksrv.control.plan import ComponentPlan
 from ksrv.control.platforms.base import Platform, RevisionKey, RevisionState
+from ksrv.protocol.traffic import ActivationDoc
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +83,8 @@ class Autoscalers:
     def settings(
         self, plan: ComponentPlan, deployment_mode: str | None = None
     ) -> ScalingSettings | None:
-        """The component's settings as this platform carries them out: at least one replica
-        (no activator yet), at most the platform's cap; None when no autoscaler scales it.
+        """The component's settings as this platform carries them out: at most the
+        platform's cap; None when no autoscaler scales it.
 
         Raises:
             ResourceInvalid: an autoscaling field or annotation is not valid.
@@ -94,7 +96,7 @@ class Autoscalers:
             return None
         cap = self.max_replicas or 0
         high = min(resolved.max_scale or cap, cap) if cap else resolved.max_scale
-        low = max(1, resolved.min_scale)
+        low = resolved.min_scale
         return dataclasses.replace(
             resolved,
             min_scale=min(low, high) if high else low,
@@ -131,6 +133,29 @@ class Autoscalers:
     def last(self, key: RevisionKey) -> Decision | None:
         tracked = self._tracked.get(key)
         return tracked.decision if tracked else None
+
+    async def activate(self, activation: ActivationDoc) -> bool:
+        """A gateway holds requests for a revision with no replica: run one now; True when
+        this started one. The revision counts as active from now on, so the next ticks
+        keep it for a stable window even before the held requests show in the traffic."""
+        key = (activation["namespace"], activation["revision"])
+        tracked = self._tracked.get(key)
+        state = self.platform.observe().get(key)
+        if tracked is None or state is None:
+            return False
+        now = self.clock()
+        tracked.state = dataclasses.replace(tracked.state, active_since=now, inactive_since=None)
+        if state.spec.replicas > 0:
+            return False
+        wanted = max(1, tracked.settings.min_scale)
+        if tracked.decision is not None:
+            reason = "activated: requests are held for it at the gateway"
+            tracked.decision = dataclasses.replace(
+                tracked.decision, replicas=wanted, reason=reason, state=tracked.state
+            )
+        logger.info("revision %s/%s: activated from zero", *key)
+        await self.platform.ensure(dataclasses.replace(state.spec, replicas=wanted))
+        return True
 
     async def run(self) -> None:
         """Tick every `tick_s`, `TICK_PHASE_S` past a wall-clock boundary, until cancelled."""

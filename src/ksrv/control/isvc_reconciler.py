@@ -256,7 +256,12 @@ class InferenceServiceReconciler:
         outcome.latest_state = observed.get((namespace, latest or ""))
         outcome.traffic = decided.traffic
         outcome.backends = _backends(namespace, [(t, t.percent) for t in decided.traffic], observed)
-        outcome.is_ready = outcome.is_serving and latest in ready
+        # A rolled-out revision scaled to zero stays Ready, as in Knative: the activator
+        # holds its requests while a replica starts.
+        at_zero = outcome.latest_state is not None and outcome.latest_state.spec.replicas == 0
+        outcome.is_ready = (outcome.is_serving and latest in ready) or (
+            at_zero and latest == decided.rolled_out
+        )
         tags = {share.tag for share in decided.traffic if share.tag}
         outcome.status = service_status.component_status(
             decided,
@@ -358,6 +363,8 @@ def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome])
 
 def _component_route(outcome: ComponentOutcome) -> ComponentDoc:
     route: ComponentDoc = {"backends": outcome.backends, "timeout_s": outcome.plan.timeout_s}
+    if outcome.plan.container_concurrency:
+        route["container_concurrency"] = outcome.plan.container_concurrency
     # Nothing to route to, and no waiting will change that: the gateway answers at once.
     failure = None if outcome.is_serving else outcome.failure()
     if failure is not None and failure.is_terminal:
@@ -381,9 +388,10 @@ def _backends(
     shares: Iterable[tuple[rollout.Traffic, float]],
     observed: dict[RevisionKey, RevisionState],
 ) -> list[BackendDoc]:
-    """The route table's backends: revisions with a share and ready replicas, at the
-    addresses the platform reports. A tagged revision is listed whatever its share and
-    replicas, so its tag URL reaches it alone (held while it has no ready replica)."""
+    """The route table's backends: revisions with a share, with their ready replicas at the
+    addresses the platform reports (none while scaled to zero or starting: the gateway holds
+    their requests and asks for a replica). A tagged revision is listed whatever its share,
+    so its tag URL reaches it alone."""
     backends = []
     for share, percent in shares:
         state = observed.get((namespace, share.revision))
@@ -392,7 +400,7 @@ def _backends(
             http = replica.http_address
             if replica.phase == "Ready" and http is not None:
                 replicas.append({"http": http, "grpc": replica.grpc_address or ""})
-        if share.tag or (percent > 0 and replicas):
+        if share.tag or percent > 0:
             backend: BackendDoc = {
                 "revision": share.revision,
                 "percent": percent,

@@ -150,7 +150,12 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
     # Writes reach the reconciler through the store's change feed; no nudge needed.
     logs = LogFiles(settings.state_dir)
     api = ManagementAPI(
-        store, routes=routes, logs=logs, traffic=traffic, revisions=RevisionView(store, platform)
+        store,
+        routes=routes,
+        logs=logs,
+        traffic=traffic,
+        activate=autoscalers.activate,
+        revisions=RevisionView(store, platform),
     )
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)

@@ -45,6 +45,11 @@ class ComponentOutcome:
         its tag does not count)."""
         return any(b["percent"] > 0 and b["replicas"] for b in self.backends)
 
+    @property
+    def is_routable(self) -> bool:
+        """A replica to route to, or a revision at zero the gateway activates on demand."""
+        return self.is_ready or self.is_serving
+
     def condition(self, condition_type: str) -> dict[str, Any]:
         if self.is_ready and self.plan.error is None:
             return condition(condition_type, True, "", "")
@@ -91,7 +96,7 @@ class ComponentOutcome:
         status: dict[str, Any] = {
             "transitionStatus": transition,
             "states": {
-                "activeModelState": "Loaded" if self.is_serving else "Pending",
+                "activeModelState": "Loaded" if self.is_routable else "Pending",
                 "targetModelState": target,
             },
             "copies": {"failedCopies": len(failed), "totalCopies": len(replicas)},
@@ -196,7 +201,7 @@ def service_status(
     `canaryStatuses`."""
     conditions = [outcome.condition(CONDITION_TYPES[c]) for c, outcome in outcomes.items()]
     entry = outcomes.get(view.entry)
-    ingress_ready = entry is not None and entry.is_serving
+    ingress_ready = entry is not None and entry.is_routable
     # No backend yet while the first revision starts is progress, not a failure.
     is_starting = (
         entry is not None and entry.condition(CONDITION_TYPES[view.entry])["status"] == "Unknown"

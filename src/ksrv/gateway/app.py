@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound
-from ksrv.gateway import proxy, traffic
+from ksrv.gateway import activator, proxy, traffic
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.route_watch import RouteWatcher
@@ -56,9 +56,14 @@ class Gateway:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         hooks: Sequence[Hook] = (),
         traffic_url: str | None = None,
+        activation_url: str | None = None,
     ) -> None:
-        """`traffic_url`: where to POST per-revision traffic for the autoscaler, each second."""
-        self.dispatcher = Dispatcher(rng, hooks, has_table=routes_url is None)
+        """`traffic_url`: where to POST per-revision traffic for the autoscaler, each second;
+        `activation_url`: where to ask for a replica of a revision at zero with held requests."""
+        self.activator = activator.Activator(activation_url) if activation_url else None
+        self.dispatcher = Dispatcher(
+            rng, hooks, has_table=routes_url is None, activator=self.activator
+        )
         self.traffic = traffic.TrafficCounter()
         self.reporter = traffic.TrafficReporter(traffic_url, self.traffic) if traffic_url else None
         if self.reporter is not None:
@@ -178,6 +183,8 @@ class Gateway:
             self.watcher.close()
         if self.reporter is not None:
             self.reporter.close()
+        if self.activator is not None:
+            self.activator.close()
         draining = []
         if self._http is not None:
             draining.append(self._http.shutdown(grace_s))
@@ -227,6 +234,7 @@ async def _serve_forever(
         routes_url,
         random.Random(seed) if seed is not None else None,
         traffic_url=traffic.traffic_url(routes_url) if routes_url else None,
+        activation_url=activator.activation_url(routes_url) if routes_url else None,
     )
     await gateway.start(host, 0, grpc_port, sock, is_grpc_shared=worker_count > 1)
     logger.info(

@@ -4,11 +4,17 @@ A `Balancer` keeps one `Endpoint` per replica address: its requests in flight, u
 counts as down (it refused a connection), and the transport's connection object for it (a
 REST `ReplicaPool` or a gRPC channel, made by the `connect` callable it was given). REST and
 gRPC each own one balancer, because they reach different ports, but they choose alike.
+`containerConcurrency` N is a hard limit here (Knative's activator throttler): `take` gives
+no endpoint whose N slots are all in flight, `wait` queues for one, first come first served,
+and `release` hands a freed slot straight to the oldest waiter that may use it, so a newcomer
+never overtakes the queue.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -45,6 +51,7 @@ class Balancer(Generic[C]):
         self.connect = connect
         self.endpoints: dict[str, Endpoint[C]] = {}
         self._turn = 0
+        self._waiters: deque[tuple[tuple[str, ...], asyncio.Future[Endpoint[C] | None]]] = deque()
 
     def endpoint(self, address: str) -> Endpoint[C]:
         endpoint = self.endpoints.get(address)
@@ -89,6 +96,61 @@ class Balancer(Generic[C]):
                 best, best_score = endpoint, score
         assert best is not None
         return best
+
+    def take(self, addresses: tuple[str, ...], limit: int) -> Endpoint[C] | None:
+        """The chosen endpoint, counted in flight; None when `limit` (0: none) requests are
+        in flight at every one of them, or others queue for them already."""
+        if limit and self._waiters and self._is_queued_for(addresses):
+            return None
+        endpoint = self.choose(addresses)
+        if limit and endpoint.outstanding >= limit:
+            return None
+        endpoint.outstanding += 1
+        return endpoint
+
+    async def wait(self, addresses: tuple[str, ...]) -> Endpoint[C] | None:
+        """Queue for a slot at one of `addresses`: the endpoint (counted in flight) when one
+        is released to this waiter, or None when `wake_all` says the replicas changed."""
+        future: asyncio.Future[Endpoint[C] | None] = asyncio.get_running_loop().create_future()
+        waiter = (addresses, future)
+        self._waiters.append(waiter)
+        try:
+            return await future
+        except BaseException:
+            handed = future.result() if future.done() and not future.cancelled() else None
+            if handed is not None:
+                self.release(handed)  # handed a slot just as it gave up: pass it on
+            else:
+                future.cancel()
+            raise
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def release(self, endpoint: Endpoint[C]) -> None:
+        """A request at `endpoint` ended: its slot goes to the oldest waiter that may use it,
+        else it is free."""
+        for addresses, future in self._waiters:
+            if not future.done() and endpoint.address in addresses:
+                future.set_result(endpoint)
+                return
+        endpoint.outstanding -= 1
+
+    def wake_all(self) -> None:
+        """The route table changed: every waiter chooses again among the replicas now routed."""
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_result(None)
+
+    def _is_queued_for(self, addresses: tuple[str, ...]) -> bool:
+        return any(
+            not future.done() and not set(queued).isdisjoint(addresses)
+            for queued, future in self._waiters
+        )
+
+    @property
+    def queued(self) -> int:
+        return sum(not future.done() for _, future in self._waiters)
 
     def keep_only(self, addresses: set[str]) -> list[C]:
         """Forget the endpoints that left the route table; returns their connections to close."""

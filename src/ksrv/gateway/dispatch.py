@@ -22,7 +22,14 @@ import random
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
-from ksrv.errors import NoReadyReplica, ServerNotReady, ServiceNotFound
+from ksrv.errors import (
+    KsrvError,
+    NoReadyReplica,
+    Overloaded,
+    ServerNotReady,
+    ServiceNotFound,
+    UpstreamTimeout,
+)
 from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.routes import Backend, Match, RouteTable
@@ -32,9 +39,21 @@ A = TypeVar("A")
 A_co = TypeVar("A_co", covariant=True)
 
 MAX_RETRIES = 2
-# Longest a request waits for a ready replica (capped further by the route's timeout).
+# Longest a request waits for a table that routes it anywhere (capped further by the route's
+# timeout); one held for a known revision waits the route's timeout.
 MAX_HOLD_S = 30.0
 HOLD_POLL_S = 0.25
+# Requests one gateway process holds per component at most (zero replicas, or every replica
+# at its containerConcurrency); more are answered 429.
+MAX_HELD = 1000
+
+
+class Activation(Protocol):
+    """Where a held request's demand goes at once (`activator.Activator` satisfies it)."""
+
+    def poke(self, namespace: str, revision: str) -> None:
+        """`revision` has requests held and no ready replica: ask for one now."""
+        ...
 
 
 class Transport(Protocol[A_co]):
@@ -63,14 +82,21 @@ class Dispatcher:
         rng: random.Random | None = None,
         hooks: Sequence[Hook] = (),
         has_table: bool = True,
+        activator: Activation | None = None,
+        max_held: int = MAX_HELD,
     ) -> None:
         """`has_table=False`: a table is on its way (the control plane's); until it arrives,
-        requests are held, not answered 404 from the empty one."""
+        requests are held, not answered 404 from the empty one. `activator` hears of each
+        revision with held requests and no replica."""
         self.table = RouteTable.empty()
         self.has_table = has_table
         self.rng = rng if rng is not None else random.Random()
         self.hooks = tuple(hooks)
+        self.activator = activator
+        self.max_held = max_held
         self._table_changed = asyncio.Event()
+        self._held: dict[tuple[str, str, str], int] = {}
+        self._balancers: set[Balancer[Any]] = set()
 
     def set_table(self, table: RouteTable) -> None:
         """Serve `table` from the next request on and wake every held request."""
@@ -78,6 +104,8 @@ class Dispatcher:
         self.has_table = True
         changed, self._table_changed = self._table_changed, asyncio.Event()
         changed.set()
+        for balancer in self._balancers:
+            balancer.wake_all()
 
     def add_hook(self, hook: Hook) -> None:
         """Call `hook` on every request from the next one on."""
@@ -127,15 +155,17 @@ class Dispatcher:
         return self.table.match(call.host, call.target, call.tag)
 
     async def _route(self, transport: Transport[A], call: Call, match: Match) -> A:
-        # The common case inline: a backend with a replica that answers the first time.
+        # The common case inline: a backend with a free replica that answers the first time.
         backend = match.component.choose(self.rng)
         if backend is not None:
             addresses = transport.addresses(backend)
             if addresses:
                 call.backend = backend
-                endpoint = transport.balancer.choose(addresses)
+                balancer = transport.balancer
+                endpoint = balancer.take(addresses, match.component.concurrency)
+                if endpoint is None:  # every replica at containerConcurrency: queue
+                    return await self._hold(transport, call, match, None)
                 call.replica = endpoint.address
-                endpoint.outstanding += 1
                 try:
                     return await transport.send(endpoint, call, match)
                 except UpstreamDropped as exc:
@@ -143,7 +173,7 @@ class Dispatcher:
                         raise
                     failure = exc
                 finally:
-                    endpoint.outstanding -= 1
+                    balancer.release(endpoint)
                 return await self._retry(transport, call, match, addresses, endpoint, failure)
         elif match.component.failed is not None:
             raise _failed(match)
@@ -162,8 +192,12 @@ class Dispatcher:
         tried = [endpoint]
         if failure.is_refused:
             endpoint.mark_down()
+        balancer = transport.balancer
+        limit = match.component.concurrency
         for _ in range(MAX_RETRIES):
-            endpoint = transport.balancer.choose(addresses, tried)
+            endpoint = balancer.choose(addresses, tried)
+            if limit and endpoint.outstanding >= limit:
+                break  # the others are full: queue for one
             call.replica = endpoint.address
             endpoint.outstanding += 1
             try:
@@ -176,7 +210,7 @@ class Dispatcher:
                 tried.append(endpoint)
                 failure = exc
             finally:
-                endpoint.outstanding -= 1
+                balancer.release(endpoint)
         if failure.answer is not None:
             raise failure.answer  # the replica itself said "unavailable": no reason to hold
         failure = UpstreamDropped(f"{failure.message} (after {MAX_RETRIES} retries)", True)
@@ -185,37 +219,64 @@ class Dispatcher:
     async def _hold(
         self, transport: Transport[A], call: Call, match: Match, failure: UpstreamDropped | None
     ) -> A:
-        """No replica could take the request (none ready, or all refused): hold it until the
-        table brings one or the hold time, counted from now, is up."""
+        """Knative's activator: no replica could take the request (none ready, all refused,
+        or all at `containerConcurrency`); hold it in the revision's bounded queue, ask the
+        control plane for a replica when the revision has none, and send it as soon as the
+        table brings one or a slot frees, until the hold time, counted from now, is up."""
+        service = match.service
+        key = (service.namespace, service.name, match.component.name)
+        if self._held.get(key, 0) >= self.max_held:
+            raise Overloaded(
+                f"{self.max_held} requests are already queued for {match.component.name} of "
+                f"{service.namespace}/{service.name}"
+            )
+        self._held[key] = self._held.get(key, 0) + 1
+        try:
+            return await self._held_until_sent(transport, call, match, failure)
+        finally:
+            self._held[key] -= 1
+            if not self._held[key]:
+                del self._held[key]
+
+    async def _held_until_sent(
+        self, transport: Transport[A], call: Call, match: Match, failure: UpstreamDropped | None
+    ) -> A:
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        deadline = loop.time() + _hold_s(match)
+        balancer = transport.balancer
+        self._balancers.add(balancer)
+        is_waiting = failure is not None  # replicas just refused: wait before trying again
         while True:
-            hold_s = min(match.component.timeout_s or match.service.timeout_s, MAX_HOLD_S)
-            remaining = started + hold_s - loop.time()
+            remaining = deadline - loop.time()
             if remaining <= 0:
-                if failure is not None:
-                    raise failure
-                service = match.service
-                raise NoReadyReplica(
-                    f"no ready replica for {match.component.name} of "
-                    f"{service.namespace}/{service.name} within {hold_s:g} s"
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._table_changed.wait(), min(remaining, HOLD_POLL_S))
-            rematched = self.table.match(call.host, call.target, call.tag)
-            if rematched is None:
-                raise _not_found(call)
-            match = call.match = rematched
-            backend = match.component.choose(self.rng)
+                raise _held_too_long(match, failure)
+            if is_waiting:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._table_changed.wait(), min(remaining, HOLD_POLL_S))
+                match = call.match = self._rematch(call)
+            is_waiting = True
+            component = match.component
+            backend = component.choose(self.rng) or component.choose_held(self.rng)
+            # From here the held request is the revision's demand (the traffic counter
+            # counts it), as Knative's activator reports the requests it holds.
+            call.backend = backend
             addresses = transport.addresses(backend) if backend is not None else ()
             if not addresses:
-                if match.component.failed is not None:
+                if component.failed is not None:
                     raise _failed(match)  # it was starting when held; it has failed since
+                if backend is not None and self.activator is not None:
+                    self.activator.poke(match.service.namespace, backend.revision)
                 continue
-            call.backend = backend
-            endpoint = transport.balancer.choose(addresses)
+            endpoint = balancer.take(addresses, component.concurrency)
+            if endpoint is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
+                        endpoint = await balancer.wait(addresses)
+                if endpoint is None:  # the replicas changed (or time is up): choose again
+                    match = call.match = self._rematch(call)
+                    is_waiting = False
+                    continue
             call.replica = endpoint.address
-            endpoint.outstanding += 1
             try:
                 return await transport.send(endpoint, call, match)
             except UpstreamDropped as exc:
@@ -225,7 +286,32 @@ class Dispatcher:
                     endpoint.mark_down()
                 failure = exc
             finally:
-                endpoint.outstanding -= 1
+                balancer.release(endpoint)
+
+    def _rematch(self, call: Call) -> Match:
+        rematched = self.table.match(call.host, call.target, call.tag)
+        if rematched is None:
+            raise _not_found(call)
+        return rematched
+
+
+def _hold_s(match: Match) -> float:
+    """How long a request may be held: the route's timeout, capped at `MAX_HOLD_S` while
+    no revision is known to wait for."""
+    timeout_s = match.component.timeout_s or match.service.timeout_s
+    return timeout_s if match.component.backends else min(timeout_s, MAX_HOLD_S)
+
+
+def _held_too_long(match: Match, failure: UpstreamDropped | None) -> KsrvError:
+    if failure is not None:
+        return failure
+    service = match.service
+    message = (
+        f"no ready replica for {match.component.name} of {service.namespace}/{service.name} "
+        f"within {_hold_s(match):g} s"
+    )
+    # A revision was waited for (the activator held it): the route's timeout, as Knative's.
+    return UpstreamTimeout(message) if match.component.backends else NoReadyReplica(message)
 
 
 def _failed(match: Match) -> NoReadyReplica:

@@ -21,8 +21,10 @@ class Call:
     `transport` is "rest" or "grpc"; `target` is the REST request target or the gRPC method
     path; `headers` are the REST headers or the gRPC metadata (lower-case names). `match` is
     set once routed, `backend` (the revision) and `replica` (its address) once one is chosen;
-    a held request has a match and no backend yet. `payload` belongs to the transport. `tag`
-    is the `Knative-Serving-Tag` header (or metadata): the one revision the caller asked for.
+    a held request has a match, and the revision it waits for as `backend` when the table
+    lists one (at zero, or starting), with no replica yet. `payload` belongs to the transport.
+    `tag` is the `Knative-Serving-Tag` header (or metadata): the one revision the caller asked
+    for.
     """
 
     __slots__ = (

@@ -114,7 +114,7 @@ class RESTTransport:
         if answer.stream is not None:
             # The replica stays busy until the body ends: count it in flight until then.
             endpoint.outstanding += 1
-            answer.stream.on_close = partial(_stream_closed, endpoint)
+            answer.stream.on_close = partial(self.balancer.release, endpoint)
         return answer
 
     def close(self) -> None:
@@ -128,10 +128,6 @@ def respond(answer: UpstreamResponse) -> Response | StreamingResponse:
     if answer.stream is not None:
         return StreamingResponse(answer.stream, answer.status, response_headers(answer))
     return Response(answer.body, answer.status, response_headers(answer))
-
-
-def _stream_closed(endpoint: Endpoint[ReplicaPool]) -> None:
-    endpoint.outstanding -= 1
 
 
 def _request_head(

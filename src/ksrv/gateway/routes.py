@@ -2,8 +2,9 @@
 
 Every host form a service answers to is expanded once into a dict when a table arrives, so a
 request costs one dict lookup (host) or one split and lookup (path), never a scan over the
-services. Only ready replicas are listed; a backend without any takes no traffic. A
-component with none and `failed` set will get none until its spec changes (the reason).
+services. Only ready replicas are listed; a backend without any (scaled to zero, starting)
+takes no traffic: its requests are held for it. A component with none and `failed` set
+will get none until its spec changes (the reason).
 A tagged backend (Knative's traffic tags, `latest` / `prev`) is also reached alone: on its
 tag host `{tag}-{name}-{component}-{namespace}.{domain}` (or `.{namespace}.{domain}`), or
 with the header `Knative-Serving-Tag: {tag}` on any host of the service; a backend at 0%
@@ -65,6 +66,22 @@ class Component:
     """Why no replica will come without a change (the control plane's word), or None."""
     tags: dict[str, Component] = field(default_factory=dict)
     """Each tagged backend as a component of its own, for its tag host and header."""
+    concurrency: int = 0
+    """`containerConcurrency`: most requests in flight at one replica (0: no limit)."""
+
+    def choose_held(self, rng: random.Random) -> Backend | None:
+        """The revision a request held with no ready replica waits for (the activator asks
+        for it): a backend by `percent`, replicas or not; None when none is listed."""
+        backends = self.backends
+        if len(backends) <= 1:
+            return backends[0] if backends else None
+        total = sum(max(b.percent, 0.0) for b in backends)
+        point = rng.random() * total
+        for backend in backends:
+            point -= max(backend.percent, 0.0)
+            if point < 0:
+                return backend
+        return backends[-1]
 
     def choose(self, rng: random.Random) -> Backend | None:
         """A backend by `percent`, among those with replicas; None when none has any.
@@ -240,12 +257,15 @@ def _parse_component(name: str, spec: dict[str, Any]) -> Component:
         cumulative.append(total)
     timeout_s = float(spec["timeout_s"]) if spec.get("timeout_s") else None
     failed = spec.get("failed")
+    concurrency = max(0, int(spec.get("container_concurrency") or 0))
     tags = {
-        b.tag: Component(name, (b,), (b,) if b.replicas else (), (100.0,), timeout_s)
+        b.tag: Component(
+            name, (b,), (b,) if b.replicas else (), (100.0,), timeout_s, concurrency=concurrency
+        )
         for b in backends
         if b.tag
     }
     return Component(
         name, backends, live, tuple(cumulative), timeout_s,
-        str(failed) if failed and not live else None, tags,
+        str(failed) if failed and not live else None, tags, concurrency,
     )  # fmt: skip

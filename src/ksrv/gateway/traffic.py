@@ -4,10 +4,12 @@ The gateway is on every request's path, so it does what Knative's queue-proxy do
 `TrafficCounter` is a `Hook` that notes when each routed request starts and ends and which
 revision (`call.backend`) it went to, and `sample(now)`, called once a second, closes the
 second: the time-weighted average of requests in flight at each revision (a request still
-in flight counts up to now) and how many reached it. A request held with no backend yet
-counts for nobody until it gets one. `TrafficReporter` samples on each wall-clock second and
-POSTs what the control plane has not acknowledged yet (`ksrv.protocol.traffic`), off the
-request path; undelivered seconds are kept for a while and sent with the next report.
+in flight counts up to now) and how many reached it. A request held for a revision (at zero:
+the activator holds it) counts for that revision, as Knative's activator reports the requests
+it holds; one held with no backend counts for nobody until it gets one. `TrafficReporter`
+samples on each wall-clock second and POSTs what the control plane has not acknowledged yet
+(`ksrv.protocol.traffic`), off the request path; undelivered seconds are kept for a while
+and sent with the next report.
 Clocks are parameters, so tests drive the counting themselves.
 """
 

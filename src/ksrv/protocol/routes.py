@@ -36,13 +36,16 @@ class BackendDoc(TypedDict):
 
 class ComponentDoc(TypedDict):
     backends: list[BackendDoc]
-    """Empty while no revision has a ready replica: the gateway answers 503, not 404."""
+    """The revisions with a share of the traffic; one without ready replicas (scaled to
+    zero, starting) is listed with none, and the gateway holds its requests for it."""
     timeout_s: NotRequired[float | None]
     """The component's own `timeout`; absent or None means the service's."""
     failed: NotRequired[str]
     """Set, with the reason, when no backend has replicas and none will come until the spec,
     a runtime or the model changes (a plan that cannot run, a model that failed to load on
     every try): the gateway answers 503 with it at once instead of holding requests."""
+    container_concurrency: NotRequired[int]
+    """`containerConcurrency`: the most requests the gateway sends one replica at a time."""
 
 
 class ServiceDoc(TypedDict):

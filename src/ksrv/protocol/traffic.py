@@ -89,3 +89,25 @@ def _field(document: dict[str, Any], name: str, kind: Any, where: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, kind):
         raise InvalidInput(f"{where}.{name} is missing or of the wrong type")
     return value
+
+
+class ActivationDoc(TypedDict):
+    """The gateway's word that a revision has requests held and no ready replica
+    (`POST /ksrv/v1/activate`): the control plane scales it from zero at once."""
+
+    namespace: str
+    revision: str
+
+
+def parse_activation(document: Any) -> ActivationDoc:
+    """The activation, every field checked.
+
+    Raises:
+        InvalidInput: a field is missing or of the wrong type.
+    """
+    if not isinstance(document, dict):
+        raise InvalidInput("an activation must be a JSON object")
+    return {
+        "namespace": _field(document, "namespace", str, "activation"),
+        "revision": _field(document, "revision", str, "activation"),
+    }

@@ -134,7 +134,7 @@ def test_grpc_is_held_until_the_route_table_brings_a_ready_replica(toy):
     assert hook.outcomes == [("grpc", "toy-predictor-00001", "")]
 
 
-def test_without_a_ready_replica_rest_is_503_and_grpc_unavailable_after_the_hold():
+def test_a_revision_without_a_ready_replica_is_504_and_deadline_exceeded_after_the_hold():
     hook = Recorder()
     message = "no ready replica for predictor of default/empty within 0.2 s"
 
@@ -142,15 +142,17 @@ def test_without_a_ready_replica_rest_is_503_and_grpc_unavailable_after_the_hold
         gateway.set_routes(_table(service("empty", [(100, [])], timeout_s=0.2)))
         host = "empty.default.example.com"
         answer = await client.get("/v2/health/ready", headers={"host": host})
-        assert answer.status_code == 503
+        assert answer.status_code == 504  # the activator held it for the route's timeout
         assert answer.json() == {"error": message}
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await ready(pb2.ServerReadyRequest(), metadata=(("host", host),))
-        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert raised.value.details() == message
 
     _run(hook, test)
-    assert hook.outcomes == [("rest", "", "NoReadyReplica"), ("grpc", "", "NoReadyReplica")]
+    # Held for the revision, the request was its demand.
+    held = ("empty-predictor-00001", "UpstreamTimeout")
+    assert hook.outcomes == [("rest", *held), ("grpc", *held)]
 
 
 def test_an_unknown_host_is_404_and_not_found_without_calling_hooks():

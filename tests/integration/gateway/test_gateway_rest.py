@@ -222,10 +222,10 @@ def test_unknown_host_and_path_are_404_naming_what_was_tried(gateway):
     assert "/serving/ns/nope/v2/models/x/ready" in answer.json()["error"]
 
 
-def test_a_service_without_ready_replicas_is_503_after_holding_for_its_timeout(gateway):
+def test_a_service_without_ready_replicas_is_504_after_holding_for_its_timeout(gateway):
     gateway.publish([service("empty", [(100, [])], timeout_s=0.5)])
     answer = httpx.get(gateway.url + "/serving/default/empty/v2/health/ready")
-    assert answer.status_code == 503
+    assert answer.status_code == 504
     assert answer.json()["error"] == "no ready replica for predictor of default/empty within 0.5 s"
     assert answer.elapsed.total_seconds() >= 0.4
 

@@ -42,10 +42,16 @@ class ControlPlane:
         self.store = Store(state_dir / "ksrv.db")
         self.routes = RoutePublisher("example.com")
         self.traffic = TrafficCollector()
-        self.api = ManagementAPI(self.store, routes=self.routes, traffic=self.traffic)
+        self.activations: list[dict[str, str]] = []
+        self.api = ManagementAPI(
+            self.store, routes=self.routes, traffic=self.traffic, activate=self._activate
+        )
         self.server = HTTPServer(self.api, MAX_BODY_BYTES, self.api.too_large)
         self.port = free_port()
         self.call(lambda: self.server.start("127.0.0.1", self.port))
+
+    async def _activate(self, activation: Any) -> None:
+        self.activations.append(dict(activation))
 
     def call(self, action: Callable[[], Any]) -> Any:
         """Run `action` on the control plane's loop (awaiting it if it is a coroutine)."""
@@ -166,6 +172,23 @@ def test_the_traffic_endpoint_refuses_a_malformed_report_and_other_methods(plane
     assert httpx.get(url).status_code == 405
     good = httpx.post(url, json={"reporter": "g", "first": 1, "last": 1, "samples": []})
     assert good.status_code == 204
+
+
+def test_a_request_held_at_zero_asks_the_control_plane_for_a_replica_at_once(plane, gateway, toy):
+    plane.call(lambda: plane.routes.publish([service("toy", [(100, [])])]))  # at zero
+    url = f"{gateway.url}/serving/default/toy/v1/models/echo:predict"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(httpx.post, url, json={"instances": [[1]]}, timeout=30)
+        wait_until(lambda: plane.activations != [], "the activation")
+        assert plane.activations[0] == {"namespace": "default", "revision": REVISION}
+        assert not held.done()
+        serve_toy(plane, gateway, toy)  # the replica is ready: the table brings it
+        assert held.result().status_code == 200
+    # Held, the request counted for the revision it waited for.
+    wait_until(lambda: sum(s.requests for s in plane.samples()) >= 1, "the held request counted")
+    url = f"http://127.0.0.1:{plane.port}/ksrv/v1/activate"
+    assert httpx.post(url, json={"namespace": "default"}).status_code == 400
+    assert httpx.get(url).status_code == 405
 
 
 def test_grpc_requests_are_counted_too(plane, gateway, toy):

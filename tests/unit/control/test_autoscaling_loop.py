@@ -1,4 +1,4 @@
-"""control.autoscaling: the local floor and cap on settings, the status entry, CPU metering."""
+"""control.autoscaling: the local cap on settings, the status entry, CPU metering."""
 
 from __future__ import annotations
 
@@ -29,13 +29,13 @@ def settings_of(**fields):
 @pytest.mark.parametrize(
     ("fields", "low", "high"),
     [
-        ({"min_replicas": 0, "max_replicas": 4}, 1, 4),  # no scale to zero locally yet
+        ({"min_replicas": 0, "max_replicas": 4}, 0, 4),  # scale to zero: the activator wakes it
         ({"min_replicas": 2}, 2, 16),  # unbounded (Knative's max-scale 0): the local cap
         ({"min_replicas": 1, "max_replicas": 40}, 1, 16),
         ({"min_replicas": 20, "max_replicas": 40}, 16, 16),
     ],
 )
-def test_local_settings_keep_one_replica_and_the_platform_cap(fields, low, high):
+def test_local_settings_keep_min_replicas_zero_included_and_the_platform_cap(fields, low, high):
     settings = settings_of(**fields)
     assert (settings.min_scale, settings.max_scale) == (low, high)
 

@@ -64,3 +64,25 @@ def test_a_component_that_still_routes_to_an_older_revision_is_not_failed():
     old = {"revision": "iris-predictor-00001", "percent": 100.0,
            "replicas": [{"http": "127.0.0.1:1", "grpc": ""}]}  # fmt: skip
     assert "failed" not in _route(ComponentOutcome(plan, backends=[old]))
+
+
+def test_a_failed_revision_listed_without_replicas_is_still_failed():
+    outcome = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}],
+        latest_state=_state(("Failed", TRIES)),
+    )
+    assert _route(outcome)["failed"].startswith("ModelLoadFailed: ")
+
+
+def test_revisions_at_zero_are_listed_without_replicas_with_the_concurrency_limit():
+    rollout = isvc_reconciler.rollout.Rollout(
+        (isvc_reconciler.rollout.Traffic("iris-predictor-00001", 100),), "iris-predictor-00001",
+        None,
+    )  # fmt: skip
+    at_zero = RevisionState(_state().spec, [])
+    backends = isvc_reconciler._backends("ns", rollout, {at_zero.spec.key: at_zero})
+    assert backends == [{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}]
+    plan = ComponentPlan("predictor", workload=SERVER, container_concurrency=2)
+    route = _route(ComponentOutcome(plan, backends=backends, latest_state=at_zero))
+    assert route["container_concurrency"] == 2 and "failed" not in route

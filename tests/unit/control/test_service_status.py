@@ -107,6 +107,29 @@ def test_a_rollout_under_way_is_unknown_while_the_old_revision_serves():
     }  # fmt: skip
 
 
+def test_a_revision_starting_with_no_ready_replica_is_not_yet_routable():
+    starting = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}],
+        latest_state=state("Starting"),
+    )
+    found = conditions(service_status.service_status(VIEW, {"predictor": starting}, {}, T0))
+    assert found["IngressReady"]["status"] == "Unknown" and found["Ready"]["status"] == "Unknown"
+
+
+def test_a_revision_scaled_to_zero_stays_ready_as_in_knative():
+    at_zero = ComponentOutcome(
+        ComponentPlan("predictor", workload=SERVER),
+        backends=[{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}],
+        is_ready=True,  # the reconciler's word: the rolled-out revision runs 0 replicas
+    )
+    status = service_status.service_status(VIEW, {"predictor": at_zero}, {}, T0)
+    assert {k: c["status"] for k, c in conditions(status).items()} == {
+        "PredictorReady": "True", "IngressReady": "True", "Ready": "True"
+    }  # fmt: skip
+    assert status["modelStatus"]["states"]["activeModelState"] == "Loaded"
+
+
 def test_component_status_reports_traffic_and_pointers():
     decided = Rollout(
         (Traffic("r2", 20, "latest"), Traffic("r1", 80, "prev")), rolled_out="r1",

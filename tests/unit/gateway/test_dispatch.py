@@ -4,12 +4,13 @@ transport that answers from a script (a `Transport` like REST's and gRPC's, minu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from typing import Any
 
 import pytest
 
-from ksrv.errors import NoReadyReplica, ServiceNotFound, UpstreamFailed
+from ksrv.errors import NoReadyReplica, ServiceNotFound, UpstreamFailed, UpstreamTimeout
 from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call
@@ -108,9 +109,22 @@ def test_when_every_try_fails_the_request_is_held_until_a_new_table_brings_a_rep
     asyncio.run(run())
 
 
-def test_held_without_replicas_until_the_hold_time_then_no_ready_replica():
+def test_held_for_a_revision_without_replicas_until_the_routes_timeout_then_504():
     async def run() -> None:
         dispatcher = _dispatcher(_table([], timeout_s=0.01))
+        with pytest.raises(UpstreamTimeout, match=r"no ready replica .* within 0\.01 s"):
+            await _dispatch(dispatcher, ScriptedTransport({}))
+
+    asyncio.run(run())
+
+
+def test_held_with_no_revision_to_wait_for_until_the_hold_time_then_no_ready_replica():
+    async def run() -> None:
+        table = _table([], timeout_s=0.01)
+        table.services[0].components["predictor"] = dataclasses.replace(
+            table.services[0].components["predictor"], backends=()
+        )
+        dispatcher = _dispatcher(table)
         with pytest.raises(NoReadyReplica, match=r"within 0\.01 s"):
             await _dispatch(dispatcher, ScriptedTransport({}))
 

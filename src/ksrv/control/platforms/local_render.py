@@ -83,16 +83,10 @@ def _replicas(plan: ComponentPlan) -> tuple[int, list[str]]:
         "scaleMetric": (
             scaling.scale_metric == "memory", "memory use is not measured locally yet"
         ),
-        "containerConcurrency": (
-            plan.container_concurrency, "the concurrency limit is not enforced locally yet"
-        ),
         "logger": (plan.logger, "request/response logging is not available locally yet"),
     }  # fmt: skip
     notes = [f"{path}.{field}: {why}" for field, (value, why) in unsupported.items() if value]
     wanted = scaling.min_replicas
-    if wanted == 0:
-        notes.append(f"{path}.minReplicas: 0 (scale to zero) is not available locally yet; "
-                     "1 replica runs")  # fmt: skip
     if wanted > LOCAL_MAX_REPLICAS:
         notes.append(f"{path}.minReplicas: {wanted} replicas on one machine is capped at "
                      f"{LOCAL_MAX_REPLICAS} locally")  # fmt: skip
