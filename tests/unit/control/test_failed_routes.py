@@ -81,7 +81,8 @@ def test_revisions_at_zero_are_listed_without_replicas_with_the_concurrency_limi
         None,
     )  # fmt: skip
     at_zero = RevisionState(_state().spec, [])
-    backends = isvc_reconciler._backends("ns", rollout, {at_zero.spec.key: at_zero})
+    shares = [(share, share.percent) for share in rollout.traffic]
+    backends = isvc_reconciler._backends("ns", shares, {at_zero.spec.key: at_zero})
     assert backends == [{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}]
     plan = ComponentPlan("predictor", workload=SERVER, container_concurrency=2)
     route = _route(ComponentOutcome(plan, backends=backends, latest_state=at_zero))
