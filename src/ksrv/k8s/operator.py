@@ -55,6 +55,8 @@ class _Operator:
         self.kubeconfig, self.context = kubeconfig, context
         self._api: Api | None = None
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # InferenceServices with a pass waiting for the lock: later events add nothing to it.
+        self._waiting: set[tuple[str, str]] = set()
         self._retries: set[asyncio.Task[None]] = set()
         # Passes block (the official client); they run here, and shutdown waits for them.
         self._threads = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="ksrv-pass")
@@ -71,8 +73,13 @@ class _Operator:
     async def reconcile(self, namespace: str, name: str, *, is_event: bool = False) -> None:
         """One pass over one InferenceService; kopf's outcomes unless woken by an event."""
         api = await self.api()
-        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
+        key = (namespace, name)
+        if is_event and key in self._waiting:
+            return  # a pass that has yet to start will see what this event reports
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting.add(key)
         async with lock:
+            self._waiting.discard(key)
             try:
                 await self.in_thread(
                     functools.partial(

@@ -20,10 +20,10 @@ from ksrv.api import conditions as api_conditions
 from ksrv.api import resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.kinds import GROUP
-from ksrv.control.plan import desired_state
+from ksrv.control.plan import ServicePlan, desired_state
 from ksrv.control.service_status import condition, keep_transition_times, mapping, stopped_status
 from ksrv.errors import ResourceInvalid
-from ksrv.k8s import apply, cluster_view, naming, render, status
+from ksrv.k8s import apply, canary_status, cluster_view, naming, render, status
 from ksrv.k8s.client import Api, ApiFailure
 from ksrv.k8s.config import KNATIVE, ClusterConfig
 from ksrv.k8s.context import Readiness
@@ -171,22 +171,42 @@ def _pass(
         _write_status(api, body, new)
         raise Retry(message, settings.slow_retry_delay_s)
     applied = [apply.apply(api, obj, owner) for obj in rendered.objects]
-    observed = _observe(api, isvc, config, applied)
-    new = status.inference_service_status(isvc, plan, config, observed, old, now())
+    new = _status(api, isvc, plan, config, applied, old, now())
     if not errors and Readiness.from_status(new) != readiness:
         # Components turned Ready in this pass: what waits for them (the Ingress, the
         # VirtualService, canary weights) is rendered now, not at the next event.
         ready_now = Readiness.from_status(new)
         rendered = render.render_inference_service(isvc, runtimes, config, view, ready_now)
         applied = [apply.apply(api, obj, owner) for obj in rendered.objects]
-        observed = _observe(api, isvc, config, applied)
-        new = status.inference_service_status(isvc, plan, config, observed, old, now())
+        new = _status(api, isvc, plan, config, applied, old, now())
     if is_spec_news:
         apply.collect_garbage(api, owner, rendered.objects, apply.OWNED_KINDS)
     _write_status(api, body, new)
     if errors:  # a runtime applied later re-runs the pass (the operator watches runtimes)
         raise Rejected("; ".join(errors))
     return new
+
+
+def _status(
+    api: Api,
+    isvc: InferenceService,
+    plan: ServicePlan,
+    config: ClusterConfig,
+    applied: list[dict[str, Any]],
+    old: dict[str, Any],
+    now: float,
+) -> dict[str, Any]:
+    """KServe's status from the objects as applied (and read back), canaries included."""
+    observed = _observe(api, isvc, config, applied)
+    new = status.inference_service_status(isvc, plan, config, observed, old, now)
+    if config.deployment_mode == KNATIVE:  # canaries are Standard mode's
+        return new
+    deployments = {
+        obj["metadata"]["name"]: obj
+        for obj in applied
+        if obj.get("apiVersion") == "apps/v1" and obj.get("kind") == "Deployment"
+    }
+    return canary_status.with_canaries(new, isvc, deployments, old, now)
 
 
 def _observe(
