@@ -24,7 +24,7 @@ from typing import Any, Final, TypeVar
 import kopf
 
 from ksrv.api.kinds import GROUP
-from ksrv.k8s import naming, reconcile
+from ksrv.k8s import naming, reconcile, reconcile_graph, reconcile_trained_model
 from ksrv.k8s.client import Api, ApiFailure, connect
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ OWNED_WATCHES: Final = (
     ("serving.knative.dev", "v1", "services"),
     ("", "v1", "pods"),
 )
-DEPENDENT_KINDS: Final = (("inferencegraphs", "InferenceGraph"), ("trainedmodels", "TrainedModel"))
 
 
 class _Operator:
@@ -54,9 +53,9 @@ class _Operator:
         self.namespaces = tuple(namespaces)
         self.kubeconfig, self.context = kubeconfig, context
         self._api: Api | None = None
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        # InferenceServices with a pass waiting for the lock: later events add nothing to it.
-        self._waiting: set[tuple[str, str]] = set()
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        # Resources with a pass waiting for the lock: later events add nothing to it.
+        self._waiting: set[tuple[str, str, str]] = set()
         self._retries: set[asyncio.Task[None]] = set()
         # Passes block (the official client); they run here, and shutdown waits for them.
         self._threads = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="ksrv-pass")
@@ -73,7 +72,26 @@ class _Operator:
     async def reconcile(self, namespace: str, name: str, *, is_event: bool = False) -> None:
         """One pass over one InferenceService; kopf's outcomes unless woken by an event."""
         api = await self.api()
-        key = (namespace, name)
+        call = functools.partial(
+            reconcile.reconcile_inference_service, api, namespace, name, self.settings,
+            is_spec_news=not is_event,
+        )  # fmt: skip
+        await self.run_pass(("InferenceService", namespace, name), call, is_event=is_event)
+
+    async def reconcile_graph(self, namespace: str, name: str, *, is_event: bool = False) -> None:
+        """One pass over one InferenceGraph, as `reconcile` for an InferenceService."""
+        api = await self.api()
+        call = functools.partial(
+            reconcile_graph.reconcile_graph, api, namespace, name, self.settings
+        )
+        await self.run_pass(("InferenceGraph", namespace, name), call, is_event=is_event)
+
+    async def run_pass(
+        self, key: tuple[str, str, str], call: Callable[[], Any], *, is_event: bool
+    ) -> None:
+        """`call` in a thread, one at a time per resource (`key`: kind, namespace, name).
+        Its outcomes become kopf's (retry, give up), or, for a pass woken by an event, a
+        retry of its own: kopf retries only the handlers of the resource itself."""
         if is_event and key in self._waiting:
             return  # a pass that has yet to start will see what this event reports
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -81,27 +99,22 @@ class _Operator:
         async with lock:
             self._waiting.discard(key)
             try:
-                await self.in_thread(
-                    functools.partial(
-                        reconcile.reconcile_inference_service, is_spec_news=not is_event
-                    ),
-                    api, namespace, name, self.settings,
-                )  # fmt: skip
+                await self.in_thread(call)
             except reconcile.Retry as retry:
                 if not is_event:
                     raise kopf.TemporaryError(str(retry), delay=retry.delay_s) from None
-                self._retry_later(namespace, name, retry.delay_s, str(retry))
+                self._retry_later(key, call, retry.delay_s, str(retry))
             except ApiFailure as failure:  # writing the status of a failed pass failed too
                 if not is_event:
                     raise kopf.TemporaryError(str(failure), self.settings.retry_delay_s) from None
-                self._retry_later(namespace, name, self.settings.retry_delay_s, str(failure))
+                self._retry_later(key, call, self.settings.retry_delay_s, str(failure))
             except reconcile.Rejected as rejected:
                 if not is_event:
                     raise kopf.PermanentError(str(rejected)) from None
 
     async def delete(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]
-        key = (meta.get("namespace") or "default", meta["name"])
+        key = ("InferenceService", meta.get("namespace") or "default", meta["name"])
         api = await self.api()
         async with self._locks.setdefault(key, asyncio.Lock()):
             try:
@@ -122,12 +135,14 @@ class _Operator:
             if in_scope(where, self.namespaces):
                 await self.reconcile(where, meta["name"], is_event=True)
 
-    def _retry_later(self, namespace: str, name: str, delay_s: float, why: str) -> None:
-        logger.info("retrying %s/%s in %ss: %s", namespace, name, delay_s, why)
+    def _retry_later(
+        self, key: tuple[str, str, str], call: Callable[[], Any], delay_s: float, why: str
+    ) -> None:
+        logger.info("retrying %s %s/%s in %ss: %s", *key, delay_s, why)
 
         async def again() -> None:
             await asyncio.sleep(delay_s)
-            await self.reconcile(namespace, name, is_event=True)
+            await self.run_pass(key, call, is_event=True)
 
         task = asyncio.get_running_loop().create_task(again())
         self._retries.add(task)
@@ -210,20 +225,66 @@ def registry(
         if type is not None:
             await operator.reconcile_all(None)
 
-    async def dependent(namespace: str | None, name: str, param: Any = None, **_: Any) -> None:
+    graphs = (GROUP, "v1alpha1", "inferencegraphs")
+
+    @kopf.on.resume(*graphs, id="reconcile-graph", registry=registry)
+    @kopf.on.create(*graphs, id="reconcile-graph", registry=registry)
+    @kopf.on.update(*graphs, id="reconcile-graph", registry=registry)
+    async def inference_graph(namespace: str | None, name: str, **_: Any) -> None:
+        await operator.reconcile_graph(namespace or "default", name)
+
+    @kopf.on.event(*graphs, id="graph-deleted", registry=registry)
+    async def inference_graph_deleted(type: str | None, body: kopf.Body, **_: Any) -> None:
+        if type == "DELETED":  # no finalizer, as in KServe: the collector would do it too
+            api = await operator.api()
+            try:
+                await operator.in_thread(reconcile_graph.delete_graph, api, dict(body))
+            except ApiFailure as failure:
+                logger.warning("leaving the graph's objects to the garbage collector: %s", failure)
+
+    async def graph_owned_changed(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+        name = labels[naming.GRAPH_LABEL]
+        await operator.reconcile_graph(namespace or "default", name, is_event=True)
+
+    for group, version, plural in OWNED_WATCHES[:2]:
+        kopf.on.event(
+            group, version, plural, id=f"graph-owned-{plural}",
+            labels={naming.GRAPH_LABEL: kopf.PRESENT}, registry=registry,
+        )(graph_owned_changed)  # fmt: skip
+
+    trained = (GROUP, "v1alpha1", "trainedmodels")
+
+    @kopf.on.resume(*trained, id="trained-model", registry=registry)
+    @kopf.on.create(*trained, id="trained-model", registry=registry)
+    @kopf.on.update(*trained, id="trained-model", registry=registry)
+    async def trained_model(namespace: str | None, name: str, **_: Any) -> None:
+        # Its InferenceService's pass renders the ConfigMap and writes the model's status.
         api = await operator.api()
+        where = namespace or "default"
         try:
-            await operator.in_thread(
-                reconcile.reconcile_dependent, api, str(param), namespace or "default", name
-            )
+            parent = await operator.in_thread(reconcile_trained_model.prepare, api, where, name)
         except reconcile.Rejected as rejected:
             raise kopf.PermanentError(str(rejected)) from None
         except ApiFailure as failure:
             raise kopf.TemporaryError(str(failure), operator.settings.retry_delay_s) from None
+        if parent is not None:
+            await operator.reconcile(where, parent, is_event=True)
 
-    for plural, kind in DEPENDENT_KINDS:
-        for cause in (kopf.on.resume, kopf.on.create, kopf.on.update):
-            cause(GROUP, "v1alpha1", plural, id="status", param=kind, registry=registry)(dependent)
+    @kopf.on.event(*trained, id="trained-model-deleted", registry=registry)
+    async def trained_model_deleted(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        finalizers = meta.get("finalizers") or ()
+        if not meta.get("deletionTimestamp") or reconcile_trained_model.FINALIZER not in finalizers:
+            return
+        parent = (body.get("spec") or {}).get("inferenceService")
+        if isinstance(parent, str):  # its ConfigMap loses it first (the pass skips it)
+            await operator.reconcile(namespace or "default", parent, is_event=True)
+        api = await operator.api()
+        try:
+            await operator.in_thread(reconcile_trained_model.release, api, dict(body))
+        except ApiFailure as failure:
+            logger.warning("TrainedModel %s keeps its finalizer for now: %s", meta["name"], failure)
+
     return registry
 
 
