@@ -53,8 +53,8 @@ def test_a_graph_waits_for_its_service_then_runs_its_router(
                "the router's Deployment exists once the service is Ready", TIMEOUT_S)  # fmt: skip
     router = cluster.deployment(NS, "chain")
     uid = _graph(cluster)["metadata"]["uid"]
-    for obj in (router, cluster.service(NS, "chain"),
-                cluster.builtin("autoscaling/v2", "HorizontalPodAutoscaler", NS, "chain")):  # fmt: skip
+    hpa = cluster.builtin("autoscaling/v2", "HorizontalPodAutoscaler", NS, "chain")
+    for obj in (router, cluster.service(NS, "chain"), hpa):
         assert obj is not None
         (ref,) = obj["metadata"]["ownerReferences"]
         assert (ref["kind"], ref["uid"], ref["controller"]) == ("InferenceGraph", uid, True)
