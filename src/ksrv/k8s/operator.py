@@ -135,6 +135,15 @@ class _Operator:
             if in_scope(where, self.namespaces):
                 await self.reconcile(where, meta["name"], is_event=True)
 
+    async def reconcile_waiting_graphs(self, namespace: str, service: str) -> None:
+        """A pass for each graph in `namespace` that waits for InferenceService `service`."""
+        api = await self.api()
+        found = await self.in_thread(api.list, reconcile.DEPENDENT_VERSION, "InferenceGraph",
+                                     namespace)  # fmt: skip
+        for body in found:
+            if reconcile_graph.is_waiting_for(body, service):
+                await self.reconcile_graph(namespace, body["metadata"]["name"], is_event=True)
+
     def _retry_later(
         self, key: tuple[str, str, str], call: Callable[[], Any], delay_s: float, why: str
     ) -> None:
@@ -277,13 +286,17 @@ def registry(
         if not meta.get("deletionTimestamp") or reconcile_trained_model.FINALIZER not in finalizers:
             return
         parent = (body.get("spec") or {}).get("inferenceService")
+        where = namespace or "default"
         if isinstance(parent, str):  # its ConfigMap loses it first (the pass skips it)
-            await operator.reconcile(namespace or "default", parent, is_event=True)
+            await operator.reconcile(where, parent, is_event=True)
         api = await operator.api()
-        try:
-            await operator.in_thread(reconcile_trained_model.release, api, dict(body))
-        except ApiFailure as failure:
-            logger.warning("TrainedModel %s keeps its finalizer for now: %s", meta["name"], failure)
+        release = functools.partial(reconcile_trained_model.release, api, where, meta["name"])
+        await operator.run_pass(("TrainedModel", where, meta["name"]), release, is_event=True)
+
+    @kopf.on.event(*isvcs, id="graph-steps", registry=registry)
+    async def service_changed(namespace: str | None, name: str, type: str | None, **_: Any) -> None:
+        if type is not None:  # None: the first listing, which the graphs' resume handlers cover
+            await operator.reconcile_waiting_graphs(namespace or "default", name)
 
     return registry
 

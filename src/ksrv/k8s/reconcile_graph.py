@@ -78,7 +78,8 @@ def reconcile_graph(
     except Waiting as waiting:
         new = failed_status(generation, waiting.reason, str(waiting), old, now())
         write_status(api, body, new)
-        raise Retry(str(waiting), settings.retry_delay_s) from None
+        # A change of the InferenceService wakes the graph (`is_waiting_for`); this is a backstop.
+        raise Retry(str(waiting), settings.slow_retry_delay_s) from None
     except ApiFailure as failure:
         if failure.is_transient:
             raise Retry(str(failure), settings.retry_delay_s) from None
@@ -91,6 +92,20 @@ def reconcile_graph(
         reason = exc.reason or "InvalidConfig"
         write_status(api, body, failed_status(generation, reason, str(exc), old, now()))
         raise Retry(str(exc), settings.slow_retry_delay_s) from None
+
+
+def is_waiting_for(body: dict[str, Any], service: str) -> bool:
+    """Whether a graph (as listed) is not Ready and has a step sending to `service`."""
+    conditions = mapping(body.get("status")).get("conditions") or ()
+    if any(isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
+           for c in conditions):  # fmt: skip
+        return False
+    nodes = mapping(mapping(body.get("spec")).get("nodes"))
+    return any(
+        isinstance(step, dict) and step.get("serviceName") == service
+        for node in nodes.values()
+        for step in mapping(node).get("steps") or ()
+    )
 
 
 def delete_graph(api: Api, body: dict[str, Any]) -> list[dict[str, Any]]:

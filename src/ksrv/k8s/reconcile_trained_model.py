@@ -71,13 +71,16 @@ def prepare(
     return parent
 
 
-def release(api: Api, body: dict[str, Any]) -> None:
+def release(api: Api, namespace: str, name: str) -> None:
     """Remove the finalizer of a TrainedModel being deleted (its ConfigMap no longer lists it)."""
+    body = api.get(DEPENDENT_VERSION, KIND, name, namespace)
+    if body is None:
+        return
     meta = body["metadata"]
     finalizers = [f for f in meta.get("finalizers") or () if f != FINALIZER]
     patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
     try:
-        api.patch(DEPENDENT_VERSION, KIND, meta["name"], meta.get("namespace"), patch)
+        api.patch(DEPENDENT_VERSION, KIND, name, namespace, patch)
     except ApiFailure as failure:
         if failure.status != 404:
             raise

@@ -49,12 +49,16 @@ def test_a_graph_waits_for_its_service_then_runs_its_router(
     wait_until(lambda: cluster.deployment(NS, "sklearn-iris-predictor") is not None,
                "the service's Deployment exists", TIMEOUT_S)  # fmt: skip
     cluster.mark_deployment_ready(NS, "sklearn-iris-predictor")
-    wait_until(lambda: cluster.deployment(NS, "chain") is not None,
-               "the router's Deployment exists once the service is Ready", TIMEOUT_S)  # fmt: skip
+
+    def router_objects() -> list[dict[str, Any] | None]:
+        hpa = cluster.builtin("autoscaling/v2", "HorizontalPodAutoscaler", NS, "chain")
+        return [cluster.deployment(NS, "chain"), cluster.service(NS, "chain"), hpa]
+
+    wait_until(lambda: None not in router_objects(),
+               "the router's objects exist once the service is Ready", TIMEOUT_S)  # fmt: skip
     router = cluster.deployment(NS, "chain")
     uid = _graph(cluster)["metadata"]["uid"]
-    hpa = cluster.builtin("autoscaling/v2", "HorizontalPodAutoscaler", NS, "chain")
-    for obj in (router, cluster.service(NS, "chain"), hpa):
+    for obj in router_objects():
         assert obj is not None
         (ref,) = obj["metadata"]["ownerReferences"]
         assert (ref["kind"], ref["uid"], ref["controller"]) == ("InferenceGraph", uid, True)

@@ -65,10 +65,14 @@ def test_the_model_config_lists_the_models_that_fit_and_follows_their_deletion(
                "m2 has a status", TIMEOUT_S)  # fmt: skip
     memory = _conditions(cluster, "m2")["MemoryResourceAvailable"]
     assert (memory["status"], memory["reason"]) == ("False", "MemoryResourceNotAvailable")
+    allocated = "serving.kserve.io/trainedmodel-allocated"
+    wait_until(lambda: allocated in _model(cluster, "m1")["metadata"].get("labels", {}),
+               "m1 is labelled as placed", TIMEOUT_S)  # fmt: skip
     meta = _model(cluster, "m1")["metadata"]
     assert "trainedmodel.finalizer" in meta["finalizers"]
+    assert allocated not in _model(cluster, "m2")["metadata"].get("labels", {})
     assert meta["labels"]["inferenceservice"] == "mms"
-    assert meta["labels"]["serving.kserve.io/trainedmodel-allocated"] == "mms"
+    assert meta["labels"][allocated] == "mms"
 
     cluster.mark_deployment_ready(NS, "mms-predictor")
     wait_until(lambda: _conditions(cluster, "m1").get("Ready", {}).get("status") == "True",
