@@ -96,3 +96,35 @@ def test_an_invalid_graph_is_reported_and_not_retried(cluster: Cluster, kopf_run
     wait_until(lambda: _ready(cluster).get("reason") == "InvalidSpec",
                "the invalid graph is reported", TIMEOUT_S)  # fmt: skip
     assert "root" in _ready(cluster)["message"]
+
+
+def test_a_knative_graph_runs_its_router_as_a_knative_service(
+    cluster: Cluster, kopf_runner: Any
+) -> None:
+    cluster.create_isvc(NS, isvc())
+    wait_until(lambda: cluster.deployment(NS, "sklearn-iris-predictor") is not None,
+               "the service's Deployment exists", TIMEOUT_S)  # fmt: skip
+    cluster.mark_deployment_ready(NS, "sklearn-iris-predictor")
+    wait_until(lambda: (cluster.condition(NS, "sklearn-iris", "Ready") or {}).get("status")
+               == "True", "the service is Ready", TIMEOUT_S)  # fmt: skip
+    body = json.loads(json.dumps(GRAPH))
+    body["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "Knative"}
+    cluster.custom.create_namespaced_custom_object(
+        "serving.kserve.io", "v1alpha1", NS, "inferencegraphs", body
+    )
+    wait_until(lambda: cluster.knative_service(NS, "chain") is not None,
+               "the router's Knative Service exists", TIMEOUT_S)  # fmt: skip
+    assert cluster.deployment(NS, "chain") is None
+    cluster.mark_knative_service_ready(NS, "chain", "chain-00001")
+    wait_until(lambda: _ready(cluster).get("status") == "True",
+               "the graph is Ready with its Knative Service", TIMEOUT_S)  # fmt: skip
+    assert _graph(cluster)["status"]["url"] == "http://chain.ns1.example.com"
+
+    cluster.custom.patch_namespaced_custom_object(
+        "serving.kserve.io", "v1alpha1", NS, "inferencegraphs", "chain",
+        {"metadata": {"annotations": {"serving.kserve.io/stop": "true"}}},
+    )  # fmt: skip
+    wait_until(lambda: cluster.knative_service(NS, "chain") is None,
+               "a stopped graph loses its router", TIMEOUT_S)  # fmt: skip
+    wait_until(lambda: _ready(cluster).get("reason") == "Stopped", "it says so", TIMEOUT_S)
+    assert "url" not in _graph(cluster)["status"]
