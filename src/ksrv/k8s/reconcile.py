@@ -65,7 +65,8 @@ def reconcile_inference_service(
 ) -> dict[str, Any] | None:
     """Bring the cluster to what the InferenceService says; its new status (None: it is gone
     or being deleted, so nothing was done). Objects rendered no more are searched for only on
-    `is_spec_news` (a pass woken by an owned object's status renders what the last one did)."""
+    `is_spec_news`, or when the spec changed since the last status (`observedGeneration`): a
+    pass woken by an owned object's status otherwise renders what the last one did."""
     body = api.get(ISVC_VERSION, "InferenceService", name, namespace)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
@@ -79,6 +80,7 @@ def reconcile_inference_service(
         raise Rejected(str(exc)) from None
     assert isinstance(resource, InferenceService)
     try:
+        is_spec_news = is_spec_news or generation != old.get("observedGeneration")
         return _pass(api, body, resource, settings, now, is_spec_news)
     except ApiFailure as failure:
         if failure.is_transient:
