@@ -4,11 +4,12 @@ they own, change; and `run`, what `ksrv k8s operator` starts.
 Handlers go on a registry that `registry()` builds (nothing registers at import), so tests run
 the same registry under `kopf.testing.KopfRunner`. kopf and the operator's own client log in
 the same way, from the same kubeconfig or service account. Passes run in threads (the official
-client blocks), one at a time per InferenceService (an asyncio lock each), so a Deployment's
-status change and a spec change never race. kopf does the retrying: `Retry` becomes a
-`TemporaryError` with its delay, `Rejected` a `PermanentError` (the status already says why);
-a pass woken by an owned object's event schedules its own retry, as kopf retries only handlers
-of the resource itself.
+client blocks), one at a time per resource (an asyncio lock each), so a Deployment's status
+change and a spec change never race. InferenceServices, InferenceGraphs and TrainedModels each
+have their handlers (a TrainedModel is served by its InferenceService's pass). kopf does the
+retrying: `Retry` becomes a `TemporaryError` with its delay, `Rejected` a `PermanentError` (the
+status already says why); a pass woken by an owned object's event schedules its own retry, as
+kopf retries only handlers of the resource itself.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 PREFIX: Final = "ksrv.dev"
+ISVCS: Final = (GROUP, "v1beta1", "inferenceservices")
+GRAPHS: Final = (GROUP, "v1alpha1", "inferencegraphs")
+TRAINED_MODELS: Final = (GROUP, "v1alpha1", "trainedmodels")
 # The objects whose changes re-run their InferenceService's pass: found by KServe's label.
 OWNED_WATCHES: Final = (
     ("apps", "v1", "deployments"),
@@ -40,7 +44,7 @@ OWNED_WATCHES: Final = (
 
 
 class _Operator:
-    """What the handlers share: the API client, the settings, a lock per InferenceService."""
+    """What the handlers share: the API client, the settings, a lock per resource."""
 
     def __init__(
         self,
@@ -195,16 +199,23 @@ def registry(
     async def cleanup(**_: Any) -> None:
         await operator.stop()
 
-    isvcs = (GROUP, "v1beta1", "inferenceservices")
+    _serve_inference_services(registry, operator)
+    _serve_graphs(registry, operator)
+    _serve_trained_models(registry, operator)
+    return registry
+
+
+def _serve_inference_services(registry: kopf.OperatorRegistry, operator: _Operator) -> None:
+    """InferenceServices, the objects they own, and the runtimes they are placed on."""
 
     # Explicit ids: kopf keeps a retried handler's progress in an annotation named after it.
-    @kopf.on.resume(*isvcs, id="reconcile", registry=registry)
-    @kopf.on.create(*isvcs, id="reconcile", registry=registry)
-    @kopf.on.update(*isvcs, id="reconcile", registry=registry)
+    @kopf.on.resume(*ISVCS, id="reconcile", registry=registry)
+    @kopf.on.create(*ISVCS, id="reconcile", registry=registry)
+    @kopf.on.update(*ISVCS, id="reconcile", registry=registry)
     async def inference_service(namespace: str | None, name: str, **_: Any) -> None:
         await operator.reconcile(namespace or "default", name)
 
-    @kopf.on.delete(*isvcs, id="delete", registry=registry)
+    @kopf.on.delete(*ISVCS, id="delete", registry=registry)
     async def inference_service_deleted(body: kopf.Body, **_: Any) -> None:
         await operator.delete(dict(body))
 
@@ -234,15 +245,17 @@ def registry(
         if type is not None:
             await operator.reconcile_all(None)
 
-    graphs = (GROUP, "v1alpha1", "inferencegraphs")
 
-    @kopf.on.resume(*graphs, id="reconcile-graph", registry=registry)
-    @kopf.on.create(*graphs, id="reconcile-graph", registry=registry)
-    @kopf.on.update(*graphs, id="reconcile-graph", registry=registry)
+def _serve_graphs(registry: kopf.OperatorRegistry, operator: _Operator) -> None:
+    """InferenceGraphs, their routers, and the InferenceServices their steps wait for."""
+
+    @kopf.on.resume(*GRAPHS, id="reconcile-graph", registry=registry)
+    @kopf.on.create(*GRAPHS, id="reconcile-graph", registry=registry)
+    @kopf.on.update(*GRAPHS, id="reconcile-graph", registry=registry)
     async def inference_graph(namespace: str | None, name: str, **_: Any) -> None:
         await operator.reconcile_graph(namespace or "default", name)
 
-    @kopf.on.event(*graphs, id="graph-deleted", registry=registry)
+    @kopf.on.event(*GRAPHS, id="graph-deleted", registry=registry)
     async def inference_graph_deleted(type: str | None, body: kopf.Body, **_: Any) -> None:
         if type == "DELETED":  # no finalizer, as in KServe: the collector would do it too
             api = await operator.api()
@@ -261,11 +274,18 @@ def registry(
             labels={naming.GRAPH_LABEL: kopf.PRESENT}, registry=registry,
         )(graph_owned_changed)  # fmt: skip
 
-    trained = (GROUP, "v1alpha1", "trainedmodels")
+    @kopf.on.event(*ISVCS, id="graph-steps", registry=registry)
+    async def service_changed(namespace: str | None, name: str, type: str | None, **_: Any) -> None:
+        if type is not None:  # None: the first listing, which the graphs' resume handlers cover
+            await operator.reconcile_waiting_graphs(namespace or "default", name)
 
-    @kopf.on.resume(*trained, id="trained-model", registry=registry)
-    @kopf.on.create(*trained, id="trained-model", registry=registry)
-    @kopf.on.update(*trained, id="trained-model", registry=registry)
+
+def _serve_trained_models(registry: kopf.OperatorRegistry, operator: _Operator) -> None:
+    """TrainedModels: their InferenceService's pass serves them; the finalizer is theirs."""
+
+    @kopf.on.resume(*TRAINED_MODELS, id="trained-model", registry=registry)
+    @kopf.on.create(*TRAINED_MODELS, id="trained-model", registry=registry)
+    @kopf.on.update(*TRAINED_MODELS, id="trained-model", registry=registry)
     async def trained_model(namespace: str | None, name: str, **_: Any) -> None:
         # Its InferenceService's pass renders the ConfigMap and writes the model's status.
         api = await operator.api()
@@ -279,7 +299,7 @@ def registry(
         if parent is not None:
             await operator.reconcile(where, parent, is_event=True)
 
-    @kopf.on.event(*trained, id="trained-model-deleted", registry=registry)
+    @kopf.on.event(*TRAINED_MODELS, id="trained-model-deleted", registry=registry)
     async def trained_model_deleted(body: kopf.Body, namespace: str | None, **_: Any) -> None:
         meta = body.get("metadata") or {}
         finalizers = meta.get("finalizers") or ()
@@ -292,13 +312,6 @@ def registry(
         api = await operator.api()
         release = functools.partial(reconcile_trained_model.release, api, where, meta["name"])
         await operator.run_pass(("TrainedModel", where, meta["name"]), release, is_event=True)
-
-    @kopf.on.event(*isvcs, id="graph-steps", registry=registry)
-    async def service_changed(namespace: str | None, name: str, type: str | None, **_: Any) -> None:
-        if type is not None:  # None: the first listing, which the graphs' resume handlers cover
-            await operator.reconcile_waiting_graphs(namespace or "default", name)
-
-    return registry
 
 
 def in_scope(namespace: str, patterns: Sequence[str]) -> bool:
