@@ -29,7 +29,6 @@ from ksrv.k8s import (
     reconcile_trained_model,
     render,
     status,
-    trained_model_status,
 )
 from ksrv.k8s.client import Api, ApiFailure
 from ksrv.k8s.config import KNATIVE, ClusterConfig
@@ -138,11 +137,7 @@ def _pass(
         write_status(api, body, new)
         raise Retry(message, settings.slow_retry_delay_s)
     # The TrainedModels' ConfigMap, rendered with the service (KServe's controller makes it).
-    models = reconcile_trained_model.models_of(api, owner.namespace, isvc.metadata.name)
-    memory = trained_model_status.predictor_memory(rendered.objects, isvc)
-    where = trained_model_status.placement(isvc, [m for _, m in models], memory)
-    model_config = reconcile_trained_model.model_config(isvc, models, where)
-    extra = [model_config] if model_config is not None else []
+    models, where, extra = reconcile_trained_model.placed(api, isvc, rendered.objects)
     objects = [*rendered.objects, *extra]
     applied = [apply.apply(api, obj, owner) for obj in objects]
     new = _status(api, isvc, plan, config, applied, old, now())

@@ -101,6 +101,18 @@ def models_of(api: Api, namespace: str, isvc: str) -> list[Found]:
     return found
 
 
+def placed(
+    api: Api, isvc: InferenceService, rendered: list[dict[str, Any]]
+) -> tuple[list[Found], Placement, list[dict[str, Any]]]:
+    """The TrainedModels naming `isvc`, where they go on its predictor (as `rendered`), and
+    the ConfigMap listing them (none when there is nothing to list)."""
+    models = models_of(api, isvc.metadata.namespace or "default", isvc.metadata.name)
+    memory = trained_model_status.predictor_memory(rendered, isvc)
+    where = trained_model_status.placement(isvc, [m for _, m in models], memory)
+    config = model_config(isvc, models, where)
+    return models, where, [config] if config is not None else []
+
+
 def model_config(
     isvc: InferenceService, models: list[Found], where: Placement
 ) -> dict[str, Any] | None:
