@@ -1,5 +1,5 @@
 """One pass over one InferenceService on a cluster: read, render, apply, clean up, observe, and
-write KServe's status back.
+write KServe's status back (canaries included), with its TrainedModels' ConfigMap and status.
 
 Blocking (the official client); the operator runs a pass in a thread, never two at once for
 the same InferenceService. A pass always starts from the live object, so whichever event woke
