@@ -11,6 +11,7 @@ from typing import Any
 
 import kmock
 import kubernetes
+import kubernetes.dynamic
 import yaml
 
 GROUP = "serving.kserve.io"
@@ -45,12 +46,14 @@ _RESOURCES = [
     ("networking.k8s.io/v1/ingresses", "Ingress", True, {"status"}),
     ("serving.knative.dev/v1/services", "Service", True, {"status"}),
     ("networking.istio.io/v1beta1/virtualservices", "VirtualService", True, {"status"}),
+    ("gateway.networking.k8s.io/v1/httproutes", "HTTPRoute", True, {"status"}),
+    ("keda.sh/v1alpha1/scaledobjects", "ScaledObject", True, {"status"}),
 ]  # fmt: skip
 
 
 def declare(emu: Any) -> None:
-    """What a cluster with KServe's CRDs, Knative Serving and Istio serves (Knative mode's
-    VirtualService included)."""
+    """What a cluster with KServe's CRDs, Knative Serving, Istio, the Gateway API and KEDA
+    serves."""
     for resource, kind, namespaced, subresources in _RESOURCES:
         emu.resources[resource] = kmock.ResourceInfo(
             kind=kind, namespaced=namespaced, subresources=subresources, verbs=ALL
@@ -87,6 +90,7 @@ class Cluster:
         self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
         self.apps = kubernetes.client.AppsV1Api(self.api_client)
         self.core = kubernetes.client.CoreV1Api(self.api_client)
+        self._dynamic: Any = None
 
     def close(self) -> None:
         self.api_client.close()
@@ -139,6 +143,35 @@ class Cluster:
                  "message": f'ReplicaSet "{name}-1" has successfully progressed.'},
             ],
         }})  # fmt: skip
+
+    def custom_object(
+        self, api_version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """A namespaced custom object (`group/version`), None when absent."""
+        group, _, version = api_version.rpartition("/")
+        return self._maybe(
+            self.custom.get_namespaced_custom_object, group, version, namespace, plural, name
+        )
+
+    def builtin(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """Any namespaced object, by apiVersion and kind (the client's discovery)."""
+        if self._dynamic is None:
+            self._dynamic = kubernetes.dynamic.DynamicClient(self.api_client)
+        resource = self._dynamic.resources.get(api_version=api_version, kind=kind)
+        try:
+            return dict(resource.get(name=name, namespace=namespace).to_dict())
+        except kubernetes.dynamic.exceptions.NotFoundError:
+            return None
+
+    def set_inference_config(self, data: dict[str, str]) -> None:
+        """The operator's `inferenceservice-config` ConfigMap (namespace `kserve`)."""
+        self.core.create_namespaced_config_map("kserve", {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
+            "data": data,
+        })  # fmt: skip
 
     def knative_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._maybe(

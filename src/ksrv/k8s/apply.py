@@ -32,6 +32,7 @@ OWNED_KINDS: Final = (
     ("keda.sh/v1alpha1", "ScaledObject"),
     ("serving.knative.dev/v1", "Service"),
     ("networking.istio.io/v1beta1", "VirtualService"),
+    ("v1", "ConfigMap"),
 )
 
 

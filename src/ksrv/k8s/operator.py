@@ -4,11 +4,12 @@ they own, change; and `run`, what `ksrv k8s operator` starts.
 Handlers go on a registry that `registry()` builds (nothing registers at import), so tests run
 the same registry under `kopf.testing.KopfRunner`. kopf and the operator's own client log in
 the same way, from the same kubeconfig or service account. Passes run in threads (the official
-client blocks), one at a time per InferenceService (an asyncio lock each), so a Deployment's
-status change and a spec change never race. kopf does the retrying: `Retry` becomes a
-`TemporaryError` with its delay, `Rejected` a `PermanentError` (the status already says why);
-a pass woken by an owned object's event schedules its own retry, as kopf retries only handlers
-of the resource itself.
+client blocks), one at a time per resource (an asyncio lock each), so a Deployment's status
+change and a spec change never race. InferenceServices, InferenceGraphs and TrainedModels each
+have their handlers (a TrainedModel is served by its InferenceService's pass). kopf does the
+retrying: `Retry` becomes a `TemporaryError` with its delay, `Rejected` a `PermanentError` (the
+status already says why); a pass woken by an owned object's event schedules its own retry, as
+kopf retries only handlers of the resource itself.
 """
 
 from __future__ import annotations
@@ -24,24 +25,26 @@ from typing import Any, Final, TypeVar
 import kopf
 
 from ksrv.api.kinds import GROUP
-from ksrv.k8s import naming, reconcile
+from ksrv.k8s import naming, reconcile, reconcile_graph, reconcile_trained_model
 from ksrv.k8s.client import Api, ApiFailure, connect
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 PREFIX: Final = "ksrv.dev"
+ISVCS: Final = (GROUP, "v1beta1", "inferenceservices")
+GRAPHS: Final = (GROUP, "v1alpha1", "inferencegraphs")
+TRAINED_MODELS: Final = (GROUP, "v1alpha1", "trainedmodels")
 # The objects whose changes re-run their InferenceService's pass: found by KServe's label.
 OWNED_WATCHES: Final = (
     ("apps", "v1", "deployments"),
     ("serving.knative.dev", "v1", "services"),
     ("", "v1", "pods"),
 )
-DEPENDENT_KINDS: Final = (("inferencegraphs", "InferenceGraph"), ("trainedmodels", "TrainedModel"))
 
 
 class _Operator:
-    """What the handlers share: the API client, the settings, a lock per InferenceService."""
+    """What the handlers share: the API client, the settings, a lock per resource."""
 
     def __init__(
         self,
@@ -54,7 +57,9 @@ class _Operator:
         self.namespaces = tuple(namespaces)
         self.kubeconfig, self.context = kubeconfig, context
         self._api: Api | None = None
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        # Resources with a pass waiting for the lock: later events add nothing to it.
+        self._waiting: set[tuple[str, str, str]] = set()
         self._retries: set[asyncio.Task[None]] = set()
         # Passes block (the official client); they run here, and shutdown waits for them.
         self._threads = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="ksrv-pass")
@@ -71,30 +76,49 @@ class _Operator:
     async def reconcile(self, namespace: str, name: str, *, is_event: bool = False) -> None:
         """One pass over one InferenceService; kopf's outcomes unless woken by an event."""
         api = await self.api()
-        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
+        call = functools.partial(
+            reconcile.reconcile_inference_service, api, namespace, name, self.settings,
+            is_spec_news=not is_event,
+        )  # fmt: skip
+        await self.run_pass(("InferenceService", namespace, name), call, is_event=is_event)
+
+    async def reconcile_graph(self, namespace: str, name: str, *, is_event: bool = False) -> None:
+        """One pass over one InferenceGraph, as `reconcile` for an InferenceService."""
+        api = await self.api()
+        call = functools.partial(
+            reconcile_graph.reconcile_graph, api, namespace, name, self.settings
+        )
+        await self.run_pass(("InferenceGraph", namespace, name), call, is_event=is_event)
+
+    async def run_pass(
+        self, key: tuple[str, str, str], call: Callable[[], Any], *, is_event: bool
+    ) -> None:
+        """`call` in a thread, one at a time per resource (`key`: kind, namespace, name).
+        Its outcomes become kopf's (retry, give up), or, for a pass woken by an event, a
+        retry of its own: kopf retries only the handlers of the resource itself."""
+        if is_event and key in self._waiting:
+            return  # a pass that has yet to start will see what this event reports
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting.add(key)
         async with lock:
+            self._waiting.discard(key)
             try:
-                await self.in_thread(
-                    functools.partial(
-                        reconcile.reconcile_inference_service, is_spec_news=not is_event
-                    ),
-                    api, namespace, name, self.settings,
-                )  # fmt: skip
+                await self.in_thread(call)
             except reconcile.Retry as retry:
                 if not is_event:
                     raise kopf.TemporaryError(str(retry), delay=retry.delay_s) from None
-                self._retry_later(namespace, name, retry.delay_s, str(retry))
+                self._retry_later(key, call, retry.delay_s, str(retry))
             except ApiFailure as failure:  # writing the status of a failed pass failed too
                 if not is_event:
                     raise kopf.TemporaryError(str(failure), self.settings.retry_delay_s) from None
-                self._retry_later(namespace, name, self.settings.retry_delay_s, str(failure))
+                self._retry_later(key, call, self.settings.retry_delay_s, str(failure))
             except reconcile.Rejected as rejected:
                 if not is_event:
                     raise kopf.PermanentError(str(rejected)) from None
 
     async def delete(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]
-        key = (meta.get("namespace") or "default", meta["name"])
+        key = ("InferenceService", meta.get("namespace") or "default", meta["name"])
         api = await self.api()
         async with self._locks.setdefault(key, asyncio.Lock()):
             try:
@@ -115,12 +139,23 @@ class _Operator:
             if in_scope(where, self.namespaces):
                 await self.reconcile(where, meta["name"], is_event=True)
 
-    def _retry_later(self, namespace: str, name: str, delay_s: float, why: str) -> None:
-        logger.info("retrying %s/%s in %ss: %s", namespace, name, delay_s, why)
+    async def reconcile_waiting_graphs(self, namespace: str, service: str) -> None:
+        """A pass for each graph in `namespace` that waits for InferenceService `service`."""
+        api = await self.api()
+        found = await self.in_thread(api.list, reconcile.DEPENDENT_VERSION, "InferenceGraph",
+                                     namespace)  # fmt: skip
+        for body in found:
+            if reconcile_graph.is_waiting_for(body, service):
+                await self.reconcile_graph(namespace, body["metadata"]["name"], is_event=True)
+
+    def _retry_later(
+        self, key: tuple[str, str, str], call: Callable[[], Any], delay_s: float, why: str
+    ) -> None:
+        logger.info("retrying %s %s/%s in %ss: %s", *key, delay_s, why)
 
         async def again() -> None:
             await asyncio.sleep(delay_s)
-            await self.reconcile(namespace, name, is_event=True)
+            await self.run_pass(key, call, is_event=True)
 
         task = asyncio.get_running_loop().create_task(again())
         self._retries.add(task)
@@ -164,16 +199,23 @@ def registry(
     async def cleanup(**_: Any) -> None:
         await operator.stop()
 
-    isvcs = (GROUP, "v1beta1", "inferenceservices")
+    _serve_inference_services(registry, operator)
+    _serve_graphs(registry, operator)
+    _serve_trained_models(registry, operator)
+    return registry
+
+
+def _serve_inference_services(registry: kopf.OperatorRegistry, operator: _Operator) -> None:
+    """InferenceServices, the objects they own, and the runtimes they are placed on."""
 
     # Explicit ids: kopf keeps a retried handler's progress in an annotation named after it.
-    @kopf.on.resume(*isvcs, id="reconcile", registry=registry)
-    @kopf.on.create(*isvcs, id="reconcile", registry=registry)
-    @kopf.on.update(*isvcs, id="reconcile", registry=registry)
+    @kopf.on.resume(*ISVCS, id="reconcile", registry=registry)
+    @kopf.on.create(*ISVCS, id="reconcile", registry=registry)
+    @kopf.on.update(*ISVCS, id="reconcile", registry=registry)
     async def inference_service(namespace: str | None, name: str, **_: Any) -> None:
         await operator.reconcile(namespace or "default", name)
 
-    @kopf.on.delete(*isvcs, id="delete", registry=registry)
+    @kopf.on.delete(*ISVCS, id="delete", registry=registry)
     async def inference_service_deleted(body: kopf.Body, **_: Any) -> None:
         await operator.delete(dict(body))
 
@@ -203,21 +245,73 @@ def registry(
         if type is not None:
             await operator.reconcile_all(None)
 
-    async def dependent(namespace: str | None, name: str, param: Any = None, **_: Any) -> None:
+
+def _serve_graphs(registry: kopf.OperatorRegistry, operator: _Operator) -> None:
+    """InferenceGraphs, their routers, and the InferenceServices their steps wait for."""
+
+    @kopf.on.resume(*GRAPHS, id="reconcile-graph", registry=registry)
+    @kopf.on.create(*GRAPHS, id="reconcile-graph", registry=registry)
+    @kopf.on.update(*GRAPHS, id="reconcile-graph", registry=registry)
+    async def inference_graph(namespace: str | None, name: str, **_: Any) -> None:
+        await operator.reconcile_graph(namespace or "default", name)
+
+    @kopf.on.event(*GRAPHS, id="graph-deleted", registry=registry)
+    async def inference_graph_deleted(type: str | None, body: kopf.Body, **_: Any) -> None:
+        if type == "DELETED":  # no finalizer, as in KServe: the collector would do it too
+            api = await operator.api()
+            try:
+                await operator.in_thread(reconcile_graph.delete_graph, api, dict(body))
+            except ApiFailure as failure:
+                logger.warning("leaving the graph's objects to the garbage collector: %s", failure)
+
+    async def graph_owned_changed(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+        name = labels[naming.GRAPH_LABEL]
+        await operator.reconcile_graph(namespace or "default", name, is_event=True)
+
+    for group, version, plural in OWNED_WATCHES[:2]:
+        kopf.on.event(
+            group, version, plural, id=f"graph-owned-{plural}",
+            labels={naming.GRAPH_LABEL: kopf.PRESENT}, registry=registry,
+        )(graph_owned_changed)  # fmt: skip
+
+    @kopf.on.event(*ISVCS, id="graph-steps", registry=registry)
+    async def service_changed(namespace: str | None, name: str, type: str | None, **_: Any) -> None:
+        if type is not None:  # None: the first listing, which the graphs' resume handlers cover
+            await operator.reconcile_waiting_graphs(namespace or "default", name)
+
+
+def _serve_trained_models(registry: kopf.OperatorRegistry, operator: _Operator) -> None:
+    """TrainedModels: their InferenceService's pass serves them; the finalizer is theirs."""
+
+    @kopf.on.resume(*TRAINED_MODELS, id="trained-model", registry=registry)
+    @kopf.on.create(*TRAINED_MODELS, id="trained-model", registry=registry)
+    @kopf.on.update(*TRAINED_MODELS, id="trained-model", registry=registry)
+    async def trained_model(namespace: str | None, name: str, **_: Any) -> None:
+        # Its InferenceService's pass renders the ConfigMap and writes the model's status.
         api = await operator.api()
+        where = namespace or "default"
         try:
-            await operator.in_thread(
-                reconcile.reconcile_dependent, api, str(param), namespace or "default", name
-            )
+            parent = await operator.in_thread(reconcile_trained_model.prepare, api, where, name)
         except reconcile.Rejected as rejected:
             raise kopf.PermanentError(str(rejected)) from None
         except ApiFailure as failure:
             raise kopf.TemporaryError(str(failure), operator.settings.retry_delay_s) from None
+        if parent is not None:
+            await operator.reconcile(where, parent, is_event=True)
 
-    for plural, kind in DEPENDENT_KINDS:
-        for cause in (kopf.on.resume, kopf.on.create, kopf.on.update):
-            cause(GROUP, "v1alpha1", plural, id="status", param=kind, registry=registry)(dependent)
-    return registry
+    @kopf.on.event(*TRAINED_MODELS, id="trained-model-deleted", registry=registry)
+    async def trained_model_deleted(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        finalizers = meta.get("finalizers") or ()
+        if not meta.get("deletionTimestamp") or reconcile_trained_model.FINALIZER not in finalizers:
+            return
+        parent = (body.get("spec") or {}).get("inferenceService")
+        where = namespace or "default"
+        if isinstance(parent, str):  # its ConfigMap loses it first (the pass skips it)
+            await operator.reconcile(where, parent, is_event=True)
+        api = await operator.api()
+        release = functools.partial(reconcile_trained_model.release, api, where, meta["name"])
+        await operator.run_pass(("TrainedModel", where, meta["name"]), release, is_event=True)
 
 
 def in_scope(namespace: str, patterns: Sequence[str]) -> bool:

@@ -1,5 +1,5 @@
 """One pass over one InferenceService on a cluster: read, render, apply, clean up, observe, and
-write KServe's status back.
+write KServe's status back (canaries included), with its TrainedModels' ConfigMap and status.
 
 Blocking (the official client); the operator runs a pass in a thread, never two at once for
 the same InferenceService. A pass always starts from the live object, so whichever event woke
@@ -13,57 +13,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from ksrv.api import conditions as api_conditions
 from ksrv.api import resources
 from ksrv.api.inference_service import InferenceService
-from ksrv.api.kinds import GROUP
-from ksrv.control.plan import desired_state
-from ksrv.control.service_status import condition, keep_transition_times, mapping, stopped_status
+from ksrv.control.plan import ServicePlan, desired_state
+from ksrv.control.service_status import mapping, stopped_status
 from ksrv.errors import ResourceInvalid
-from ksrv.k8s import apply, cluster_view, naming, render, status
+from ksrv.k8s import (
+    apply,
+    canary_status,
+    cluster_view,
+    naming,
+    reconcile_trained_model,
+    render,
+    status,
+)
 from ksrv.k8s.client import Api, ApiFailure
 from ksrv.k8s.config import KNATIVE, ClusterConfig
 from ksrv.k8s.context import Readiness
+from ksrv.k8s.outcome import (
+    DEPENDENT_VERSION,
+    ISVC_VERSION,
+    REFUSED,
+    Rejected,
+    Retry,
+    Settings,
+    failed_status,
+    write_status,
+)
 
-ISVC_VERSION: Final = f"{GROUP}/v1beta1"
+__all__ = ["DEPENDENT_VERSION", "ISVC_VERSION", "Rejected", "Retry", "Settings"]
+
 STOP_ANNOTATION: Final = "serving.kserve.io/stop"
 # A component whose pod cannot be built yet (a missing secret or storage container).
 RENDER_FAILED: Final = "RenderFailed"
-DEPENDENT_VERSION: Final = f"{GROUP}/v1alpha1"
-DEPENDENT_FEATURES: Final = {
-    "InferenceGraph": "InferenceGraph routing",
-    "TrainedModel": "multi-model serving (TrainedModel)",
-}
 KSVC_VERSION: Final = "serving.knative.dev/v1"
 REVISION_LABEL: Final = "serving.knative.dev/revision"
-# The API refused an object as written: the spec must change first.
-_REFUSED: Final = frozenset({400, 422})
-
-
-class Retry(Exception):
-    """Try the pass again after `delay_s` (the spec may well succeed then)."""
-
-    def __init__(self, message: str, delay_s: float) -> None:
-        super().__init__(message)
-        self.delay_s = delay_s
-
-
-class Rejected(Exception):
-    """The pass cannot succeed until the resource changes; its status says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """How the operator runs: where its ConfigMap lives, how soon it retries."""
-
-    config_namespace: str = "kserve"
-    retry_delay_s: float = 1.0
-    """After API trouble that passes (5xx, conflicts, throttling, unreachable)."""
-    slow_retry_delay_s: float = 30.0
-    """After what needs someone to act (a broken ConfigMap, a missing CRD, RBAC)."""
 
 
 def reconcile_inference_service(
@@ -77,7 +64,8 @@ def reconcile_inference_service(
 ) -> dict[str, Any] | None:
     """Bring the cluster to what the InferenceService says; its new status (None: it is gone
     or being deleted, so nothing was done). Objects rendered no more are searched for only on
-    `is_spec_news` (a pass woken by an owned object's status renders what the last one did)."""
+    `is_spec_news`, or when the spec changed since the last status (`observedGeneration`): a
+    pass woken by an owned object's status otherwise renders what the last one did."""
     body = api.get(ISVC_VERSION, "InferenceService", name, namespace)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
@@ -87,22 +75,23 @@ def reconcile_inference_service(
         resource = resources.load(body)
     except ResourceInvalid as exc:
         reason = exc.reason or api_conditions.INVALID_SPEC
-        _write_status(api, body, status.invalid_status(generation, reason, str(exc), old, now()))
+        write_status(api, body, status.invalid_status(generation, reason, str(exc), old, now()))
         raise Rejected(str(exc)) from None
     assert isinstance(resource, InferenceService)
     try:
+        is_spec_news = is_spec_news or generation != old.get("observedGeneration")
         return _pass(api, body, resource, settings, now, is_spec_news)
     except ApiFailure as failure:
         if failure.is_transient:
             raise Retry(str(failure), settings.retry_delay_s) from None
         message = failure.message
-        _write_status(api, body, _failed(generation, "ApplyFailed", message, old, now()))
-        if failure.status in _REFUSED:
+        write_status(api, body, failed_status(generation, "ApplyFailed", message, old, now()))
+        if failure.status in REFUSED:
             raise Rejected(message) from None
         raise Retry(message, settings.slow_retry_delay_s) from None
     except ResourceInvalid as exc:  # the cluster's configuration, not the resource
         reason = exc.reason or "InvalidConfig"
-        _write_status(api, body, _failed(generation, reason, str(exc), old, now()))
+        write_status(api, body, failed_status(generation, reason, str(exc), old, now()))
         raise Retry(str(exc), settings.slow_retry_delay_s) from None
 
 
@@ -113,31 +102,8 @@ def delete_inference_service(api: Api, body: dict[str, Any]) -> list[dict[str, A
     found = apply.owned(api, owner, apply.OWNED_KINDS)
     for obj in found:
         apply.delete(api, obj)
+    reconcile_trained_model.delete_models(api, owner.namespace, owner.name)
     return found
-
-
-def reconcile_dependent(
-    api: Api, kind: str, namespace: str, name: str, now: Callable[[], float] = time.time
-) -> dict[str, Any] | None:
-    """An InferenceGraph or TrainedModel: validated, and its status says it is not served by
-    the operator yet (as the local platform says it; the renderer does not make their objects)."""
-    body = api.get(DEPENDENT_VERSION, kind, name, namespace)
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return None
-    old = mapping(body.get("status"))
-    generation = body["metadata"].get("generation")
-    try:
-        resources.load(body)
-    except ResourceInvalid as exc:
-        new = _failed(generation, api_conditions.INVALID_SPEC, str(exc), old, now())
-        _write_status(api, body, new)
-        raise Rejected(str(exc)) from None
-    what = DEPENDENT_FEATURES.get(kind, kind)
-    message = (f"{what} is not served by ksrv's operator yet; the resource is valid and kept "
-               "as applied")  # fmt: skip
-    new = _failed(generation, "NotSupported", message, old, now())
-    _write_status(api, body, new)
-    return new
 
 
 def _pass(
@@ -157,7 +123,7 @@ def _pass(
         # KServe deletes the workload and the ingress of a stopped service.
         apply.collect_garbage(api, owner, [], apply.OWNED_KINDS)
         new = stopped_status(body["metadata"].get("generation"), old, now())
-        _write_status(api, body, new)
+        write_status(api, body, new)
         return new
     view = cluster_view.ApiClusterView(api)
     plan = desired_state(isvc, runtimes)
@@ -167,26 +133,51 @@ def _pass(
     if rendered.problems and not errors:
         # A secret or storage container that may appear later: said, and tried again.
         message = "; ".join(rendered.problems)
-        new = _failed(body["metadata"].get("generation"), RENDER_FAILED, message, old, now())
-        _write_status(api, body, new)
+        new = failed_status(body["metadata"].get("generation"), RENDER_FAILED, message, old, now())
+        write_status(api, body, new)
         raise Retry(message, settings.slow_retry_delay_s)
-    applied = [apply.apply(api, obj, owner) for obj in rendered.objects]
-    observed = _observe(api, isvc, config, applied)
-    new = status.inference_service_status(isvc, plan, config, observed, old, now())
+    # The TrainedModels' ConfigMap, rendered with the service (KServe's controller makes it).
+    models, where, extra = reconcile_trained_model.placed(api, isvc, rendered.objects)
+    objects = [*rendered.objects, *extra]
+    applied = [apply.apply(api, obj, owner) for obj in objects]
+    new = _status(api, isvc, plan, config, applied, old, now())
     if not errors and Readiness.from_status(new) != readiness:
         # Components turned Ready in this pass: what waits for them (the Ingress, the
         # VirtualService, canary weights) is rendered now, not at the next event.
         ready_now = Readiness.from_status(new)
         rendered = render.render_inference_service(isvc, runtimes, config, view, ready_now)
-        applied = [apply.apply(api, obj, owner) for obj in rendered.objects]
-        observed = _observe(api, isvc, config, applied)
-        new = status.inference_service_status(isvc, plan, config, observed, old, now())
+        objects = [*rendered.objects, *extra]
+        applied = [apply.apply(api, obj, owner) for obj in objects]
+        new = _status(api, isvc, plan, config, applied, old, now())
     if is_spec_news:
-        apply.collect_garbage(api, owner, rendered.objects, apply.OWNED_KINDS)
-    _write_status(api, body, new)
+        apply.collect_garbage(api, owner, objects, apply.OWNED_KINDS)
+    write_status(api, body, new)
+    reconcile_trained_model.write_statuses(api, isvc, models, where, new, now())
     if errors:  # a runtime applied later re-runs the pass (the operator watches runtimes)
         raise Rejected("; ".join(errors))
     return new
+
+
+def _status(
+    api: Api,
+    isvc: InferenceService,
+    plan: ServicePlan,
+    config: ClusterConfig,
+    applied: list[dict[str, Any]],
+    old: dict[str, Any],
+    now: float,
+) -> dict[str, Any]:
+    """KServe's status from the objects as applied (and read back), canaries included."""
+    observed = _observe(api, isvc, config, applied)
+    new = status.inference_service_status(isvc, plan, config, observed, old, now)
+    if config.deployment_mode == KNATIVE:  # canaries are Standard mode's
+        return new
+    deployments = {
+        obj["metadata"]["name"]: obj
+        for obj in applied
+        if obj.get("apiVersion") == "apps/v1" and obj.get("kind") == "Deployment"
+    }
+    return canary_status.with_canaries(new, isvc, deployments, old, now)
 
 
 def _observe(
@@ -213,26 +204,3 @@ def _observe(
             pods = api.list("v1", "Pod", namespace, selector)
         observed[component] = status.Observed(workload, tuple(pods))
     return observed
-
-
-def _failed(
-    generation: Any, reason: str, message: str, old: dict[str, Any], now: float
-) -> dict[str, Any]:
-    """The old status with `Ready` False for a pass that could not apply its objects."""
-    conditions = [condition("Ready", False, reason, message)]
-    keep_transition_times(conditions, old.get("conditions") or [], now)
-    return {**old, "observedGeneration": generation, "conditions": conditions}
-
-
-def _write_status(api: Api, body: dict[str, Any], new: dict[str, Any]) -> None:
-    """Patch the status subresource with what changed (nothing when nothing did)."""
-    patch = apply.merge_patch(mapping(body.get("status")), new)
-    if not patch:
-        return
-    meta = body["metadata"]
-    try:
-        api.patch(body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"),
-                  {"status": patch}, subresource="status")  # fmt: skip
-    except ApiFailure as failure:
-        if failure.status != 404:  # deleted meanwhile: nothing to report to
-            raise

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
-from tests.k8s_cluster import SKLEARN_URI, Cluster, isvc
+from tests.k8s_cluster import Cluster, isvc
 from tests.k8s_emulator import EmulatorThread
 
 NS = "ns1"
@@ -206,39 +206,6 @@ def test_a_runtime_applied_later_places_the_waiting_service(
     assert container["args"] == ["--model_name=custom"]
     wait_until(lambda: cluster.isvc(NS, "custom")["status"].get("servingRuntimeName")
                == "cobol-runtime", "the status names the runtime", TIMEOUT_S)  # fmt: skip
-
-
-GRAPH = {
-    "apiVersion": "serving.kserve.io/v1alpha1", "kind": "InferenceGraph",
-    "metadata": {"name": "chain"},
-    "spec": {"nodes": {"root": {"routerType": "Sequence",
-                                "steps": [{"serviceName": "sklearn-iris"}]}}},
-}  # fmt: skip
-TRAINED_MODEL = {
-    "apiVersion": "serving.kserve.io/v1alpha1", "kind": "TrainedModel",
-    "metadata": {"name": "chain"},
-    "spec": {"inferenceService": "sklearn-iris",
-             "model": {"storageUri": SKLEARN_URI, "framework": "sklearn", "memory": "1Gi"}},
-}  # fmt: skip
-
-
-@pytest.mark.parametrize(("plural", "body"), [("inferencegraphs", GRAPH),
-                                              ("trainedmodels", TRAINED_MODEL)])  # fmt: skip
-def test_graphs_and_trained_models_are_validated_and_said_to_be_not_served_yet(
-    cluster: Cluster, kopf_runner: Any, plural: str, body: dict[str, Any]
-) -> None:
-    cluster.custom.create_namespaced_custom_object("serving.kserve.io", "v1alpha1", NS, plural,
-                                                   body)  # fmt: skip
-
-    def ready() -> dict[str, Any] | None:
-        found = cluster.custom.get_namespaced_custom_object(
-            "serving.kserve.io", "v1alpha1", NS, plural, "chain"
-        )
-        conditions = (found.get("status") or {}).get("conditions") or [{}]
-        return conditions[0] or None
-
-    wait_until(lambda: ready() is not None, "it has a status", TIMEOUT_S)
-    assert ready()["reason"] == "NotSupported" and ready()["status"] == "False"
 
 
 def _transformer() -> dict[str, Any]:

@@ -1,0 +1,68 @@
+"""How an operator pass ends and what it writes: `Retry` / `Rejected`, the `Settings` that time
+retries, and the status writes every pass shares (a failed `Ready`, a merge patch of the
+status subresource).
+
+Shared by the passes over InferenceServices (`reconcile`), InferenceGraphs (`reconcile_graph`)
+and TrainedModels (`reconcile_trained_model`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ksrv.api.kinds import GROUP
+from ksrv.control.service_status import condition, keep_transition_times, mapping
+from ksrv.k8s import apply
+from ksrv.k8s.client import Api, ApiFailure
+
+ISVC_VERSION: Final = f"{GROUP}/v1beta1"
+DEPENDENT_VERSION: Final = f"{GROUP}/v1alpha1"
+# The API refused an object as written: the spec must change first.
+REFUSED: Final = frozenset({400, 422})
+
+
+class Retry(Exception):
+    """Try the pass again after `delay_s` (the spec may well succeed then)."""
+
+    def __init__(self, message: str, delay_s: float) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s
+
+
+class Rejected(Exception):
+    """The pass cannot succeed until the resource changes; its status says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How the operator runs: where its ConfigMap lives, how soon it retries."""
+
+    config_namespace: str = "kserve"
+    retry_delay_s: float = 1.0
+    """After API trouble that passes (5xx, conflicts, throttling, unreachable)."""
+    slow_retry_delay_s: float = 30.0
+    """After what needs someone to act (a broken ConfigMap, a missing CRD, RBAC)."""
+
+
+def failed_status(
+    generation: Any, reason: str, message: str, old: dict[str, Any], now: float
+) -> dict[str, Any]:
+    """The old status with `Ready` False for a pass that could not apply its objects."""
+    conditions = [condition("Ready", False, reason, message)]
+    keep_transition_times(conditions, old.get("conditions") or [], now)
+    return {**old, "observedGeneration": generation, "conditions": conditions}
+
+
+def write_status(api: Api, body: dict[str, Any], new: dict[str, Any]) -> None:
+    """Patch the status subresource with what changed (nothing when nothing did)."""
+    patch = apply.merge_patch(mapping(body.get("status")), new)
+    if not patch:
+        return
+    meta = body["metadata"]
+    try:
+        api.patch(body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"),
+                  {"status": patch}, subresource="status")  # fmt: skip
+    except ApiFailure as failure:
+        if failure.status != 404:  # deleted meanwhile: nothing to report to
+            raise
