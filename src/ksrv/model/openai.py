@@ -3,7 +3,7 @@
 KServe's classes by KServe's names and signatures (`raw_request` is always None here; it is
 kept so a KServe model ports unchanged). A streamed answer is an async iterator of chunk
 objects; the server frames it as server-sent events, adds `[DONE]` and the usage chunk, and
-closes the iterator when the client hangs up. The contract in full: docs/openai.md.
+closes the iterator when the client hangs up (docs/openai.md).
 """
 
 from __future__ import annotations

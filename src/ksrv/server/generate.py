@@ -9,6 +9,7 @@ model method of its own: the request becomes a `CompletionRequest` for the model
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -61,11 +62,14 @@ async def generate(
     params = completion_request(name, rest_codec.loads(body, rest_codec.MAX_JSON_BYTES), stream)
     result = await model.create_completion(params, None, {})
     answer = _Answer(name, version)
-    if isinstance(result, Completion) and not stream:
-        return Response(answer.encode(result), 200, [_JSON])
     if isinstance(result, Completion):
-        raise InvalidInput(f"Model {name} did not stream its answer")
+        if stream:  # a model that answers whole: one event
+            return StreamingResponse(_one(answer.encode(result)), headers=list(sse.HEADERS))
+        return Response(answer.encode(result), 200, [_JSON])
     started = await openai_stream.Prefetched.start(result)
+    if not stream:  # a model that streams anyway: the pieces joined
+        text = [piece async for piece in _texts(started)]
+        return Response(answer.encode_text("".join(text)), 200, [_JSON])
     return StreamingResponse(
         openai_stream.events(started, answer.encode_chunk, answer.encode_error),
         headers=list(sse.HEADERS),
@@ -80,7 +84,9 @@ class _Answer:
         self.version = version or ""
 
     def encode(self, result: Completion | CompletionChunk) -> bytes:
-        text = "".join(choice.text for choice in result.choices)
+        return self.encode_text("".join(choice.text for choice in result.choices))
+
+    def encode_text(self, text: str) -> bytes:
         return rest_codec.dumps(
             {"model_name": self.name, "model_version": self.version, "text_output": text}
         )
@@ -91,3 +97,15 @@ class _Answer:
 
     def encode_error(self, exc: BaseException) -> bytes:
         return rest_codec.dumps({"error": status.public_message(exc)})
+
+
+async def _one(event: bytes) -> AsyncIterator[bytes]:
+    yield sse.event(event)
+
+
+async def _texts(stream: openai_stream.Prefetched) -> AsyncIterator[str]:
+    try:
+        async for chunk in stream.items():
+            yield "".join(choice.text for choice in chunk.choices)
+    finally:
+        await stream.aclose()

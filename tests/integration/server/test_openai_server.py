@@ -252,3 +252,13 @@ def test_an_empty_prefix_serves_v1_and_keeps_v1_models_routes():
         assert httpx.post(process.url + "/openai/v1/completions", json={}).status_code == 404
     finally:
         process.stop()
+
+
+def test_ksrv_serve_with_a_custom_route_prefix(start_server):
+    """`ksrv serve FILE.py:Class` (not a script) with `--openai-route-prefix`."""
+    model = f"{TESTS_DIR / 'openai_models.py'}:Vectors"
+    process = start_server([model, "--model-name", "emb", "--openai-route-prefix", "/llm/api"])
+    with openai.OpenAI(base_url=process.url + "/llm/api/v1", api_key="x", max_retries=0) as c:
+        assert [m.id for m in c.models.list()] == ["emb"]
+        assert c.embeddings.create(model="emb", input="a").data[0].embedding[0] == 1.0
+    assert httpx.get(process.url + "/openai/v1/models").status_code == 404
