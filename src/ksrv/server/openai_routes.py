@@ -136,17 +136,13 @@ class OpenAIRoutes:
 
     # -- endpoints -------------------------------------------------------------------------
     async def _completion(self, request: Request) -> Answer:
-        params = decode(CompletionRequest, request.body)
+        params = _streamable(decode(CompletionRequest, request.body))
         model = self._ready(params.model, OpenAIGenerativeModel, "Completions")
         result = await model.create_completion(params, None, _context(request))
         return await _answer(result, params.include_usage())
 
     async def _chat_completion(self, request: Request) -> Answer:
-        params = decode(ChatCompletionRequest, request.body)
-        if params.stream_options is not None and not params.stream:
-            raise openai_errors.OpenAIInvalidRequest(
-                "stream_options is only allowed when stream is true", "stream_options"
-            )
+        params = _streamable(decode(ChatCompletionRequest, request.body))
         model = self._ready(params.model, OpenAIGenerativeModel, "Chat Completions")
         result = await model.create_chat_completion(params, None, _context(request))
         return await _answer(result, params.include_usage())
@@ -163,6 +159,18 @@ class OpenAIRoutes:
         params = decode(RerankRequest, request.body)
         model = self._ready(params.model, OpenAIEncoderModel, "Rerank")
         return json_answer(await model.create_rerank(params, None, _context(request)))
+
+
+S = TypeVar("S", CompletionRequest, ChatCompletionRequest)
+
+
+def _streamable(params: S) -> S:
+    """OpenAI refuses `stream_options` on a request that does not stream."""
+    if params.stream_options is not None and not params.stream:
+        raise openai_errors.OpenAIInvalidRequest(
+            "stream_options is only allowed when stream is true", "stream_options"
+        )
+    return params
 
 
 def _context(request: Request) -> dict[str, Any]:

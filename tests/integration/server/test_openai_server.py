@@ -173,6 +173,7 @@ def test_unknown_model_is_404_in_openais_envelope(client: openai.OpenAI):
         ({"top_p": -1}, "top_p"),
         ({"messages": []}, "messages"),
         ({"top_logprobs": 2}, None),
+        ({"stream_options": {"include_usage": True}}, "stream_options"),
     ],
 )
 def test_a_bad_parameter_is_400_naming_it(client: openai.OpenAI, extra: dict, param: str | None):
@@ -183,6 +184,9 @@ def test_a_bad_parameter_is_400_naming_it(client: openai.OpenAI, extra: dict, pa
     assert raised.value.body["type"] == "invalid_request_error"
     assert raised.value.body["param"] == param
     assert (param or "top_logprobs") in raised.value.body["message"]
+    if param in ("temperature", "n", "top_p", "stream_options"):  # completions check them too
+        with pytest.raises(openai.BadRequestError):
+            client.completions.create(model="counter", prompt="x", **extra)
 
 
 def test_a_missing_field_and_bad_json_are_400(server: ServerProcess):
