@@ -7,6 +7,8 @@ served by a KServe-style script; what they answer is exact, so every assertion i
 from __future__ import annotations
 
 import base64
+import json
+import socket
 import struct
 import sys
 from collections.abc import Iterator
@@ -224,6 +226,25 @@ def test_a_client_that_disconnects_cancels_the_generation(server: ServerProcess)
     # The client hung up mid-stream: the model's generator is closed, not run to the end.
     wait_until(
         lambda: httpx.post(control, json={"state": "gone"}).json()["state"] == "closed",
+        "the generation was cancelled",
+    )
+
+
+def test_a_client_that_disconnects_cancels_a_whole_answer_too(server: ServerProcess):
+    """Not streamed: the call is cancelled inside the model when the client hangs up."""
+    control = server.url + "/v1/models/counter:predict"
+    body = json.dumps(
+        {"model": "counter", "prompt": "x", "max_tokens": 5, "gate": "whole"}
+    ).encode()
+    head = f"POST /openai/v1/completions HTTP/1.1\r\nhost: t\r\ncontent-length: {len(body)}\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head.encode() + b"content-type: application/json\r\n\r\n" + body)
+        wait_until(
+            lambda: httpx.post(control, json={"state": "whole"}).json()["state"] == "streaming",
+            "the generation started",
+        )
+    wait_until(
+        lambda: httpx.post(control, json={"state": "whole"}).json()["state"] == "closed",
         "the generation was cancelled",
     )
 
