@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import TESTS_DIR, ServerProcess, wait_until
 from tests.integration.gateway.conftest import Gateway, RouteServer, service
+from tests.integration.platform.conftest import _assert_no_leftovers
 from tests.integration.server.test_openai_server import openai_script_server
 from tests.platform_support import LocalKsrv
 
@@ -132,6 +133,7 @@ def test_the_openai_api_of_a_custom_model_behind_ksrv_up(tmp_path):
             assert chunks[-1].usage is not None
     finally:
         platform.stop()
+        _assert_no_leftovers(platform)
 
 
 def _counter_service() -> dict:
