@@ -5,7 +5,8 @@ exactly what comes back. `counter` continues any prompt with " a1 a2 a3 ..." (ch
 1 says b1 b2, ...); a request with the vendor field `gate` (the openai client's `extra_body`)
 stops after its first token until the test opens that gate through the model's own V1 route
 (`{"open": KEY}`), and `{"state": KEY}` says whether that stream finished or was closed (the
-client hung up). Run as a script it serves both, KServe-style (`ModelServer().start`).
+client hung up); `templated` is the same generator serving chat through a chat template.
+Run as a script it serves all three, KServe-style (`ModelServer().start`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import argparse
 import asyncio
 from typing import ClassVar
 
-from ksrv import ModelServer, OpenAIEncoderModel, OpenAIGenerativeModel, model_server
+from ksrv import (
+    ModelServer,
+    OpenAIChatAdapterModel,
+    OpenAIEncoderModel,
+    OpenAIGenerativeModel,
+    model_server,
+)
+from ksrv.model.openai_chat_adapter import ChatPrompt
 from ksrv.protocol.openai.chat import (
     AssistantMessage,
     ChatChunkChoice,
@@ -199,6 +207,17 @@ async def _achain(first, rest):
         await rest.aclose()
 
 
+class Templated(OpenAIChatAdapterModel, Counter):
+    """`counter` serving chat through a chat template (KServe's chat adapter)."""
+
+    def __init__(self, name: str = "templated") -> None:
+        Counter.__init__(self, name)
+
+    def apply_chat_template(self, request):
+        turns = " ".join(f"<{m.role}> {m.text()}" for m in request.messages)
+        return ChatPrompt(prompt=f"{turns} <assistant>")
+
+
 class Vectors(OpenAIEncoderModel):
     """Embeddings: `[characters, words, 0.5, -1.0]` per input; rerank: shared words."""
 
@@ -236,4 +255,4 @@ class Vectors(OpenAIEncoderModel):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(parents=[model_server.parser])
     parser.parse_args()
-    ModelServer().start([Counter(), Vectors()])
+    ModelServer().start([Counter(), Vectors(), Templated()])

@@ -17,6 +17,7 @@ __all__ = [
     "InferResponse",
     "Model",
     "ModelServer",
+    "OpenAIChatAdapterModel",
     "OpenAIEncoderModel",
     "OpenAIGenerativeModel",
     "OpenAIModel",
@@ -41,6 +42,7 @@ _LAZY = {
     "ModelServer": "ksrv.server.model_server",
     # KServe keeps these in kserve.protocol.rest.openai
     "OpenAIModel": "ksrv.model.openai",
+    "OpenAIChatAdapterModel": "ksrv.model.openai_chat_adapter",
     "OpenAIGenerativeModel": "ksrv.model.openai",
     "OpenAIEncoderModel": "ksrv.model.openai",
     # KServe keeps these in kserve.utils.utils

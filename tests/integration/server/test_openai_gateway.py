@@ -61,7 +61,7 @@ def by_path(gateway: Gateway) -> openai.OpenAI:
 @pytest.mark.parametrize("connect", [by_host, by_path], ids=["host", "path"])
 def test_the_openai_client_works_through_the_gateway(gateway: Gateway, connect):
     with connect(gateway) as client:
-        assert sorted(m.id for m in client.models.list()) == ["counter", "vectors"]
+        assert sorted(m.id for m in client.models.list()) == ["counter", "templated", "vectors"]
         answer = client.completions.create(model="counter", prompt=["a", "b"], n=2, max_tokens=2)
         assert [c.text for c in answer.choices] == [" a1 a2", " b1 b2"] * 2
         chunks = list(

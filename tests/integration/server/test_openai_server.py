@@ -44,7 +44,7 @@ def client(server: ServerProcess) -> Iterator[openai.OpenAI]:
 
 def test_models_lists_every_openai_model(client: openai.OpenAI):
     models = client.models.list()
-    assert sorted(m.id for m in models.data) == ["counter", "vectors"]
+    assert sorted(m.id for m in models.data) == ["counter", "templated", "vectors"]
     assert {m.object for m in models.data} == {"model"}
     assert client.models.retrieve("counter").id == "counter"
 
@@ -117,6 +117,22 @@ def test_streamed_chat_with_n(client: openai.OpenAI):
             texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
     assert texts == {0: " a1 a2", 1: " b1 b2"}
     assert "assistant" in roles
+
+
+def test_a_chat_template_model_serves_chat_through_its_completions(client: openai.OpenAI):
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    whole = client.chat.completions.create(model="templated", messages=messages, n=2, max_tokens=2)
+    assert [(c.index, c.message.content) for c in whole.choices] == [(0, " a1 a2"), (1, " b1 b2")]
+    assert whole.usage is not None and whole.usage.prompt_tokens == 6  # the template's words
+    chunks = list(
+        client.chat.completions.create(
+            model="templated", messages=messages, max_tokens=2, stream=True,
+            stream_options={"include_usage": True},
+        )
+    )  # fmt: skip
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == " a1 a2"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 2
 
 
 def test_sse_framing_is_data_lines_then_done(server: ServerProcess):
@@ -273,7 +289,9 @@ def test_an_empty_prefix_serves_v1_and_keeps_v1_models_routes():
         with openai.OpenAI(base_url=process.url + "/v1", api_key="none", max_retries=0) as c:
             assert c.completions.create(model="counter", prompt="x", max_tokens=1).choices
         # As in KServe, V1's model routes come first.
-        assert httpx.get(process.url + "/v1/models").json() == {"models": ["counter", "vectors"]}
+        assert httpx.get(process.url + "/v1/models").json() == {
+            "models": ["counter", "vectors", "templated"]
+        }
         assert httpx.post(process.url + "/openai/v1/completions", json={}).status_code == 404
     finally:
         process.stop()
