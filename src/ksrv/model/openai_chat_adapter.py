@@ -99,14 +99,7 @@ def chat_completion(completion: Completion) -> ChatCompletion:
         )
         for choice in completion.choices
     ]
-    return ChatCompletion(
-        id=completion.id,
-        created=completion.created,
-        model=completion.model,
-        choices=choices,
-        usage=completion.usage,
-        system_fingerprint=completion.system_fingerprint,
-    )
+    return ChatCompletion(choices=choices, **_same_fields(completion))
 
 
 def chat_logprobs(logprobs: CompletionLogprobs | None) -> ChatLogprobs | None:
@@ -151,15 +144,19 @@ async def _chat_chunks(
                         finish_reason=choice.finish_reason,
                     )
                 )
-            yield ChatCompletionChunk(
-                id=chunk.id,
-                created=chunk.created,
-                model=chunk.model,
-                choices=choices,
-                usage=chunk.usage,
-                system_fingerprint=chunk.system_fingerprint,
-            )
+            yield ChatCompletionChunk(choices=choices, **_same_fields(chunk))
     finally:
         close = getattr(chunks, "aclose", None)
         if close is not None:
             await close()
+
+
+def _same_fields(completion: Completion) -> dict[str, Any]:
+    """What a chat answer copies from the completion it stands for."""
+    return {
+        "id": completion.id,
+        "created": completion.created,
+        "model": completion.model,
+        "usage": completion.usage,
+        "system_fingerprint": completion.system_fingerprint,
+    }
