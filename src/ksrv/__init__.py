@@ -17,6 +17,10 @@ __all__ = [
     "InferResponse",
     "Model",
     "ModelServer",
+    "OpenAIChatAdapterModel",
+    "OpenAIEncoderModel",
+    "OpenAIGenerativeModel",
+    "OpenAIModel",
     "PredictorConfig",
     "RequestedOutput",
     "__version__",
@@ -36,6 +40,11 @@ _LAZY = {
     "Model": "ksrv.model.base",
     "PredictorConfig": "ksrv.model.base",
     "ModelServer": "ksrv.server.model_server",
+    # KServe keeps these in kserve.protocol.rest.openai
+    "OpenAIModel": "ksrv.model.openai",
+    "OpenAIChatAdapterModel": "ksrv.model.openai_chat_adapter",
+    "OpenAIGenerativeModel": "ksrv.model.openai",
+    "OpenAIEncoderModel": "ksrv.model.openai",
     # KServe keeps these in kserve.utils.utils
     "generate_uuid": "ksrv.protocol.v2",
     "get_predict_input": "ksrv.protocol.v1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -83,6 +84,12 @@ from ksrv.server.settings import (
     type=click.Choice(["shap"]),
     help="Serve an explainer of the model at --predictor-host (its :explain gives SHAP values).",
 )
+@click.option(
+    "--openai-route-prefix",
+    default=None,
+    help="Path prefix of the OpenAI routes (default: $KSERVE_OPENAI_ROUTE_PREFIX, else "
+    "'openai'); '' serves them at /v1/..., as KServe does.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     model_class: str | None,
@@ -103,6 +110,7 @@ def serve(
     predictor_host: str | None,
     predictor_protocol: str,
     explainer: str | None,
+    openai_route_prefix: str | None,
     log_level: str,
 ) -> None:
     """Serve a model over KServe V1, Open Inference Protocol REST and gRPC.
@@ -132,6 +140,12 @@ def serve(
         grpc_threads=grpc_threads,
         grace_period_s=grace_period,
         log_level=log_level,
+        openai_route_prefix=(
+            openai_route_prefix
+            if openai_route_prefix is not None
+            # Read as KServe reads it; click would skip an empty variable, which means "/v1".
+            else os.environ.get("KSERVE_OPENAI_ROUTE_PREFIX", "openai")
+        ),
         model_name=model_name,
         model_dir=model_dir,
         model_format=runtime,

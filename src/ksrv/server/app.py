@@ -140,7 +140,11 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
     dataplane = DataPlane(
         repository, max_threads=settings.max_threads, max_batch_size=settings.max_batch_size
     )
-    return RESTApp(dataplane, max_request_bytes=settings.max_request_bytes)
+    return RESTApp(
+        dataplane,
+        max_request_bytes=settings.max_request_bytes,
+        openai_prefix=settings.openai_route_prefix,
+    )
 
 
 async def _serve_forever(

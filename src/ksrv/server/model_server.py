@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
 
 from ksrv.errors import ServerNotReady
@@ -90,6 +91,8 @@ class ModelServer:
             grpc_max_send_bytes=flags.grpc_max_send_message_length,
             grpc_max_receive_bytes=flags.grpc_max_receive_message_length,
             timeout_keep_alive_s=flags.timeout_keep_alive,
+            # KServe reads it from the environment too (at import; here when created).
+            openai_route_prefix=os.environ.get("KSERVE_OPENAI_ROUTE_PREFIX", "openai"),
         )
         self.registered_models = registered_models
         self.enable_logging_setup = flags.configure_logging

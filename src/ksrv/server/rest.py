@@ -4,6 +4,9 @@ No web framework: routing is a split on '/', because per-request framework overh
 of what separates a Python model server from the floor. Every error, ours or a bug, becomes
 `{"error": "..."}` with the status `protocol.status` picks, here and nowhere else.
 
+The OpenAI routes (`openai_routes.py`) are matched only under their prefix, after V2; V2's
+generate extension (`generate.py`) only after `infer`, so neither costs the hot paths.
+
 A model whose handler returns an async iterator (an `async def predict` that yields, as KServe
 custom models may) has its chunks streamed to the client as they are produced.
 """
@@ -19,7 +22,9 @@ from ksrv.http import body as http_body
 from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.protocol import correlation, rest_codec, status, v1
 from ksrv.protocol.v2 import InferRequest, InferResponse
+from ksrv.server import generate
 from ksrv.server.dataplane import DataPlane
+from ksrv.server.openai_routes import DEFAULT_PREFIX, OpenAIRoutes
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +50,14 @@ class RESTApp:
     """Answers whole HTTP requests (from `ksrv.http.server`) against one `DataPlane`."""
 
     def __init__(
-        self, dataplane: DataPlane, max_request_bytes: int = http_body.DEFAULT_MAX_BODY_BYTES
+        self,
+        dataplane: DataPlane,
+        max_request_bytes: int = http_body.DEFAULT_MAX_BODY_BYTES,
+        openai_prefix: str = DEFAULT_PREFIX,
     ):
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
+        self.openai = OpenAIRoutes(dataplane, openai_prefix)
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
         response: Response | StreamingResponse
@@ -73,6 +82,10 @@ class RESTApp:
         parts = request.path.strip("/").split("/")
         if parts[0] == "v2":
             return await self._route_v2(request, parts)
+        if parts[0] == self.openai.first:
+            rest = self.openai.match(parts)
+            if rest is not None:
+                return await self.openai.handle(request, rest)
         if parts[0] == "v1":
             return await self._route_v1(request, parts)
         if parts == [""] and request.method in ("GET", "HEAD"):
@@ -87,6 +100,11 @@ class RESTApp:
             name, version, action = _model_path(parts)
             if action == "infer" and method == "POST":
                 return await self._infer_v2(request, name, version)
+            if action in ("generate", "generate_stream") and method == "POST":
+                is_stream = action == "generate_stream"
+                return await generate.generate(
+                    self.dataplane, name, version, request.body, is_stream
+                )
             if action == "ready" and method == "GET":
                 is_ready = await self.dataplane.is_model_ready(name, version)
                 return json_response({"name": name, "ready": is_ready}, 200 if is_ready else 503)

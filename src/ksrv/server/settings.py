@@ -32,6 +32,7 @@ class ServerSettings:
     grace_period_s: float = 30.0
     timeout_keep_alive_s: int = 65
     log_level: str = "info"
+    openai_route_prefix: str = "openai"  # KServe's KSERVE_OPENAI_ROUTE_PREFIX; "" -> /v1/...
     # What to serve: a runtime for a model directory, or a custom Model class.
     model_name: str = "model"
     model_dir: str | None = None
