@@ -50,6 +50,8 @@ _RULES: Final = (
     ("serving.kserve.io", ["inferenceservices", "servingruntimes", "clusterservingruntimes",
                            "inferencegraphs", "trainedmodels", "clusterstoragecontainers"],
      ["get", "list", "watch", "patch", "update"]),
+    # a TrainedModel whose InferenceService is gone is deleted, as KServe's controller does
+    ("serving.kserve.io", ["trainedmodels"], ["delete"]),
     ("serving.kserve.io", ["inferenceservices/status", "inferencegraphs/status",
                            "trainedmodels/status"], ["get", "patch", "update"]),
     # ownerReferences with blockOwnerDeletion need update on the owner's finalizers.
