@@ -41,6 +41,24 @@ def _quantity(value: object) -> int | str:
     return value
 
 
+_BINARY: Final = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL: Final = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+                   "P": 1e15, "E": 1e18}  # fmt: skip
+
+
+def quantity_bytes(value: int | str) -> float:
+    """A Kubernetes quantity (already checked against the CRD's pattern) as a number:
+    `10Gi` -> 10 * 2**30, `1.5G` -> 1.5e9, `1e3` -> 1000."""
+    if isinstance(value, int):
+        return float(value)
+    if value[-2:] in _BINARY:
+        return float(value[:-2]) * _BINARY[value[-2:]]
+    try:
+        return float(value)  # plain numbers and the exponent form (`1e3`, `1E3`)
+    except ValueError:
+        return float(value[:-1]) * _DECIMAL[value[-1]]
+
+
 def _int_or_string(value: object) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"must be an integer or a string, got {value!r}")

@@ -68,6 +68,8 @@ class ScalingSettings:
     enable_scale_to_zero: bool
     scale_to_zero_grace_period_s: float
     scale_to_zero_pod_retention_period_s: float
+    memory_base_bytes: float | None = None
+    """`memory`: the replica's memory request utilisation is measured against."""
 
     @property
     def is_kpa(self) -> bool:
@@ -174,6 +176,7 @@ def settings_for(
         enable_scale_to_zero=config.enable_scale_to_zero,
         scale_to_zero_grace_period_s=config.scale_to_zero_grace_period_s,
         scale_to_zero_pod_retention_period_s=retention_s,
+        memory_base_bytes=autoscaling.memory_request_bytes,
     )
 
 

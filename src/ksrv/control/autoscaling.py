@@ -8,9 +8,11 @@ revision's per-second traffic from the gateways' reports (`TrafficSource`), has
 `autoscaler.decide` choose a count and has the platform resize the revision. The last
 decision is kept for the status (`status_entry`). `scaleMetric: cpu` is measured here
 (`CPUMeter`: each ready replica's CPU time between ticks, in percent of one core, as no
-CPU request is set locally). A revision may go to zero (`minReplicas: 0`); the gateway's
-activator then holds its requests and calls `activate`, which starts a replica at once rather
-than at the next tick, and keeps it for a stable window as Knative's activation does.
+CPU request is set locally), and `memory` too (`resident_bytes`: each ready replica's
+resident memory, from /proc as for CPU, in percent of the serving container's memory
+request or limit). A revision may go to zero (`minReplicas: 0`); the gateway's activator
+then holds its requests and calls `activate`, which starts a replica at once rather than at
+the next tick, and keeps it for a stable window as Knative's activation does.
 """
 
 from __future__ import annotations
@@ -195,10 +197,18 @@ class Autoscalers:
 
     def _usage(self, tracked: _Tracked, state: RevisionState) -> tuple[float, ...]:
         """Each ready replica's measured use, for the resource metrics (HPA's)."""
-        if tracked.settings.metric != "cpu":
-            return ()
+        settings = tracked.settings
         pids = [r.pid for r in state.replicas if r.phase == "Ready" and r.pid is not None]
-        measured = (self.cpu.percent(pid) for pid in pids)
+        if settings.metric == "cpu":
+            measured = [self.cpu.percent(pid) for pid in pids]
+        elif settings.metric == "memory" and settings.memory_base_bytes:
+            base = settings.memory_base_bytes
+            measured = [
+                None if (used := resident_bytes(pid)) is None else 100.0 * used / base
+                for pid in pids
+            ]
+        else:
+            return ()
         return tuple(value for value in measured if value is not None)
 
 
@@ -236,6 +246,18 @@ def cpu_seconds(pid: int) -> float | None:
     except (OSError, IndexError, ValueError):
         return None
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def resident_bytes(pid: int) -> float | None:
+    """The memory `pid` holds in RAM (VmRSS of /proc/PID/status), as a container's working
+    set counts it; None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return float(line.split()[1]) * 1024  # kB
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
 
 
 def status_entry(decision: Decision, state: RevisionState | None) -> dict[str, Any]:

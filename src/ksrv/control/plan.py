@@ -22,6 +22,7 @@ from ksrv.api import default_runtimes, runtime_selection
 from ksrv.api.inference_service import MAIN_CONTAINER, ComponentSpec, InferenceService, ModelSpec
 from ksrv.api.kinds import COMPONENTS
 from ksrv.api.meta import Container as ContainerSpec
+from ksrv.api.meta import quantity_bytes
 from ksrv.api.serving_runtime import Runtime
 from ksrv.control import canaries
 from ksrv.errors import ResourceInvalid
@@ -90,6 +91,9 @@ class Autoscaling:
     scale_metric: str | None = None
     scale_target: int | None = None
     annotations: tuple[tuple[str, str], ...] = ()
+    memory_request_bytes: float | None = None
+    """The serving container's memory request (else limit): what `scaleMetric: memory`
+    measures utilisation against, as HPA does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +304,18 @@ def _autoscaling(spec: ComponentSpec, isvc: InferenceService) -> Autoscaling:
         annotations=tuple(
             sorted((k, v) for k, v in annotations.items() if k.startswith(AUTOSCALING_PREFIXES))
         ),
+        memory_request_bytes=_memory_request(spec.main_container),
     )
+
+
+def _memory_request(container: ContainerSpec | None) -> float | None:
+    resources = container.resources if container is not None else None
+    if resources is None:
+        return None
+    for amounts in (resources.requests, resources.limits):
+        if amounts and amounts.get("memory") is not None:
+            return quantity_bytes(amounts["memory"])
+    return None
 
 
 def _logger(spec: ComponentSpec) -> PayloadLogger | None:

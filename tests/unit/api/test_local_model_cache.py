@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from ksrv.api import resources
-from ksrv.api.local_model_cache import CacheRef, cache_for, matches, quantity_bytes, storage_key
+from ksrv.api.local_model_cache import CacheRef, cache_for, matches, storage_key
+from ksrv.api.meta import quantity_bytes
 from ksrv.errors import ResourceInvalid
 from tests.k8s_support import assert_valid
 

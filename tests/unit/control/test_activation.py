@@ -8,7 +8,6 @@ next ticks keep it for a stable window even before the held requests show in the
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -124,7 +123,8 @@ def test_a_grace_period_from_the_platform_config_is_used_for_every_revision():
     plan = ComponentPlan("predictor", autoscaling=Autoscaling(min_replicas=0))
     settings = scalers.settings(plan)
     assert settings is not None
-    assert dataclasses.astuple(settings)[-2:] == (1.0, 0.0)
+    assert settings.scale_to_zero_grace_period_s == 1.0
+    assert settings.scale_to_zero_pod_retention_period_s == 0.0
 
 
 MIN_SCALE = "autoscaling.knative.dev/min-scale"

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from ksrv.control.autoscaler import Decision, ScalerState
-from ksrv.control.autoscaling import Autoscalers, CPUMeter, cpu_seconds, status_entry
+from ksrv.control.autoscaling import (
+    Autoscalers,
+    CPUMeter,
+    cpu_seconds,
+    resident_bytes,
+    status_entry,
+)
 from ksrv.control.plan import Autoscaling, ComponentPlan
 from ksrv.control.platforms.base import ReplicaState, RevisionSpec, RevisionState
 from ksrv.control.traffic import TrafficCollector
@@ -130,3 +136,18 @@ def test_without_traffic_data_a_tick_still_applies_changed_bounds():
     platform = RecordingPlatform(replicas=1, ready=1)
     tick_once(platform, TrafficCollector(), 1_700_000_000.5, min_replicas=3)
     assert platform.ensured == [3]
+
+
+def test_memory_is_the_resident_set_and_grows_with_what_a_process_holds():
+    before = resident_bytes(os.getpid())
+    assert before is not None and before > 0
+    held = bytearray(64 * 2**20)
+    held[::4096] = b"x" * len(held[::4096])  # touch every page so it is resident
+    after = resident_bytes(os.getpid())
+    assert after is not None and after - before >= 48 * 2**20
+    del held
+
+
+def test_memory_scaling_measures_against_the_containers_memory_request():
+    settings = settings_of(scale_metric="memory", memory_request_bytes=2.0 * 2**30)
+    assert settings.metric == "memory" and settings.memory_base_bytes == 2.0 * 2**30

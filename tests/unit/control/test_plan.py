@@ -91,6 +91,21 @@ def test_bounds_autoscaling_timeout_and_canary_come_from_the_component():
     assert predictor.logger == plan.PayloadLogger("http://sink", "request")
 
 
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [({"requests": {"memory": "512Mi"}, "limits": {"memory": "1Gi"}}, 512 * 2**20),
+     ({"limits": {"memory": "1G"}}, 1e9),
+     ({"requests": {"cpu": "1"}}, None),
+     (None, None)],
+)  # fmt: skip
+def test_memory_scaling_reads_the_serving_containers_memory_request_else_limit(resources, expected):
+    model: dict[str, Any] = {"modelFormat": {"name": "sklearn"}, "storageUri": "/a"}
+    if resources is not None:
+        model["resources"] = resources
+    predictor = desired({"predictor": {"model": model, "scaleMetric": "memory"}})
+    assert predictor.components["predictor"].autoscaling.memory_request_bytes == expected
+
+
 def test_unknown_format_is_an_error_with_kserves_reason():
     predictor = desired(
         {"predictor": {"model": {"modelFormat": {"name": "paddle"}, "storageUri": "/m"}}}

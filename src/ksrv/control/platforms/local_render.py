@@ -81,7 +81,9 @@ def _replicas(plan: ComponentPlan) -> tuple[int, list[str]]:
     unsupported = {
         # The control plane's autoscaler scales between minReplicas and maxReplicas.
         "scaleMetric": (
-            scaling.scale_metric == "memory", "memory use is not measured locally yet"
+            scaling.scale_metric == "memory" and scaling.memory_request_bytes is None,
+            "memory utilisation is measured against the serving container's memory request "
+            "(or limit), as HPA's is, and it sets none: the replicas are not scaled on memory",
         ),
         "logger": (plan.logger, "request/response logging is not available locally yet"),
     }  # fmt: skip
