@@ -98,6 +98,17 @@ def autoscaler(api_port: int, name: str) -> dict[str, object]:
     return dict(status.get("components", {}).get("predictor", {}).get("autoscaler", {}))
 
 
+def revisions(env: dict[str, str]) -> list[dict[str, object]]:
+    """`ksrv get revisions -o json`, as a user reads it: name, actual and desired replicas."""
+    shown = subprocess.run([*KSRV, "get", "revisions", "-o", "json"], text=True, check=True,
+                           capture_output=True, env=env, timeout=60)  # fmt: skip
+    return [
+        {"name": item["metadata"]["name"], "actualReplicas": item["status"].get("actualReplicas"),
+         "desiredReplicas": item["status"].get("desiredReplicas")}
+        for item in json.loads(shown.stdout)["items"]
+    ]  # fmt: skip
+
+
 class Load:
     """`clients` loops of 0.3 s requests through the gateway; counts answers by status."""
 
@@ -145,6 +156,7 @@ def load(work: Path, clients: int, duration_s: float) -> None:
         run.thread.join(120)
         stopped = time.monotonic()
         decision = autoscaler(api_port, "slow")
+        print(f"  ksrv get revisions at the load's end: {json.dumps(revisions(env))}")
         at_zero(state)
         to_zero_s = time.monotonic() - stopped
         total = sum(run.statuses.values())
@@ -152,6 +164,7 @@ def load(work: Path, clients: int, duration_s: float) -> None:
         print(f"  most replicas {most}   requests {total}   failed {failed} {run.statuses}")
         print(f"  load end -> 0 replicas {to_zero_s:.1f} s")
         print(f"  autoscaler at the load's end: {json.dumps(decision)}")
+        print(f"  ksrv get revisions at zero: {json.dumps(revisions(env))}")
 
 
 def cold(model: Path, work: Path, rounds: int) -> None:
