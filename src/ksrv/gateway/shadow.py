@@ -63,7 +63,8 @@ class Shadower:
             return
         backend = shadow.component.backends[0]
         counts = self.counts.setdefault((match.service.namespace, backend.revision), [0, 0, 0])
-        if getattr(call.payload, "body_stream", None) is not None:
+        payload = _replayable(call.payload)
+        if payload is None:
             counts[2] += 1  # streamed to the replica, not kept: nothing to replay
             return
         addresses = transport.addresses(backend)
@@ -75,8 +76,9 @@ class Shadower:
             return
         counts[0] += 1
         copy = Match(match.service, shadow.component, match.target)
+        copied = Call(call.transport, call.host, call.target, call.headers, payload, call.tag)
         task = asyncio.get_running_loop().create_task(
-            self._send(transport, endpoint, call, copy, counts)
+            self._send(transport, endpoint, copied, copy, counts)
         )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -125,3 +127,13 @@ class Shadower:
         """Wait for the copies under way (tests, shutdown)."""
         while self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _replayable(payload: Any) -> Any:
+    """The transport's request as a copy may send it again, or None when it cannot be: a
+    REST body streamed to the replica (`body_stream`) is gone. A gRPC request drops the
+    client's deadline (`GRPCRequest.without_deadline`)."""
+    if getattr(payload, "body_stream", None) is not None:
+        return None
+    without_deadline = getattr(payload, "without_deadline", None)
+    return without_deadline() if callable(without_deadline) else payload

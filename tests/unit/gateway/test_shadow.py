@@ -12,6 +12,7 @@ import pytest
 from ksrv.errors import InvalidInput, UpstreamTimeout
 from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.dispatch import Dispatcher
+from ksrv.gateway.grpc_proxy import GRPCRequest
 from ksrv.gateway.hooks import Call
 from ksrv.gateway.routes import Backend, Match, RouteTable, parse_table
 from ksrv.gateway.shadow import Shadower
@@ -49,6 +50,7 @@ class Recorder:
         self.balancer: Balancer[None] = Balancer(lambda address: None)
         self.shadow_answer = shadow_answer
         self.sent: list[str] = []
+        self.copied: list[Any] = []
         self.release = asyncio.Event()
         self.release.set()
 
@@ -59,6 +61,7 @@ class Recorder:
         self.sent.append(endpoint.address)
         if endpoint.address == "a:1":
             return UpstreamResponse(200, [], b"real")
+        self.copied.append(call.payload)
         await self.release.wait()
         if isinstance(self.shadow_answer, BaseException):
             raise self.shadow_answer
@@ -176,5 +179,21 @@ def test_counts_of_a_revision_no_longer_the_shadow_are_forgotten():
         assert dispatcher.shadows.report()
         dispatcher.set_table(_table(None))
         assert dispatcher.shadows.report() == []
+
+    asyncio.run(run())
+
+
+def test_a_grpc_copy_is_the_same_request_without_the_clients_deadline():
+    async def run() -> None:
+        transport = Recorder()
+        dispatcher = _dispatcher(_table(100))
+        request = GRPCRequest("/inference.GRPCInferenceService/ModelInfer", b"msg", (), 1.0)
+        call = Call("grpc", HOST, request.method.encode(), {}, request)
+        await dispatcher.dispatch(transport, call)
+        await dispatcher.shadows.drain()
+        (copied,) = transport.copied
+        assert (copied.method, copied.message, copied.deadline) == (request.method, b"msg", None)
+        assert request.deadline == 1.0  # the real request is untouched
+        assert _counts(dispatcher) == {"sent": 1, "errors": 0, "skipped": 0}
 
     asyncio.run(run())
