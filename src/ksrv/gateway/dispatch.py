@@ -134,8 +134,8 @@ class Dispatcher:
         if match.component.shadow is not None:
             try:
                 return await self._routed(transport, call, match)
-            finally:
-                self.shadows.offer(transport, call, match)
+            finally:  # as matched last: a held request may have waited for a new table
+                self.shadows.offer(transport, call, call.match or match)
         return await self._routed(transport, call, match)
 
     async def _routed(self, transport: Transport[A], call: Call, match: Match) -> A:
