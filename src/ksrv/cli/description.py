@@ -3,7 +3,8 @@
 Reads KServe's status fields (url, address.url, conditions, components.*.traffic, modelStatus)
 so a failure is readable at a glance: the condition table, then the last failure as an event.
 An InferenceService's revisions (`ksrv get revisions`) follow its status, each with the
-autoscaler's last decision, or "-" while none was reported. Pure: documents and `now` in, text
+autoscaler's last decision, or "-" while none was reported; a component's shadow revision
+(`ksrv.dev/shadow-percent`) is one line with its copy counts. Pure: documents and `now` in, text
 out.
 """
 
@@ -164,6 +165,13 @@ def _component_status(component: Document) -> list[str]:
             for entry in traffic
         ]
         lines += ["Traffic:", *_indent(tables.render(rows).splitlines(), 2)]
+    shadow = component.get("shadow")
+    if isinstance(shadow, dict) and shadow:
+        lines.append(
+            f"Shadow: {shadow.get('revisionName', '?')} gets {shadow.get('percent', '?')}% "
+            f"as copies: {shadow.get('sent', 0)} sent, {shadow.get('errors', 0)} errors, "
+            f"{shadow.get('skipped', 0)} skipped"
+        )
     return lines
 
 

@@ -8,8 +8,10 @@ revision sets of their own beside the predictor's, `canaries` weighs them), publ
 ready replicas' addresses (as the platform reports them) to the route table, writes status back
 (`service_status`), and stops what nothing routes to any more. With `autoscalers`, each
 revision it keeps is autoscaled (`autoscaling`): the latest runs the count last decided, and
-the decision shows in the component's status. A service whose pass fails stays exactly as it
-was; the others go on.
+the decision shows in the component's status. With `ksrv.dev/shadow-percent`, the latest
+revision, while not rolled out, is the route's shadow (it gets copies of requests) and its
+status shows the copies the gateways counted (`shadows`). A service whose pass fails stays
+exactly as it was; the others go on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ksrv.api import default_runtimes, local_model_cache, names, resources
 from ksrv.api.inference_service import InferenceService
@@ -33,7 +35,7 @@ from ksrv.control.routes import RoutePublisher
 from ksrv.control.service_status import ComponentOutcome, mapping
 from ksrv.control.store import Store
 from ksrv.errors import KsrvError, ResourceInvalid
-from ksrv.protocol.routes import BackendDoc, ComponentDoc, ReplicaDoc, ServiceDoc
+from ksrv.protocol.routes import BackendDoc, ComponentDoc, ReplicaDoc, ServiceDoc, ShadowDoc
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,14 @@ RUNTIME_KINDS: Final = ("ServingRuntime", "ClusterServingRuntime")
 STOP_ANNOTATION: Final = "serving.kserve.io/stop"
 
 Document = dict[str, Any]
+
+
+class ShadowCounts(Protocol):
+    """The gateways' shadow-copy counts (`control.traffic.TrafficCollector` satisfies it)."""
+
+    def shadow_counts(self, namespace: str, revision: str) -> tuple[int, int, int]:
+        """(sent, errors, skipped) copies for `revision`, summed over the gateways."""
+        ...
 
 
 class InferenceServiceReconciler:
@@ -61,6 +71,7 @@ class InferenceServiceReconciler:
         now: Callable[[], float] = time.time,
         autoscalers: autoscaling.Autoscalers | None = None,
         copies: ModelCopies | None = None,
+        shadows: ShadowCounts | None = None,
     ) -> None:
         self.store = store
         self.platform = platform
@@ -71,6 +82,7 @@ class InferenceServiceReconciler:
         self.collector = revisions.Collector(platform, on_removed)
         self._default_runtimes = list(default_runtimes.default_runtimes())
         self.copies = copies
+        self.shadows = shadows
         self._caches: list[local_model_cache.CacheRef] = []
         # uid -> (resourceVersion, typed resource, local limitations) of the last load
         self._loaded: dict[str, tuple[str, InferenceService, list[str]]] = {}
@@ -250,7 +262,7 @@ class InferenceServiceReconciler:
             ready,
             previous.get("latestRolledoutRevision"),
             previous.get("previousRolledoutRevision"),
-            component_plan.canary_percent,
+            _canary_percent(component_plan),
             component_plan.enable_tag_routing,
         )
         outcome.latest_state = observed.get((namespace, latest or ""))
@@ -262,6 +274,8 @@ class InferenceServiceReconciler:
         outcome.is_ready = (outcome.is_serving and latest in ready) or (
             at_zero and latest == decided.rolled_out
         )
+        if component_plan.shadow_percent is not None and latest not in (None, decided.rolled_out):
+            outcome.shadow = _shadow(namespace, latest, component_plan.shadow_percent, observed)
         tags = {share.tag for share in decided.traffic if share.tag}
         outcome.status = service_status.component_status(
             decided,
@@ -286,7 +300,24 @@ class InferenceServiceReconciler:
             if decision is not None:
                 entry = autoscaling.status_entry(decision, outcome.latest_state)
                 outcome.status["autoscaler"] = {"revisionName": latest, **entry}
+        if outcome.shadow is not None:
+            outcome.status["shadow"] = self._shadow_status(namespace, outcome.shadow)
         return outcome, keep
+
+    def _shadow_status(self, namespace: str, shadow: ShadowDoc) -> dict[str, Any]:
+        """`status.components.<c>.shadow`: the copies the gateways sent the shadow revision
+        (since it became the shadow: a new latest is a new revision, counted from 0)."""
+        revision = shadow["revision"]
+        counts = self.shadows.shadow_counts(namespace, revision) if self.shadows else (0, 0, 0)
+        sent, errors, skipped = counts
+        percent = shadow["percent"]
+        return {
+            "revisionName": revision,
+            "percent": int(percent) if percent == int(percent) else percent,
+            "sent": sent,
+            "errors": errors,
+            "skipped": skipped,
+        }
 
     def _scaling(
         self, outcome: ComponentOutcome, deployment_mode: str | None
@@ -365,6 +396,8 @@ def _component_route(outcome: ComponentOutcome) -> ComponentDoc:
     route: ComponentDoc = {"backends": outcome.backends, "timeout_s": outcome.plan.timeout_s}
     if outcome.plan.container_concurrency:
         route["container_concurrency"] = outcome.plan.container_concurrency
+    if outcome.shadow is not None:
+        route["shadow"] = outcome.shadow
     # Nothing to route to, and no waiting will change that: the gateway answers at once.
     failure = None if outcome.is_serving else outcome.failure()
     if failure is not None and failure.is_terminal:
@@ -394,12 +427,7 @@ def _backends(
     so its tag URL reaches it alone."""
     backends = []
     for share, percent in shares:
-        state = observed.get((namespace, share.revision))
-        replicas: list[ReplicaDoc] = []
-        for replica in state.replicas if state else []:
-            http = replica.http_address
-            if replica.phase == "Ready" and http is not None:
-                replicas.append({"http": http, "grpc": replica.grpc_address or ""})
+        replicas = _ready_replicas(observed.get((namespace, share.revision)))
         if share.tag or percent > 0:
             backend: BackendDoc = {
                 "revision": share.revision,
@@ -410,6 +438,32 @@ def _backends(
                 backend["tag"] = share.tag
             backends.append(backend)
     return backends
+
+
+def _canary_percent(component_plan: planning.ComponentPlan) -> int | None:
+    """`canaryTrafficPercent`; with `ksrv.dev/shadow-percent` and none, 0: the latest gets
+    only copies until the annotation goes, then the normal rollout promotes it."""
+    if component_plan.canary_percent is None and component_plan.shadow_percent is not None:
+        return 0
+    return component_plan.canary_percent
+
+
+def _shadow(
+    namespace: str, revision: str, percent: float, observed: dict[RevisionKey, RevisionState]
+) -> ShadowDoc:
+    """The route's shadow: the latest revision, its share of copies and its ready replicas."""
+    replicas = _ready_replicas(observed.get((namespace, revision)))
+    return {"revision": revision, "percent": percent, "replicas": replicas}
+
+
+def _ready_replicas(state: RevisionState | None) -> list[ReplicaDoc]:
+    """A revision's ready replicas at the addresses the platform reports."""
+    replicas: list[ReplicaDoc] = []
+    for replica in state.replicas if state else []:
+        http = replica.http_address
+        if replica.phase == "Ready" and http is not None:
+            replicas.append({"http": http, "grpc": replica.grpc_address or ""})
+    return replicas
 
 
 def _ready_count(state: RevisionState | None) -> int:

@@ -46,6 +46,7 @@ AUTOSCALING_PREFIXES: Final = (
     "serving.kserve.io/targetUtilization",
 )
 TAG_ROUTING: Final = "serving.kserve.io/enable-tag-routing"
+SHADOW_PERCENT: Final = "ksrv.dev/shadow-percent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,9 @@ class ComponentPlan:
     """`canaryTrafficPercent`; None in Standard mode, where KServe ignores it."""
     enable_tag_routing: bool = False
     """`serving.kserve.io/enable-tag-routing: "true"` (Knative mode): tag URLs per revision."""
+    shadow_percent: float | None = None
+    """`ksrv.dev/shadow-percent`: the share of requests copied to the latest revision while
+    it is not rolled out (docs/platform.md, shadow traffic); None without the annotation."""
     batcher: Batcher | None = None
     logger: PayloadLogger | None = None
     predictor: PredictorLink | None = None
@@ -247,8 +251,13 @@ def _component_plan(
 ) -> ComponentPlan:
     is_knative = is_knative_mode(isvc)
     annotations = {**isvc.metadata.annotations, **(spec.annotations or {})}
+    try:
+        shadow_percent = _shadow_percent(annotations)
+    except ResourceInvalid as exc:
+        return ComponentPlan(component, error=str(exc), error_reason=exc.reason or "InvalidSpec")
     base = ComponentPlan(
         component,
+        shadow_percent=shadow_percent,
         autoscaling=_autoscaling(spec, isvc),
         container_concurrency=spec.container_concurrency,
         timeout_s=float(spec.timeout or DEFAULT_TIMEOUT_S),
@@ -286,6 +295,24 @@ def _component_plan(
         )
     except ResourceInvalid as exc:
         return ComponentPlan(component, error=str(exc), error_reason=exc.reason or "InvalidSpec")
+
+
+def _shadow_percent(annotations: dict[str, str]) -> float | None:
+    """The `ksrv.dev/shadow-percent` annotation: a number in (0, 100], or None when absent."""
+    raw = annotations.get(SHADOW_PERCENT)
+    if raw is None:
+        return None
+    try:
+        percent = float(raw)
+    except ValueError:
+        percent = float("nan")
+    if not 0 < percent <= 100:  # NaN fails too
+        raise ResourceInvalid(
+            f'metadata.annotations["{SHADOW_PERCENT}"] must be a number above 0 and at most '
+            f"100, got {raw!r}",
+            "InvalidSpec",
+        )
+    return percent
 
 
 def _main_container(containers: Sequence[ContainerSpec]) -> ContainerSpec | None:

@@ -142,7 +142,13 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
     )
     copies = ModelCopies(settings.state_dir / "localmodels")
     services = InferenceServiceReconciler(
-        store, platform, routes, on_removed=nudge, autoscalers=autoscalers, copies=copies
+        store,
+        platform,
+        routes,
+        on_removed=nudge,
+        autoscalers=autoscalers,
+        copies=copies,
+        shadows=traffic,
     )
     caches = ModelCacheReconciler(store, copies, python=settings.python)
     reconciler = Reconciler(store, [services, caches, *not_served_reconcilers(store, time.time)])

@@ -17,7 +17,7 @@ from ksrv.api import conditions as api_conditions
 from ksrv.control.plan import ComponentPlan
 from ksrv.control.platforms.base import RevisionState
 from ksrv.control.rollout import Rollout, Traffic
-from ksrv.protocol.routes import BackendDoc
+from ksrv.protocol.routes import BackendDoc, ShadowDoc
 
 CONDITION_TYPES: Final = {
     "predictor": "PredictorReady",
@@ -38,6 +38,8 @@ class ComponentOutcome:
     latest_state: RevisionState | None = None
     traffic: tuple[Traffic, ...] = ()
     """The rollout's split among the component's own revisions."""
+    shadow: ShadowDoc | None = None
+    """The revision copies of the requests go to (`ksrv.dev/shadow-percent`), if any."""
 
     @property
     def is_serving(self) -> bool:

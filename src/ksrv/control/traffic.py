@@ -6,7 +6,8 @@ again replaces what that reporter said of it, so a retried report never counts t
 `samples(namespace, revision, now, window_s)` sums the reporters into the per-second
 `autoscaler.Sample`s the autoscaler averages: a second some gateway covered is a sample (0
 when no request reached the revision), a second none covered is missing data. Seconds older
-than the longest window are forgotten.
+than the longest window are forgotten. A report's `shadow` counts (cumulative, per reporter)
+replace that reporter's last; `shadow_counts` sums them over the reporters for the status.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class TrafficCollector:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._reporters: dict[str, dict[int, _Second]] = {}
+        self._shadows: dict[str, dict[RevisionKey, tuple[int, int, int]]] = {}
         self.reports = 0
 
     def record(self, document: Any) -> None:
@@ -52,6 +54,11 @@ class TrafficCollector:
             concurrency, requests = at.get(key, (0.0, 0))
             at[key] = (concurrency + sample["concurrency"], requests + sample["requests"])
         seconds.update(fresh)
+        if "shadow" in report:
+            self._shadows[report["reporter"]] = {
+                (c["namespace"], c["revision"]): (c["sent"], c["errors"], c["skipped"])
+                for c in report["shadow"]
+            }
         self.reports += 1
         self._forget_before(self.clock() - HORIZON_S)
 
@@ -76,9 +83,16 @@ class TrafficCollector:
                 found.append(Sample(second, round(concurrency, 6), requests))
         return found
 
+    def shadow_counts(self, namespace: str, revision: str) -> tuple[int, int, int]:
+        """(sent, errors, skipped) copies of requests to a shadow revision, all gateways."""
+        found = [counts.get((namespace, revision), (0, 0, 0)) for counts in self._shadows.values()]
+        sent, errors, skipped = (sum(column) for column in zip((0, 0, 0), *found, strict=False))
+        return sent, errors, skipped
+
     def _forget_before(self, oldest: float) -> None:
         for reporter, seconds in list(self._reporters.items()):
             for second in [s for s in seconds if s < oldest]:
                 del seconds[second]
             if not seconds:
                 del self._reporters[reporter]
+                self._shadows.pop(reporter, None)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound
-from ksrv.gateway import activator, proxy, traffic
+from ksrv.gateway import activator, proxy, shadow, traffic
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.route_watch import RouteWatcher
@@ -57,15 +57,23 @@ class Gateway:
         hooks: Sequence[Hook] = (),
         traffic_url: str | None = None,
         activation_url: str | None = None,
+        shadow_rng: random.Random | None = None,
     ) -> None:
         """`traffic_url`: where to POST per-revision traffic for the autoscaler, each second;
-        `activation_url`: where to ask for a replica of a revision at zero with held requests."""
+        `activation_url`: where to ask for a replica of a revision at zero with held requests;
+        `shadow_rng`: draws which requests are copied to a shadow revision."""
         self.activator = activator.Activator(activation_url) if activation_url else None
+        self.shadows = shadow.Shadower(shadow_rng)
         self.dispatcher = Dispatcher(
-            rng, hooks, has_table=routes_url is None, activator=self.activator
-        )
+            rng, hooks, has_table=routes_url is None, activator=self.activator,
+            shadows=self.shadows,
+        )  # fmt: skip
         self.traffic = traffic.TrafficCounter()
-        self.reporter = traffic.TrafficReporter(traffic_url, self.traffic) if traffic_url else None
+        self.reporter = (
+            traffic.TrafficReporter(traffic_url, self.traffic, shadows=self.shadows.report)
+            if traffic_url
+            else None
+        )
         if self.reporter is not None:
             self.dispatcher.add_hook(self.traffic)
         self.rest = proxy.RESTTransport()
@@ -235,6 +243,8 @@ async def _serve_forever(
         random.Random(seed) if seed is not None else None,
         traffic_url=traffic.traffic_url(routes_url) if routes_url else None,
         activation_url=activator.activation_url(routes_url) if routes_url else None,
+        # Its own stream, so copies do not follow the split's draws.
+        shadow_rng=random.Random(f"shadow-{seed}") if seed is not None else None,
     )
     await gateway.start(host, 0, grpc_port, sock, is_grpc_shared=worker_count > 1)
     logger.info(

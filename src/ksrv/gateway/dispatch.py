@@ -10,8 +10,9 @@ held request waits for the next route table (or polls every `HOLD_POLL_S`, for r
 refused and may be back) until the hold time is up, unless the table says the component
 `failed` (no replica will come without a change): that is answered 503 with the reason at
 once. A gateway still waiting for its first table holds every request too, never answering
-404 from the empty one. Failures are `KsrvError`s; each transport turns them into its status
-through `protocol/status.py`.
+404 from the empty one. A request of a component with a shadow revision may be copied to it
+once answered (`shadow.Shadower`, in the background). Failures are `KsrvError`s; each
+transport turns them into its status through `protocol/status.py`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ksrv.errors import (
 from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.routes import Backend, Match, RouteTable
+from ksrv.gateway.shadow import Shadower
 from ksrv.gateway.upstream import UpstreamDropped
 
 A = TypeVar("A")
@@ -84,6 +86,7 @@ class Dispatcher:
         has_table: bool = True,
         activator: Activation | None = None,
         max_held: int = MAX_HELD,
+        shadows: Shadower | None = None,
     ) -> None:
         """`has_table=False`: a table is on its way (the control plane's); until it arrives,
         requests are held, not answered 404 from the empty one. `activator` hears of each
@@ -94,6 +97,7 @@ class Dispatcher:
         self.hooks = tuple(hooks)
         self.activator = activator
         self.max_held = max_held
+        self.shadows = shadows if shadows is not None else Shadower()
         self._table_changed = asyncio.Event()
         self._held: dict[tuple[str, str, str], int] = {}
         self._balancers: set[Balancer[Any]] = set()
@@ -102,6 +106,7 @@ class Dispatcher:
         """Serve `table` from the next request on and wake every held request."""
         self.table = table
         self.has_table = True
+        self.shadows.forget_except(table)
         changed, self._table_changed = self._table_changed, asyncio.Event()
         changed.set()
         for balancer in self._balancers:
@@ -126,6 +131,14 @@ class Dispatcher:
             if match is None:
                 raise _not_found(call)
         call.match = match
+        if match.component.shadow is not None:
+            try:
+                return await self._routed(transport, call, match)
+            finally:  # as matched last: a held request may have waited for a new table
+                self.shadows.offer(transport, call, call.match or match)
+        return await self._routed(transport, call, match)
+
+    async def _routed(self, transport: Transport[A], call: Call, match: Match) -> A:
         hooks = self.hooks
         if not hooks:
             return await self._route(transport, call, match)

@@ -55,6 +55,11 @@ class GRPCRequest:
         self.metadata = metadata
         self.deadline = deadline
 
+    def without_deadline(self) -> GRPCRequest:
+        """The same request for a shadow copy, sent after the answer: the client's deadline
+        is not the copy's (the route's timeout is)."""
+        return GRPCRequest(self.method, self.message, self.metadata, None)
+
 
 class GRPCTransport:
     """One channel per replica gRPC address (`Endpoint.conn`)."""

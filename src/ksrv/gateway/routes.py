@@ -8,7 +8,8 @@ will get none until its spec changes (the reason).
 A tagged backend (Knative's traffic tags, `latest` / `prev`) is also reached alone: on its
 tag host `{tag}-{name}-{component}-{namespace}.{domain}` (or `.{namespace}.{domain}`), or
 with the header `Knative-Serving-Tag: {tag}` on any host of the service; a backend at 0%
-takes traffic only that way.
+takes traffic only that way. A component may name a shadow revision (`ksrv.dev/shadow-percent`):
+it gets copies of a share of the requests, never answers (`gateway/shadow.py`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class Component:
     """Each tagged backend as a component of its own, for its tag host and header."""
     concurrency: int = 0
     """`containerConcurrency`: most requests in flight at one replica (0: no limit)."""
+    shadow: Shadow | None = None
+    """The revision that gets copies of `shadow.percent`% of the requests, if any."""
 
     def choose_held(self, rng: random.Random) -> Backend | None:
         """The revision a request held with no ready replica waits for (the activator asks
@@ -97,6 +100,15 @@ class Component:
             if point < edge:
                 return backend
         return live[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Shadow:
+    """A shadow revision as a one-backend component (its own timeout and limit), and the
+    percentage of requests copied to it."""
+
+    percent: float
+    component: Component
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,9 +255,7 @@ def _parse_component(name: str, spec: dict[str, Any]) -> Component:
             revision=str(b.get("revision", "")),
             percent=float(b.get("percent", 100)),
             tag=str(b.get("tag") or ""),
-            replicas=tuple(
-                Replica(str(r["http"]), str(r.get("grpc") or "")) for r in b["replicas"]
-            ),
+            replicas=_replicas(b["replicas"]),
         )
         for b in spec.get("backends", [])
     )
@@ -268,4 +278,26 @@ def _parse_component(name: str, spec: dict[str, Any]) -> Component:
     return Component(
         name, backends, live, tuple(cumulative), timeout_s,
         str(failed) if failed and not live else None, tags, concurrency,
+        _parse_shadow(name, spec.get("shadow"), timeout_s, concurrency),
     )  # fmt: skip
+
+
+def _parse_shadow(
+    name: str, spec: dict[str, Any] | None, timeout_s: float | None, concurrency: int
+) -> Shadow | None:
+    """The route's `shadow` (a `ShadowDoc`), or None; a percentage outside (0, 100] is
+    refused, as the control plane never sends one."""
+    if not spec:
+        return None
+    percent = float(spec["percent"])
+    if not 0 < percent <= 100:
+        raise ValueError(f"shadow percent {percent!r} is not in (0, 100]")
+    replicas = _replicas(spec["replicas"])
+    backend = Backend(str(spec["revision"]), 100.0, "", replicas)
+    live = (backend,) if replicas else ()
+    component = Component(name, (backend,), live, (100.0,), timeout_s, concurrency=concurrency)
+    return Shadow(percent, component)
+
+
+def _replicas(items: list[dict[str, Any]]) -> tuple[Replica, ...]:
+    return tuple(Replica(str(r["http"]), str(r.get("grpc") or "")) for r in items)

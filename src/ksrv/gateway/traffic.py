@@ -30,7 +30,12 @@ import orjson
 from ksrv.errors import KsrvError
 from ksrv.gateway.hooks import Call
 from ksrv.gateway.upstream import ReplicaPool
-from ksrv.protocol.traffic import MAX_REPORT_SECONDS, SampleDoc, TrafficReportDoc
+from ksrv.protocol.traffic import (
+    MAX_REPORT_SECONDS,
+    SampleDoc,
+    ShadowCountDoc,
+    TrafficReportDoc,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +131,14 @@ class TrafficReporter:
     """Samples `counter` on every wall-clock second and POSTs the undelivered seconds to
     `url` (the management API's `/ksrv/v1/traffic`)."""
 
-    def __init__(self, url: str, counter: TrafficCounter, reporter: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        counter: TrafficCounter,
+        reporter: str | None = None,
+        shadows: Callable[[], list[ShadowCountDoc]] | None = None,
+    ) -> None:
+        """`shadows`: the shadow-copy counts to send along (`shadow.Shadower.report`)."""
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"traffic URL must be http://host:port/path, got {url!r}")
@@ -134,6 +146,7 @@ class TrafficReporter:
         self.host_header = parts.netloc.encode()
         self.path = (parts.path or "/").encode()
         self.counter = counter
+        self.shadows = shadows
         self.reporter = reporter or f"gateway-{os.getpid()}"
         self.pending: deque[tuple[int, list[SampleDoc]]] = deque(maxlen=MAX_REPORT_SECONDS)
         self.sent = 0
@@ -152,12 +165,15 @@ class TrafficReporter:
     def report(self) -> TrafficReportDoc:
         """What is not delivered yet, as one report."""
         seconds = [second for second, _ in self.pending]
-        return {
+        report: TrafficReportDoc = {
             "reporter": self.reporter,
             "first": min(seconds),
             "last": max(seconds),
             "samples": [sample for _, samples in self.pending for sample in samples],
         }
+        if self.shadows is not None:
+            report["shadow"] = self.shadows()
+        return report
 
     async def report_once(self) -> None:
         """POST the pending seconds; they are dropped once the control plane took them.

@@ -34,6 +34,15 @@ class BackendDoc(TypedDict):
     """"latest" / "prev" while a canary splits the traffic."""
 
 
+class ShadowDoc(TypedDict):
+    """The revision that gets a copy of `percent`% of the component's requests (its answers
+    are dropped): the latest, while it is not rolled out (`ksrv.dev/shadow-percent`)."""
+
+    revision: str
+    percent: float
+    replicas: list[ReplicaDoc]
+
+
 class ComponentDoc(TypedDict):
     backends: list[BackendDoc]
     """The revisions with a share of the traffic; one without ready replicas (scaled to
@@ -46,6 +55,8 @@ class ComponentDoc(TypedDict):
     every try): the gateway answers 503 with it at once instead of holding requests."""
     container_concurrency: NotRequired[int]
     """`containerConcurrency`: the most requests the gateway sends one replica at a time."""
+    shadow: NotRequired[ShadowDoc]
+    """Where copies of the requests go, when the component has a shadow revision."""
 
 
 class ServiceDoc(TypedDict):

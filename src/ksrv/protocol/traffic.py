@@ -9,13 +9,18 @@ says which seconds it covers, so a second without a sample for a revision is a 0
 ```json
 {"reporter": "gateway-4242", "first": 1700000000, "last": 1700000002,
  "samples": [{"namespace": "default", "revision": "iris-predictor-00001",
-              "second": 1700000001, "concurrency": 1.5, "requests": 7}]}
+              "second": 1700000001, "concurrency": 1.5, "requests": 7}],
+ "shadow": [{"namespace": "default", "revision": "iris-predictor-00002",
+             "sent": 50, "errors": 1, "skipped": 0}]}
 ```
+
+`shadow` (optional, so an older gateway's report still parses) is the reporter's cumulative
+shadow-copy counts per shadow revision (`gateway/shadow.py`): each report replaces the last.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
 from ksrv.errors import InvalidInput
 
@@ -38,6 +43,18 @@ class SampleDoc(TypedDict):
     """Requests that reached the revision in the second."""
 
 
+class ShadowCountDoc(TypedDict):
+    """Copies one gateway process sent a shadow revision, since it became the shadow."""
+
+    namespace: str
+    revision: str
+    sent: int
+    errors: int
+    """Sent copies answered non-2xx, dropped or timed out."""
+    skipped: int
+    """Copies drawn but not sent: a streamed body, no ready replica, too many in flight."""
+
+
 class TrafficReportDoc(TypedDict):
     reporter: str
     """One gateway process (a resent second replaces, never adds to, its earlier count)."""
@@ -45,6 +62,7 @@ class TrafficReportDoc(TypedDict):
     last: int
     """The seconds the report covers, both included."""
     samples: list[SampleDoc]
+    shadow: NotRequired[list[ShadowCountDoc]]
 
 
 def parse_report(document: Any) -> TrafficReportDoc:
@@ -81,7 +99,33 @@ def parse_report(document: Any) -> TrafficReportDoc:
         if sample["concurrency"] < 0 or sample["requests"] < 0:
             raise InvalidInput(f"{where}: counts cannot be negative")
         samples.append(sample)
-    return {"reporter": reporter, "first": first, "last": last, "samples": samples}
+    report: TrafficReportDoc = {
+        "reporter": reporter, "first": first, "last": last, "samples": samples
+    }  # fmt: skip
+    if "shadow" in document:
+        report["shadow"] = _parse_shadow(_field(document, "shadow", list, "report"))
+    return report
+
+
+def _parse_shadow(raw: list[Any]) -> list[ShadowCountDoc]:
+    if len(raw) > MAX_SAMPLES:
+        raise InvalidInput(f"report: more than {MAX_SAMPLES} shadow counts")
+    counts: list[ShadowCountDoc] = []
+    for index, item in enumerate(raw):
+        where = f"shadow[{index}]"
+        if not isinstance(item, dict):
+            raise InvalidInput(f"{where} must be an object")
+        count: ShadowCountDoc = {
+            "namespace": _field(item, "namespace", str, where),
+            "revision": _field(item, "revision", str, where),
+            "sent": _field(item, "sent", int, where),
+            "errors": _field(item, "errors", int, where),
+            "skipped": _field(item, "skipped", int, where),
+        }
+        if min(count["sent"], count["errors"], count["skipped"]) < 0:
+            raise InvalidInput(f"{where}: counts cannot be negative")
+        counts.append(count)
+    return counts
 
 
 def _field(document: dict[str, Any], name: str, kind: Any, where: str) -> Any:
