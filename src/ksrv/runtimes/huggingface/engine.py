@@ -93,7 +93,11 @@ class GenerationEngine:
         self._manager = self.model.init_continuous_batching(
             generation_config=config, continuous_batching_config=batching
         )
-        self._manager.start()
+        # The batching thread inherits daemon-ness from the thread that starts it: a daemon,
+        # so a server that stops without unloading its models still exits.
+        starter = threading.Thread(target=self._manager.start, daemon=True)
+        starter.start()
+        starter.join()
 
     def stop(self) -> None:
         manager, self._manager = self._manager, None
