@@ -86,7 +86,9 @@ class HuggingFaceModel(Model):
                 **options,
             ).eval()
         except (OSError, ValueError, KeyError) as exc:
-            raise StorageError(f"{self.source} could not be loaded as a {self.task} model: {exc}")
+            raise StorageError(
+                f"{self.source} could not be loaded as a {self.task} model: {exc}"
+            ) from None
         if self.tokenizer.pad_token is None:
             # KServe adds a pad token when the tokenizer has none; batches need one.
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
@@ -97,7 +99,7 @@ class HuggingFaceModel(Model):
         if self.settings.dtype != "auto":
             return _DTYPES[self.settings.dtype]
         configured = self.config.get("dtype") or self.config.get("torch_dtype")
-        return configured if configured in _DTYPES.values() else "float32"
+        return str(configured) if configured in _DTYPES.values() else "float32"
 
 
 def _source(settings: flags.HFSettings, model_dir: str | Path) -> str:

@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +77,7 @@ class GenerationEngine:
 
         # Temperature and top-p must differ from their neutral values here for transformers to
         # create the per-request processors; each request then passes its own values.
-        config = GenerationConfig(
+        config = GenerationConfig(  # type: ignore[no-untyped-call]
             do_sample=True, temperature=0.5, top_p=0.9, max_new_tokens=16,
             eos_token_id=self.eos_token_ids or -1,
         )  # fmt: skip
@@ -106,7 +106,7 @@ class GenerationEngine:
 
     async def generate(
         self, prompt_ids: list[int], params: SamplingParams
-    ) -> AsyncIterator[Progress]:
+    ) -> AsyncGenerator[Progress]:
         """The generation after each new token (cumulative); closing the iterator cancels it."""
         if params.seed is not None or params.logprobs is not None or self.is_encoder_decoder:
             async for progress in self._solo(prompt_ids, params):
@@ -115,7 +115,9 @@ class GenerationEngine:
         async for progress in self._batched(prompt_ids, params):
             yield progress
 
-    async def _batched(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[Progress]:
+    async def _batched(
+        self, prompt_ids: list[int], params: SamplingParams
+    ) -> AsyncGenerator[Progress]:
         if self._manager is None:
             self.start()
         manager = self._manager
@@ -145,7 +147,9 @@ class GenerationEngine:
                 with manager.output_router._lock:
                     manager.output_router.result_handlers.pop(request_id, None)
 
-    async def _solo(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[Progress]:
+    async def _solo(
+        self, prompt_ids: list[int], params: SamplingParams
+    ) -> AsyncGenerator[Progress]:
         cancelled = threading.Event()
         task = asyncio.get_running_loop().run_in_executor(
             None, self._generate_alone, prompt_ids, params, cancelled

@@ -11,11 +11,10 @@ backend, `n > 1` is served; V1/V2 predict generates one greedy completion per in
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ksrv.errors import InvalidInput
+from ksrv.errors import InvalidInput, ModelNotReady
 from ksrv.model.base import Headers
 from ksrv.protocol import v1, v2
 from ksrv.runtimes.huggingface import openai_shapes as shapes
@@ -31,6 +30,8 @@ _UNSUPPORTED = ("frequency_penalty", "presence_penalty")
 class HuggingFaceGenerativeModel(HuggingFaceModel):
     """A causal or sequence-to-sequence LM behind OpenAI completions and chat."""
 
+    generator: GenerationEngine | None = None
+
     def load(self) -> bool:
         auto = (
             "AutoModelForCausalLM"
@@ -44,7 +45,7 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
         eos_ids = eos if isinstance(eos, list) else [eos] if eos is not None else []
         if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos_ids:
             eos_ids.append(self.tokenizer.eos_token_id)
-        self.engine = GenerationEngine(
+        self.generator = GenerationEngine(
             self.model, eos_ids, self.settings.max_num_batched_tokens,
             self.settings.max_num_seqs, self.max_length,
         )  # fmt: skip
@@ -52,8 +53,8 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
         return self.ready
 
     def stop(self) -> None:
-        if isinstance(self.engine, GenerationEngine):
-            self.engine.stop()
+        if isinstance(self.generator, GenerationEngine):
+            self.generator.stop()
         super().stop()
 
     # -- V1 / V2 predict ---------------------------------------------------------------------
@@ -79,7 +80,9 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
         return {"predictions": generated}
 
     # -- OpenAI ------------------------------------------------------------------------------
-    async def create_completion(self, request: Any) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
+    async def create_completion(
+        self, request: Any
+    ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
         """An OpenAI text completion (or its chunks, with `stream`)."""
         prompts = self._prompts(shapes.field(request, "prompt"))
         if shapes.field(request, "echo"):
@@ -117,8 +120,7 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
         header = shapes.Header(kind, shapes.field(request, "model") or self.name)
         usage_prompt = sum(len(ids) for ids in prompts)
         if shapes.field(request, "stream"):
-            include_usage = bool((shapes.field(request, "stream_options") or {}).get("include_usage"))
-            return self._stream(request, jobs, stop, header, usage_prompt, include_usage)
+            return self._stream(request, jobs, stop, header, usage_prompt)
         results = await asyncio.gather(
             *(self._complete(ids, request, stop, index) for index, ids in jobs)
         )
@@ -132,10 +134,10 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
     async def _complete(
         self, ids: list[int], request: Any, stop: list[str], choice: int = 0
     ) -> tuple[str, str, Any]:
-        text, reason, progress = "", "length", None
-        async for delta, reason, progress in self._generate(ids, request, stop, choice):
-            text += delta
-        return text, reason, progress
+        text, last = "", ("", "length", None)  # type: tuple[str, tuple[str, str | None, Any]]
+        async for last in self._generate(ids, request, stop, choice):
+            text += last[0]
+        return text, last[1] or "length", last[2]
 
     async def _generate(
         self, ids: list[int], request: Any, stop: list[str], choice: int
@@ -143,7 +145,8 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
         """(text delta, finish reason or None, progress) per new token."""
         params = self._params(ids, request, choice)
         stream = TextStream(self.tokenizer, stop)
-        generation = self.engine.generate(ids, params)
+        generator = self._generator()
+        generation = generator.generate(ids, params)
         try:
             async for progress in generation:
                 delta = stream.update(progress.token_ids, progress.is_finished)
@@ -152,8 +155,12 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
                     return
                 if progress.is_finished:
                     last = progress.token_ids[-1] if progress.token_ids else None
-                    is_eos = last in self.engine.eos_token_ids
-                    reason = "stop" if is_eos or len(progress.token_ids) < params.max_new_tokens else "length"
+                    is_eos = last in generator.eos_token_ids
+                    reason = (
+                        "stop"
+                        if is_eos or len(progress.token_ids) < params.max_new_tokens
+                        else "length"
+                    )
                     yield delta.text, reason, progress
                     return
                 if delta.text:
@@ -163,8 +170,10 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
 
     async def _stream(
         self, request: Any, jobs: list[tuple[int, list[int]]], stop: list[str],
-        header: shapes.Header, usage_prompt: int, include_usage: bool,
+        header: shapes.Header, usage_prompt: int,
     ) -> AsyncIterator[dict[str, Any]]:  # fmt: skip
+        """Chunks as tokens arrive, from all choices at once; the last one carries `usage`
+        (the server sends it on as OpenAI's final chunk when `include_usage` asks)."""
         queue: asyncio.Queue[tuple[int, str, str | None, Any] | None] = asyncio.Queue()
         counts = dict.fromkeys(range(len(jobs)), 0)
 
@@ -181,22 +190,32 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
             if header.kind == shapes.CHAT:
                 for index, _ in jobs:
                     yield header.chunk([shapes.role_delta(index)])
-            remaining = len(tasks_)
+            remaining, held = len(tasks_), None
             while remaining:
                 item = await queue.get()
                 if item is None:
                     remaining -= 1
                     continue
+                if held is not None:
+                    yield held
                 index, text, reason, progress = item
                 logprobs = self._logprobs(request, header.kind, progress, last_only=True)
-                yield header.chunk([shapes.chunk_choice(header.kind, index, text, reason, logprobs)])
+                held = header.chunk(
+                    [shapes.chunk_choice(header.kind, index, text, reason, logprobs)]
+                )
             for task in tasks_:
                 task.result()  # a generation that failed fails the stream
-            if include_usage:
-                yield header.chunk([], shapes.usage(usage_prompt, sum(counts.values())))
+            last = held if held is not None else header.chunk([])
+            last["usage"] = shapes.usage(usage_prompt, sum(counts.values()))
+            yield last
         finally:
             for task in tasks_:
                 task.cancel()
+
+    def _generator(self) -> GenerationEngine:
+        if self.generator is None:
+            raise ModelNotReady(self.name, "not loaded")
+        return self.generator
 
     # -- request -> engine -------------------------------------------------------------------
     def _prompts(self, prompt: Any) -> list[list[int]]:
@@ -207,10 +226,11 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
                 return [self._encode(item) for item in prompt]
             if all(isinstance(item, int) for item in prompt):
                 return [list(prompt)]
-            if all(isinstance(item, list) and all(isinstance(t, int) for t in item) for item in prompt):
+            if all(
+                isinstance(item, list) and all(isinstance(t, int) for t in item) for item in prompt
+            ):
                 return [list(item) for item in prompt]
-        raise shapes.bad(
-            "'prompt' must be a string, a list of strings, or token ids", "prompt")
+        raise shapes.bad("'prompt' must be a string, a list of strings, or token ids", "prompt")
 
     def _encode(self, text: str, special: bool = True) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=special)["input_ids"]
@@ -219,11 +239,11 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
     def _check_length(self, ids: list[int], max_tokens: int | None) -> None:
         wanted = len(ids) + (max_tokens or 0)
         if not ids or wanted > self.max_length or len(ids) >= self.max_length:
-            raise shapes.bad(
+            raise shapes.too_long(
                 f"This model's maximum context length is {self.max_length} tokens. However, you "
                 f"requested {wanted} tokens ({len(ids)} in the messages, {max_tokens or 0} in the "
                 "completion). Please reduce the length of the messages or completion.",
-                param="messages" if max_tokens is None else "max_tokens",
+                "messages" if max_tokens is None else "max_tokens",
             )
 
     def _params(self, ids: list[int], request: Any, choice: int) -> SamplingParams:

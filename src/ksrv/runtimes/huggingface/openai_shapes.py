@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from ksrv.errors import InvalidInput
@@ -22,6 +23,13 @@ def bad(message: str, param: str | None = None) -> InvalidInput:
     """An InvalidInput naming the request field at fault (OpenAI's `param`)."""
     error = InvalidInput(message)
     error.param = param  # type: ignore[attr-defined]
+    return error
+
+
+def too_long(message: str, param: str) -> InvalidInput:
+    """A prompt (plus `max_tokens`) over the model's context: OpenAI's code says which."""
+    error = bad(message, param)
+    error.code = "context_length_exceeded"  # type: ignore[attr-defined]
     return error
 
 
