@@ -126,9 +126,9 @@ def test_sequence_classification_answers_probabilities_per_text(bert_classifier)
     inputs = bert_classifier.tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
         probabilities = bert_classifier.model(**inputs).logits.softmax(-1)
-    assert [sorted(row) for row in rows] == [[0, 1, 2], [0, 1, 2]]
+    assert [sorted(row) for row in rows] == [["0", "1", "2"], ["0", "1", "2"]]
     for row, want in zip(rows, probabilities, strict=True):
-        assert [row[i] for i in range(3)] == pytest.approx(want.tolist(), abs=1e-4)
+        assert [row[str(i)] for i in range(3)] == pytest.approx(want.tolist(), abs=1e-4)
 
 
 def test_embeddings_are_minilm_mean_pooled_unit_vectors():

@@ -77,7 +77,7 @@ class HuggingFaceEncoderModel(HuggingFaceModel):
 
     def _classes(self, logits: Any) -> Any:
         if self.settings.return_raw_logits:
-            return {index: float(value) for index, value in enumerate(logits)}
+            return {str(index): float(value) for index, value in enumerate(logits)}
         if self.settings.return_probabilities:
             return _probabilities(logits)
         return int(logits.argmax())
@@ -95,16 +95,18 @@ class HuggingFaceEncoderModel(HuggingFaceModel):
         for row_logits, ids in zip(logits, input_ids, strict=True):
             masked = row_logits[ids == mask]
             if self.settings.return_raw_logits:
-                rows.append([[{i: float(v)} for i, v in enumerate(m)] for m in masked])
+                rows.append([[{str(i): float(v)} for i, v in enumerate(m)] for m in masked])
             elif self.settings.return_probabilities:
                 probabilities = masked.softmax(dim=-1)
-                rows.append([[{i: f"{float(v):.4f}"} for i, v in enumerate(p)]
+                rows.append([[{str(i): f"{float(v):.4f}"} for i, v in enumerate(p)]
                              for p in probabilities])  # fmt: skip
             else:
                 rows.append(self.tokenizer.decode(masked.argmax(dim=-1)))
         return rows
 
-    async def create_embedding(self, request: Any) -> dict[str, Any]:
+    async def create_embedding(
+        self, request: Any, raw_request: Any = None, context: Any = None
+    ) -> dict[str, Any]:
         """An OpenAI embeddings response for `request` (`input`, `encoding_format`, `model`)."""
         if self.task != tasks.TEXT_EMBEDDING:
             raise InvalidInput(f"Model '{self.name}' is a {self.task} model, not an embedding one")
@@ -162,8 +164,9 @@ def _embeddings(hidden: Any, attention_mask: Any) -> list[list[float]]:
     return [[float(v) for v in row] for row in normalised.float()]
 
 
-def _probabilities(logits: Any) -> dict[int, float]:
-    return {index: float(f"{float(p):.4f}") for index, p in enumerate(logits.softmax(dim=-1))}
+def _probabilities(logits: Any) -> dict[str, float]:
+    # JSON object keys are strings: KServe's int class keys reach clients as "0", "1", ...
+    return {str(index): float(f"{float(p):.4f}") for index, p in enumerate(logits.softmax(dim=-1))}
 
 
 def _base64(row: list[float]) -> str:

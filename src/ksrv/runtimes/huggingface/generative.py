@@ -81,7 +81,7 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
 
     # -- OpenAI ------------------------------------------------------------------------------
     async def create_completion(
-        self, request: Any
+        self, request: Any, raw_request: Any = None, context: Any = None
     ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
         """An OpenAI text completion (or its chunks, with `stream`)."""
         prompts = self._prompts(shapes.field(request, "prompt"))
@@ -90,7 +90,7 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
         return await self._respond(request, prompts, shapes.COMPLETION)
 
     async def create_chat_completion(
-        self, request: Any
+        self, request: Any, raw_request: Any = None, context: Any = None
     ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
         """An OpenAI chat completion, the prompt built by the tokenizer's chat template."""
         messages = shapes.field(request, "messages")
