@@ -23,7 +23,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def tiny_llama(directory: Path) -> Path:
+def tiny_llama(directory: Path, hidden: int = 32, layers: int = 2) -> Path:
     """A Llama-architecture causal LM; its tokenizer has `<s>`, `</s>`, `<pad>`, a chat template."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -46,7 +46,8 @@ def tiny_llama(directory: Path) -> Path:
     fast.save_pretrained(directory)
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
         bos_token_id=1, eos_token_id=2, pad_token_id=3,
     )  # fmt: skip
