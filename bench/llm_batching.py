@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -95,14 +96,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads ($TORCH_NUM_THREADS)"
+    )
     args = parser.parse_args()
+    os.environ["TORCH_NUM_THREADS"] = str(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         directory = hf_models.tiny_llama(Path(folder), hidden=args.hidden, layers=args.layers)
         model = HuggingFaceModel("llama", directory)
         model.load()
         model.generator.eos_token_ids = []  # type: ignore[attr-defined]  # exactly --tokens each
         print(f"Llama hidden {args.hidden}, {args.layers} layers; {args.clients} clients x "
-              f"{args.tokens} new tokens, greedy; CPU threads: default")  # fmt: skip
+              f"{args.tokens} new tokens, greedy; torch threads: {args.threads}")  # fmt: skip
         try:
             asyncio.run(run(args, model))
         finally:

@@ -4,6 +4,7 @@
 `HuggingFaceEncoderModel` or a `HuggingFaceGenerativeModel` (the task decides), so the server
 builds it like any runtime. This module holds what both share: where the model is, which task
 and dtype, and loading a tokenizer and weights with transformers (imported only in `load`).
+Intra-op threads come from `$TORCH_NUM_THREADS`, else torch's default.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from ksrv.errors import InvalidInput, StorageError, Unsupported
 from ksrv.model.base import Model
+from ksrv.runtimes import threads
 from ksrv.runtimes.huggingface import settings as flags
 from ksrv.runtimes.huggingface import task as tasks
 
@@ -68,6 +70,11 @@ class HuggingFaceModel(Model):
         import torch
         import transformers
 
+        count = threads.thread_count(None, "TORCH_NUM_THREADS", None)
+        if count:
+            # Process-wide, as in the pytorch runtime: on a busy machine one thread per
+            # replica beats intra-op threads that spin waiting for each other.
+            torch.set_num_threads(count)
         options: dict[str, Any] = {"trust_remote_code": self.settings.trust_remote_code}
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(

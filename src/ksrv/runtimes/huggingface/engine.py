@@ -38,6 +38,7 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     logprobs: int | None = None
+    is_streamed: bool = True  # False: only the finished generation is reported
 
 
 @dataclass(slots=True)
@@ -128,7 +129,9 @@ class GenerationEngine:
             prompt_ids,
             request_id=request_id,
             max_new_tokens=params.max_new_tokens,
-            streaming=True,
+            # Per-token reports cost a cross-thread hop each; a caller that needs only the
+            # result gets one.
+            streaming=params.is_streamed,
             eos_token_id=self.eos_token_ids or -1,
             temperature=max(params.temperature, GREEDY_TEMPERATURE),
             top_p=float(params.top_p),

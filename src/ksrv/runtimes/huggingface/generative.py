@@ -11,6 +11,7 @@ backend, `n > 1` is served; V1/V2 predict generates one greedy completion per in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -135,15 +136,17 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
         self, ids: list[int], request: Any, stop: list[str], choice: int = 0
     ) -> tuple[str, str, Any]:
         text, last = "", ("", "length", None)  # type: tuple[str, tuple[str, str | None, Any]]
-        async for last in self._generate(ids, request, stop, choice):
+        # Without stop sequences nothing needs the text before the end.
+        generation = self._generate(ids, request, stop, choice, is_streamed=bool(stop))
+        async for last in generation:
             text += last[0]
         return text, last[1] or "length", last[2]
 
     async def _generate(
-        self, ids: list[int], request: Any, stop: list[str], choice: int
+        self, ids: list[int], request: Any, stop: list[str], choice: int, is_streamed: bool = True
     ) -> AsyncIterator[tuple[str, str | None, Any]]:
         """(text delta, finish reason or None, progress) per new token."""
-        params = self._params(ids, request, choice)
+        params = dataclasses.replace(self._params(ids, request, choice), is_streamed=is_streamed)
         stream = TextStream(self.tokenizer, stop)
         generator = self._generator()
         generation = generator.generate(ids, params)
