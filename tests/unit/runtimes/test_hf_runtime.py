@@ -221,19 +221,23 @@ def test_a_prompt_over_the_context_length_is_invalid(llama):
         asyncio.run(llama.create_completion({"prompt": "hello", "max_tokens": 300}))
 
 
-def test_closing_a_stream_cancels_its_generation(llama):
-    async def first_chunk_then_close():
-        stream = await llama.create_completion(
-            {"prompt": "hello", "max_tokens": 200, "temperature": 0, "stream": True}
-        )
-        async for _chunk in stream:
-            break
-        await stream.aclose()
-        manager = llama.generator._manager
-        for _ in range(200):  # the batching thread drops it at its next step
-            if not manager.batch_processor.scheduler.active_requests:
-                return True
+def test_closing_streams_cancels_their_generations(llama):
+    """The first stream runs alone (nothing else was running), the second in the batch."""
+
+    async def open_read_and_close():
+        request = {"prompt": "hello", "max_tokens": 200, "temperature": 0, "stream": True}
+        streams = [await llama.create_completion(request) for _ in range(2)]
+        for stream in streams:
+            async for _chunk in stream:
+                break
+        for stream in streams:
+            await stream.aclose()
+        generator = llama.generator
+        for _ in range(500):  # each stops at its next token
+            batch = generator._manager.batch_processor
+            if not generator._solo_lock.locked() and not batch.scheduler.active_requests:
+                return generator._in_flight == generator._solo_running == 0
             await asyncio.sleep(0.01)
         return False
 
-    assert asyncio.run(first_chunk_then_close())
+    assert asyncio.run(open_read_and_close())

@@ -15,6 +15,7 @@ log-probabilities. Cancelling a generation (a client that went away) frees its s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import threading
@@ -49,6 +50,7 @@ class Progress:
     logprobs: list[float] = field(default_factory=list)
     top_logprobs: list[dict[int, float]] = field(default_factory=list)
     is_finished: bool = False
+    is_handed_over: bool = False  # stopped early to continue in the shared batch
 
 
 class GenerationEngine:
@@ -66,6 +68,8 @@ class GenerationEngine:
         self._manager: Any = None
         self._ids = itertools.count()
         self._solo_lock = threading.Lock()
+        self._in_flight = 0  # batched generations; read and written on the event loop only
+        self._solo_running = 0
         # Encoder-decoder models cannot join transformers' batch (a decoder-only cache).
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
 
@@ -110,11 +114,35 @@ class GenerationEngine:
     ) -> AsyncGenerator[Progress]:
         """The generation after each new token (cumulative); closing the iterator cancels it."""
         if params.seed is not None or params.logprobs is not None or self.is_encoder_decoder:
-            async for progress in self._solo(prompt_ids, params):
+            generation = self._solo(prompt_ids, params)
+        elif self._in_flight == 0 and self._solo_running == 0:
+            generation = self._alone_until_joined(prompt_ids, params)
+        else:
+            generation = self._batched(prompt_ids, params)
+        try:
+            async for progress in generation:
                 yield progress
+        finally:
+            await generation.aclose()
+
+    async def _alone_until_joined(
+        self, prompt_ids: list[int], params: SamplingParams
+    ) -> AsyncGenerator[Progress]:
+        """A request that finds nothing running starts alone: transformers' `generate` costs
+        less per token than a batch step. When another request arrives (and starts the batch),
+        it stops at the next token and joins the batch with what it has generated so far as
+        part of its prompt, so the two share forward passes from then on."""
+        last = Progress()
+        alone = self._solo(prompt_ids, dataclasses.replace(params, is_streamed=True), True)
+        async for last in alone:
+            if last.is_finished or (params.is_streamed and not last.is_handed_over):
+                yield last
+        if last.is_finished:
             return
-        async for progress in self._batched(prompt_ids, params):
-            yield progress
+        done = last.token_ids
+        rest = dataclasses.replace(params, max_new_tokens=params.max_new_tokens - len(done))
+        async for progress in self._batched(prompt_ids + done, rest):
+            yield Progress(token_ids=done + progress.token_ids, is_finished=progress.is_finished)
 
     async def _batched(
         self, prompt_ids: list[int], params: SamplingParams
@@ -137,6 +165,7 @@ class GenerationEngine:
             top_p=float(params.top_p),
         )
         finished = False
+        self._in_flight += 1
         try:
             while not finished:
                 output = await queue.get()
@@ -145,33 +174,58 @@ class GenerationEngine:
                 finished = output.is_finished()
                 yield Progress(token_ids=list(output.generated_tokens), is_finished=finished)
         finally:
+            self._in_flight -= 1
             if not finished:
                 manager.cancel_request(request_id)
                 with manager.output_router._lock:
                     manager.output_router.result_handlers.pop(request_id, None)
 
     async def _solo(
-        self, prompt_ids: list[int], params: SamplingParams
+        self, prompt_ids: list[int], params: SamplingParams, hand_over: bool = False
     ) -> AsyncGenerator[Progress]:
+        loop = asyncio.get_running_loop()
         cancelled = threading.Event()
-        task = asyncio.get_running_loop().run_in_executor(
-            None, self._generate_alone, prompt_ids, params, cancelled
-        )
+        tokens: asyncio.Queue[int] = asyncio.Queue()
+        # Log-probabilities come with the finished generation, so such requests wait for it.
+        feed = _TokenFeed(loop, tokens) if params.is_streamed and params.logprobs is None else None
+        self._solo_running += 1
+        task = loop.run_in_executor(None, self._generate_alone, prompt_ids, params, cancelled, feed)
         try:
+            so_far: list[int] = []
+            while feed is not None and not task.done():
+                next_token = asyncio.ensure_future(tokens.get())
+                waiting: set[asyncio.Future[Any]] = {next_token, task}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if not next_token.done():
+                    next_token.cancel()
+                    break
+                so_far.append(next_token.result())
+                if hand_over and self._in_flight > 0:
+                    cancelled.set()  # others are batching: continue among them
+                    break
+                yield Progress(token_ids=list(so_far))
             progress = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        for count in range(1, len(progress.token_ids) + 1):
-            yield Progress(
-                token_ids=progress.token_ids[:count],
-                logprobs=progress.logprobs[:count],
-                top_logprobs=progress.top_logprobs[:count],
-                is_finished=count == len(progress.token_ids),
-            )
+            progress.is_handed_over = not progress.is_finished
+            if feed is None and params.is_streamed:
+                # Log-probabilities arrive with the whole generation: report it token by token.
+                for count in range(1, len(progress.token_ids)):
+                    yield Progress(
+                        token_ids=progress.token_ids[:count],
+                        logprobs=progress.logprobs[:count],
+                        top_logprobs=progress.top_logprobs[:count],
+                    )
+            yield progress
+        finally:
+            self._solo_running -= 1
+            if not task.done():
+                cancelled.set()  # a gone client: generate stops at its next token
 
     def _generate_alone(
-        self, prompt_ids: list[int], params: SamplingParams, cancelled: threading.Event
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        cancelled: threading.Event,
+        feed: Any = None,
     ) -> Progress:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -193,16 +247,21 @@ class GenerationEngine:
                 eos_token_id=self.eos_token_ids or None,
                 pad_token_id=(self.eos_token_ids or [0])[0],
                 stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-                output_logits=True,
+                output_logits=params.logprobs is not None,
                 return_dict_in_generate=True,
+                streamer=feed,
                 **options,
             )
         # A decoder's output starts with its start token, a causal LM's with the prompt.
         start = 1 if self.is_encoder_decoder else len(prompt_ids)
         tokens = [int(t) for t in output.sequences[0, start:]]
-        progress = Progress(token_ids=tokens, is_finished=True)
+        is_cut_short = cancelled.is_set() and len(tokens) < params.max_new_tokens
+        is_eos = bool(tokens) and tokens[-1] in self.eos_token_ids
+        progress = Progress(token_ids=tokens, is_finished=is_eos or not is_cut_short)
+        if params.logprobs is None:
+            return progress
         top = min(params.logprobs or 0, TOP_LOGPROBS_MAX)
-        for token, logits in zip(tokens, output.logits, strict=False):
+        for token, logits in zip(tokens, output.logits or (), strict=False):
             logprobs = torch.log_softmax(logits[0].float(), dim=-1)
             progress.logprobs.append(float(logprobs[token]))
             if top:
@@ -211,3 +270,23 @@ class GenerationEngine:
                     {int(i): float(v) for i, v in zip(indices, values, strict=True)}
                 )
         return progress
+
+
+class _TokenFeed:
+    """A transformers streamer handing each new token id to the event loop (the first call
+    carries the prompt, or a decoder's start token, and is skipped)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tokens: asyncio.Queue[int]) -> None:
+        self._loop = loop
+        self._tokens = tokens
+        self._is_first = True
+
+    def put(self, value: Any) -> None:
+        if self._is_first:
+            self._is_first = False
+            return
+        for token in value.reshape(-1).tolist():
+            self._loop.call_soon_threadsafe(self._tokens.put_nowait, int(token))
+
+    def end(self) -> None:
+        pass
