@@ -241,3 +241,29 @@ def test_closing_streams_cancels_their_generations(llama):
         return False
 
     assert asyncio.run(open_read_and_close())
+
+
+def test_a_lone_generation_joins_the_batch_when_another_arrives_with_the_same_text(llama):
+    """A starts alone; B's arrival moves A into the batch mid-way; greedy text is unchanged."""
+
+    async def both():
+        request = {"prompt": "the quick brown", "max_tokens": 40, "temperature": 0,
+                   "stream": True}  # fmt: skip
+        first = await llama.create_completion(request)
+        texts = []
+        async for chunk in first:
+            texts.append(chunk["choices"][0]["text"])
+            break
+        assert llama.generator._solo_running == 1  # A runs alone so far
+        second = asyncio.ensure_future(
+            llama.create_completion({**request, "stream": False, "max_tokens": 8})
+        )
+        async for chunk in first:
+            texts.append(chunk["choices"][0]["text"])
+        return "".join(texts), chunk, await second
+
+    joined = llama.generator.joined_count
+    text, last, _ = asyncio.run(both())
+    assert llama.generator.joined_count == joined + 1
+    if last["choices"][0]["finish_reason"] == "length":
+        assert text == greedy(llama, "the quick brown", 40)

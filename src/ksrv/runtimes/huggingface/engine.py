@@ -70,6 +70,7 @@ class GenerationEngine:
         self._solo_lock = threading.Lock()
         self._in_flight = 0  # batched generations; read and written on the event loop only
         self._solo_running = 0
+        self.joined_count = 0  # lone generations that moved into the batch
         # Encoder-decoder models cannot join transformers' batch (a decoder-only cache).
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
 
@@ -140,6 +141,7 @@ class GenerationEngine:
         if last.is_finished:
             return
         done = last.token_ids
+        self.joined_count += 1
         rest = dataclasses.replace(params, max_new_tokens=params.max_new_tokens - len(done))
         async for progress in self._batched(prompt_ids + done, rest):
             yield Progress(token_ids=done + progress.token_ids, is_finished=progress.is_finished)
