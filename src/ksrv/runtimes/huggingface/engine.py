@@ -149,9 +149,19 @@ class GenerationEngine:
     async def _batched(
         self, prompt_ids: list[int], params: SamplingParams
     ) -> AsyncGenerator[Progress]:
-        if self._manager is None:
-            self.start()
-        manager = self._manager
+        # Counted first, so a lone generation sees at its next token that a batch is forming.
+        self._in_flight += 1
+        try:
+            if self._manager is None:
+                self.start()
+            async for progress in self._in_batch(self._manager, prompt_ids, params):
+                yield progress
+        finally:
+            self._in_flight -= 1
+
+    async def _in_batch(
+        self, manager: Any, prompt_ids: list[int], params: SamplingParams
+    ) -> AsyncGenerator[Progress]:
         request_id = f"ksrv-{next(self._ids)}"
         queue: asyncio.Queue[Any] = asyncio.Queue()
         manager.register_result_handler(request_id, queue.put_nowait)
@@ -167,7 +177,6 @@ class GenerationEngine:
             top_p=float(params.top_p),
         )
         finished = False
-        self._in_flight += 1
         try:
             while not finished:
                 output = await queue.get()
@@ -176,7 +185,6 @@ class GenerationEngine:
                 finished = output.is_finished()
                 yield Progress(token_ids=list(output.generated_tokens), is_finished=finished)
         finally:
-            self._in_flight -= 1
             if not finished:
                 manager.cancel_request(request_id)
                 with manager.output_router._lock:
