@@ -1,15 +1,17 @@
 """Token generation for concurrent requests: transformers' continuous batching, plus a solo path.
 
-Most requests share one `ContinuousBatchingManager` (transformers 5): sequences join and leave
-the running batch at token boundaries over a paged KV cache, bounded by a token budget per
+Concurrent requests share one `ContinuousBatchingManager` (transformers 5): sequences join and
+leave the running batch at token boundaries over a paged KV cache, bounded by a token budget per
 forward pass (`max_batch_tokens`) and a number of sequences (`max_seqs`). Sampling parameters
 are per request; greedy decoding is sampling at a vanishing temperature, which puts all the
-probability on the argmax, so it matches `generate`'s greedy output.
+probability on the argmax. A request that finds nothing running starts on plain `generate`
+(cheaper per token than a batch step) and moves into the batch at its next token once another
+request arrives, so a lone request is not slowed and concurrent ones still share passes.
 
 The shared batch has one random stream and reports log-probabilities after temperature, so a
-request with a `seed` or asking for `logprobs` runs `model.generate` on its own (serialised, as
+request with a `seed` or asking for `logprobs` runs `generate` on its own (serialised, as
 KServe's transformers backend runs every request): reproducible, with the model's raw
-log-probabilities. Cancelling a generation (a client that went away) frees its sequence.
+log-probabilities. Closing a generation (a client that went away) frees its sequence.
 """
 
 from __future__ import annotations
