@@ -35,7 +35,10 @@ _FORMATS: dict[str, tuple[tuple[str, ...], int, str, bool]] = {
     "tensorflow": (("1", "2"), 2, "kserve-tensorflow-serving", False),
     "pmml": (("3", "4"), 1, "kserve-pmmlserver", False),
     "mlflow": (("1", "2"), 1, "kserve-mlserver", False),
+    "huggingface": (("1",), 1, "kserve-huggingfaceserver", False),
 }
+# Runtimes that take flags of their own: an InferenceService's `args` reach them after `--`.
+_TAKES_ARGS = frozenset({"huggingface"})
 
 _TEMPLATE = """\
 apiVersion: serving.kserve.io/v1alpha1
@@ -64,7 +67,7 @@ spec:
         - --model-format={name}
         - --http-port=8080
         - --grpc-port=8081
-        - --host=0.0.0.0
+        - --host=0.0.0.0{separator}
       resources:
         requests: {{cpu: "1", memory: 2Gi}}
         limits: {{cpu: "1", memory: 2Gi}}
@@ -87,6 +90,8 @@ def default_runtimes_yaml() -> str:
                 merges=str(merges).lower(),
                 mirrors=mirrors,
                 formats=formats,
+                # The model's `args` are appended after these; `--` hands them to the runtime.
+                separator='\n        - "--"' if name in _TAKES_ARGS else "",
             )
         )
     return "---\n".join(documents)
@@ -128,6 +133,11 @@ def format_merges_requests(model_format: str) -> bool:
     """
     entry = _FORMATS.get(model_format.lower())
     return entry is not None and entry[3]
+
+
+def format_takes_args(model_format: str) -> bool:
+    """Whether ksrv's runtime for a model format takes the model's `args` (KServe's flags)."""
+    return model_format.partition(":")[0].lower() in _TAKES_ARGS
 
 
 def ksrv_formats() -> list[str]:

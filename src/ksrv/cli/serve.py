@@ -20,7 +20,7 @@ from ksrv.server.settings import (
 )
 
 
-@click.command()
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("model_class", required=False, metavar="[FILE.py:Class | module:Class]")
 @click.option("--model-name", default="model", show_default=True, help="Name to serve under.")
 @click.option("--model-dir", type=click.Path(), help="Directory holding the model files.")
@@ -91,6 +91,7 @@ from ksrv.server.settings import (
     "'openai'); '' serves them at /v1/..., as KServe does.",
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.argument("runtime_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- RUNTIME ARGS]")
 def serve(
     model_class: str | None,
     model_name: str,
@@ -112,13 +113,20 @@ def serve(
     explainer: str | None,
     openai_route_prefix: str | None,
     log_level: str,
+    runtime_args: tuple[str, ...],
 ) -> None:
     """Serve a model over KServe V1, Open Inference Protocol REST and gRPC.
 
     \b
     ksrv serve --model-format sklearn --model-dir ./iris --model-name iris
     ksrv serve my_model.py:MyModel --model-name custom
+    ksrv serve --model-format huggingface --model-dir ./llm -- --max_model_len 512
+
+    Arguments after `--` are the runtime's own flags (KServe's huggingfaceserver flags).
     """
+    if model_class is not None and model_class.startswith("-"):
+        # Runtime flags come after `--`; click hands the first one to the positional argument.
+        runtime_args, model_class = (model_class, *runtime_args), None
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -154,6 +162,7 @@ def serve(
         predictor_host=predictor_host,
         predictor_protocol=predictor_protocol,
         explainer=explainer,
+        runtime_args=runtime_args,
     )
     try:
         app.serve(settings)

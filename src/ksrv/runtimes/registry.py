@@ -20,6 +20,7 @@ RUNTIMES: dict[str, str] = {
     "pmml": "ksrv.runtimes.pmml:PMMLModel",
     "mlflow": "ksrv.runtimes.mlflow:MLflowModel",
     "tensorflow": "ksrv.runtimes.tensorflow:TensorFlowModel",
+    "huggingface": "ksrv.runtimes.huggingface.base:HuggingFaceModel",
 }
 
 

@@ -71,9 +71,16 @@ def build_models(settings: ServerSettings) -> list[Model]:
     elif settings.model_format:
         if not settings.model_dir:
             raise InvalidInput("--model-dir is required with --model-format")
-        return _runtime_models(settings.model_format, Path(settings.model_dir), settings.model_name)
+        return _runtime_models(
+            settings.model_format,
+            Path(settings.model_dir),
+            settings.model_name,
+            settings.runtime_args,
+        )
     else:
         raise InvalidInput("name a model: --model-format with --model-dir, or FILE.py:Class")
+    if settings.runtime_args:
+        raise InvalidInput("runtime arguments after -- are for a --model-format runtime")
     if settings.predictor_host:
         model.predictor_host = settings.predictor_host
         model.protocol = settings.predictor_protocol
@@ -81,14 +88,21 @@ def build_models(settings: ServerSettings) -> list[Model]:
     return [model]
 
 
-def _runtime_models(model_format: str, model_dir: Path, name: str) -> list[Model]:
+def _runtime_models(
+    model_format: str, model_dir: Path, name: str, args: tuple[str, ...] = ()
+) -> list[Model]:
     """One model for a directory with a model file; else, as KServe does, one model per
-    subdirectory that holds one (multi-model mode; more arrive through the repository API)."""
+    subdirectory that holds one (multi-model mode; more arrive through the repository API).
+    `args` go to runtimes that take flags of their own (`takes_runtime_args`)."""
     runtime = registry.runtime_class(model_format)
+    if args and not getattr(runtime, "takes_runtime_args", False):
+        raise InvalidInput(
+            f"the {model_format} runtime takes no runtime arguments (got {' '.join(args)})"
+        )
     if not model_dir.is_dir() and not model_dir.is_file():
         raise InvalidInput(f"--model-dir {model_dir} does not exist")
     if runtime.has_model_file(model_dir):
-        return [runtime(name, model_dir)]
+        return [runtime(name, model_dir, args) if args else runtime(name, model_dir)]
     models = [
         runtime(sub.name, sub)
         for sub in sorted(model_dir.iterdir())

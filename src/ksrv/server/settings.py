@@ -39,6 +39,7 @@ class ServerSettings:
     storage_uri: str | None = None  # downloaded to model_dir (or the cache) before loading
     model_format: str | None = None
     model_class: str | None = None
+    runtime_args: tuple[str, ...] = ()  # the runtime's own flags (huggingface's --task, ...)
     explainer: str | None = None  # e.g. "shap": explain the model at predictor_host
     predictor_host: str | None = None
     predictor_protocol: str = "v1"

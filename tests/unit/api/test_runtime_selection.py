@@ -253,7 +253,7 @@ def test_serve_model_format_without_a_runtime_names_the_candidates():
         ("sklern", "no runtime supports modelFormat 'sklern'; did you mean 'sklearn'?"),
         ("SKLearn", "no runtime supports modelFormat 'SKLearn'; did you mean 'sklearn'?"),
         ("tensorflw", "no runtime supports modelFormat 'tensorflw'; did you mean 'tensorflow'?"),
-        ("cobol", "no runtime supports modelFormat 'cobol'; the runtimes support lightgbm, "),
+        ("cobol", "no runtime supports modelFormat 'cobol'; the runtimes support huggingface, "),
     ],
 )
 def test_a_format_no_runtime_lists_suggests_the_closest_one(wanted, message):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from ksrv.api import default_runtimes
 from ksrv.control.plan import ComponentPlan, CustomContainer, ModelServer
 from ksrv.errors import ResourceInvalid
 
@@ -120,7 +121,8 @@ def _model_server(
     if predictor_host is not None and plan.predictor is not None:
         command += ["--predictor-host", predictor_host,
                     "--predictor-protocol", plan.predictor.protocol]  # fmt: skip
-    if server.args:
+    takes_args = default_runtimes.format_takes_args(server.model_format)
+    if server.args and not takes_args:
         notes.append("model args are meant for the runtime's container and are not passed on")
     batcher = plan.batcher
     if batcher is not None:
@@ -138,6 +140,8 @@ def _model_server(
                 "(ksrv merges requests for sklearn, xgboost and lightgbm)"
             )
         command += ["--max-batch-size", str(batcher.max_batch_size)]
+    if server.args and takes_args:
+        command += ["--", *server.args]  # KServe appends them to the runtime's own args
     return command, notes
 
 
