@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pydantic import BaseModel
 
 from ksrv.errors import InvalidInput, Unsupported
 from ksrv.runtimes.huggingface import settings as flags
@@ -136,7 +137,7 @@ def test_embeddings_are_minilm_mean_pooled_unit_vectors():
 
     model = HuggingFaceModel("minilm", hf_models.minilm_dir(), ("--task", "text_embedding"))
     model.load()
-    response = asyncio.run(
+    response = run(
         model.create_embedding({"input": ["a cat", "a kitten", "stock prices"], "model": "minilm"})
     )
     vectors = [torch.tensor(item["embedding"]) for item in response["data"]]
@@ -144,6 +145,12 @@ def test_embeddings_are_minilm_mean_pooled_unit_vectors():
     assert all(abs(float(v.norm()) - 1) < 1e-4 for v in vectors)
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])
     assert response["usage"]["prompt_tokens"] == response["usage"]["total_tokens"] > 0
+
+
+def run(coroutine):
+    """The answer of a create_* call as OpenAI's JSON (the runtime gives pydantic types)."""
+    answer = asyncio.run(coroutine)
+    return answer.model_dump() if isinstance(answer, BaseModel) else answer
 
 
 def greedy(llama, prompt: str, tokens: int) -> str:
@@ -155,7 +162,7 @@ def greedy(llama, prompt: str, tokens: int) -> str:
 
 
 def test_greedy_completion_matches_transformers_generate(llama):
-    response = asyncio.run(llama.create_completion(
+    response = run(llama.create_completion(
         {"model": "llama", "prompt": "the quick brown", "max_tokens": 12, "temperature": 0}
     ))  # fmt: skip
     [choice] = response["choices"]
@@ -168,7 +175,7 @@ def test_greedy_completion_matches_transformers_generate(llama):
 
 
 def test_n_and_a_prompt_list_give_one_choice_each_in_order(llama):
-    response = asyncio.run(llama.create_completion(
+    response = run(llama.create_completion(
         {"prompt": ["hello", "the lazy"], "n": 2, "max_tokens": 4, "temperature": 0}
     ))  # fmt: skip
     texts = [choice["text"] for choice in response["choices"]]
@@ -178,8 +185,8 @@ def test_n_and_a_prompt_list_give_one_choice_each_in_order(llama):
 
 def test_seeded_sampling_repeats_and_reports_logprobs(llama):
     request = {"prompt": "hello", "max_tokens": 6, "temperature": 1.0, "seed": 7, "logprobs": 2}
-    first = asyncio.run(llama.create_completion(request))
-    second = asyncio.run(llama.create_completion(request))
+    first = run(llama.create_completion(request))
+    second = run(llama.create_completion(request))
     assert first["choices"][0]["text"] == second["choices"][0]["text"]
     logprobs = first["choices"][0]["logprobs"]
     assert len(logprobs["token_logprobs"]) == len(logprobs["tokens"]) > 0
@@ -189,7 +196,7 @@ def test_seeded_sampling_repeats_and_reports_logprobs(llama):
 def test_a_stop_sequence_ends_the_text_before_it(llama):
     full = greedy(llama, "hello", 10)
     stop = full[3:5]
-    response = asyncio.run(llama.create_completion(
+    response = run(llama.create_completion(
         {"prompt": "hello", "max_tokens": 10, "temperature": 0, "stop": stop}
     ))  # fmt: skip
     choice = response["choices"][0]
@@ -204,7 +211,7 @@ def test_chat_streams_role_then_tokens_then_usage(llama):
             "max_tokens": 5, "temperature": 0, "stream": True,
             "stream_options": {"include_usage": True},
         })  # fmt: skip
-        return [chunk async for chunk in stream]
+        return [chunk.model_dump() async for chunk in stream]
 
     chunks = asyncio.run(collect())
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
@@ -213,12 +220,12 @@ def test_chat_streams_role_then_tokens_then_usage(llama):
     # separate usage chunk of it when include_usage asks).
     assert chunks[-1]["choices"][0]["finish_reason"] in ("length", "stop")
     assert 0 < chunks[-1]["usage"]["completion_tokens"] <= 5
-    assert all("usage" not in chunk for chunk in chunks[:-1])
+    assert all(chunk["usage"] is None for chunk in chunks[:-1])
 
 
 def test_a_prompt_over_the_context_length_is_invalid(llama):
     with pytest.raises(InvalidInput, match="maximum context length is 256 tokens"):
-        asyncio.run(llama.create_completion({"prompt": "hello", "max_tokens": 300}))
+        run(llama.create_completion({"prompt": "hello", "max_tokens": 300}))
 
 
 def test_closing_streams_cancels_their_generations(llama):
@@ -256,19 +263,19 @@ def test_a_lone_generation_joins_the_batch_when_another_arrives_with_the_same_te
         first = await llama.create_completion(request)
         texts = []
         async for chunk in first:
-            texts.append(chunk["choices"][0]["text"])
+            texts.append(chunk.choices[0].text)
             break
         assert llama.generator._solo_running == 1  # A runs alone so far
         second = asyncio.ensure_future(
             llama.create_completion({**request, "stream": False, "max_tokens": 8})
         )
         async for chunk in first:
-            texts.append(chunk["choices"][0]["text"])
+            texts.append(chunk.choices[0].text)
         return "".join(texts), chunk, await second
 
     joined = llama.generator.joined_count
     text, last, _ = asyncio.run(both())
     assert llama.generator.joined_count == joined + 1
     reference = greedy(llama, "the quick brown", 40)
-    assert last["choices"][0]["finish_reason"] == "length"  # no end-of-sequence in 40 tokens
+    assert last.choices[0].finish_reason == "length"  # no end-of-sequence in 40 tokens
     assert text == reference

@@ -19,7 +19,9 @@ import numpy as np
 
 from ksrv.errors import InvalidInput
 from ksrv.model.base import Headers
+from ksrv.model.openai import OpenAIEncoderModel
 from ksrv.protocol import v1, v2
+from ksrv.protocol.openai.embeddings import Embedding
 from ksrv.runtimes.huggingface import task as tasks
 from ksrv.runtimes.huggingface.base import HuggingFaceModel
 
@@ -31,7 +33,7 @@ _AUTO_CLASSES = {
 }
 
 
-class HuggingFaceEncoderModel(HuggingFaceModel):
+class HuggingFaceEncoderModel(HuggingFaceModel, OpenAIEncoderModel):
     """A transformers encoder answering V1/V2 predict (and OpenAI embeddings for embeddings)."""
 
     def load(self) -> bool:
@@ -106,7 +108,7 @@ class HuggingFaceEncoderModel(HuggingFaceModel):
 
     async def create_embedding(
         self, request: Any, raw_request: Any = None, context: Any = None
-    ) -> dict[str, Any]:
+    ) -> Embedding:
         """An OpenAI embeddings response for `request` (`input`, `encoding_format`, `model`)."""
         if self.task != tasks.TEXT_EMBEDDING:
             raise InvalidInput(f"Model '{self.name}' is a {self.task} model, not an embedding one")
@@ -120,13 +122,13 @@ class HuggingFaceEncoderModel(HuggingFaceModel):
              "embedding": _base64(row) if encoding == "base64" else row}
             for index, row in enumerate(rows)
         ]  # fmt: skip
-        return {
+        return Embedding.model_validate({
             "object": "list",
             "data": data,
             "model": _field(request, "model") or self.name,
             "created": int(time.time()),
             "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-        }
+        })  # fmt: skip
 
 
 def _texts(payload: Any) -> list[str]:

@@ -17,7 +17,10 @@ from typing import Any
 
 from ksrv.errors import InvalidInput, ModelNotReady
 from ksrv.model.base import Headers
+from ksrv.model.openai import OpenAIGenerativeModel
 from ksrv.protocol import v1, v2
+from ksrv.protocol.openai.chat import ChatCompletion, ChatCompletionChunk
+from ksrv.protocol.openai.completions import Completion, CompletionChunk
 from ksrv.runtimes.huggingface import openai_shapes as shapes
 from ksrv.runtimes.huggingface import task as tasks
 from ksrv.runtimes.huggingface.base import HuggingFaceModel
@@ -28,7 +31,7 @@ DEFAULT_PREDICT_TOKENS = 64
 _UNSUPPORTED = ("frequency_penalty", "presence_penalty")
 
 
-class HuggingFaceGenerativeModel(HuggingFaceModel):
+class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
     """A causal or sequence-to-sequence LM behind OpenAI completions and chat."""
 
     generator: GenerationEngine | None = None
@@ -83,16 +86,17 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
     # -- OpenAI ------------------------------------------------------------------------------
     async def create_completion(
         self, request: Any, raw_request: Any = None, context: Any = None
-    ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
+    ) -> Any:
         """An OpenAI text completion (or its chunks, with `stream`)."""
         prompts = self._prompts(shapes.field(request, "prompt"))
         if shapes.field(request, "echo"):
             raise shapes.bad("'echo' is not supported", "echo")
-        return await self._respond(request, prompts, shapes.COMPLETION)
+        answer = await self._respond(request, prompts, shapes.COMPLETION)
+        return shapes.typed(answer, Completion, CompletionChunk)
 
     async def create_chat_completion(
         self, request: Any, raw_request: Any = None, context: Any = None
-    ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
+    ) -> Any:
         """An OpenAI chat completion, the prompt built by the tokenizer's chat template."""
         messages = shapes.field(request, "messages")
         if not isinstance(messages, list) or not messages:
@@ -103,7 +107,8 @@ class HuggingFaceGenerativeModel(HuggingFaceModel):
         text = self.tokenizer.apply_chat_template(
             conversation, tokenize=False, add_generation_prompt=True
         )
-        return await self._respond(request, [self._encode(text, special=False)], shapes.CHAT)
+        answer = await self._respond(request, [self._encode(text, special=False)], shapes.CHAT)
+        return shapes.typed(answer, ChatCompletion, ChatCompletionChunk)
 
     async def _respond(
         self, request: Any, prompts: list[list[int]], kind: str

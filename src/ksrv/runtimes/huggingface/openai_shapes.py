@@ -1,36 +1,56 @@
 """OpenAI's response shapes for completions and chat, and reading the fields of its requests.
 
-Plain dicts in OpenAI's JSON layout (`text_completion`, `chat.completion`, their chunks,
-`usage`, both `logprobs` layouts), so the server can send them as they are. Requests are read
-with `field`, which takes a dict or any object with the fields as attributes.
+Built as dicts in OpenAI's JSON layout (`text_completion`, `chat.completion`, their chunks,
+`usage`, both `logprobs` layouts), then validated into the OpenAI layer's types (`typed`) on
+the way out. Requests are read with `field`, which takes a dict or any object with the fields
+as attributes.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from ksrv.errors import InvalidInput
+from pydantic import BaseModel
+
+from ksrv.protocol.openai.errors import ContextLengthExceeded, OpenAIInvalidRequest
 
 COMPLETION = "completion"
 CHAT = "chat"
 
 
-def bad(message: str, param: str | None = None) -> InvalidInput:
-    """An InvalidInput naming the request field at fault (OpenAI's `param`)."""
-    error = InvalidInput(message)
-    error.param = param  # type: ignore[attr-defined]
-    return error
+def bad(message: str, param: str | None = None) -> OpenAIInvalidRequest:
+    """A 400 naming the request field at fault (OpenAI's `param`)."""
+    return OpenAIInvalidRequest(message, param)
 
 
-def too_long(message: str, param: str) -> InvalidInput:
+def too_long(message: str, param: str) -> ContextLengthExceeded:
     """A prompt (plus `max_tokens`) over the model's context: OpenAI's code says which."""
-    error = bad(message, param)
-    error.code = "context_length_exceeded"  # type: ignore[attr-defined]
-    return error
+    return ContextLengthExceeded(message, param)
+
+
+def typed(
+    result: dict[str, Any] | AsyncIterator[dict[str, Any]],
+    whole: type[BaseModel],
+    chunk: type[BaseModel],
+) -> Any:
+    """The OpenAI layer's types for an answer built here as OpenAI's JSON: the whole answer,
+    or each chunk of a stream (closing the stream closes the generation under it)."""
+    if isinstance(result, dict):
+        return whole.model_validate(result)
+
+    async def chunks() -> AsyncIterator[BaseModel]:
+        try:
+            async for item in result:
+                yield chunk.model_validate(item)
+        finally:
+            await result.aclose()  # type: ignore[attr-defined]
+
+    return chunks()
 
 
 def field(request: Any, name: str) -> Any:
