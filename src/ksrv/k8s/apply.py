@@ -147,6 +147,14 @@ def owned(api: Api, owner: Owner, kinds: Iterable[tuple[str, str]]) -> list[dict
     return list(found.values())
 
 
+def delete_owned(api: Api, owner: Owner, kinds: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Delete every object of `kinds` that `owner` owns; those deleted."""
+    found = owned(api, owner, kinds)
+    for obj in found:
+        delete(api, obj)
+    return found
+
+
 def collect_garbage(
     api: Api, owner: Owner, keep: Iterable[dict[str, Any]], kinds: Iterable[tuple[str, str]]
 ) -> list[dict[str, Any]]:

@@ -99,9 +99,7 @@ def delete_inference_service(api: Api, body: dict[str, Any]) -> list[dict[str, A
     """Delete every object the InferenceService owns (explicitly, whatever propagation policy
     its own deletion has); those deleted."""
     owner = apply.Owner.of(body, naming.ISVC_LABEL)
-    found = apply.owned(api, owner, apply.OWNED_KINDS)
-    for obj in found:
-        apply.delete(api, obj)
+    found = apply.delete_owned(api, owner, apply.OWNED_KINDS)
     reconcile_trained_model.delete_models(api, owner.namespace, owner.name)
     return found
 

@@ -111,10 +111,7 @@ def is_waiting_for(body: dict[str, Any], service: str) -> bool:
 def delete_graph(api: Api, body: dict[str, Any]) -> list[dict[str, Any]]:
     """Delete the router objects of a graph that is gone (the collector would, in time)."""
     owner = apply.Owner.of(body, naming.GRAPH_LABEL)
-    found = apply.owned(api, owner, GRAPH_KINDS)
-    for obj in found:
-        apply.delete(api, obj)
-    return found
+    return apply.delete_owned(api, owner, GRAPH_KINDS)
 
 
 def _pass(
