@@ -9,6 +9,7 @@ from typing import Any
 
 from ksrv.api import default_runtimes, resources
 from ksrv.api.inference_service import InferenceService
+from ksrv.errors import ResourceInvalid
 from ksrv.k8s import config as k8s_config
 from ksrv.k8s import render
 from ksrv.k8s.context import Readiness
@@ -70,14 +71,16 @@ def render_objects(
     config: k8s_config.ClusterConfig | None = None,
     readiness: Readiness | None = None,
 ) -> list[dict[str, Any]]:
-    """The objects of one InferenceService; any problem fails the test."""
+    """The objects of one InferenceService; a problem is raised as the ResourceInvalid the
+    render reported it from (so a test that expects none fails on it)."""
     rendered = render.render_inference_service(
         load(document),
         default_runtimes.default_runtimes(),
         config or k8s_config.ClusterConfig(),
         readiness=readiness,
     )
-    assert not rendered.problems, rendered.problems
+    if rendered.problems:
+        raise ResourceInvalid("; ".join(rendered.problems))
     return rendered.objects
 
 

@@ -95,13 +95,14 @@ def _add_component(
     rendered: Rendered, where: str, ctx: ComponentContext, mode_module: ModuleType
 ) -> None:
     """The component's objects, or a problem naming it (a missing secret or storage container,
-    a runtime KServe could not build a pod from)."""
+    a runtime KServe could not build a pod from, a scaler ksrv cannot render)."""
     try:
         pod = storage_init.provision(podspec.pod_spec(ctx), ctx, _storage_uri(ctx.plan))
+        objects = mode_module.component_objects(ctx, pod)
     except (ResourceInvalid, ResourceNotFound) as exc:
         rendered.problems.append(f"{where}: {exc}")
         return
-    rendered.objects.extend(mode_module.component_objects(ctx, pod))
+    rendered.objects.extend(objects)
 
 
 def render_documents(

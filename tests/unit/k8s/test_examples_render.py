@@ -43,8 +43,15 @@ _CLUSTER_KINDS = (
 NOT_SERVED = {"storage-uris#0": "a model needs a storageUri to serve it locally"}
 # Examples the plan accepts that need what ksrv's storage initializer does not do: the render
 # must report exactly this (a ClusterStorageContainer for the scheme would serve them).
+_GENERATIVE = "website__docs__model-serving__generative-inference"
 RENDER_LIMITS = {
     "website__docs__model-serving__storage__providers__oci__block01#0": "oci://",
+    # modelscope:// needs a ClusterStorageContainer that downloads it (ksrv's does not)
+    "website__docs__model-serving__storage__providers__ms__block02#0": "modelscope://",
+    # KEDA through an OpenTelemetry collector sidecar, which ksrv does not create
+    f"{_GENERATIVE}__autoscaling__autoscaling__block03#0": "PodMetric",
+    # its service account's secret is defined in another block of the page
+    "website__docs__model-serving__storage__providers__hf__block01#1": "secret 'storage-config'",
 }
 
 
