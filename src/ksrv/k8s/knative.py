@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ksrv.k8s import components, object_meta, virtual_service
-from ksrv.k8s.config import DISALLOWED_ANNOTATIONS
 from ksrv.k8s.context import ComponentContext
 
 API_VERSION: Final = "serving.knative.dev/v1"
@@ -149,11 +148,6 @@ def traffic(
 def template_labels(labels: Mapping[str, str]) -> dict[str, str]:
     """The revision template's labels: the visibility label stays on the Knative Service."""
     return {k: v for k, v in labels.items() if k not in DISALLOWED_TEMPLATE_LABELS}
-
-
-def allowed_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
-    """`annotations` less KServe's ServiceAnnotationDisallowedList."""
-    return {k: v for k, v in annotations.items() if k not in DISALLOWED_ANNOTATIONS}
 
 
 def one_port(pod: dict[str, Any], protocol: str, ports: Mapping[str, int]) -> dict[str, Any]:
