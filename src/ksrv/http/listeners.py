@@ -80,6 +80,44 @@ def check_free(host: str, port: int, what: str) -> int:
         return int(probe.getsockname()[1])
 
 
+def reserve(host: str, port: int, what: str) -> socket.socket:
+    """A socket bound to `host:port` that does not listen yet (`start_listening` opens it).
+
+    A model server takes its port this way before it loads its models, which may take
+    seconds: meanwhile no other process picking a free port gets this one (a supervisor
+    would then probe that stranger as this server and route to it), and connections are
+    refused, not left waiting.
+
+    Raises:
+        ServerNotReady: another socket listens on the port.
+    """
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        _bind(sock, host, port, what)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def start_listening(sock: socket.socket, what: str) -> socket.socket:
+    """Listen on a socket `reserve` bound; non-blocking from now on.
+
+    Raises:
+        ServerNotReady: another server began listening on the port meanwhile.
+    """
+    try:
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            host, port = sock.getsockname()[:2]
+            raise port_in_use(port, what, host) from None
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 def inherited(environ: MutableMapping[str, str]) -> list[socket.socket]:
     """The listening sockets a supervising process handed down (`LISTEN_FDS_ENV` of them, from
     file descriptor `FIRST_FD` on, as systemd passes them), taking the variable out of

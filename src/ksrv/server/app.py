@@ -235,22 +235,24 @@ def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
     Raises:
         ServerNotReady: the HTTP or gRPC port is in use (checked before the models load).
     """
-    _check_ports(settings)
-    if settings.storage_uri and models is None:
-        settings = fetch_model(settings)
-    models = models if models is not None else build_models(settings)
-    load_models(models)
-    app = build_app(settings, models)
-    # Loaded frameworks leave millions of long-lived objects; without this, every full
-    # collection walks them all and stalls the loop for tens of ms (the p99 at high
-    # concurrency). Frozen objects are also never written by the GC, so forked workers
-    # keep sharing their pages.
-    gc.collect()
-    gc.freeze()
-    # One socket, bound here without SO_REUSEPORT: the workers share it, nobody else can.
-    [listener] = listeners.listeners(settings.host, settings.http_port, 1, "HTTP")
+    # One socket, bound now (the port is ours while the models load) without SO_REUSEPORT:
+    # the workers share it, nobody else can. It listens once the models are loaded.
+    listener = listeners.reserve(settings.host, settings.http_port, "HTTP")
     try:
-        _check_ports(settings, is_http_bound=True)
+        _check_grpc_port(settings)
+        if settings.storage_uri and models is None:
+            settings = fetch_model(settings)
+        models = models if models is not None else build_models(settings)
+        load_models(models)
+        app = build_app(settings, models)
+        # Loaded frameworks leave millions of long-lived objects; without this, every full
+        # collection walks them all and stalls the loop for tens of ms (the p99 at high
+        # concurrency). Frozen objects are also never written by the GC, so forked workers
+        # keep sharing their pages.
+        gc.collect()
+        gc.freeze()
+        listeners.start_listening(listener, "HTTP")
+        _check_grpc_port(settings)
         if settings.workers <= 1:
             _run(settings, app, listener)
         else:
@@ -259,9 +261,7 @@ def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
         listener.close()
 
 
-def _check_ports(settings: ServerSettings, is_http_bound: bool = False) -> None:
+def _check_grpc_port(settings: ServerSettings) -> None:
     """Fail with the port's name while nothing has started, not halfway through."""
-    if not is_http_bound:
-        listeners.check_free(settings.host, settings.http_port, "HTTP")
     if settings.grpc_port:
         listeners.check_free(settings.host, settings.grpc_port, "gRPC")

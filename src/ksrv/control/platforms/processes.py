@@ -14,7 +14,7 @@ import fcntl
 import os
 import signal
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,42 @@ class Exited:
     code: int | None
 
 
+# Ports handed to replicas that may hold them. The kernel sees a port free from our pick
+# until the replica binds it, and may give it to the next pick meanwhile: two replicas
+# would then be told one port, and the loser probed (and routed to) as the winner.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     """A port the kernel had free on 127.0.0.1 a moment ago (the replica binds it later)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def take_ports(count: int, pick: Callable[[], int] = free_port) -> list[int]:
+    """`count` distinct free ports that no replica of ours holds; they are ours until
+    `release_ports`."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = pick()
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            ports.append(port)
+    return ports
+
+
+def hold_ports(ports: Iterable[int | None]) -> list[int]:
+    """Mark the ports of a replica a previous run started (and this one adopted) as taken;
+    the ones it had."""
+    held = [port for port in ports if port is not None]
+    _HANDED_OUT.update(held)
+    return held
+
+
+def release_ports(ports: Iterable[int]) -> None:
+    """The replica that held these ports is gone: they may be handed out again."""
+    _HANDED_OUT.difference_update(ports)
 
 
 def spawn(

@@ -81,6 +81,8 @@ class LocalReplica:
         self.process_start: int | None = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
+        # The ports this replica's process was told, no other replica of ours gets them.
+        self._held_ports: list[int] = []
         self.started_at: float | None = None
         self.phase: Phase = "Starting"
         self.restarts = 0
@@ -127,6 +129,7 @@ class LocalReplica:
             return False
         self.pid, self.process_start = record.pid, record.process_start
         self.http_port, self.grpc_port = record.http_port, record.grpc_port
+        self._held_ports = processes.hold_ports((self.http_port, self.grpc_port))
         self.started_at = record.started_at
         self._log_offset = processes.log_size(self.log_path)
         # One probe now, so a healthy adopted replica is Ready as soon as start() returns.
@@ -229,10 +232,7 @@ class LocalReplica:
     async def _launch(self) -> str | None:
         """Start the process on fresh ports (forked when it can be); why it could not start,
         or None."""
-        http_port = processes.free_port()
-        grpc_port = processes.free_port()
-        while grpc_port == http_port:
-            grpc_port = processes.free_port()
+        http_port, grpc_port = self._held_ports = processes.take_ports(2)
         argv = [
             arg.replace("{http_port}", str(http_port))
             .replace("{grpc_port}", str(grpc_port))
@@ -351,6 +351,8 @@ class LocalReplica:
             processes.kill_group(self.pid)
             self.pid = self.process_start = None
             self._changed()
+        processes.release_ports(self._held_ports)
+        self._held_ports = []
         self._forked = None
 
 
