@@ -3,8 +3,11 @@
 The gateway is on every request's path, so it does what Knative's queue-proxy does per pod:
 `TrafficCounter` is a `Hook` that notes when each routed request starts and ends and which
 revision (`call.backend`) it went to, and `sample(now)`, called once a second, closes the
-second: the time-weighted average of requests in flight at each revision (a request still
-in flight counts up to now) and how many reached it. A request held for a revision (at zero:
+second: the request-seconds in flight at each revision since the last sample (a request still
+in flight counts up to now) and how many requests reached it. On a sampler woken on time
+that is the average number in flight over the second; a sampler woken late counts the extra
+time once, in the second it closes (the next span is shorter), so sums and averages over a
+window stay exact whatever the scheduling. A request held for a revision (at zero:
 the activator holds it) counts for that revision, as Knative's activator reports the requests
 it holds; one held with no backend counts for nobody until it gets one. `TrafficReporter`
 samples on each wall-clock second and POSTs what the control plane has not acknowledged yet
@@ -87,7 +90,6 @@ class TrafficCounter:
                 state.counted_from = now  # held: its wait is not the revision's load
             else:
                 self._account(key, state, now)
-        span_s = max(now - self._last_sample, 1e-3)
         # Named by the second it ended at, as Knative files a scrape at time t under t: the
         # span [33.0, 34.0) is second 34. From the span's middle, so a sampler woken late or
         # early still names the boundary it meant; never a name already used.
@@ -98,7 +100,7 @@ class TrafficCounter:
                 "namespace": namespace,
                 "revision": revision,
                 "second": second,
-                "concurrency": round(self._area.get((namespace, revision), 0.0) / span_s, 6),
+                "concurrency": round(self._area.get((namespace, revision), 0.0), 6),
                 "requests": self._arrivals.get((namespace, revision), 0),
             }
             for namespace, revision in sorted({*self._area, *self._arrivals})

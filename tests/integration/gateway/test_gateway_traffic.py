@@ -140,15 +140,17 @@ def test_requests_in_flight_are_averaged_into_request_seconds(plane, gateway, to
     serve_toy(plane, gateway, toy)
     body = {"instances": [[1]], "delay_s": 0.5}
 
-    async def four_at_once() -> None:
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
-            answers = await asyncio.gather(
-                *(client.post("/serving/default/toy/v1/models/slow:predict", json=body)
-                  for _ in range(4))
-            )  # fmt: skip
-        assert [a.status_code for a in answers] == [200] * 4
+    async def timed(client: httpx.AsyncClient) -> float:
+        started = time.monotonic()
+        answer = await client.post("/serving/default/toy/v1/models/slow:predict", json=body)
+        assert answer.status_code == 200
+        return time.monotonic() - started
 
-    asyncio.run(four_at_once())
+    async def four_at_once() -> list[float]:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+            return await asyncio.gather(*(timed(client) for _ in range(4)))
+
+    client_seconds = sum(asyncio.run(four_at_once()))
     done = int(time.time())
     wait_until(
         lambda: max((s.second for s in plane.samples()), default=0) >= done + 2,
@@ -157,10 +159,10 @@ def test_requests_in_flight_are_averaged_into_request_seconds(plane, gateway, to
     )
     samples = plane.samples()
     assert sum(s.requests for s in samples) == 4
-    # Four requests of half a second each: two request-seconds in flight if the model runs
-    # them together, up to five if it runs them one after another (each waits for the others).
+    # Each request is in flight at the gateway for at least the model's half second, and for
+    # no longer than its client waited: however the machine schedules the processes.
     request_seconds = sum(s.concurrency for s in samples)
-    assert 2.0 <= request_seconds <= 5.5
+    assert 2.0 <= request_seconds <= client_seconds
     assert max(s.concurrency for s in samples) <= 4.0
 
 

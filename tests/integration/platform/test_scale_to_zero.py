@@ -85,7 +85,8 @@ def test_an_idle_revision_goes_to_zero_and_a_request_wakes_it_through_the_activa
     rest_answer, grpc_ready = asyncio.run(wake_by_rest_and_grpc(platform, name))
     assert rest_answer.status_code == 200, rest_answer.text
     assert grpc_ready  # gRPC takes the same path: held, then answered
-    assert replicas(platform, name) == 1
+    # One replica, or two: both requests held at once are two in flight at a target of 1.
+    assert 1 <= replicas(platform, name) <= 2
     wait_until(lambda: replicas(platform, name) == 0, "back to zero", 60)
     described = platform.cli("describe", "isvc", name)
     assert "no traffic for a stable window" in described, described
