@@ -54,7 +54,9 @@ class ServerProcess:
             start_new_session=True,
         )
 
-    def wait_ready(self, timeout_s: float = 30.0, path: str = "/v2/health/live") -> ServerProcess:
+    def wait_ready(self, timeout_s: float = 120.0, path: str = "/v2/health/live") -> ServerProcess:
+        """Until the server answers `path`: a bound for a start that hangs, generous because a
+        loaded 2-core machine takes tens of seconds to import a framework like transformers."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -69,7 +71,8 @@ class ServerProcess:
         raise RuntimeError(f"server not ready after {timeout_s}s:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout_s: float = 15.0) -> int:

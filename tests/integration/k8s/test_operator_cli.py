@@ -13,7 +13,7 @@ from tests.conftest import KSRV, wait_until
 from tests.k8s_cluster import Cluster, isvc
 
 NS = "default"
-TIMEOUT_S = 20.0  # includes the command's start-up (imports, discovery)
+TIMEOUT_S = 40.0  # includes the command's start-up (imports, discovery)
 
 
 def test_ksrv_k8s_operator_serves_sklearn_from_create_to_delete(
