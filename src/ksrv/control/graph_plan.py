@@ -7,7 +7,8 @@ graph's calls as to anyone's, and the router's argv does not change when the ser
 out a revision. As KServe's controller requeues until each service has an address, a graph
 waits (`Waiting`) until every service it names exists and is Ready; the first one it waits
 for is named. The router is `ksrv router --graph-json JSON` (`api.graph_steps.graph_json`,
-the text the Kubernetes platform hands its router too), probed on `/readyz`.
+the text the Kubernetes platform hands its router too; with `--step-timeouts` from the graph's
+`ksrv.dev/step-timeouts` annotation), probed on `/readyz`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ NOT_FOUND: Final = "InferenceServiceNotFound"
 NOT_READY: Final = "InferenceServiceNotReady"
 READINESS_PATH: Final = "/readyz"
 DEPLOYMENT_MODE: Final = "serving.kserve.io/deploymentMode"
+# ksrv's per-step timeouts (step name -> seconds, JSON), which the router takes as an argument.
+STEP_TIMEOUTS: Final = "ksrv.dev/step-timeouts"
 
 Document = dict[str, Any]
 
@@ -103,8 +106,10 @@ def router_command(graph: InferenceGraph, urls: Mapping[str, str]) -> tuple[str,
         KeyError: a `serviceName` without a URL in `urls`.
     """
     text = graph_steps.graph_json(graph, lambda service, _: urls[service])
-    return ("{python}", "-m", "ksrv.cli.main", "router", "--graph-json", text,
-            "--http-port", "{http_port}")  # fmt: skip
+    command = ("{python}", "-m", "ksrv", "router", "--graph-json", text,
+               "--http-port", "{http_port}")  # fmt: skip
+    step_timeouts = (graph.metadata.annotations or {}).get(STEP_TIMEOUTS)
+    return (*command, "--step-timeouts", step_timeouts) if step_timeouts else command
 
 
 def router_autoscaling(graph: InferenceGraph) -> Autoscaling:
