@@ -50,4 +50,4 @@ class Target(Model):
         return self.ready
 
     def predict(self, payload, headers=None):
-        return {"predictions": [{"target": os.environ.get("target", self.name)}], "got": payload}
+        return {"predictions": [{"target": os.environ.get("target", self.name)}], "got": payload}  # noqa: SIM112 (the example names it)

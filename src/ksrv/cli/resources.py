@@ -196,10 +196,18 @@ def describe(resource: str, names: tuple[str, ...], namespace: str | None, serve
     resource_type, names = _resource_and_names(resource, names)
     namespace = namespace or "default"
     documents = _fetch(server, resource_type, names, namespace, namespace)
-    revisions = _revisions(server, namespace) if resource_type.kind == "InferenceService" else []
+    kind = resource_type.kind
+    revisions = _revisions(server, namespace) if kind == "InferenceService" else None
+    services = None
+    if kind == "InferenceGraph":  # each step's service, as the graph's namespace holds it
+        isvc = api_paths.by_kind("InferenceService")
+        assert isvc is not None
+        services = {
+            s["metadata"]["name"]: s for s in _fetch(server, isvc, (), namespace, namespace)
+        }
     now = time.time()
     described = [
-        description(document, now, _owned(revisions, document["metadata"]["name"]))
+        description(document, now, _owned(revisions, document["metadata"]["name"]), services)
         for document in documents
     ]
     click.echo("\n\n".join(described))
