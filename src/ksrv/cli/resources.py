@@ -276,7 +276,13 @@ def delete(
 @click.command()
 @click.argument("name")
 @namespace_option
-@click.option("-c", "--component", type=click.Choice(COMPONENTS), default="predictor")
+@click.option(
+    "-c",
+    "--component",
+    type=click.Choice((*COMPONENTS, "router")),
+    default="predictor",
+    help="An InferenceService's component, or router for an InferenceGraph's router.",
+)
 @click.option("--tail", type=int, default=-1, show_default=True, help="Lines per replica.")
 @click.option(
     "-f", "--follow", "is_following", is_flag=True, help="Keep printing new lines until Ctrl-C."
@@ -285,7 +291,7 @@ def delete(
 def logs(
     name: str, namespace: str | None, component: str, tail: int, is_following: bool, server: str
 ) -> None:
-    """Print the logs of an InferenceService component's replicas."""
+    """Print the logs of an InferenceService component's replicas (or a graph's router)."""
     namespace = namespace or "default"
     path = f"/ksrv/v1/namespaces/{namespace}/logs/{name}"
     params = {"component": component, "tail": tail}

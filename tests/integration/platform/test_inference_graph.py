@@ -199,3 +199,4 @@ def test_get_and_describe_ig_show_the_graph_its_steps_and_their_services(ksrv_pl
     assert f"{ksrv_platform.gateway}/serving/default/left" in " ".join(left)
     far = next(line for line in lines if line.strip().startswith("far ")).split()
     assert far[1:3] == ["url", "http://127.0.0.1:9/v1/models/x:predict"]
+    assert "router --graph-json" in ksrv_platform.cli("logs", "both", "-c", "router")
