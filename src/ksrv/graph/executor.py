@@ -213,8 +213,9 @@ class Executor:
             answer = await self.caller.post(
                 self.targets[step.service_url], payload.body, run.headers, deadline
             )
-        except UpstreamTimeout:
-            return _failed(step, 504, f"no answer within {step.timeout_s:g}s")
+        except UpstreamTimeout as exc:
+            within = f"no answer within {step.timeout_s:g}s" if step.timeout_s else str(exc)
+            return _failed(step, 504, within)
         except UpstreamFailed as exc:
             return _failed(step, 502, str(exc))
         return Outcome(answer.status, answer.body, answer.content_type)
