@@ -33,11 +33,19 @@ def test_a_failed_hard_step_stops_the_sequence_with_its_answer_a_soft_one_does_n
         {
             "root": _steps(
                 "Sequence",
-                {"name": "rootStep1", "serviceUrl": step_service.url + "/status/404", "dependency": dependency},
-                {"name": "rootStep2", "serviceUrl": step_service.url + "/success", "dependency": "Soft"},
+                {
+                    "name": "rootStep1",
+                    "serviceUrl": step_service.url + "/status/404",
+                    "dependency": dependency,
+                },
+                {
+                    "name": "rootStep2",
+                    "serviceUrl": step_service.url + "/success",
+                    "dependency": "Soft",
+                },
             )
         }
-    )  # fmt: skip
+    )
     response = httpx.post(router.url, json={"instances": [[1]]})
     assert (response.status_code, response.json()) == (status, body)
     assert response.headers["ksrv-graph-steps"] == ran
@@ -63,12 +71,16 @@ def test_an_ensemble_merges_soft_failures_and_answers_a_hard_one(start_router, s
         {
             "root": _steps(
                 "Ensemble",
-                {"name": "rootStep1", "serviceUrl": step_service.url + "/status/404", "dependency": "Hard"},
+                {
+                    "name": "rootStep1",
+                    "serviceUrl": step_service.url + "/status/404",
+                    "dependency": "Hard",
+                },
                 {"name": "rootStep2", "serviceUrl": step_service.url + "/success"},
                 {"name": "rootStep3", "serviceUrl": step_service.url + "/success"},
             )
         }
-    )  # fmt: skip
+    )
     response = httpx.post(hard.url, json=SUCCESS_PICK)
     assert (response.status_code, response.json()) == (404, NOT_FOUND)
     assert response.headers["ksrv-graph-error"] == "step root/rootStep1 (Hard) answered 404"
@@ -160,10 +172,12 @@ def test_a_hard_step_whose_model_server_answers_500_fails_the_graph_naming_the_s
     soft = start_router(
         {
             "root": _steps(
-                "Sequence", {"name": "broken", "serviceUrl": failing}, {"name": "echo", "serviceUrl": echo}
+                "Sequence",
+                {"name": "broken", "serviceUrl": failing},
+                {"name": "echo", "serviceUrl": echo},
             )
         }
-    )  # fmt: skip
+    )
     response = httpx.post(soft.url, json={"instances": [1]})
     assert (response.status_code, response.json()) == (200, {"predictions": [1]})
     assert response.headers["ksrv-graph-steps"] == "root/broken=500,root/echo=200"
@@ -179,7 +193,7 @@ def test_a_step_that_cannot_be_reached_answers_502_naming_it(start_router, step_
                 {"name": "ok", "serviceUrl": step_service.url + "/success"},
             ),
         }
-    )  # fmt: skip
+    )
     assert httpx.post(router.url, json={}).json() == SUCCESS  # Soft: skipped
     strict = start_router(
         {"root": _steps("Sequence", {"name": "gone", "serviceUrl": nowhere, "dependency": "Hard"})}

@@ -82,8 +82,14 @@ def test_a_switch_takes_the_first_step_whose_condition_matches_else_kserves_404(
             "root": {
                 "routerType": "Switch",
                 "steps": [
-                    {"serviceUrl": step_service.url + "/one", "condition": "[@this].#(source==client)"},
-                    {"serviceUrl": step_service.url + "/two", "condition": "instances.#(intval>10)"},
+                    {
+                        "serviceUrl": step_service.url + "/one",
+                        "condition": "[@this].#(source==client)",
+                    },
+                    {
+                        "serviceUrl": step_service.url + "/two",
+                        "condition": "instances.#(intval>10)",
+                    },
                     {
                         "serviceUrl": step_service.url + "/three",
                         "condition": "instances.#(strval%*red-server*)",
@@ -91,7 +97,7 @@ def test_a_switch_takes_the_first_step_whose_condition_matches_else_kserves_404(
                 ],
             }
         }
-    )  # fmt: skip
+    )
     requests = [
         {"source": "client", "instances": [{"intval": 11}]},
         {"instances": [{"intval": 3}, {"intval": 12}]},

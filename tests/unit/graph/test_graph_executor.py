@@ -67,13 +67,15 @@ def test_the_splitter_draw_follows_the_weights_within_five_percent_over_1000_dra
                     "root": {
                         "routerType": "Splitter",
                         "steps": [
-                            _step("a", weight=20), _step("b", weight=50), _step("c", weight=30),
+                            _step("a", weight=20),
+                            _step("b", weight=50),
+                            _step("c", weight=30),
                         ],
                     }
                 }
             }
         )
-    ).root.steps  # fmt: skip
+    ).root.steps
     rng = random.Random(7)
     counts = collections.Counter(pick_weighted(steps, rng).name for _ in range(1000))
     assert abs(counts["a"] - 200) <= 50 and abs(counts["b"] - 500) <= 50
@@ -117,9 +119,12 @@ def test_a_soft_failure_in_a_sequence_goes_on_and_a_hard_one_stops_it_with_its_a
 def test_a_hard_failure_deep_in_the_graph_is_named_where_it_happened():
     caller = TableCaller({"bad": (500, {"error": "boom"}), "ok": (200, {"v": 1})})
     nodes = {
-        "root": {"routerType": "Sequence", "steps": [{"nodeName": "inner", "dependency": "Hard"}, _step("ok")]},
+        "root": {
+            "routerType": "Sequence",
+            "steps": [{"nodeName": "inner", "dependency": "Hard"}, _step("ok")],
+        },
         "inner": {"routerType": "Splitter", "steps": [_step("bad", weight=100, dependency="Hard")]},
-    }  # fmt: skip
+    }
     outcome, ran = _run(nodes, caller, {})
     assert outcome.status == 500
     assert outcome.failure == "step inner/bad (Hard) answered 500"

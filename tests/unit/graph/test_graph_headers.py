@@ -25,16 +25,24 @@ def test_without_configuration_authorization_request_id_and_trace_context_pass()
     picked = Propagation(parse_patterns(None)).select(CALLER)
     # As Go's MatchString, "Authorization" matches anywhere in a name (Proxy-Authorization too).
     assert [name for name, _ in picked] == [
-        b"authorization", b"proxy-authorization", b"x-request-id", b"traceparent", b"tracestate",
-    ]  # fmt: skip
+        b"authorization",
+        b"proxy-authorization",
+        b"x-request-id",
+        b"traceparent",
+        b"tracestate",
+    ]
     assert parse_patterns(None) == DEFAULT_PATTERNS
 
 
 def test_configured_patterns_replace_the_default_and_match_case_insensitively():
     picked = Propagation(parse_patterns("Test-Header-*, ^Cookie$")).select(CALLER)
     assert [name for name, _ in picked] == [
-        b"x-request-id", b"traceparent", b"tracestate", b"test-header-one", b"cookie",
-    ]  # fmt: skip
+        b"x-request-id",
+        b"traceparent",
+        b"tracestate",
+        b"test-header-one",
+        b"cookie",
+    ]
 
 
 def test_framing_headers_are_never_passed_on_even_when_a_pattern_matches():

@@ -52,11 +52,17 @@ def test_graph_json_as_kserve_writes_it_is_read_into_nodes_and_steps():
     )
     first, second = graph.root.steps
     assert (first.name, first.service_url, first.is_response, first.is_hard) == (
-        "pre", URL, False, False,
-    )  # fmt: skip
+        "pre",
+        URL,
+        False,
+        False,
+    )
     assert (second.node_name, second.is_response, second.is_hard, second.maps_predictions) == (
-        "split", True, True, True,
-    )  # fmt: skip
+        "split",
+        True,
+        True,
+        True,
+    )
     assert [s.weight for s in graph.nodes["split"].steps] == [30, 70]
     assert [s.label for s in graph.nodes["split"].steps] == ["split/0", "split/1"]
     assert first.label == "root/pre" and first.key == "pre"
