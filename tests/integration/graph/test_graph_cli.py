@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -45,8 +46,10 @@ def test_ksrv_router_serves_readyz_and_the_graph_and_stops_on_sigterm(toy_server
     finally:
         assert router.stop() == 0
     log = router.log_path.read_text()
-    assert "graph step root/echo status=200 latency_ms=" in log
-    assert "graph step root/seen status=200 latency_ms=" in log
+    request_id = response.headers["x-request-id"]
+    line = next(line for line in log.splitlines() if f"request_id={request_id}" in line)
+    assert "status=200 latency_ms=" in line
+    assert re.search(r"steps: root/echo=200/[0-9.]+ms root/seen=200/[0-9.]+ms$", line), line
 
 
 def test_ksrv_router_refuses_a_graph_it_cannot_run_naming_the_field():
