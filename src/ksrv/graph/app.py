@@ -4,7 +4,8 @@ Served by `ksrv.http` (the model server's and gateway's HTTP/1.1 server). The bo
 (V1 or V2 alike: the router reads only what conditions and mappings ask for, and forwards the
 bytes it was sent); anything else is a 400. Each answer says which steps ran
 (`ksrv-graph-steps: node/step=status,...`, in the order they started) and, when a Hard step
-failed the graph, which one (`ksrv-graph-error`); each step's latency is logged.
+failed the graph, which one (`ksrv-graph-error`); one log line per request gives every
+step's status and latency.
 `routerTimeouts` map onto the server: serverRead bounds a request head's arrival, serverIdle a
 kept-alive connection's silence, and serverWrite (or `timeout`, if shorter) a whole request,
 answered 504 when it passes.
@@ -19,7 +20,7 @@ import os
 import random
 import signal
 import socket
-import uuid
+import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -73,6 +74,7 @@ class Router:
         self.executor = Executor(settings.graph, caller or self.client, rng)
         self.propagation = Propagation(settings.propagate)
         self.is_draining = False
+        self._ids = random.Random()  # request ids: for correlating logs, not for secrets
         self.http_port = 0
         self._http: http.HTTPServer | None = None
 
@@ -100,9 +102,10 @@ class Router:
         if request_id is None or correlation.sane_request_id(request_id.decode("latin-1")) is None:
             # One id for every step's call, so their logs join up with this answer.
             headers = [h for h in headers if h[0] != b"x-request-id"]
-            request_id = uuid.uuid4().hex.encode()
+            request_id = b"%032x" % self._ids.getrandbits(128)
             headers.append((b"x-request-id", request_id))
         run = Run(headers)
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeouts.request_s):
                 outcome = await self.executor.run(payload, run)
@@ -110,19 +113,35 @@ class Router:
             cause = f"the graph did not answer within {self.timeouts.request_s:g}s"
             body = orjson.dumps({"error": "Failed to process request", "cause": cause})
             outcome = Outcome(504, body)
-        return self._answer(outcome, run, request_id)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        return self._answer(outcome, run, request_id, latency_ms)
 
-    def _answer(self, outcome: Outcome, run: Run, request_id: bytes) -> http.Response:
-        steps = ",".join(f"{record.label}={record.status}" for record in run.records)
+    def _answer(
+        self, outcome: Outcome, run: Run, request_id: bytes, latency_ms: float
+    ) -> http.Response:
+        records = run.records
+        steps = ",".join([f"{record.label}={record.status}" for record in records])
+        # Labels are header-safe (spec.py), and a failure message is made of one and a status.
         headers: list[tuple[bytes, bytes]] = [
             (b"x-request-id", request_id),
-            (STEPS_HEADER, _header_value(steps)),
+            (STEPS_HEADER, steps.encode("ascii")),
         ]
         if outcome.content_type is not None:
             headers.append((b"content-type", outcome.content_type))
         if outcome.failure is not None:
-            headers.append((ERROR_HEADER, _header_value(outcome.failure)))
-            logger.warning("graph failed: %s", outcome.failure)
+            headers.append((ERROR_HEADER, outcome.failure.encode("ascii")))
+        if logger.isEnabledFor(logging.INFO):
+            # One line per request, every step's latency in it (a step still running when
+            # the graph timed out shows status 0).
+            timings = " ".join([f"{r.label}={r.status}/{r.latency_ms:.3f}ms" for r in records])
+            logger.info(
+                "graph request_id=%s status=%d latency_ms=%.3f steps: %s%s",
+                request_id.decode("latin-1"),
+                outcome.status,
+                latency_ms,
+                timings,
+                f" failure: {outcome.failure}" if outcome.failure else "",
+            )
         return http.Response(outcome.body, outcome.status, headers)
 
     def too_large(self, size: int) -> http.Response:
@@ -154,12 +173,6 @@ class Router:
 
 def _error(code: int, message: str) -> http.Response:
     return http.Response(orjson.dumps({"error": message}), code, [_JSON])
-
-
-def _header_value(text: str) -> bytes:
-    """`text` fit for a header line: no control characters, Latin-1."""
-    cleaned = "".join(char if char.isprintable() else " " for char in text)
-    return cleaned.encode("latin-1", "replace")
 
 
 async def _serve_forever(settings: RouterSettings, sockets: Sequence[socket.socket]) -> None:

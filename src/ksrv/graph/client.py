@@ -65,10 +65,18 @@ class _Connection(asyncio.Protocol):
         self.has_bytes = False
 
     def send(self, data: bytes, waiter: asyncio.Future[Answer]) -> None:
-        assert self.transport is not None
+        """Write one request; `waiter` gets its answer.
+
+        Raises:
+            UpstreamFailed: the connection is closed already.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self.is_open = False
+            raise UpstreamFailed("the connection closed before the request was sent")
         self.body, self.content_type, self.waiter = [], None, waiter
         self.has_length = self.is_headers_done = self.has_bytes = False
-        self.transport.write(data)
+        transport.write(data)
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -152,6 +160,8 @@ class StepClient:
             head.append(name + b": " + value + b"\r\n")
         head.append(b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body))
         data = b"".join(head) + body
+        if deadline is None:
+            return await self._exchange(target, data)
         try:
             async with asyncio.timeout_at(deadline):
                 return await self._exchange(target, data)

@@ -12,13 +12,13 @@
 
 A step that cannot be reached answers 502, one that times out 504 (KServe's router answers 500
 for both and drops the graph even for a Soft step; here the Soft/Hard rule decides, and the
-body names the step). Every step run is recorded (`StepRecord`) with its status and latency.
+body names the step). Every step run is recorded (`StepRecord`) with its status and latency;
+`app.py` logs them, one line per request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -31,8 +31,6 @@ from ksrv.errors import UpstreamFailed, UpstreamTimeout
 from ksrv.graph import conditions
 from ksrv.graph.client import Answer, Target
 from ksrv.graph.spec import Graph, Node, Step
-
-logger = logging.getLogger(__name__)
 
 _JSON: Final = b"application/json"
 _FAILED: Final = "Failed to process request"
@@ -194,14 +192,6 @@ class Executor:
         finally:
             record.latency_ms = (self.clock() - started) * 1000.0
         record.status = outcome.status
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "graph step %s status=%d latency_ms=%.3f target=%s",
-                step.label,
-                outcome.status,
-                record.latency_ms,
-                step.node_name or step.service_url,
-            )
         return outcome
 
     async def _call(self, step: Step, payload: Payload, run: Run) -> Outcome:
@@ -213,8 +203,9 @@ class Executor:
             answer = await self.caller.post(
                 self.targets[step.service_url], payload.body, run.headers, deadline
             )
-        except UpstreamTimeout:
-            return _failed(step, 504, f"no answer within {step.timeout_s:g}s")
+        except UpstreamTimeout as exc:
+            within = f"no answer within {step.timeout_s:g}s" if step.timeout_s else str(exc)
+            return _failed(step, 504, within)
         except UpstreamFailed as exc:
             return _failed(step, 502, str(exc))
         return Outcome(answer.status, answer.body, answer.content_type)

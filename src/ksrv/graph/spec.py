@@ -48,6 +48,7 @@ class Step:
     weight: int
     condition: str | None
     timeout_s: float | None  # serviceClient, or this step's own timeout
+    header_label: str  # `label`, computed once: printable ASCII, no comma or `=`
 
     @property
     def key(self) -> str:
@@ -57,7 +58,7 @@ class Step:
     @property
     def label(self) -> str:
         """`node/step` as logs and the `ksrv-graph-steps` header name it."""
-        return f"{self.node}/{self.key}"
+        return self.header_label
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ def _step(
         weight=step.weight or 0,
         condition=step.condition or None,
         timeout_s=own or per_step.get("*") or service_client,
+        header_label=_header_safe(f"{node_name}/{step.name or index}"),
     )
 
 
@@ -239,6 +241,11 @@ def _step_timeouts(text: str | None) -> dict[str, float]:
             )
         timeouts[str(key)] = float(value)
     return timeouts
+
+
+def _header_safe(text: str) -> str:
+    """`text` fit for a header value listing steps: printable ASCII, no `,` or `=`."""
+    return "".join(c if c.isascii() and c.isprintable() and c not in ",=" else "_" for c in text)
 
 
 def _seconds(value: int | None) -> float | None:
