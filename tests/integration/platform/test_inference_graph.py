@@ -147,15 +147,17 @@ def test_a_graph_waits_for_its_service_serves_once_ready_and_waits_again_when_it
     assert call(ksrv_platform, "chain", {"instances": IRIS_ROWS}).status_code == 404
 
 
-def test_switch_sends_to_the_first_matching_step_and_answers_404_when_none_matches(
+def test_switch_on_two_router_replicas_sends_to_the_first_match_and_404_for_none(
     ksrv_platform, services
 ):
     switch = graph("pick", {"root": {"routerType": "Switch", "steps": [
         {"serviceName": "left", "condition": "[@this].#(side==left)"},
         {"serviceName": "right", "condition": "[@this].#(side==right)"},
-    ]}})  # fmt: skip
+    ]}}, minReplicas=2)  # fmt: skip
     ksrv_platform.apply([switch])
     wait_graph(ksrv_platform, "pick", "True")
+    wait_until(lambda: ksrv_platform.routed_replicas("pick") == {"pick-router-00001": 2},
+               "two router replicas")  # fmt: skip
     for side in ("left", "right"):
         answer = call(ksrv_platform, "pick", {"side": side})
         assert answer.status_code == 200, answer.text
@@ -200,3 +202,24 @@ def test_get_and_describe_ig_show_the_graph_its_steps_and_their_services(ksrv_pl
     far = next(line for line in lines if line.strip().startswith("far ")).split()
     assert far[1:3] == ["url", "http://127.0.0.1:9/v1/models/x:predict"]
     assert "router --graph-json" in ksrv_platform.cli("logs", "both", "-c", "router")
+
+
+def test_a_restarted_control_plane_adopts_the_router_and_the_graph_keeps_answering(
+    ksrv_platform, services
+):
+    """Last in this module: it replaces the module's control plane by a restarted one."""
+    one = graph("kept", {"root": {"routerType": "Sequence", "steps": [{"serviceName": "left"}]}})
+    ksrv_platform.apply([one])
+    wait_graph(ksrv_platform, "kept", "True")
+    pids = ksrv_platform.replica_pids()["kept-router-00001"]
+    ksrv_platform.kill()
+    ports = (ksrv_platform.port, ksrv_platform.grpc_port, ksrv_platform.api_port)
+    restarted = LocalKsrv(ksrv_platform.state_dir, ports).start()
+    try:
+        wait_graph(restarted, "kept", "True")
+        assert restarted.replica_pids()["kept-router-00001"] == pids  # adopted, not restarted
+        answer = call(restarted, "kept", {})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == [{"target": "left"}]
+    finally:
+        restarted.stop()
