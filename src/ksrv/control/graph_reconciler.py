@@ -33,7 +33,7 @@ from ksrv.control.routes import RoutePublisher
 from ksrv.control.service_status import mapping
 from ksrv.control.store import Store
 from ksrv.errors import ResourceInvalid
-from ksrv.protocol.routes import ServiceDoc
+from ksrv.protocol.routes import ComponentDoc, ReplicaDoc, ServiceDoc
 
 logger = logging.getLogger(__name__)
 
@@ -222,9 +222,9 @@ def _route(graph: InferenceGraph, view: GraphView) -> ServiceDoc:
     """The graph in the route table: a service whose one component is its router."""
     timeout_s = float(graph.spec.timeout or DEFAULT_TIMEOUT_S)
     routed = view.routed
-    component: dict[str, Any] = {"backends": [], "timeout_s": timeout_s}
+    component: ComponentDoc = {"backends": [], "timeout_s": timeout_s}
     if routed is not None:
-        replicas = [
+        replicas: list[ReplicaDoc] = [
             {"http": replica.http_address, "grpc": ""}
             for replica in routed.replicas
             if replica.phase == "Ready" and replica.http_address is not None
@@ -240,7 +240,7 @@ def _route(graph: InferenceGraph, view: GraphView) -> ServiceDoc:
         "name": graph.metadata.name,
         "timeout_s": timeout_s,
         "entry": revisions.ROUTER,
-        "components": {revisions.ROUTER: component},  # type: ignore[dict-item]
+        "components": {revisions.ROUTER: component},
     }
 
 
