@@ -75,8 +75,8 @@ class _Target:
     "--wait",
     "is_waiting",
     is_flag=True,
-    help="Wait until each InferenceService is Ready; stop at once (exit 1) on a failure that "
-    "waiting will not change.",
+    help="Wait until each InferenceService (and InferenceGraph) is Ready; stop at once (exit 1) "
+    "on a failure that waiting will not change.",
 )
 @click.option("--timeout", default="120s", show_default=True, help="How long --wait waits.")
 @server_option
@@ -117,7 +117,8 @@ def apply(
         if failed:
             sys.exit(1)
         if is_waiting:
-            waited = [(t.label, t.path) for t in applied if t.type.kind == "InferenceService"]
+            waited = [(t.label, t.path) for t in applied
+                      if t.type.kind in ("InferenceService", "InferenceGraph")]  # fmt: skip
             waiting.wait_ready(client, waited, timeout_s)
 
 

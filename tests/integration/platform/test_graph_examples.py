@@ -190,6 +190,9 @@ def wait_ready(platform: LocalKsrv, name: str) -> None:
         wait_until(ready, f"graph {name} Ready", timeout_s=180)
     except AssertionError:
         raise AssertionError(json.dumps(platform.http.get(path).json(), indent=1)) from None
+    # The gateway takes the new route table within its long poll: until it reaches the router.
+    routed = f"{platform.gateway}/serving/default/{name}/readyz"
+    wait_until(lambda: platform.http.get(routed).status_code == 200, f"{name} routed", 30)
 
 
 def call(platform: LocalKsrv, graph: str, body: dict[str, Any]) -> Any:

@@ -83,6 +83,13 @@ def wait_graph(platform: LocalKsrv, name: str, status: str, reason: str = "") ->
     return graph_document(platform, name)
 
 
+def wait_routed(platform: LocalKsrv, name: str) -> None:
+    """Until the gateway (which takes each new route table within its long poll) reaches the
+    graph's router: the router's own `/readyz` through the graph's path."""
+    url = f"{platform.gateway}/serving/default/{name}/readyz"
+    wait_until(lambda: platform.http.get(url).status_code == 200, f"{name} routed", 30)
+
+
 def call(platform: LocalKsrv, name: str, body: dict[str, Any], host: str | None = None):
     if host is None:
         return platform.http.post(f"{platform.gateway}/serving/default/{name}", json=body)
@@ -121,6 +128,7 @@ def test_a_graph_waits_for_its_service_serves_once_ready_and_waits_again_when_it
 
     ksrv_platform.apply([iris("iris-late", model_dirs["sklearn"])])
     ready = wait_graph(ksrv_platform, "chain", "True")
+    wait_routed(ksrv_platform, "chain")
     status = ready["status"]
     assert status["url"] == "http://chain-default.example.com"
     assert status["address"]["url"] == f"{ksrv_platform.gateway}/serving/default/chain"
@@ -156,6 +164,7 @@ def test_switch_on_two_router_replicas_sends_to_the_first_match_and_404_for_none
     ]}}, minReplicas=2)  # fmt: skip
     ksrv_platform.apply([switch])
     wait_graph(ksrv_platform, "pick", "True")
+    wait_routed(ksrv_platform, "pick")
     wait_until(lambda: ksrv_platform.routed_replicas("pick") == {"pick-router-00001": 2},
                "two router replicas")  # fmt: skip
     for side in ("left", "right"):
@@ -176,7 +185,10 @@ def test_a_changed_graph_gets_a_new_router_revision_and_the_old_one_stops(ksrv_p
     wait_until(
         lambda: ksrv_platform.routed_replicas("flip") == {"flip-router-00002": 1}, "new router"
     )
-    assert call(ksrv_platform, "flip", {}).json()["predictions"] == [{"target": "right"}]
+    # The gateway takes the new table within its long poll: then every call is the new graph's.
+    right = [{"target": "right"}]
+    wait_until(lambda: call(ksrv_platform, "flip", {}).json()["predictions"] == right,
+               "the gateway sending to the new router")  # fmt: skip
     wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in old_pids), "old router gone")
 
 
@@ -186,8 +198,9 @@ def test_get_and_describe_ig_show_the_graph_its_steps_and_their_services(ksrv_pl
         {"serviceName": "success", "name": "s", "dependency": "Hard"},
         {"serviceUrl": "http://127.0.0.1:9/v1/models/x:predict", "name": "far"},
     ]}})  # fmt: skip
-    ksrv_platform.apply([ensemble])
-    wait_graph(ksrv_platform, "both", "True")
+    output = ksrv_platform.apply([ensemble], "--wait")  # --wait waits for graphs too
+    assert "condition met" in output, output
+    assert ready_condition(ksrv_platform, "both")["status"] == "True"
     table = ksrv_platform.cli("get", "ig", "both")
     header, row = table.strip().splitlines()
     assert header.split() == ["NAME", "URL", "READY", "AGE"]
@@ -217,6 +230,7 @@ def test_a_restarted_control_plane_adopts_the_router_and_the_graph_keeps_answeri
     restarted = LocalKsrv(ksrv_platform.state_dir, ports).start()
     try:
         wait_graph(restarted, "kept", "True")
+        wait_routed(restarted, "kept")
         assert restarted.replica_pids()["kept-router-00001"] == pids  # adopted, not restarted
         answer = call(restarted, "kept", {})
         assert answer.status_code == 200, answer.text
