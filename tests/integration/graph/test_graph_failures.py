@@ -253,3 +253,25 @@ def test_a_request_head_slower_than_server_read_is_answered_408(start_router, st
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert step_service.seen == []
+
+
+def test_an_ensemble_answers_a_failed_hard_step_without_waiting_for_the_rest(
+    start_router, step_service
+):
+    router = start_router(
+        {
+            "root": _steps(
+                "Ensemble",
+                {
+                    "name": "fails",
+                    "serviceUrl": step_service.url + "/status/503",
+                    "dependency": "Hard",
+                },
+                {"name": "held", "serviceUrl": step_service.url + "/hold"},
+            )
+        }
+    )
+    # /hold answers only once released (at teardown): the answer cannot have waited for it.
+    response = httpx.post(router.url, json={}, timeout=30)
+    assert (response.status_code, response.json()) == (503, {"detail": "Intentional 503 code"})
+    assert response.headers["ksrv-graph-steps"] == "root/fails=503,root/held=0"
