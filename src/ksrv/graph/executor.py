@@ -7,7 +7,7 @@
   with its own answer; a Soft one does not, and the node answers as its last step did.
 - Switch: the first step whose condition matches the input; none: 404, KServe's body.
 - Ensemble: every step at once, answers merged under their names (or indexes); the first
-  failed Hard step, in step order, is the node's answer instead.
+  failed Hard step, in step order, is the node's answer instead (the rest are called off).
 - Splitter: one step, drawn by weight from `rng`.
 
 A step that cannot be reached answers 502, one that times out 504 (KServe's router answers 500
@@ -165,18 +165,29 @@ class Executor:
         return Outcome(previous.status, previous.body, previous.content_type)
 
     async def _ensemble(self, node: Node, payload: Payload, run: Run) -> Outcome:
-        outcomes = await asyncio.gather(*(self.step(step, payload, run) for step in node.steps))
+        # All steps start at once; their answers are taken in step order, as KServe does, so
+        # a failed Hard step answers as soon as the steps before it have, and the steps still
+        # running are called off (their status stays 0 in the record).
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self.step(step, payload, run)) for step in node.steps]
         merged: dict[str, Any] = {}
-        for step, outcome in zip(node.steps, outcomes, strict=True):
-            answer = outcome
-            try:
-                document = orjson.loads(outcome.body)
-            except orjson.JSONDecodeError:
-                answer = _failed(step, 502, "answered a body that is not JSON")
-                document = orjson.loads(answer.body)
-            if step.is_hard and not answer.is_success:
-                return _decided(step, answer)
-            merged[step.key] = document
+        try:
+            for step, task in zip(node.steps, tasks, strict=True):
+                answer = await task
+                try:
+                    document = orjson.loads(answer.body)
+                except orjson.JSONDecodeError:
+                    answer = _failed(step, 502, "answered a body that is not JSON")
+                    document = orjson.loads(answer.body)
+                if step.is_hard and not answer.is_success:
+                    return _decided(step, answer)
+                merged[step.key] = document
+        finally:
+            unfinished = [task for task in tasks if not task.done()]
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                await asyncio.gather(*unfinished, return_exceptions=True)
         return Outcome(200, orjson.dumps(merged))
 
     async def step(self, step: Step, payload: Payload, run: Run) -> Outcome:

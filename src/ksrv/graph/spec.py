@@ -63,6 +63,8 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Node:
+    """A routing node: how it routes (`router_type`) and over which steps."""
+
     name: str
     router_type: RouterType
     steps: tuple[Step, ...]
@@ -80,6 +82,8 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class Graph:
+    """Every node by name (`root` among them) and the request timeouts."""
+
     nodes: dict[str, Node]
     timeouts: Timeouts
 

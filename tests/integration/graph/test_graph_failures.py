@@ -4,6 +4,8 @@ cannot be reached, and steps or graphs that run out of time."""
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
@@ -239,3 +241,37 @@ def test_a_graph_past_its_timeout_answers_504(start_router, step_service):
         "error": "Failed to process request",
         "cause": "the graph did not answer within 1s",
     }
+
+
+def test_a_request_head_slower_than_server_read_is_answered_408(start_router, step_service):
+    router = start_router(
+        {"root": _steps("Sequence", {"serviceUrl": step_service.url + "/success"})},
+        spec={"routerTimeouts": {"serverRead": 1}},
+    )
+    with socket.create_connection(("127.0.0.1", router.router.http_port), timeout=30) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nhost: graph\r\n")  # and nothing more
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert step_service.seen == []
+
+
+def test_an_ensemble_answers_a_failed_hard_step_without_waiting_for_the_rest(
+    start_router, step_service
+):
+    router = start_router(
+        {
+            "root": _steps(
+                "Ensemble",
+                {
+                    "name": "fails",
+                    "serviceUrl": step_service.url + "/status/503",
+                    "dependency": "Hard",
+                },
+                {"name": "held", "serviceUrl": step_service.url + "/hold"},
+            )
+        }
+    )
+    # /hold answers only once released (at teardown): the answer cannot have waited for it.
+    response = httpx.post(router.url, json={}, timeout=30)
+    assert (response.status_code, response.json()) == (503, {"detail": "Intentional 503 code"})
+    assert response.headers["ksrv-graph-steps"] == "root/fails=503,root/held=0"
