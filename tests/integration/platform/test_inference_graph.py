@@ -217,6 +217,32 @@ def test_get_and_describe_ig_show_the_graph_its_steps_and_their_services(ksrv_pl
     assert "router --graph-json" in ksrv_platform.cli("logs", "both", "-c", "router")
 
 
+def test_a_stopped_graph_stops_its_router_and_one_named_as_a_service_is_refused(
+    ksrv_platform, services
+):
+    paused = graph("paused", {"root": {"routerType": "Sequence", "steps": [
+        {"serviceName": "left"}]}})  # fmt: skip
+    ksrv_platform.apply([paused], "--wait")
+    pids = ksrv_platform.replica_pids()["paused-router-00001"]
+    paused["metadata"]["annotations"] = {"serving.kserve.io/stop": "true"}
+    ksrv_platform.apply([paused])
+    stopped = wait_graph(ksrv_platform, "paused", "False", "Stopped")
+    assert {"type": "Stopped", "status": "True"}.items() <= stopped["status"]["conditions"][
+        1
+    ].items()
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), "router stopped")
+    ksrv_platform.cli("delete", "ig", "paused")
+
+    clash = graph("left", {"root": {"routerType": "Sequence", "steps": [
+        {"serviceName": "right"}]}})  # fmt: skip
+    ksrv_platform.apply([clash])
+    refused = wait_graph(ksrv_platform, "left", "False", "NameConflict")
+    assert "InferenceService left" in refused["status"]["conditions"][0]["message"]
+    service = f"{ksrv_platform.gateway}/serving/default/left/v1/models/left:predict"
+    assert ksrv_platform.http.post(service, json={}).json()["predictions"] == [{"target": "left"}]
+    ksrv_platform.cli("delete", "ig", "left")
+
+
 def test_a_restarted_control_plane_adopts_the_router_and_the_graph_keeps_answering(
     ksrv_platform, services
 ):
