@@ -8,7 +8,9 @@ and two routers (pinned to CPU 1, with wrk): one whose graph is a Sequence of 1 
 3 steps, each step a V2 infer call to the replica. Interleaved wrk rounds (V2 REST) go straight
 at the replica, then through each router; the router's CPU time (utime + stime from
 /proc/PID/stat around each timed run) over wrk's request count, divided by the steps per
-request, is its CPU per hop. Both routers log every step's latency, as they do by default.
+request, is its CPU per hop; the difference between the two routers, over the 2 extra steps,
+is what one more step costs. Both routers log every request's step latencies, as they do by
+default.
 
 Run: `.venv/bin/python bench/graph_router.py` (`--help` for rounds, duration, connections).
 """
@@ -134,7 +136,11 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print("| conns | target | RPS | p50 ms | added p50 ms per hop | router CPU us/req "
           "| router CPU us/hop |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
+    marginal = {}
     for c in args.connections:
+        # What one more step costs, the request's own handling (client side) taken out.
+        one, three = (median(name, c, "router_cpu_us") for name in HOPS)
+        marginal[c] = (three - one) / (HOPS["router-3"] - HOPS["router-1"])
         direct_p50 = median("direct", c, "p50_us") / 1000
         print(f"| {c} | direct | {median('direct', c, 'rps'):.0f} | {direct_p50:.2f} | | | |")
         for name, hops in HOPS.items():
@@ -146,6 +152,8 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
                 f"| {median(name, c, 'router_cpu_us'):.1f} "
                 f"| {median(name, c, 'router_cpu_us_per_hop'):.1f} |"
             )
+    for c, cost in marginal.items():
+        print(f"each step beyond the first, {c} connection(s): {cost:.1f} us of router CPU")
     errors = sum(r["socket_errors"] + r["non_2xx"] for r in runs)
     if errors:
         print(f"WARNING: {errors} failed requests across runs")

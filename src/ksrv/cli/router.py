@@ -49,6 +49,8 @@ def router(
     from ksrv.graph import app, headers, spec
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # A line per request is logged: skip the record fields this format never prints.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     try:
         graph = spec.parse_graph(graph_json, step_timeouts)
         settings = app.RouterSettings(

@@ -131,8 +131,8 @@ class Router:
         if outcome.failure is not None:
             headers.append((ERROR_HEADER, outcome.failure.encode("ascii")))
         if logger.isEnabledFor(logging.INFO):
-            # One line per request, every step's latency in it (a step still running when
-            # the graph timed out shows status 0).
+            # One line per request, every step's latency in it (status 0: the step never
+            # finished, cut off by the graph's timeout or called off by its Ensemble).
             timings = " ".join([f"{r.label}={r.status}/{r.latency_ms:.3f}ms" for r in records])
             logger.info(
                 "graph request_id=%s status=%d latency_ms=%.3f steps: %s%s",
