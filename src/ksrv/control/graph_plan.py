@@ -115,8 +115,7 @@ def router_command(graph: InferenceGraph, urls: Mapping[str, str]) -> tuple[str,
 def router_autoscaling(graph: InferenceGraph) -> Autoscaling:
     """The router's replica bounds and scaling, from the graph's fields and annotations (as
     KServe's Knative reconciler turns them into the router's autoscaling annotations). An unset
-    `minReplicas` is 1 here, as for an InferenceService's component: a router at zero would
-    add a start to the first call."""
+    `minReplicas` is 1, as KServe sets the router's `min-scale` (DefaultMinReplicas)."""
     spec = graph.spec
     annotations = graph.metadata.annotations or {}
     return Autoscaling(
