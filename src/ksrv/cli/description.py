@@ -2,10 +2,11 @@
 
 Reads KServe's status fields (url, address.url, conditions, components.*.traffic, modelStatus)
 so a failure is readable at a glance: the condition table, then the last failure as an event.
-An InferenceService's revisions (`ksrv get revisions`) follow its status, each with the
-autoscaler's last decision, or "-" while none was reported; a component's shadow revision
-(`ksrv.dev/shadow-percent`) is one line with its copy counts. Pure: documents and `now` in, text
-out.
+An InferenceGraph's nodes and steps come first, with the services behind them
+(`graph_description`). An InferenceService's revisions (`ksrv get revisions`) follow its
+status, each with the autoscaler's last decision, or "-" while none was reported; a
+component's shadow revision (`ksrv.dev/shadow-percent`) is one line with its copy counts.
+Pure: documents and `now` in, text out.
 """
 
 from __future__ import annotations
@@ -16,13 +17,20 @@ import yaml
 
 from ksrv.api.kinds import COMPONENTS
 from ksrv.cli import tables
+from ksrv.cli.graph_description import graph_nodes
 
 Document = dict[str, Any]
 
 
-def description(document: Document, now: float, revisions: list[Document] | None = None) -> str:
+def description(
+    document: Document,
+    now: float,
+    revisions: list[Document] | None = None,
+    services: dict[str, Document] | None = None,
+) -> str:
     """The whole description of one stored resource; `revisions`: an InferenceService's
-    (None: unknown, the section is left out)."""
+    (None: unknown, the section is left out); `services`: for an InferenceGraph, the
+    InferenceServices of its namespace by name (its nodes and steps are shown with them)."""
     metadata = document.get("metadata", {})
     status = document.get("status") or {}
     created = metadata.get("creationTimestamp")
@@ -35,10 +43,13 @@ def description(document: Document, now: float, revisions: list[Document] | None
         f"Annotations:   {_pairs(metadata.get('annotations'))}",
         f"Created:       {created} ({tables.age(created, now)} ago)",
         f"Generation:    {metadata.get('generation', '')}",
+        *(["Nodes:", *_indent(graph_nodes(document, services), 2)] if services is not None else []),
         "Spec:",
         *_indent(_spec_summary(document), 2),
         "Status:",
-        *_indent(_status(status, document.get("kind") == "InferenceService"), 2),
+        *_indent(
+            _status(status, document.get("kind") in ("InferenceService", "InferenceGraph")), 2
+        ),
         *(["Revisions:", *_indent(_revisions(revisions), 2)] if revisions is not None else []),
         "Events:",
         *_indent(_events(status), 2),

@@ -75,8 +75,8 @@ class _Target:
     "--wait",
     "is_waiting",
     is_flag=True,
-    help="Wait until each InferenceService is Ready; stop at once (exit 1) on a failure that "
-    "waiting will not change.",
+    help="Wait until each InferenceService (and InferenceGraph) is Ready; stop at once (exit 1) "
+    "on a failure that waiting will not change.",
 )
 @click.option("--timeout", default="120s", show_default=True, help="How long --wait waits.")
 @server_option
@@ -117,7 +117,8 @@ def apply(
         if failed:
             sys.exit(1)
         if is_waiting:
-            waited = [(t.label, t.path) for t in applied if t.type.kind == "InferenceService"]
+            waited = [(t.label, t.path) for t in applied
+                      if t.type.kind in ("InferenceService", "InferenceGraph")]  # fmt: skip
             waiting.wait_ready(client, waited, timeout_s)
 
 
@@ -196,10 +197,18 @@ def describe(resource: str, names: tuple[str, ...], namespace: str | None, serve
     resource_type, names = _resource_and_names(resource, names)
     namespace = namespace or "default"
     documents = _fetch(server, resource_type, names, namespace, namespace)
-    revisions = _revisions(server, namespace) if resource_type.kind == "InferenceService" else []
+    kind = resource_type.kind
+    revisions = _revisions(server, namespace) if kind == "InferenceService" else None
+    services = None
+    if kind == "InferenceGraph":  # each step's service, as the graph's namespace holds it
+        isvc = api_paths.by_kind("InferenceService")
+        assert isvc is not None
+        services = {
+            s["metadata"]["name"]: s for s in _fetch(server, isvc, (), namespace, namespace)
+        }
     now = time.time()
     described = [
-        description(document, now, _owned(revisions, document["metadata"]["name"]))
+        description(document, now, _owned(revisions, document["metadata"]["name"]), services)
         for document in documents
     ]
     click.echo("\n\n".join(described))
@@ -268,7 +277,13 @@ def delete(
 @click.command()
 @click.argument("name")
 @namespace_option
-@click.option("-c", "--component", type=click.Choice(COMPONENTS), default="predictor")
+@click.option(
+    "-c",
+    "--component",
+    type=click.Choice((*COMPONENTS, "router")),
+    default="predictor",
+    help="An InferenceService's component, or router for an InferenceGraph's router.",
+)
 @click.option("--tail", type=int, default=-1, show_default=True, help="Lines per replica.")
 @click.option(
     "-f", "--follow", "is_following", is_flag=True, help="Keep printing new lines until Ctrl-C."
@@ -277,7 +292,7 @@ def delete(
 def logs(
     name: str, namespace: str | None, component: str, tail: int, is_following: bool, server: str
 ) -> None:
-    """Print the logs of an InferenceService component's replicas."""
+    """Print the logs of an InferenceService component's replicas (or a graph's router)."""
     namespace = namespace or "default"
     path = f"/ksrv/v1/namespaces/{namespace}/logs/{name}"
     params = {"component": component, "tail": tail}

@@ -1,4 +1,5 @@
-"""`ksrv apply --wait`: poll each InferenceService until it is Ready for its current spec.
+"""`ksrv apply --wait`: poll each InferenceService (and InferenceGraph) until it is Ready for
+its current spec.
 
 It stops at once, exit 1, on a `Ready=False` reason that waiting will not change
 (`api.conditions`: InvalidSpec, NoSupportingRuntime, a load that failed on every try), and at

@@ -350,8 +350,8 @@ class ManagementAPI:
         if problem:
             raise errors.InvalidInput(f"name {problem}")
         component = query.get("component", "predictor")
-        if component not in COMPONENTS:
-            raise errors.InvalidInput(f"component must be one of {', '.join(COMPONENTS)}")
+        if component not in (*COMPONENTS, "router"):  # router: an InferenceGraph's
+            raise errors.InvalidInput(f"component must be one of {', '.join(COMPONENTS)}, router")
         tail = api_request.int_param(query, "tail", 100, minimum=-1)
         if self.logs is None:
             raise errors.RouteNotFound("this control plane keeps no logs")

@@ -57,6 +57,8 @@ class _Tracked:
     settings: ScalingSettings
     state: ScalerState
     decision: Decision | None = None
+    owner: str = "InferenceService"
+    """The kind whose reconciler tracks it: each forgets only its own (`forget_except`)."""
 
 
 class Autoscalers:
@@ -106,19 +108,24 @@ class Autoscalers:
             initial_scale=max(1, resolved.initial_scale),
         )
 
-    def track(self, key: RevisionKey, settings: ScalingSettings) -> None:
+    def track(
+        self, key: RevisionKey, settings: ScalingSettings, owner: str = "InferenceService"
+    ) -> None:
         """Scale `key` by `settings` from the next tick on (its state kept if tracked)."""
         tracked = self._tracked.get(key)
         if tracked is None:
             state = self.platform.observe().get(key)
             ready = _ready(state) if state is not None else 0
-            self._tracked[key] = _Tracked(settings, autoscaler.initial_state(ready, self.clock()))
+            initial = autoscaler.initial_state(ready, self.clock())
+            self._tracked[key] = _Tracked(settings, initial, owner=owner)
         else:
             tracked.settings = settings
 
-    def forget_except(self, wanted: set[RevisionKey]) -> None:
-        for key in set(self._tracked) - wanted:
-            del self._tracked[key]
+    def forget_except(self, wanted: set[RevisionKey], owner: str = "InferenceService") -> None:
+        """Stop scaling the revisions `owner` tracks that are not `wanted`."""
+        for key, tracked in list(self._tracked.items()):
+            if tracked.owner == owner and key not in wanted:
+                del self._tracked[key]
 
     def replicas(self, key: RevisionKey, settings: ScalingSettings) -> int:
         """How many replicas the revision should run: the last decision; without one, what

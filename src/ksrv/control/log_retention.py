@@ -1,7 +1,8 @@
 """Removing the replica logs of deleted services once they are older than a retention period.
 
-Logs live at `logs/{namespace}/{isvc}-{component}-{n:05d}-{replica}.log`. One goes when no
-InferenceService of that name exists in its namespace, no revision of it still runs (a deleted
+Logs live at `logs/{namespace}/{isvc}-{component}-{n:05d}-{replica}.log` (an InferenceGraph's
+router at `{graph}-router-...`). One goes when no InferenceService (or graph) of that name
+exists in its namespace, no revision of it still runs (a deleted
 service drains for a while) and nothing wrote to it for `retention_s` (its mtime: a replica
 appends while it runs). So `ksrv logs` keeps working for every existing service, old revisions
 included, and for a deleted one until the period ends. Files that are not replica logs are left.
@@ -30,8 +31,10 @@ logger = logging.getLogger(__name__)
 # machine creating and deleting services all day does not fill its disk.
 DEFAULT_RETENTION_S: Final = 7 * 24 * 3600.0
 SWEEP_INTERVAL_S: Final = 600.0
-ISVC: Final = "InferenceService"
-LOG_NAME: Final = re.compile(rf"^(?P<isvc>.+)-(?:{'|'.join(COMPONENTS)})-\d+-\d+\.log$")
+OWNERS: Final = ("InferenceService", "InferenceGraph")
+LOG_NAME: Final = re.compile(
+    rf"^(?P<isvc>.+)-(?:{'|'.join((*COMPONENTS, 'router'))})-\d+-\d+\.log$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,8 @@ class LogJanitor:
             return []
         services = {
             (doc["metadata"].get("namespace") or "default", doc["metadata"]["name"])
-            for doc in self.store.list(ISVC)
+            for kind in OWNERS
+            for doc in self.store.list(kind)
         }
         running = set(self.platform.observe())
         now = self.now()

@@ -22,6 +22,7 @@ from pathlib import Path
 from ksrv.control import autoscaler_config
 from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
 from ksrv.control.autoscaling import Autoscalers
+from ksrv.control.graph_reconciler import InferenceGraphReconciler
 from ksrv.control.isvc_reconciler import InferenceServiceReconciler
 from ksrv.control.log_retention import DEFAULT_RETENTION_S, LogJanitor
 from ksrv.control.model_caches import ModelCacheReconciler
@@ -116,7 +117,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         raise
     settings.pid_file.write_text(str(os.getpid()))
     store = Store(settings.state_dir / "ksrv.db")
-    routes = RoutePublisher(settings.domain)
+    routes = RoutePublisher(settings.domain, parts=("InferenceService", "InferenceGraph"))
     nudges: list[Reconciler] = []
 
     def nudge() -> None:
@@ -150,8 +151,13 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         copies=copies,
         shadows=traffic,
     )
+    graphs = InferenceGraphReconciler(
+        store, platform, routes, on_removed=nudge, autoscalers=autoscalers
+    )
     caches = ModelCacheReconciler(store, copies, python=settings.python)
-    reconciler = Reconciler(store, [services, caches, *not_served_reconcilers(store, time.time)])
+    reconciler = Reconciler(
+        store, [services, graphs, caches, *not_served_reconcilers(store, time.time)]
+    )
     nudges.append(reconciler)
     # Writes reach the reconciler through the store's change feed; no nudge needed.
     logs = LogFiles(settings.state_dir)

@@ -5,7 +5,9 @@ changes (the plan's fingerprint together with the platform's rendering of it). R
 the store (kind `Revision`; the management API serves them, read-only, through
 `revision_view`), so a restarted control plane knows which running revisions are whose. A
 revision that left the route table is drained `UNROUTED_GRACE_S` later (the gateway has pulled
-the new table by then), beside the passes, and its record is forgotten.
+the new table by then), beside the passes, and its record is forgotten. An InferenceGraph's
+router revisions (component `ROUTER`, `graph_reconciler`) have no records, and each
+reconciler's `Collector` stops only the revisions it owns.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from ksrv.control import api_paths
-from ksrv.control.platforms.base import Platform, RevisionKey
+from ksrv.control.platforms.base import Platform, RevisionKey, RevisionSpec
 from ksrv.control.store import Store
 
 logger = logging.getLogger(__name__)
 
 REVISION: Final = "Revision"
 UNROUTED_GRACE_S: Final = 2.0
+ROUTER: Final = "router"
+"""The component of an InferenceGraph's router revisions (`{graph}-router-{n:05d}`); no
+InferenceService component or canary set has this name."""
 
 Record = dict[str, Any]
 
@@ -98,18 +103,30 @@ class RevisionRecords:
                 self.store.delete(REVISION, key[0], key[1])
 
 
+def is_router(spec: RevisionSpec) -> bool:
+    """An InferenceGraph's router revision (else an InferenceService component's)."""
+    return spec.component == ROUTER
+
+
+def is_service_revision(spec: RevisionSpec) -> bool:
+    return not is_router(spec)
+
+
 class Collector:
-    """Stops the platform's revisions that stayed out of the wanted set for the grace period."""
+    """Stops the platform's revisions it `owns` that stayed out of the wanted set for the
+    grace period."""
 
     def __init__(
         self,
         platform: Platform,
         on_removed: Callable[[], None],
         monotonic: Callable[[], float] = time.monotonic,
+        owns: Callable[[RevisionSpec], bool] = is_service_revision,
     ) -> None:
         self.platform = platform
         self.on_removed = on_removed
         self.monotonic = monotonic
+        self.owns = owns
         self._unrouted_since: dict[RevisionKey, float] = {}
         self._draining: dict[RevisionKey, asyncio.Task[None]] = {}
 
@@ -119,8 +136,8 @@ class Collector:
         for key in list(self._unrouted_since):
             if key in wanted:
                 del self._unrouted_since[key]
-        for key in list(self.platform.observe()):
-            if key in wanted or key in self._draining:
+        for key, state in self.platform.observe().items():
+            if key in wanted or key in self._draining or not self.owns(state.spec):
                 continue
             since = self._unrouted_since.setdefault(key, now)
             if now - since >= UNROUTED_GRACE_S:

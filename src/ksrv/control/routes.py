@@ -1,6 +1,7 @@
 """Publishing the route table the gateway pulls: services, their components and replicas.
 
-The reconciler publishes a whole table at a time; the version goes up only when the content
+Each reconciler publishes its whole part of the table at a time (InferenceServices', and
+InferenceGraphs' routers as one-component services); the version goes up only when the content
 changes, so the gateway's long poll (`wait_newer`) wakes only for real changes. The
 document's shape is `ksrv.protocol.routes`, shared with the gateway that parses it.
 """
@@ -16,17 +17,26 @@ from ksrv.protocol.routes import RouteTableDoc, ServiceDoc
 class RoutePublisher:
     """Versioned route table; satisfies the management API's `RouteFeed`."""
 
-    def __init__(self, domain: str) -> None:
+    def __init__(self, domain: str, parts: tuple[str, ...] = ("InferenceService",)) -> None:
+        """`parts`: the kinds that publish; the table is served once each has."""
         self.domain = domain
         # Version 0 = nothing published yet: a restarted control plane must not hand the
-        # gateway an empty table before its first pass has seen the replicas it adopted.
+        # gateway an empty table (or part of one) before every reconciler's first pass has
+        # seen the replicas it adopted.
         self.version = 0
+        self._expected = frozenset(parts)
         self._services: list[ServiceDoc] = []
+        self._parts: dict[str, list[ServiceDoc]] = {}
         self._changed = asyncio.Event()
 
-    def publish(self, services: list[ServiceDoc]) -> bool:
-        """Replace the services; True when that changed the table."""
-        ordered = sorted(services, key=lambda s: (s["namespace"], s["name"]))
+    def publish(self, services: list[ServiceDoc], part: str = "InferenceService") -> bool:
+        """Replace the services of one part of the table (a kind's); True when that changed
+        the table."""
+        self._parts[part] = services
+        if not self._expected <= self._parts.keys():
+            return False
+        every = [service for found in self._parts.values() for service in found]
+        ordered = sorted(every, key=lambda s: (s["namespace"], s["name"]))
         if self.version and ordered == self._services:
             return False
         self._services = ordered
@@ -49,8 +59,11 @@ class RoutePublisher:
             return None
         return self.snapshot()
 
-    def service(self, namespace: str, name: str) -> ServiceDoc | None:
-        for service in self._services:
+    def service(
+        self, namespace: str, name: str, part: str = "InferenceService"
+    ) -> ServiceDoc | None:
+        """What `part` last published for `namespace/name`."""
+        for service in self._parts.get(part, []):
             if service["namespace"] == namespace and service["name"] == name:
                 return service
         return None

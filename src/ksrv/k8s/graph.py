@@ -3,21 +3,21 @@
 One router per graph (§4.3), named as the graph: a Deployment + Service (+ HPA) in Standard mode, a
 Knative Service in Knative mode. The router runs ksrv's own (`ksrv router --graph-json JSON`,
 image `images.router`; the router itself is issue 16's) where KServe runs `kserve/router` with
-the same argument. Before the spec is handed over, each `serviceName` step gets the `serviceUrl`
-KServe would resolve (`service_endpoint.py`). That lookup is an input (`resolve`): the operator
+the same argument (`api.graph_steps.graph_json`, which the local platform hands its routers too).
+Before the spec is handed over, each `serviceName` step gets the `serviceUrl` KServe would
+resolve (`service_endpoint.py`). That lookup is an input (`resolve`): the operator
 answers from the cluster, `render.py` from the documents it was given.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
+from ksrv.api.graph_steps import Resolver, graph_json
 from ksrv.api.inference_graph import InferenceGraph
 from ksrv.errors import ResourceInvalid
 from ksrv.k8s import knative, naming
 from ksrv.k8s.config import KNATIVE, ClusterConfig, normalise_mode
-from ksrv.k8s.service_endpoint import Resolver
 
 ROUTER_PORT: Final = 8080
 READINESS_PATH: Final = "/readyz"
@@ -26,15 +26,6 @@ WORKLOAD_KIND_LABEL: Final = "serving.kserve.io/kind"
 DEPLOYMENT_MODE: Final = "serving.kserve.io/deploymentMode"
 AUTOSCALER_CLASS: Final = "serving.kserve.io/autoscalerClass"
 DEFAULT_CPU_UTILIZATION: Final = 80
-# InferenceGraphSpec's fields in Go's declaration order, which is the order KServe marshals.
-_SPEC_ORDER: Final = (
-    "nodes", "resources", "affinity", "timeout", "routerTimeouts", "minReplicas", "maxReplicas",
-    "scaleTarget", "scaleMetric", "tolerations", "nodeSelector", "nodeName", "serviceAccountName",
-)  # fmt: skip
-_STEP_ORDER: Final = (
-    "name", "nodeName", "serviceName", "serviceUrl", "data", "mapPredictionsToInstances",
-    "weight", "condition", "dependency",
-)  # fmt: skip
 
 
 def graph_mode(graph: InferenceGraph, config: ClusterConfig) -> str:
@@ -54,36 +45,6 @@ def graph_objects(
     if graph_mode(graph, config) == KNATIVE:
         return [_knative_service(graph, namespace, config, spec_json)]
     return _standard_objects(graph, namespace, config, spec_json)
-
-
-def graph_json(graph: InferenceGraph, resolve: Resolver) -> str:
-    """The `--graph-json` argument: the spec with every `serviceName` step's `serviceUrl` set,
-    written as Go's encoding/json writes it (declaration order, sorted nodes, compact, HTML
-    characters escaped)."""
-    namespace = graph.metadata.namespace or "default"
-    spec = graph.to_dict()["spec"]
-    nodes = {}
-    for node_name in sorted(spec["nodes"]):
-        router = spec["nodes"][node_name]
-        steps = []
-        for step in router.get("steps") or ():
-            step = dict(step)
-            if step.get("serviceName") and not step.get("serviceUrl"):
-                step["serviceUrl"] = resolve(step["serviceName"], namespace)
-            if not step.get("mapPredictionsToInstances"):
-                step.pop("mapPredictionsToInstances", None)
-            steps.append({k: step[k] for k in _STEP_ORDER if step.get(k) not in (None, "")})
-        node: dict[str, Any] = {"routerType": router["routerType"]}
-        if steps:
-            node["steps"] = steps
-        nodes[node_name] = node
-    spec["nodes"] = nodes
-    spec.setdefault("resources", {})  # a Go struct, never omitted
-    if not spec.get("maxReplicas"):
-        spec.pop("maxReplicas", None)
-    ordered = {k: spec[k] for k in _SPEC_ORDER if k in spec}
-    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _labels(graph: InferenceGraph) -> dict[str, str]:

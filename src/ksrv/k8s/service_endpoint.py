@@ -1,7 +1,8 @@
 """Where an InferenceGraph step named by `serviceName` sends: KServe's GetPredictorEndpoint.
 
 The InferenceService's `status.address.url` (what the operator observed) plus the predict path
-of its entry component's protocol and model name. Without a recorded address the steady-state
+of its entry component's protocol and model name (`api.graph_steps.predict_path`, the
+local platform's rule too). Without a recorded address the steady-state
 cluster-local address stands in: the VirtualService's host in Knative mode, else the entry
 component's Service.
 """
@@ -9,14 +10,12 @@ component's Service.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
+from ksrv.api import graph_steps
+from ksrv.api.graph_steps import Resolver
 from ksrv.api.inference_service import InferenceService
 from ksrv.k8s import naming
 from ksrv.k8s.config import KNATIVE, ClusterConfig
-
-# (InferenceService name, namespace) -> the URL a step sends to.
-Resolver = Callable[[str, str], str]
 
 
 def endpoint(isvc: InferenceService, mode: str, config: ClusterConfig) -> str:
@@ -31,7 +30,7 @@ def endpoint(isvc: InferenceService, mode: str, config: ClusterConfig) -> str:
         has_transformer=isvc.spec.transformer is not None,
         predictor=isvc.spec.predictor.name,
     )
-    return f"{address}{_predict_path(isvc)}"
+    return f"{address}{graph_steps.predict_path(isvc)}"
 
 
 def default_address(
@@ -54,59 +53,6 @@ def default_address(
     else:
         service = naming.component_name(name, entry)
     return f"http://{naming.cluster_local_host(service, namespace)}"
-
-
-def _predict_path(isvc: InferenceService) -> str:
-    model = _model_name(isvc)
-    transformer = isvc.spec.transformer
-    protocol: str | None
-    if transformer is not None:
-        first = transformer.containers[0] if transformer.containers else None
-        protocol = first.env_value("PROTOCOL") if first is not None else None
-    else:
-        main = isvc.spec.predictor.main_container
-        protocol = getattr(main, "protocol_version", None)
-        if isvc.spec.predictor.implementation == "containers" and main is not None:
-            protocol = main.env_value("PROTOCOL")
-    protocol = protocol or "v1"
-    if protocol == "v1":
-        return f"/v1/models/{model}:predict"
-    if protocol == "v2":
-        return f"/v2/models/{model}/infer"
-    return ""
-
-
-def _model_name(isvc: InferenceService) -> str:
-    """KServe's GetModelName: `--model_name` in the transformer's or predictor's args,
-    MLSERVER_MODEL_NAME, else the InferenceService's name."""
-    transformer = isvc.spec.transformer
-    if transformer is not None and transformer.containers:
-        found = _arg_model_name(transformer.containers[0].args or [])
-        if found:
-            return found
-    main = isvc.spec.predictor.main_container
-    if main is not None:
-        if isvc.spec.predictor.model_spec is not None:
-            found = main.env_value("MLSERVER_MODEL_NAME")
-            if found:
-                return found
-        found = _arg_model_name(main.args or [])
-        if found:
-            return found
-    return isvc.metadata.name
-
-
-def _arg_model_name(args: list[Any]) -> str | None:
-    found = None
-    for index, arg in enumerate(str(a) for a in args):
-        # KServe's flag is --model_name; ksrv's servers spell it --model-name.
-        if arg.startswith(("--model_name", "--model-name")):
-            _, equals, value = arg.partition("=")
-            if equals and "=" not in value:
-                found = value
-            if index + 1 < len(args) and not str(args[index + 1]).startswith("--"):
-                found = str(args[index + 1])
-    return found
 
 
 def resolver(

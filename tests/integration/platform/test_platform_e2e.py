@@ -325,19 +325,22 @@ def _yaml(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document)
 
 
-def test_inference_graph_is_stored_and_says_it_is_not_served_yet(ksrv_platform):
+def test_inference_graph_is_stored_and_names_the_service_it_waits_for(ksrv_platform):
     graph = next(d for d in example("kserve__docs__samples__graph__ensemble.yaml")
                  if d["kind"] == "InferenceGraph")  # fmt: skip
+    graph["metadata"]["namespace"] = "graphs"  # no service there: the graph waits
     assert "created" in ksrv_platform.apply([graph])
     name = graph["metadata"]["name"]
 
     def reported() -> bool:
-        document = json.loads(ksrv_platform.cli("get", "ig", name, "-o", "json"))
+        document = json.loads(ksrv_platform.cli("get", "ig", name, "-n", "graphs", "-o", "json"))
         conditions = document.get("status", {}).get("conditions", [])
-        return any(c.get("reason") == "NotSupportedLocally" for c in conditions)
+        return any(c.get("reason") == "InferenceServiceNotFound"
+                   and "sklearn-iris" in c.get("message", "") for c in conditions)  # fmt: skip
 
     wait_until(reported, what="the InferenceGraph status")
-    assert name in ksrv_platform.cli("get", "ig")
+    assert name in ksrv_platform.cli("get", "ig", "-n", "graphs")
+    ksrv_platform.cli("delete", "ig", name, "-n", "graphs")
 
 
 def test_fields_without_local_meaning_are_reported_in_status(ksrv_platform, model_dirs):

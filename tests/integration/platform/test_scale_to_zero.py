@@ -137,3 +137,24 @@ def test_container_concurrency_2_never_puts_more_than_2_requests_in_a_replica(
     # Eight clients against a limit of two: each replica reached the limit, none passed it.
     assert max(most.values()) == 2, json.dumps(most)
     platform.cli("delete", "isvc", name)
+
+
+def test_an_idle_graph_router_goes_to_zero_and_a_call_to_the_graph_wakes_it(platform: LocalKsrv):
+    platform.apply([toy_service("echoed", "Echo")], "--wait")
+    platform.apply([{
+        "apiVersion": "serving.kserve.io/v1alpha1", "kind": "InferenceGraph",
+        "metadata": {"name": "lazy", "namespace": "default"},
+        "spec": {"minReplicas": 0, "maxReplicas": 1, "nodes": {"root": {
+            "routerType": "Sequence", "steps": [{"serviceName": "echoed"}]}}},
+    }])  # fmt: skip
+    revision = "lazy-router-00001"
+    wait_until(lambda: platform.routed_replicas("lazy") == {revision: 1}, "router up", 60)
+    wait_until(lambda: platform.routed_replicas("lazy") == {revision: 0}, "router at zero", 60)
+    url = f"{platform.gateway}/serving/default/lazy"
+    answer = httpx.post(url, json={"instances": [[1, 2]]}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": [[1, 2]]}
+    graph = platform.cli("get", "ig", "lazy")
+    assert "True" in graph.splitlines()[1], graph
+    platform.cli("delete", "ig", "lazy")
+    platform.cli("delete", "isvc", "echoed")

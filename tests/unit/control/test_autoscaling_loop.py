@@ -151,3 +151,20 @@ def test_memory_is_the_resident_set_and_grows_with_what_a_process_holds():
 def test_memory_scaling_measures_against_the_containers_memory_request():
     settings = settings_of(scale_metric="memory", memory_request_bytes=2.0 * 2**30)
     assert settings.metric == "memory" and settings.memory_base_bytes == 2.0 * 2**30
+
+
+class ObservedNothing:
+    def observe(self):
+        return {}
+
+
+def test_each_kind_forgets_only_the_revisions_it_tracks():
+    scalers = Autoscalers(ObservedNothing(), TrafficCollector(), max_replicas=16)  # type: ignore[arg-type]
+    settings = settings_of(min_replicas=1)
+    scalers.track(("ns", "iris-predictor-00001"), settings)
+    scalers.track(("ns", "chain-router-00001"), settings, owner="InferenceGraph")
+    scalers.forget_except(set())  # the InferenceService reconciler's pass
+    assert scalers.replicas(("ns", "chain-router-00001"), settings) == 1
+    assert set(scalers._tracked) == {("ns", "chain-router-00001")}
+    scalers.forget_except(set(), owner="InferenceGraph")
+    assert not scalers._tracked

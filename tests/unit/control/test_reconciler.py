@@ -53,6 +53,18 @@ def isvc(name: str) -> dict:
     }
 
 
+def trained_model(name: str) -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "TrainedModel",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "inferenceService": "a",
+            "model": {"storageUri": "/m", "framework": "sklearn", "memory": "1Gi"},
+        },
+    }
+
+
 def graph(name: str) -> dict:
     return {
         "apiVersion": "serving.kserve.io/v1alpha1",
@@ -120,12 +132,12 @@ def test_run_passes_until_stopped(store):
 
 
 def test_not_served_kinds_say_so_in_their_status(store):
-    store.create(graph("g"))
-    graphs, *_ = not_served_reconcilers(store, lambda: 0.0)
-    asyncio.run(graphs.reconcile_all())
-    status = store.get("InferenceGraph", "default", "g")["status"]
+    store.create(trained_model("tm"))
+    models, *_ = not_served_reconcilers(store, lambda: 0.0)
+    asyncio.run(models.reconcile_all())
+    status = store.get("TrainedModel", "default", "tm")["status"]
     assert status["conditions"][0]["reason"] == "NotSupportedLocally"
     assert status["conditions"][0]["lastTransitionTime"] == "1970-01-01T00:00:00Z"
     version = store.changes_since(0)[1]
-    asyncio.run(graphs.reconcile_all())
+    asyncio.run(models.reconcile_all())
     assert store.changes_since(0)[1] == version  # an unchanged status is not written again

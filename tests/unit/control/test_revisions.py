@@ -59,3 +59,42 @@ def test_records_not_wanted_are_forgotten(records):
 def test_identity_and_numbers():
     assert fingerprint("p", "r") == fingerprint("p", "r") != fingerprint("p", "s")
     assert number("iris-predictor-00012") == 12 and number("custom") == 0
+
+
+def test_each_collector_stops_only_the_revisions_it_owns():
+    import asyncio
+    from pathlib import Path
+
+    from ksrv.control.platforms.base import ReplicaState, RevisionSpec, RevisionState
+    from ksrv.control.revisions import ROUTER, UNROUTED_GRACE_S, Collector, is_router
+
+    class Platform:
+        def __init__(self) -> None:
+            self.removed: list[tuple[str, str]] = []
+            self.revisions = {
+                ("ns", name): RevisionState(RevisionSpec("ns", "x", component, name, ("c",)),
+                                            [ReplicaState(0, 1, 1, None, "Ready", 0, None, None,
+                                                          Path("/dev/null"), None, "h")])
+                for name, component in (("iris-predictor-00001", "predictor"),
+                                        ("chain-router-00001", ROUTER))
+            }  # fmt: skip
+
+        def observe(self):
+            return self.revisions
+
+        async def remove(self, namespace: str, revision: str) -> None:
+            self.removed.append((namespace, revision))
+
+    async def scenario(owns) -> list[tuple[str, str]]:
+        platform = Platform()
+        clock = iter([0.0, UNROUTED_GRACE_S])
+        collector = Collector(platform, lambda: None, lambda: next(clock), owns=owns)  # type: ignore[arg-type]
+        collector.collect(set())
+        collector.collect(set())
+        await asyncio.sleep(0)
+        return platform.removed
+
+    assert asyncio.run(scenario(lambda spec: not is_router(spec))) == [
+        ("ns", "iris-predictor-00001")
+    ]
+    assert asyncio.run(scenario(is_router)) == [("ns", "chain-router-00001")]

@@ -50,3 +50,16 @@ def test_a_restarted_control_plane_answers_a_gateway_that_saw_another_version():
         assert answer is not None and answer["services"] == [SERVICE]
 
     asyncio.run(scenario())
+
+
+def test_each_kind_publishes_its_part_and_nothing_is_served_until_every_part_has():
+    graph = {"namespace": "default", "name": "chain", "entry": "router", "components": {}}
+    table = RoutePublisher("example.com", parts=("InferenceService", "InferenceGraph"))
+    assert not table.publish([SERVICE])
+    assert table.version == 0  # a restart: the graphs' routes are not known yet
+    assert table.publish([graph], part="InferenceGraph")
+    assert [s["name"] for s in table.snapshot()["services"]] == ["chain", "iris"]
+    assert table.publish([], part="InferenceService")
+    assert table.snapshot()["services"] == [graph]
+    assert table.service("default", "chain") is None
+    assert table.service("default", "chain", part="InferenceGraph") == graph
