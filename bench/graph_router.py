@@ -10,7 +10,9 @@ at the replica, then through each router; the router's CPU time (utime + stime f
 /proc/PID/stat around each timed run) over wrk's request count, divided by the steps per
 request, is its CPU per hop; the difference between the two routers, over the 2 extra steps,
 is what one more step costs. Both routers log every request's step latencies, as they do by
-default.
+default. Last, the router's own Python work is timed in this process (process CPU time of
+`Router.handle` with a step caller that answers at once: no sockets, no other process), a
+figure that other load on the machine barely moves.
 
 Run: `.venv/bin/python bench/graph_router.py` (`--help` for rounds, duration, connections).
 """
@@ -18,7 +20,9 @@ Run: `.venv/bin/python bench/graph_router.py` (`--help` for rounds, duration, co
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import os
 import statistics
 import time
@@ -51,6 +55,39 @@ def graph_json(service_url: str, steps: int) -> str:
     """A Sequence of `steps` calls to `service_url`, each sending the request."""
     sequence = [{"name": f"iris-{i}", "serviceUrl": service_url} for i in range(steps)]
     return json.dumps({"nodes": {"root": {"routerType": "Sequence", "steps": sequence}}})
+
+
+def python_work_us(steps: int, count: int = 20000) -> float:
+    """Process CPU per request of `Router.handle` for a `steps`-step Sequence whose steps answer
+    at once (best of 3), logging on as in `ksrv router`."""
+    from ksrv.graph import app, headers, spec
+    from ksrv.graph.client import Answer
+    from ksrv.http.server import Request
+
+    answer = Answer(200, b'{"outputs":[{"name":"output-0","shape":[2],"datatype":"INT64",'
+                    b'"data":[1,1]}]}', b"application/json")  # fmt: skip
+
+    class Instant:
+        async def post(self, *args: Any) -> Answer:
+            return answer
+
+    body = rest.request_body("v2")
+    head = [(b"host", b"graph"), (b"content-type", b"application/json")]
+    settings = app.RouterSettings(
+        spec.parse_graph(graph_json("http://iris/v2/models/iris/infer", steps)),
+        propagate=headers.DEFAULT_PATTERNS,
+    )
+
+    async def run() -> float:
+        router = app.Router(settings, caller=Instant())
+        for _ in range(500):
+            await router.handle(Request("POST", "/", None, body, b"/", head))
+        started = time.process_time()
+        for _ in range(count):
+            await router.handle(Request("POST", "/", None, body, b"/", head))
+        return (time.process_time() - started) / count * 1e6
+
+    return min(asyncio.run(run()) for _ in range(3))
 
 
 def main() -> None:
@@ -86,6 +123,17 @@ def main() -> None:
     finally:
         rest.stop_all([replica, *routers.values()])
     report(runs, args)
+    # As `ksrv router` logs, into the void.
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=open(os.devnull, "w"),  # noqa: SIM115
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    for steps in HOPS.values():
+        print(
+            f"router Python work, in process, {steps} step(s): {python_work_us(steps):.1f} us/req"
+        )
 
 
 def measure(
