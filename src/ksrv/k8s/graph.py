@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from ksrv.api.graph_steps import Resolver, graph_json
 from ksrv.api.inference_graph import InferenceGraph
+from ksrv.control.graph_plan import STEP_TIMEOUTS
 from ksrv.errors import ResourceInvalid
 from ksrv.k8s import knative, naming
 from ksrv.k8s.config import KNATIVE, ClusterConfig, normalise_mode
@@ -51,6 +52,14 @@ def _labels(graph: InferenceGraph) -> dict[str, str]:
     return {**graph.metadata.labels, naming.GRAPH_LABEL: graph.metadata.name}
 
 
+def _args(graph: InferenceGraph, spec_json: str) -> list[str]:
+    """The router's flags: the graph, every interface of the pod (it binds loopback unless
+    told), and ksrv's per-step timeouts when the graph's annotation sets them."""
+    args = ["--graph-json", spec_json, "--host=0.0.0.0"]
+    step_timeouts = (graph.metadata.annotations or {}).get(STEP_TIMEOUTS)
+    return [*args, "--step-timeouts", step_timeouts] if step_timeouts else args
+
+
 def _container(graph: InferenceGraph, config: ClusterConfig, spec_json: str) -> dict[str, Any]:
     resources = graph.to_dict()["spec"].get("resources") or {}
     if not resources:
@@ -63,7 +72,7 @@ def _container(graph: InferenceGraph, config: ClusterConfig, spec_json: str) -> 
         "image": config.images.router,
         "imagePullPolicy": config.router.image_pull_policy,
         "command": ["ksrv", "router"],
-        "args": ["--graph-json", spec_json],
+        "args": _args(graph, spec_json),
         "resources": resources,
         "readinessProbe": {
             "httpGet": {"path": READINESS_PATH, "port": ROUTER_PORT, "scheme": "HTTP"},

@@ -304,3 +304,11 @@ def test_every_graph_example_renders_valid_router_objects(path: Path, mode: str)
             found = {o["kind"] for o in objects if o["metadata"]["name"] == name}
             assert found == ({"Service"} if mode == "Knative" else
                              {"Deployment", "Service", "HorizontalPodAutoscaler"})  # fmt: skip
+
+
+def test_the_router_listens_on_the_pod_and_takes_the_step_timeouts_annotation():
+    assert container(rendered(graph()))["args"][2:] == ["--host=0.0.0.0"]
+    timed = graph(annotations={"ksrv.dev/step-timeouts": '{"*": 10}'})
+    assert container(rendered(timed))["args"][2:] == [
+        "--host=0.0.0.0", "--step-timeouts", '{"*": 10}'
+    ]  # fmt: skip
