@@ -1,7 +1,9 @@
 """Publishing the route table the gateway pulls: services, their components and replicas.
 
 The reconciler publishes a whole table at a time; the version goes up only when the content
-changes, so the gateway's long poll (`wait_newer`) wakes only for real changes. The
+changes, so the gateway's long poll (`wait_newer`) wakes only for real changes. The token
+hashes travel along (`set_tokens`): the gateway already trusts this feed, a revoked token
+stops working with the next poll, and no secret leaves the control plane. The
 document's shape is `ksrv.protocol.routes`, shared with the gateway that parses it.
 """
 
@@ -11,6 +13,7 @@ import asyncio
 import time
 
 from ksrv.protocol.routes import RouteTableDoc, ServiceDoc
+from ksrv.protocol.tokens import TokenDoc
 
 
 class RoutePublisher:
@@ -22,6 +25,7 @@ class RoutePublisher:
         # gateway an empty table before its first pass has seen the replicas it adopted.
         self.version = 0
         self._services: list[ServiceDoc] = []
+        self._tokens: list[TokenDoc] = []
         self._changed = asyncio.Event()
 
     def publish(self, services: list[ServiceDoc]) -> bool:
@@ -30,14 +34,31 @@ class RoutePublisher:
         if self.version and ordered == self._services:
             return False
         self._services = ordered
+        self._bump()
+        return True
+
+    def set_tokens(self, grants: list[TokenDoc]) -> None:
+        """Publish these token hashes with the table (before the first `publish`, they wait
+        for it: a version must not go out before the services do)."""
+        ordered = sorted(grants, key=lambda g: g["sha256"])
+        if ordered != self._tokens:
+            self._tokens = ordered
+            if self.version:
+                self._bump()
+
+    def _bump(self) -> None:
         # From the clock, so a restarted control plane's versions never go backwards.
         self.version = max(self.version + 1, int(time.time() * 1000))
         self._changed.set()
         self._changed = asyncio.Event()
-        return True
 
     def snapshot(self) -> RouteTableDoc:
-        return {"version": self.version, "domain": self.domain, "services": self._services}
+        return {
+            "version": self.version,
+            "domain": self.domain,
+            "services": self._services,
+            "tokens": self._tokens,
+        }
 
     async def wait_newer(self, after: int, timeout_s: float) -> RouteTableDoc | None:
         """The table once its version differs from `after`, or None after `timeout_s`."""
