@@ -10,6 +10,7 @@ admin token `ksrv up --auth` wrote to its state directory; an https server's CA 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,7 +57,8 @@ class ControlPlaneClient:
         options = meta.meta if meta is not None else {}
         token = options.get(TOKEN_META) or _local_admin_token(self.server)
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        verify: str | bool = options.get(CA_META) or True
+        ca = options.get(CA_META)
+        verify = ssl.create_default_context(cafile=ca) if ca else True
         self._client = httpx.Client(
             base_url=self.server, timeout=timeout_s, headers=headers, verify=verify
         )
