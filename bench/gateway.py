@@ -12,6 +12,9 @@ Bars (issue 11): at most 50 us of gateway CPU per request and at least 0.9x the 
 direct RPS, at 8 connections. `--gateway-workers N` runs `ksrv gateway --workers N` (still
 pinned to the one gateway CPU; its CPU time is summed over the worker processes).
 
+`--auth` marks the service `enable_auth` (as `serving.kserve.io/enable-auth: "true"` does) and
+sends a valid bearer token with every request: what the token check costs per request.
+
 Run: `.venv/bin/python bench/gateway.py` (`--help` for rounds, duration, connections).
 """
 
@@ -50,12 +53,16 @@ def parse_args() -> argparse.Namespace:
         "8 and 64 the replica is saturated and latency is mostly queueing",
     )
     parser.add_argument("--gateway-workers", type=int, default=1, help="ksrv gateway --workers")
+    parser.add_argument(
+        "--auth", action="store_true", help="protect the service; every request has a token"
+    )
     return parser.parse_args()
 
 
-def route_server(replica_port: int, replica_grpc: int) -> ThreadingHTTPServer:
-    """Answers the gateway's long polls with one fixed table (version 1)."""
-    table = {
+def route_server(replica_port: int, replica_grpc: int, token: str = "") -> ThreadingHTTPServer:
+    """Answers the gateway's long polls with one fixed table (version 1); with `token`, the
+    service requires it."""
+    table: dict[str, Any] = {
         "version": 1,
         "domain": "example.com",
         "services": [
@@ -83,6 +90,13 @@ def route_server(replica_port: int, replica_grpc: int) -> ThreadingHTTPServer:
             }
         ],
     }
+    if token:
+        from ksrv.protocol import tokens
+
+        table["services"][0]["enable_auth"] = True
+        table["tokens"] = [
+            {"sha256": tokens.token_hash(token), "namespace": "default", "role": "invoke"}
+        ]
     body = json.dumps(table).encode()
 
     class Handler(BaseHTTPRequestHandler):
@@ -166,7 +180,10 @@ def main() -> None:
          "--http-port", str(replica_port), "--grpc-port", str(replica_grpc), "--workers", "1"],
         rest.SERVER_CPU, replica_port,
     )  # fmt: skip
-    routes = route_server(replica_port, replica_grpc)
+    token = "ksrv_bench-token" if args.auth else ""
+    if token:
+        os.environ["BENCH_AUTHORIZATION"] = f"Bearer {token}"  # post.lua sends it
+    routes = route_server(replica_port, replica_grpc, token)
     routes_url = f"http://127.0.0.1:{routes.server_address[1]}/ksrv/v1/routes"
     gateway = start(
         "gateway",

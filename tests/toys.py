@@ -364,7 +364,7 @@ def _grpc_calls_waiting() -> int:
 if __name__ == "__main__":
     toys = [
         Echo(), Sum(), Slow(), Pid(), Failing(), Switch(), Headers(), Rows(),
-        Tokens(), TokensGate(), TokensState(), Hold(), Gate(),
+        Tokens(), TokensGate(), TokensState(), Hold(), Gate(), Calls(),
     ]  # fmt: skip
     for toy in toys:
         toy.load()

@@ -93,7 +93,7 @@ def check(
         )
     if not is_insecure_no_auth:
         raise click.ClickException(
-            f"refusing to bind {where} without authentication: anyone who can reach it could "
+            f"refusing to bind {where} with no authentication: anyone who can reach it could "
             "deploy models and run commands (a custom container's `command`) as this user. "
             f"Bind to 127.0.0.1, pass --auth to require tokens, or {INSECURE_FLAG} to expose "
             "it anyway."
