@@ -12,8 +12,11 @@ Bars (issue 11): at most 50 us of gateway CPU per request and at least 0.9x the 
 direct RPS, at 8 connections. `--gateway-workers N` runs `ksrv gateway --workers N` (still
 pinned to the one gateway CPU; its CPU time is summed over the worker processes).
 
-`--auth` marks the service `enable_auth` (as `serving.kserve.io/enable-auth: "true"` does) and
-sends a valid bearer token with every request: what the token check costs per request.
+`--baseline-src DIR` also starts a gateway from another checkout's `src` (e.g. main's, before a
+change) and measures it interleaved with this one in the same run, so a before/after on a busy
+machine compares like with like. `--auth` marks the service `enable_auth` (as
+`serving.kserve.io/enable-auth: "true"` does) and sends a valid bearer token with every
+request: what the token check costs per request.
 
 Run: `.venv/bin/python bench/gateway.py` (`--help` for rounds, duration, connections).
 """
@@ -55,6 +58,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--gateway-workers", type=int, default=1, help="ksrv gateway --workers")
     parser.add_argument(
         "--auth", action="store_true", help="protect the service; every request has a token"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also measure a gateway run from this src directory (PYTHONPATH), same run",
     )
     return parser.parse_args()
 
@@ -133,7 +141,9 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def start(name: str, argv: list[str], cpu: int, port: int) -> rest.Server:
+def start(
+    name: str, argv: list[str], cpu: int, port: int, env: dict[str, str] | None = None
+) -> rest.Server:
     server = rest.Server(name, ("v2",), port, argv, rest.PROJECT_BIN / "python")
     rest.LOG_DIR.mkdir(parents=True, exist_ok=True)
     with server.log_path.open("wb") as log:
@@ -142,7 +152,7 @@ def start(name: str, argv: list[str], cpu: int, port: int) -> rest.Server:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=rest.server_env({}),
+            env=rest.server_env(env or {}),
             cwd=rest.WORK_DIR,
             start_new_session=True,
         )
@@ -185,48 +195,56 @@ def main() -> None:
         os.environ["BENCH_AUTHORIZATION"] = f"Bearer {token}"  # post.lua sends it
     routes = route_server(replica_port, replica_grpc, token)
     routes_url = f"http://127.0.0.1:{routes.server_address[1]}/ksrv/v1/routes"
-    gateway = start(
-        "gateway",
-        [python, "-m", "ksrv.cli.main", "gateway", "--http-port", str(gateway_port),
-         "--grpc-port", str(gateway_grpc), "--routes-url", routes_url,
-         *(["--workers", str(args.gateway_workers)] if args.gateway_workers > 1 else [])],
-        GATEWAY_CPU, gateway_port,
-    )  # fmt: skip
-    targets = {
-        "direct": f"http://127.0.0.1:{replica_port}{PATH}",
-        "gateway": f"http://127.0.0.1:{gateway_port}{GATEWAY_PREFIX}{PATH}",
-    }
+    sources = {"gateway": None}
+    if args.baseline_src:
+        sources["baseline"] = str(args.baseline_src.resolve())
+    gateways: dict[str, rest.Server] = {}
+    targets = {"direct": f"http://127.0.0.1:{replica_port}{PATH}"}
+    for name, src in sources.items():
+        port, grpc_port = (gateway_port, gateway_grpc) if name == "gateway" else (
+            rest.free_port(), rest.free_port())  # fmt: skip
+        gateways[name] = start(
+            name,
+            [python, "-m", "ksrv.cli.main", "gateway", "--http-port", str(port),
+             "--grpc-port", str(grpc_port), "--routes-url", routes_url,
+             *(["--workers", str(args.gateway_workers)] if args.gateway_workers > 1 else [])],
+            GATEWAY_CPU, port, {"PYTHONPATH": src} if src else None,
+        )  # fmt: skip
+        targets[name] = f"http://127.0.0.1:{port}{GATEWAY_PREFIX}{PATH}"
     try:
         for url in targets.values():
             wait_for(url, body)
-        runs = measure(targets, body, gateway, args)
+        runs = measure(targets, body, gateways, args)
     finally:
-        rest.stop_all([replica, gateway])
+        rest.stop_all([replica, *gateways.values()])
         routes.shutdown()
-    report(runs, args)
+    report(runs, args, list(gateways))
 
 
 def measure(
-    targets: dict[str, str], body: bytes, gateway: rest.Server, args: argparse.Namespace
+    targets: dict[str, str],
+    body: bytes,
+    gateways: dict[str, rest.Server],
+    args: argparse.Namespace,
 ) -> list[dict[str, Any]]:
-    """Interleaved rounds; the order of direct/gateway alternates each round."""
-    assert gateway.proc is not None
+    """Interleaved rounds; the order of the targets alternates each round."""
     runs = []
     for round_index in range(args.rounds):
         for connections in args.connections:
             order = list(targets) if round_index % 2 == 0 else list(reversed(targets))
             for name in order:
                 rest.run_wrk(targets[name], body, connections, args.warmup)
-                before = cpu_seconds(gateway.proc.pid)
+                proc = gateways[name].proc if name in gateways else None
+                before = cpu_seconds(proc.pid) if proc else 0.0
                 result = rest.run_wrk(targets[name], body, connections, args.duration)
-                spent = cpu_seconds(gateway.proc.pid) - before
+                spent = (cpu_seconds(proc.pid) - before) if proc else 0.0
                 result.update(round=round_index, target=name, connections=connections)
-                if name == "gateway":
+                if proc is not None:
                     result["gateway_cpu_us"] = spent / max(result["requests"], 1) * 1e6
                 runs.append(result)
                 cpu = result.get("gateway_cpu_us")
                 print(
-                    f"[round {round_index + 1}] {name:7} c={connections:<3} "
+                    f"[round {round_index + 1}] {name:8} c={connections:<3} "
                     f"{result['rps']:8.0f} rps  p50 {result['p50_us'] / 1000:6.2f} ms  "
                     f"p99 {result['p99_us'] / 1000:6.2f} ms  errors "
                     f"{result['socket_errors'] + result['non_2xx']}"
@@ -239,26 +257,26 @@ def measure(
     return runs
 
 
-def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def report(runs: list[dict[str, Any]], args: argparse.Namespace, gateways: list[str]) -> None:
     def median(name: str, connections: int, key: str) -> float:
         values = [r[key] for r in runs if r["target"] == name and r["connections"] == connections]
         return statistics.median(values)
 
     print(f"\nmedians of {args.rounds} rounds, {args.duration} s each, V2 REST, iris sklearn")
-    print("| conns | direct RPS | gateway RPS | ratio | direct p50/p99 ms | gateway p50/p99 ms "
-          "| added p50 ms | gateway CPU us/req |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
-    for c in args.connections:
-        p50 = {name: median(name, c, "p50_us") / 1000 for name in ("direct", "gateway")}
-        p99 = {name: median(name, c, "p99_us") / 1000 for name in ("direct", "gateway")}
-        cpu_us = median("gateway", c, "gateway_cpu_us")
-        print(
-            f"| {c} | {median('direct', c, 'rps'):.0f} | {median('gateway', c, 'rps'):.0f} "
-            f"| {median('gateway', c, 'rps') / median('direct', c, 'rps'):.2f} "
-            f"| {p50['direct']:.2f} / {p99['direct']:.2f} "
-            f"| {p50['gateway']:.2f} / {p99['gateway']:.2f} "
-            f"| {p50['gateway'] - p50['direct']:.2f} | {cpu_us:.1f} |"
-        )
+    print("| gateway | conns | direct RPS | gateway RPS | ratio | direct p50/p99 ms "
+          "| gateway p50/p99 ms | added p50 ms | gateway CPU us/req |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in gateways:
+        for c in args.connections:
+            p50 = {n: median(n, c, "p50_us") / 1000 for n in ("direct", name)}
+            p99 = {n: median(n, c, "p99_us") / 1000 for n in ("direct", name)}
+            print(
+                f"| {name} | {c} | {median('direct', c, 'rps'):.0f} | {median(name, c, 'rps'):.0f} "
+                f"| {median(name, c, 'rps') / median('direct', c, 'rps'):.2f} "
+                f"| {p50['direct']:.2f} / {p99['direct']:.2f} "
+                f"| {p50[name]:.2f} / {p99[name]:.2f} "
+                f"| {p50[name] - p50['direct']:.2f} | {median(name, c, 'gateway_cpu_us'):.1f} |"
+            )
     errors = sum(r["socket_errors"] + r["non_2xx"] for r in runs)
     if errors:
         print(f"WARNING: {errors} failed requests across runs")

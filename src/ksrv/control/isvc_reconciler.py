@@ -213,8 +213,7 @@ class InferenceServiceReconciler:
         )
         self._write_status(namespace, name, old_status, status)
         route = _route(desired, outcomes)
-        annotations = resource.metadata.annotations or {}
-        if annotations.get(tokens.ENABLE_AUTH_ANNOTATION, "").lower() == "true":
+        if tokens.is_auth_enabled(resource.metadata.annotations or {}):
             route["enable_auth"] = True
         return route, keep
 

@@ -15,8 +15,12 @@ from typing import Final, Literal, TypedDict
 
 from ksrv.errors import PermissionDenied, Unauthenticated
 
-ENABLE_AUTH_ANNOTATION: Final = "serving.kserve.io/enable-auth"
-"""KServe's annotation: "true" makes the gateway require a token for the service."""
+ENABLE_AUTH_ANNOTATIONS: Final = (
+    "serving.kserve.io/enable-auth",
+    "security.opendatahub.io/enable-auth",
+)
+"""Either, "true" on an InferenceService, makes the gateway require a token for it (the
+second is OpenDataHub's spelling, which its users carry over)."""
 PREFIX: Final = "ksrv_"
 """Every token starts with it, so a leaked one is easy to recognise (secret scanners)."""
 ADMIN: Final = "admin"
@@ -39,6 +43,11 @@ class TokenDoc(TypedDict):
     sha256: str
     namespace: str
     role: str
+
+
+def is_auth_enabled(annotations: dict[str, str]) -> bool:
+    """Whether a service's annotations ask for tokens (`ENABLE_AUTH_ANNOTATIONS`)."""
+    return any(annotations.get(key, "").lower() == "true" for key in ENABLE_AUTH_ANNOTATIONS)
 
 
 def new_token() -> str:

@@ -46,3 +46,18 @@ def test_a_grant_holds_in_its_own_namespace_only(grant, namespace, outcome):
     else:
         with pytest.raises(outcome):
             tokens.check_grant(grant, namespace, namespace)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "enabled"),
+    [
+        ({"serving.kserve.io/enable-auth": "true"}, True),
+        ({"serving.kserve.io/enable-auth": "True"}, True),
+        ({"security.opendatahub.io/enable-auth": "true"}, True),
+        ({"serving.kserve.io/enable-auth": "false"}, False),
+        ({"serving.kserve.io/enable-auth": "yes"}, False),
+        ({}, False),
+    ],
+)
+def test_the_annotation_asks_for_tokens_only_when_true(annotations, enabled):
+    assert tokens.is_auth_enabled(annotations) is enabled
