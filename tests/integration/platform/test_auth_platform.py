@@ -61,20 +61,24 @@ def services(platform: LocalKsrv, model_dirs: dict[str, Path]) -> LocalKsrv:
             }
         },
     }
-    calls = {
+    platform.apply([iris, calls_service(NAMESPACE)])
+    platform.wait_ready("iris", NAMESPACE)
+    platform.wait_ready("calls", NAMESPACE)
+    return platform
+
+
+def calls_service(namespace: str) -> dict:
+    """The `calls` toy (it answers how many predictions reached it), protected."""
+    return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": "calls", "namespace": NAMESPACE, "annotations": PROTECTED},
+        "metadata": {"name": "calls", "namespace": namespace, "annotations": PROTECTED},
         "spec": {"predictor": {"containers": [{
             "name": "kserve-container", "image": "ksrv-toys",
             "command": ["ksrv", "serve", f"{TESTS_DIR / 'toys.py'}:Calls"],
             "args": ["--model-name", "calls"],
         }]}},
     }  # fmt: skip
-    platform.apply([iris, calls])
-    platform.wait_ready("iris", NAMESPACE)
-    platform.wait_ready("calls", NAMESPACE)
-    return platform
 
 
 def create_token(platform: LocalKsrv, *args: str) -> str:
@@ -184,3 +188,22 @@ def test_a_revoked_token_is_refused_and_an_admin_token_opens_every_namespace(
     assert predict(platform, "iris", bearer(admin)).status_code == 200
     listed = json.dumps(platform.cli("token", "list"))
     assert "short-lived" not in listed
+
+
+def test_a_loopback_platform_without_auth_still_protects_an_annotated_service(tmp_path):
+    """The common local case: `ksrv up` as before (no --auth, no TLS), tokens made without
+    any credential, one protected service."""
+    platform = LocalKsrv(tmp_path).start()
+    try:
+        platform.apply([calls_service("default")])
+        token = create_token(platform)  # an invoke token for `default`, no credential needed
+        assert not (tmp_path / "admin.token").exists()
+        assert platform.http.get(f"{platform.api}{ISVCS}").status_code == 200  # API stays open
+        platform.wait_ready("calls")
+        url = f"{platform.gateway}/serving/default/calls/v1/models/calls:predict"
+        assert platform.http.post(url, json={"instances": [1]}).status_code == 401
+        answer = platform.http.post(url, json={"instances": [1]}, headers=bearer(token))
+        assert answer.json() == {"calls": 1}
+    finally:
+        platform.stop()
+        _assert_no_leftovers(platform)
