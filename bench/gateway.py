@@ -277,6 +277,23 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, gateways: list[
                 f"| {p50[name]:.2f} / {p99[name]:.2f} "
                 f"| {p50[name] - p50['direct']:.2f} | {median(name, c, 'gateway_cpu_us'):.1f} |"
             )
+    if "baseline" in gateways:
+        # Per round, so a busy machine's slow spells hit both sides of each ratio alike.
+        for c in args.connections:
+            ratios = {key: [] for key in ("rps", "gateway_cpu_us")}
+            for index in range(args.rounds):
+                pair = {
+                    r["target"]: r
+                    for r in runs
+                    if r["round"] == index and r["connections"] == c and r["target"] != "direct"
+                }
+                for key, values in ratios.items():
+                    values.append(pair["gateway"][key] / pair["baseline"][key])
+            print(
+                f"c={c}: gateway / baseline, median of per-round ratios: RPS "
+                f"{statistics.median(ratios['rps']):.2f}, CPU per request "
+                f"{statistics.median(ratios['gateway_cpu_us']):.2f}"
+            )
     errors = sum(r["socket_errors"] + r["non_2xx"] for r in runs)
     if errors:
         print(f"WARNING: {errors} failed requests across runs")

@@ -11,6 +11,7 @@ gateway's own token, which reaches only what the gateway calls (routes, traffic,
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -108,7 +109,7 @@ class TokenAuthority:
             namespace != tokens.ALL_NAMESPACES and names.namespace_problem(namespace)
         ):
             raise errors.InvalidInput(f"namespace {names.namespace_problem(str(namespace))}")
-        name = body.get("name") or f"token-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = body.get("name") or f"token-{secrets.token_hex(4)}"
         problem = names.name_problem(name) if isinstance(name, str) else "must be a string"
         if problem:
             raise errors.InvalidInput(f"name {problem}")
