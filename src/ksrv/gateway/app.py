@@ -225,7 +225,11 @@ class _LazyHeaders(Mapping[str, str]):
         self._request = request
 
     def __getitem__(self, name: str) -> str:
-        return self._request.headers[name]
+        # One field (the token check reads `authorization` only), without decoding them all.
+        value = self._request.header(name.encode("latin-1"))
+        if value is None:
+            raise KeyError(name)
+        return value.decode("latin-1")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._request.headers)
