@@ -86,9 +86,7 @@ class ControlPlaneClient:
                 method, path, params=params, content=content, headers=headers, **extra
             )
         except httpx.TransportError as exc:
-            raise click.ClickException(
-                f"cannot reach the ksrv control plane at {self.server}: is `ksrv up` running?"
-            ) from exc
+            raise _unreachable(self.server, exc) from exc
         if response.status_code >= 400:
             raise _failure(response)
         return response
@@ -107,13 +105,22 @@ class ControlPlaneClient:
                     raise _failure(response)
                 yield response
         except httpx.ConnectError as exc:
-            raise click.ClickException(
-                f"cannot reach the ksrv control plane at {self.server}: is `ksrv up` running?"
-            ) from exc
+            raise _unreachable(self.server, exc) from exc
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = self.request("GET", path, params=params).json()
         return body
+
+
+def _unreachable(server: str, exc: httpx.TransportError) -> click.ClickException:
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return click.ClickException(
+            f"the ksrv control plane at {server} presented a certificate this machine does not "
+            "trust: pass its CA with --certificate-authority (env KSRV_CA_FILE)"
+        )
+    return click.ClickException(
+        f"cannot reach the ksrv control plane at {server}: is `ksrv up` running?"
+    )
 
 
 def _local_admin_token(server: str) -> str | None:

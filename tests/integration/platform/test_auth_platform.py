@@ -10,6 +10,7 @@ Every client verifies the test CA's certificate.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import TESTS_DIR, wait_until
+from tests.conftest import KSRV, TESTS_DIR, wait_until
 from tests.integration.platform.conftest import _assert_no_leftovers
 from tests.platform_support import LocalKsrv
 from tests.tls_support import PKI, make_pki
@@ -139,6 +140,11 @@ def test_the_management_api_takes_admin_tokens_only(platform: LocalKsrv):
     assert platform.http.get(f"{platform.api}{ISVCS}", headers=bearer(admin)).status_code == 200
     failed = platform.cli("--token", "ksrv_wrong", "get", "isvc", check=False)
     assert "Unauthorized" in failed
+    untrusting = {k: v for k, v in platform.env.items() if k != "KSRV_CA_FILE"}
+    result = subprocess.run(
+        [*KSRV, "get", "isvc"], capture_output=True, text=True, env=untrusting, timeout=60
+    )
+    assert result.returncode == 1 and "--certificate-authority" in result.stderr
     # Only TLS is served, with the certificate the test CA signed.
     plain = platform.api.replace("https://", "http://")
     with pytest.raises(httpx.HTTPError):
