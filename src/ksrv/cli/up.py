@@ -290,6 +290,11 @@ def _say_up(settings: plane.PlaneSettings) -> None:
         f"{settings.gateway_grpc_port}), management API {settings.api_url}, "
         f"state in {settings.state_dir}"
     )
+    if settings.enable_auth:
+        click.echo(
+            "the management API requires tokens: `ksrv` commands on this machine use the admin "
+            f"token in {settings.state_dir / 'admin.token'} (ksrv token create makes more)"
+        )
 
 
 def _pinned(cert: Path) -> ssl.SSLContext:
