@@ -12,6 +12,12 @@ Bars (issue 11): at most 50 us of gateway CPU per request and at least 0.9x the 
 direct RPS, at 8 connections. `--gateway-workers N` runs `ksrv gateway --workers N` (still
 pinned to the one gateway CPU; its CPU time is summed over the worker processes).
 
+`--baseline-src DIR` also starts a gateway from another checkout's `src` (e.g. main's, before a
+change) and measures it interleaved with this one in the same run, so a before/after on a busy
+machine compares like with like. `--auth` marks the service `enable_auth` (as
+`serving.kserve.io/enable-auth: "true"` does) and sends a valid bearer token with every
+request: what the token check costs per request.
+
 Run: `.venv/bin/python bench/gateway.py` (`--help` for rounds, duration, connections).
 """
 
@@ -50,12 +56,21 @@ def parse_args() -> argparse.Namespace:
         "8 and 64 the replica is saturated and latency is mostly queueing",
     )
     parser.add_argument("--gateway-workers", type=int, default=1, help="ksrv gateway --workers")
+    parser.add_argument(
+        "--auth", action="store_true", help="protect the service; every request has a token"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also measure a gateway run from this src directory (PYTHONPATH), same run",
+    )
     return parser.parse_args()
 
 
-def route_server(replica_port: int, replica_grpc: int) -> ThreadingHTTPServer:
-    """Answers the gateway's long polls with one fixed table (version 1)."""
-    table = {
+def route_server(replica_port: int, replica_grpc: int, token: str = "") -> ThreadingHTTPServer:
+    """Answers the gateway's long polls with one fixed table (version 1); with `token`, the
+    service requires it."""
+    table: dict[str, Any] = {
         "version": 1,
         "domain": "example.com",
         "services": [
@@ -83,6 +98,13 @@ def route_server(replica_port: int, replica_grpc: int) -> ThreadingHTTPServer:
             }
         ],
     }
+    if token:
+        from ksrv.protocol import tokens
+
+        table["services"][0]["enable_auth"] = True
+        table["tokens"] = [
+            {"sha256": tokens.token_hash(token), "namespace": "default", "role": "invoke"}
+        ]
     body = json.dumps(table).encode()
 
     class Handler(BaseHTTPRequestHandler):
@@ -119,7 +141,9 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def start(name: str, argv: list[str], cpu: int, port: int) -> rest.Server:
+def start(
+    name: str, argv: list[str], cpu: int, port: int, env: dict[str, str] | None = None
+) -> rest.Server:
     server = rest.Server(name, ("v2",), port, argv, rest.PROJECT_BIN / "python")
     rest.LOG_DIR.mkdir(parents=True, exist_ok=True)
     with server.log_path.open("wb") as log:
@@ -128,7 +152,7 @@ def start(name: str, argv: list[str], cpu: int, port: int) -> rest.Server:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=rest.server_env({}),
+            env=rest.server_env(env or {}),
             cwd=rest.WORK_DIR,
             start_new_session=True,
         )
@@ -166,50 +190,61 @@ def main() -> None:
          "--http-port", str(replica_port), "--grpc-port", str(replica_grpc), "--workers", "1"],
         rest.SERVER_CPU, replica_port,
     )  # fmt: skip
-    routes = route_server(replica_port, replica_grpc)
+    token = "ksrv_bench-token" if args.auth else ""
+    if token:
+        os.environ["BENCH_AUTHORIZATION"] = f"Bearer {token}"  # post.lua sends it
+    routes = route_server(replica_port, replica_grpc, token)
     routes_url = f"http://127.0.0.1:{routes.server_address[1]}/ksrv/v1/routes"
-    gateway = start(
-        "gateway",
-        [python, "-m", "ksrv.cli.main", "gateway", "--http-port", str(gateway_port),
-         "--grpc-port", str(gateway_grpc), "--routes-url", routes_url,
-         *(["--workers", str(args.gateway_workers)] if args.gateway_workers > 1 else [])],
-        GATEWAY_CPU, gateway_port,
-    )  # fmt: skip
-    targets = {
-        "direct": f"http://127.0.0.1:{replica_port}{PATH}",
-        "gateway": f"http://127.0.0.1:{gateway_port}{GATEWAY_PREFIX}{PATH}",
-    }
+    sources = {"gateway": None}
+    if args.baseline_src:
+        sources["baseline"] = str(args.baseline_src.resolve())
+    gateways: dict[str, rest.Server] = {}
+    targets = {"direct": f"http://127.0.0.1:{replica_port}{PATH}"}
+    for name, src in sources.items():
+        port, grpc_port = (gateway_port, gateway_grpc) if name == "gateway" else (
+            rest.free_port(), rest.free_port())  # fmt: skip
+        gateways[name] = start(
+            name,
+            [python, "-m", "ksrv.cli.main", "gateway", "--http-port", str(port),
+             "--grpc-port", str(grpc_port), "--routes-url", routes_url,
+             *(["--workers", str(args.gateway_workers)] if args.gateway_workers > 1 else [])],
+            GATEWAY_CPU, port, {"PYTHONPATH": src} if src else None,
+        )  # fmt: skip
+        targets[name] = f"http://127.0.0.1:{port}{GATEWAY_PREFIX}{PATH}"
     try:
         for url in targets.values():
             wait_for(url, body)
-        runs = measure(targets, body, gateway, args)
+        runs = measure(targets, body, gateways, args)
     finally:
-        rest.stop_all([replica, gateway])
+        rest.stop_all([replica, *gateways.values()])
         routes.shutdown()
-    report(runs, args)
+    report(runs, args, list(gateways))
 
 
 def measure(
-    targets: dict[str, str], body: bytes, gateway: rest.Server, args: argparse.Namespace
+    targets: dict[str, str],
+    body: bytes,
+    gateways: dict[str, rest.Server],
+    args: argparse.Namespace,
 ) -> list[dict[str, Any]]:
-    """Interleaved rounds; the order of direct/gateway alternates each round."""
-    assert gateway.proc is not None
+    """Interleaved rounds; the order of the targets alternates each round."""
     runs = []
     for round_index in range(args.rounds):
         for connections in args.connections:
             order = list(targets) if round_index % 2 == 0 else list(reversed(targets))
             for name in order:
                 rest.run_wrk(targets[name], body, connections, args.warmup)
-                before = cpu_seconds(gateway.proc.pid)
+                proc = gateways[name].proc if name in gateways else None
+                before = cpu_seconds(proc.pid) if proc else 0.0
                 result = rest.run_wrk(targets[name], body, connections, args.duration)
-                spent = cpu_seconds(gateway.proc.pid) - before
+                spent = (cpu_seconds(proc.pid) - before) if proc else 0.0
                 result.update(round=round_index, target=name, connections=connections)
-                if name == "gateway":
+                if proc is not None:
                     result["gateway_cpu_us"] = spent / max(result["requests"], 1) * 1e6
                 runs.append(result)
                 cpu = result.get("gateway_cpu_us")
                 print(
-                    f"[round {round_index + 1}] {name:7} c={connections:<3} "
+                    f"[round {round_index + 1}] {name:8} c={connections:<3} "
                     f"{result['rps']:8.0f} rps  p50 {result['p50_us'] / 1000:6.2f} ms  "
                     f"p99 {result['p99_us'] / 1000:6.2f} ms  errors "
                     f"{result['socket_errors'] + result['non_2xx']}"
@@ -222,26 +257,43 @@ def measure(
     return runs
 
 
-def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def report(runs: list[dict[str, Any]], args: argparse.Namespace, gateways: list[str]) -> None:
     def median(name: str, connections: int, key: str) -> float:
         values = [r[key] for r in runs if r["target"] == name and r["connections"] == connections]
         return statistics.median(values)
 
     print(f"\nmedians of {args.rounds} rounds, {args.duration} s each, V2 REST, iris sklearn")
-    print("| conns | direct RPS | gateway RPS | ratio | direct p50/p99 ms | gateway p50/p99 ms "
-          "| added p50 ms | gateway CPU us/req |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
-    for c in args.connections:
-        p50 = {name: median(name, c, "p50_us") / 1000 for name in ("direct", "gateway")}
-        p99 = {name: median(name, c, "p99_us") / 1000 for name in ("direct", "gateway")}
-        cpu_us = median("gateway", c, "gateway_cpu_us")
-        print(
-            f"| {c} | {median('direct', c, 'rps'):.0f} | {median('gateway', c, 'rps'):.0f} "
-            f"| {median('gateway', c, 'rps') / median('direct', c, 'rps'):.2f} "
-            f"| {p50['direct']:.2f} / {p99['direct']:.2f} "
-            f"| {p50['gateway']:.2f} / {p99['gateway']:.2f} "
-            f"| {p50['gateway'] - p50['direct']:.2f} | {cpu_us:.1f} |"
-        )
+    print("| gateway | conns | direct RPS | gateway RPS | ratio | direct p50/p99 ms "
+          "| gateway p50/p99 ms | added p50 ms | gateway CPU us/req |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in gateways:
+        for c in args.connections:
+            p50 = {n: median(n, c, "p50_us") / 1000 for n in ("direct", name)}
+            p99 = {n: median(n, c, "p99_us") / 1000 for n in ("direct", name)}
+            print(
+                f"| {name} | {c} | {median('direct', c, 'rps'):.0f} | {median(name, c, 'rps'):.0f} "
+                f"| {median(name, c, 'rps') / median('direct', c, 'rps'):.2f} "
+                f"| {p50['direct']:.2f} / {p99['direct']:.2f} "
+                f"| {p50[name]:.2f} / {p99[name]:.2f} "
+                f"| {p50[name] - p50['direct']:.2f} | {median(name, c, 'gateway_cpu_us'):.1f} |"
+            )
+    if "baseline" in gateways:
+        # Per round, so a busy machine's slow spells hit both sides of each ratio alike.
+        for c in args.connections:
+            ratios = {key: [] for key in ("rps", "gateway_cpu_us")}
+            for index in range(args.rounds):
+                pair = {
+                    r["target"]: r
+                    for r in runs
+                    if r["round"] == index and r["connections"] == c and r["target"] != "direct"
+                }
+                for key, values in ratios.items():
+                    values.append(pair["gateway"][key] / pair["baseline"][key])
+            print(
+                f"c={c}: gateway / baseline, median of per-round ratios: RPS "
+                f"{statistics.median(ratios['rps']):.2f}, CPU per request "
+                f"{statistics.median(ratios['gateway_cpu_us']):.2f}"
+            )
     errors = sum(r["socket_errors"] + r["non_2xx"] for r in runs)
     if errors:
         print(f"WARNING: {errors} failed requests across runs")

@@ -447,6 +447,8 @@ def log_tail(server: Server, lines: int = 20) -> str:
 
 def http(url: str, body: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
     headers = {"Content-Type": "application/json"} if body is not None else {}
+    if os.environ.get("BENCH_AUTHORIZATION"):  # bench/gateway.py --auth, as post.lua sends it
+        headers["Authorization"] = os.environ["BENCH_AUTHORIZATION"]
     request = urllib.request.Request(url, data=body, headers=headers)
     try:
         with NO_PROXY_OPENER.open(request, timeout=timeout) as response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -27,17 +28,22 @@ class LocalKsrv:
         state_dir: Path,
         ports: tuple[int, int, int] | None = None,
         args: tuple[str, ...] = (),
+        ca: Path | None = None,
     ) -> None:
         """`ports`: gateway HTTP, gateway gRPC and API (free ones by default); `args`: more
-        `ksrv up` flags."""
+        `ksrv up` flags; `ca`: the CA of the certificate `args` serve TLS with (https)."""
         self.state_dir = state_dir
         self.port, self.grpc_port, self.api_port = ports or (free_port(), free_port(), free_port())
         self.args = args
-        self.gateway = f"http://127.0.0.1:{self.port}"
-        self.api = f"http://127.0.0.1:{self.api_port}"
+        scheme = "https" if ca else "http"
+        self.gateway = f"{scheme}://127.0.0.1:{self.port}"
+        self.api = f"{scheme}://127.0.0.1:{self.api_port}"
         self.env = {**os.environ, "KSRV_SERVER": self.api, "KSRV_STATE_DIR": str(state_dir)}
+        if ca:
+            self.env["KSRV_CA_FILE"] = str(ca)
         self.process: subprocess.Popen[bytes] | None = None
-        self.http = httpx.Client(timeout=30.0)
+        verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+        self.http = httpx.Client(timeout=30.0, verify=verify)
 
     def start(self) -> LocalKsrv:
         with open(self.state_dir / "up.log", "ab") as log:

@@ -174,6 +174,22 @@ class Headers(Model):
         return payload
 
 
+class Calls(Model):
+    """Answers how many predictions it has made, this one included (what reached it)."""
+
+    def __init__(self, name: str = "calls") -> None:
+        super().__init__(name)
+        self.ready = True
+        self.calls = 0
+
+    def predict(self, payload, headers=None):
+        self.calls += 1
+        if isinstance(payload, InferRequest):  # gRPC carries tensors only
+            output = InferOutput("calls", [1], "INT64", np.array([self.calls], np.int64))
+            return InferResponse(payload.id, self.name, [output])
+        return {"calls": self.calls}
+
+
 class Rows(Model):
     """A batchable model: each row's first value doubled, and how many rows its call held.
 
@@ -348,7 +364,7 @@ def _grpc_calls_waiting() -> int:
 if __name__ == "__main__":
     toys = [
         Echo(), Sum(), Slow(), Pid(), Failing(), Switch(), Headers(), Rows(),
-        Tokens(), TokensGate(), TokensState(), Hold(), Gate(),
+        Tokens(), TokensGate(), TokensState(), Hold(), Gate(), Calls(),
     ]  # fmt: skip
     for toy in toys:
         toy.load()

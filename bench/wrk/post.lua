@@ -9,6 +9,9 @@
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY") or error("BENCH_BODY is not set")
 wrk.headers["Content-Type"] = "application/json"
+-- A bearer token, when the bench protects the service (bench/gateway.py --auth).
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization then wrk.headers["Authorization"] = authorization end
 
 function done(summary, latency, requests)
    local e = summary.errors

@@ -10,6 +10,8 @@ that raises them keeps its status codes. Nothing here imports ksrv or a web fram
     ├── ModelNotFound            no model by that name or version            (404)
     ├── RouteNotFound            no endpoint at that path and method         (404)
     ├── ServiceNotFound          no InferenceService for the gateway's host  (404)
+    ├── Unauthenticated          no valid bearer token where one is required (401)
+    ├── PermissionDenied         the token does not grant this (namespace)   (403)
     ├── MethodNotAllowed         the path exists, the method does not        (405)
     ├── UnsupportedMediaType     a body in a content type the path refuses   (415)
     ├── ModelNotReady            loading, failed to load, or unloaded        (503)
@@ -74,6 +76,18 @@ class ServiceNotFound(KsrvError):
     """No InferenceService answers to the request's host or `/serving/NS/NAME` path."""
 
     kind = "service_not_found"
+
+
+class Unauthenticated(KsrvError):
+    """The request carries no bearer token, or one that is unknown or revoked."""
+
+    kind = "unauthenticated"
+
+
+class PermissionDenied(KsrvError):
+    """The bearer token is valid but does not grant this (another namespace, another role)."""
+
+    kind = "permission_denied"
 
 
 class MethodNotAllowed(KsrvError):

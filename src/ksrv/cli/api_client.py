@@ -1,19 +1,31 @@
 """The CLI's side of the management API: httpx calls whose failures are one-line CLI errors.
 
 A down control plane or a Kubernetes `Status` from it becomes a `click.ClickException` (exit 1,
-one line, kubectl's wording), never a traceback.
+one line, kubectl's wording), never a traceback. Credentials, as kubectl takes them: a bearer
+token from `ksrv --token` (env KSRV_TOKEN), else, for a control plane on this machine, the
+admin token `ksrv up --auth` wrote to its state directory; an https server's CA from
+`ksrv --certificate-authority` (env KSRV_CA_FILE).
 """
 
 from __future__ import annotations
 
+import os
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import httpx
 
+from ksrv.cli import exposure
+
 DEFAULT_SERVER = "http://127.0.0.1:8090"
+TOKEN_META = "ksrv.token"
+CA_META = "ksrv.certificate_authority"
+ADMIN_TOKEN_FILE = "admin.token"  # as `control.access` writes it
 
 server_option = click.option(
     "--server",
@@ -41,7 +53,15 @@ class ControlPlaneClient:
 
     def __init__(self, server: str, timeout_s: float = 30.0) -> None:
         self.server = server.rstrip("/")
-        self._client = httpx.Client(base_url=self.server, timeout=timeout_s)
+        meta = click.get_current_context(silent=True)
+        options = meta.meta if meta is not None else {}
+        token = options.get(TOKEN_META) or _local_admin_token(self.server)
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        ca = options.get(CA_META)
+        verify = ssl.create_default_context(cafile=ca) if ca else True
+        self._client = httpx.Client(
+            base_url=self.server, timeout=timeout_s, headers=headers, verify=verify
+        )
 
     def __enter__(self) -> ControlPlaneClient:
         return self
@@ -66,9 +86,7 @@ class ControlPlaneClient:
                 method, path, params=params, content=content, headers=headers, **extra
             )
         except httpx.TransportError as exc:
-            raise click.ClickException(
-                f"cannot reach the ksrv control plane at {self.server}: is `ksrv up` running?"
-            ) from exc
+            raise _unreachable(self.server, exc) from exc
         if response.status_code >= 400:
             raise _failure(response)
         return response
@@ -87,13 +105,34 @@ class ControlPlaneClient:
                     raise _failure(response)
                 yield response
         except httpx.ConnectError as exc:
-            raise click.ClickException(
-                f"cannot reach the ksrv control plane at {self.server}: is `ksrv up` running?"
-            ) from exc
+            raise _unreachable(self.server, exc) from exc
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = self.request("GET", path, params=params).json()
         return body
+
+
+def _unreachable(server: str, exc: httpx.TransportError) -> click.ClickException:
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return click.ClickException(
+            f"the ksrv control plane at {server} presented a certificate this machine does not "
+            "trust: pass its CA with --certificate-authority (env KSRV_CA_FILE)"
+        )
+    return click.ClickException(
+        f"cannot reach the ksrv control plane at {server}: is `ksrv up` running?"
+    )
+
+
+def _local_admin_token(server: str) -> str | None:
+    """The admin token `ksrv up --auth` wrote, for a control plane on this machine only: it
+    is never sent to another host."""
+    if not exposure.is_loopback(urlsplit(server).hostname or ""):
+        return None
+    state_dir = Path(os.environ.get("KSRV_STATE_DIR") or Path.home() / ".ksrv")
+    try:
+        return (state_dir / ADMIN_TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _failure(response: httpx.Response) -> APIFailure:

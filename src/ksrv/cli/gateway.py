@@ -40,6 +40,17 @@ logger = logging.getLogger(__name__)
     help="Seed the traffic split's random choice, so a test's split is reproducible "
     "(env KSRV_GATEWAY_SEED).",
 )
+@click.option(
+    "--control-token-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="File holding the token the gateway calls --routes-url with (`ksrv up --auth`).",
+)
+@click.option(
+    "--control-ca",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="CA (or the certificate itself) an https --routes-url must present.",
+)
+@exposure.tls_options
 @exposure.insecure_option
 def gateway(
     host: str,
@@ -48,11 +59,18 @@ def gateway(
     routes_url: str | None,
     workers: int,
     seed: int | None,
+    control_token_file: Path | None,
+    control_ca: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     is_insecure_no_auth: bool,
 ) -> None:
     """Route requests by host or /serving/NS/NAME path to the ready replicas."""
-    warning = exposure.check({"gateway": host}, is_insecure_no_auth)
-    from ksrv.gateway import app
+    tls = exposure.checked_tls(tls_cert, tls_key)
+    # With a control plane that requires tokens, the services that ask for auth get it.
+    enable_auth = control_token_file is not None
+    warning = exposure.check({"gateway": host}, is_insecure_no_auth, enable_auth, bool(tls))
+    from ksrv.gateway import app, auth
     from ksrv.http import listeners
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -73,6 +91,7 @@ def gateway(
             inherited,
             Path(handover) if handover else None,
             seed=seed,
+            security=auth.GatewaySecurity(tls, control_token_file, control_ca),
         )
     except KsrvError as exc:
         click.echo(f"ksrv gateway: {exc}", err=True)

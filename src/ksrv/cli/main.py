@@ -22,6 +22,7 @@ COMMANDS = {
     "k8s": "ksrv.cli.k8s:k8s",
     "forkserver": "ksrv.cli.forkserver:forkserver",
     "router": "ksrv.cli.router:router",
+    "token": "ksrv.cli.tokens:token",
 }
 
 
@@ -47,13 +48,29 @@ def _find(name: str) -> click.Command | None:
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="ksrv")
-def cli() -> None:
+@click.option(
+    "--token",
+    envvar="KSRV_TOKEN",
+    help="Bearer token for the management API (env KSRV_TOKEN; default: the admin token "
+    "`ksrv up --auth` wrote, for a local control plane).",
+)
+@click.option(
+    "--certificate-authority",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="KSRV_CA_FILE",
+    help="CA file an https management API must present (env KSRV_CA_FILE).",
+)
+@click.pass_context
+def cli(ctx: click.Context, token: str | None, certificate_authority: str | None) -> None:
     """ksrv: serve models the way KServe does, locally or on Kubernetes.
 
     \b
     Locally:        ksrv up, then ksrv apply -f isvc.yaml
     On Kubernetes:  ksrv k8s install, then kubectl apply -f isvc.yaml
     """
+    # Read by `api_client.ControlPlaneClient` (names as there; not imported, to stay lazy).
+    ctx.meta["ksrv.token"] = token
+    ctx.meta["ksrv.certificate_authority"] = certificate_authority
 
 
 def main() -> None:

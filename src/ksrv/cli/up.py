@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import click
 import httpx
 
 from ksrv.cli import exposure
+from ksrv.cli.exposure import checked_tls, tls_options
 from ksrv.control import plane
 from ksrv.errors import KsrvError
 
@@ -78,6 +80,15 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
     envvar="KSRV_AUTOSCALER_CONFIG",
     help="Knative's config-autoscaler ConfigMap (YAML): platform-wide autoscaling defaults.",
 )
+@click.option(
+    "--auth",
+    "enable_auth",
+    is_flag=True,
+    envvar="KSRV_AUTH",
+    help="Require bearer tokens on the management API (an admin token is written to "
+    "STATE_DIR/admin.token on first start; `ksrv token create` makes more).",
+)
+@tls_options
 @exposure.insecure_option
 def up(
     state_dir: Path,
@@ -93,10 +104,16 @@ def up(
     log_retention_days: float,
     enable_fork_server: bool,
     autoscaler_config: Path | None,
+    enable_auth: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     is_insecure_no_auth: bool,
 ) -> None:
     """Start the local platform: apply InferenceServices to it with `ksrv apply`."""
-    warning = exposure.check({"gateway": host, "management API": api_host}, is_insecure_no_auth)
+    tls = checked_tls(tls_cert, tls_key)
+    warning = exposure.check(
+        {"gateway": host, "management API": api_host}, is_insecure_no_auth, enable_auth, bool(tls)
+    )
     # The control plane starts `ksrv gateway` with this environment; its --workers reads it.
     os.environ["KSRV_GATEWAY_WORKERS"] = str(gateway_workers)
     settings = plane.PlaneSettings(
@@ -112,6 +129,8 @@ def up(
         is_insecure_no_auth=is_insecure_no_auth,
         enable_fork_server=enable_fork_server,
         autoscaler_config=autoscaler_config.resolve() if autoscaler_config else None,
+        enable_auth=enable_auth,
+        tls=tls,
     )
     if warning:
         click.echo(warning, err=True)
@@ -210,6 +229,12 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
                     if settings.autoscaler_config
                     else []
                 ),
+                *(["--auth"] if settings.enable_auth else []),
+                *(
+                    ["--tls-cert", str(settings.tls.cert), "--tls-key", str(settings.tls.key)]
+                    if settings.tls
+                    else []
+                ),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -218,8 +243,10 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
         )
     checks = {
         "management API": f"{settings.api_url}/healthz",
-        "gateway": f"http://{settings.gateway_http}/ksrv/gateway/health",
+        "gateway": f"{settings.api_url.partition(':')[0]}://{settings.gateway_http}"
+        "/ksrv/gateway/health",
     }
+    verify = _pinned(settings.tls.cert) if settings.tls else True
     deadline = time.monotonic() + START_TIMEOUT_S
     while checks and time.monotonic() < deadline:
         if process.poll() is not None:
@@ -230,7 +257,7 @@ def _start_detached(settings: plane.PlaneSettings, log_level: str) -> None:
         # Only once it wrote its pid (its ports are bound) is an answer its own, not one
         # from another server on the port.
         if _running_pid(settings.pid_file) == process.pid:
-            checks = {what: url for what, url in checks.items() if not _answers(url)}
+            checks = {what: url for what, url in checks.items() if not _answers(url, verify)}
         if checks:
             time.sleep(0.1)
     if checks:
@@ -257,16 +284,30 @@ def _log_tail(path: Path, offset: int, max_lines: int = 15) -> str:
 
 
 def _say_up(settings: plane.PlaneSettings) -> None:
+    scheme = "https" if settings.tls else "http"
     click.echo(
-        f"ksrv is up: gateway http://{settings.gateway_http} (gRPC {settings.host}:"
+        f"ksrv is up: gateway {scheme}://{settings.gateway_http} (gRPC {settings.host}:"
         f"{settings.gateway_grpc_port}), management API {settings.api_url}, "
         f"state in {settings.state_dir}"
     )
+    if settings.enable_auth:
+        click.echo(
+            "the management API requires tokens: `ksrv` commands on this machine use the admin "
+            f"token in {settings.state_dir / 'admin.token'} (ksrv token create makes more)"
+        )
 
 
-def _answers(url: str) -> bool:
+def _pinned(cert: Path) -> ssl.SSLContext:
+    """Trust exactly the certificate we serve (the platform's own, on a loopback name)."""
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def _answers(url: str, verify: ssl.SSLContext | bool) -> bool:
     try:
-        return httpx.get(url, timeout=1.0).status_code == 200
+        return httpx.get(url, timeout=1.0, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
 

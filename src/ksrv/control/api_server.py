@@ -7,6 +7,7 @@ them, and a caller's mistake is never a 500. Two internal endpoints serve what t
 knows beyond the store: the route table (long poll, for the gateway) and replica logs; the
 gateways POST traffic counts (`TrafficSink`) and activations of revisions at zero (`activate`).
 A component's revisions are served read-only under `ksrv.dev/v1` (`RevisionSource`).
+Bearer tokens, and the check of every call when they are required: `api_tokens`.
 ClusterServingRuntimes are read with ksrv's installed defaults (`default_runtimes.installed`).
 """
 
@@ -24,6 +25,7 @@ from ksrv.api import default_runtimes, names
 from ksrv.api.kinds import COMPONENTS
 from ksrv.control import admission, api_request, api_status, log_tail
 from ksrv.control.api_request import Call
+from ksrv.control.api_tokens import TokenAuthority
 from ksrv.control.store import Store
 from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.protocol.routes import RouteTableDoc
@@ -83,8 +85,10 @@ class ManagementAPI:
         activate: Callable[[ActivationDoc], Awaitable[object]] | None = None,
         *,
         revisions: RevisionSource | None = None,
+        tokens: TokenAuthority | None = None,
     ) -> None:
         self.store = store
+        self.tokens = tokens
         self.routes = routes
         self.logs = logs
         self.traffic = traffic
@@ -107,6 +111,11 @@ class ManagementAPI:
             parts = [part for part in request.path.split("/") if part]
             if parts == ["healthz"]:
                 return Response(b"ok", 200, [(b"content-type", b"text/plain")])
+            if self.tokens is not None:
+                self.tokens.check(request, parts)
+                if parts[:3] == ["ksrv", "v1", "tokens"]:
+                    given = _body(request) if request.method == "POST" else {}
+                    return api_status.encode(*self.tokens.serve(request.method, parts[3:], given))
             if parts[:2] == ["ksrv", "v1"] and parts[2:] in (["traffic"], ["activate"]):
                 if request.method != "POST":
                     raise errors.MethodNotAllowed(f"{request.method} is not supported here")

@@ -16,7 +16,7 @@ import yaml
 
 from ksrv import errors
 from ksrv.http.server import Response
-from ksrv.protocol import status
+from ksrv.protocol import status, tokens
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ Document = dict[str, Any]
 # Kubernetes' `Status.reason` for each code the management API answers.
 REASONS = {
     400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",
@@ -62,7 +64,7 @@ def status_object(exc: BaseException, details: Document) -> Document:
 
 
 def encode(
-    body: Document, code: int, wants_yaml: bool, headers: list[Any] | None = None
+    body: Document, code: int, wants_yaml: bool = False, headers: list[Any] | None = None
 ) -> Response:
     """`body` as YAML when the caller accepts it, else JSON."""
     extra = list(headers or [])
@@ -74,4 +76,5 @@ def encode(
 
 
 def failure(exc: BaseException, details: Document, wants_yaml: bool) -> Response:
-    return encode(status_object(exc, details), status.http_status(exc), wants_yaml)
+    headers = [tokens.CHALLENGE] if isinstance(exc, errors.Unauthenticated) else []
+    return encode(status_object(exc, details), status.http_status(exc), wants_yaml, headers)

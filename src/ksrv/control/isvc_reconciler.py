@@ -35,6 +35,7 @@ from ksrv.control.routes import RoutePublisher
 from ksrv.control.service_status import ComponentOutcome, mapping
 from ksrv.control.store import Store
 from ksrv.errors import KsrvError, ResourceInvalid
+from ksrv.protocol import tokens
 from ksrv.protocol.routes import BackendDoc, ComponentDoc, ReplicaDoc, ServiceDoc, ShadowDoc
 
 logger = logging.getLogger(__name__)
@@ -211,7 +212,10 @@ class InferenceServiceReconciler:
             [(c.name, c.traffic_percent, o) for c, o in canaries],
         )
         self._write_status(namespace, name, old_status, status)
-        return _route(desired, outcomes), keep
+        route = _route(desired, outcomes)
+        if tokens.is_auth_enabled(resource.metadata.annotations or {}):
+            route["enable_auth"] = True
+        return route, keep
 
     async def _reconcile_canaries(
         self, namespace: str, name: str, desired: planning.ServicePlan, deployment_mode: str | None

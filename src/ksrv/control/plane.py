@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ksrv.control import autoscaler_config
+from ksrv.control import access, autoscaler_config
 from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
+from ksrv.control.api_tokens import TokenAuthority
 from ksrv.control.autoscaling import Autoscalers
 from ksrv.control.graph_reconciler import InferenceGraphReconciler
 from ksrv.control.isvc_reconciler import InferenceServiceReconciler
@@ -38,6 +39,7 @@ from ksrv.control.traffic import TrafficCollector
 from ksrv.errors import KsrvError
 from ksrv.http import listeners
 from ksrv.http.server import HTTPServer
+from ksrv.http.tls import TLSFiles
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,10 @@ class PlaneSettings:
     """Fork model-server replicas from a warm `ksrv forkserver` (`platforms/forkserver.py`)."""
     autoscaler_config: Path | None = None
     """Knative's `config-autoscaler` (a ConfigMap YAML): platform-wide autoscaling defaults."""
+    enable_auth: bool = False
+    """The management API requires bearer tokens (`ksrv up --auth`; docs/security.md)."""
+    tls: TLSFiles | None = None
+    """Serve the gateway's ports and the management API over TLS with this pair."""
 
     @property
     def gateway_http(self) -> str:
@@ -72,7 +78,8 @@ class PlaneSettings:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.api_host}:{self.api_port}"
 
     @property
     def pid_file(self) -> Path:
@@ -161,6 +168,14 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
     nudges.append(reconciler)
     # Writes reach the reconciler through the store's change feed; no nudge needed.
     logs = LogFiles(settings.state_dir)
+    tokens = TokenAuthority(
+        store,
+        routes.set_tokens,
+        is_required=settings.enable_auth,
+        gateway_token=access.gateway_token(settings.state_dir) if settings.enable_auth else None,
+    )
+    if settings.enable_auth:
+        access.bootstrap_admin(tokens, settings.state_dir)
     api = ManagementAPI(
         store,
         routes=routes,
@@ -168,11 +183,13 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         traffic=traffic,
         activate=autoscalers.activate,
         revisions=RevisionView(store, platform),
+        tokens=tokens,
     )
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
     await platform.start()
-    await server.start(settings.api_host, settings.api_port, api_socket)
+    tls = settings.tls.server_context() if settings.tls else None
+    await server.start(settings.api_host, settings.api_port, api_socket, tls)
     if on_started is not None:
         on_started()
     stop = asyncio.Event()
@@ -283,6 +300,7 @@ class _Gateway:
             "--grpc-port", str(settings.gateway_grpc_port),
             "--routes-url", f"{settings.api_url}/ksrv/v1/routes",
             *(["--insecure-no-auth"] if settings.is_insecure_no_auth else []),
+            *access.gateway_args(settings.state_dir, settings.enable_auth, settings.tls),
         ]  # fmt: skip
 
     async def supervise(self) -> None:

@@ -2,7 +2,9 @@
 
 Each reconciler publishes its whole part of the table at a time (InferenceServices', and
 InferenceGraphs' routers as one-component services); the version goes up only when the content
-changes, so the gateway's long poll (`wait_newer`) wakes only for real changes. The
+changes, so the gateway's long poll (`wait_newer`) wakes only for real changes. The token
+hashes travel along (`set_tokens`): the gateway already trusts this feed, a revoked token
+stops working with the next poll, and no secret leaves the control plane. The
 document's shape is `ksrv.protocol.routes`, shared with the gateway that parses it.
 """
 
@@ -12,6 +14,7 @@ import asyncio
 import time
 
 from ksrv.protocol.routes import RouteTableDoc, ServiceDoc
+from ksrv.protocol.tokens import TokenDoc
 
 
 class RoutePublisher:
@@ -27,6 +30,7 @@ class RoutePublisher:
         self._expected = frozenset(parts)
         self._services: list[ServiceDoc] = []
         self._parts: dict[str, list[ServiceDoc]] = {}
+        self._tokens: list[TokenDoc] = []
         self._changed = asyncio.Event()
 
     def publish(self, services: list[ServiceDoc], part: str = "InferenceService") -> bool:
@@ -40,14 +44,31 @@ class RoutePublisher:
         if self.version and ordered == self._services:
             return False
         self._services = ordered
+        self._bump()
+        return True
+
+    def set_tokens(self, grants: list[TokenDoc]) -> None:
+        """Publish these token hashes with the table (before the first `publish`, they wait
+        for it: a version must not go out before the services do)."""
+        ordered = sorted(grants, key=lambda g: g["sha256"])
+        if ordered != self._tokens:
+            self._tokens = ordered
+            if self.version:
+                self._bump()
+
+    def _bump(self) -> None:
         # From the clock, so a restarted control plane's versions never go backwards.
         self.version = max(self.version + 1, int(time.time() * 1000))
         self._changed.set()
         self._changed = asyncio.Event()
-        return True
 
     def snapshot(self) -> RouteTableDoc:
-        return {"version": self.version, "domain": self.domain, "services": self._services}
+        return {
+            "version": self.version,
+            "domain": self.domain,
+            "services": self._services,
+            "tokens": self._tokens,
+        }
 
     async def wait_newer(self, after: int, timeout_s: float) -> RouteTableDoc | None:
         """The table once its version differs from `after`, or None after `timeout_s`."""

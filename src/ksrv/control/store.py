@@ -6,6 +6,8 @@ when `spec` changes), `creationTimestamp` and `status`. Every write that changes
 the next version and appends a row to the changes feed in the same transaction, so a reader that
 remembers a version misses nothing, across restarts too. A write that changes nothing takes no
 version, so a reconciler writing the status it already wrote does not wake itself up.
+Bearer tokens (`ksrv token`) live in a table of their own, as hashes only; they are no
+resources, so they take no version and wake no reconciler.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ ChangeType = Literal["ADDED", "MODIFIED", "DELETED"]
 Document = dict[str, Any]
 # `Store.list` shadows the builtin inside the class body.
 Documents = list[Document]
+Tokens = list["StoredToken"]
 Changes = list["Change"]
 
 _SCHEMA = """
@@ -38,6 +41,9 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE TABLE IF NOT EXISTS changes (
     version INTEGER PRIMARY KEY, type TEXT NOT NULL,
     kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE,
+    namespace TEXT NOT NULL, role TEXT NOT NULL, created TEXT NOT NULL);
 """
 
 # Fields a caller may not set: the store assigns them.
@@ -53,6 +59,18 @@ class Change:
     kind: str
     namespace: str
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """A bearer token as kept: its name, the SHA-256 of its secret, and what it grants."""
+
+    name: str
+    sha256: str
+    namespace: str
+    """"" for every namespace."""
+    role: str
+    created: str
 
 
 class Store:
@@ -208,6 +226,39 @@ class Store:
             )
             self._record("DELETED", kind, namespace, name)
             return current
+
+    # -- tokens ------------------------------------------------------------------------------
+    def add_token(self, token: StoredToken) -> StoredToken:
+        """Keep a token's hash; `Conflict` when its name is taken."""
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO tokens (name, sha256, namespace, role, created)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (token.name, token.sha256, token.namespace, token.role, token.created),
+                )
+            except sqlite3.IntegrityError:
+                raise errors.Conflict(f'token "{token.name}" already exists') from None
+        return token
+
+    def tokens(self) -> Tokens:
+        """Every token, by name."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, sha256, namespace, role, created FROM tokens ORDER BY name"
+            ).fetchall()
+        return [StoredToken(*row) for row in rows]
+
+    def revoke_token(self, name: str) -> StoredToken:
+        """Forget a token; `ResourceNotFound` when there is none by that name."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT name, sha256, namespace, role, created FROM tokens WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                raise errors.ResourceNotFound(f'token "{name}" not found')
+            self._db.execute("DELETE FROM tokens WHERE name = ?", (name,))
+        return StoredToken(*row)
 
     # -- internals ---------------------------------------------------------------------------
     @contextmanager

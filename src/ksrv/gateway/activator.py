@@ -16,12 +16,11 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Final
-from urllib.parse import urlsplit
 
 import orjson
 
 from ksrv.errors import KsrvError
-from ksrv.gateway.upstream import ReplicaPool
+from ksrv.gateway.control_link import ControlCredentials, open_link
 from ksrv.protocol.traffic import ActivationDoc
 
 logger = logging.getLogger(__name__)
@@ -33,13 +32,16 @@ POKE_TIMEOUT_S: Final = 2.0
 class Activator:
     """Pokes `url` (the management API's `/ksrv/v1/activate`); a dispatcher's `Activation`."""
 
-    def __init__(self, url: str, clock: Callable[[], float] = time.monotonic) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"activation URL must be http://host:port/path, got {url!r}")
-        self.pool = ReplicaPool(f"{parts.hostname}:{parts.port or 80}")
-        self.host_header = parts.netloc.encode()
-        self.path = (parts.path or "/").encode()
+    def __init__(
+        self,
+        url: str,
+        clock: Callable[[], float] = time.monotonic,
+        credentials: ControlCredentials | None = None,
+    ) -> None:
+        link = open_link(url, "activation", credentials)
+        self.pool = link.pool
+        self.host_header = link.host_lines
+        self.path = link.path
         self.clock = clock
         self._last: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()

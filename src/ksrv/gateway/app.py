@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound
-from ksrv.gateway import activator, proxy, shadow, traffic
+from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound, Unauthenticated
+from ksrv.gateway import activator, auth, proxy, shadow, traffic
+from ksrv.gateway.control_link import ControlCredentials
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.route_watch import RouteWatcher
@@ -31,7 +32,8 @@ from ksrv.gateway.routes import RouteTable, parse_table
 from ksrv.http import body as http_body
 from ksrv.http import listeners, workers
 from ksrv.http import server as http
-from ksrv.protocol import status
+from ksrv.http.tls import TLSFiles
+from ksrv.protocol import status, tokens
 
 if TYPE_CHECKING:
     from ksrv.gateway import grpc_proxy
@@ -58,11 +60,15 @@ class Gateway:
         traffic_url: str | None = None,
         activation_url: str | None = None,
         shadow_rng: random.Random | None = None,
+        control: ControlCredentials | None = None,
     ) -> None:
         """`traffic_url`: where to POST per-revision traffic for the autoscaler, each second;
         `activation_url`: where to ask for a replica of a revision at zero with held requests;
-        `shadow_rng`: draws which requests are copied to a shadow revision."""
-        self.activator = activator.Activator(activation_url) if activation_url else None
+        `shadow_rng`: draws which requests are copied to a shadow revision; `control`: the
+        token and CA the gateway reaches those URLs and `routes_url` with."""
+        self.activator = (
+            activator.Activator(activation_url, credentials=control) if activation_url else None
+        )
         self.shadows = shadow.Shadower(shadow_rng)
         self.dispatcher = Dispatcher(
             rng, hooks, has_table=routes_url is None, activator=self.activator,
@@ -70,15 +76,20 @@ class Gateway:
         )  # fmt: skip
         self.traffic = traffic.TrafficCounter()
         self.reporter = (
-            traffic.TrafficReporter(traffic_url, self.traffic, shadows=self.shadows.report)
+            traffic.TrafficReporter(
+                traffic_url, self.traffic, shadows=self.shadows.report, credentials=control
+            )
             if traffic_url
             else None
         )
         if self.reporter is not None:
             self.dispatcher.add_hook(self.traffic)
+        self.auth = auth.TokenCheck()
         self.rest = proxy.RESTTransport()
         self.max_body_bytes = max_body_bytes
-        self.watcher = RouteWatcher(routes_url, self.set_routes) if routes_url else None
+        self.watcher = (
+            RouteWatcher(routes_url, self.set_routes, credentials=control) if routes_url else None
+        )
         self.http_port = 0
         self.grpc_port = 0
         self._http: http.HTTPServer | None = None
@@ -97,6 +108,7 @@ class Gateway:
         """Serve this route table (`ksrv.protocol.routes`) from the next request on."""
         table = parse_table(document)
         self.dispatcher.set_table(table)
+        self.dispatcher.hooks = auth.with_check(self.dispatcher.hooks, self.auth, table)
         backends = [
             backend
             for service in table.services
@@ -158,24 +170,25 @@ class Gateway:
         grpc_port: int = 0,
         sock: socket.socket | None = None,
         is_grpc_shared: bool = False,
+        tls: TLSFiles | None = None,
     ) -> None:
         """Bind HTTP (and gRPC when `grpc_port` is not 0; a port of 0 for HTTP picks one), or
         serve HTTP on `sock`, a listening socket already bound (`--workers`, or handed down
         by the control plane). `is_grpc_shared`: other workers of this gateway bind the same
-        gRPC port (SO_REUSEPORT)."""
+        gRPC port (SO_REUSEPORT). `tls`: serve both ports over TLS."""
         self._http = http.HTTPServer(
             self.handle,
             self.max_body_bytes,
             self.too_large,
             stream_body_over=proxy.STREAM_BODY_OVER,
         )
-        await self._http.start(host, http_port, sock)
+        await self._http.start(host, http_port, sock, tls.server_context() if tls else None)
         self.http_port = self._http.port
         if grpc_port:
             from ksrv.gateway import grpc_proxy
 
             self._grpc = grpc_proxy.GRPCProxy(
-                host, grpc_port, self.dispatcher, self.max_body_bytes, is_grpc_shared
+                host, grpc_port, self.dispatcher, self.max_body_bytes, is_grpc_shared, tls
             )
             await self._grpc.start()
             self.grpc_port = self._grpc.port
@@ -212,7 +225,11 @@ class _LazyHeaders(Mapping[str, str]):
         self._request = request
 
     def __getitem__(self, name: str) -> str:
-        return self._request.headers[name]
+        # One field (the token check reads `authorization` only), without decoding them all.
+        value = self._request.header(name.encode("latin-1"))
+        if value is None:
+            raise KeyError(name)
+        return value.decode("latin-1")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._request.headers)
@@ -223,7 +240,8 @@ class _LazyHeaders(Mapping[str, str]):
 
 def _error(exc: KsrvError) -> http.Response:
     body = orjson.dumps({"error": status.public_message(exc)})
-    return http.Response(body, status.http_status(exc), _JSON)
+    headers = [*_JSON, tokens.CHALLENGE] if isinstance(exc, Unauthenticated) else _JSON
+    return http.Response(body, status.http_status(exc), headers)
 
 
 async def _serve_forever(
@@ -233,6 +251,7 @@ async def _serve_forever(
     routes_url: str | None,
     worker_count: int,
     seed: int | None,
+    security: auth.GatewaySecurity,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -245,8 +264,9 @@ async def _serve_forever(
         activation_url=activator.activation_url(routes_url) if routes_url else None,
         # Its own stream, so copies do not follow the split's draws.
         shadow_rng=random.Random(f"shadow-{seed}") if seed is not None else None,
+        control=ControlCredentials.from_files(security.control_token_file, security.control_ca),
     )
-    await gateway.start(host, 0, grpc_port, sock, is_grpc_shared=worker_count > 1)
+    await gateway.start(host, 0, grpc_port, sock, is_grpc_shared=worker_count > 1, tls=security.tls)
     logger.info(
         "gateway (pid %d): HTTP on %s:%s, gRPC on port %s, routes from %s",
         os.getpid(),
@@ -292,11 +312,12 @@ def serve_gateway(
     handover: Path | None = None,
     *,
     seed: int | None = None,
+    security: auth.GatewaySecurity | None = None,
 ) -> None:
     """Run the gateway until SIGTERM/SIGINT, in `worker_count` processes sharing its ports.
 
     `seed`: the traffic split's random choice starts from it (each worker alike), so a
-    test's canary split is reproducible.
+    test's canary split is reproducible. `security`: TLS, and the control plane's token/CA.
 
     `inherited`: HTTP listening sockets the supervising process (the control plane) bound
     and keeps open while this gateway restarts, one per worker; without them the ports are
@@ -306,13 +327,20 @@ def serve_gateway(
     Raises:
         ServerNotReady: the HTTP or gRPC port is in use.
     """
+    security = security or auth.GatewaySecurity()
+    if security.tls is not None:
+        security.tls.server_context()  # a bad certificate fails here, before any worker starts
     sockets = list(inherited) or listeners.listeners(host, http_port, worker_count, "gateway HTTP")
     handing_over = listeners.hand_over(sockets, handover) if inherited and handover else None
     try:
         if grpc_port:
             listeners.check_free(host, grpc_port, "gateway gRPC")
         if worker_count <= 1:
-            _run(_serve_forever(host, sockets[0], grpc_port, routes_url, worker_count, seed))
+            _run(
+                _serve_forever(
+                    host, sockets[0], grpc_port, routes_url, worker_count, seed, security
+                )
+            )
             return
         logger.info(
             "gateway: %d workers on HTTP port %d", worker_count, sockets[0].getsockname()[1]
@@ -322,7 +350,7 @@ def serve_gateway(
             mine = sockets[index % len(sockets)]
             others = [sock for sock in sockets if sock is not mine]
             listeners.close_all([*others, *([handing_over] if handing_over else [])])
-            _run(_serve_forever(host, mine, grpc_port, routes_url, worker_count, seed))
+            _run(_serve_forever(host, mine, grpc_port, routes_url, worker_count, seed, security))
 
         workers.supervise(worker_count, serve, "gateway worker")
     finally:

@@ -27,8 +27,10 @@ from ksrv.errors import (
     KsrvError,
     NoReadyReplica,
     Overloaded,
+    PermissionDenied,
     ServerNotReady,
     ServiceNotFound,
+    Unauthenticated,
     UpstreamTimeout,
 )
 from ksrv.gateway.balancer import Balancer, Endpoint
@@ -132,10 +134,15 @@ class Dispatcher:
                 raise _not_found(call)
         call.match = match
         if match.component.shadow is not None:
+            is_refused = False
             try:
                 return await self._routed(transport, call, match)
+            except (Unauthenticated, PermissionDenied):
+                is_refused = True  # refused at the door: no copy reaches the shadow either
+                raise
             finally:  # as matched last: a held request may have waited for a new table
-                self.shadows.offer(transport, call, call.match or match)
+                if not is_refused:
+                    self.shadows.offer(transport, call, call.match or match)
         return await self._routed(transport, call, match)
 
     async def _routed(self, transport: Transport[A], call: Call, match: Match) -> A:

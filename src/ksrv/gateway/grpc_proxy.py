@@ -25,6 +25,7 @@ from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call
 from ksrv.gateway.routes import Backend, Match
 from ksrv.gateway.upstream import UpstreamDropped
+from ksrv.http.tls import TLSFiles
 from ksrv.protocol import status
 
 # A real model server has about a dozen methods; the rest of this many are callers' inventions.
@@ -151,7 +152,9 @@ class GRPCProxy:
         dispatcher: Dispatcher,
         max_message_bytes: int,
         is_shared: bool = False,
+        tls: TLSFiles | None = None,
     ) -> None:
+        """`tls`: serve over TLS with this certificate and key."""
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -163,7 +166,12 @@ class GRPCProxy:
         server_options = [*options, ("grpc.so_reuseport", int(is_shared))]
         self.server = grpc.aio.server(options=server_options)
         self.server.add_generic_rpc_handlers((self.forwarder,))
-        self.port: int = self.server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        if tls is None:
+            self.port: int = self.server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials([tls.pair()])
+            self.port = self.server.add_secure_port(address, credentials)
 
     async def start(self) -> None:
         await self.server.start()

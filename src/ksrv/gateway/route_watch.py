@@ -13,12 +13,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
 from ksrv.errors import KsrvError
-from ksrv.gateway.upstream import ReplicaPool
+from ksrv.gateway.control_link import ControlCredentials, open_link
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +34,12 @@ class RouteWatcher:
         routes_url: str,
         on_table: Callable[[dict[str, Any]], None],
         poll_timeout_s: float = POLL_TIMEOUT_S,
+        credentials: ControlCredentials | None = None,
     ) -> None:
-        parts = urlsplit(routes_url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"routes URL must be http://host:port/path, got {routes_url!r}")
-        port = parts.port or 80
-        self.pool = ReplicaPool(f"{parts.hostname}:{port}")
-        self.host_header = parts.netloc.encode()
-        self.path = parts.path or "/"
+        link = open_link(routes_url, "routes", credentials)
+        self.pool = link.pool
+        self.host_header = link.host_lines
+        self.path = link.path.decode()
         self.on_table = on_table
         self.poll_timeout_s = poll_timeout_s
         self.version = 0

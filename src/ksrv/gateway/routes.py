@@ -9,7 +9,8 @@ A tagged backend (Knative's traffic tags, `latest` / `prev`) is also reached alo
 tag host `{tag}-{name}-{component}-{namespace}.{domain}` (or `.{namespace}.{domain}`), or
 with the header `Knative-Serving-Tag: {tag}` on any host of the service; a backend at 0%
 takes traffic only that way. A component may name a shadow revision (`ksrv.dev/shadow-percent`):
-it gets copies of a share of the requests, never answers (`gateway/shadow.py`).
+it gets copies of a share of the requests, never answers (`gateway/shadow.py`). A service with
+`enable_auth` admits only tokens the table's `grants` list (`gateway/auth.py`).
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class Service:
     timeout_s: float
     entry: str
     components: dict[str, Component]
+    enable_auth: bool = False
+    """KServe's `serving.kserve.io/enable-auth`: a token for the namespace is required."""
     identity: bytes = field(init=False, repr=False)
     """The header lines the proxy adds upstream (KServe's `kserve-isvc-*`), encoded once."""
 
@@ -143,10 +146,19 @@ class Match:
 class RouteTable:
     """A parsed route table: `match(host, target)` finds the component a request is for."""
 
-    def __init__(self, version: int, domain: str, services: list[Service]) -> None:
+    def __init__(
+        self,
+        version: int,
+        domain: str,
+        services: list[Service],
+        grants: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
+        """`grants`: token hash -> (namespace, role), for the services with `enable_auth`."""
         self.version = version
         self.domain = domain
         self.services = services
+        self.grants = grants or {}
+        self.requires_auth = any(service.enable_auth for service in services)
         self._hosts: dict[str, tuple[Service, str, str]] = {}
         self._paths: dict[tuple[str, str], tuple[Service, str, str]] = {}
         self._remembered: dict[tuple[str, bytes, str], Match] = {}
@@ -231,7 +243,11 @@ def parse_table(document: Mapping[str, Any]) -> RouteTable:
     RouteTable. It comes off the wire, so every field is checked, not trusted to the type."""
     try:
         services = [_parse_service(item) for item in document.get("services", [])]
-        return RouteTable(int(document["version"]), str(document["domain"]), services)
+        grants = {
+            str(g["sha256"]): (str(g["namespace"]), str(g["role"]))
+            for g in document.get("tokens") or []
+        }
+        return RouteTable(int(document["version"]), str(document["domain"]), services, grants)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"route table is malformed: {exc!r}") from exc
 
@@ -246,6 +262,7 @@ def _parse_service(item: dict[str, Any]) -> Service:
         timeout_s=float(item.get("timeout_s") or DEFAULT_TIMEOUT_S),
         entry=str(item.get("entry") or DEFAULT_ENTRY),
         components=components,
+        enable_auth=item.get("enable_auth") is True,
     )
 
 

@@ -26,13 +26,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Final
-from urllib.parse import urlsplit
 
 import orjson
 
 from ksrv.errors import KsrvError
+from ksrv.gateway.control_link import ControlCredentials, open_link
 from ksrv.gateway.hooks import Call
-from ksrv.gateway.upstream import ReplicaPool
 from ksrv.protocol.traffic import (
     MAX_REPORT_SECONDS,
     SampleDoc,
@@ -139,14 +138,14 @@ class TrafficReporter:
         counter: TrafficCounter,
         reporter: str | None = None,
         shadows: Callable[[], list[ShadowCountDoc]] | None = None,
+        credentials: ControlCredentials | None = None,
     ) -> None:
-        """`shadows`: the shadow-copy counts to send along (`shadow.Shadower.report`)."""
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"traffic URL must be http://host:port/path, got {url!r}")
-        self.pool = ReplicaPool(f"{parts.hostname}:{parts.port or 80}")
-        self.host_header = parts.netloc.encode()
-        self.path = (parts.path or "/").encode()
+        """`shadows`: the shadow-copy counts to send along (`shadow.Shadower.report`);
+        `credentials`: how to reach the control plane (`control_link`)."""
+        link = open_link(url, "traffic", credentials)
+        self.pool = link.pool
+        self.host_header = link.host_lines
+        self.path = link.path
         self.counter = counter
         self.shadows = shadows
         self.reporter = reporter or f"gateway-{os.getpid()}"

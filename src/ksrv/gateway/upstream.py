@@ -15,6 +15,7 @@ once any of it was taken from the client the request is no longer retryable.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -333,9 +334,13 @@ class _Connection(asyncio.Protocol):
 class ReplicaPool:
     """Idle keep-alive connections to one `host:port`."""
 
-    def __init__(self, address: str, deadlines: Deadlines | None = None) -> None:
+    def __init__(
+        self, address: str, deadlines: Deadlines | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """`tls`: speak TLS with this context (the control plane's API, when it has TLS)."""
         self.address = address
         self.deadlines = deadlines if deadlines is not None else Deadlines()
+        self.tls = tls
         host, _, port = address.rpartition(":")
         self.host = host.strip("[]") or "127.0.0.1"
         self.port = int(port)
@@ -392,7 +397,7 @@ class ReplicaPool:
         try:
             async with asyncio.timeout_at(deadline):
                 _, protocol = await loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port
+                    lambda: _Connection(self), self.host, self.port, ssl=self.tls
                 )
         except TimeoutError:
             raise UpstreamTimeout(f"connecting to {self.address} timed out") from None

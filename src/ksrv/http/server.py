@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -103,14 +104,18 @@ class HTTPServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def start(self, host: str, port: int, sock: Any = None) -> None:
+    async def start(
+        self, host: str, port: int, sock: Any = None, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """Listen on `sock`, or bind `host:port`; `tls`: serve HTTPS with this context."""
         loop = asyncio.get_running_loop()
         if sock is not None:
-            self._server = await loop.create_server(lambda: _Connection(self), sock=sock)
+            self._server = await loop.create_server(lambda: _Connection(self), sock=sock, ssl=tls)
         else:
             self._server = await loop.create_server(
-                lambda: _Connection(self), host=host, port=port, reuse_address=True, backlog=2048
-            )
+                lambda: _Connection(self), host=host, port=port, reuse_address=True, backlog=2048,
+                ssl=tls,
+            )  # fmt: skip
         self._sweeper = loop.create_task(self._close_idle_connections())
 
     @property

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Final, NotRequired, TypedDict
 
+from ksrv.protocol.tokens import TokenDoc
+
 # The components a service may have (KServe's); `api.kinds.COMPONENTS` is the same tuple on
 # the resource side, which may not import this layer (checked by a unit test).
 COMPONENTS: Final = ("predictor", "transformer", "explainer")
@@ -68,6 +70,8 @@ class ServiceDoc(TypedDict):
     entry: str
     """The component the service's URL reaches first: transformer if any, else predictor."""
     components: dict[str, ComponentDoc]
+    enable_auth: NotRequired[bool]
+    """`serving.kserve.io/enable-auth: "true"`: only a token for its namespace gets in."""
 
 
 class RouteTableDoc(TypedDict):
@@ -75,3 +79,5 @@ class RouteTableDoc(TypedDict):
     """Goes up with every change; 0 means nothing was published yet."""
     domain: str
     services: list[ServiceDoc]
+    tokens: NotRequired[list[TokenDoc]]
+    """Every token's hash and grant, for the services with `enable_auth`."""

@@ -1,8 +1,13 @@
 """scikit-learn runtime: KServe's sklearnserver behaviour.
 
-The model directory holds exactly one `model.joblib`, `.pkl` or `.pickle` file. `predict` is
-the default; `predict_proba` is used when the `PREDICT_PROBA` environment variable is "true"
-(as in KServe) or the request sets the parameter `predict_proba: true`.
+The model directory holds exactly one `model.joblib`, `.pkl` or `.pickle` file, or a
+`model.skops` file: skops' format, the safe alternative, which rebuilds only the types it
+trusts instead of running whatever a pickle says. Trusted are skops' defaults (scikit-learn's
+estimators, numpy, scipy, builtins) and the types named in `KSRV_SKOPS_TRUSTED_TYPES`
+(comma-separated, e.g. `mylib.MyTransformer`); a file with any other type is refused, naming
+them, before anything in it runs. `predict` is the default; `predict_proba` is used when the
+`PREDICT_PROBA` environment variable is "true" (as in KServe) or the request sets the
+parameter `predict_proba: true`.
 """
 
 from __future__ import annotations
@@ -39,12 +44,13 @@ NOT_A_PICKLE = (
     gzip.BadGzipFile,
 )
 CORRUPT = "it is truncated or corrupt, or was not written by joblib.dump or pickle.dump"
+SKOPS_TRUSTED_ENV = "KSRV_SKOPS_TRUSTED_TYPES"
 
 
 class SklearnModel(files.FileModel):
     """Serves a pickled scikit-learn estimator or pipeline."""
 
-    MODEL_EXTENSIONS = (".joblib", ".pkl", ".pickle")
+    MODEL_EXTENSIONS = (".joblib", ".pkl", ".pickle", ".skops")
 
     enable_inline_sync = True  # small batches predict in microseconds: see model.base.SyncCost
     batchable = True  # predictions are per row: concurrent requests may merge
@@ -69,9 +75,13 @@ class SklearnModel(files.FileModel):
         import sklearn.tree  # noqa: F401
 
     def load(self) -> bool:
+        path = self.model_file()
+        if path.suffix == ".skops":
+            self._estimator = _load_skops(path)
+            self.ready = True
+            return self.ready
         import joblib
 
-        path = self.model_file()
         try:
             self._estimator = joblib.load(path)
         except ModuleNotFoundError as exc:
@@ -137,3 +147,32 @@ class SklearnModel(files.FileModel):
         classes = getattr(self._estimator, "classes_", None)
         datatype = "FP64" if classes is None else tensor.datatype_of(np.asarray(classes))
         return [{"name": "output-0", "datatype": datatype, "shape": [-1]}]
+
+
+def _load_skops(path: Path) -> Any:
+    """The estimator in a skops file, if every type in it is trusted (module docstring).
+
+    Raises:
+        StorageError: an untrusted type (named, with how to trust it), or a file skops
+            cannot read.
+    """
+    try:
+        import skops.io
+    except ModuleNotFoundError as exc:
+        raise StorageError(
+            f"{path.name} is a skops file, but skops is not installed (pip install 'ksrv[sklearn]')"
+        ) from exc
+    extra = os.environ.get(SKOPS_TRUSTED_ENV, "")
+    trusted = [name.strip() for name in extra.split(",") if name.strip()]
+    try:
+        untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(trusted))
+        if untrusted:
+            raise StorageError(
+                f"{path.name} (in {path.parent}) holds types skops does not trust: "
+                f"{', '.join(untrusted)}; if you trust them, list them in {SKOPS_TRUSTED_ENV}"
+            )
+        return skops.io.load(path, trusted=trusted or None)
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise files.load_failure(path, "skops file", f"{type(exc).__name__}: {exc}") from exc

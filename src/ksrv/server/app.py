@@ -29,6 +29,7 @@ from ksrv.model.base import Model
 from ksrv.model.repository import ModelRepository
 from ksrv.runtimes import registry
 from ksrv.server.dataplane import DataPlane
+from ksrv.server.remote_pickle import remote_pickle_warning
 from ksrv.server.rest import RESTApp
 from ksrv.server.settings import ServerSettings
 
@@ -226,6 +227,10 @@ def fetch_model(settings: ServerSettings) -> ServerSettings:
     """
     assert settings.storage_uri
     path = storage.download(settings.storage_uri, settings.model_dir)
+    scheme = storage.scheme_of(settings.storage_uri)
+    warning = remote_pickle_warning(settings.storage_uri, Path(path), scheme)
+    if warning:
+        logger.warning(warning)
     return dataclasses.replace(settings, model_dir=str(path))
 
 

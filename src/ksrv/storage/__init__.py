@@ -1,5 +1,12 @@
 """storageUri -> local files, cached: `download(uri, dest)` for every scheme KServe knows."""
 
-from ksrv.storage.base import DownloadOptions, Listing, Provider, RemoteObject, download
+from ksrv.storage.base import (
+    DownloadOptions,
+    Listing,
+    Provider,
+    RemoteObject,
+    download,
+    scheme_of,
+)
 
-__all__ = ["DownloadOptions", "Listing", "Provider", "RemoteObject", "download"]
+__all__ = ["DownloadOptions", "Listing", "Provider", "RemoteObject", "download", "scheme_of"]

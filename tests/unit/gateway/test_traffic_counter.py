@@ -139,7 +139,7 @@ def test_the_traffic_url_sits_beside_the_routes_url():
     assert traffic_url("http://127.0.0.1:8090/ksrv/v1/routes") == (
         "http://127.0.0.1:8090/ksrv/v1/traffic"
     )
-    with pytest.raises(ValueError, match="http://host:port"):
+    with pytest.raises(ValueError, match=r"http\(s\)://host:port"):
         TrafficReporter("unix:///x", TrafficCounter())
 
 

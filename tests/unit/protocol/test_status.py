@@ -24,6 +24,8 @@ EXPECTED = {
     "ModelNotFound": 404,
     "RouteNotFound": 404,
     "ServiceNotFound": 404,
+    "Unauthenticated": 401,
+    "PermissionDenied": 403,
     "MethodNotAllowed": 405,
     "UnsupportedMediaType": 415,
     "ModelNotReady": 503,
