@@ -138,27 +138,31 @@ class OpenAIRoutes:
     async def _completion(self, request: Request) -> Answer:
         params = _streamable(decode(CompletionRequest, request.body))
         model = self._ready(params.model, OpenAIGenerativeModel, "Completions")
-        result = await model.create_completion(params, None, _context(request))
-        return await _answer(result, params.include_usage())
+        with self.dataplane.metrics.count("openai", params.model):
+            result = await model.create_completion(params, None, _context(request))
+            return await _answer(result, params.include_usage())
 
     async def _chat_completion(self, request: Request) -> Answer:
         params = _streamable(decode(ChatCompletionRequest, request.body))
         model = self._ready(params.model, OpenAIGenerativeModel, "Chat Completions")
-        result = await model.create_chat_completion(params, None, _context(request))
-        return await _answer(result, params.include_usage())
+        with self.dataplane.metrics.count("openai", params.model):
+            result = await model.create_chat_completion(params, None, _context(request))
+            return await _answer(result, params.include_usage())
 
     async def _embedding(self, request: Request) -> Answer:
         params = decode(EmbeddingRequest, request.body)
         model = self._ready(params.model, OpenAIEncoderModel, "Embeddings")
-        result = await model.create_embedding(params, None, _context(request))
-        if params.encoding_format == "base64":
-            result = as_base64(result)
-        return json_answer(result)
+        with self.dataplane.metrics.count("openai", params.model):
+            result = await model.create_embedding(params, None, _context(request))
+            if params.encoding_format == "base64":
+                result = as_base64(result)
+            return json_answer(result)
 
     async def _rerank(self, request: Request) -> Answer:
         params = decode(RerankRequest, request.body)
         model = self._ready(params.model, OpenAIEncoderModel, "Rerank")
-        return json_answer(await model.create_rerank(params, None, _context(request)))
+        with self.dataplane.metrics.count("openai", params.model):
+            return json_answer(await model.create_rerank(params, None, _context(request)))
 
 
 S = TypeVar("S", CompletionRequest, ChatCompletionRequest)
