@@ -24,10 +24,12 @@ from ksrv.api import default_runtimes, names
 from ksrv.api.kinds import COMPONENTS
 from ksrv.control import admission, api_request, api_status, log_tail
 from ksrv.control.api_request import Call
+from ksrv.control.metrics import ControlMetrics
 from ksrv.control.store import Store
 from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.protocol.routes import RouteTableDoc
 from ksrv.protocol.traffic import ActivationDoc, parse_activation
+from ksrv.telemetry.metrics import CONTENT_TYPE
 
 Document = dict[str, Any]
 
@@ -37,6 +39,8 @@ LOG_POLL_S = 0.2  # `ksrv logs -f`: how often followed logs are checked for new 
 APPLY_PATCH = "application/apply-patch+yaml"
 # Response header telling `ksrv apply` what an apply did, as kubectl prints it.
 APPLY_RESULT_HEADER = "x-ksrv-apply"
+_JSON = (b"content-type", b"application/json")
+_METRICS = (b"content-type", CONTENT_TYPE.encode())
 
 
 class RouteFeed(Protocol):
@@ -83,8 +87,14 @@ class ManagementAPI:
         activate: Callable[[ActivationDoc], Awaitable[object]] | None = None,
         *,
         revisions: RevisionSource | None = None,
+        metrics: ControlMetrics | None = None,
+        scrape_targets: Callable[[], list[Document]] | None = None,
     ) -> None:
+        """`metrics` are served on `/metrics`; `scrape_targets` (Prometheus's HTTP service
+        discovery) on `/ksrv/v1/prometheus/targets`."""
         self.store = store
+        self.metrics = metrics
+        self.scrape_targets = scrape_targets
         self.routes = routes
         self.logs = logs
         self.traffic = traffic
@@ -107,6 +117,8 @@ class ManagementAPI:
             parts = [part for part in request.path.split("/") if part]
             if parts == ["healthz"]:
                 return Response(b"ok", 200, [(b"content-type", b"text/plain")])
+            if parts == ["metrics"] and self.metrics is not None and request.method == "GET":
+                return Response(self.metrics.exposition(), 200, [_METRICS])
             if parts[:2] == ["ksrv", "v1"] and parts[2:] in (["traffic"], ["activate"]):
                 if request.method != "POST":
                     raise errors.MethodNotAllowed(f"{request.method} is not supported here")
@@ -310,6 +322,8 @@ class ManagementAPI:
             raise errors.MethodNotAllowed(f"{method} is not supported here")
         if parts == ["routes"]:
             return await self._routes(query)
+        if parts == ["prometheus", "targets"] and self.scrape_targets is not None:
+            return Response(json.dumps(self.scrape_targets()).encode(), 200, [_JSON])
         if len(parts) == 4 and parts[0] == "namespaces" and parts[2] == "logs":
             return await self._logs(parts[1], parts[3], query)
         raise errors.RouteNotFound("the server could not find the requested resource")
