@@ -21,6 +21,7 @@ COMMANDS = {
     "logs": "ksrv.cli.resources:logs",
     "k8s": "ksrv.cli.k8s:k8s",
     "forkserver": "ksrv.cli.forkserver:forkserver",
+    "prometheus-config": "ksrv.cli.prometheus:prometheus_config",
 }
 
 
