@@ -19,7 +19,8 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, exposition, multiprocess, values
 
-CONTENT_TYPE = exposition.CONTENT_TYPE_LATEST
+# Prometheus's text format, which every Prometheus 2.x reads (what `generate_latest` writes).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 

@@ -36,7 +36,7 @@ KSERVE_HISTOGRAMS = (
 def prometheus_binary() -> str:
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip("no `prometheus` binary: `apt-get install prometheus` (make test does, as root)")
+        pytest.skip("no `prometheus` binary: apt-get install prometheus (make test does as root)")
     return binary
 
 
@@ -119,8 +119,10 @@ def test_prometheus_counts_every_request_at_the_gateway_and_the_model_server(
     gateway_count = f'sum(revision_request_count_total{{service_name="{NAME}"}})'
     server_count = f'sum(ksrv_requests_total{{model_name="{NAME}",protocol="v1",code="200"}})'
     wait_until(
-        lambda: prometheus.value(gateway_count) == REQUESTS
-        and prometheus.value(server_count) == REQUESTS,
+        lambda: (
+            prometheus.value(gateway_count) == REQUESTS
+            and prometheus.value(server_count) == REQUESTS
+        ),
         f"Prometheus to count {REQUESTS} requests (log: {prometheus.log.read_text()[-2000:]})",
         timeout_s=60,
     )
