@@ -39,6 +39,7 @@ _GRPC_AS_HTTP = {
     "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
 }  # fmt: skip
 
+_UPSTREAM = (UpstreamFailed, UpstreamTimeout)  # no replica answered (UpstreamDropped included)
 Answer = tuple[Callable[[], None], Callable[[float], None]]
 
 
@@ -100,8 +101,9 @@ class GatewayMetrics:
         match = call.match
         assert match is not None
         service = match.service
-        revision = call.backend.revision if call.backend is not None else ""
-        code = _status(error) if error is not None else call.code or 200
+        backend = call.backend
+        revision = backend.revision if backend is not None else ""
+        code = call.code or 200 if error is None else _status(error)
         key = (service.namespace, service.name, match.component.name, revision, code)
         answer = self._answers.get(key)
         if answer is None:
@@ -112,7 +114,7 @@ class GatewayMetrics:
             )
         answer[0]()
         answer[1](elapsed_ms)
-        if isinstance(error, UpstreamFailed | UpstreamTimeout):
+        if error is not None and isinstance(error, _UPSTREAM):
             reason = "timeout" if isinstance(error, UpstreamTimeout) else "unreachable"
             self.upstream_errors.labels(*_labels(match, revision), reason).inc()
 
