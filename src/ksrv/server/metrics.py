@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -21,6 +22,10 @@ from ksrv.telemetry import metrics as telemetry
 
 # Requests merged into one model call: powers of two up to well past the default batch size.
 MERGE_BUCKETS = (2, 4, 8, 16, 32, 64, 128, 256)
+# Time to first token (s), as vLLM buckets it.
+FIRST_TOKEN_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
 # KServe's step histograms: `request_{step}_seconds` and its help text.
 _STEPS = {
     "preprocess": "pre-process",
@@ -65,6 +70,27 @@ class RequestCount:
             inc()
 
 
+class Generation:
+    """One generative model's token metrics (OpenAI completions and chat completions)."""
+
+    __slots__ = ("_completion", "_first_token", "_prompt")
+
+    def __init__(self, metrics: ServerMetrics, model_name: str) -> None:
+        self._first_token = metrics.first_token.labels(model_name).observe
+        self._prompt = metrics.tokens.labels(model_name, "prompt").inc
+        self._completion = metrics.tokens.labels(model_name, "generation").inc
+
+    def first_token(self, seconds: float) -> None:
+        """A streamed answer's first chunk came `seconds` after the request."""
+        self._first_token(seconds)
+
+    def usage(self, usage: Any) -> None:
+        """Count an answer's `usage` (OpenAI's prompt and completion tokens), if it has one."""
+        if usage is not None:
+            self._prompt(usage.prompt_tokens or 0)
+            self._completion(usage.completion_tokens or 0)
+
+
 class ServerMetrics:
     """Every metric of one model server, in `registry` (a fresh one by default)."""
 
@@ -104,7 +130,21 @@ class ServerMetrics:
             multiprocess_mode="mostrecent",
             registry=own,
         )
+        self.first_token = Histogram(
+            "ksrv_llm_time_to_first_token_seconds",
+            "Time from an OpenAI streamed request to its first chunk",
+            ["model_name"],
+            buckets=FIRST_TOKEN_BUCKETS,
+            registry=own,
+        )
+        self.tokens = Counter(
+            "ksrv_llm_tokens",
+            "Tokens of OpenAI completions by kind (prompt, generation), as the answers' usage says",
+            ["model_name", "kind"],
+            registry=own,
+        )
         self._counts: dict[tuple[str, str], RequestCount] = {}
+        self._generations: dict[str, Generation] = {}
 
     def step_observers(self, model_name: str) -> StepObservers:
         """`observe(seconds)` per pipeline step of one model (`Model.step_observers`)."""
@@ -119,6 +159,13 @@ class ServerMetrics:
         if counted is None:
             counted = self._counts[key] = RequestCount(self.requests, model_name, protocol)
         return counted
+
+    def generation(self, model_name: str) -> Generation:
+        """The token metrics of a registered generative model."""
+        found = self._generations.get(model_name)
+        if found is None:
+            found = self._generations[model_name] = Generation(self, model_name)
+        return found
 
     def record_merge(self, model_name: str, requests: int, rows: int) -> None:
         self.merged.labels(model_name).observe(requests)
