@@ -106,9 +106,11 @@ class RESTApp:
                 return await self._infer_v2(request, name, version)
             if action in ("generate", "generate_stream") and method == "POST":
                 is_stream = action == "generate_stream"
-                return await generate.generate(
-                    self.dataplane, name, version, request.body, is_stream
-                )
+                self.dataplane.model(name, version)
+                with self.dataplane.metrics.count("v2", name):
+                    return await generate.generate(
+                        self.dataplane, name, version, request.body, is_stream
+                    )
             if action == "ready" and method == "GET":
                 is_ready = await self.dataplane.is_model_ready(name, version)
                 return json_response({"name": name, "ready": is_ready}, 200 if is_ready else 503)
