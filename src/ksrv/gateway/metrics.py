@@ -96,6 +96,8 @@ class GatewayMetrics:
         self._in_flight_of(call).inc()
 
     def on_response(self, call: Call, error: BaseException | None) -> None:
+        if not call.started_s:
+            return  # a hook before this one refused the call: this one never saw it start
         elapsed_ms = (time.perf_counter() - call.started_s) * 1000.0
         self._in_flight_of(call).dec()
         match = call.match
