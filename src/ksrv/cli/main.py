@@ -23,6 +23,7 @@ COMMANDS = {
     "forkserver": "ksrv.cli.forkserver:forkserver",
     "router": "ksrv.cli.router:router",
     "token": "ksrv.cli.tokens:token",
+    "prometheus-config": "ksrv.cli.prometheus:prometheus_config",
 }
 
 

@@ -26,10 +26,12 @@ from ksrv.api.kinds import COMPONENTS
 from ksrv.control import admission, api_request, api_status, log_tail
 from ksrv.control.api_request import Call
 from ksrv.control.api_tokens import TokenAuthority
+from ksrv.control.metrics import ControlMetrics
 from ksrv.control.store import Store
 from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.protocol.routes import RouteTableDoc
 from ksrv.protocol.traffic import ActivationDoc, parse_activation
+from ksrv.telemetry.metrics import CONTENT_TYPE
 
 Document = dict[str, Any]
 
@@ -39,6 +41,8 @@ LOG_POLL_S = 0.2  # `ksrv logs -f`: how often followed logs are checked for new 
 APPLY_PATCH = "application/apply-patch+yaml"
 # Response header telling `ksrv apply` what an apply did, as kubectl prints it.
 APPLY_RESULT_HEADER = "x-ksrv-apply"
+_JSON = (b"content-type", b"application/json")
+_METRICS = (b"content-type", CONTENT_TYPE.encode())
 
 
 class RouteFeed(Protocol):
@@ -86,9 +90,15 @@ class ManagementAPI:
         *,
         revisions: RevisionSource | None = None,
         tokens: TokenAuthority | None = None,
+        metrics: ControlMetrics | None = None,
+        scrape_targets: Callable[[], list[Document]] | None = None,
     ) -> None:
+        """`metrics` are served on `/metrics`; `scrape_targets` (Prometheus's HTTP service
+        discovery) on `/ksrv/v1/prometheus/targets`."""
         self.store = store
         self.tokens = tokens
+        self.metrics = metrics
+        self.scrape_targets = scrape_targets
         self.routes = routes
         self.logs = logs
         self.traffic = traffic
@@ -116,6 +126,8 @@ class ManagementAPI:
                 if parts[:3] == ["ksrv", "v1", "tokens"]:
                     given = _body(request) if request.method == "POST" else {}
                     return api_status.encode(*self.tokens.serve(request.method, parts[3:], given))
+            if parts == ["metrics"] and self.metrics is not None and request.method == "GET":
+                return Response(self.metrics.exposition(), 200, [_METRICS])
             if parts[:2] == ["ksrv", "v1"] and parts[2:] in (["traffic"], ["activate"]):
                 if request.method != "POST":
                     raise errors.MethodNotAllowed(f"{request.method} is not supported here")
@@ -319,6 +331,8 @@ class ManagementAPI:
             raise errors.MethodNotAllowed(f"{method} is not supported here")
         if parts == ["routes"]:
             return await self._routes(query)
+        if parts == ["prometheus", "targets"] and self.scrape_targets is not None:
+            return Response(json.dumps(self.scrape_targets()).encode(), 200, [_JSON])
         if len(parts) == 4 and parts[0] == "namespaces" and parts[2] == "logs":
             return await self._logs(parts[1], parts[3], query)
         raise errors.RouteNotFound("the server could not find the requested resource")

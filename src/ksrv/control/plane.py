@@ -9,6 +9,7 @@ replicas). SIGTERM/SIGINT end it: replicas drain and stop, then the gateway.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from ksrv.control.autoscaling import Autoscalers
 from ksrv.control.graph_reconciler import InferenceGraphReconciler
 from ksrv.control.isvc_reconciler import InferenceServiceReconciler
 from ksrv.control.log_retention import DEFAULT_RETENTION_S, LogJanitor
+from ksrv.control.metrics import ControlMetrics, scrape_targets
 from ksrv.control.model_caches import ModelCacheReconciler
 from ksrv.control.model_copies import ModelCopies
 from ksrv.control.platforms import local_render, processes, statefile
@@ -162,8 +164,11 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         store, platform, routes, on_removed=nudge, autoscalers=autoscalers
     )
     caches = ModelCacheReconciler(store, copies, python=settings.python)
+    metrics = ControlMetrics(platform)
     reconciler = Reconciler(
-        store, [services, graphs, caches, *not_served_reconcilers(store, time.time)]
+        store,
+        [services, graphs, caches, *not_served_reconcilers(store, time.time)],
+        metrics=metrics,
     )
     nudges.append(reconciler)
     # Writes reach the reconciler through the store's change feed; no nudge needed.
@@ -184,6 +189,13 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         activate=autoscalers.activate,
         revisions=RevisionView(store, platform),
         tokens=tokens,
+        metrics=metrics,
+        scrape_targets=functools.partial(
+            scrape_targets,
+            platform,
+            settings.gateway_http,
+            f"{settings.api_host}:{settings.api_port}",
+        ),
     )
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)

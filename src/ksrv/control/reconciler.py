@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
+from ksrv.control.metrics import ControlMetrics
 from ksrv.control.service_status import mapping, not_supported_status
 from ksrv.control.store import Store
 
@@ -97,8 +98,10 @@ class Reconciler:
         *,
         resync_s: float = RESYNC_S,
         monotonic: Callable[[], float] = time.monotonic,
+        metrics: ControlMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics if metrics is not None else ControlMetrics()
         self.reconcilers = list(reconcilers)
         self.resync_s = resync_s
         self.monotonic = monotonic
@@ -137,7 +140,8 @@ class Reconciler:
         while not self._is_stopped:
             for reconciler in self.due():
                 try:
-                    await reconciler.reconcile_all()
+                    with self.metrics.timed_pass(reconciler.kinds):
+                        await reconciler.reconcile_all()
                 except asyncio.CancelledError:
                     raise
                 except Exception:

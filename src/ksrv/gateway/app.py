@@ -9,6 +9,7 @@ swapping it is one assignment, so requests in flight finish on the table they ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -27,6 +28,7 @@ from ksrv.gateway import activator, auth, proxy, shadow, traffic
 from ksrv.gateway.control_link import ControlCredentials
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call, Hook
+from ksrv.gateway.metrics import GatewayMetrics
 from ksrv.gateway.route_watch import RouteWatcher
 from ksrv.gateway.routes import RouteTable, parse_table
 from ksrv.http import body as http_body
@@ -34,6 +36,7 @@ from ksrv.http import listeners, workers
 from ksrv.http import server as http
 from ksrv.http.tls import TLSFiles
 from ksrv.protocol import status, tokens
+from ksrv.telemetry import metrics as telemetry
 
 if TYPE_CHECKING:
     from ksrv.gateway import grpc_proxy
@@ -44,6 +47,10 @@ logger = logging.getLogger(__name__)
 # from its Content-Length, before the gateway reads any of it.
 DEFAULT_MAX_BODY_BYTES = http_body.DEFAULT_MAX_BODY_BYTES
 HEALTH_PATH = "/ksrv/gateway/health"
+# Answered by the gateway itself when no service's host or path matches (as the health path):
+# Prometheus scrapes the gateway's own address, which no InferenceService answers to.
+METRICS_PATH = "/metrics"
+_OWN_PATHS = (HEALTH_PATH, METRICS_PATH)
 _JSON = [(b"content-type", b"application/json")]
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
@@ -70,9 +77,10 @@ class Gateway:
             activator.Activator(activation_url, credentials=control) if activation_url else None
         )
         self.shadows = shadow.Shadower(shadow_rng)
+        self.metrics = GatewayMetrics()
         self.dispatcher = Dispatcher(
-            rng, hooks, has_table=routes_url is None, activator=self.activator,
-            shadows=self.shadows,
+            rng, (self.metrics, *hooks), has_table=routes_url is None, activator=self.activator,
+            shadows=self.shadows, events=self.metrics,
         )  # fmt: skip
         self.traffic = traffic.TrafficCounter()
         self.reporter = (
@@ -136,18 +144,24 @@ class Gateway:
         )  # fmt: skip
         self.in_flight += 1
         try:
-            if not self.dispatcher.has_table and request.path == HEALTH_PATH:
-                return self._health()  # answered while requests wait for the first table
+            if not self.dispatcher.has_table and request.path in _OWN_PATHS:
+                return self._own(request)  # answered while requests wait for the first table
             answer = await self.dispatcher.dispatch(self.rest, call)
         except ServiceNotFound as exc:
-            if request.path == HEALTH_PATH:
-                return self._health()
+            if request.path in _OWN_PATHS:
+                return self._own(request)
             return _error(exc)
         except KsrvError as exc:
             return _error(exc)
         finally:
             self.in_flight -= 1
         return proxy.respond(answer)
+
+    def _own(self, request: http.Request) -> http.Response:
+        if request.path == METRICS_PATH:
+            headers = [(b"content-type", telemetry.CONTENT_TYPE.encode())]
+            return http.Response(self.metrics.exposition(), 200, headers)
+        return self._health()
 
     def _health(self) -> http.Response:
         """The table version in force, this process, and the other requests in flight."""
@@ -332,7 +346,10 @@ def serve_gateway(
         security.tls.server_context()  # a bad certificate fails here, before any worker starts
     sockets = list(inherited) or listeners.listeners(host, http_port, worker_count, "gateway HTTP")
     handing_over = listeners.hand_over(sockets, handover) if inherited and handover else None
+    metrics_files = contextlib.ExitStack()
     try:
+        if worker_count > 1:  # each scrape reads the sum over the workers
+            metrics_files.enter_context(telemetry.shared_across_workers("ksrv-gateway-"))
         if grpc_port:
             listeners.check_free(host, grpc_port, "gateway gRPC")
         if worker_count <= 1:
@@ -352,8 +369,9 @@ def serve_gateway(
             listeners.close_all([*others, *([handing_over] if handing_over else [])])
             _run(_serve_forever(host, mine, grpc_port, routes_url, worker_count, seed, security))
 
-        workers.supervise(worker_count, serve, "gateway worker")
+        workers.supervise(worker_count, serve, "gateway worker", telemetry.worker_exited)
     finally:
+        metrics_files.close()
         if handing_over is not None and handover is not None:
             handing_over.close()
             handover.unlink(missing_ok=True)

@@ -60,6 +60,18 @@ class Activation(Protocol):
         ...
 
 
+class DispatchEvents(Protocol):
+    """Hears what happens inside the path that a hook does not see (`metrics.GatewayMetrics`)."""
+
+    def held(self, match: Match, count: int) -> None:
+        """A request for `match` entered (1) or left (-1) its component's hold."""
+        ...
+
+    def retried(self, call: Call) -> None:
+        """`call` is sent again after an attempt that no replica answered."""
+        ...
+
+
 class Transport(Protocol[A_co]):
     """What the path needs from REST or gRPC: addresses, endpoints, and one attempt."""
 
@@ -89,10 +101,11 @@ class Dispatcher:
         activator: Activation | None = None,
         max_held: int = MAX_HELD,
         shadows: Shadower | None = None,
+        events: DispatchEvents | None = None,
     ) -> None:
         """`has_table=False`: a table is on its way (the control plane's); until it arrives,
         requests are held, not answered 404 from the empty one. `activator` hears of each
-        revision with held requests and no replica."""
+        revision with held requests and no replica; `events` of holds and retries."""
         self.table = RouteTable.empty()
         self.has_table = has_table
         self.rng = rng if rng is not None else random.Random()
@@ -100,6 +113,7 @@ class Dispatcher:
         self.activator = activator
         self.max_held = max_held
         self.shadows = shadows if shadows is not None else Shadower()
+        self.events = events
         self._table_changed = asyncio.Event()
         self._held: dict[tuple[str, str, str], int] = {}
         self._balancers: set[Balancer[Any]] = set()
@@ -218,6 +232,8 @@ class Dispatcher:
             endpoint = balancer.choose(addresses, tried)
             if limit and endpoint.outstanding >= limit:
                 break  # the others are full: queue for one
+            if self.events is not None:
+                self.events.retried(call)
             call.replica = endpoint.address
             endpoint.outstanding += 1
             try:
@@ -251,9 +267,13 @@ class Dispatcher:
                 f"{service.namespace}/{service.name}"
             )
         self._held[key] = self._held.get(key, 0) + 1
+        if self.events is not None:
+            self.events.held(match, 1)
         try:
             return await self._held_until_sent(transport, call, match, failure)
         finally:
+            if self.events is not None:
+                self.events.held(match, -1)
             self._held[key] -= 1
             if not self._held[key]:
                 del self._held[key]
@@ -297,6 +317,8 @@ class Dispatcher:
                     is_waiting = False
                     continue
             call.replica = endpoint.address
+            if failure is not None and self.events is not None:
+                self.events.retried(call)
             try:
                 return await transport.send(endpoint, call, match)
             except UpstreamDropped as exc:

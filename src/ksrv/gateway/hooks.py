@@ -24,11 +24,13 @@ class Call:
     a held request has a match, and the revision it waits for as `backend` when the table
     lists one (at zero, or starting), with no replica yet. `payload` belongs to the transport.
     `tag` is the `Knative-Serving-Tag` header (or metadata): the one revision the caller asked
-    for.
+    for. `code` is the replica's HTTP status once a REST answer came; `started_s` is for a
+    hook's own clock (the metrics hook's `perf_counter` at `on_request`).
     """
 
     __slots__ = (
-        "backend", "headers", "host", "match", "payload", "replica", "tag", "target", "transport"
+        "backend", "code", "headers", "host", "match", "payload", "replica", "started_s", "tag",
+        "target", "transport",
     )  # fmt: skip
 
     def __init__(
@@ -49,6 +51,8 @@ class Call:
         self.match: Match | None = None
         self.backend: Backend | None = None
         self.replica = ""
+        self.code = 0
+        self.started_s = 0.0
 
 
 class Hook(Protocol):

@@ -111,6 +111,7 @@ class RESTTransport:
                 # replica): the retry should not draw another stale one.
                 pool.close_idle()
             raise
+        call.code = answer.status
         if answer.stream is not None:
             # The replica stays busy until the body ends: count it in flight until then.
             endpoint.outstanding += 1

@@ -33,9 +33,12 @@ Serve = Callable[[int], None]
 """Runs worker number `index` (0 ..count-1) until it should exit."""
 
 
-def supervise(count: int, serve: Serve, what: str = "worker") -> None:
+def supervise(
+    count: int, serve: Serve, what: str = "worker", on_exit: Callable[[int], None] | None = None
+) -> None:
     """Fork `count` workers running `serve(index)` and keep them running until SIGTERM or
-    SIGINT, which is forwarded to every worker; return once all have exited."""
+    SIGINT, which is forwarded to every worker; return once all have exited. `on_exit(pid)`
+    hears of each worker that exited (to drop its share of shared metrics)."""
     parent = os.getpid()
     children: dict[int, tuple[int, float]] = {}  # pid -> (index, started at)
     is_stopping = False
@@ -76,6 +79,8 @@ def supervise(count: int, serve: Serve, what: str = "worker") -> None:
         except InterruptedError:
             continue
         index, started = children.pop(pid, (-1, 0.0))
+        if on_exit is not None and index >= 0:
+            on_exit(pid)
         if index < 0 or is_stopping:
             continue
         lived_s = time.monotonic() - started

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,8 @@ EXPLAIN = "explain"
 Headers = dict[str, str]
 Payload = dict[str, Any] | InferRequest | Any
 Step = Callable[[Any, Headers], Any]
+StepObservers = Mapping[str, Callable[[float], None]]
+"""`observe(seconds)` per timed step: "preprocess", "predict", "postprocess", "explain"."""
 
 _PIPELINE_STEPS = ("preprocess", "predict", "postprocess")
 # How a pipeline step runs: awaited, in the thread pool, or directly on the loop.
@@ -94,6 +96,8 @@ class Model:
     # then merge concurrent requests into one call (see ksrv.server.batching). A merged call
     # sees the first request's headers.
     batchable = False
+    # Set by the server (`observe_steps`): each step's duration goes to its observer.
+    step_observers: StepObservers | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -177,6 +181,12 @@ class Model:
         return payload
 
     # -- the pipeline ----------------------------------------------------------------------
+    def observe_steps(self, observers: StepObservers) -> None:
+        """Time preprocess, predict|explain and postprocess from the next call on, each
+        into its observer (as KServe's step histograms), the identity ones too."""
+        self.step_observers = observers
+        self._pipelines.clear()
+
     async def __call__(
         self,
         payload: Payload,
@@ -208,15 +218,17 @@ class Model:
     def _build_pipeline(self, verb: str) -> list[tuple[str, list[Step]]]:
         """Segments of the pipeline: each async step alone, consecutive sync steps together."""
         main = self.explain if verb == EXPLAIN else self.predict
+        observers = self.step_observers or {}
         segments: list[tuple[str, list[Step]]] = []
-        for handler, default in (
-            (self.preprocess, Model.preprocess),
-            (self.validate, Model.validate),
-            (main, None),
-            (self.postprocess, Model.postprocess),
+        for name, handler, default in (
+            ("preprocess", self.preprocess, Model.preprocess),
+            ("", self.validate, Model.validate),
+            (verb, main, None),
+            ("postprocess", self.postprocess, Model.postprocess),
         ):
+            observe = observers.get(name)
             is_default = default is not None and getattr(handler, "__func__", None) is default
-            if is_default and default is not Model.validate:
+            if is_default and default is not Model.validate and observe is None:
                 continue  # identity steps cost nothing when skipped
             if is_default or inspect.isasyncgenfunction(handler):
                 # KServe's envelope check takes microseconds; calling an async generator
@@ -225,6 +237,8 @@ class Model:
             else:
                 mode = _ASYNC if inspect.iscoroutinefunction(handler) else _SYNC
             step = _with_headers(handler)
+            if observe is not None:
+                step = _timed_async(step, observe) if mode == _ASYNC else _timed(step, observe)
             if mode != _ASYNC and segments and segments[-1][0] != _ASYNC:
                 # Join the previous run of sync steps; one real sync step makes it all sync.
                 previous_mode, steps = segments[-1]
@@ -262,6 +276,28 @@ def _with_headers(handler: Callable[..., Any]) -> Step:
         return handler(value)
 
     return without_headers
+
+
+def _timed(step: Step, observe: Callable[[float], None]) -> Step:
+    def timed(value: Any, headers: Headers) -> Any:
+        started = time.perf_counter()
+        try:
+            return step(value, headers)
+        finally:
+            observe(time.perf_counter() - started)
+
+    return timed
+
+
+def _timed_async(step: Step, observe: Callable[[float], None]) -> Step:
+    async def timed(value: Any, headers: Headers) -> Any:
+        started = time.perf_counter()
+        try:
+            return await step(value, headers)
+        finally:
+            observe(time.perf_counter() - started)
+
+    return timed
 
 
 def _chain(steps: list[Step], value: Any, headers: Headers) -> Callable[[], Any]:

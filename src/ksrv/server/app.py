@@ -9,6 +9,7 @@ replaced; SIGTERM drains every worker, which answers each request it already acc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import importlib
@@ -18,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from ksrv.server.dataplane import DataPlane
 from ksrv.server.remote_pickle import remote_pickle_warning
 from ksrv.server.rest import RESTApp
 from ksrv.server.settings import ServerSettings
+from ksrv.telemetry import metrics as telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -136,16 +139,24 @@ def model_loader(settings: ServerSettings) -> Any:
     return load
 
 
-def load_models(models: list[Model]) -> None:
-    """Load every model that is not ready yet; any failure stops the server from starting."""
+def load_models(models: list[Model]) -> dict[str, float]:
+    """Load every model that is not ready yet; any failure stops the server from starting.
+
+    Returns:
+        How long each model it loaded took, in seconds, by name.
+    """
+    load_s = {}
     for model in models:
         if model.ready:
             continue
+        started = time.perf_counter()
         result = model.load()
+        load_s[model.name] = time.perf_counter() - started
         if result is True:
             model.ready = True
         if not model.ready:
             raise ModelNotReady(model.name, "load() did not make it ready")
+    return load_s
 
 
 def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
@@ -244,26 +255,42 @@ def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
     # the workers share it, nobody else can. It listens once the models are loaded.
     listener = listeners.reserve(settings.host, settings.http_port, "HTTP")
     try:
-        _check_grpc_port(settings)
-        if settings.storage_uri and models is None:
-            settings = fetch_model(settings)
-        models = models if models is not None else build_models(settings)
-        load_models(models)
-        app = build_app(settings, models)
-        # Loaded frameworks leave millions of long-lived objects; without this, every full
-        # collection walks them all and stalls the loop for tens of ms (the p99 at high
-        # concurrency). Frozen objects are also never written by the GC, so forked workers
-        # keep sharing their pages.
-        gc.collect()
-        gc.freeze()
-        listeners.start_listening(listener, "HTTP")
-        _check_grpc_port(settings)
-        if settings.workers <= 1:
-            _run(settings, app, listener)
-        else:
-            workers.supervise(settings.workers, lambda _index: _run(settings, app, listener))
+        with contextlib.ExitStack() as metrics_files:
+            if settings.workers > 1:  # each scrape reads the sum over the workers
+                metrics_files.enter_context(telemetry.shared_across_workers("ksrv-server-"))
+            _serve_loaded(settings, models, listener)
     finally:
         listener.close()
+
+
+def _serve_loaded(
+    settings: ServerSettings, models: list[Model] | None, listener: socket.socket
+) -> None:
+    """`serve` once the HTTP port is ours."""
+    _check_grpc_port(settings)
+    if settings.storage_uri and models is None:
+        settings = fetch_model(settings)
+    models = models if models is not None else build_models(settings)
+    load_s = load_models(models)
+    app = build_app(settings, models)
+    for name, seconds in load_s.items():
+        app.dataplane.metrics.record_load(name, seconds)
+    # Loaded frameworks leave millions of long-lived objects; without this, every full
+    # collection walks them all and stalls the loop for tens of ms (the p99 at high
+    # concurrency). Frozen objects are also never written by the GC, so forked workers
+    # keep sharing their pages.
+    gc.collect()
+    gc.freeze()
+    listeners.start_listening(listener, "HTTP")
+    _check_grpc_port(settings)
+    if settings.workers <= 1:
+        _run(settings, app, listener)
+    else:
+        workers.supervise(
+            settings.workers,
+            lambda _index: _run(settings, app, listener),
+            on_exit=telemetry.worker_exited,
+        )
 
 
 def _check_grpc_port(settings: ServerSettings) -> None:

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 # How one (possibly merged) request is answered: run(model, payload, headers).
 Run = Callable[[Model, Any, Headers], Awaitable[Any]]
+# Told of each merged call: record(model name, requests, rows).
+MergeRecord = Callable[[str, int, int], None]
 
 
 class _Batch:
@@ -51,8 +53,11 @@ class _Batch:
 class Coalescer:
     """Merges concurrent requests to one model into batches of up to `max_batch_size` rows."""
 
-    def __init__(self, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE) -> None:
+    def __init__(
+        self, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, record: MergeRecord | None = None
+    ) -> None:
         self.max_batch_size = max_batch_size
+        self.record = record
         self._open: dict[tuple[int, Hashable], _Batch] = {}
         self._not_merging: weakref.WeakSet[Model] = weakref.WeakSet()
         self._running: set[asyncio.Task[None]] = set()  # the loop holds tasks only weakly
@@ -116,6 +121,8 @@ class Coalescer:
 
     async def _merged(self, pending: _Batch, model: Model, run: Run) -> list[Any] | None:
         """Per-request answers from one merged call, or None to answer each alone."""
+        if self.record is not None:
+            self.record(model.name, len(pending.payloads), pending.rows)
         try:
             answer = await run(model, batch.merge(pending.payloads), pending.headers[0])
             answers = batch.split(answer, pending.payloads)

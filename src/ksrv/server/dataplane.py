@@ -1,13 +1,15 @@
 """The transport-neutral data plane: liveness, readiness, metadata, inference, repository.
 
 REST (and later gRPC) adapters decode a request, call one method here and encode the answer;
-nothing below this point asks which transport a request came from.
+nothing below this point asks which transport a request came from. The server's metrics
+(`metrics.ServerMetrics`) live here too, so every adapter reaches the same ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +18,7 @@ from ksrv.errors import ModelNotFound, ModelNotReady
 from ksrv.model.base import EXPLAIN, PREDICT, Headers, Model
 from ksrv.model.repository import ModelRepository
 from ksrv.server.batching import Coalescer
+from ksrv.server.metrics import ServerMetrics
 from ksrv.server.settings import DEFAULT_MAX_BATCH_SIZE
 
 SERVER_NAME = "ksrv"
@@ -30,9 +33,11 @@ class DataPlane:
         repository: ModelRepository,
         max_threads: int = 1,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.repository = repository
-        self.coalescer = Coalescer(max_batch_size)
+        self.metrics = metrics if metrics is not None else ServerMetrics()
+        self.coalescer = Coalescer(max_batch_size, self.metrics.record_merge)
         self.is_draining = False
         self._max_threads = max_threads
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -85,6 +90,8 @@ class DataPlane:
         model = self.model(name, version)
         if not model.ready:
             raise ModelNotReady(name)
+        if model.step_observers is None:
+            model.observe_steps(self.metrics.step_observers(model.name))
         if verb == PREDICT and model.batchable:
             return await self.coalescer.submit(model, payload, headers, self._predict)
         return await model(payload, headers, verb, self.run_sync)
@@ -117,7 +124,9 @@ class DataPlane:
         return index
 
     async def load(self, name: str) -> None:
+        started = time.perf_counter()
         await self.run_sync(lambda: self.repository.load(name))
+        self.metrics.record_load(name, time.perf_counter() - started)
 
     async def unload(self, name: str) -> None:
         self.repository.unload(name)

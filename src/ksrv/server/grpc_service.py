@@ -83,11 +83,12 @@ class InferenceServicer:
             name = request.model_name
             version = request.model_version or None
             self.dataplane.model(name, version)
-            infer_request = grpc_codec.decode_request(request)
-            headers = _headers(context)
-            result = await self.dataplane.infer(name, infer_request, headers, version)
-            response = _as_infer_response(result, infer_request)
-            return grpc_codec.encode_response(response, infer_request)
+            with self.dataplane.metrics.count("grpc", name):
+                infer_request = grpc_codec.decode_request(request)
+                headers = _headers(context)
+                result = await self.dataplane.infer(name, infer_request, headers, version)
+                response = _as_infer_response(result, infer_request)
+                return grpc_codec.encode_response(response, infer_request)
         except Exception as exc:
             await _abort(context, exc)
 

@@ -28,6 +28,7 @@ from ksrv.protocol.openai.completions import CompletionRequest
 from ksrv.protocol.openai.embeddings import EmbeddingRequest, RerankRequest, as_base64
 from ksrv.server import openai_stream
 from ksrv.server.dataplane import DataPlane
+from ksrv.server.metrics import Generation
 
 logger = logging.getLogger(__name__)
 
@@ -138,27 +139,35 @@ class OpenAIRoutes:
     async def _completion(self, request: Request) -> Answer:
         params = _streamable(decode(CompletionRequest, request.body))
         model = self._ready(params.model, OpenAIGenerativeModel, "Completions")
-        result = await model.create_completion(params, None, _context(request))
-        return await _answer(result, params.include_usage())
+        started = time.perf_counter()
+        with self.dataplane.metrics.count("openai", params.model):
+            result = await model.create_completion(params, None, _context(request))
+            generation = self.dataplane.metrics.generation(params.model)
+            return await _answer(result, params.include_usage(), generation, started)
 
     async def _chat_completion(self, request: Request) -> Answer:
         params = _streamable(decode(ChatCompletionRequest, request.body))
         model = self._ready(params.model, OpenAIGenerativeModel, "Chat Completions")
-        result = await model.create_chat_completion(params, None, _context(request))
-        return await _answer(result, params.include_usage())
+        started = time.perf_counter()
+        with self.dataplane.metrics.count("openai", params.model):
+            result = await model.create_chat_completion(params, None, _context(request))
+            generation = self.dataplane.metrics.generation(params.model)
+            return await _answer(result, params.include_usage(), generation, started)
 
     async def _embedding(self, request: Request) -> Answer:
         params = decode(EmbeddingRequest, request.body)
         model = self._ready(params.model, OpenAIEncoderModel, "Embeddings")
-        result = await model.create_embedding(params, None, _context(request))
-        if params.encoding_format == "base64":
-            result = as_base64(result)
-        return json_answer(result)
+        with self.dataplane.metrics.count("openai", params.model):
+            result = await model.create_embedding(params, None, _context(request))
+            if params.encoding_format == "base64":
+                result = as_base64(result)
+            return json_answer(result)
 
     async def _rerank(self, request: Request) -> Answer:
         params = decode(RerankRequest, request.body)
         model = self._ready(params.model, OpenAIEncoderModel, "Rerank")
-        return json_answer(await model.create_rerank(params, None, _context(request)))
+        with self.dataplane.metrics.count("openai", params.model):
+            return json_answer(await model.create_rerank(params, None, _context(request)))
 
 
 S = TypeVar("S", CompletionRequest, ChatCompletionRequest)
@@ -177,13 +186,17 @@ def _context(request: Request) -> dict[str, Any]:
     return {"headers": request.headers}
 
 
-async def _answer(result: Any, include_usage: bool) -> Answer:
-    """A whole answer as JSON; an async iterator of chunks as OpenAI's event stream."""
+async def _answer(
+    result: Any, include_usage: bool, generation: Generation, started: float
+) -> Answer:
+    """A whole answer as JSON; an async iterator of chunks as OpenAI's event stream. Its
+    tokens are counted (and a stream's first chunk timed) into `generation`."""
     if isinstance(result, BaseModel):
+        generation.usage(getattr(result, "usage", None))
         return json_answer(result)
     if isinstance(result, AsyncIterator):
         stream = await openai_stream.Prefetched.start(result)
-        return StreamingResponse(
-            openai_stream.openai_events(stream, include_usage), headers=list(sse.HEADERS)
-        )
+        generation.first_token(time.perf_counter() - started)
+        events = openai_stream.openai_events(stream, include_usage, generation.usage)
+        return StreamingResponse(events, headers=list(sse.HEADERS))
     raise TypeError(f"an OpenAI model returned {type(result).__name__}, not a response")

@@ -59,8 +59,11 @@ class Prefetched:
         await _close(self.chunks)
 
 
-async def openai_events(stream: Prefetched, include_usage: bool) -> AsyncIterator[bytes]:
-    """OpenAI's SSE body for a model's chunk objects (KServe-style `str` chunks pass as is)."""
+async def openai_events(
+    stream: Prefetched, include_usage: bool, on_usage: Callable[[Any], None] | None = None
+) -> AsyncIterator[bytes]:
+    """OpenAI's SSE body for a model's chunk objects (KServe-style `str` chunks pass as is);
+    `on_usage` hears the usage the model reported, once the stream ends."""
     usage: BaseModel | None = None
     template: BaseModel | None = None
     is_framed = False
@@ -78,6 +81,8 @@ async def openai_events(stream: Prefetched, include_usage: bool) -> AsyncIterato
                 chunk = chunk.model_copy(update={"usage": None})
             # With include_usage OpenAI sends `"usage": null` on every chunk, else no field.
             yield sse.event(chunk.model_dump_json(exclude=None if include_usage else _USAGE))
+        if on_usage is not None:
+            on_usage(usage)
         if include_usage and usage is not None and template is not None:
             final = template.model_copy(update={"choices": [], "usage": usage})
             yield sse.event(final.model_dump_json())

@@ -25,11 +25,13 @@ from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server import generate
 from ksrv.server.dataplane import DataPlane
 from ksrv.server.openai_routes import DEFAULT_PREFIX, OpenAIRoutes
+from ksrv.telemetry import metrics as telemetry
 
 logger = logging.getLogger(__name__)
 
 _JSON = (b"content-type", b"application/json")
 _OCTETS = (b"content-type", b"application/octet-stream")
+_METRICS = (b"content-type", telemetry.CONTENT_TYPE.encode())
 
 
 def json_response(value: Any, status_code: int = 200) -> Response:
@@ -90,6 +92,8 @@ class RESTApp:
             return await self._route_v1(request, parts)
         if parts == [""] and request.method in ("GET", "HEAD"):
             return json_response({"status": "alive"})
+        if parts == ["metrics"] and request.method in ("GET", "HEAD"):
+            return Response(self.dataplane.metrics.exposition(), 200, [_METRICS])
         raise _not_found(request)
 
     # -- V2 / Open Inference Protocol ------------------------------------------------------
@@ -102,9 +106,11 @@ class RESTApp:
                 return await self._infer_v2(request, name, version)
             if action in ("generate", "generate_stream") and method == "POST":
                 is_stream = action == "generate_stream"
-                return await generate.generate(
-                    self.dataplane, name, version, request.body, is_stream
-                )
+                self.dataplane.model(name, version)
+                with self.dataplane.metrics.count("v2", name):
+                    return await generate.generate(
+                        self.dataplane, name, version, request.body, is_stream
+                    )
             if action == "ready" and method == "GET":
                 is_ready = await self.dataplane.is_model_ready(name, version)
                 return json_response({"name": name, "ready": is_ready}, 200 if is_ready else 503)
@@ -129,11 +135,12 @@ class RESTApp:
         self, request: Request, name: str, version: str | None
     ) -> Response | StreamingResponse:
         self.dataplane.model(name, version)  # unknown model: 404 before reading the body
-        body = request.body
-        json_length = _json_length(request.headers)
-        infer_request = rest_codec.decode_request(body, name, json_length, version)
-        result = await self.dataplane.infer(name, infer_request, request.headers, version)
-        return _v2_result(result, infer_request)
+        with self.dataplane.metrics.count("v2", name):
+            body = request.body
+            json_length = _json_length(request.headers)
+            infer_request = rest_codec.decode_request(body, name, json_length, version)
+            result = await self.dataplane.infer(name, infer_request, request.headers, version)
+            return _v2_result(result, infer_request)
 
     async def _route_repository(self, request: Request, parts: list[str]) -> Response:
         if parts[2] == "index" and len(parts) == 3 and request.method in ("GET", "POST"):
@@ -163,17 +170,22 @@ class RESTApp:
         if verb not in ("predict", "explain") or request.method != "POST":
             raise _not_found(request)
         self.dataplane.model(name)
-        payload = v1.check_request(rest_codec.loads(request.body, rest_codec.MAX_JSON_BYTES))
-        result = await self.dataplane.infer(name, payload, request.headers, verb=verb)
-        if isinstance(result, InferResponse):
-            body, json_length = rest_codec.encode_response(result)
-            return _binary_or_json(body, json_length)
-        if isinstance(result, bytes | str):
-            body = result.encode() if isinstance(result, str) else result
-            return Response(body, 200, [_OCTETS])
-        if isinstance(result, AsyncIterator):
-            return StreamingResponse(_encoded_chunks(result))
-        return json_response(result)
+        with self.dataplane.metrics.count("v1", name):
+            payload = v1.check_request(rest_codec.loads(request.body, rest_codec.MAX_JSON_BYTES))
+            result = await self.dataplane.infer(name, payload, request.headers, verb=verb)
+            return _v1_result(result)
+
+
+def _v1_result(result: Any) -> Response | StreamingResponse:
+    if isinstance(result, InferResponse):
+        body, json_length = rest_codec.encode_response(result)
+        return _binary_or_json(body, json_length)
+    if isinstance(result, bytes | str):
+        body = result.encode() if isinstance(result, str) else result
+        return Response(body, 200, [_OCTETS])
+    if isinstance(result, AsyncIterator):
+        return StreamingResponse(_encoded_chunks(result))
+    return json_response(result)
 
 
 def _model_path(parts: list[str]) -> tuple[str, str | None, str]:

@@ -305,3 +305,33 @@ def test_ksrv_serve_with_a_custom_route_prefix(start_server):
         assert [m.id for m in c.models.list()] == ["emb"]
         assert c.embeddings.create(model="emb", input="a").data[0].embedding[0] == 1.0
     assert httpx.get(process.url + "/openai/v1/models").status_code == 404
+
+
+def test_tokens_time_to_first_token_and_requests_are_metrics(client, server: ServerProcess):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict:
+        text = httpx.get(server.url + "/metrics").text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    before = scrape()
+    client.completions.create(model="counter", prompt="a b", max_tokens=3)
+    stream = client.completions.create(
+        model="counter", prompt="a b c", max_tokens=4, stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    assert len(list(stream)) > 1
+    after = scrape()
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted({"model_name": "counter", **labels}.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("ksrv_llm_tokens_total", kind="prompt") == 2 + 3
+    assert delta("ksrv_llm_tokens_total", kind="generation") == 3 + 4
+    assert delta("ksrv_llm_time_to_first_token_seconds_count") == 1  # only the streamed one
+    assert delta("ksrv_requests_total", protocol="openai", code="200") == 2

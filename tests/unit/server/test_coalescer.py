@@ -167,3 +167,12 @@ def test_a_lone_request_is_answered_without_waiting_for_company(count):
     model = Doubler()
     answers = run_all(Coalescer(), model, [request([5], str(i)) for i in range(count)])
     assert [values(answer) for answer in answers] == [[10]] * count
+
+
+def test_each_merged_call_is_recorded_with_its_requests_and_rows_and_lone_ones_are_not():
+    model = Doubler()
+    merges: list[tuple[str, int, int]] = []
+    coalescer = Coalescer(max_batch_size=4, record=lambda *merge: merges.append(merge))
+    run_all(coalescer, model, [request([i, i], str(i)) for i in range(5)])
+    assert sorted(model.calls) == [2, 4, 4]
+    assert merges == [("doubler", 2, 4), ("doubler", 2, 4)]  # the fifth ran alone

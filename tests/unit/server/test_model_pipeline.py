@@ -107,3 +107,39 @@ def test_a_runtime_subclass_that_changes_the_pipeline_is_not_merged_unless_it_sa
     assert not Tenanted.batchable
     assert StillRowWise.batchable
     assert OnlyLoadsDifferently.batchable
+
+
+def test_observed_steps_are_each_timed_identity_ones_included():
+    class Plain(Model):
+        def predict(self, payload, headers=None):
+            return payload * 2
+
+        async def explain(self, payload, headers=None):
+            return "why"
+
+    model = Plain("plain")
+    assert asyncio.run(model(2)) == 4  # a pipeline built before it is observed is rebuilt
+    timed: dict[str, list[float]] = {}
+    steps = ("preprocess", "predict", "postprocess", "explain")
+    model.observe_steps({step: timed.setdefault(step, []).append for step in steps})
+    assert asyncio.run(model(2)) == 4
+    assert asyncio.run(model(2, verb="explain")) == "why"
+    assert {step: len(seconds) for step, seconds in timed.items()} == {
+        "preprocess": 2, "predict": 1, "postprocess": 2, "explain": 1,
+    }  # fmt: skip
+    assert all(0 <= s < 1 for seconds in timed.values() for s in seconds)
+
+
+def test_async_and_sync_steps_are_timed_where_they_run():
+    model = Recording()
+    timed: dict[str, list[float]] = {}
+    steps = ("preprocess", "predict", "postprocess")
+    model.observe_steps({step: timed.setdefault(step, []).append for step in steps})
+
+    async def run_sync(function):
+        model.trips += 1
+        return function()
+
+    assert asyncio.run(model([], {"x": "1"}, run_sync=run_sync)) == ["pre", "predict", "post:1"]
+    assert model.trips == 1  # timing keeps the sync steps in one trip
+    assert sorted(timed) == ["postprocess", "predict", "preprocess"]

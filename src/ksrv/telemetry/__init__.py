@@ -1,0 +1,1 @@
+"""Telemetry shared by every ksrv process: Prometheus metrics (and tracing, payload logs)."""
