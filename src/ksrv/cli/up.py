@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import httpx
 
-from ksrv.cli import exposure
+from ksrv.cli import exposure, telemetry
 from ksrv.control import plane
 from ksrv.errors import KsrvError
 
@@ -78,6 +78,7 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
     envvar="KSRV_AUTOSCALER_CONFIG",
     help="Knative's config-autoscaler ConfigMap (YAML): platform-wide autoscaling defaults.",
 )
+@telemetry.otlp_option
 @exposure.insecure_option
 def up(
     state_dir: Path,

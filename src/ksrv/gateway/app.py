@@ -32,6 +32,7 @@ from ksrv.http import body as http_body
 from ksrv.http import listeners, workers
 from ksrv.http import server as http
 from ksrv.protocol import status
+from ksrv.telemetry import tracing
 
 if TYPE_CHECKING:
     from ksrv.gateway import grpc_proxy
@@ -77,6 +78,10 @@ class Gateway:
         if self.reporter is not None:
             self.dispatcher.add_hook(self.traffic)
         self.rest = proxy.RESTTransport()
+        if tracing.tracer() is not None:
+            from ksrv.gateway import traced
+
+            traced.instrument_rest(self)
         self.max_body_bytes = max_body_bytes
         self.watcher = RouteWatcher(routes_url, self.set_routes) if routes_url else None
         self.http_port = 0
@@ -238,6 +243,7 @@ async def _serve_forever(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    tracing.configure("ksrv-gateway")
     gateway = Gateway(
         routes_url,
         random.Random(seed) if seed is not None else None,
@@ -262,6 +268,7 @@ async def _serve_forever(
         _stop_when_orphaned(loop, stop)
     await stop.wait()
     await gateway.stop()
+    tracing.shutdown()
 
 
 def _stop_when_orphaned(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

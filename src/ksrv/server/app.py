@@ -31,6 +31,7 @@ from ksrv.runtimes import registry
 from ksrv.server.dataplane import DataPlane
 from ksrv.server.rest import RESTApp
 from ksrv.server.settings import ServerSettings
+from ksrv.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -154,11 +155,16 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
     dataplane = DataPlane(
         repository, max_threads=settings.max_threads, max_batch_size=settings.max_batch_size
     )
-    return RESTApp(
+    app = RESTApp(
         dataplane,
         max_request_bytes=settings.max_request_bytes,
         openai_prefix=settings.openai_route_prefix,
     )
+    if tracing.tracer() is not None:
+        from ksrv.server import traced
+
+        traced.instrument_rest(app)
+    return app
 
 
 async def _serve_forever(
@@ -201,6 +207,7 @@ async def _serve_forever(
         draining.append(grpc_server.stop(settings.grace_period_s))
     await asyncio.gather(*draining)
     app.dataplane.shutdown()
+    tracing.shutdown()  # the spans still buffered leave now (a forked worker has no atexit)
 
 
 def _listening_line(host: str, http_port: int, grpc_port: int) -> str:
@@ -244,6 +251,7 @@ def serve(settings: ServerSettings, models: list[Model] | None = None) -> None:
             settings = fetch_model(settings)
         models = models if models is not None else build_models(settings)
         load_models(models)
+        tracing.configure(settings.model_name)
         app = build_app(settings, models)
         # Loaded frameworks leave millions of long-lived objects; without this, every full
         # collection walks them all and stalls the loop for tens of ms (the p99 at high
