@@ -20,8 +20,6 @@ from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.conftest import KSRV, ServerProcess, free_port, wait_until
 from tests.otlp_collector import OTLPCollector, ReceivedSpan
 
-pytest.importorskip("opentelemetry.sdk")
-
 ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
 
 
