@@ -1,6 +1,6 @@
 """A model server alone traces its requests to a real OTLP/HTTP collector when OTEL_* says so.
 
-`ksrv serve` of a scikit-learn model with the collector's OTEL_* environment: each request's
+`ksrv serve --otlp-endpoint` of a scikit-learn model (the collector's address): each request's
 SERVER span takes its parent from the caller's `traceparent` (REST header, gRPC metadata),
 and its steps (decode, infer, the model's predict, encode) are its descendants in the same
 trace, with the model's name and protocol as attributes.
@@ -38,8 +38,9 @@ def traced_server(collector, tmp_path_factory) -> Iterator[ServerProcess]:
     http_port, grpc_port = free_port(), free_port()
     command = [*KSRV, "serve", "--model-format", "sklearn", "--model-dir", str(model_dir),
                "--model-name", "iris", "--http-port", str(http_port),
-               "--grpc-port", str(grpc_port)]  # fmt: skip
-    env = {**collector.env(), "OTEL_SERVICE_NAME": "iris-predictor"}
+               "--grpc-port", str(grpc_port), "--otlp-endpoint", collector.endpoint]  # fmt: skip
+    # The flag turns tracing on; the SDK's own variables still apply.
+    env = {"OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_SERVICE_NAME": "iris-predictor"}
     server = ServerProcess(command, http_port, env, grpc_port=grpc_port).wait_ready()
     yield server
     server.stop()
