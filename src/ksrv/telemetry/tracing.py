@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -150,13 +150,6 @@ def outgoing_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
-
-
-def inject(headers: MutableMapping[str, str]) -> None:
-    """Replace the trace headers in `headers` with the current span's context."""
-    for name in TRACE_HEADERS:
-        headers.pop(name, None)
-    headers.update(outgoing_headers())
 
 
 @contextmanager
