@@ -9,6 +9,7 @@ trace, with the model's name and protocol as attributes.
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Iterator
 
 import grpc
@@ -145,3 +146,28 @@ def test_grpc_model_infer_takes_its_parent_from_metadata(collector, traced_serve
     assert server.attributes["ksrv.inference.protocol"] == "grpc-v2"
     assert server.attributes["ksrv.model.name"] == "iris"
     assert by_name(spans, "infer").parent_span_id == server.span_id
+
+
+def test_without_the_sdk_a_server_asked_to_trace_serves_untraced(tmp_path):
+    """The `tracing` extra is optional: with OpenTelemetry unimportable, a server whose
+    environment asks for traces still imports, starts and answers, and says why it does not
+    trace."""
+    port = free_port()
+    blocked = (
+        "import sys; sys.modules['opentelemetry'] = None; "
+        "from ksrv.cli.main import main; sys.argv[0] = 'ksrv'; main()"
+    )
+    command = [sys.executable, "-c", blocked, "serve", "tests/toys.py:Echo", "--model-name",
+               "echo", "--http-port", str(port), "--grpc-port", "0"]  # fmt: skip
+    env = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    server = ServerProcess(command, port, env).wait_ready()
+    try:
+        response = httpx.post(
+            f"{server.url}/v1/models/echo:predict",
+            json={"instances": [[1, 2]]},
+            headers={"traceparent": traceparent()[0]},
+        )
+        assert response.json() == {"predictions": [[1, 2]]}
+        assert "pip install 'ksrv[tracing]'" in server.log()
+    finally:
+        server.stop()
