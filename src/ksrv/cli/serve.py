@@ -9,6 +9,7 @@ import sys
 import click
 
 from ksrv.api import runtime_selection
+from ksrv.cli import telemetry
 from ksrv.errors import KsrvError
 from ksrv.server import app
 from ksrv.server.settings import (
@@ -91,6 +92,7 @@ from ksrv.server.settings import (
     "'openai'); '' serves them at /v1/..., as KServe does.",
 )
 @click.option("--log-level", default="info", show_default=True)
+@telemetry.otlp_option
 @click.argument("runtime_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- RUNTIME ARGS]")
 def serve(
     model_class: str | None,

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import httpx
 
-from ksrv.cli import exposure
+from ksrv.cli import exposure, telemetry
 from ksrv.cli.exposure import checked_tls, tls_options
 from ksrv.control import plane
 from ksrv.errors import KsrvError
@@ -89,6 +89,7 @@ def _state_dir_option(function: click.decorators.FC) -> click.decorators.FC:
     "STATE_DIR/admin.token on first start; `ksrv token create` makes more).",
 )
 @tls_options
+@telemetry.otlp_option
 @exposure.insecure_option
 def up(
     state_dir: Path,

@@ -351,6 +351,7 @@ class _Gateway:
             "KSRV_GATEWAY_WORKERS": str(settings.gateway_workers),
             listeners.LISTEN_FDS_ENV: str(len(self.sockets)),
             listeners.HANDOVER_ENV: str(self._handover_path),
+            "OTEL_SERVICE_NAME": "ksrv-gateway",  # in traces (when OTEL_* turns them on)
         }
         fds = [sock.fileno() for sock in self.sockets]
         pid = processes.spawn(self._command(), env, settings.state_dir / "gateway.log", fds)

@@ -37,6 +37,7 @@ from ksrv.http import server as http
 from ksrv.http.tls import TLSFiles
 from ksrv.protocol import status, tokens
 from ksrv.telemetry import metrics as telemetry
+from ksrv.telemetry import tracing
 
 if TYPE_CHECKING:
     from ksrv.gateway import grpc_proxy
@@ -94,6 +95,10 @@ class Gateway:
             self.dispatcher.add_hook(self.traffic)
         self.auth = auth.TokenCheck()
         self.rest = proxy.RESTTransport()
+        if tracing.tracer() is not None:
+            from ksrv.gateway import traced
+
+            traced.instrument_rest(self)
         self.max_body_bytes = max_body_bytes
         self.watcher = (
             RouteWatcher(routes_url, self.set_routes, credentials=control) if routes_url else None
@@ -271,6 +276,7 @@ async def _serve_forever(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    tracing.configure("ksrv-gateway")
     gateway = Gateway(
         routes_url,
         random.Random(seed) if seed is not None else None,
@@ -296,6 +302,7 @@ async def _serve_forever(
         _stop_when_orphaned(loop, stop)
     await stop.wait()
     await gateway.stop()
+    tracing.shutdown()
 
 
 def _stop_when_orphaned(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

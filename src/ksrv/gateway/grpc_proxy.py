@@ -27,6 +27,7 @@ from ksrv.gateway.routes import Backend, Match
 from ksrv.gateway.upstream import UpstreamDropped
 from ksrv.http.tls import TLSFiles
 from ksrv.protocol import status
+from ksrv.telemetry import tracing
 
 # A real model server has about a dozen methods; the rest of this many are callers' inventions.
 MAX_CACHED_METHODS = 256
@@ -161,6 +162,10 @@ class GRPCProxy:
         ]
         self.transport = GRPCTransport(options)
         self.forwarder = _Forwarder(dispatcher, self.transport)
+        if tracing.tracer() is not None:
+            from ksrv.gateway import traced
+
+            traced.instrument_grpc(self.transport, self.forwarder)
         # grpcio's default is SO_REUSEPORT, which let a stray server answer half the calls:
         # only the workers of one gateway (`is_shared`, after `listeners.check_free`) share.
         server_options = [*options, ("grpc.so_reuseport", int(is_shared))]

@@ -10,16 +10,18 @@ forwards to its predictor over V1 or V2 REST.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ksrv.errors import InvalidInput
 from ksrv.protocol import client
 from ksrv.protocol.v2 import InferRequest
+from ksrv.telemetry import tracing
 
 PREDICT = "predict"
 EXPLAIN = "explain"
@@ -164,13 +166,19 @@ class Model:
                 f"Model '{self.name}' has no predict() and no predictor host to forward to"
             )
         target = self._predictor_target(self.predictor_host)
-        return await client.forward_predict(target, payload, headers)
+        if tracing.tracer() is None:
+            return await client.forward_predict(target, payload, headers)
+        with _client_span(target, "predict") as outgoing:
+            return await client.forward_predict(target, payload, {**(headers or {}), **outgoing})
 
     async def explain(self, payload: Payload, headers: Headers | None = None) -> Any:
         if not self.explainer_host:
             raise NotImplementedError(f"Model '{self.name}' has no explainer")
         target = self._predictor_target(self.explainer_host)
-        return await client.forward_explain(target, payload, headers)
+        if tracing.tracer() is None:
+            return await client.forward_explain(target, payload, headers)
+        with _client_span(target, "explain") as outgoing:
+            return await client.forward_explain(target, payload, {**(headers or {}), **outgoing})
 
     def validate(self, payload: Payload) -> Payload:
         """KServe's envelope check: `inputs` / `instances` must be lists."""
@@ -239,6 +247,9 @@ class Model:
             step = _with_headers(handler)
             if observe is not None:
                 step = _timed_async(step, observe) if mode == _ASYNC else _timed(step, observe)
+            if not is_default and tracing.tracer() is not None:
+                span = getattr(handler, "__name__", "step")
+                step = (tracing.traced_async if mode == _ASYNC else tracing.traced)(span, step)
             if mode != _ASYNC and segments and segments[-1][0] != _ASYNC:
                 # Join the previous run of sync steps; one real sync step makes it all sync.
                 previous_mode, steps = segments[-1]
@@ -258,6 +269,29 @@ class Model:
         return client.Target(
             base_url=base, model_name=self.name, protocol=self.protocol, timeout_s=self.timeout
         )
+
+
+@contextlib.contextmanager
+def _client_span(target: client.Target, verb: str) -> Iterator[dict[str, str]]:
+    """A CLIENT span for a call to the predictor (or explainer); yields its trace headers."""
+    address = target.base_url.split("://", 1)[-1].rstrip("/")
+    host, _, port = address.rpartition(":")
+    attributes: dict[str, Any] = {
+        "server.address": host or address,
+        tracing.MODEL_NAME: target.model_name,
+        tracing.INFERENCE_PROTOCOL: target.protocol,
+        "ksrv.verb": verb,
+    }
+    if port.isdigit():
+        attributes["server.port"] = int(port)
+    if target.protocol == "grpc-v2":
+        attributes["rpc.system"] = "grpc"
+        name = "inference.GRPCInferenceService/ModelInfer"
+    else:
+        attributes["http.request.method"] = "POST"
+        name = "POST"
+    with tracing.span(name, "CLIENT", attributes):
+        yield tracing.outgoing_headers()
 
 
 def _with_headers(handler: Callable[..., Any]) -> Step:

@@ -2,9 +2,9 @@
 
 V1 and V2 over REST (one pooled `httpx.AsyncClient` per event loop and base URL) and V2 over
 gRPC (one grpc.aio channel per loop and target). As in KServe, only the request id (if it is
-a short token: `correlation`), the B3 trace id and the authorization header travel on. The
-predictor's errors come back as ksrv errors: the caller's mistakes keep their meaning,
-unreachable or failing becomes `UpstreamFailed`.
+a short token: `correlation`), the B3 trace id, the W3C trace context and the authorization
+header travel on. The predictor's errors come back as ksrv errors: the caller's mistakes keep
+their meaning, unreachable or failing becomes `UpstreamFailed`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 _clients: dict[tuple[int, str], httpx.AsyncClient] = {}
 _channels: dict[tuple[int, str], Any] = {}
-FORWARDED_HEADERS = ("x-request-id", "x-b3-traceid", "authorization")
+# W3C trace context travels on too, so a trace passes through a transformer (that traces
+# itself or not: `ksrv.telemetry.tracing` replaces it with its own span's when it does).
+FORWARDED_HEADERS = ("x-request-id", "x-b3-traceid", "authorization", "traceparent", "tracestate")
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from ksrv.server.remote_pickle import remote_pickle_warning
 from ksrv.server.rest import RESTApp
 from ksrv.server.settings import ServerSettings
 from ksrv.telemetry import metrics as telemetry
+from ksrv.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -166,11 +167,16 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
     dataplane = DataPlane(
         repository, max_threads=settings.max_threads, max_batch_size=settings.max_batch_size
     )
-    return RESTApp(
+    app = RESTApp(
         dataplane,
         max_request_bytes=settings.max_request_bytes,
         openai_prefix=settings.openai_route_prefix,
     )
+    if tracing.tracer() is not None:
+        from ksrv.server import traced
+
+        traced.instrument_rest(app)
+    return app
 
 
 async def _serve_forever(
@@ -213,6 +219,7 @@ async def _serve_forever(
         draining.append(grpc_server.stop(settings.grace_period_s))
     await asyncio.gather(*draining)
     app.dataplane.shutdown()
+    tracing.shutdown()  # the spans still buffered leave now (a forked worker has no atexit)
 
 
 def _listening_line(host: str, http_port: int, grpc_port: int) -> str:
@@ -272,6 +279,7 @@ def _serve_loaded(
         settings = fetch_model(settings)
     models = models if models is not None else build_models(settings)
     load_s = load_models(models)
+    tracing.configure(settings.model_name)
     app = build_app(settings, models)
     for name, seconds in load_s.items():
         app.dataplane.metrics.record_load(name, seconds)

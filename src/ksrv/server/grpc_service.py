@@ -26,6 +26,7 @@ from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
 from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server.dataplane import DataPlane
 from ksrv.server.settings import DEFAULT_GRPC_THREADS
+from ksrv.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +273,12 @@ def build_server(
         ],
     )
     loop = asyncio.get_running_loop()
-    server.add_generic_rpc_handlers((_handlers(InferenceServicer(dataplane), loop),))
+    servicer = InferenceServicer(dataplane)
+    if tracing.tracer() is not None:
+        from ksrv.server import traced
+
+        traced.instrument_grpc(servicer)
+    server.add_generic_rpc_handlers((_handlers(servicer, loop),))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     server.add_insecure_port(address)
     return GRPCServer(server, pool)

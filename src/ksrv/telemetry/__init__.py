@@ -1,1 +1,1 @@
-"""Telemetry shared by every ksrv process: Prometheus metrics (and tracing, payload logs)."""
+"""What a process tells about itself: Prometheus metrics and traces (and payload logs)."""

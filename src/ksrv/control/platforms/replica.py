@@ -239,7 +239,7 @@ class LocalReplica:
             .replace("{python}", self._python)
             for arg in self.spec.command
         ]
-        env = {"PYTHONUNBUFFERED": "1", **os.environ, **self.spec.env}
+        env = {"PYTHONUNBUFFERED": "1", **os.environ, **_trace_identity(self.spec), **self.spec.env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:
             log.write(f"--- ksrv: starting {' '.join(argv)}\n")
@@ -363,3 +363,15 @@ def _with_path_hint(failure: str, argv: list[str]) -> str:
         return failure
     hint = local_render.missing_relative_path(argv, Path.cwd())
     return f"{failure}: {hint}" if hint else failure
+
+
+def _trace_identity(spec: RevisionSpec) -> dict[str, str]:
+    """Who this replica is in traces, when the OTEL_* environment turns tracing on: service
+    `{isvc}-{component}`, its namespace, and its revision as `service.version` (the
+    component's own env, and the platform's OTEL_RESOURCE_ATTRIBUTES, still win)."""
+    attributes = f"service.namespace={spec.namespace},service.version={spec.revision}"
+    given = os.environ.get("OTEL_RESOURCE_ATTRIBUTES")
+    return {
+        "OTEL_SERVICE_NAME": f"{spec.isvc}-{spec.component}",
+        "OTEL_RESOURCE_ATTRIBUTES": f"{attributes},{given}" if given else attributes,
+    }
