@@ -11,7 +11,8 @@ revision it keeps is autoscaled (`autoscaling`): the latest runs the count last 
 the decision shows in the component's status. With `ksrv.dev/shadow-percent`, the latest
 revision, while not rolled out, is the route's shadow (it gets copies of requests) and its
 status shows the copies the gateways counted (`shadows`). A service whose pass fails stays
-exactly as it was; the others go on.
+exactly as it was; the others go on. An LLMInferenceService is served as the InferenceService
+`llm_plan` translates it into, its status recast for its kind.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, Final, Protocol
 from ksrv.api import default_runtimes, local_model_cache, names, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import Runtime, parse_runtime
-from ksrv.control import autoscaling, revisions, rollout, service_status
+from ksrv.control import autoscaling, llm_plan, revisions, rollout, service_status
 from ksrv.control import canaries as canary_rules
 from ksrv.control import plan as planning
 from ksrv.control.autoscaler_settings import ScalingSettings
@@ -34,7 +35,7 @@ from ksrv.control.platforms.base import Platform, RevisionKey, RevisionState
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.service_status import ComponentOutcome, mapping
 from ksrv.control.store import Store
-from ksrv.errors import KsrvError, ResourceInvalid
+from ksrv.errors import KsrvError, ResourceInvalid, ResourceNotFound
 from ksrv.protocol.routes import BackendDoc, ComponentDoc, ReplicaDoc, ServiceDoc, ShadowDoc
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class InferenceServiceReconciler:
     """Drives the platform towards the stored InferenceServices and reports their status."""
 
     # A cache's copy becoming complete (its status) changes where a predictor reads its model.
-    kinds: Final = (ISVC, *RUNTIME_KINDS, *local_model_cache.KINDS)
+    kinds: Final = (ISVC, *RUNTIME_KINDS, *local_model_cache.KINDS, *llm_plan.KINDS)
     follows_platform: Final = True
 
     def __init__(
@@ -93,7 +94,7 @@ class InferenceServiceReconciler:
         services: list[ServiceDoc] = []
         wanted: set[RevisionKey] = set()
         seen: set[str] = set()
-        for isvc in self.store.list(ISVC):
+        for isvc in [*self.store.list(ISVC), *self.store.list(llm_plan.LLMISVC)]:
             namespace, name = _key(isvc)
             seen.add(isvc["metadata"].get("uid", ""))
             if self._refuse_bad_name(isvc):
@@ -126,9 +127,15 @@ class InferenceServiceReconciler:
         problem = names.namespace_problem(namespace)
         what = "namespace" if problem else "name"
         problem = problem or names.service_name_problem(name)
+        kind = isvc.get("kind", ISVC)
+        if problem is None and kind != ISVC and self._stored(ISVC, namespace, name) is not None:
+            problem = "is an InferenceService's already (both would answer on its host and path)"
         if problem is None:
             return False
-        message = f"{what} {problem}; delete this InferenceService and apply it under a valid one"
+        self._refuse(isvc, f"{what} {problem}; delete this {kind} and apply it under a valid one")
+        return True
+
+    def _refuse(self, isvc: Document, message: str) -> None:
         old = mapping(isvc.get("status"))
         status = {
             "observedGeneration": isvc["metadata"].get("generation"),
@@ -137,8 +144,7 @@ class InferenceServiceReconciler:
         service_status.keep_transition_times(
             status["conditions"], old.get("conditions"), self.now()
         )
-        self._write_status(namespace, name, old, status)
-        return True
+        self._write_status(isvc, old, status)
 
     def _runtimes(self) -> list[Runtime]:
         applied: list[Runtime] = []
@@ -154,6 +160,8 @@ class InferenceServiceReconciler:
     def _load(self, isvc: Document) -> tuple[InferenceService, list[str]]:
         """The typed resource and what it asks for that no local platform honours (parsed
         again only when the stored document changed)."""
+        if isvc.get("kind") == llm_plan.LLMISVC:  # its presets may change: translated each pass
+            return llm_plan.as_inference_service(isvc, self._preset)
         metadata = isvc["metadata"]
         uid, version = metadata.get("uid", ""), metadata.get("resourceVersion", "")
         cached = self._loaded.get(uid)
@@ -173,9 +181,13 @@ class InferenceServiceReconciler:
         old_status = mapping(isvc.get("status"))
         if (isvc["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) == "true":
             status = service_status.stopped_status(generation, old_status, self.now())
-            self._write_status(namespace, name, old_status, status)
+            self._write_status(isvc, old_status, status)
             return None, set()
-        resource, limitations = self._load(isvc)
+        try:
+            resource, limitations = self._load(isvc)
+        except ResourceInvalid as exc:  # an LLMInferenceService whose preset is missing
+            self._refuse(isvc, str(exc))
+            return None, set()
         desired = planning.desired_state(resource, runtimes)
         if self.copies is not None:
             annotations = resource.metadata.annotations or {}
@@ -210,7 +222,7 @@ class InferenceServiceReconciler:
             self.now(),
             [(c.name, c.traffic_percent, o) for c, o in canaries],
         )
-        self._write_status(namespace, name, old_status, status)
+        self._write_status(isvc, old_status, status)
         return _route(desired, outcomes), keep
 
     async def _reconcile_canaries(
@@ -372,9 +384,21 @@ class InferenceServiceReconciler:
         await self.platform.ensure(spec)
         return latest
 
-    def _write_status(self, namespace: str, name: str, old: Document, new: Document) -> None:
+    def _stored(self, kind: str, namespace: str, name: str) -> Document | None:
+        try:
+            return self.store.get(kind, namespace, name)
+        except ResourceNotFound:
+            return None
+
+    def _preset(self, namespace: str, name: str) -> Document | None:
+        return self._stored(llm_plan.CONFIG, namespace, name)
+
+    def _write_status(self, document: Document, old: Document, new: Document) -> None:
+        kind = document.get("kind", ISVC)
+        if kind == llm_plan.LLMISVC:
+            new = llm_plan.llm_status(new)
         if old != new:
-            self.store.update_status(ISVC, namespace, name, new)
+            self.store.update_status(kind, *_key(document), new)
 
 
 def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome]) -> ServiceDoc:
