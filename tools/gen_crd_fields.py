@@ -34,7 +34,8 @@ OUT = ROOT / "src" / "ksrv" / "api" / "crd_fields.json.gz"
 DEFAULT_SCHEMAS = ROOT.parent / "shared" / "schemas" / "kserve"
 KINDS = ("InferenceService", "ServingRuntime", "ClusterServingRuntime", "InferenceGraph",
          "TrainedModel", "ClusterStorageContainer", "LocalModelCache",
-         "LocalModelNamespaceCache", "LLMInferenceService", "LLMInferenceServiceConfig")  # fmt: skip
+         "LocalModelNamespaceCache", "LLMInferenceService",
+         "LLMInferenceServiceConfig")  # fmt: skip
 WITH_REQUIRED = ("LLMInferenceService", "LLMInferenceServiceConfig")
 # Written by the controller; the API server ignores it when the resource itself is written.
 # Accepted at the root even where the CRD has no status (ClusterStorageContainer): the local
