@@ -168,8 +168,9 @@ def load(document: dict[str, Any], *, is_strict: bool = False) -> Resource:
     elif isinstance(resource, LLMInferenceService | LLMInferenceServiceConfig):
         # Their typed models leave most of the spec as data: the CRD's required fields are
         # checked from the field tree.
-        tree_kind = _tree_kind(cls, document)
-        errors += [(path, "required") for path in missing_required(tree_kind, document)]
+        if is_strict:
+            tree_kind = _tree_kind(cls, document)
+            errors += [(path, "required") for path in missing_required(tree_kind, document)]
         errors += llm_errors(resource)
     if is_strict:
         errors += _name_errors(resource, errors)
