@@ -4,11 +4,13 @@ gateway, answered by the official openai client.
 The tiny Llama (tests/hf_models.py) is the model, given as a file:// uri by a
 LLMInferenceServiceConfig preset the service names in `baseRefs`; the service adds the served
 name and a LoRA adapter (a local path), which is a model of its own behind the same route.
+A service naming a preset nobody applied says so in its status.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -54,21 +56,25 @@ def platform(tmp_path_factory, models):
             "router": {"scheduler": {}, "route": {}, "gateway": {}},
         },
     }
+    orphan = {
+        "apiVersion": "serving.kserve.io/v1alpha2",
+        "kind": "LLMInferenceService",
+        "metadata": {"name": "orphan"},
+        "spec": {"baseRefs": [{"name": "gpu-profile"}]},
+    }
     try:
-        platform.apply([preset, service])
+        platform.apply([preset, service, orphan])
         yield platform
     finally:
         platform.stop()
 
 
-def wait_ready(platform: LocalKsrv) -> dict:
-    import time
-
+def wait_ready(platform: LocalKsrv, name: str = NAME, status: str = "True") -> dict:
     deadline = time.monotonic() + 120
     while True:
-        found = json.loads(platform.cli("get", "llmisvc", NAME, "-o", "json"))
+        found = json.loads(platform.cli("get", "llmisvc", name, "-o", "json"))
         conditions = {c["type"]: c for c in found.get("status", {}).get("conditions", [])}
-        if conditions.get("Ready", {}).get("status") == "True":
+        if conditions.get("Ready", {}).get("status") == status:
             return found
         assert time.monotonic() < deadline, json.dumps(found, indent=1)
         time.sleep(0.2)
@@ -94,3 +100,9 @@ def test_the_model_and_its_adapter_answer_chat_through_the_gateway(platform):
         assert answer.model == model and answer.choices[0].message.role == "assistant"
     table = platform.cli("get", "llmisvc")
     assert NAME in table and status["url"] in table
+
+
+def test_a_service_whose_preset_is_missing_says_which(platform):
+    ready = {c["type"]: c for c in wait_ready(platform, "orphan", "False")["status"]["conditions"]}
+    assert ready["Ready"]["reason"] == "InvalidSpec"
+    assert "no LLMInferenceServiceConfig 'gpu-profile'" in ready["Ready"]["message"]
