@@ -80,9 +80,13 @@ def tiny_lora(base: Path, directory: Path, seed: int = 1, rank: int = 4) -> Path
     return directory
 
 
-def peft_generate(base: Path, adapter: Path | None, prompt: str, max_new_tokens: int) -> str:
-    """Greedy text from the base model (with `adapter` through peft directly), as ksrv would
-    return it: the new tokens, special tokens skipped."""
+def peft_generate(
+    base: Path, adapter: Path | None, prompt: str, max_new_tokens: int, seed: int | None = None
+) -> str:
+    """Text from the base model (with `adapter` through peft directly), as ksrv would return
+    it: the new tokens, special tokens skipped; greedy, or sampled at temperature 1 after
+    `torch.manual_seed(seed)`."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -94,7 +98,11 @@ def peft_generate(base: Path, adapter: Path | None, prompt: str, max_new_tokens:
             warnings.simplefilter("ignore", FutureWarning)
             model = PeftModel.from_pretrained(model, str(adapter))
     inputs = tokenizer(prompt, return_tensors="pt")
-    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    sampling: dict[str, object] = {"do_sample": False}
+    if seed is not None:
+        torch.manual_seed(seed)
+        sampling = {"do_sample": True, "temperature": 1.0, "top_p": 1.0}
+    output = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
     return str(
         tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     )

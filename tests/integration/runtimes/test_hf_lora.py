@@ -110,6 +110,15 @@ def test_concurrent_requests_for_base_and_adapters_each_get_their_own_model(serv
     assert answers == [expected[name] for name, _ in jobs]
 
 
+def test_a_seeded_sample_from_an_adapter_is_what_peft_samples(server, models):
+    llm = client(server)
+    answer = llm.completions.create(
+        model="chat", prompt=PROMPT, max_tokens=TOKENS, temperature=1.0, seed=7
+    )
+    direct = hf_models.peft_generate(models["base"], models["chat"], PROMPT, TOKENS, seed=7)
+    assert answer.choices[0].text == direct
+
+
 def test_chat_through_an_adapter(server):
     answer = client(server).chat.completions.create(
         model="sql", messages=[{"role": "user", "content": "hello"}], max_tokens=4, temperature=0
