@@ -35,14 +35,14 @@ async def concurrent(model: HuggingFaceModel, clients: int, tokens: int) -> tupl
     answers = await asyncio.gather(
         *(model.create_completion(request(i, tokens)) for i in range(clients))  # type: ignore[attr-defined]
     )
-    return time.perf_counter() - started, sum(a["usage"]["completion_tokens"] for a in answers)
+    return time.perf_counter() - started, sum(a.usage.completion_tokens for a in answers)
 
 
 async def one_at_a_time(model: HuggingFaceModel, clients: int, tokens: int) -> tuple[float, int]:
     started, total = time.perf_counter(), 0
     for i in range(clients):
         answer = await model.create_completion(request(i, tokens))  # type: ignore[attr-defined]
-        total += answer["usage"]["completion_tokens"]
+        total += answer.usage.completion_tokens
     return time.perf_counter() - started, total
 
 

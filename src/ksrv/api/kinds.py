@@ -25,6 +25,11 @@ class Kind:
     plural: str
     short_names: tuple[str, ...]
     is_namespaced: bool
+    other_versions: tuple[str, ...] = ()  # older apiVersions the CRD still serves
+
+    @property
+    def api_versions(self) -> tuple[str, ...]:
+        return (self.api_version, *self.other_versions)
 
     @property
     def singular(self) -> str:
@@ -56,5 +61,11 @@ KINDS: Final[dict[str, Kind]] = {
         Kind("LocalModelCache", f"{GROUP}/v1alpha1", "localmodelcaches", ("lmc",), False),
         Kind("LocalModelNamespaceCache", f"{GROUP}/v1alpha1", "localmodelnamespacecaches",
              ("lmnc",), True),
+        # v1alpha2 is the CRD's storage version; v1alpha1 is still served.
+        Kind("LLMInferenceService", f"{GROUP}/v1alpha2", "llminferenceservices", ("llmisvc",),
+             True, (f"{GROUP}/v1alpha1",)),
+        # No short name in KServe's CRD; `llmisvcconfig` is ksrv's.
+        Kind("LLMInferenceServiceConfig", f"{GROUP}/v1alpha2", "llminferenceserviceconfigs",
+             ("llmisvcconfig",), True, (f"{GROUP}/v1alpha1",)),
     )
 }  # fmt: skip

@@ -15,11 +15,16 @@ import yaml
 from pydantic import ValidationError
 
 from ksrv.api import admission, names
-from ksrv.api.field_tree import unknown_field_errors
+from ksrv.api.field_tree import missing_required, unknown_field_errors
 from ksrv.api.inference_graph import InferenceGraph, graph_errors
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.kinds import GROUP, KINDS, Kind
 from ksrv.api.limitations import local_limitations
+from ksrv.api.llm_inference_service import (
+    LLMInferenceService,
+    LLMInferenceServiceConfig,
+    llm_errors,
+)
 from ksrv.api.local_model_cache import (
     LocalModelCache,
     LocalModelNamespaceCache,
@@ -52,6 +57,8 @@ Resource = (
     | ClusterStorageContainer
     | LocalModelCache
     | LocalModelNamespaceCache
+    | LLMInferenceService
+    | LLMInferenceServiceConfig
 )
 FieldErrors = list[tuple[str, str]]
 
@@ -65,6 +72,8 @@ _MODELS: Final[dict[str, type[Resource]]] = {
     "ClusterStorageContainer": ClusterStorageContainer,
     "LocalModelCache": LocalModelCache,
     "LocalModelNamespaceCache": LocalModelNamespaceCache,
+    "LLMInferenceService": LLMInferenceService,
+    "LLMInferenceServiceConfig": LLMInferenceServiceConfig,
 }
 # Older API groups and versions KServe no longer serves (no CRD version for them in v0.20).
 _OBSOLETE_GROUPS: Final = ("serving.kubeflow.org",)
@@ -137,7 +146,9 @@ def load(document: dict[str, Any], *, is_strict: bool = False) -> Resource:
     """
     cls = _model_for(document)
     # What the user wrote, at any depth (pod-spec fields included), checked against the CRD.
-    errors: FieldErrors = unknown_field_errors(cls.__name__, document) if is_strict else []
+    errors: FieldErrors = (
+        unknown_field_errors(_tree_kind(cls, document), document) if is_strict else []
+    )
     try:
         resource = cls.model_validate(document)
     except ValidationError as exc:
@@ -154,6 +165,13 @@ def load(document: dict[str, Any], *, is_strict: bool = False) -> Resource:
         errors += storage_container_errors(resource)
     elif isinstance(resource, LocalModelCache | LocalModelNamespaceCache):
         errors += local_model_cache_errors(resource)
+    elif isinstance(resource, LLMInferenceService | LLMInferenceServiceConfig):
+        # Their typed models leave most of the spec as data: the CRD's required fields are
+        # checked from the field tree.
+        if is_strict:
+            tree_kind = _tree_kind(cls, document)
+            errors += [(path, "required") for path in missing_required(tree_kind, document)]
+        errors += llm_errors(resource)
     if is_strict:
         errors += _name_errors(resource, errors)
     if errors:
@@ -207,13 +225,21 @@ def _model_for(document: Any) -> type[Resource]:
             field_errors=[("kind", f"{kind!r} is not one of {served}")],
         )
     expected = KINDS[cls.__name__].api_version
-    if api_version != expected:
+    if api_version not in KINDS[cls.__name__].api_versions:
         why = "is obsolete" if group in _OBSOLETE_GROUPS or group == GROUP else "is unknown"
         raise ResourceInvalid(
             f"{kind} apiVersion {api_version!r} {why}; ksrv serves {kind} as {expected}",
             field_errors=[("apiVersion", f"{api_version!r} {why}, expected {expected!r}")],
         )
     return cls
+
+
+def _tree_kind(cls: type[Resource], document: dict[str, Any]) -> str:
+    """The field tree's entry: `Kind@version` for a kind served in several versions."""
+    kind = KINDS[cls.__name__]
+    if not kind.other_versions:
+        return kind.kind
+    return f"{kind.kind}@{str(document.get('apiVersion')).rpartition('/')[2]}"
 
 
 def _field_error(error: Any) -> tuple[str, str]:

@@ -115,6 +115,11 @@ def _columns(kind: str, wide: bool, now: float) -> Columns:
         return [*name, *created]
     if kind in ("LocalModelCache", "LocalModelNamespaceCache"):
         return [*name, *_model_cache_columns(wide), *created]
+    if kind in ("LLMInferenceService", "LLMInferenceServiceConfig"):  # the CRDs' printer columns
+        url: Columns = [("URL", _url)] if kind == "LLMInferenceService" else []
+        reason: Columns = [("REASON", lambda d: _text((condition(d, "Ready") or {}).get("reason")))]
+        urls: Columns = [("URLS", _urls)] if wide and url else []
+        return [*name, *url, ("READY", _ready), *reason, *created, *urls]
     if kind == "TrainedModel":
         isvc: Columns = [("INFERENCESERVICE", lambda d: _text(d["spec"].get("inferenceService")))]
         return [*name, *(isvc if wide else []), ("URL", _url), ("READY", _ready), *created]
@@ -208,6 +213,11 @@ def _url(document: Document) -> str:
 def _address(document: Document) -> str:
     address = document.get("status", {}).get("address")
     return _text(address.get("url")) if isinstance(address, dict) else ""
+
+
+def _urls(document: Document) -> str:
+    addresses = document.get("status", {}).get("addresses") or []
+    return ",".join(_text(a.get("url")) for a in addresses if isinstance(a, dict))
 
 
 def _ready(document: Document) -> str:

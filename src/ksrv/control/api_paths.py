@@ -31,14 +31,23 @@ class ResourceType:
     group: str = GROUP
     is_read_only: bool = False
     """Served for reading only: the control plane makes these, `apply` and `delete` cannot."""
+    other_versions: tuple[str, ...] = ()
+    """Older versions the kind is also served under (LLMInferenceService's v1alpha1)."""
 
     @classmethod
     def of(cls, kind: kinds.Kind) -> ResourceType:
-        return cls(kind.kind, kind.version, kind.plural, kind.is_namespaced, kind.short_names)
+        others = tuple(v.rpartition("/")[2] for v in kind.other_versions)
+        return cls(kind.kind, kind.version, kind.plural, kind.is_namespaced, kind.short_names,
+                   other_versions=others)  # fmt: skip
 
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}"
+
+    @property
+    def api_versions(self) -> tuple[str, ...]:
+        """Every apiVersion a document of this type may carry."""
+        return tuple(f"{self.group}/{v}" for v in (self.version, *self.other_versions))
 
     @property
     def singular(self) -> str:
@@ -93,11 +102,8 @@ def by_kind(kind: str) -> ResourceType | None:
 def by_plural(group: str, version: str, plural: str) -> ResourceType | None:
     """The type a URL's segments name, or None when that group/version does not serve it."""
     for resource_type in SERVED_TYPES:
-        if (resource_type.group, resource_type.version, resource_type.plural) == (
-            group,
-            version,
-            plural,
-        ):
+        versions = (resource_type.version, *resource_type.other_versions)
+        if (resource_type.group, resource_type.plural) == (group, plural) and version in versions:
             return resource_type
     return None
 

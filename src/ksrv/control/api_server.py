@@ -440,7 +440,7 @@ def _check_against_url(call: Call, body: Document) -> None:
     if kind != expected.kind:
         raise errors.InvalidInput(f"the body is a {kind!r}, but the URL is for {expected.kind}")
     api_version = body.setdefault("apiVersion", expected.api_version)
-    if api_version != expected.api_version:
+    if api_version not in expected.api_versions:
         raise errors.InvalidInput(
             f"apiVersion {api_version!r} does not match {expected.api_version} in the URL"
         )

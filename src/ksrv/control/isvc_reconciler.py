@@ -11,7 +11,8 @@ revision it keeps is autoscaled (`autoscaling`): the latest runs the count last 
 the decision shows in the component's status. With `ksrv.dev/shadow-percent`, the latest
 revision, while not rolled out, is the route's shadow (it gets copies of requests) and its
 status shows the copies the gateways counted (`shadows`). A service whose pass fails stays
-exactly as it was; the others go on.
+exactly as it was; the others go on. An LLMInferenceService is served as the InferenceService
+`llm_plan` translates it into, its status recast for its kind.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from ksrv.api import default_runtimes, local_model_cache, names, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import Runtime, parse_runtime
-from ksrv.control import autoscaling, revisions, rollout, service_status
+from ksrv.control import autoscaling, isvc_routes, llm_plan, revisions, rollout, service_status
 from ksrv.control import canaries as canary_rules
 from ksrv.control import plan as planning
 from ksrv.control.autoscaler_settings import ScalingSettings
@@ -34,9 +35,8 @@ from ksrv.control.platforms.base import Platform, RevisionKey, RevisionState
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.service_status import ComponentOutcome, mapping
 from ksrv.control.store import Store
-from ksrv.errors import KsrvError, ResourceInvalid
-from ksrv.protocol import tokens
-from ksrv.protocol.routes import BackendDoc, ComponentDoc, ReplicaDoc, ServiceDoc, ShadowDoc
+from ksrv.errors import KsrvError, ResourceInvalid, ResourceNotFound
+from ksrv.protocol.routes import ServiceDoc, ShadowDoc
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class InferenceServiceReconciler:
     """Drives the platform towards the stored InferenceServices and reports their status."""
 
     # A cache's copy becoming complete (its status) changes where a predictor reads its model.
-    kinds: Final = (ISVC, *RUNTIME_KINDS, *local_model_cache.KINDS)
+    kinds: Final = (ISVC, *RUNTIME_KINDS, *local_model_cache.KINDS, *llm_plan.KINDS)
     follows_platform: Final = True
 
     def __init__(
@@ -94,7 +94,7 @@ class InferenceServiceReconciler:
         services: list[ServiceDoc] = []
         wanted: set[RevisionKey] = set()
         seen: set[str] = set()
-        for isvc in self.store.list(ISVC):
+        for isvc in [*self.store.list(ISVC), *self.store.list(llm_plan.LLMISVC)]:
             namespace, name = _key(isvc)
             seen.add(isvc["metadata"].get("uid", ""))
             if self._refuse_bad_name(isvc):
@@ -127,9 +127,15 @@ class InferenceServiceReconciler:
         problem = names.namespace_problem(namespace)
         what = "namespace" if problem else "name"
         problem = problem or names.service_name_problem(name)
+        kind = isvc.get("kind", ISVC)
+        if problem is None and kind != ISVC and self._stored(ISVC, namespace, name) is not None:
+            problem = "is an InferenceService's already (both would answer on its host and path)"
         if problem is None:
             return False
-        message = f"{what} {problem}; delete this InferenceService and apply it under a valid one"
+        self._refuse(isvc, f"{what} {problem}; delete this {kind} and apply it under a valid one")
+        return True
+
+    def _refuse(self, isvc: Document, message: str) -> None:
         old = mapping(isvc.get("status"))
         status = {
             "observedGeneration": isvc["metadata"].get("generation"),
@@ -138,8 +144,7 @@ class InferenceServiceReconciler:
         service_status.keep_transition_times(
             status["conditions"], old.get("conditions"), self.now()
         )
-        self._write_status(namespace, name, old, status)
-        return True
+        self._write_status(isvc, old, status)
 
     def _runtimes(self) -> list[Runtime]:
         applied: list[Runtime] = []
@@ -155,6 +160,8 @@ class InferenceServiceReconciler:
     def _load(self, isvc: Document) -> tuple[InferenceService, list[str]]:
         """The typed resource and what it asks for that no local platform honours (parsed
         again only when the stored document changed)."""
+        if isvc.get("kind") == llm_plan.LLMISVC:  # its presets may change: translated each pass
+            return llm_plan.as_inference_service(isvc, self._preset)
         metadata = isvc["metadata"]
         uid, version = metadata.get("uid", ""), metadata.get("resourceVersion", "")
         cached = self._loaded.get(uid)
@@ -174,9 +181,13 @@ class InferenceServiceReconciler:
         old_status = mapping(isvc.get("status"))
         if (isvc["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) == "true":
             status = service_status.stopped_status(generation, old_status, self.now())
-            self._write_status(namespace, name, old_status, status)
+            self._write_status(isvc, old_status, status)
             return None, set()
-        resource, limitations = self._load(isvc)
+        try:
+            resource, limitations = self._load(isvc)
+        except ResourceInvalid as exc:  # an LLMInferenceService whose preset is missing
+            self._refuse(isvc, str(exc))
+            return None, set()
         desired = planning.desired_state(resource, runtimes)
         if self.copies is not None:
             annotations = resource.metadata.annotations or {}
@@ -211,11 +222,10 @@ class InferenceServiceReconciler:
             self.now(),
             [(c.name, c.traffic_percent, o) for c, o in canaries],
         )
-        self._write_status(namespace, name, old_status, status)
-        route = _route(desired, outcomes)
-        if tokens.is_auth_enabled(resource.metadata.annotations or {}):
-            route["enable_auth"] = True
-        return route, keep
+        self._write_status(isvc, old_status, status)
+        return isvc_routes.service_route(
+            desired, outcomes, resource.metadata.annotations or {}
+        ), keep
 
     async def _reconcile_canaries(
         self, namespace: str, name: str, desired: planning.ServicePlan, deployment_mode: str | None
@@ -241,7 +251,7 @@ class InferenceServiceReconciler:
         """The predictor's route: Ready canaries at their `trafficPercent`, the stable the rest."""
         ready = [(c.traffic_percent, o.traffic) for c, o in canaries if o.is_ready]
         shares = canary_rules.weighted(stable.traffic, ready)
-        stable.backends = _backends(namespace, shares, self.platform.observe())
+        stable.backends = isvc_routes.backends(namespace, shares, self.platform.observe())
 
     async def _reconcile_component(
         self,
@@ -271,7 +281,9 @@ class InferenceServiceReconciler:
         )
         outcome.latest_state = observed.get((namespace, latest or ""))
         outcome.traffic = decided.traffic
-        outcome.backends = _backends(namespace, [(t, t.percent) for t in decided.traffic], observed)
+        outcome.backends = isvc_routes.backends(
+            namespace, [(t, t.percent) for t in decided.traffic], observed
+        )
         # A rolled-out revision scaled to zero stays Ready, as in Knative: the activator
         # holds its requests while a replica starts.
         at_zero = outcome.latest_state is not None and outcome.latest_state.spec.replicas == 0
@@ -279,7 +291,9 @@ class InferenceServiceReconciler:
             at_zero and latest == decided.rolled_out
         )
         if component_plan.shadow_percent is not None and latest not in (None, decided.rolled_out):
-            outcome.shadow = _shadow(namespace, latest, component_plan.shadow_percent, observed)
+            outcome.shadow = isvc_routes.shadow(
+                namespace, latest, component_plan.shadow_percent, observed
+            )
         tags = {share.tag for share in decided.traffic if share.tag}
         outcome.status = service_status.component_status(
             decided,
@@ -376,37 +390,21 @@ class InferenceServiceReconciler:
         await self.platform.ensure(spec)
         return latest
 
-    def _write_status(self, namespace: str, name: str, old: Document, new: Document) -> None:
+    def _stored(self, kind: str, namespace: str, name: str) -> Document | None:
+        try:
+            return self.store.get(kind, namespace, name)
+        except ResourceNotFound:
+            return None
+
+    def _preset(self, namespace: str, name: str) -> Document | None:
+        return self._stored(llm_plan.CONFIG, namespace, name)
+
+    def _write_status(self, document: Document, old: Document, new: Document) -> None:
+        kind = document.get("kind", ISVC)
+        if kind == llm_plan.LLMISVC:
+            new = llm_plan.llm_status(new)
         if old != new:
-            self.store.update_status(ISVC, namespace, name, new)
-
-
-def _route(desired: planning.ServicePlan, outcomes: dict[str, ComponentOutcome]) -> ServiceDoc:
-    """The service's entry in the route table (docs/platform.md, the route table)."""
-    predictor = desired.components.get("predictor")
-    return {
-        "namespace": desired.namespace,
-        "name": desired.name,
-        "timeout_s": predictor.timeout_s if predictor else planning.DEFAULT_TIMEOUT_S,
-        "entry": desired.entry,
-        # Every component, even without backends: the gateway answers 503, not 404.
-        "components": {
-            component: _component_route(outcomes[component]) for component in desired.components
-        },
-    }
-
-
-def _component_route(outcome: ComponentOutcome) -> ComponentDoc:
-    route: ComponentDoc = {"backends": outcome.backends, "timeout_s": outcome.plan.timeout_s}
-    if outcome.plan.container_concurrency:
-        route["container_concurrency"] = outcome.plan.container_concurrency
-    if outcome.shadow is not None:
-        route["shadow"] = outcome.shadow
-    # Nothing to route to, and no waiting will change that: the gateway answers at once.
-    failure = None if outcome.is_serving else outcome.failure()
-    if failure is not None and failure.is_terminal:
-        route["failed"] = f"{failure.reason}: {failure.message}"
-    return route
+            self.store.update_status(kind, *_key(document), new)
 
 
 def _shrunk(
@@ -420,54 +418,12 @@ def _shrunk(
     )
 
 
-def _backends(
-    namespace: str,
-    shares: Iterable[tuple[rollout.Traffic, float]],
-    observed: dict[RevisionKey, RevisionState],
-) -> list[BackendDoc]:
-    """The route table's backends: revisions with a share, with their ready replicas at the
-    addresses the platform reports (none while scaled to zero or starting: the gateway holds
-    their requests and asks for a replica). A tagged revision is listed whatever its share,
-    so its tag URL reaches it alone."""
-    backends = []
-    for share, percent in shares:
-        replicas = _ready_replicas(observed.get((namespace, share.revision)))
-        if share.tag or percent > 0:
-            backend: BackendDoc = {
-                "revision": share.revision,
-                "percent": percent,
-                "replicas": replicas,
-            }
-            if share.tag:
-                backend["tag"] = share.tag
-            backends.append(backend)
-    return backends
-
-
 def _canary_percent(component_plan: planning.ComponentPlan) -> int | None:
     """`canaryTrafficPercent`; with `ksrv.dev/shadow-percent` and none, 0: the latest gets
     only copies until the annotation goes, then the normal rollout promotes it."""
     if component_plan.canary_percent is None and component_plan.shadow_percent is not None:
         return 0
     return component_plan.canary_percent
-
-
-def _shadow(
-    namespace: str, revision: str, percent: float, observed: dict[RevisionKey, RevisionState]
-) -> ShadowDoc:
-    """The route's shadow: the latest revision, its share of copies and its ready replicas."""
-    replicas = _ready_replicas(observed.get((namespace, revision)))
-    return {"revision": revision, "percent": percent, "replicas": replicas}
-
-
-def _ready_replicas(state: RevisionState | None) -> list[ReplicaDoc]:
-    """A revision's ready replicas at the addresses the platform reports."""
-    replicas: list[ReplicaDoc] = []
-    for replica in state.replicas if state else []:
-        http = replica.http_address
-        if replica.phase == "Ready" and http is not None:
-            replicas.append({"http": http, "grpc": replica.grpc_address or ""})
-    return replicas
 
 
 def _ready_count(state: RevisionState | None) -> int:

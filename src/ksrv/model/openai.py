@@ -24,9 +24,18 @@ Context = dict[str, Any]
 class OpenAIModel(Model, metaclass=abc.ABCMeta):
     """A model served through the OpenAI routes; `/v1/models` lists every one."""
 
+    # vLLM's model card fields: where the weights came from, and an adapter's base model.
+    root: str | None = None
+    parent: str | None = None
+
 
 class OpenAIGenerativeModel(OpenAIModel):
     """Completions and chat completions (`/v1/completions`, `/v1/chat/completions`)."""
+
+    def adapters(self) -> list[OpenAIGenerativeModel]:
+        """Models served beside this one under their own names (LoRA adapters, as vLLM's
+        `--lora-modules`); the server registers them with it. None by default."""
+        return []
 
     @abc.abstractmethod
     async def create_completion(

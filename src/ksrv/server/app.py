@@ -20,14 +20,16 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ksrv import storage
 from ksrv.errors import InvalidInput, ModelNotFound, ModelNotReady
 from ksrv.http import listeners, workers
 from ksrv.http import server as http
 from ksrv.model.base import Model
+from ksrv.model.openai import OpenAIGenerativeModel
 from ksrv.model.repository import ModelRepository
 from ksrv.runtimes import registry
 from ksrv.server.dataplane import DataPlane
@@ -107,7 +109,11 @@ def _runtime_models(
     if not model_dir.is_dir() and not model_dir.is_file():
         raise InvalidInput(f"--model-dir {model_dir} does not exist")
     if runtime.has_model_file(model_dir):
-        return [runtime(name, model_dir, args) if args else runtime(name, model_dir)]
+        model = runtime(name, model_dir, args) if args else runtime(name, model_dir)
+        if isinstance(model, _FetchesURIs):
+            model.fetch_uri = storage.download
+        adapters = model.adapters() if isinstance(model, OpenAIGenerativeModel) else []
+        return [model, *adapters]  # the base loads first; its adapters follow it
     models = [
         runtime(sub.name, sub)
         for sub in sorted(model_dir.iterdir())
@@ -124,6 +130,13 @@ def _runtime_models(
         len(models),
     )
     return models
+
+
+@runtime_checkable
+class _FetchesURIs(Protocol):
+    """A runtime that fetches more than its model (the huggingface runtime's LoRA adapters)."""
+
+    fetch_uri: Callable[[str], Path] | None
 
 
 def model_loader(settings: ServerSettings) -> Any:

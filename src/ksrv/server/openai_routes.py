@@ -108,11 +108,14 @@ class OpenAIRoutes:
         models = self.dataplane.repository.get_models()
         return ModelList(
             data=[
-                ModelCard(id=name, created=self.started)
+                self._card(name, model)
                 for name, model in models.items()
                 if isinstance(model, OpenAIModel)
             ]
         )
+
+    def _card(self, name: str, model: OpenAIModel) -> ModelCard:
+        return ModelCard(id=name, created=self.started, root=model.root, parent=model.parent)
 
     async def _model_card(self, name: str) -> Response:
         model = self.dataplane.model(name)
@@ -122,7 +125,7 @@ class OpenAIRoutes:
             )
         if not await model.healthy():
             raise ModelNotReady(name)
-        return json_answer(ModelCard(id=name, created=self.started))
+        return json_answer(self._card(name, model))
 
     def _ready(self, name: str, kind: type[Model], api: str) -> Any:
         model = self.dataplane.model(name)

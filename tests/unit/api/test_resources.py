@@ -155,8 +155,8 @@ def test_to_dict_keeps_store_metadata_status_and_fields_ksrv_does_not_type():
     ("document", "match"),
     [
         (
-            {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "LLMInferenceService"},
-            "'LLMInferenceService'",
+            {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "LocalModelNode"},
+            "'LocalModelNode'",
         ),
         (
             {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "LocalModelNodeGroup"},

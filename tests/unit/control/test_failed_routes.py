@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ksrv.api import conditions
-from ksrv.control import isvc_reconciler
+from ksrv.control import isvc_routes, rollout
 from ksrv.control.plan import ComponentPlan, ModelServer
 from ksrv.control.platforms.base import ReplicaState, RevisionSpec, RevisionState
 from ksrv.control.service_status import ComponentOutcome
@@ -29,7 +29,7 @@ def _state(*replicas: tuple[str, int]) -> RevisionState:
 
 
 def _route(outcome: ComponentOutcome) -> dict:
-    return dict(isvc_reconciler._component_route(outcome))
+    return dict(isvc_routes.component_route(outcome))
 
 
 def test_a_plan_that_cannot_run_is_failed_with_its_reason():
@@ -76,13 +76,13 @@ def test_a_failed_revision_listed_without_replicas_is_still_failed():
 
 
 def test_revisions_at_zero_are_listed_without_replicas_with_the_concurrency_limit():
-    rollout = isvc_reconciler.rollout.Rollout(
-        (isvc_reconciler.rollout.Traffic("iris-predictor-00001", 100),), "iris-predictor-00001",
+    decided = rollout.Rollout(
+        (rollout.Traffic("iris-predictor-00001", 100),), "iris-predictor-00001",
         None,
     )  # fmt: skip
     at_zero = RevisionState(_state().spec, [])
-    shares = [(share, share.percent) for share in rollout.traffic]
-    backends = isvc_reconciler._backends("ns", shares, {at_zero.spec.key: at_zero})
+    shares = [(share, share.percent) for share in decided.traffic]
+    backends = isvc_routes.backends("ns", shares, {at_zero.spec.key: at_zero})
     assert backends == [{"revision": "iris-predictor-00001", "percent": 100, "replicas": []}]
     plan = ComponentPlan("predictor", workload=SERVER, container_concurrency=2)
     route = _route(ComponentOutcome(plan, backends=backends, latest_state=at_zero))

@@ -41,6 +41,8 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int = Field(default_factory=lambda: int(time.time()))
     owned_by: str = ""
+    root: str | None = None  # vLLM: the weights' path or hub id (an adapter's own path)
+    parent: str | None = None  # vLLM: a LoRA adapter's base model
 
 
 class ModelList(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ class HuggingFaceModel(Model):
     """A transformers model in a directory (or a hub id given by `--model_id`)."""
 
     takes_runtime_args = True
+    # How to fetch a storageUri that a flag names (LoRA adapters); the server sets it.
+    fetch_uri: Callable[[str], Path] | None = None
 
     def __new__(
         cls, name: str, model_dir: str | Path, args: tuple[str, ...] | list[str] = ()
@@ -54,6 +57,7 @@ class HuggingFaceModel(Model):
         self.settings = flags.parse(args)
         super().__init__(self.settings.model_name or name)
         self.source = _source(self.settings, model_dir)
+        self.root: str | None = self.source  # vLLM's model card `root`
         self.config = _read_config(self.source)
         self.task = _task(self.settings, self.config)
         self.max_length = tasks.max_length(self.config, self.settings.max_model_len)

@@ -11,7 +11,13 @@ request arrives, so a lone request is not slowed and concurrent ones still share
 The shared batch has one random stream and reports log-probabilities after temperature, so a
 request with a `seed` or asking for `logprobs` runs `generate` on its own (serialised, as
 KServe's transformers backend runs every request): reproducible, with the model's raw
-log-probabilities. Closing a generation (a client that went away) frees its sequence.
+log-probabilities. So does a generation for a LoRA adapter (lora.py says why adapters are not
+batched). Closing a generation (a client that went away) frees its sequence.
+
+Forward passes of the model are serialised (a lock taken around the top module's forward):
+transformers sets `config.is_causal` for the length of a forward pass (the shared batch runs
+with False, its own masks), so a `generate` running at the same moment would build a
+non-causal mask and, when the two restores interleave, keep it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import threading
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
+
+from ksrv.runtimes.huggingface.lora import AdapterSet
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,7 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     logprobs: int | None = None
+    adapter: str | None = None  # a LoRA adapter's name; None is the base model
     is_streamed: bool = True  # False: only the finished generation is reported
 
 
@@ -60,14 +69,16 @@ class GenerationEngine:
 
     def __init__(
         self, model: Any, eos_token_ids: list[int], max_batch_tokens: int, max_seqs: int,
-        max_model_len: int,
+        max_model_len: int, adapters: AdapterSet | None = None,
     ) -> None:  # fmt: skip
         self.model = model
+        self.adapters = adapters or AdapterSet({})
         self.eos_token_ids = eos_token_ids
         self._max_batch_tokens = max_batch_tokens
         self._max_seqs = max_seqs
         self._max_model_len = max_model_len
         self._manager: Any = None
+        self._serialise_forward_passes()
         self._ids = itertools.count()
         self._solo_lock = threading.Lock()
         self._in_flight = 0  # batched generations; read and written on the event loop only
@@ -75,6 +86,18 @@ class GenerationEngine:
         self.joined_count = 0  # lone generations that moved into the batch
         # Encoder-decoder models cannot join transformers' batch (a decoder-only cache).
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+
+    def _serialise_forward_passes(self) -> None:
+        lock = threading.Lock()
+
+        def enter(module: Any, args: Any) -> None:
+            lock.acquire()
+
+        def leave(module: Any, args: Any, output: Any) -> None:
+            lock.release()
+
+        self.model.register_forward_pre_hook(enter)
+        self.model.register_forward_hook(leave, always_call=True)
 
     def start(self) -> None:
         """Start the batching thread (idempotent)."""
@@ -116,7 +139,10 @@ class GenerationEngine:
         self, prompt_ids: list[int], params: SamplingParams
     ) -> AsyncGenerator[Progress]:
         """The generation after each new token (cumulative); closing the iterator cancels it."""
-        if params.seed is not None or params.logprobs is not None or self.is_encoder_decoder:
+        is_own = (
+            params.seed is not None or params.logprobs is not None or params.adapter is not None
+        )
+        if is_own or self.is_encoder_decoder:
             generation = self._solo(prompt_ids, params)
         elif self._in_flight == 0 and self._solo_running == 0:
             generation = self._alone_until_joined(prompt_ids, params)
@@ -249,7 +275,7 @@ class GenerationEngine:
         options: dict[str, Any] = {"do_sample": params.temperature > 0}
         if params.temperature > 0:
             options.update(temperature=params.temperature, top_p=params.top_p)
-        with self._solo_lock, torch.inference_mode():
+        with self._solo_lock, torch.inference_mode(), self.adapters.active(params.adapter):
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             output = self.model.generate(

@@ -6,6 +6,8 @@ chunk dicts (SSE framing is the server's job; the last chunk carries `usage` whe
 `stream_options.include_usage` asks). Every choice is one generation in the shared batch
 (`engine.py`), so `n` and prompt lists cost no extra forward passes. Unlike KServe's transformers
 backend, `n > 1` is served; V1/V2 predict generates one greedy completion per instance.
+LoRA adapters (`--enable-lora --lora-modules`, lora.py) are `HuggingFaceAdapterModel`s: models of
+their own name that generate through this one with their adapter (the request's `model` picks it).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ksrv.runtimes.huggingface import task as tasks
 from ksrv.runtimes.huggingface.base import HuggingFaceModel
 from ksrv.runtimes.huggingface.decoding import TextStream
 from ksrv.runtimes.huggingface.engine import GenerationEngine, SamplingParams
+from ksrv.runtimes.huggingface.lora import AdapterSet
 
 DEFAULT_PREDICT_TOKENS = 64
 _UNSUPPORTED = ("frequency_penalty", "presence_penalty")
@@ -35,6 +38,13 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
     """A causal or sequence-to-sequence LM behind OpenAI completions and chat."""
 
     generator: GenerationEngine | None = None
+    lora: AdapterSet = AdapterSet({})
+
+    def adapters(self) -> list[OpenAIGenerativeModel]:
+        return [
+            HuggingFaceAdapterModel(module.name, self, module.path, module.base_model_name)
+            for module in self.settings.lora_modules
+        ]
 
     def load(self) -> bool:
         auto = (
@@ -49,9 +59,11 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
         eos_ids = eos if isinstance(eos, list) else [eos] if eos is not None else []
         if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos_ids:
             eos_ids.append(self.tokenizer.eos_token_id)
+        if self.settings.lora_modules:
+            self.lora = AdapterSet.load(self.model, self.settings, self.name, self.fetch_uri)
         self.generator = GenerationEngine(
             self.model, eos_ids, self.settings.max_num_batched_tokens,
-            self.settings.max_num_seqs, self.max_length,
+            self.settings.max_num_seqs, self.max_length, self.lora,
         )  # fmt: skip
         self.ready = True
         return self.ready
@@ -64,6 +76,10 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
     # -- V1 / V2 predict ---------------------------------------------------------------------
     async def predict(self, payload: Any, headers: Headers | None = None) -> Any:
         """One greedy completion per instance (`parameters.max_new_tokens`, default 64)."""
+        return await self.predict_as(self.name, payload)
+
+    async def predict_as(self, model: str, payload: Any) -> Any:
+        """`predict` for the model (base or adapter) named `model`."""
         if isinstance(payload, v2.InferRequest):
             values = payload.inputs[0].as_numpy().reshape(-1).tolist() if payload.inputs else []
             limit = payload.parameters.get("max_new_tokens", DEFAULT_PREDICT_TOKENS)
@@ -74,13 +90,13 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
         if not texts or not all(isinstance(text, str) for text in texts):
             raise InvalidInput("Expected the instances to be strings")
         prompts = [self._encode(text) for text in texts]
-        request = {"max_tokens": limit, "temperature": 0}
+        request = {"model": model, "max_tokens": limit, "temperature": 0}
         results = await asyncio.gather(*(self._complete(ids, request, []) for ids in prompts))
         generated = [text for text, *_ in results]
         if isinstance(payload, v2.InferRequest):
             import numpy as np
 
-            return v1.get_predict_response(payload, np.array(generated, dtype=object), self.name)
+            return v1.get_predict_response(payload, np.array(generated, dtype=object), model)
         return {"predictions": generated}
 
     # -- OpenAI ------------------------------------------------------------------------------
@@ -268,10 +284,55 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
             # Each choice of a seeded request gets its own stream, reproducibly.
             seed=None if seed is None else seed + choice,
             logprobs=shapes.logprobs_wanted(request),
+            adapter=self._adapter(request),
         )
+
+    def _adapter(self, request: Any) -> str | None:
+        """The LoRA adapter the request's `model` names (None: the base model)."""
+        name = shapes.field(request, "model")
+        return name if isinstance(name, str) and name in self.lora.adapters else None
 
     def _logprobs(self, request: Any, kind: str, progress: Any, last_only: bool = False) -> Any:
         if shapes.logprobs_wanted(request) is None or progress is None or not progress.logprobs:
             return None
         start = len(progress.token_ids) - 1 if last_only else 0
         return shapes.logprobs(kind, self.tokenizer, progress, start)
+
+
+class HuggingFaceAdapterModel(OpenAIGenerativeModel):
+    """A LoRA adapter served under its own name: generates through its base model."""
+
+    def __init__(
+        self, name: str, base: HuggingFaceGenerativeModel, root: str, parent: str | None
+    ) -> None:
+        super().__init__(name)
+        self.base = base
+        self.root = root
+        self.parent = parent or base.name
+
+    def load(self) -> bool:
+        # The base loads the adapter with itself (it comes first in the server's list).
+        self.ready = self.base.ready and self.name in self.base.lora.adapters
+        return self.ready
+
+    async def predict(self, payload: Any, headers: Headers | None = None) -> Any:
+        return await self.base.predict_as(self.name, payload)
+
+    async def create_completion(
+        self, request: Any, raw_request: Any = None, context: Any = None
+    ) -> Any:
+        return await self.base.create_completion(_named(request, self.name), raw_request, context)
+
+    async def create_chat_completion(
+        self, request: Any, raw_request: Any = None, context: Any = None
+    ) -> Any:
+        return await self.base.create_chat_completion(
+            _named(request, self.name), raw_request, context
+        )
+
+
+def _named(request: Any, name: str) -> Any:
+    """The request with `model` set to `name` (the base picks the adapter by it)."""
+    if isinstance(request, dict):
+        return {**request, "model": name}
+    return request.model_copy(update={"model": name})

@@ -2,13 +2,16 @@
 
 The flags keep KServe's spelling (`--model_id`, `--max_model_len`, ...) so an InferenceService's
 `args` mean the same here as in KServe's container. ksrv's engine adds two of vLLM's names for
-the continuous-batching budget (`--max_num_batched_tokens`, `--max_num_seqs`). Flags this
-runtime does not know are an error naming them, never silently ignored.
+the continuous-batching budget (`--max_num_batched_tokens`, `--max_num_seqs`) and vLLM's LoRA
+flags (`--enable-lora`, `--lora-modules name=path ...` or its JSON form, `--max-lora-rank`,
+`--max-loras`, `--max-cpu-loras`). Flags this runtime does not know are an error naming them,
+never silently ignored.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -19,6 +22,16 @@ DTYPES = ("auto", "float16", "float32", "bfloat16", "float", "half")
 # The container's default model directory (KServe's `--model_dir`): locally the model is
 # wherever `--model-dir` put it, so this value means "the downloaded model".
 CONTAINER_MODEL_DIR = "/mnt/models"
+
+
+@dataclass(frozen=True, slots=True)
+class LoRAModule:
+    """One `--lora-modules` entry: the adapter's served name and where it is (a path or any
+    storageUri); `base_model_name` is the model it adapts (vLLM's JSON form), shown as `parent`."""
+
+    name: str
+    path: str
+    base_model_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +59,11 @@ class HFSettings:
     max_log_len: int | None = None
     max_num_batched_tokens: int = 2048
     max_num_seqs: int = 64
+    enable_lora: bool = False
+    lora_modules: tuple[LoRAModule, ...] = ()
+    max_lora_rank: int = 16  # vLLM's default
+    max_loras: int = 1
+    max_cpu_loras: int | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,6 +88,12 @@ def _parser() -> _Parser:
     add("--tensor_input_names", type=lambda value: tuple(value.split(",")))
     add("--max_num_batched_tokens", "--max-num-batched-tokens", type=int, default=2048)
     add("--max_num_seqs", "--max-num-seqs", type=int, default=64)
+    add("--enable-lora", "--enable_lora", dest="enable_lora", action="store_true")
+    add("--lora-modules", "--lora_modules", dest="lora_modules", nargs="+", type=lora_module,
+        default=[])  # fmt: skip
+    add("--max-lora-rank", "--max_lora_rank", dest="max_lora_rank", type=int, default=16)
+    add("--max-loras", "--max_loras", dest="max_loras", type=int, default=1)
+    add("--max-cpu-loras", "--max_cpu_loras", dest="max_cpu_loras", type=int)
     for flag in (
         "disable_lower_case", "disable_special_tokens", "trust_remote_code",
         "return_token_type_ids", "return_offsets_mapping", "disable_log_requests",
@@ -81,13 +105,54 @@ def _parser() -> _Parser:
     return parser
 
 
+def lora_module(value: str) -> LoRAModule:
+    """`name=path`, or vLLM's JSON `{"name": ..., "path": ..., "base_model_name": ...}`."""
+    if value.lstrip().startswith("{"):
+        try:
+            entry = json.loads(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {value}") from None
+        if not isinstance(entry, dict) or set(entry) - {"name", "path", "base_model_name"}:
+            raise argparse.ArgumentTypeError(
+                f"expected an object with name, path and optionally base_model_name: {value}"
+            )
+        name, path, base = entry.get("name"), entry.get("path"), entry.get("base_model_name")
+    else:
+        name, _, path = value.partition("=")
+        base = None
+    if not isinstance(name, str) or not name or not isinstance(path, str) or not path:
+        raise argparse.ArgumentTypeError(f"expected name=path, got {value!r}")
+    if base is not None and not isinstance(base, str):
+        raise argparse.ArgumentTypeError(f"base_model_name must be a string: {value}")
+    return LoRAModule(name, path, base)
+
+
 def parse(args: list[str] | tuple[str, ...]) -> HFSettings:
     """`HFSettings` from KServe-style flags; unknown flags or bad values raise InvalidInput."""
     namespace, unknown = _parser().parse_known_args(list(args))
     if unknown:
         raise InvalidInput(f"huggingface runtime: unknown argument(s): {' '.join(unknown)}")
     values = vars(namespace)
-    for name in ("max_model_len", "max_num_batched_tokens", "max_num_seqs"):
+    for name in ("max_model_len", "max_num_batched_tokens", "max_num_seqs", "max_lora_rank",
+                 "max_loras", "max_cpu_loras"):  # fmt: skip
         if values[name] is not None and values[name] <= 0:
             raise InvalidInput(f"huggingface runtime: --{name} must be positive")
+    values["lora_modules"] = tuple(values["lora_modules"])
+    _check_lora(values)
     return HFSettings(**values)
+
+
+def _check_lora(values: dict[str, object]) -> None:
+    """vLLM's rules: adapters need `--enable-lora`; names are unique; the CPU cache holds at
+    least the batch's adapters."""
+    modules = values["lora_modules"]
+    assert isinstance(modules, tuple)
+    if modules and not values["enable_lora"]:
+        raise InvalidInput("huggingface runtime: --lora-modules needs --enable-lora")
+    names = [module.name for module in modules]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InvalidInput(f"huggingface runtime: --lora-modules names twice: {', '.join(twice)}")
+    cpu, batch = values["max_cpu_loras"], values["max_loras"]
+    if isinstance(cpu, int) and isinstance(batch, int) and cpu < batch:
+        raise InvalidInput("huggingface runtime: --max-cpu-loras must be >= --max-loras")
