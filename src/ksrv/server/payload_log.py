@@ -1,0 +1,284 @@
+"""Sends payload-logger CloudEvents to their sink without ever holding up inference.
+
+The request path only puts a `Payload` on a bounded queue (`submit`, a few microseconds);
+sender threads build the events and deliver them, retrying transport errors, 408, 429 and
+5xx with a doubling back-off. A full queue drops the payload; an event that fails every try
+is given up. Both are counted (`stats`), logged at once the first time and then in the
+periodic summary, never silently. Sinks: `http(s)://` (binary-mode CloudEvents, KServe's
+agent's encoding), `file:///path` and `stdout` (one structured JSON event per line).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from ksrv.errors import InvalidInput
+from ksrv.server import payload_events
+from ksrv.server.payload_events import Payload
+from ksrv.server.settings import PayloadLogSettings
+
+logger = logging.getLogger(__name__)
+
+_IDLE_POLL_S = 0.5  # how often an idle sender looks whether the log is closing
+_RETRIED_STATUSES = frozenset({408, 429})
+
+
+class Sink(Protocol):
+    """Where events go; `send` raises `Undelivered` when an event did not arrive."""
+
+    def send(self, event: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Undelivered(Exception):
+    def __init__(self, message: str, is_retryable: bool) -> None:
+        super().__init__(message)
+        self.is_retryable = is_retryable
+
+
+class HTTPSink:
+    """POSTs each event in binary content mode; any 2xx is delivered (Knative's broker
+    answers 202)."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self._url = url
+        self._client = httpx.Client(timeout=timeout_s)
+
+    def send(self, event: Any) -> None:
+        headers, body = payload_events.binary_http(event)
+        try:
+            response = self._client.post(self._url, headers=headers, content=body)
+        except httpx.HTTPError as exc:
+            raise Undelivered(f"{type(exc).__name__}: {exc}", is_retryable=True) from exc
+        if not 200 <= response.status_code < 300:
+            status = response.status_code
+            raise Undelivered(
+                f"the sink answered {status}",
+                is_retryable=status >= 500 or status in _RETRIED_STATUSES,
+            )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class LineSink:
+    """Appends one JSON event per line to a file or stdout; lines never interleave."""
+
+    def __init__(self, stream: IO[bytes], is_owned: bool) -> None:
+        self._stream = stream
+        self._is_owned = is_owned
+        self._lock = threading.Lock()
+
+    def send(self, event: Any) -> None:
+        line = payload_events.json_line(event)
+        try:
+            with self._lock:
+                self._stream.write(line)
+                self._stream.flush()
+        except OSError as exc:
+            raise Undelivered(str(exc), is_retryable=True) from exc
+
+    def close(self) -> None:
+        if self._is_owned:
+            self._stream.close()
+
+
+def check_url(url: str) -> None:
+    """Refuse a sink URL no sender could use, before the server starts."""
+    scheme = urlsplit(url).scheme
+    if url == "stdout" or (scheme in ("http", "https") and urlsplit(url).netloc):
+        return
+    if scheme == "file" and urlsplit(url).path:
+        return
+    raise InvalidInput(f"logger url {url!r}: expected http(s)://host/..., file:///path or stdout")
+
+
+def _open_sink(settings: PayloadLogSettings) -> Sink:
+    url = settings.url
+    if url == "stdout":
+        return LineSink(sys.stdout.buffer, is_owned=False)
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return LineSink(open(unquote(parts.path), "ab"), is_owned=True)
+    return HTTPSink(url, settings.timeout_s)
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadLogStats:
+    """What happened to the payloads so far (the server's status shows these)."""
+
+    url: str
+    mode: str
+    submitted: int
+    sent: int
+    failed: int  # gave up after every try
+    dropped: int  # the queue was full, or the server stopped before they were sent
+    queued: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class PayloadLog:
+    """A bounded queue of payloads and the threads that send them; `close` flushes."""
+
+    def __init__(self, settings: PayloadLogSettings, source: str) -> None:
+        check_url(settings.url)
+        self.settings = settings
+        self.source = settings.source_uri or source
+        self.is_logging_requests = payload_events.logs_requests(settings)
+        self.is_logging_responses = payload_events.logs_responses(settings)
+        self._queue: queue.Queue[Payload] = queue.Queue(settings.queue_size)
+        self._closing = threading.Event()
+        self._abandoned = threading.Event()  # close's deadline passed: drop what is left
+        self._lock = threading.Lock()
+        self._submitted = self._dropped = 0  # written on the serving loop only
+        self._sent = self._failed = self._abandoned_count = 0  # under _lock
+        self._reported: tuple[int, ...] = ()
+        is_line_sink = not urlsplit(settings.url).scheme.startswith("http")
+        self._sink = _open_sink(settings) if is_line_sink else None
+        count = 1 if is_line_sink else max(1, settings.senders)
+        self._threads = [
+            threading.Thread(target=self._send_loop, name=f"ksrv-payload-log-{i}", daemon=True)
+            for i in range(count)
+        ]
+        self._threads.append(
+            threading.Thread(target=self._report_loop, name="ksrv-payload-report", daemon=True)
+        )
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+        logger.info(
+            "payload logger: %s events to %s (inference service %r, component %r)",
+            self.settings.mode, self.settings.url, self.settings.inference_service,
+            self.settings.component,
+        )  # fmt: skip
+
+    def submit(self, payload: Payload) -> None:
+        """Queue `payload` for sending, or count it dropped; never blocks."""
+        self._submitted += 1
+        try:
+            self._queue.put_nowait(payload)
+        except queue.Full:
+            self._dropped += 1
+            if self._dropped == 1:
+                logger.warning(
+                    "payload logger: queue full (%d events), dropping events until the sink "
+                    "%s keeps up; the counts are logged every %ss",
+                    self.settings.queue_size, self.settings.url,
+                    self.settings.report_interval_s,
+                )  # fmt: skip
+
+    def stats(self) -> PayloadLogStats:
+        with self._lock:
+            sent, failed, abandoned = self._sent, self._failed, self._abandoned_count
+        return PayloadLogStats(
+            url=self.settings.url,
+            mode=self.settings.mode,
+            submitted=self._submitted,
+            sent=sent,
+            failed=failed,
+            dropped=self._dropped + abandoned,
+            queued=self._queue.qsize(),
+        )
+
+    def close(self, timeout_s: float) -> PayloadLogStats:
+        """Send what is queued for up to `timeout_s`, then drop the rest (counted)."""
+        deadline = time.monotonic() + timeout_s
+        self._closing.set()
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in self._threads):
+            self._abandoned.set()
+            for thread in self._threads:
+                thread.join(1.0)
+        if self._sink is not None:
+            self._sink.close()
+        stats = self.stats()
+        self._report(stats, final=True)
+        return stats
+
+    # -- sender threads --------------------------------------------------------------------
+    def _send_loop(self) -> None:
+        sink = self._sink or _open_sink(self.settings)
+        try:
+            while True:
+                try:
+                    payload = self._queue.get(timeout=_IDLE_POLL_S)
+                except queue.Empty:
+                    if self._closing.is_set():
+                        return
+                    continue
+                if self._abandoned.is_set():
+                    with self._lock:
+                        self._abandoned_count += 1
+                    continue
+                self._deliver(sink, payload)
+        finally:
+            if sink is not self._sink:
+                sink.close()
+
+    def _deliver(self, sink: Sink, payload: Payload) -> None:
+        settings = self.settings
+        try:
+            event = payload_events.build_event(settings, self.source, payload)
+        except Exception as exc:  # a payload that cannot be encoded is a bug; keep sending
+            logger.exception("payload logger: cannot build the event for %s", payload.event_id)
+            self._count_failure(payload, str(exc))
+            return
+        for attempt in range(max(1, settings.attempts)):
+            try:
+                sink.send(event)
+            except Undelivered as exc:
+                is_last = attempt + 1 >= settings.attempts
+                if is_last or not exc.is_retryable:
+                    self._count_failure(payload, str(exc))
+                    return
+                if self._abandoned.wait(settings.retry_backoff_s * 2**attempt):
+                    self._count_failure(payload, "the server stopped")
+                    return
+            else:
+                with self._lock:
+                    self._sent += 1
+                return
+
+    def _count_failure(self, payload: Payload, reason: str) -> None:
+        with self._lock:
+            self._failed += 1
+            is_first = self._failed == 1
+        if is_first:
+            logger.warning(
+                "payload logger: event %s (%s) not delivered to %s: %s; further failures "
+                "are counted and logged every %ss",
+                payload.event_id, payload.event_type, self.settings.url, reason,
+                self.settings.report_interval_s,
+            )  # fmt: skip
+
+    # -- reporting -------------------------------------------------------------------------
+    def _report_loop(self) -> None:
+        while not self._closing.wait(self.settings.report_interval_s):
+            self._report(self.stats(), final=False)
+
+    def _report(self, stats: PayloadLogStats, final: bool) -> None:
+        counts = (stats.submitted, stats.sent, stats.failed, stats.dropped)
+        if counts == self._reported and not final:
+            return
+        self._reported = counts
+        level = logging.WARNING if stats.failed or stats.dropped else logging.INFO
+        logger.log(
+            level,
+            "payload logger%s: %d submitted, %d sent, %d failed, %d dropped, %d queued (%s)",
+            " stopped" if final else "", stats.submitted, stats.sent, stats.failed,
+            stats.dropped, stats.queued, stats.url,
+        )  # fmt: skip
