@@ -35,6 +35,9 @@ def _payload_log_options(command: Any) -> Any:
                      "sent with each event (the `annotations` extension)."),
         click.option("--log-source-uri", help="The events' source (default: this server's "
                      "http://host:port/)."),
+        click.option("--log-queue-size", type=click.IntRange(min=1), default=10_000,
+                     show_default=True, help="Events waiting for the sink; more are dropped "
+                     "(and counted) rather than slowing inference."),
         click.option("--inference-service", default="", help="InferenceService name on events."),
         click.option("--namespace", default="", help="Namespace on events."),
         click.option("--component", default="", help="Component on events (predictor, ...)."),
@@ -81,6 +84,7 @@ def _payload_log(options: dict[str, Any]) -> PayloadLogSettings | None:
         source_uri=options["log_source_uri"] or "",
         metadata_headers=tuple(_split(options["log_metadata_headers"])),
         metadata_annotations=tuple(annotations),
+        queue_size=options["log_queue_size"],
     )
 
 
