@@ -222,3 +222,31 @@ def test_log_flags_without_a_url_or_with_a_bad_one_are_refused():
         serve_command, [*ECHO, "--log-url", "stdout", "--log-metadata-annotations", "team"]
     )
     assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
+
+
+STREAMING_MODEL = """
+from ksrv import Model
+
+
+class Lines(Model):
+    def __init__(self, name):
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload, headers=None):
+        for word in payload["instances"]:
+            yield f"{word}\\n"
+"""
+
+
+def test_a_streamed_response_is_logged_whole_once_it_has_ended(start_server, sink, tmp_path):
+    model = tmp_path / "lines.py"
+    model.write_text(STREAMING_MODEL)
+    server = start_server([f"{model}:Lines", "--model-name", "lines", "--log-url", sink.url])
+    url = f"{server.url}/v1/models/lines:predict"
+    body = {"instances": ["a", "b", "c"]}
+    with httpx.stream("POST", url, json=body, headers={"ce-id": "s"}) as streamed:
+        assert b"".join(streamed.iter_bytes()) == b"a\nb\nc\n"
+    wait_until(lambda: sink.count() == 2, what="the request and the streamed response")
+    response = sink.of_type(".response")[0]
+    assert response["id"] == "s" and response.data == b"a\nb\nc\n"
