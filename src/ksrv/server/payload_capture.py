@@ -43,28 +43,36 @@ class LoggedREST:
                 return Response(body, 200, [(b"content-type", b"application/json")])
             return await self._handler(request)
         log = self._log
-        event_id = payload_events.event_id(
-            _text(request.header(b"ce-id")), _text(request.header(b"x-request-id"))
-        )
+        ce_id = request_id = content_type = None
+        for key, value in request.raw_headers:  # one pass, no dict of every header
+            if key == b"ce-id":
+                ce_id = value
+            elif key == b"x-request-id":
+                request_id = value
+            elif key == b"content-type":
+                content_type = value
+        event_id = payload_events.caller_id(_text(ce_id), _text(request_id)) or log.ids.next()
         metadata = (
             payload_events.selected_headers(_decoded(request.raw_headers), self._names)
             if self._names
             else {}
         )
         if log.is_logging_requests:
-            content_type = _text(request.header(b"content-type")) or JSON
             log.submit(
-                Payload(REQUEST_TYPE, event_id, request.body, content_type, metadata, time.time())
-            )
+                Payload(
+                    REQUEST_TYPE, event_id, request.body, _text(content_type) or JSON, metadata,
+                    time.time(),
+                )
+            )  # fmt: skip
         response = await self._handler(request)
         if log.is_logging_responses and response.status == 200:
-            content_type = _content_type(response.headers)
+            answered_as = _content_type(response.headers)
             if isinstance(response, StreamingResponse):
-                response.chunks = _teed(response.chunks, log, event_id, content_type, metadata)
+                response.chunks = _teed(response.chunks, log, event_id, answered_as, metadata)
             else:
                 log.submit(
                     Payload(
-                        RESPONSE_TYPE, event_id, response.body, content_type, metadata, time.time()
+                        RESPONSE_TYPE, event_id, response.body, answered_as, metadata, time.time()
                     )
                 )
         return response
@@ -73,7 +81,7 @@ class LoggedREST:
 async def _teed(
     chunks: AsyncIterator[bytes],
     log: PayloadLog,
-    event_id: str,
+    event_id: str | int,
     content_type: str,
     metadata: dict[str, list[str]],
 ) -> AsyncIterator[bytes]:
@@ -105,12 +113,15 @@ def logged_infer(method: GRPCMethod, log: PayloadLog) -> GRPCMethod:
             if isinstance(value, str)
         ]
         found = dict(pairs)
-        event_id = payload_events.event_id(found.get("ce-id"), found.get("x-request-id"))
+        event_id = (
+            payload_events.caller_id(found.get("ce-id"), found.get("x-request-id"))
+            or log.ids.next()
+        )
         metadata = payload_events.selected_headers(pairs, names)
         if log.is_logging_requests:
             log.submit(
                 Payload(
-                    REQUEST_TYPE, event_id, (request, event_id), JSON, metadata, time.time(),
+                    REQUEST_TYPE, event_id, request, JSON, metadata, time.time(),
                     encode=_request_json,
                 )
             )  # fmt: skip
@@ -127,15 +138,14 @@ def logged_infer(method: GRPCMethod, log: PayloadLog) -> GRPCMethod:
     return infer
 
 
-def _request_json(data: tuple[Any, str]) -> bytes:
+def _request_json(message: Any, event_id: str) -> bytes:
     """A `ModelInferRequest` as its V2 REST JSON; without an id of its own, the event's."""
-    message, event_id = data
     request = grpc_codec.decode_request(message)
     request.id = request.id or event_id
     return rest_codec.encode_request(request)
 
 
-def _response_json(message: Any) -> bytes:
+def _response_json(message: Any, event_id: str) -> bytes:
     response = grpc_codec.decode_response(message)
     for output in response.outputs:
         output.parameters.pop("binary_data", None)

@@ -1,16 +1,19 @@
 """KServe's payload-logger CloudEvents, built from what one request or response carried.
 
-Pure: a `Payload` is recorded on the request path (cheap: references, no encoding) and
-becomes a CloudEvent here, on a sender thread. The attributes are those of KServe's agent
-(`pkg/logger`): `ce-type` `org.kubeflow.serving.inference.request|response`, `ce-id` shared
-by a request and its response, extensions `inferenceservicename`, `namespace`,
-`component`, `endpoint`, `metadata` (the selected headers as JSON) and `annotations`.
+Pure: a `Payload` is recorded on the request path (cheap: references and a number, no
+encoding) and becomes a CloudEvent here, on a sender thread. The attributes are those of
+KServe's agent (`pkg/logger`): `ce-type` `org.kubeflow.serving.inference.request|response`,
+`ce-id` shared by a request and its response, extensions `inferenceservicename`,
+`namespace`, `component`, `endpoint`, `metadata` (the selected headers as JSON) and
+`annotations`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import random
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,20 +38,38 @@ JSON: Final = "application/json"
 class Payload:
     """One message to log, as recorded on the request path.
 
-    `data` is the body as bytes, or any value `encode` turns into bytes later (a gRPC
-    message, encoded on the sender thread so the request path never pays for it).
+    `event_id` is the caller's id, or a number `EventIds` turns into a uuid when the event is
+    built. `data` is the body as bytes, or any value `encode(data, event_id)` turns into
+    bytes then (a gRPC message): the request path never pays for encoding.
     """
 
     event_type: str
-    event_id: str
+    event_id: str | int
     data: Any
     content_type: str
     metadata: dict[str, list[str]]
     recorded_s: float
-    encode: Callable[[Any], bytes] | None = None
+    encode: Callable[[Any, str], bytes] | None = None
 
-    def body(self) -> bytes:
-        return self.encode(self.data) if self.encode is not None else bytes(self.data)
+    def body(self, event_id: str) -> bytes:
+        if self.encode is not None:
+            return self.encode(self.data, event_id)
+        return bytes(self.data)
+
+
+class EventIds:
+    """Ids for calls that bring none: a random 128-bit base per process plus a counter,
+    shown as a version-4 uuid. Only the number is taken on the request path; formatting a
+    fresh `uuid4()` there would cost more than the rest of the logger's work per call."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._base = (rng or random.SystemRandom()).getrandbits(128)
+        self.next = itertools.count().__next__
+
+    def text(self, event_id: str | int) -> str:
+        if isinstance(event_id, str):
+            return event_id
+        return str(uuid.UUID(int=(self._base + event_id) % (1 << 128), version=4))
 
 
 def logs_requests(settings: PayloadLogSettings) -> bool:
@@ -59,12 +80,12 @@ def logs_responses(settings: PayloadLogSettings) -> bool:
     return settings.mode in ("all", "response")
 
 
-def event_id(ce_id: str | None, request_id: str | None) -> str:
+def caller_id(ce_id: str | None, request_id: str | None) -> str | None:
     """The caller's `ce-id` (as KServe's agent reads it), else its `x-request-id` (when it
-    is a sane token, `protocol.correlation`), else a fresh uuid."""
+    is a sane token, `protocol.correlation`); None when neither: `EventIds` gives one."""
     if ce_id:
         return ce_id
-    return correlation.sane_request_id(request_id) or str(uuid.uuid4())
+    return correlation.sane_request_id(request_id)
 
 
 def selected_headers(
@@ -83,12 +104,15 @@ def selected_headers(
     return found
 
 
-def build_event(settings: PayloadLogSettings, source: str, payload: Payload) -> CloudEvent:
+def build_event(
+    settings: PayloadLogSettings, source: str, payload: Payload, ids: EventIds
+) -> CloudEvent:
     """The CloudEvent KServe's agent would send for `payload`."""
+    event_id = ids.text(payload.event_id)
     attributes = {
         "type": payload.event_type,
         "source": source,
-        "id": payload.event_id,
+        "id": event_id,
         "time": datetime.fromtimestamp(payload.recorded_s, UTC).isoformat(),
         "datacontenttype": payload.content_type,
         "inferenceservicename": settings.inference_service,
@@ -101,7 +125,7 @@ def build_event(settings: PayloadLogSettings, source: str, payload: Payload) -> 
         attributes["annotations"] = json.dumps(
             dict(settings.metadata_annotations), separators=(",", ":")
         )
-    return CloudEvent(attributes, payload.body())
+    return CloudEvent(attributes, payload.body(event_id))
 
 
 def binary_http(event: CloudEvent) -> tuple[dict[str, str], bytes]:

@@ -10,9 +10,9 @@ agent's encoding), `file:///path` and `stdout` (one structured JSON event per li
 
 from __future__ import annotations
 
+import collections
 import http.client
 import logging
-import queue
 import sys
 import threading
 import time
@@ -162,7 +162,11 @@ class PayloadLog:
         self.source = settings.source_uri or source
         self.is_logging_requests = payload_events.logs_requests(settings)
         self.is_logging_responses = payload_events.logs_responses(settings)
-        self._queue: queue.Queue[Payload] = queue.Queue(settings.queue_size)
+        self.ids = payload_events.EventIds()
+        # A deque and an Event rather than queue.Queue: `submit` runs on the serving loop
+        # for every call, and a Queue's lock and condition cost several times more there.
+        self._queue: collections.deque[Payload] = collections.deque()
+        self._queued = threading.Event()  # set when a payload may be waiting
         self._closing = threading.Event()
         self._abandoned = threading.Event()  # close's deadline passed: drop what is left
         self._lock = threading.Lock()
@@ -192,9 +196,11 @@ class PayloadLog:
     def submit(self, payload: Payload) -> None:
         """Queue `payload` for sending, or count it dropped; never blocks."""
         self._submitted += 1
-        try:
-            self._queue.put_nowait(payload)
-        except queue.Full:
+        if len(self._queue) < self.settings.queue_size:
+            self._queue.append(payload)
+            if not self._queued.is_set():
+                self._queued.set()
+        else:
             self._dropped += 1
             if self._dropped == 1:
                 logger.warning(
@@ -214,7 +220,7 @@ class PayloadLog:
             sent=sent,
             failed=failed,
             dropped=self._dropped + abandoned,
-            queued=self._queue.qsize(),
+            queued=len(self._queue),
         )
 
     def close(self, timeout_s: float) -> PayloadLogStats:
@@ -239,10 +245,15 @@ class PayloadLog:
         try:
             while True:
                 try:
-                    payload = self._queue.get(timeout=_IDLE_POLL_S)
-                except queue.Empty:
+                    payload = self._queue.popleft()
+                except IndexError:
                     if self._closing.is_set():
                         return
+                    # Cleared before looking again, so a payload that arrives in between
+                    # sets it anew: no wake-up is lost.
+                    self._queued.clear()
+                    if not self._queue:
+                        self._queued.wait(_IDLE_POLL_S)
                     continue
                 if self._abandoned.is_set():
                     with self._lock:
@@ -256,7 +267,7 @@ class PayloadLog:
     def _deliver(self, sink: Sink, payload: Payload) -> None:
         settings = self.settings
         try:
-            event = payload_events.build_event(settings, self.source, payload)
+            event = payload_events.build_event(settings, self.source, payload, self.ids)
         except Exception as exc:  # a payload that cannot be encoded is a bug; keep sending
             logger.exception("payload logger: cannot build the event for %s", payload.event_id)
             self._count_failure(payload, str(exc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from ksrv.server import payload_events
 from ksrv.server.payload_events import REQUEST_TYPE, RESPONSE_TYPE, Payload
 from ksrv.server.settings import PayloadLogSettings
 
+IDS = payload_events.EventIds()
 SETTINGS = PayloadLogSettings(
     url="http://sink",
     inference_service="iris",
@@ -35,7 +37,7 @@ def payload(**changes) -> Payload:
 
 
 def test_binary_mode_carries_kserves_attributes_as_ce_headers_and_the_body_as_is():
-    event = payload_events.build_event(SETTINGS, "http://127.0.0.1:9000/", payload())
+    event = payload_events.build_event(SETTINGS, "http://127.0.0.1:9000/", payload(), IDS)
     headers, body = payload_events.binary_http(event)
     assert body == b'{"instances":[[1,2]]}'
     assert headers == {
@@ -57,17 +59,20 @@ def test_binary_mode_carries_kserves_attributes_as_ce_headers_and_the_body_as_is
 
 def test_metadata_annotations_become_the_annotations_extension():
     settings = PayloadLogSettings(url="stdout", metadata_annotations=(("team", "fraud"),))
-    event = payload_events.build_event(settings, "s", payload(metadata={}))
+    event = payload_events.build_event(settings, "s", payload(metadata={}), IDS)
     assert json.loads(event["annotations"]) == {"team": "fraud"}
     assert event["metadata"] == "{}"
-    without = payload_events.build_event(SETTINGS, "s", payload())
+    without = payload_events.build_event(SETTINGS, "s", payload(), IDS)
     assert "annotations" not in without.get_attributes()
 
 
 def test_an_encoder_turns_a_recorded_value_into_the_body_when_the_event_is_built():
-    recorded = payload(data={"kept": "as a value"}, encode=lambda value: json.dumps(value).encode())
-    event = payload_events.build_event(SETTINGS, "s", recorded)
-    assert payload_events.binary_http(event)[1] == b'{"kept": "as a value"}'
+    def encode(value, event_id):
+        return json.dumps({**value, "id": event_id}).encode()
+
+    recorded = payload(data={"kept": "as a value"}, encode=encode)
+    event = payload_events.build_event(SETTINGS, "s", recorded, IDS)
+    assert payload_events.binary_http(event)[1] == b'{"kept": "as a value", "id": "abc"}'
 
 
 @pytest.mark.parametrize(
@@ -76,18 +81,23 @@ def test_an_encoder_turns_a_recorded_value_into_the_body_when_the_event_is_built
         ("from-ce", "from-request", "from-ce"),  # KServe's agent reads Ce-Id first
         (None, "from-request", "from-request"),
         ("", "from-request", "from-request"),
-        (None, "not a token!", None),  # not echoed: a fresh uuid instead
+        (None, "not a token!", None),  # not echoed: EventIds gives one
         (None, None, None),
     ],
 )
-def test_the_event_id_is_the_callers_ce_id_else_its_request_id_else_a_uuid(
-    ce_id, request_id, expected
-):
-    found = payload_events.event_id(ce_id, request_id)
-    if expected is None:
-        assert uuid.UUID(found)
-    else:
-        assert found == expected
+def test_the_event_id_is_the_callers_ce_id_else_its_request_id(ce_id, request_id, expected):
+    assert payload_events.caller_id(ce_id, request_id) == expected
+
+
+def test_fresh_ids_are_distinct_version_4_uuids_formatted_only_when_built():
+    ids = payload_events.EventIds(random.Random(7))
+    numbers = [ids.next() for _ in range(3)]
+    assert numbers == [0, 1, 2]
+    texts = [ids.text(number) for number in numbers]
+    assert len(set(texts)) == 3 and all(uuid.UUID(text).version == 4 for text in texts)
+    assert ids.text("given") == "given"
+    event = payload_events.build_event(SETTINGS, "s", payload(event_id=1), ids)
+    assert event["id"] == texts[1]
 
 
 def test_metadata_headers_match_any_case_keep_repeats_and_the_configured_spelling():
@@ -110,11 +120,11 @@ def test_modes_choose_the_sides_logged(mode, requests, responses):
 
 
 def test_a_json_line_shows_a_json_payload_as_json_and_anything_else_as_base64():
-    event = payload_events.build_event(SETTINGS, "s", payload(event_type=RESPONSE_TYPE))
+    event = payload_events.build_event(SETTINGS, "s", payload(event_type=RESPONSE_TYPE), IDS)
     line = payload_events.json_line(event)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line)["data"] == {"instances": [[1, 2]]}
     assert from_json(line)["type"] == RESPONSE_TYPE
     raw = payload(data=b"\x00\x01", content_type="application/octet-stream")
-    line = payload_events.json_line(payload_events.build_event(SETTINGS, "s", raw))
+    line = payload_events.json_line(payload_events.build_event(SETTINGS, "s", raw, IDS))
     assert json.loads(line)["data_base64"] == "AAE="
