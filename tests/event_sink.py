@@ -2,7 +2,9 @@
 that parses every POST with the cloudevents library and keeps the events.
 
 `hold()` makes it take requests in but answer none until `release()` (a sink that hangs);
-`status` is what it answers (a sink that refuses).
+`answers` are the statuses of the next requests, then `status` (a sink that refuses);
+`is_closing_idle` drops each connection after answering, without saying so (as a sink
+that times idle connections out does).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class EventSink:
         self.events: list[CloudEvent] = []
         self.raw_headers: list[dict[str, str]] = []
         self.status = 200
+        self.answers: list[int] = []
+        self.is_closing_idle = False
         self._lock = threading.Lock()
         self._released = threading.Event()
         self._released.set()
@@ -62,7 +66,7 @@ class EventSink:
             self.waiting -= 1
             self.events.append(event)
             self.raw_headers.append(headers)
-        return self.status
+            return self.answers.pop(0) if self.answers else self.status
 
 
 def _handler(sink: EventSink) -> Any:
@@ -75,6 +79,7 @@ def _handler(sink: EventSink) -> Any:
             self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()
+            self.close_connection = sink.is_closing_idle
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

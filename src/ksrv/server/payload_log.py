@@ -55,7 +55,6 @@ class HTTPSink:
 
     def __init__(self, url: str, timeout_s: float) -> None:
         parts = urlsplit(url)
-        self._url = url
         self._is_https = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port
@@ -65,15 +64,28 @@ class HTTPSink:
 
     def send(self, event: Any) -> None:
         headers, body = payload_events.binary_http(event)
-        connection = self._connection or self._connect()
-        self._connection = None
+        kept, self._connection = self._connection, None
+        try:
+            if kept is not None:
+                try:
+                    return self._exchange(kept, headers, body)
+                except ConnectionError:  # the sink closed the idle connection: once more, anew
+                    pass
+            return self._exchange(self._connect(), headers, body)
+        except (OSError, http.client.HTTPException) as exc:
+            raise Undelivered(f"{type(exc).__name__}: {exc}", is_retryable=True) from exc
+
+    def _exchange(
+        self, connection: http.client.HTTPConnection, headers: dict[str, str], body: bytes
+    ) -> None:
+        """POST on `connection`, keep it if the sink does; raise unless the sink took it."""
         try:
             connection.request("POST", self._target, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
-        except (OSError, http.client.HTTPException) as exc:
+        except BaseException:
             connection.close()
-            raise Undelivered(f"{type(exc).__name__}: {exc}", is_retryable=True) from exc
+            raise
         if response.will_close:
             connection.close()
         else:

@@ -250,3 +250,24 @@ def test_a_streamed_response_is_logged_whole_once_it_has_ended(start_server, sin
     wait_until(lambda: sink.count() == 2, what="the request and the streamed response")
     response = sink.of_type(".response")[0]
     assert response["id"] == "s" and response.data == b"a\nb\nc\n"
+
+
+def test_a_refusing_sink_is_retried_on_5xx_not_on_4xx_and_closed_connections_are_reopened(
+    start_server, sink
+):
+    sink.is_closing_idle = True  # every event after the first finds its connection closed
+    sink.answers = [503, 400]
+    server = logged_server(start_server, sink.url, "--log-mode", "request")
+    url = f"{server.url}/v1/models/echo:predict"
+    for name in ("retried", "refused", "fine-1", "fine-2", "fine-3"):
+        assert httpx.post(url, json={"instances": [1]}, headers={"ce-id": name}).status_code == 200
+
+    def counts() -> dict:
+        return httpx.get(f"{server.url}/ksrv/server/payload-logger").json()
+
+    wait_until(lambda: counts()["sent"] + counts()["failed"] == 5, what="every event settled")
+    assert (counts()["sent"], counts()["failed"]) == (4, 1)
+    # Whichever event arrived first got the 503 and came again; the next got the 400.
+    received = [event["id"] for event in sink.events]
+    assert len(received) == 6 and set(received) == {"retried", "refused", "fine-1", "fine-2",
+                                                    "fine-3"}  # fmt: skip
