@@ -16,7 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
@@ -26,6 +26,9 @@ from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
 from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server.dataplane import DataPlane
 from ksrv.server.settings import DEFAULT_GRPC_THREADS
+
+if TYPE_CHECKING:
+    from ksrv.server.payload_log import PayloadLog
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +223,9 @@ def _on_loop(method: AsyncMethod, loop: asyncio.AbstractEventLoop) -> Any:
 
 
 def _handlers(
-    servicer: InferenceServicer, loop: asyncio.AbstractEventLoop, payload_log: Any = None
+    servicer: InferenceServicer,
+    loop: asyncio.AbstractEventLoop,
+    payload_log: PayloadLog | None = None,
 ) -> Any:
     methods = {name: getattr(servicer, name) for name in REQUEST_TYPES}
     if payload_log is not None:
@@ -263,13 +268,13 @@ def build_server(
     max_receive_bytes: int,
     threads: int = DEFAULT_GRPC_THREADS,
     is_shared: bool = False,
-    payload_log: Any = None,
+    payload_log: PayloadLog | None = None,
 ) -> GRPCServer:
     """A gRPC server on host:port; `threads` calls are taken at once, more wait in gRPC's
     queue. Build it on the serving loop. `is_shared`: forked workers of this server bind
     the same port (SO_REUSEPORT); otherwise no other process can (grpcio's default would
-    let a stray server answer some of the calls). `payload_log`: a
-    `payload_log.PayloadLog` that `ModelInfer`'s payloads go to."""
+    let a stray server answer some of the calls). `payload_log`: where `ModelInfer`'s
+    payloads go (KServe's `logger`)."""
     pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="ksrv-grpc")
     server = grpc.server(
         pool,
