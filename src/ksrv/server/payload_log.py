@@ -239,12 +239,22 @@ class PayloadLog:
         """Send what is queued for up to `timeout_s`, then drop the rest (counted)."""
         deadline = time.monotonic() + timeout_s
         self._closing.set()
+        self._queued.set()  # idle senders look again, find nothing and end
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         if any(thread.is_alive() for thread in self._threads):
             self._abandoned.set()
             for thread in self._threads:
                 thread.join(1.0)
+        left = 0
+        while self._queue:  # a sender still stuck on the sink leaves these behind
+            try:
+                self._queue.popleft()
+            except IndexError:
+                break
+            left += 1
+        with self._lock:
+            self._abandoned_count += left
         if self._sink is not None:
             self._sink.close()
         stats = self.stats()
