@@ -11,14 +11,17 @@ agent's encoding), `file:///path` and `stdout` (one structured JSON event per li
 from __future__ import annotations
 
 import collections
-import http.client
 import logging
+import socket
+import ssl
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 from urllib.parse import unquote, urlsplit
+
+import httptools
 
 from ksrv.errors import InvalidInput
 from ksrv.server import payload_events
@@ -49,62 +52,93 @@ class HTTPSink:
     """POSTs each event in binary content mode over one kept-alive connection; any 2xx is
     delivered (Knative's broker answers 202).
 
-    http.client rather than httpx: a sender shares the GIL with the serving loop, and
-    http.client spends about a fifth of httpx's CPU per event here.
+    The request is written directly and the answer parsed with httptools (the parser ksrv's
+    own server uses): senders share the GIL with the serving loop, and per event http.client
+    spends half as much CPU again (about 320 us against 215 us, the event built included),
+    httpx several times as much.
     """
 
     def __init__(self, url: str, timeout_s: float) -> None:
         parts = urlsplit(url)
-        self._is_https = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        self._port = parts.port
-        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        is_https = parts.scheme == "https"
+        self._address = (parts.hostname or "", parts.port or (443 if is_https else 80))
+        self._tls = ssl.create_default_context() if is_https else None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._head = f"POST {target} HTTP/1.1\r\nhost: {parts.netloc}\r\n".encode("latin-1")
         self._timeout_s = timeout_s
-        self._connection: http.client.HTTPConnection | None = None
+        self._socket: socket.socket | None = None
 
     def send(self, event: Any) -> None:
         headers, body = payload_events.binary_http(event)
-        kept, self._connection = self._connection, None
+        if any("\r" in value or "\n" in value for value in headers.values()):
+            raise Undelivered("an attribute holds a line break", is_retryable=False)
+        fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = b"".join(
+            (self._head, fields.encode("latin-1"), b"content-length: %d\r\n\r\n" % len(body), body)
+        )
+        kept, self._socket = self._socket, None
         try:
             if kept is not None:
                 try:
-                    return self._exchange(kept, headers, body)
+                    return self._exchange(kept, request)
                 except ConnectionError:  # the sink closed the idle connection: once more, anew
                     pass
-            return self._exchange(self._connect(), headers, body)
-        except (OSError, http.client.HTTPException) as exc:
+            return self._exchange(self._connect(), request)
+        except (OSError, httptools.HttpParserError) as exc:
             raise Undelivered(f"{type(exc).__name__}: {exc}", is_retryable=True) from exc
 
-    def _exchange(
-        self, connection: http.client.HTTPConnection, headers: dict[str, str], body: bytes
-    ) -> None:
-        """POST on `connection`, keep it if the sink does; raise unless the sink took it."""
+    def _exchange(self, connection: socket.socket, request: bytes) -> None:
+        """Send `request`, read the answer, keep the connection if the sink does; raise
+        unless the sink took the event."""
+        answer = _Answer()
+        parser = httptools.HttpResponseParser(answer)
         try:
-            connection.request("POST", self._target, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
+            connection.sendall(request)
+            while not answer.is_complete:
+                data = connection.recv(65536)
+                if not data:
+                    if not answer.has_head:
+                        raise ConnectionResetError("the sink closed the connection")
+                    break  # a body that ends with the connection
+                parser.feed_data(data)
         except BaseException:
             connection.close()
             raise
-        if response.will_close:
-            connection.close()
+        if answer.is_complete and parser.should_keep_alive():
+            self._socket = connection
         else:
-            self._connection = connection
-        status = response.status
+            connection.close()
+        status = parser.get_status_code()
         if not 200 <= status < 300:
             raise Undelivered(
                 f"the sink answered {status}",
                 is_retryable=status >= 500 or status in _RETRIED_STATUSES,
             )
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._is_https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout_s)
-        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
+    def _connect(self) -> socket.socket:
+        connection = socket.create_connection(self._address, timeout=self._timeout_s)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:
+            return self._tls.wrap_socket(connection, server_hostname=self._address[0])
+        return connection
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
+        if self._socket is not None:
+            self._socket.close()
+
+
+class _Answer:
+    """httptools' callbacks for one response: whether its head and all of it arrived."""
+
+    def __init__(self) -> None:
+        self.has_head = False
+        self.is_complete = False
+
+    def on_headers_complete(self) -> None:
+        self.has_head = True
+
+    def on_message_complete(self) -> None:
+        self.is_complete = True
 
 
 class LineSink:
