@@ -12,7 +12,8 @@ by `ksrv serve` three ways, side by side:
   CPU in the server's process).
 
 Interleaved rounds of `wrk` (bench/wrk/post.lua, V1 predict with two iris rows), one server
-loaded at a time; medians over rounds and each configuration's ratio to `off`. Non-2xx
+loaded at a time (after a `sink-up` run, the next waits until its queue is sent); medians
+over rounds and each configuration's ratio to `off`. Non-2xx
 answers and socket errors are counted and reported: the bar wants none. With `taskset`
 and two CPUs, servers run on CPU 0 and wrk on CPU 1.
 
@@ -108,6 +109,17 @@ def run_wrk(port: int, connections: int, seconds: int) -> dict:
     return result
 
 
+def drained(port: int, timeout_s: float = 120.0) -> None:
+    """Wait until the server has sent what it queued: its senders (and this process's sink)
+    would otherwise still be busy during the next configuration's run."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        counts = logger_counts(port)
+        if counts is None or counts["queued"] == 0:
+            return
+        time.sleep(0.2)
+
+
 def logger_counts(port: int) -> dict | None:
     try:
         url = f"http://127.0.0.1:{port}/ksrv/server/payload-logger"
@@ -134,6 +146,8 @@ def main() -> None:
                 port = servers[config][1]
                 run_wrk(port, args.connections, args.warmup)
                 runs[config].append(run_wrk(port, args.connections, args.duration))
+                if config == "sink-up":
+                    drained(port)
         counts = {config: logger_counts(servers[config][1]) for config in configs}
     finally:
         for process, _ in servers.values():
