@@ -13,7 +13,9 @@ by `ksrv serve` three ways, side by side:
 
 Interleaved rounds of `wrk` (bench/wrk/post.lua, V1 predict with two iris rows), one server
 loaded at a time (after a `sink-up` run, the next waits until its queue is sent); medians
-over rounds and each configuration's ratio to `off`. Non-2xx
+over rounds and each configuration's ratio to `off`, for requests per second and for the
+server's CPU time per request (from /proc: steadier than RPS on a shared machine, as CPU
+that other processes take shows in RPS but not in it). Non-2xx
 answers and socket errors are counted and reported: the bar wants none. With `taskset`
 and two CPUs, servers run on CPU 0 and wrk on CPU 1.
 
@@ -54,6 +56,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per run")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="passed to every server; 1 turns request merging off, whose batch sizes follow "
+        "the load and so blur per-request figures",
+    )
     return parser.parse_args()
 
 
@@ -70,12 +79,14 @@ def pinned(cpu: int) -> list[str]:
     return []
 
 
-def start(config: str, model_dir: Path, sink_url: str, log_dir: Path) -> tuple[Any, int]:
+def start(
+    config: str, model_dir: Path, sink_url: str, log_dir: Path, extra: list[str]
+) -> tuple[Any, int]:
     port = free_port()
     command = [
         *pinned(0), sys.executable, "-m", "ksrv.cli.main", "serve", "--model-format",
         "sklearn", "--model-dir", str(model_dir), "--model-name", "iris",
-        "--http-port", str(port), "--grpc-port", "0", "--log-level", "warning",
+        "--http-port", str(port), "--grpc-port", "0", "--log-level", "warning", *extra,
     ]  # fmt: skip
     if config == "sink-down":
         command += ["--log-url", f"http://127.0.0.1:{free_port()}/"]
@@ -106,7 +117,16 @@ def run_wrk(port: int, connections: int, seconds: int) -> dict:
     result = json.loads(line.removeprefix("BENCH_RESULT "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["errors"] = sum(v for k, v in result.items() if k.startswith("errors_"))
+    if result["errors"]:
+        kinds = {k: v for k, v in result.items() if k.startswith("errors_") and v}
+        print(f"  port {port}: {kinds} (errors_status: answers >= 400)", flush=True)
     return result
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def drained(port: int, timeout_s: float = 120.0) -> None:
@@ -137,7 +157,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ksrv-bench-logger-"))
     model_dir = models.sklearn_iris(work / "model")
     sink = EventSink()
-    servers = {config: start(config, model_dir, sink.url, work) for config in configs}
+    extra = [] if args.max_batch_size is None else ["--max-batch-size", str(args.max_batch_size)]
+    servers = {config: start(config, model_dir, sink.url, work, extra) for config in configs}
     runs: dict[str, list[dict]] = {config: [] for config in configs}
     try:
         for round_index in range(args.rounds):
@@ -145,7 +166,12 @@ def main() -> None:
             for config in order:
                 port = servers[config][1]
                 run_wrk(port, args.connections, args.warmup)
-                runs[config].append(run_wrk(port, args.connections, args.duration))
+                process = servers[config][0]
+                used_s = cpu_s(process.pid)
+                result = run_wrk(port, args.connections, args.duration)
+                # CPU per request: what the server spent, whatever else ran on the machine.
+                result["cpu_us"] = (cpu_s(process.pid) - used_s) * 1e6 / max(1, result["requests"])
+                runs[config].append(result)
                 if config == "sink-up":
                     drained(port)
         counts = {config: logger_counts(servers[config][1]) for config in configs}
@@ -161,10 +187,12 @@ def report(args: argparse.Namespace, runs: dict, counts: dict, delivered: int) -
     print(
         f"V1 predict, iris 2 rows, {args.connections} connections, {args.rounds} rounds x "
         f"{args.duration}s; servers {'on CPU 0, wrk on CPU 1' if pinned(0) else 'unpinned'}"
+        f"{'' if args.max_batch_size is None else f'; --max-batch-size {args.max_batch_size}'}"
     )
     baseline = statistics.median(run["rps"] for run in runs.get("off", [])) if "off" in runs else 0
-    print(f"{'config':<10} {'median rps':>11} {'vs off':>7} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'errors':>6}  payload logger counts")  # fmt: skip
+    cpu_baseline = statistics.median(run["cpu_us"] for run in runs["off"]) if "off" in runs else 0
+    print(f"{'config':<10} {'median rps':>11} {'vs off':>7} {'cpu us/req':>10} {'vs off':>7} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}  payload logger counts")  # fmt: skip
     for config, results in runs.items():
         rps = statistics.median(run["rps"] for run in results)
         p50 = statistics.median(run["p50_us"] for run in results) / 1000
@@ -177,7 +205,10 @@ def report(args: argparse.Namespace, runs: dict, counts: dict, delivered: int) -
             if found
             else "-"
         )
-        print(f"{config:<10} {rps:>11.0f} {ratio:>7} {p50:>7.2f} {p99:>7.2f} {errors:>6}  {shown}")
+        cpu = statistics.median(run["cpu_us"] for run in results)
+        cpu_ratio = f"{cpu / cpu_baseline:.3f}" if cpu_baseline else "-"
+        print(f"{config:<10} {rps:>11.0f} {ratio:>7} {cpu:>10.0f} {cpu_ratio:>7} {p50:>7.2f} "
+              f"{p99:>7.2f} {errors:>6}  {shown}")  # fmt: skip
     print(f"events the in-process sink received: {delivered}")
 
 
