@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -17,8 +18,79 @@ from ksrv.server.settings import (
     DEFAULT_GRPC_THREADS,
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_REQUEST_BYTES,
+    PayloadLogSettings,
     ServerSettings,
 )
+
+
+def _payload_log_options(command: Any) -> Any:
+    """KServe's agent flags for the payload logger (a component's `logger`)."""
+    options = [
+        click.option("--log-url", help="Send request/response CloudEvents here: http(s)://..., "
+                     "file:///path or stdout (KServe's agent's --log-url)."),
+        click.option("--log-mode", type=click.Choice(["all", "request", "response"]),
+                     help="Which messages are logged (default: all)."),
+        click.option("--log-metadata-headers", help="Comma-separated request headers to "
+                     "send with each event (the `metadata` extension)."),
+        click.option("--log-metadata-annotations", help="Comma-separated KEY=VALUE pairs "
+                     "sent with each event (the `annotations` extension)."),
+        click.option("--log-source-uri", help="The events' source (default: this server's "
+                     "http://host:port/)."),
+        click.option("--log-queue-size", type=click.IntRange(min=1), default=10_000,
+                     show_default=True, help="Events waiting for the sink; more are dropped "
+                     "(and counted) rather than slowing inference."),
+        click.option("--inference-service", default="", help="InferenceService name on events."),
+        click.option("--namespace", default="", help="Namespace on events."),
+        click.option("--component", default="", help="Component on events (predictor, ...)."),
+        click.option("--endpoint", default="", help="Endpoint on events (default, a canary)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _payload_log(options: dict[str, Any]) -> PayloadLogSettings | None:
+    """The logger settings the flags give, or None without --log-url.
+
+    Raises:
+        click.UsageError: a --log-* flag without --log-url, or a malformed value.
+    """
+    url = options["log_url"]
+    if not url:
+        given = [name for name in ("log_mode", "log_metadata_headers",
+                                   "log_metadata_annotations", "log_source_uri")
+                 if options[name]]  # fmt: skip
+        if given:
+            raise click.UsageError(f"--{given[0].replace('_', '-')} needs --log-url")
+        return None
+    from ksrv.server import payload_log
+
+    try:
+        payload_log.check_url(url)
+    except KsrvError as exc:
+        raise click.UsageError(f"--log-url: {exc}") from exc
+    annotations = []
+    for pair in _split(options["log_metadata_annotations"]):
+        key, has_value, value = pair.partition("=")
+        if not key or not has_value:
+            raise click.UsageError(f"--log-metadata-annotations: expected KEY=VALUE, got {pair!r}")
+        annotations.append((key, value))
+    return PayloadLogSettings(
+        url=url,
+        mode=options["log_mode"] or "all",
+        inference_service=options["inference_service"],
+        namespace=options["namespace"],
+        component=options["component"],
+        endpoint=options["endpoint"],
+        source_uri=options["log_source_uri"] or "",
+        metadata_headers=tuple(_split(options["log_metadata_headers"])),
+        metadata_annotations=tuple(annotations),
+        queue_size=options["log_queue_size"],
+    )
+
+
+def _split(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -93,6 +165,7 @@ from ksrv.server.settings import (
 )
 @click.option("--log-level", default="info", show_default=True)
 @telemetry.otlp_option
+@_payload_log_options
 @click.argument("runtime_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- RUNTIME ARGS]")
 def serve(
     model_class: str | None,
@@ -116,6 +189,7 @@ def serve(
     openai_route_prefix: str | None,
     log_level: str,
     runtime_args: tuple[str, ...],
+    **payload_log_options: Any,
 ) -> None:
     """Serve a model over KServe V1, Open Inference Protocol REST and gRPC.
 
@@ -165,6 +239,7 @@ def serve(
         predictor_protocol=predictor_protocol,
         explainer=explainer,
         runtime_args=runtime_args,
+        payload_log=_payload_log(payload_log_options),
     )
     try:
         app.serve(settings)

@@ -106,8 +106,18 @@ class Batcher:
 
 @dataclass(frozen=True, slots=True)
 class PayloadLogger:
+    """KServe's `logger`: where a component's payloads go and what the events say of them
+    (the flags KServe's webhook gives its agent)."""
+
     url: str | None
     mode: str
+    metadata_headers: tuple[str, ...] = ()
+    metadata_annotations: tuple[tuple[str, str], ...] = ()  # the named annotations' values
+    inference_service: str = ""
+    namespace: str = ""
+    component: str = ""
+    endpoint: str = "default"  # KServe's InferenceServiceDefault; a canary's name for one
+    ignored: tuple[str, ...] = ()  # fields only KServe's agent carries out (blob storage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +173,8 @@ class ComponentPlan:
             asdict(self.predictor) if self.predictor is not None else None,
             asdict(self.batcher) if self.batcher is not None else None,
         ]
+        if self.logger is not None:  # appended only when set: other fingerprints stay
+            identity.append(asdict(self.logger))
         return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
 
 
@@ -225,12 +237,24 @@ def desired_state(isvc: InferenceService, runtimes: Iterable[Runtime]) -> Servic
         CanaryPlan(
             str(canary.predictor.name),
             canary.traffic_percent,
-            _component_plan("predictor", canaries.overlay(stable, canary), isvc, None, runtimes),
+            _as_endpoint(
+                _component_plan(
+                    "predictor", canaries.overlay(stable, canary), isvc, None, runtimes
+                ),
+                str(canary.predictor.name),
+            ),
         )
         for canary in isvc.spec.canary or ()
     )
     predictor_set = f"{stable.name}-predictor" if stable.name else "predictor"
     return ServicePlan(namespace, name, plans, (), planned, predictor_set)
+
+
+def _as_endpoint(plan: ComponentPlan, endpoint: str) -> ComponentPlan:
+    """A Standard-mode canary's plan: its payload events name the canary as their endpoint."""
+    if plan.logger is None:
+        return plan
+    return replace(plan, logger=replace(plan.logger, endpoint=endpoint))
 
 
 def is_knative_mode(isvc: InferenceService) -> bool:
@@ -265,7 +289,7 @@ def _component_plan(
         canary_percent=spec.canary_traffic_percent if is_knative else None,
         enable_tag_routing=is_knative and annotations.get(TAG_ROUTING) == "true",
         batcher=_batcher(spec),
-        logger=_logger(spec),
+        logger=_logger(component, spec, isvc, annotations),
         predictor=link,
     )
     model = spec.model_spec
@@ -345,10 +369,34 @@ def _memory_request(container: ContainerSpec | None) -> float | None:
     return None
 
 
-def _logger(spec: ComponentSpec) -> PayloadLogger | None:
-    if spec.logger is None:
+def _logger(
+    component: str, spec: ComponentSpec, isvc: InferenceService, annotations: dict[str, str]
+) -> PayloadLogger | None:
+    """The component's `logger`; `metadataAnnotations` name annotations of the service (or
+    the component) whose values go with every event, as KServe's webhook resolves them."""
+    logger = spec.logger
+    if logger is None:
         return None
-    return PayloadLogger(spec.logger.url, spec.logger.mode or "all")
+    blob_fields = {
+        "storage": (logger.model_extra or {}).get("storage"),
+        "marshallerUrl": logger.marshaller_url,
+        "batchSize": logger.batch_size,
+        "batchInterval": logger.batch_interval,
+    }
+    return PayloadLogger(
+        url=logger.url,
+        mode=logger.mode or "all",
+        metadata_headers=tuple(logger.metadata_headers or ()),
+        metadata_annotations=tuple(
+            (name, annotations[name])
+            for name in logger.metadata_annotations or ()
+            if name in annotations
+        ),
+        inference_service=isvc.metadata.name,
+        namespace=isvc.metadata.namespace or "default",
+        component=component,
+        ignored=tuple(name for name, value in blob_fields.items() if value is not None),
+    )
 
 
 def _batcher(spec: ComponentSpec) -> Batcher | None:

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ksrv import storage
 from ksrv.errors import InvalidInput, ModelNotFound, ModelNotReady
@@ -39,7 +39,13 @@ from ksrv.server.settings import ServerSettings
 from ksrv.telemetry import metrics as telemetry
 from ksrv.telemetry import tracing
 
+if TYPE_CHECKING:
+    from ksrv.server.payload_log import PayloadLog
+
 logger = logging.getLogger(__name__)
+
+# How long a stopping server keeps sending the payloads still queued (after draining).
+PAYLOAD_LOG_FLUSH_S = 5.0
 
 
 def load_class(target: str) -> type[Model]:
@@ -200,8 +206,14 @@ async def _serve_forever(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    payload_log = _start_payload_log(settings)
+    handle = app.handle
+    if payload_log is not None:
+        from ksrv.server.payload_capture import LoggedREST
+
+        handle = LoggedREST(app.handle, payload_log).handle
     rest = http.HTTPServer(
-        app.handle,
+        handle,
         max_body_bytes=settings.max_request_bytes,
         too_large=app.too_large,
         keep_alive_s=settings.timeout_keep_alive_s,
@@ -219,6 +231,7 @@ async def _serve_forever(
             settings.grpc_max_receive_bytes,
             settings.grpc_threads,
             is_shared=settings.workers > 1,
+            payload_log=payload_log,
         )
         await grpc_server.start()
     logger.info(
@@ -232,7 +245,21 @@ async def _serve_forever(
         draining.append(grpc_server.stop(settings.grace_period_s))
     await asyncio.gather(*draining)
     app.dataplane.shutdown()
+    if payload_log is not None:
+        await loop.run_in_executor(None, payload_log.close, PAYLOAD_LOG_FLUSH_S)
     tracing.shutdown()  # the spans still buffered leave now (a forked worker has no atexit)
+
+
+def _start_payload_log(settings: ServerSettings) -> PayloadLog | None:
+    """KServe's payload logger in this process (each forked worker runs its own)."""
+    if settings.payload_log is None:
+        return None
+    from ksrv.server.payload_log import PayloadLog
+
+    address = f"[{settings.host}]" if ":" in settings.host else settings.host
+    log = PayloadLog(settings.payload_log, f"http://{address}:{settings.http_port}/")
+    log.start()
+    return log
 
 
 def _listening_line(host: str, http_port: int, grpc_port: int) -> str:

@@ -16,7 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
@@ -27,6 +27,9 @@ from ksrv.protocol.v2 import InferRequest, InferResponse
 from ksrv.server.dataplane import DataPlane
 from ksrv.server.settings import DEFAULT_GRPC_THREADS
 from ksrv.telemetry import tracing
+
+if TYPE_CHECKING:
+    from ksrv.server.payload_log import PayloadLog
 
 logger = logging.getLogger(__name__)
 
@@ -221,10 +224,19 @@ def _on_loop(method: AsyncMethod, loop: asyncio.AbstractEventLoop) -> Any:
     return handle
 
 
-def _handlers(servicer: InferenceServicer, loop: asyncio.AbstractEventLoop) -> Any:
+def _handlers(
+    servicer: InferenceServicer,
+    loop: asyncio.AbstractEventLoop,
+    payload_log: PayloadLog | None = None,
+) -> Any:
+    methods = {name: getattr(servicer, name) for name in REQUEST_TYPES}
+    if payload_log is not None:
+        from ksrv.server.payload_capture import logged_infer
+
+        methods["ModelInfer"] = logged_infer(methods["ModelInfer"], payload_log)
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
-            _on_loop(_guarded(getattr(servicer, name)), loop),
+            _on_loop(_guarded(methods[name]), loop),
             request_deserializer=_lenient(message_type),
             response_serializer=lambda message: message.SerializeToString(),
         )
@@ -258,11 +270,13 @@ def build_server(
     max_receive_bytes: int,
     threads: int = DEFAULT_GRPC_THREADS,
     is_shared: bool = False,
+    payload_log: PayloadLog | None = None,
 ) -> GRPCServer:
     """A gRPC server on host:port; `threads` calls are taken at once, more wait in gRPC's
     queue. Build it on the serving loop. `is_shared`: forked workers of this server bind
     the same port (SO_REUSEPORT); otherwise no other process can (grpcio's default would
-    let a stray server answer some of the calls)."""
+    let a stray server answer some of the calls). `payload_log`: where `ModelInfer`'s
+    payloads go (KServe's `logger`)."""
     pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="ksrv-grpc")
     server = grpc.server(
         pool,
@@ -278,7 +292,7 @@ def build_server(
         from ksrv.server import traced
 
         traced.instrument_grpc(servicer)
-    server.add_generic_rpc_handlers((_handlers(servicer, loop),))
+    server.add_generic_rpc_handlers((_handlers(servicer, loop, payload_log),))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     server.add_insecure_port(address)
     return GRPCServer(server, pool)

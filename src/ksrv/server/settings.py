@@ -15,6 +15,27 @@ DEFAULT_GRPC_THREADS = 32
 DEFAULT_GRPC_MAX_MESSAGE_BYTES = DEFAULT_MAX_REQUEST_BYTES
 
 
+@dataclass(frozen=True, slots=True)
+class PayloadLogSettings:
+    """KServe's payload logger (the agent's `--log-*` flags), run inside the model server."""
+
+    url: str  # http(s)://..., file:///path or stdout (docs/observability.md)
+    mode: str = "all"  # all | request | response
+    inference_service: str = ""
+    namespace: str = ""
+    component: str = ""
+    endpoint: str = ""
+    source_uri: str = ""  # "" -> the server's own http://host:port/
+    metadata_headers: tuple[str, ...] = ()
+    metadata_annotations: tuple[tuple[str, str], ...] = ()
+    queue_size: int = 10_000  # events waiting to be sent; more are dropped and counted
+    senders: int = 4  # events in flight to the sink at once
+    attempts: int = 3  # tries per event (transport errors, 408, 429, 5xx)
+    retry_backoff_s: float = 0.1  # doubled after each failed try
+    timeout_s: float = 5.0
+    report_interval_s: float = 60.0  # how often the counts are logged when they changed
+
+
 @dataclass(slots=True)
 class ServerSettings:
     """How to serve: ports, processes, limits, and which model(s) to load."""
@@ -44,3 +65,4 @@ class ServerSettings:
     predictor_host: str | None = None
     predictor_protocol: str = "v1"
     predictor_use_ssl: bool = False
+    payload_log: PayloadLogSettings | None = None  # KServe's `logger`; None: nothing logged

@@ -117,13 +117,52 @@ spec:
 def test_fields_not_carried_out_locally_yet_are_said_in_order():
     notes = rendered(
         {"predictor": {"sklearn": {"storageUri": "/a"}, "maxReplicas": 3, "minReplicas": 0,
-                       "logger": {"mode": "all"}}}
+                       "scaleMetric": "memory"}}
     ).notes  # fmt: skip
     joined = " | ".join(notes)
-    assert notes[0].startswith("spec.predictor.logger")
+    assert notes[0].startswith("spec.predictor.scaleMetric")
     # The control plane's autoscaler carries out both, and the gateway's activator wakes a
     # revision at zero.
     assert "maxReplicas" not in joined and "minReplicas" not in joined
+
+
+def test_a_logger_becomes_the_replicas_log_flags_with_kserves_attributes():
+    rendering = rendered(
+        {"predictor": {"sklearn": {"storageUri": "/a"},
+                       "logger": {"url": "http://sink:8000/", "mode": "response",
+                                  "metadataHeaders": ["X-Team", "X-User"],
+                                  "metadataAnnotations": ["team"]}}},
+    )  # fmt: skip
+    command = list(rendering.spec.command)
+    flags = dict(zip(command[command.index("--log-url") :: 2],
+                     command[command.index("--log-url") + 1 :: 2], strict=True))  # fmt: skip
+    assert flags == {
+        "--log-url": "http://sink:8000/", "--log-mode": "response",
+        "--inference-service": "iris", "--namespace": "ns", "--component": "predictor",
+        "--endpoint": "default", "--log-metadata-headers": "X-Team,X-User",
+    }  # fmt: skip
+    assert not any("logger" in note for note in rendering.notes)
+
+
+def test_a_logger_without_url_goes_to_kserves_default_broker_and_says_so():
+    rendering = rendered({"predictor": {"sklearn": {"storageUri": "/a"}, "logger": {}}})
+    command = list(rendering.spec.command)
+    assert command[command.index("--log-url") + 1] == "http://default-broker"
+    assert command[command.index("--log-mode") + 1] == "all"
+    assert any(n.startswith("spec.predictor.logger.url is not set") for n in rendering.notes)
+
+
+def test_a_custom_container_is_logged_only_when_it_runs_ksrv_serve():
+    def logged(command: list[str]) -> Rendering:
+        container = {"name": "kserve-container", "image": "me/m:1", "command": command}
+        return rendered({"predictor": {"containers": [container],
+                                       "logger": {"url": "file:///tmp/events"}}})  # fmt: skip
+
+    ksrv = logged(["ksrv", "serve", "m.py:M"])
+    assert "--log-url" in ksrv.spec.command and "file:///tmp/events" in ksrv.spec.command
+    other = logged(["python", "m.py"])
+    assert "--log-url" not in other.spec.command
+    assert any(n.startswith("spec.predictor.logger: payloads are logged") for n in other.notes)
 
 
 def test_the_batcher_sets_the_replicas_max_batch_size():

@@ -88,7 +88,42 @@ def test_bounds_autoscaling_timeout_and_canary_come_from_the_component():
     )
     assert predictor.timeout_s == 5.0 and predictor.canary_percent == 20
     assert predictor.container_concurrency == 3
-    assert predictor.logger == plan.PayloadLogger("http://sink", "request")
+    assert predictor.logger == plan.PayloadLogger(
+        "http://sink", "request", inference_service="iris", namespace="ns", component="predictor"
+    )
+
+
+def test_the_logger_names_its_service_and_resolves_metadata_annotations():
+    service = desired(
+        {"predictor": {"sklearn": {"storageUri": "/a"},
+                       "logger": {"url": "http://sink", "metadataHeaders": ["X-Team"],
+                                  "metadataAnnotations": ["team", "absent"],
+                                  "storage": {"path": "/logs"}}}},
+        annotations={"team": "fraud", "other": "x"},
+    )  # fmt: skip
+    logger = service.components["predictor"].logger
+    assert logger == plan.PayloadLogger(
+        "http://sink", "all", metadata_headers=("X-Team",),
+        metadata_annotations=(("team", "fraud"),), inference_service="iris", namespace="ns",
+        component="predictor", endpoint="default", ignored=("storage",),
+    )  # fmt: skip
+
+
+def test_a_logger_change_is_a_new_revision_and_a_standard_canary_is_its_own_endpoint():
+    base = {"predictor": {"sklearn": {"storageUri": "/a"}}}
+    logged = {"predictor": {"sklearn": {"storageUri": "/a"}, "logger": {"url": "http://s"}}}
+    without, once, twice = desired(base), desired(logged), desired(logged)
+    assert without.components["predictor"].fingerprint != once.components["predictor"].fingerprint
+    assert once.components["predictor"].fingerprint == twice.components["predictor"].fingerprint
+    standard = desired(
+        {"predictor": {"name": "main", "sklearn": {"storageUri": "/a"},
+                       "logger": {"url": "http://s"}},
+         "canary": [{"trafficPercent": 10,
+                     "predictor": {"name": "next", "sklearn": {"storageUri": "/b"}}}]},
+        annotations={"serving.kserve.io/deploymentMode": "Standard"},
+    )  # fmt: skip
+    assert standard.components["predictor"].logger.endpoint == "default"
+    assert standard.canaries[0].plan.logger.endpoint == "next"
 
 
 @pytest.mark.parametrize(

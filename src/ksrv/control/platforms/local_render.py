@@ -2,7 +2,8 @@
 
 The local platform's renderer (a Kubernetes platform renders the same plan into objects):
 - a model server runs `ksrv serve` for the plan's format and storageUri; the replica downloads
-  `storageUri` itself before loading;
+  `storageUri` itself before loading, and logs its own payloads for a `logger` (KServe's
+  agent flags, `--log-url` ...), so REST and gRPC are both covered without a proxy;
 - a custom container runs its own `command` + `args` (an image cannot run without a container
   engine), with KServe's injected arguments (`--model_name`, `--http_port`, `--grpc_port`, and
   `--predictor_host` for transformers and explainers); `ksrv` as the command means this ksrv,
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from ksrv.api import default_runtimes
-from ksrv.control.plan import ComponentPlan, CustomContainer, ModelServer
+from ksrv.control.plan import ComponentPlan, CustomContainer, ModelServer, PayloadLogger
 from ksrv.errors import ResourceInvalid
 
 HTTP_PORT: Final = "{http_port}"
@@ -32,6 +33,8 @@ READINESS_PATH: Final = "/v2/health/ready"
 CHDIR_AND_EXEC: Final = (
     "import os, sys; os.chdir(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])"
 )
+# KServe's `logger.defaultUrl` (inferenceservice-config), for a `logger` without a url.
+KSERVE_DEFAULT_LOGGER_URL: Final = "http://default-broker"
 # More replicas than this on one machine is a typo, not a plan.
 LOCAL_MAX_REPLICAS: Final = 16
 
@@ -86,7 +89,6 @@ def _replicas(plan: ComponentPlan) -> tuple[int, list[str]]:
             "memory utilisation is measured against the serving container's memory request "
             "(or limit), as HPA's is, and it sets none: the replicas are not scaled on memory",
         ),
-        "logger": (plan.logger, "request/response logging is not available locally yet"),
     }  # fmt: skip
     notes = [f"{path}.{field}: {why}" for field, (value, why) in unsupported.items() if value]
     wanted = scaling.min_replicas
@@ -140,9 +142,45 @@ def _model_server(
                 "(ksrv merges requests for sklearn, xgboost and lightgbm)"
             )
         command += ["--max-batch-size", str(batcher.max_batch_size)]
+    if plan.logger is not None:
+        command += _logger_args(plan.logger)
+        notes += _logger_notes(plan)
     if server.args and takes_args:
         command += ["--", *server.args]  # KServe appends them to the runtime's own args
     return command, notes
+
+
+def _logger_args(logger: PayloadLogger) -> list[str]:
+    """KServe's agent flags, which `ksrv serve` takes: the replica logs its own payloads."""
+    args = [
+        "--log-url", logger.url or KSERVE_DEFAULT_LOGGER_URL,
+        "--log-mode", logger.mode,
+        "--inference-service", logger.inference_service,
+        "--namespace", logger.namespace,
+        "--component", logger.component,
+        "--endpoint", logger.endpoint,
+    ]  # fmt: skip
+    if logger.metadata_headers:
+        args += ["--log-metadata-headers", ",".join(logger.metadata_headers)]
+    if logger.metadata_annotations:
+        pairs = (f"{key}={value}" for key, value in logger.metadata_annotations)
+        args += ["--log-metadata-annotations", ",".join(pairs)]
+    return args
+
+
+def _logger_notes(plan: ComponentPlan) -> list[str]:
+    logger = plan.logger
+    assert logger is not None
+    path = f"spec.{plan.component}.logger"
+    notes = []
+    if logger.url is None:
+        notes.append(
+            f"{path}.url is not set: events go to KServe's default "
+            f"{KSERVE_DEFAULT_LOGGER_URL}, which this machine may not resolve"
+        )
+    notes += [f"{path}.{name}: blob storage of payloads is not available locally; events go "
+              "to the logger url" for name in logger.ignored]  # fmt: skip
+    return notes
 
 
 def _custom_container(
@@ -172,6 +210,12 @@ def _custom_container(
         notes.append(f"image {container.image} is not pulled: its command runs locally")
     if plan.batcher is not None:
         notes.append(f"spec.{plan.component}.batcher: a custom container's requests are not merged")
+    if plan.logger is not None and is_ksrv and "--log-url" not in args:
+        injected += _logger_args(plan.logger)
+        notes += _logger_notes(plan)
+    elif plan.logger is not None and not is_ksrv:
+        notes.append(f"spec.{plan.component}.logger: payloads are logged by `ksrv serve`; this "
+                     "container runs its own server, so nothing is logged")  # fmt: skip
     argv = command + args + injected
     if container.working_dir:
         # The platform spawns in its own directory: change into the container's first.
