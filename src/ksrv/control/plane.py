@@ -34,6 +34,7 @@ from ksrv.control.revision_view import RevisionView
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.store import Store
 from ksrv.control.traffic import TrafficCollector
+from ksrv.control.trained_models import TrainedModelReconciler
 from ksrv.errors import KsrvError
 from ksrv.http import listeners
 from ksrv.http.server import HTTPServer
@@ -151,7 +152,10 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         shadows=traffic,
     )
     caches = ModelCacheReconciler(store, copies, python=settings.python)
-    reconciler = Reconciler(store, [services, caches, *not_served_reconcilers(store, time.time)])
+    models = TrainedModelReconciler(store, platform.models_config_root, routes.snapshot)
+    reconciler = Reconciler(
+        store, [services, caches, models, *not_served_reconcilers(store, time.time)]
+    )
     nudges.append(reconciler)
     # Writes reach the reconciler through the store's change feed; no nudge needed.
     logs = LogFiles(settings.state_dir)
@@ -196,6 +200,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         await server.shutdown(5.0)
         await platform.shutdown(stop_replicas=True)
         caches.shutdown()
+        await models.close()
         gateway.stop()
         store.close()
         settings.pid_file.unlink(missing_ok=True)

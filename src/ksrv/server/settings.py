@@ -44,3 +44,6 @@ class ServerSettings:
     predictor_host: str | None = None
     predictor_protocol: str = "v1"
     predictor_use_ssl: bool = False
+    # Multi-model mode: the TrainedModels' models.json to watch, and the memory they may use.
+    models_config: str | None = None
+    memory_budget_bytes: int | None = None
