@@ -173,7 +173,13 @@ class TrainedModels:
                 raise ModelNotFound(name)
             return await self._load(name, self._watched.entries[name])
         loaded = self._loaded[name] = _Loaded(model, entry)
-        logger.info("loaded model=%s bytes=%d resident=%d", name, size, len(self._loaded))
+        logger.info(
+            "loaded model=%s uri=%s bytes=%d resident=%d",
+            name,
+            entry.storage_uri,
+            size,
+            len(self._loaded),
+        )
         return loaded
 
     def _evict(self, name: str) -> None:
@@ -208,7 +214,7 @@ class TrainedModels:
                             old.is_evicted = True
                             if old.in_use == 0:
                                 old.model.stop()
-                        logger.info("rolled model=%s to %s", name, entry.storage_uri)
+                        logger.info("rolled model=%s uri=%s", name, entry.storage_uri)
                         return
                     model.stop()
                     entry = self._watched.entries.get(name)
