@@ -108,6 +108,19 @@ class Balancer(Generic[C]):
         endpoint.outstanding += 1
         return endpoint
 
+    def take_home(
+        self, addresses: tuple[str, ...], home: str, limit: int, spill_at: int
+    ) -> Endpoint[C] | None:
+        """`home` (counted in flight) while it is up and has fewer than `spill_at` requests
+        in flight (and a free slot, with no queue); else `take`'s choice
+        (`model_affinity`: a model's requests go to the replica that has it loaded)."""
+        endpoint = self.endpoint(home)
+        is_free = endpoint.outstanding < spill_at and not (limit and endpoint.outstanding >= limit)
+        if is_free and endpoint.down_until <= time.monotonic() and not self._waiters:
+            endpoint.outstanding += 1
+            return endpoint
+        return self.take(addresses, limit)
+
     async def wait(self, addresses: tuple[str, ...]) -> Endpoint[C] | None:
         """Queue for a slot at one of `addresses`: the endpoint (counted in flight) when one
         is released to this waiter, or None when `wake_all` says the replicas changed."""

@@ -11,7 +11,8 @@ refused and may be back) until the hold time is up, unless the table says the co
 `failed` (no replica will come without a change): that is answered 503 with the reason at
 once. A gateway still waiting for its first table holds every request too, never answering
 404 from the empty one. A request of a component with a shadow revision may be copied to it
-once answered (`shadow.Shadower`, in the background). Failures are `KsrvError`s; each
+once answered (`shadow.Shadower`, in the background); a multi-model predictor's request
+prefers the replica that holds its model (`model_affinity`). Failures are `KsrvError`s; each
 transport turns them into its status through `protocol/status.py`.
 """
 
@@ -31,6 +32,7 @@ from ksrv.errors import (
     ServiceNotFound,
     UpstreamTimeout,
 )
+from ksrv.gateway import model_affinity
 from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.routes import Backend, Match, RouteTable
@@ -175,7 +177,7 @@ class Dispatcher:
             if addresses:
                 call.backend = backend
                 balancer = transport.balancer
-                endpoint = balancer.take(addresses, match.component.concurrency)
+                endpoint = _take(balancer, call, match, addresses)
                 if endpoint is None:  # every replica at containerConcurrency: queue
                     return await self._hold(transport, call, match, None)
                 call.replica = endpoint.address
@@ -306,6 +308,23 @@ class Dispatcher:
         if rematched is None:
             raise _not_found(call)
         return rematched
+
+
+def _take(
+    balancer: Balancer[Any], call: Call, match: Match, addresses: tuple[str, ...]
+) -> Endpoint[Any] | None:
+    """A replica for the call: a multi-model predictor's model goes to its home replica
+    while that is not busy (`model_affinity`), anything else to the least loaded."""
+    limit = match.component.concurrency
+    if match.component.is_multi_model and len(addresses) > 1:
+        if call.transport == "rest":
+            model = model_affinity.rest_model(call.target)
+        else:
+            model = model_affinity.grpc_model(getattr(call.payload, "message", b""))
+        if model:
+            home = model_affinity.home(addresses, model)
+            return balancer.take_home(addresses, home, limit, model_affinity.SPILL_AT)
+    return balancer.take(addresses, limit)
 
 
 def _hold_s(match: Match) -> float:
