@@ -14,6 +14,7 @@ most every `INDEX_POLL_S`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -40,6 +41,7 @@ ISVC: Final = "InferenceService"
 KIND: Final = "TrainedModel"
 INDEX_POLL_S: Final = 1.0
 INDEX_TIMEOUT_S: Final = 2.0
+MIN_PASS_S: Final = 0.2
 
 Key = tuple[str, str]
 
@@ -115,8 +117,14 @@ class TrainedModelReconciler:
         self._written: dict[Path, str] = {}
         self._index: dict[Key, tuple[float, dict[str, list[str]]]] = {}
         self._client: httpx.AsyncClient | None = None
+        self._inputs: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+        self._last_pass = -MIN_PASS_S
 
     async def reconcile_all(self) -> None:
+        # Passes at most every MIN_PASS_S: a thousand TrainedModels applied one by one are
+        # caught up in a few passes, not a thousand.
+        await asyncio.sleep(max(0.0, self._last_pass + MIN_PASS_S - self.monotonic()))
+        self._last_pass = self.monotonic()
         services = {_key(doc): doc for doc in self.store.list(ISVC)}
         models: dict[Key, list[dict[str, Any]]] = {}
         for doc in self.store.list(KIND):
@@ -141,13 +149,24 @@ class TrainedModelReconciler:
                 ]
                 self._write(path, trained_model.models_json(served))
             loaded = await self._loaded_on(key) if where.is_multi_model and typed else {}
+            service_version = isvc_doc["metadata"].get("resourceVersion") if isvc_doc else None
             for doc, model in zip(models.get(key, []), typed, strict=True):
+                metadata = doc["metadata"]
+                name = metadata["name"]
+                inputs = (service_version, where.is_multi_model, name in where.placed,
+                          refused.get(name), tuple(loaded.get(name, ())))  # fmt: skip
+                uid = metadata.get("uid", name)
+                if self._inputs.get(uid) == (metadata.get("resourceVersion"), inputs):
+                    continue  # its status was made from these very inputs
                 status = self._status(doc, model, isvc, isvc_doc, where, refused, loaded)
                 if status != mapping(doc.get("status")):
-                    self.store.update_status(KIND, key[0], doc["metadata"]["name"], status)
+                    metadata = self.store.update_status(KIND, key[0], name, status)["metadata"]
+                self._inputs[uid] = (metadata.get("resourceVersion"), inputs)
         for path in set(self._written) - wanted:
             path.unlink(missing_ok=True)
             del self._written[path]
+        if len(self._inputs) > 2 * len(self._parsed) + 1000:
+            self._inputs.clear()
 
     def _status(
         self,

@@ -108,17 +108,23 @@ class Balancer(Generic[C]):
         endpoint.outstanding += 1
         return endpoint
 
-    def take_home(
-        self, addresses: tuple[str, ...], home: str, limit: int, spill_at: int
+    def take_preferring(
+        self, addresses: tuple[str, ...], preferred: list[str], limit: int, margin: int
     ) -> Endpoint[C] | None:
-        """`home` (counted in flight) while it is up and has fewer than `spill_at` requests
-        in flight (and a free slot, with no queue); else `take`'s choice
-        (`model_affinity`: a model's requests go to the replica that has it loaded)."""
-        endpoint = self.endpoint(home)
-        is_free = endpoint.outstanding < spill_at and not (limit and endpoint.outstanding >= limit)
-        if is_free and endpoint.down_until <= time.monotonic() and not self._waiters:
-            endpoint.outstanding += 1
-            return endpoint
+        """The least busy of `preferred` that is up (counted in flight), unless it has
+        `margin` or more requests in flight beyond `take`'s choice, or no free slot, or others
+        queue: then `take`'s choice (`model_affinity`: the replicas that hold a model).
+        """
+        now = time.monotonic()
+        best = min(
+            (self.endpoint(address) for address in preferred),
+            key=lambda e: (e.down_until > now, e.outstanding),
+        )
+        least = self.choose(addresses, now=now)
+        is_free = not (limit and best.outstanding >= limit) and not self._waiters
+        if is_free and best.down_until <= now and best.outstanding - least.outstanding < margin:
+            best.outstanding += 1
+            return best
         return self.take(addresses, limit)
 
     async def wait(self, addresses: tuple[str, ...]) -> Endpoint[C] | None:

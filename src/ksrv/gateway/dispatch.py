@@ -100,6 +100,7 @@ class Dispatcher:
         self.activator = activator
         self.max_held = max_held
         self.shadows = shadows if shadows is not None else Shadower()
+        self.placement = model_affinity.ModelPlacement()
         self._table_changed = asyncio.Event()
         self._held: dict[tuple[str, str, str], int] = {}
         self._balancers: set[Balancer[Any]] = set()
@@ -177,7 +178,8 @@ class Dispatcher:
             if addresses:
                 call.backend = backend
                 balancer = transport.balancer
-                endpoint = _take(balancer, call, match, addresses)
+                model = _model(call) if match.component.is_multi_model else None
+                endpoint = self._take(balancer, model, match, addresses)
                 if endpoint is None:  # every replica at containerConcurrency: queue
                     return await self._hold(transport, call, match, None)
                 call.replica = endpoint.address
@@ -189,10 +191,26 @@ class Dispatcher:
                     failure = exc
                 finally:
                     balancer.release(endpoint)
+                    if model is not None:
+                        self.placement.done(model, endpoint.address)
                 return await self._retry(transport, call, match, addresses, endpoint, failure)
         elif match.component.failed is not None:
             raise _failed(match)
         return await self._hold(transport, call, match, None)
+
+    def _take(
+        self,
+        balancer: Balancer[Any],
+        model: str | None,
+        match: Match,
+        addresses: tuple[str, ...],
+    ) -> Endpoint[Any] | None:
+        """A replica for the call: a multi-model predictor's model goes where it is loaded
+        (`model_affinity`), anything else to the least loaded."""
+        limit = match.component.concurrency
+        if model is not None:
+            return self.placement.take(balancer, addresses, model, limit)
+        return balancer.take(addresses, limit)
 
     async def _retry(
         self,
@@ -310,21 +328,11 @@ class Dispatcher:
         return rematched
 
 
-def _take(
-    balancer: Balancer[Any], call: Call, match: Match, addresses: tuple[str, ...]
-) -> Endpoint[Any] | None:
-    """A replica for the call: a multi-model predictor's model goes to its home replica
-    while that is not busy (`model_affinity`), anything else to the least loaded."""
-    limit = match.component.concurrency
-    if match.component.is_multi_model and len(addresses) > 1:
-        if call.transport == "rest":
-            model = model_affinity.rest_model(call.target)
-        else:
-            model = model_affinity.grpc_model(getattr(call.payload, "message", b""))
-        if model:
-            home = model_affinity.home(addresses, model)
-            return balancer.take_home(addresses, home, limit, model_affinity.SPILL_AT)
-    return balancer.take(addresses, limit)
+def _model(call: Call) -> str | None:
+    """The model a multi-model predictor's request names (REST path, gRPC first field)."""
+    if call.transport == "rest":
+        return model_affinity.rest_model(call.target)
+    return model_affinity.grpc_model(getattr(call.payload, "message", b""))
 
 
 def _hold_s(match: Match) -> float:

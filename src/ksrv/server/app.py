@@ -64,6 +64,10 @@ def build_models(settings: ServerSettings) -> list[Model]:
     """The model(s) the settings name, not yet loaded (none for a multi-model server: its
     TrainedModels load on demand)."""
     if settings.models_config:
+        if settings.model_format:  # its TrainedModels' first requests must not import it
+            preload = getattr(registry.runtime_class(settings.model_format), "preload", None)
+            if preload is not None:
+                preload()
         return []
     if settings.explainer:
         if not settings.predictor_host:

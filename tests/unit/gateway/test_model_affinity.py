@@ -47,19 +47,47 @@ def test_models_split_across_replicas_and_keep_their_home_when_a_replica_is_adde
     assert 200 < len(moved) < 470  # about a third move, all to the new replica
 
 
-def test_a_model_goes_home_until_home_is_busy_then_to_the_least_loaded_replica():
+def test_a_model_goes_home_until_home_is_busy_then_its_holders_share_it():
     balancer = Balancer(lambda address: address)
+    placement = model_affinity.ModelPlacement()
     home = model_affinity.home(REPLICAS, "hot")
-    taken = [balancer.take_home(REPLICAS, home, 0, spill_at=2) for _ in range(4)]
-    assert [e.address for e in taken if e] == [home, home, *[a for a in REPLICAS if a != home] * 2]
+    other = next(a for a in REPLICAS if a != home)
+    hot = model_affinity.HOT_AT
+    taken = [placement.take(balancer, REPLICAS, "hot", 0) for _ in range(hot + 1)]
+    assert [e.address for e in taken if e] == [home] * hot + [other]
+    assert placement.holders("hot") == [home, other]
+    for endpoint in taken:
+        balancer.release(endpoint)
+        placement.done("hot", endpoint.address)
+    # both hold it now: the least busy one gets it
+    balancer.endpoint(home).outstanding = 2
+    endpoint = placement.take(balancer, REPLICAS, "hot", 0)
+    assert endpoint is not None and endpoint.address == other
 
 
-def test_a_down_home_is_passed_over():
+def test_a_cold_model_stays_on_one_replica_however_busy_that_one_is():
     balancer = Balancer(lambda address: address)
+    placement = model_affinity.ModelPlacement()
+    home = model_affinity.home(REPLICAS, "cold")
+    balancer.endpoint(home).outstanding = 50  # other models' requests
+    for _ in range(10):
+        endpoint = placement.take(balancer, REPLICAS, "cold", 0)
+        assert endpoint is not None
+        balancer.release(endpoint)
+        placement.done("cold", endpoint.address)
+    assert placement.holders("cold") == [home]
+
+
+def test_a_down_holder_is_passed_over_and_the_memory_is_bounded():
+    balancer = Balancer(lambda address: address)
+    placement = model_affinity.ModelPlacement(max_models=2)
     home = model_affinity.home(REPLICAS, "m")
     balancer.endpoint(home).mark_down()
-    endpoint = balancer.take_home(REPLICAS, home, 0, spill_at=4)
+    endpoint = placement.take(balancer, REPLICAS, "m", 0)
     assert endpoint is not None and endpoint.address != home
+    for name in ("x", "y"):
+        placement.take(balancer, REPLICAS, name, 0)
+    assert placement.holders("m") == []
 
 
 def test_the_route_table_marks_a_multi_model_predictor():
