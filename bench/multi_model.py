@@ -9,10 +9,15 @@ Measures, in one run (issue 18's bars):
 - RSS: every model called once (8 clients), then the replicas' total resident memory
   (bar <= 2 GiB), and how many copies the gateway's placement made;
 - RPS: wrk, 8 connections, `--duration` s on one model, then spread at random over all
-  1,000 (bar: spread >= 80 % of one), same run, same replicas, after a warm-up of each (steady
-  state: the gateway has settled where each model is loaded); no failed request.
+  1,000, alternating for `--rounds` rounds after a warm-up of each (steady state: the gateway
+  has settled where each model is loaded); medians (bar: spread >= 80 % of one), same run,
+  same replicas; no failed request;
+- churn: a second service whose replicas hold `--churn-budget` of models (each declares
+  1Mi), with `--churn-models` TrainedModels, and wrk's 8 connections at random over all of
+  them for `--churn-duration` s (bar: zero failed requests), with the loads it caused.
 
-    python bench/multi_model.py [--models 1000] [--duration 10] [--budget 1Gi]
+    python bench/multi_model.py [--models 1000] [--duration 10] [--rounds 3] [--budget 1Gi]
+        [--churn-models 300] [--churn-budget 50Mi] [--churn-duration 60]
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from cold_start import KSRV, ROOT, ROW, ksrv_up, replica_pids, wait_for
 
 ISVC = "mms"
 HOST = f"{ISVC}-default.example.com"
+CHURN = "mms-churn"
 TM_PATH = "/apis/serving.kserve.io/v1alpha1/namespaces/default/trainedmodels"
 WRK_SPREAD = """\
 wrk.method = "POST"
@@ -45,32 +51,33 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Host"] = os.getenv("BENCH_HOST")
 local count = tonumber(os.getenv("BENCH_MODELS"))
 local single = os.getenv("BENCH_SINGLE")
+local prefix = os.getenv("BENCH_PREFIX")
 request = function()
-  local name = single or ("m" .. math.random(0, count - 1))
+  local name = single or (prefix .. math.random(0, count - 1))
   return wrk.format(nil, "/v1/models/" .. name .. ":predict")
 end
 """
 
 
-def service(budget: str) -> dict[str, object]:
+def service(budget: str, name: str = ISVC) -> dict[str, object]:
     resources = {"requests": {"cpu": "1", "memory": budget}, "limits": {"memory": budget}}
     model = {"modelFormat": {"name": "sklearn"}, "resources": resources}
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": ISVC},
+        "metadata": {"name": name},
         "spec": {"predictor": {"minReplicas": 2, "maxReplicas": 2, "model": model}},
     }
 
 
-def trained_models(count: int, models: Path) -> str:
+def trained_models(count: int, models: Path, isvc: str = ISVC, prefix: str = "m") -> str:
     documents = [
         {
             "apiVersion": "serving.kserve.io/v1alpha1",
             "kind": "TrainedModel",
-            "metadata": {"name": f"m{i}"},
+            "metadata": {"name": f"{prefix}{i}"},
             "spec": {
-                "inferenceService": ISVC,
+                "inferenceService": isvc,
                 "model": {
                     "storageUri": str(models / f"m{i}"),
                     "framework": "sklearn",
@@ -106,9 +113,17 @@ def predict(client: httpx.Client, port: int, name: str) -> float:
     return elapsed
 
 
-def wrk(port: int, duration: int, count: int, single: str | None, script: Path) -> dict:
-    env = {**os.environ, "BENCH_BODY": json.dumps(ROW), "BENCH_HOST": HOST,
-           "BENCH_MODELS": str(count)}  # fmt: skip
+def wrk(
+    port: int,
+    duration: int,
+    count: int,
+    single: str | None,
+    script: Path,
+    host: str = HOST,
+    prefix: str = "m",
+) -> dict:
+    env = {**os.environ, "BENCH_BODY": json.dumps(ROW), "BENCH_HOST": host,
+           "BENCH_MODELS": str(count), "BENCH_PREFIX": prefix}  # fmt: skip
     if single is not None:
         env["BENCH_SINGLE"] = single
     result = subprocess.run(
@@ -128,6 +143,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--budget", default="1Gi", help="each replica's memory request")
     parser.add_argument("--first", type=int, default=20, help="first requests to time")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--churn-models", type=int, default=300)
+    parser.add_argument("--churn-budget", default="50Mi")
+    parser.add_argument("--churn-duration", type=int, default=60)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -140,6 +159,8 @@ def main() -> None:
         script.write_text(WRK_SPREAD)
         with ksrv_up(work / "state", [], None) as (port, api_port, env):
             run(args, work, port, api_port, env, script)
+            if args.churn_models:
+                churn(args, work, port, env, script)
 
 
 def run(args, work: Path, port: int, api_port: int, env: dict, script: Path) -> None:
@@ -180,14 +201,44 @@ def run(args, work: Path, port: int, api_port: int, env: dict, script: Path) -> 
 
     # Steady state: the spread and the hot model have settled where they are loaded.
     warm_up = [wrk(port, args.duration, args.models, single, script) for single in (None, names[0])]
-    one = wrk(port, args.duration, args.models, names[0], script)
-    spread = wrk(port, args.duration, args.models, None, script)
-    print(f"RPS, 8 connections, {args.duration}s each: one model {one['rps']:.0f}, spread over "
-          f"{args.models} {spread['rps']:.0f} = {spread['rps'] / one['rps']:.0%} (bar >= 80%); "
-          f"failed {one['failed']} / {spread['failed']}; warm-up (not counted): spread "
-          f"{warm_up[0]['rps']:.0f}, one {warm_up[1]['rps']:.0f}")  # fmt: skip
+    ones, spreads = [], []
+    for _ in range(args.rounds):
+        ones.append(wrk(port, args.duration, args.models, names[0], script))
+        spreads.append(wrk(port, args.duration, args.models, None, script))
+    one = statistics.median(r["rps"] for r in ones)
+    spread = statistics.median(r["rps"] for r in spreads)
+    failed = sum(r["failed"] for r in ones + spreads)
+    print(f"RPS, 8 connections, {args.duration}s each, median of {args.rounds}: one model "
+          f"{one:.0f} {[round(r['rps']) for r in ones]}, spread over {args.models} {spread:.0f} "
+          f"{[round(r['rps']) for r in spreads]} = {spread / one:.0%} (bar >= 80%); failed "
+          f"{failed}; warm-up (not counted): spread {warm_up[0]['rps']:.0f}, one "
+          f"{warm_up[1]['rps']:.0f}")  # fmt: skip
     rss = sum(psutil.Process(pid).memory_info().rss for pid in pids)
     print(f"total RSS after the load: {rss / 2**20:.0f} MiB")
+
+
+def churn(args, work: Path, port: int, env: dict, script: Path) -> None:
+    """Budget smaller than the working set: zero failed requests while the LRU churns."""
+    cli = [*KSRV, "apply", "-f", "-"]
+    text = yaml.safe_dump(service(args.churn_budget, CHURN)) + "---\n"
+    text += trained_models(args.churn_models, work / "models", CHURN, "c")
+    subprocess.run(cli, input=text, text=True, check=True, env=env, capture_output=True)
+    host = f"{CHURN}-default.example.com"
+    client = httpx.Client(timeout=60)
+    last = f"http://127.0.0.1:{port}/v1/models/c{args.churn_models - 1}:predict"
+    wait_for(lambda: client.post(last, json=ROW, headers={"Host": host}).status_code == 200,
+             "churn service", 0.2)  # fmt: skip
+    before = _loads(work, CHURN)
+    result = wrk(port, args.churn_duration, args.churn_models, None, script, host, "c")
+    print(f"churn: {args.churn_models} models over 2 replicas with {args.churn_budget} each "
+          f"(1Mi per model), 8 connections for {args.churn_duration}s: {result['rps']:.0f} "
+          f"RPS, failed {result['failed']}, socket errors {result['errors']} (bar: zero); "
+          f"{_loads(work, CHURN) - before} loads")  # fmt: skip
+
+
+def _loads(work: Path, isvc: str) -> int:
+    logs = work / "state" / "platform" / "logs" / "default"
+    return sum(p.read_text().count("loaded model=") for p in logs.glob(f"{isvc}-predictor-*.log"))
 
 
 def _answers(client: httpx.Client, port: int, name: str) -> bool:

@@ -116,8 +116,12 @@ def _columns(kind: str, wide: bool, now: float) -> Columns:
     if kind in ("LocalModelCache", "LocalModelNamespaceCache"):
         return [*name, *_model_cache_columns(wide), *created]
     if kind == "TrainedModel":
-        isvc: Columns = [("INFERENCESERVICE", lambda d: _text(d["spec"].get("inferenceService")))]
-        return [*name, *(isvc if wide else []), ("URL", _url), ("READY", _ready), *created]
+        # wide: the service, and the replicas that have the model loaded now (ksrv's status)
+        extra: Columns = [
+            ("INFERENCESERVICE", lambda d: _text(d["spec"].get("inferenceService"))),
+            ("LOADEDON", lambda d: ",".join((d.get("status") or {}).get("loadedOn") or [])),
+        ]
+        return [*name, *(extra if wide else []), ("URL", _url), ("READY", _ready), *created]
     return [*name, ("URL", _url), ("READY", _ready), *created]
 
 

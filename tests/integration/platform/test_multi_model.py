@@ -121,8 +121,8 @@ def test_a_trained_models_status_names_its_url_conditions_and_replica(mms):
     found = conditions(status)
     for kind in ("InferenceServiceReady", "IsMMSPredictor", "MemoryResourceAvailable", "Ready"):
         assert found[kind]["status"] == "True", status
-    table = mms.cli("get", "tm")
-    assert "model1-sklearn" in table and "True" in table
+    table = mms.cli("get", "tm", "-o", "wide")
+    assert "LOADEDON" in table and status["loadedOn"][0] in table and status["url"] in table
 
 
 def test_concurrent_first_requests_load_the_model_once(mms, iris):
