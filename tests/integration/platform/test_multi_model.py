@@ -158,3 +158,16 @@ def test_a_deleted_trained_model_answers_404(mms, iris):
     wait_until(lambda: predict(mms, "short-lived").status_code == 200, "it answers", 20)
     mms.cli("delete", "tm", "short-lived")
     wait_until(lambda: predict(mms, "short-lived").status_code == 404, "it is gone", 20)
+
+
+def test_models_stay_loaded_while_the_control_plane_restarts(mms):
+    predict(mms, "model2-sklearn").raise_for_status()
+    pids = mms.replica_pids()
+    before = loads(mms)
+    mms.kill()
+    assert predict(mms, "model2-sklearn").status_code == 200  # the gateway keeps routing
+    mms.start()
+    mms.wait_ready(ISVC)
+    wait_until(lambda: tm_status(mms, "model2-sklearn").get("loadedOn"), "status again", 20)
+    assert predict(mms, "model2-sklearn").json() == {"predictions": [1, 1]}
+    assert mms.replica_pids() == pids and loads(mms) == before  # adopted, nothing reloaded
