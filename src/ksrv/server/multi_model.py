@@ -310,6 +310,16 @@ class TrainedModelRepository(ModelRepository):
             raise ModelNotFound(name)
         return found
 
+    def unload(self, name: str) -> None:
+        """The repository extension's unload frees a TrainedModel's memory; it stays listed
+        (and loads again on demand) while models.json lists it."""
+        if isinstance(super().get_model(name), TrainedModelHandle) and name in (
+            self.models._watched.entries
+        ):
+            self.models.unload(name)
+            return
+        super().unload(name)
+
     async def is_model_ready(self, name: str) -> bool:
         """The server's readiness does not wait for TrainedModels: they load on demand."""
         model = super().get_model(name)

@@ -125,3 +125,17 @@ def test_a_new_storage_uri_rolls_while_the_old_version_serves(tmp_path, iris, tm
         return seen
 
     assert set(asyncio.run(scenario())) <= {str(iris)}
+
+
+def test_the_repository_extensions_unload_frees_memory_and_the_model_loads_again(tmp_path, iris):
+    _, repository, dataplane = server(tmp_path, {"a": (iris, "1Mi")}, None)
+
+    async def scenario() -> list[str]:
+        await predict(dataplane, "a")
+        await dataplane.unload("a")
+        states = [entry["state"] for entry in await dataplane.repository_index()]
+        await predict(dataplane, "a")
+        return states
+
+    assert asyncio.run(scenario()) == ["Unavailable"]
+    assert repository.models.loads == 2 and repository.models.budget.names() == ["a"]
