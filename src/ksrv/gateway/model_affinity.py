@@ -4,7 +4,7 @@ A multi-model predictor's replicas load TrainedModels on demand, so where a requ
 decides how many copies of a model are loaded. `ModelPlacement` remembers, per model, the
 replicas this gateway sent it to (they have it loaded, or are loading it); a model sent
 nowhere yet goes to its home replica, by rendezvous hashing of its name over the ready
-replicas (the highest `crc32(model|address)` wins: every gateway process agrees without
+replicas (the highest 64-bit BLAKE2b of `model|address` wins: every gateway process agrees without
 talking, and when a replica comes or goes only the models whose home it was move). A request
 goes to the least busy holder, unless the model is hot there (`HOT_AT` of its requests in
 flight at that holder) and another replica is less busy: then that one takes it, loads the
@@ -20,7 +20,7 @@ from a gRPC request's first field, `model_name` / `name` in every OIP message th
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from collections import OrderedDict
 from typing import Any, Final
 
@@ -67,9 +67,14 @@ def grpc_model(message: bytes) -> str | None:
 
 
 def home(addresses: tuple[str, ...], model: str) -> str:
-    """The replica `model` prefers among `addresses` (rendezvous hashing)."""
+    """The replica `model` prefers among `addresses` (rendezvous hashing; a cryptographic
+    hash, because a linear one such as CRC-32 ranks replicas alike for many names)."""
     key = model.encode() + b"|"
-    return max(addresses, key=lambda address: zlib.crc32(key + address.encode()))
+    return max(addresses, key=lambda address: _score(key + address.encode()))
+
+
+def _score(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=8).digest()
 
 
 class ModelPlacement:
