@@ -49,7 +49,7 @@ class _Loaded:
 
 @dataclass(slots=True)
 class _Watched:
-    signature: tuple[float, int] | None = None
+    signature: tuple[int, int, int] | None = None
     entries: dict[str, trained_model.ModelEntry] = field(default_factory=dict)
 
 
@@ -85,7 +85,8 @@ class TrainedModels:
         except FileNotFoundError:
             signature, text = None, "[]"
         else:
-            signature = (stat.st_mtime, stat.st_size)
+            # The control plane replaces the file (a new inode) on every change.
+            signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
             if signature == self._watched.signature:
                 return
             text = self.config_path.read_text()
@@ -125,7 +126,8 @@ class TrainedModels:
         """The loaded model `name` (loading it first, once for all who ask), marked in use:
         hand it back with `release`."""
         loaded = self._loaded.get(name)
-        if loaded is None:
+        while loaded is None or loaded.is_evicted:
+            # Unloaded again before this request's turn came (a tight budget): load again.
             pending = self._loading.get(name)
             if pending is None:
                 pending = self._start_load(name, self.entry(name))
