@@ -6,7 +6,10 @@ with the priority of KServe's dedicated runtime for it, so any `modelFormat` KSe
 finds a ksrv runtime. The annotation `ksrv.dev/runtime` names the `ksrv.runtimes.registry` key;
 `ksrv.dev/merges-requests` says whether that runtime merges concurrent requests into one predict
 call (a fact of the runtime, kept here as data so the control plane never imports runtimes; a
-unit test checks it against the runtime classes).
+unit test checks it against the runtime classes). Every runtime but Hugging Face's declares
+`multiModel: true`: ksrv's server can hold many of its models, loaded on first request
+(TrainedModels, docs/multi-model.md); KServe's IsMMSPredictor never counts a Hugging Face
+predictor as multi-model either.
 
 They are installed the way KServe's chart installs its own: listed and read like applied ones
 (`ksrv get csr`), and a ClusterServingRuntime applied under the same name takes a default's
@@ -39,6 +42,8 @@ _FORMATS: dict[str, tuple[tuple[str, ...], int, str, bool]] = {
 }
 # Runtimes that take flags of their own: an InferenceService's `args` reach them after `--`.
 _TAKES_ARGS = frozenset({"huggingface"})
+# Runtimes that serve one model per server only (no TrainedModels).
+_SINGLE_MODEL = frozenset({"huggingface"})
 
 _TEMPLATE = """\
 apiVersion: serving.kserve.io/v1alpha1
@@ -57,6 +62,7 @@ spec:
   supportedModelFormats:
 {formats}
   protocolVersions: [v1, v2, grpc-v2]
+  multiModel: {multi_model}
   containers:
     - name: kserve-container
       image: ksrv:replace
@@ -90,6 +96,7 @@ def default_runtimes_yaml() -> str:
                 merges=str(merges).lower(),
                 mirrors=mirrors,
                 formats=formats,
+                multi_model=str(name not in _SINGLE_MODEL).lower(),
                 # The model's `args` are appended after these; `--` hands them to the runtime.
                 separator='\n        - "--"' if name in _TAKES_ARGS else "",
             )

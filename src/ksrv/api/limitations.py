@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ksrv.api import default_runtimes
 from ksrv.api.field_tree import unknown_fields
 from ksrv.api.inference_graph import InferenceGraph
 from ksrv.api.inference_service import FRAMEWORKS, InferenceService
 from ksrv.api.local_model_cache import LocalModelCache, LocalModelNamespaceCache, cache_notes
 from ksrv.api.meta import ApiModel, join
 from ksrv.api.serving_runtime import ClusterServingRuntime, ServingRuntime
-from ksrv.api.trained_model import TrainedModel
 
 # Pod-level fields (camelCase) -> why the local platform ignores them.
 _POD_FIELDS: Final = {
@@ -57,10 +57,11 @@ def local_limitations(resource: ApiModel) -> list[str]:
         notes += _pod_notes(resource.spec.to_dict(), "spec")
     elif isinstance(resource, ServingRuntime | ClusterServingRuntime):
         notes += _pod_notes(resource.spec.to_dict(), "spec")
-        if resource.spec.is_multi_model:
-            notes.append("spec.multiModel: ModelMesh multi-model serving is not available locally")
-    elif isinstance(resource, TrainedModel):
-        notes.append("spec.model.memory: the predictor's memory budget is not enforced locally")
+        if resource.spec.is_multi_model and not default_runtimes.ksrv_runtime(resource):
+            notes.append(
+                "spec.multiModel: ModelMesh's containers do not run locally; ksrv's own "
+                "multi-model server serves this runtime's TrainedModels (docs/multi-model.md)"
+            )
     elif isinstance(resource, LocalModelCache | LocalModelNamespaceCache):
         notes += cache_notes(resource)
     return notes

@@ -1,12 +1,16 @@
 """modelFormat (+ runtime name, protocol) -> the ServingRuntime that serves it, as KServe picks.
 
-Mirrors KServe's `ModelSpec.GetSupportingRuntimes` (pkg/apis/serving/v1beta1/predictor_model.go):
-a runtime qualifies when it is enabled, single-model, multi-node exactly when the model is,
-speaks the protocol (an empty list speaks all) and carries the model's label: `name`, or
-`name:version` when the model gives a version (exact strings). Without an explicit runtime only
-autoSelect formats count. Namespaced runtimes come before every cluster runtime; within each
-scope, runtimes pre-sorted by lowest protocol, newest, name are stably sorted by priority.
-Pure: the caller passes the runtimes in; nothing here reads a store or a cluster.
+Mirrors KServe's `ModelSpec.GetSupportingRuntimes`
+(pkg/apis/serving/v1beta1/predictor_model.go): a runtime qualifies when it is enabled,
+multi-node exactly when the model is, speaks the protocol (an empty list speaks all) and carries
+the model's label: `name`, or `name:version` when the model gives a version (exact strings).
+Without an explicit runtime only autoSelect formats count. A multi-model predictor (no
+storageUri: TrainedModels) needs a `multiModel: true` runtime; a single model takes any other,
+or a multiModel runtime ksrv serves itself (its `ksrv.dev/runtime` annotation: ksrv's server
+runs either way, while KServe keeps multiModel runtimes for ModelMesh). Namespaced runtimes come
+before every cluster runtime; within each scope, runtimes pre-sorted by lowest protocol, newest,
+name are stably sorted by priority. Pure: the caller passes the runtimes in; nothing here reads
+a store or a cluster.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def select_runtime(
     runtime_name: str | None = None,
     protocol_version: str | None = None,
     is_multi_node: bool = False,
+    is_multi_model: bool = False,
 ) -> Runtime:
     """The runtime KServe would choose for this model.
 
@@ -65,9 +70,12 @@ def select_runtime(
             runtime considered and why it was passed over.
     """
     runtimes = list(runtimes)
+    needs = _Needs(protocol_version, is_multi_node, is_multi_model)
     if runtime_name is not None:
-        return _named_runtime(model_format, runtimes, runtime_name, protocol_version, is_multi_node)
-    candidates = supporting_runtimes(model_format, runtimes, protocol_version, is_multi_node)
+        return _named_runtime(model_format, runtimes, runtime_name, needs)
+    candidates = supporting_runtimes(
+        model_format, runtimes, protocol_version, is_multi_node, is_multi_model
+    )
     unknown = _unknown_format(model_format, runtimes)
     if not candidates and unknown is not None:
         raise ResourceInvalid(unknown, reason=NO_SUPPORTING_RUNTIME)
@@ -75,7 +83,7 @@ def select_runtime(
         raise ResourceInvalid(
             "No runtime found to support specified framework/version "
             f"{model_format}{_protocol_note(protocol_version)}. Considered: "
-            + _considered(model_format, runtimes, protocol_version, is_multi_node, False),
+            + _considered(model_format, runtimes, needs, False),
             reason=NO_SUPPORTING_RUNTIME,
         )
     return candidates[0]
@@ -117,15 +125,17 @@ def supporting_runtimes(
     runtimes: Iterable[Runtime],
     protocol_version: str | None = None,
     is_multi_node: bool = False,
+    is_multi_model: bool = False,
 ) -> list[Runtime]:
     """Every auto-selectable runtime that qualifies, best first."""
     runtimes = list(runtimes)
+    needs = _Needs(protocol_version, is_multi_node, is_multi_model)
     ordered: list[Runtime] = []
     for scope in (ServingRuntime, ClusterServingRuntime):
         qualifying = [
             runtime
             for runtime in _presorted(r for r in runtimes if isinstance(r, scope))
-            if _rejection(model_format, runtime, protocol_version, is_multi_node, False) is None
+            if _rejection(model_format, runtime, needs, False) is None
         ]
         ordered += _by_priority(qualifying, model_format.name)
     return ordered
@@ -135,8 +145,7 @@ def _named_runtime(
     model_format: ModelFormat,
     runtimes: Sequence[Runtime],
     runtime_name: str,
-    protocol_version: str | None,
-    is_multi_node: bool,
+    needs: _Needs,
 ) -> Runtime:
     # A namespaced ServingRuntime shadows a ClusterServingRuntime of the same name.
     named = [r for r in runtimes if r.name == runtime_name]
@@ -152,28 +161,40 @@ def _named_runtime(
         raise ResourceInvalid(
             f"specified runtime {runtime_name!r} is disabled", reason=RUNTIME_DISABLED
         )
-    rejection = _rejection(model_format, runtime, protocol_version, is_multi_node, True)
+    rejection = _rejection(model_format, runtime, needs, True)
     if rejection is not None:
         raise ResourceInvalid(
             f"specified runtime {runtime_name!r} does not support specified framework/version "
-            f"{model_format}{_protocol_note(protocol_version)}: {rejection}",
+            f"{model_format}{_protocol_note(needs.protocol_version)}: {rejection}",
             reason=NO_SUPPORTING_RUNTIME,
         )
     return runtime
 
 
+@dataclass(frozen=True, slots=True)
+class _Needs:
+    """What the model asks of a runtime besides its format."""
+
+    protocol_version: str | None
+    is_multi_node: bool
+    is_multi_model: bool
+
+
 def _rejection(
-    model_format: ModelFormat,
-    runtime: Runtime,
-    protocol_version: str | None,
-    is_multi_node: bool,
-    is_named: bool,
+    model_format: ModelFormat, runtime: Runtime, needs: _Needs, is_named: bool
 ) -> str | None:
     """Why `runtime` cannot serve the model, or None when it can."""
     spec = runtime.spec
+    protocol_version, is_multi_node = needs.protocol_version, needs.is_multi_node
     if spec.is_disabled:
         return "disabled"
-    if spec.is_multi_model:
+    if needs.is_multi_model and not spec.is_multi_model:
+        return "not a multiModel runtime (the predictor has no storageUri: TrainedModels)"
+    if (
+        not needs.is_multi_model
+        and spec.is_multi_model
+        and not default_runtimes.ksrv_runtime(runtime)
+    ):
         return "multiModel (ModelMesh) runtime"
     if spec.is_multi_node != is_multi_node:
         return "multi-node runtime" if spec.is_multi_node else "not a multi-node runtime"
@@ -231,11 +252,7 @@ def _by_priority(runtimes: list[Runtime], format_name: str) -> list[Runtime]:
 
 
 def _considered(
-    model_format: ModelFormat,
-    runtimes: Sequence[Runtime],
-    protocol_version: str | None,
-    is_multi_node: bool,
-    is_named: bool,
+    model_format: ModelFormat, runtimes: Sequence[Runtime], needs: _Needs, is_named: bool
 ) -> str:
     if not runtimes:
         return "no runtimes"
@@ -245,7 +262,7 @@ def _considered(
             str(ModelFormat(entry.name, entry.version))
             for entry in runtime.spec.supported_model_formats
         )
-        reason = _rejection(model_format, runtime, protocol_version, is_multi_node, is_named)
+        reason = _rejection(model_format, runtime, needs, is_named)
         lines.append(f"{runtime.kind} {runtime.name} [{formats}]: {reason}")
     return "; ".join(lines)
 

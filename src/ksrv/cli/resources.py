@@ -62,6 +62,10 @@ class _Target:
         return f"{self.type.singular}.{self.type.group}/{self.name}"
 
 
+# libyaml's dumper when built in (the same YAML, many times faster for many documents).
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 @click.command()
 @filename_option
 @namespace_option
@@ -100,7 +104,7 @@ def apply(
     applied: list[_Target] = []
     with ControlPlaneClient(server) as client:
         for target in targets:
-            body = yaml.safe_dump(target.document, sort_keys=False).encode()
+            body = yaml.dump(target.document, Dumper=_DUMPER, sort_keys=False).encode()
             try:
                 response = client.request(
                     "PATCH", target.path, content=body, headers={"content-type": APPLY_PATCH}

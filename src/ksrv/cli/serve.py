@@ -163,6 +163,19 @@ def _split(value: str | None) -> list[str]:
     help="Path prefix of the OpenAI routes (default: $KSERVE_OPENAI_ROUTE_PREFIX, else "
     "'openai'); '' serves them at /v1/..., as KServe does.",
 )
+@click.option(
+    "--models-config",
+    type=click.Path(),
+    help="Multi-model mode: serve the TrainedModels this models.json lists (KServe's "
+    "modelconfig), loaded on first request; the file is watched.",
+)
+@click.option(
+    "--memory-budget",
+    type=int,
+    default=None,
+    help="Multi-model mode: bytes the loaded models may take; the least recently used are "
+    "unloaded to make room (default: no limit).",
+)
 @click.option("--log-level", default="info", show_default=True)
 @telemetry.otlp_option
 @_payload_log_options
@@ -187,6 +200,8 @@ def serve(
     predictor_protocol: str,
     explainer: str | None,
     openai_route_prefix: str | None,
+    models_config: str | None,
+    memory_budget: int | None,
     log_level: str,
     runtime_args: tuple[str, ...],
     **payload_log_options: Any,
@@ -240,6 +255,8 @@ def serve(
         explainer=explainer,
         runtime_args=runtime_args,
         payload_log=_payload_log(payload_log_options),
+        models_config=models_config,
+        memory_budget_bytes=memory_budget,
     )
     try:
         app.serve(settings)

@@ -121,8 +121,12 @@ def _columns(kind: str, wide: bool, now: float) -> Columns:
         urls: Columns = [("URLS", _urls)] if wide and url else []
         return [*name, *url, ("READY", _ready), *reason, *created, *urls]
     if kind == "TrainedModel":
-        isvc: Columns = [("INFERENCESERVICE", lambda d: _text(d["spec"].get("inferenceService")))]
-        return [*name, *(isvc if wide else []), ("URL", _url), ("READY", _ready), *created]
+        # wide: the service, and the replicas that have the model loaded now (ksrv's status)
+        extra: Columns = [
+            ("INFERENCESERVICE", lambda d: _text(d["spec"].get("inferenceService"))),
+            ("LOADEDON", lambda d: ",".join((d.get("status") or {}).get("loadedOn") or [])),
+        ]
+        return [*name, *(extra if wide else []), ("URL", _url), ("READY", _ready), *created]
     return [*name, ("URL", _url), ("READY", _ready), *created]
 
 

@@ -2,7 +2,8 @@
 
 The management API and `ksrv apply --dry-run` call only these functions, so `ksrv.api`'s
 resource models are reached from this one module. Most rules read one document; the model
-caches' also read what is stored (`admit_among`, `admit_delete`), as KServe's webhooks list.
+caches' and TrainedModels' also read what is stored (`admit_among`, `admit_delete`), as
+KServe's webhooks list.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from ksrv import errors
-from ksrv.api import local_model_cache, resources
-from ksrv.control import model_copies
+from ksrv.api import local_model_cache, resources, trained_model
+from ksrv.api.inference_service import InferenceService
+from ksrv.api.trained_model import TrainedModel
+from ksrv.control import model_copies, trained_models
 from ksrv.control.store import Store
 
 Document = dict[str, Any]
@@ -53,6 +56,8 @@ def admit_among(document: Document, store: Store) -> None:
     Raises:
         ResourceInvalid: naming `spec.sourceModelUri` and the other cache.
     """
+    if document.get("kind") == "TrainedModel":
+        _admit_trained_model(document, store)
     if document.get("kind") != local_model_cache.CLUSTER_KIND:
         return
     name, uri = document["metadata"]["name"], document["spec"]["sourceModelUri"]
@@ -64,6 +69,33 @@ def admit_among(document: Document, store: Store) -> None:
                 f"LocalModelCache {name} is invalid: spec.sourceModelUri: {problem}",
                 field_errors=[("spec.sourceModelUri", problem)],
             )
+
+
+def _admit_trained_model(document: Document, store: Store) -> None:
+    """A TrainedModel for a stored multi-model InferenceService must be of its model format
+    and fit its predictor's memory (a model applied before its service is judged in its
+    status instead: `trained_models`)."""
+    namespace = document["metadata"].get("namespace") or "default"
+    try:
+        stored = store.get("InferenceService", namespace, document["spec"]["inferenceService"])
+        isvc = resources.load({k: v for k, v in stored.items() if k != "status"})
+    except errors.KsrvError:
+        return
+    model = resources.load(document)
+    if not isinstance(isvc, InferenceService) or not isinstance(model, TrainedModel):
+        return
+    if not trained_model.is_multi_model(isvc):
+        return
+    placement, unsupported = trained_models.placement(isvc, [model])
+    problems = list(unsupported.values())
+    budget = trained_models.memory_budget(isvc)
+    if model.metadata.name not in placement.placed and budget is not None:
+        problems.append(trained_models.memory_problem(model, budget))
+    if problems:
+        raise errors.ResourceInvalid(
+            f"TrainedModel {model.metadata.name} is invalid: " + "; ".join(problems),
+            field_errors=[tuple(problem.split(": ", 1)) for problem in problems],  # type: ignore[misc]
+        )
 
 
 def admit_delete(kind: str, namespace: str, name: str, store: Store) -> None:

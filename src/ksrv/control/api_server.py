@@ -307,12 +307,12 @@ class ManagementAPI:
         _check_against_url(call, body)
         resource_version = body["metadata"].get("resourceVersion")
         document = admission.admit(body)
-        admission.admit_among(document, self.store)
         metadata = document.setdefault("metadata", {})
         if call.type.is_namespaced:
             metadata["namespace"] = call.namespace
         else:
             metadata.pop("namespace", None)
+        admission.admit_among(document, self.store)
         if resource_version is not None:
             metadata["resourceVersion"] = str(resource_version)
         return document

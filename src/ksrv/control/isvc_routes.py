@@ -46,6 +46,9 @@ def component_route(outcome: ComponentOutcome) -> ComponentDoc:
         route["container_concurrency"] = outcome.plan.container_concurrency
     if outcome.shadow is not None:
         route["shadow"] = outcome.shadow
+    workload = outcome.plan.workload
+    if isinstance(workload, planning.ModelServer) and workload.is_multi_model:
+        route["multi_model"] = True
     # Nothing to route to, and no waiting will change that: the gateway answers at once.
     failure = None if outcome.is_serving else outcome.failure()
     if failure is not None and failure.is_terminal:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Final
 
-from ksrv.api import default_runtimes, runtime_selection
+from ksrv.api import default_runtimes, runtime_selection, trained_model
 from ksrv.api.inference_service import MAIN_CONTAINER, ComponentSpec, InferenceService, ModelSpec
 from ksrv.api.kinds import COMPONENTS
 from ksrv.api.meta import Container as ContainerSpec
@@ -62,6 +62,12 @@ class ModelServer:
     ksrv_runtime: str | None
     merges_requests: bool
     args: tuple[str, ...] = ()
+    is_multi_model: bool = False
+    """No storageUri: the replicas start empty and serve the service's TrainedModels, loaded
+    on first request (`storage_uri` is then "")."""
+    memory_budget_bytes: int | None = None
+    """A multi-model server's budget for loaded models: the container's memory request,
+    else its limit (None: no budget)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +301,9 @@ def _component_plan(
     model = spec.model_spec
     try:
         if model is not None:
-            server, notes = _model_server(model, runtimes)
+            # KServe's IsMMSPredictor: a predictor's model with no storage serves TrainedModels.
+            is_multi_model = component == "predictor" and trained_model.is_multi_model(isvc)
+            server, notes = _model_server(model, runtimes, spec.main_container, is_multi_model)
             return replace(
                 base,
                 workload=server,
@@ -355,11 +363,11 @@ def _autoscaling(spec: ComponentSpec, isvc: InferenceService) -> Autoscaling:
         annotations=tuple(
             sorted((k, v) for k, v in annotations.items() if k.startswith(AUTOSCALING_PREFIXES))
         ),
-        memory_request_bytes=_memory_request(spec.main_container),
+        memory_request_bytes=memory_request(spec.main_container),
     )
 
 
-def _memory_request(container: ContainerSpec | None) -> float | None:
+def memory_request(container: ContainerSpec | None) -> float | None:
     resources = container.resources if container is not None else None
     if resources is None:
         return None
@@ -409,7 +417,12 @@ def _batcher(spec: ComponentSpec) -> Batcher | None:
     )
 
 
-def _model_server(model: ModelSpec, runtimes: list[Runtime]) -> tuple[ModelServer, tuple[str, ...]]:
+def _model_server(
+    model: ModelSpec,
+    runtimes: list[Runtime],
+    container: ContainerSpec | None,
+    is_multi_model: bool,
+) -> tuple[ModelServer, tuple[str, ...]]:
     if model.model_format is None or not model.model_format.name:
         raise ResourceInvalid("spec.predictor.model.modelFormat.name is required", "InvalidSpec")
     wanted = runtime_selection.ModelFormat(model.model_format.name, model.model_format.version)
@@ -421,18 +434,25 @@ def _model_server(model: ModelSpec, runtimes: list[Runtime]) -> tuple[ModelServe
         notes.append(f"runtime {runtime_name} is KServe's image; ksrv's runtime serves it")
         runtime_name = None
     runtime = runtime_selection.select_runtime(
-        wanted, runtimes, runtime_name=runtime_name, protocol_version=model.protocol_version or "v1"
+        wanted,
+        runtimes,
+        runtime_name=runtime_name,
+        protocol_version=model.protocol_version or "v1",
+        is_multi_model=is_multi_model,
     )
-    if not model.storage_uri:
+    if not model.storage_uri and not is_multi_model:
         raise ResourceInvalid("a model needs a storageUri to serve it locally", "InvalidSpec")
+    budget = memory_request(container) if is_multi_model else None
     server = ModelServer(
         model_format=str(wanted),
-        storage_uri=model.storage_uri,
+        storage_uri=model.storage_uri or "",
         runtime=runtime.name,
         is_cluster_runtime=runtime.kind == "ClusterServingRuntime",
         ksrv_runtime=default_runtimes.ksrv_runtime(runtime),
         merges_requests=default_runtimes.format_merges_requests(wanted.name),
         args=tuple(model.args or ()),
+        is_multi_model=is_multi_model,
+        memory_budget_bytes=int(budget) if budget is not None else None,
     )
     return server, tuple(notes)
 

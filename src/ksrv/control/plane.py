@@ -38,6 +38,7 @@ from ksrv.control.revision_view import RevisionView
 from ksrv.control.routes import RoutePublisher
 from ksrv.control.store import Store
 from ksrv.control.traffic import TrafficCollector
+from ksrv.control.trained_models import TrainedModelReconciler
 from ksrv.errors import KsrvError
 from ksrv.http import listeners
 from ksrv.http.server import HTTPServer
@@ -165,9 +166,10 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
     )
     caches = ModelCacheReconciler(store, copies, python=settings.python)
     metrics = ControlMetrics(platform)
+    models = TrainedModelReconciler(store, platform.models_config_root, routes.snapshot)
     reconciler = Reconciler(
         store,
-        [services, graphs, caches, *not_served_reconcilers(store, time.time)],
+        [services, graphs, caches, models, *not_served_reconcilers(store, time.time)],
         metrics=metrics,
     )
     nudges.append(reconciler)
@@ -231,6 +233,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         await server.shutdown(5.0)
         await platform.shutdown(stop_replicas=True)
         caches.shutdown()
+        await models.close()
         gateway.stop()
         store.close()
         settings.pid_file.unlink(missing_ok=True)

@@ -1,12 +1,13 @@
 """The reconcile loop: the store's change feed, platform nudges and a resync, dispatched by kind.
 
 Each kind has its own reconciler (`KindReconciler`): InferenceService's runs revisions
-(`isvc_reconciler`), InferenceGraph's runs routers (`graph_reconciler`); TrainedModel and
-ClusterStorageContainer only say why they are not served locally (`NotServedReconciler`).
-The loop follows `Store.changes_since`: a change of a kind a reconciler watches gives it a
-pass; a replica phase change (`nudge`) gives one to those that follow the platform; and every
-`RESYNC_S` each gets a pass anyway, so a missed change or a timer (draining an unrouted
-revision) costs at most a resync. Passes run one at a time.
+(`isvc_reconciler`), InferenceGraph's runs routers (`graph_reconciler`), TrainedModel's the
+multi-model services' models (`trained_models`); ClusterStorageContainer only says why it is
+not served locally (`NotServedReconciler`). The loop follows `Store.changes_since`: a change of
+a kind a reconciler watches gives it a pass; a replica phase change (`nudge`) gives one to
+those that follow the platform; and every `RESYNC_S` each gets a pass anyway, so a missed
+change or a timer (draining an unrouted revision) costs at most a resync. Passes run one at a
+time.
 """
 
 from __future__ import annotations
@@ -79,10 +80,8 @@ STORAGE_CONTAINER_MESSAGE: Final = (
 
 
 def not_served_reconcilers(store: Store, now: Callable[[], float]) -> list[NotServedReconciler]:
-    """TrainedModel, until its own issue serves it; and ClusterStorageContainer, which needs
-    a container engine."""
+    """ClusterStorageContainer, which needs a container engine."""
     return [
-        NotServedReconciler(store, "TrainedModel", "multi-model serving (TrainedModel)", now),
         NotServedReconciler(store, "ClusterStorageContainer", "a storage container", now,
                             STORAGE_CONTAINER_MESSAGE),
     ]  # fmt: skip

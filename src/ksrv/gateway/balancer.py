@@ -108,6 +108,25 @@ class Balancer(Generic[C]):
         endpoint.outstanding += 1
         return endpoint
 
+    def take_preferring(
+        self, addresses: tuple[str, ...], preferred: list[str], limit: int, margin: int
+    ) -> Endpoint[C] | None:
+        """The least busy of `preferred` that is up (counted in flight), unless it has
+        `margin` or more requests in flight beyond `take`'s choice, or no free slot, or others
+        queue: then `take`'s choice (`model_affinity`: the replicas that hold a model).
+        """
+        now = time.monotonic()
+        best = min(
+            (self.endpoint(address) for address in preferred),
+            key=lambda e: (e.down_until > now, e.outstanding),
+        )
+        least = self.choose(addresses, now=now)
+        is_free = not (limit and best.outstanding >= limit) and not self._waiters
+        if is_free and best.down_until <= now and best.outstanding - least.outstanding < margin:
+            best.outstanding += 1
+            return best
+        return self.take(addresses, limit)
+
     async def wait(self, addresses: tuple[str, ...]) -> Endpoint[C] | None:
         """Queue for a slot at one of `addresses`: the endpoint (counted in flight) when one
         is released to this waiter, or None when `wake_all` says the replicas changed."""

@@ -11,7 +11,8 @@ refused and may be back) until the hold time is up, unless the table says the co
 `failed` (no replica will come without a change): that is answered 503 with the reason at
 once. A gateway still waiting for its first table holds every request too, never answering
 404 from the empty one. A request of a component with a shadow revision may be copied to it
-once answered (`shadow.Shadower`, in the background). Failures are `KsrvError`s; each
+once answered (`shadow.Shadower`, in the background); a multi-model predictor's request
+prefers the replica that holds its model (`model_affinity`). Failures are `KsrvError`s; each
 transport turns them into its status through `protocol/status.py`.
 """
 
@@ -33,6 +34,7 @@ from ksrv.errors import (
     Unauthenticated,
     UpstreamTimeout,
 )
+from ksrv.gateway import model_affinity
 from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.routes import Backend, Match, RouteTable
@@ -114,6 +116,7 @@ class Dispatcher:
         self.max_held = max_held
         self.shadows = shadows if shadows is not None else Shadower()
         self.events = events
+        self.placement = model_affinity.ModelPlacement()
         self._table_changed = asyncio.Event()
         self._held: dict[tuple[str, str, str], int] = {}
         self._balancers: set[Balancer[Any]] = set()
@@ -196,7 +199,8 @@ class Dispatcher:
             if addresses:
                 call.backend = backend
                 balancer = transport.balancer
-                endpoint = balancer.take(addresses, match.component.concurrency)
+                model = _model(call) if match.component.is_multi_model else None
+                endpoint = self._take(balancer, model, match, addresses)
                 if endpoint is None:  # every replica at containerConcurrency: queue
                     return await self._hold(transport, call, match, None)
                 call.replica = endpoint.address
@@ -208,10 +212,26 @@ class Dispatcher:
                     failure = exc
                 finally:
                     balancer.release(endpoint)
+                    if model is not None:
+                        self.placement.done(model, endpoint.address)
                 return await self._retry(transport, call, match, addresses, endpoint, failure)
         elif match.component.failed is not None:
             raise _failed(match)
         return await self._hold(transport, call, match, None)
+
+    def _take(
+        self,
+        balancer: Balancer[Any],
+        model: str | None,
+        match: Match,
+        addresses: tuple[str, ...],
+    ) -> Endpoint[Any] | None:
+        """A replica for the call: a multi-model predictor's model goes where it is loaded
+        (`model_affinity`), anything else to the least loaded."""
+        limit = match.component.concurrency
+        if model is not None:
+            return self.placement.take(balancer, addresses, model, limit)
+        return balancer.take(addresses, limit)
 
     async def _retry(
         self,
@@ -335,6 +355,13 @@ class Dispatcher:
         if rematched is None:
             raise _not_found(call)
         return rematched
+
+
+def _model(call: Call) -> str | None:
+    """The model a multi-model predictor's request names (REST path, gRPC first field)."""
+    if call.transport == "rest":
+        return model_affinity.rest_model(call.target)
+    return model_affinity.grpc_model(getattr(call.payload, "message", b""))
 
 
 def _hold_s(match: Match) -> float:

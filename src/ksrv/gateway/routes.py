@@ -72,6 +72,8 @@ class Component:
     """`containerConcurrency`: most requests in flight at one replica (0: no limit)."""
     shadow: Shadow | None = None
     """The revision that gets copies of `shadow.percent`% of the requests, if any."""
+    is_multi_model: bool = False
+    """A multi-model predictor: a model's requests prefer the replica that holds it."""
 
     def choose_held(self, rng: random.Random) -> Backend | None:
         """The revision a request held with no ready replica waits for (the activator asks
@@ -296,6 +298,7 @@ def _parse_component(name: str, spec: dict[str, Any]) -> Component:
         name, backends, live, tuple(cumulative), timeout_s,
         str(failed) if failed and not live else None, tags, concurrency,
         _parse_shadow(name, spec.get("shadow"), timeout_s, concurrency),
+        bool(spec.get("multi_model")),
     )  # fmt: skip
 
 

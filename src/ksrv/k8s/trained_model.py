@@ -10,58 +10,21 @@ stable. There is one shard (KServe's memory sharding always answers 0).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from ksrv.api.inference_service import InferenceService
-from ksrv.api.trained_model import TrainedModel
+from ksrv.api.trained_model import TrainedModel, is_multi_model, models_json
+
+__all__ = ["config_map_name", "is_multi_model", "model_config", "model_configs", "models_json"]
 
 MODELS_KEY: Final = "models.json"
 SHARD: Final = 0
-# KServe's HuggingFace runtime resolves model IDs itself: never a multi-model predictor.
-_HUGGINGFACE: Final = "huggingface"
 
 
 def config_map_name(isvc: str, shard: int = SHARD) -> str:
     """`modelconfig-{isvc}-{shard}` (KServe's ModelConfigName)."""
     return f"modelconfig-{isvc}-{shard}"
-
-
-def is_multi_model(isvc: InferenceService) -> bool:
-    """KServe's IsMMSPredictor: a custom container that sets MULTI_MODEL_SERVER=true, or a
-    model (not Hugging Face) with no storageUri, storage spec or storageUris."""
-    predictor = isvc.spec.predictor
-    if predictor.implementation == "containers":
-        first = predictor.containers[0] if predictor.containers else None
-        return first is not None and first.env_value("MULTI_MODEL_SERVER") == "true"
-    model = predictor.model_spec
-    if predictor.huggingface is not None or (
-        model is not None
-        and model.model_format is not None
-        and model.model_format.name == _HUGGINGFACE
-    ):
-        return False
-    main = predictor.main_container
-    has_storage = getattr(main, "storage_uri", None) or getattr(main, "storage", None)
-    return not has_storage and not predictor.storage_uris
-
-
-def models_json(models: Iterable[TrainedModel]) -> str:
-    """The `models.json` value: compact, as Go's encoding/json writes it."""
-    entries = [
-        {
-            "modelName": model.metadata.name,
-            "modelSpec": {
-                "storageUri": model.spec.model.storage_uri,
-                "framework": model.spec.model.framework,
-                "memory": str(model.spec.model.memory),
-            },
-        }
-        for model in sorted(models, key=lambda m: m.metadata.name)
-    ]
-    text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def model_config(

@@ -15,14 +15,16 @@ model's predict path.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.trained_model import TrainedModel
-from ksrv.control.service_status import condition, drop_none, keep_transition_times, mapping
+from ksrv.control.service_status import mapping
+from ksrv.control.trained_model_status import Placement, model_status
 from ksrv.k8s import naming, trained_model
+
+__all__ = ["Placement", "model_status", "placement", "predictor_memory", "quantity"]
 
 PARENT_LABEL: Final = "inferenceservice"
 ALLOCATED_LABEL: Final = "serving.kserve.io/trainedmodel-allocated"
@@ -33,15 +35,6 @@ _SUFFIXES: Final = {
     "n": "1e-9", "u": "1e-6", "m": "1e-3", "k": "1e3", "M": "1e6", "G": "1e9", "T": "1e12",
     "P": "1e15", "E": "1e18",
 }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Which of an InferenceService's TrainedModels are placed on its predictor."""
-
-    is_multi_model: bool
-    memory_limit: Decimal | None
-    placed: frozenset[str]
 
 
 def quantity(value: Any) -> Decimal | None:
@@ -99,66 +92,12 @@ def deployed(models: Iterable[TrainedModel], where: Placement) -> list[TrainedMo
     return [m for m in models if m.metadata.name in where.placed and not _is_deleting(m)]
 
 
-def model_status(
-    model: TrainedModel,
-    isvc: InferenceService,
-    isvc_status: dict[str, Any],
-    where: Placement,
-    old: dict[str, Any],
-    now: float,
-) -> dict[str, Any]:
-    """KServe's TrainedModel status."""
-    name = model.metadata.name
-    is_isvc_ready = any(
-        isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
-        for c in isvc_status.get("conditions") or ()
-    )
-    found = [
-        condition("InferenceServiceReady", True, "", "") if is_isvc_ready else condition(
-            "InferenceServiceReady", False, "InferenceServiceNotReady",
-            "Inference Service needs to be ready before Trained Model can be ready"),
-        condition("IsMMSPredictor", True, "", "") if where.is_multi_model else condition(
-            "IsMMSPredictor", False, "IsNotMMSPredictor",
-            "Inference Service predictor is not configured for multi-model serving"),
-        condition("MemoryResourceAvailable", True, "", "") if name in where.placed else condition(
-            "MemoryResourceAvailable", False, "MemoryResourceNotAvailable",
-            "Inference Service does not have enough memory resources for Trained Model"),
-    ]  # fmt: skip
-    failing = [c for c in found if c["status"] != "True"]
-    last = failing[-1] if failing else None
-    ready = condition("Ready", last is None, (last or {}).get("reason", ""),
-                      (last or {}).get("message", ""))  # fmt: skip
-    conditions = [*found, ready]
-    keep_transition_times(conditions, old.get("conditions") or [], now)
-    path = _predict_path(name, isvc)
-    url = isvc_status.get("url")
-    address = mapping(isvc_status.get("address")).get("url")
-    return drop_none({
-        "observedGeneration": (model.metadata.model_extra or {}).get("generation"),
-        "conditions": conditions,
-        "url": f"{url}{path}" if url else None,
-        "address": {"url": f"{address}{path}"} if address else None,
-    })  # fmt: skip
-
-
 def wanted_labels(model: TrainedModel, isvc: str, where: Placement) -> dict[str, str | None]:
     """The labels KServe's controller keeps on a TrainedModel (None: to remove)."""
     return {
         PARENT_LABEL: isvc,
         ALLOCATED_LABEL: isvc if model.metadata.name in where.placed else None,
     }
-
-
-def _predict_path(model: str, isvc: InferenceService) -> str:
-    """KServe's PredictPath for the predictor's protocol (v2, else v1)."""
-    predictor = isvc.spec.predictor
-    main = predictor.main_container
-    protocol = getattr(main, "protocol_version", None)
-    if predictor.implementation == "containers" and main is not None:
-        protocol = main.env_value("PROTOCOL")
-    if protocol == "v2":
-        return f"/v2/models/{model}/infer"
-    return f"/v1/models/{model}:predict"
 
 
 def _order(model: TrainedModel, isvc: str) -> tuple[bool, str, str]:

@@ -59,6 +59,9 @@ class ComponentDoc(TypedDict):
     """`containerConcurrency`: the most requests the gateway sends one replica at a time."""
     shadow: NotRequired[ShadowDoc]
     """Where copies of the requests go, when the component has a shadow revision."""
+    multi_model: NotRequired[bool]
+    """A multi-model predictor (TrainedModels): the gateway sends a model's requests to the
+    replica that holds it while that one is not busy."""
 
 
 class ServiceDoc(TypedDict):

@@ -32,6 +32,7 @@ from ksrv.model.base import Model
 from ksrv.model.openai import OpenAIGenerativeModel
 from ksrv.model.repository import ModelRepository
 from ksrv.runtimes import registry
+from ksrv.server import multi_model
 from ksrv.server.dataplane import DataPlane
 from ksrv.server.remote_pickle import remote_pickle_warning
 from ksrv.server.rest import RESTApp
@@ -73,7 +74,14 @@ def load_class(target: str) -> type[Model]:
 
 
 def build_models(settings: ServerSettings) -> list[Model]:
-    """The model(s) the settings name, not yet loaded."""
+    """The model(s) the settings name, not yet loaded (none for a multi-model server: its
+    TrainedModels load on demand)."""
+    if settings.models_config:
+        if settings.model_format:  # its TrainedModels' first requests must not import it
+            preload = getattr(registry.runtime_class(settings.model_format), "preload", None)
+            if preload is not None:
+                preload()
+        return []
     if settings.explainer:
         if not settings.predictor_host:
             raise InvalidInput("--explainer needs --predictor-host: the model to explain")
@@ -180,7 +188,11 @@ def load_models(models: list[Model]) -> dict[str, float]:
 
 
 def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
-    repository = ModelRepository(loader=model_loader(settings))
+    repository = (
+        multi_model.multi_model_repository(settings.models_config, settings.memory_budget_bytes)
+        if settings.models_config
+        else ModelRepository(loader=model_loader(settings))
+    )
     for model in models:
         repository.update(model)
     dataplane = DataPlane(
@@ -219,6 +231,9 @@ async def _serve_forever(
         keep_alive_s=settings.timeout_keep_alive_s,
     )
     await rest.start(settings.host, settings.http_port, sock=listener)
+    watcher = None
+    if isinstance(app.dataplane.repository, multi_model.TrainedModelRepository):
+        watcher = loop.create_task(app.dataplane.repository.models.watch())
     grpc_server = None
     if settings.grpc_port:
         from ksrv.server import grpc_service
@@ -244,6 +259,8 @@ async def _serve_forever(
     if grpc_server is not None:
         draining.append(grpc_server.stop(settings.grace_period_s))
     await asyncio.gather(*draining)
+    if watcher is not None:
+        watcher.cancel()
     app.dataplane.shutdown()
     if payload_log is not None:
         await loop.run_in_executor(None, payload_log.close, PAYLOAD_LOG_FLUSH_S)

@@ -119,8 +119,11 @@ class DataPlane:
     async def repository_index(self) -> list[dict[str, Any]]:
         index = []
         for name, model in self.repository.get_models().items():
-            is_ready = await model.healthy()
-            index.append({"name": name, "state": "Ready" if is_ready else "NotReady", "reason": ""})
+            # A multi-model server's TrainedModels say whether they are loaded.
+            state = getattr(model, "repository_state", None)
+            if state is None:
+                state = ("Ready" if await model.healthy() else "NotReady", "")
+            index.append({"name": name, "state": state[0], "reason": state[1]})
         return index
 
     async def load(self, name: str) -> None:

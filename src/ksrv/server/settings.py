@@ -66,3 +66,6 @@ class ServerSettings:
     predictor_protocol: str = "v1"
     predictor_use_ssl: bool = False
     payload_log: PayloadLogSettings | None = None  # KServe's `logger`; None: nothing logged
+    # Multi-model mode: the TrainedModels' models.json to watch, and the memory they may use.
+    models_config: str | None = None
+    memory_budget_bytes: int | None = None

@@ -61,7 +61,8 @@ def runnable_examples() -> tuple[list[tuple[str, int, dict[str, Any]]], dict[str
             elif "transformer" in spec or "explainer" in spec:
                 skipped[where] = "custom transformer/explainer container image"
             elif not _storage_of(predictor):
-                skipped[where] = "multi-model serving (TrainedModels, no storageUri)"
+                # Served with its TrainedModels by test_multi_model.py.
+                skipped[where] = "multi-model serving (TrainedModels): test_multi_model.py"
             else:
                 try:
                     # strict: kubectl's default refuses fields the CRD does not define

@@ -10,6 +10,7 @@ from ksrv.api import default_runtimes, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import parse_runtimes
 from ksrv.control import plan
+from ksrv.control.plan import ModelServer
 
 RUNTIMES = default_runtimes.default_runtimes()
 
@@ -149,8 +150,18 @@ def test_unknown_format_is_an_error_with_kserves_reason():
     assert predictor.error_reason == "NoSupportingRuntime"
 
 
-def test_missing_storage_uri_is_an_invalid_spec():
-    predictor = desired({"predictor": {"sklearn": {}}}).components["predictor"]
+def test_a_model_without_storage_is_a_multi_model_server_with_its_memory_as_budget():
+    resources = {"requests": {"memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+    predictor = desired({"predictor": {"sklearn": {"resources": resources}}})
+    server = predictor.components["predictor"].workload
+    assert isinstance(server, ModelServer) and server.is_multi_model
+    assert server.storage_uri == "" and server.memory_budget_bytes == 512 * 2**20
+
+
+def test_a_hugging_face_model_without_storage_uri_is_an_invalid_spec():
+    # KServe's IsMMSPredictor never counts Hugging Face; its runtime is not multiModel.
+    model = {"modelFormat": {"name": "huggingface"}}
+    predictor = desired({"predictor": {"model": model}}).components["predictor"]
     assert predictor.error_reason == "InvalidSpec" and "storageUri" in (predictor.error or "")
 
 

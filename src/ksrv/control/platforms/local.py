@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ksrv.control import trained_models
 from ksrv.control.plan import ComponentPlan, PredictorLink
 from ksrv.control.platforms import local_render, statefile
 from ksrv.control.platforms.base import Rendering, RevisionKey, RevisionSpec, RevisionState
@@ -73,13 +74,19 @@ class LocalPlatform:
         self._is_supervising = True
 
     @property
+    def models_config_root(self) -> Path:
+        """Where the multi-model services' `models.json` files live (`trained_models`)."""
+        return self.state_dir / "modelconfig"
+
+    @property
     def state_path(self) -> Path:
         return self.state_dir / STATE_FILE
 
     def render(self, namespace: str, isvc: str, plan: ComponentPlan) -> Rendering:
         """The plan as `ksrv serve` (or a custom command) processes; see `local_render`."""
         host = self.predictor_host(plan.predictor) if plan.predictor is not None else None
-        local = local_render.render(plan, isvc, host, self._python)
+        config = trained_models.models_config_path(self.models_config_root, namespace, isvc)
+        local = local_render.render(plan, isvc, host, self._python, str(config))
         spec = RevisionSpec(
             namespace=namespace,
             isvc=isvc,

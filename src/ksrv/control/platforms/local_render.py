@@ -3,7 +3,9 @@
 The local platform's renderer (a Kubernetes platform renders the same plan into objects):
 - a model server runs `ksrv serve` for the plan's format and storageUri; the replica downloads
   `storageUri` itself before loading, and logs its own payloads for a `logger` (KServe's
-  agent flags, `--log-url` ...), so REST and gRPC are both covered without a proxy;
+  agent flags, `--log-url` ...), so REST and gRPC are both covered without a proxy; a
+  multi-model server gets the `models.json` the control plane writes for the service
+  (`--models-config`) and its memory budget instead of a `storageUri`;
 - a custom container runs its own `command` + `args` (an image cannot run without a container
   engine), with KServe's injected arguments (`--model_name`, `--http_port`, `--grpc_port`, and
   `--predictor_host` for transformers and explainers); `ksrv` as the command means this ksrv,
@@ -52,18 +54,25 @@ class LocalRevision:
 
 
 def render(
-    plan: ComponentPlan, name: str, predictor_host: str | None, python: str
+    plan: ComponentPlan,
+    name: str,
+    predictor_host: str | None,
+    python: str,
+    models_config: str | None = None,
 ) -> LocalRevision:
     """The local processes for one component of service `name`.
 
     Args:
         predictor_host: where a transformer or explainer reaches its predictor (`host:port/path`).
+        models_config: the `models.json` a multi-model server watches (its TrainedModels).
 
     Raises:
         ResourceInvalid: the plan cannot run as a local process (an image without a command).
     """
     if isinstance(plan.workload, ModelServer):
         command, notes = _model_server(plan, plan.workload, name, predictor_host, python)
+        if plan.workload.is_multi_model:
+            command = _multi_model(command, plan.workload, models_config)
     elif isinstance(plan.workload, CustomContainer):
         command, notes = _custom_container(plan, plan.workload, name, predictor_host, python)
     else:
@@ -181,6 +190,18 @@ def _logger_notes(plan: ComponentPlan) -> list[str]:
     notes += [f"{path}.{name}: blob storage of payloads is not available locally; events go "
               "to the logger url" for name in logger.ignored]  # fmt: skip
     return notes
+
+
+def _multi_model(command: list[str], server: ModelServer, models_config: str | None) -> list[str]:
+    """A multi-model server's argv: no storageUri; its models.json and memory budget."""
+    at = command.index("--storage-uri")
+    del command[at : at + 2]
+    if models_config is None:
+        raise ResourceInvalid("a multi-model predictor needs the platform's models.json path")
+    extra = ["--models-config", models_config]
+    if server.memory_budget_bytes is not None:
+        extra += ["--memory-budget", str(server.memory_budget_bytes)]
+    return command[:at] + extra + command[at:]
 
 
 def _custom_container(
