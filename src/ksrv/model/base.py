@@ -94,6 +94,9 @@ class Model:
     # then merge concurrent requests into one call (see ksrv.server.batching). A merged call
     # sees the first request's headers.
     batchable = False
+    # Runtimes whose inputs' first dimension is the batch (onnx, pytorch, tensorflow) set this:
+    # they merge only when the server runs a batcher (`--max-latency-ms`, KServe's `batcher`).
+    enable_batcher = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -101,6 +104,8 @@ class Model:
         changes_pipeline = any(name in cls.__dict__ for name in _PIPELINE_STEPS)
         if changes_pipeline and "batchable" not in cls.__dict__:
             cls.batchable = False
+        if changes_pipeline and "enable_batcher" not in cls.__dict__:
+            cls.enable_batcher = False
 
     def __init__(
         self,

@@ -30,9 +30,10 @@ class DataPlane:
         repository: ModelRepository,
         max_threads: int = 1,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_latency_s: float | None = None,
     ) -> None:
         self.repository = repository
-        self.coalescer = Coalescer(max_batch_size)
+        self.coalescer = Coalescer(max_batch_size, max_latency_s)
         self.is_draining = False
         self._max_threads = max_threads
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -85,7 +86,7 @@ class DataPlane:
         model = self.model(name, version)
         if not model.ready:
             raise ModelNotReady(name)
-        if verb == PREDICT and model.batchable:
+        if verb == PREDICT and self.coalescer.merges(model):
             return await self.coalescer.submit(model, payload, headers, self._predict)
         return await model(payload, headers, verb, self.run_sync)
 

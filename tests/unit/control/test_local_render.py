@@ -126,17 +126,20 @@ def test_fields_not_carried_out_locally_yet_are_said_in_order():
     assert "maxReplicas" not in joined and "minReplicas" not in joined
 
 
-def test_the_batcher_sets_the_replicas_max_batch_size():
+def test_the_batcher_sets_the_replicas_batch_size_and_wait():
     sized = rendered(
         {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxBatchSize": 4}}}
     )
-    assert sized.spec.command[-2:] == ("--max-batch-size", "4")
+    assert sized.spec.command[-4:] == ("--max-batch-size", "4", "--max-latency-ms", "5000")
     assert not any("batcher" in note for note in sized.notes)
     defaulted = rendered(
-        {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxLatency": 500}}}
-    )
-    assert defaulted.spec.command[-2:] == ("--max-batch-size", "32")  # KServe's default
-    assert any("maxLatency and timeout are not used" in note for note in defaulted.notes)
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxLatency": 500,
+                                                                    "timeout": 9}}}
+    )  # fmt: skip
+    assert defaulted.spec.command[-4:] == ("--max-batch-size", "32", "--max-latency-ms", "500")
+    assert [n for n in defaulted.notes if "batcher" in n] == [
+        "spec.predictor.batcher: timeout is not used (the component's timeout applies)"
+    ]
 
 
 def test_a_batcher_that_cannot_merge_is_said():
@@ -144,7 +147,9 @@ def test_a_batcher_that_cannot_merge_is_said():
         {"predictor": {"model": {"modelFormat": {"name": "pytorch"}, "storageUri": "/a"},
                        "batcher": {"maxBatchSize": 8}}}
     )  # fmt: skip
-    assert any("pytorch runtime answers each request on its own" in n for n in torch.notes)
+    assert not any("batcher" in n for n in torch.notes)
+    pmml = rendered({"predictor": {"pmml": {"storageUri": "/a"}, "batcher": {"maxBatchSize": 8}}})
+    assert any("pmml runtime answers each request on its own" in n for n in pmml.notes)
     custom = rendered(
         {"predictor": {"containers": [{"name": "c", "command": ["python", "m.py"]}],
                        "batcher": {"maxBatchSize": 8}}}

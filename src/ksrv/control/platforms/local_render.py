@@ -126,20 +126,18 @@ def _model_server(
         notes.append("model args are meant for the runtime's container and are not passed on")
     batcher = plan.batcher
     if batcher is not None:
-        # KServe's batcher sidecar, carried out by ksrv's own request merging.
+        # KServe's batcher sidecar, carried out by the server's own batcher.
         path = f"spec.{plan.component}.batcher"
-        if batcher.max_latency_ms or batcher.timeout_s:
-            notes.append(
-                f"{path}: ksrv merges the requests that arrive together and never waits "
-                "for more, so maxLatency and timeout are not used"
-            )
+        if batcher.timeout_s:
+            notes.append(f"{path}: timeout is not used (the component's timeout applies)")
         if not server.merges_requests:
             format_name = server.model_format.partition(":")[0].lower()
             notes.append(
                 f"{path}: the {format_name} runtime answers each request on its own "
-                "(ksrv merges requests for sklearn, xgboost and lightgbm)"
+                "(ksrv batches sklearn, xgboost, lightgbm, onnx, pytorch and tensorflow)"
             )
         command += ["--max-batch-size", str(batcher.max_batch_size)]
+        command += ["--max-latency-ms", str(batcher.max_latency_ms)]
     if server.args and takes_args:
         command += ["--", *server.args]  # KServe appends them to the runtime's own args
     return command, notes
