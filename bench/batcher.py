@@ -1,12 +1,15 @@
 """KServe's `batcher` on a small torch model: batched against unbatched throughput, same run.
 
 Builds a TorchScript MLP (`--features` inputs, `--layers` hidden layers of `--hidden` units,
-10 outputs: a forward costs a few hundred microseconds at one row, little more at 32) and
-serves it from two `ksrv serve --model-format pytorch` processes side by side: `unbatched`
-(no batcher: every request is its own forward) and `batched` (`--max-batch-size`,
-`--max-latency-ms`, what `predictor.batcher` passes to a replica). Both are pinned to CPU 0
-with one torch thread, wrk (bench/wrk/post.lua) to CPU 1; interleaved rounds of one-row V1
-requests at `--connections`; medians over rounds and the ratio.
+10 outputs; by default 16 MB of weights, which a one-row forward reads for one row's
+arithmetic and a 32-row forward for 32 rows') and serves it from two `ksrv serve
+--model-format pytorch` processes side by side: `unbatched` (no batcher: every request is its
+own forward) and `batched` (`--max-batch-size`, `--max-latency-ms`, what `predictor.batcher`
+passes to a replica). Both are pinned to CPU 0 with one torch thread, wrk (bench/wrk/post.lua)
+to CPU 1; interleaved rounds of one-row V1 requests at `--connections`; medians over rounds
+and the ratio, in requests per second and in requests per CPU-second of the server process
+(its utime + stime during the run): on a machine others share, the second says what the
+server does with the CPU it got.
 
     PYTHONPATH=src .venv/bin/python bench/batcher.py [--rounds 3 --duration 5 --connections 64]
 """
@@ -14,6 +17,7 @@ requests at `--connections`; medians over rounds and the ratio.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -38,7 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="seconds before each timed run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--features", type=int, default=64)
-    parser.add_argument("--hidden", type=int, default=1024)
+    parser.add_argument("--hidden", type=int, default=2048)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-latency-ms", type=int, default=20)
@@ -52,12 +56,13 @@ def build_model(directory: Path, features: int, hidden: int, layers: int) -> Non
     torch.manual_seed(0)
     widths = [features] + [hidden] * layers
     modules: list[torch.nn.Module] = []
-    for width_in, width_out in zip(widths, widths[1:], strict=False):
+    for width_in, width_out in itertools.pairwise(widths):
         modules += [torch.nn.Linear(width_in, width_out), torch.nn.ReLU()]
     modules.append(torch.nn.Linear(widths[-1], 10))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is what users have
-        torch.jit.save(torch.jit.script(torch.nn.Sequential(*modules).eval()), directory / "model.pt")
+        scripted = torch.jit.script(torch.nn.Sequential(*modules).eval())
+    torch.jit.save(scripted, directory / "model.pt")
 
 
 def free_port() -> int:
@@ -96,6 +101,12 @@ def predict(url: str, body: bytes) -> dict[str, object]:
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return dict(json.loads(answer.read()))
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time the process has used (user + system; all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(url: str, body: bytes, connections: int, seconds: int) -> dict[str, float]:
@@ -145,10 +156,17 @@ def measure(
     for round_index in range(args.rounds):
         order = list(servers) if round_index % 2 == 0 else list(reversed(servers))
         for name in order:
-            url = servers[name][1]
+            process, url = servers[name]
             run_wrk(url, body, args.connections, args.warmup)
-            results[name].append(run_wrk(url, body, args.connections, args.duration))
-            print(f"round {round_index + 1} {name}: {results[name][-1]['rps']:.0f} req/s")
+            used_before = cpu_s(process.pid)
+            result = run_wrk(url, body, args.connections, args.duration)
+            result["per_cpu_s"] = result["requests"] / (cpu_s(process.pid) - used_before)
+            results[name].append(result)
+            print(
+                f"round {round_index + 1} {name}: {result['rps']:.0f} req/s, "
+                f"{result['per_cpu_s']:.0f} req/CPU-s",
+                flush=True,
+            )
     return results
 
 
@@ -159,17 +177,21 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, float]]])
         f"{args.duration}s; batcher: max batch {args.max_batch_size}, "
         f"max latency {args.max_latency_ms} ms"
     )
-    medians = {}
+    medians, per_cpu = {}, {}
     for name, runs in results.items():
         medians[name] = statistics.median(run["rps"] for run in runs)
+        per_cpu[name] = statistics.median(run["per_cpu_s"] for run in runs)
         p50 = statistics.median(run["p50_us"] for run in runs) / 1000
         p99 = statistics.median(run["p99_us"] for run in runs) / 1000
         errors = sum(run["errors_status"] + run["errors_timeout"] for run in runs)
         print(
-            f"  {name:10} {medians[name]:8.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
-            f"errors {errors}"
+            f"  {name:10} {medians[name]:8.0f} req/s  {per_cpu[name]:8.0f} req/CPU-s  "
+            f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  errors {errors}"
         )
-    print(f"  batched / unbatched: {medians['batched'] / medians['unbatched']:.2f}x")
+    print(
+        f"  batched / unbatched: {medians['batched'] / medians['unbatched']:.2f}x req/s, "
+        f"{per_cpu['batched'] / per_cpu['unbatched']:.2f}x req/CPU-s"
+    )
 
 
 if __name__ == "__main__":
