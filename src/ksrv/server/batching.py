@@ -127,8 +127,10 @@ class Coalescer:
             return
         if pending.full.is_set():
             return
-        waits = [asyncio.ensure_future(pending.full.wait())]
-        waits.append(asyncio.ensure_future(self._sleep(self.max_latency_s)))
+        waits: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(pending.full.wait()),
+            asyncio.ensure_future(self._sleep(self.max_latency_s)),
+        ]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
