@@ -5,8 +5,9 @@ runtime supports (sklearn 0/1 from kserve-mlserver as well as 1 from kserve-skle
 with the priority of KServe's dedicated runtime for it, so any `modelFormat` KServe would place
 finds a ksrv runtime. The annotation `ksrv.dev/runtime` names the `ksrv.runtimes.registry` key;
 `ksrv.dev/merges-requests` says whether that runtime merges concurrent requests into one predict
-call (a fact of the runtime, kept here as data so the control plane never imports runtimes; a
-unit test checks it against the runtime classes).
+call (sklearn, xgboost, lightgbm always; onnx, pytorch, tensorflow under a `batcher`): a fact
+of the runtime, kept here as data so the control plane never imports runtimes; a unit test
+checks it against the runtime classes.
 
 They are installed the way KServe's chart installs its own: listed and read like applied ones
 (`ksrv get csr`), and a ClusterServingRuntime applied under the same name takes a default's
@@ -126,7 +127,8 @@ def ksrv_runtime(runtime: Runtime) -> str | None:
 
 
 def format_merges_requests(model_format: str) -> bool:
-    """Whether ksrv's default runtime for a model format merges concurrent requests.
+    """Whether ksrv's default runtime for a model format merges concurrent requests (always, or
+    under a `batcher`).
 
     A replica serves a format with ksrv's own runtime for it, whichever ServingRuntime KServe's
     rules picked, so this is what a `batcher` can count on.
