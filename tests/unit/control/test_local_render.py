@@ -156,6 +156,13 @@ def test_a_batcher_that_cannot_merge_is_said():
     )  # fmt: skip
     assert "--max-batch-size" not in custom.spec.command
     assert any("custom container's requests are not merged" in n for n in custom.notes)
+    served = rendered(
+        {"predictor": {"containers": [{"name": "c", "command": ["ksrv", "serve", "m.py:M"]}],
+                       "batcher": {"maxBatchSize": 8, "maxLatency": 5}}}
+    )  # fmt: skip
+    command = " ".join(served.spec.command)
+    assert "--max-batch-size 8" in command and "--max-latency-ms 5" in command
+    assert not any("batcher" in n for n in served.notes)
 
 
 def test_working_dir_is_entered_before_the_command_runs(tmp_path):

@@ -168,8 +168,19 @@ def _custom_container(
     notes = []
     if container.image:
         notes.append(f"image {container.image} is not pulled: its command runs locally")
-    if plan.batcher is not None:
-        notes.append(f"spec.{plan.component}.batcher: a custom container's requests are not merged")
+    batcher = plan.batcher
+    if batcher is not None and is_ksrv and command[3:4] == ["serve"]:
+        # `ksrv serve my_model.py:MyModel`: a model that declares `batchable` takes the batcher.
+        given = {arg.split("=", 1)[0] for arg in args}
+        for flag, value in (("--max-batch-size", batcher.max_batch_size),
+                            ("--max-latency-ms", batcher.max_latency_ms)):  # fmt: skip
+            if flag not in given:
+                injected += [flag, str(value)]
+    elif batcher is not None:
+        notes.append(
+            f"spec.{plan.component}.batcher: a custom container's requests are not merged "
+            "(only a `ksrv serve` command takes the batcher)"
+        )
     argv = command + args + injected
     if container.working_dir:
         # The platform spawns in its own directory: change into the container's first.
