@@ -43,7 +43,7 @@ class _Batch:
         self.futures: list[asyncio.Future[Any]] = []
         self.rows = 0
         self.error: Exception | None = None  # why the merged call failed, if it did
-        self.full = asyncio.Event()  # ends a batcher's wait: no more rows fit
+        self.full: asyncio.Event | None = None  # ends a batcher's wait: no more rows fit
 
     def join(self, payload: Any, headers: Headers, rows: int) -> asyncio.Future[Any]:
         """Add a request; the returned future gets its answer."""
@@ -125,8 +125,7 @@ class Coalescer:
         if self.max_latency_s is None:
             await asyncio.sleep(0)
             return
-        if pending.full.is_set():
-            return
+        pending.full = asyncio.Event()
         waits: list[asyncio.Future[Any]] = [
             asyncio.ensure_future(pending.full.wait()),
             asyncio.ensure_future(self._sleep(self.max_latency_s)),
@@ -141,7 +140,8 @@ class Coalescer:
         """No more requests join `pending`; its leader stops waiting."""
         if self._open.get(slot) is pending:
             del self._open[slot]
-        pending.full.set()
+        if pending.full is not None:
+            pending.full.set()
 
     def _stamped(self, answers: list[Any]) -> list[Any]:
         """A batcher's V1 answers with KServe's `batchId`, one id per model call."""

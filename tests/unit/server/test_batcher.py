@@ -191,3 +191,15 @@ def test_tensor_runtimes_merge_only_under_a_batcher():
             return super().predict(payload, headers)
 
     assert not Rewritten.enable_batcher
+
+
+def test_a_zero_latency_batcher_merges_what_arrives_together_and_waits_for_nothing():
+    async def main():
+        model = Tensors()
+        coalescer = Coalescer(8, max_latency_s=0.0)  # the real asyncio.sleep(0): one loop turn
+        tasks = [submit(coalescer, model, request([[float(i)]], str(i))) for i in range(3)]
+        await asyncio.gather(*tasks)
+        await submit(coalescer, model, request([[1.0]]))
+        assert model.calls == [3, 1]
+
+    asyncio.run(main())
