@@ -207,6 +207,13 @@ def _bounds_errors(component: ComponentSpec, path: str) -> list[FieldError]:
     ):
         if value is not None and value < 0:
             errors.append((join(path, field), "must be >= 0"))
+    batcher = component.batcher
+    if batcher is not None:  # the replica's flags: a negative wait or size cannot run
+        for field, value in (("maxBatchSize", batcher.max_batch_size),
+                             ("maxLatency", batcher.max_latency),
+                             ("timeout", batcher.timeout)):  # fmt: skip
+            if value is not None and value < 0:
+                errors.append((join(path, f"batcher.{field}"), "must be >= 0"))
     if low is not None and high is not None and high > 0 and low > high:
         errors.append(
             (join(path, "minReplicas"), f"must be <= maxReplicas ({high}) unless maxReplicas is 0")

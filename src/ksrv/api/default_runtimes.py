@@ -5,8 +5,9 @@ runtime supports (sklearn 0/1 from kserve-mlserver as well as 1 from kserve-skle
 with the priority of KServe's dedicated runtime for it, so any `modelFormat` KServe would place
 finds a ksrv runtime. The annotation `ksrv.dev/runtime` names the `ksrv.runtimes.registry` key;
 `ksrv.dev/merges-requests` says whether that runtime merges concurrent requests into one predict
-call (a fact of the runtime, kept here as data so the control plane never imports runtimes; a
-unit test checks it against the runtime classes). Every runtime but Hugging Face's declares
+call (sklearn, xgboost, lightgbm always; onnx, pytorch, tensorflow under a `batcher`): a fact
+of the runtime, kept here as data so the control plane never imports runtimes; a unit test
+checks it against the runtime classes. Every runtime but Hugging Face's declares
 `multiModel: true`: ksrv's server can hold many of its models, loaded on first request
 (TrainedModels, docs/multi-model.md); KServe's IsMMSPredictor never counts a Hugging Face
 predictor as multi-model either.
@@ -33,9 +34,9 @@ _FORMATS: dict[str, tuple[tuple[str, ...], int, str, bool]] = {
     "sklearn": (("0", "1"), 1, "kserve-sklearnserver", True),
     "xgboost": (("1", "2"), 1, "kserve-xgbserver", True),
     "lightgbm": (("3", "4"), 1, "kserve-lgbserver", True),
-    "onnx": (("1",), 1, "kserve-tritonserver", False),
-    "pytorch": (("1",), 2, "kserve-torchserve", False),
-    "tensorflow": (("1", "2"), 2, "kserve-tensorflow-serving", False),
+    "onnx": (("1",), 1, "kserve-tritonserver", True),
+    "pytorch": (("1",), 2, "kserve-torchserve", True),
+    "tensorflow": (("1", "2"), 2, "kserve-tensorflow-serving", True),
     "pmml": (("3", "4"), 1, "kserve-pmmlserver", False),
     "mlflow": (("1", "2"), 1, "kserve-mlserver", False),
     "huggingface": (("1",), 1, "kserve-huggingfaceserver", False),
@@ -133,7 +134,8 @@ def ksrv_runtime(runtime: Runtime) -> str | None:
 
 
 def format_merges_requests(model_format: str) -> bool:
-    """Whether ksrv's default runtime for a model format merges concurrent requests.
+    """Whether ksrv's default runtime for a model format merges concurrent requests (always, or
+    under a `batcher`).
 
     A replica serves a format with ksrv's own runtime for it, whichever ServingRuntime KServe's
     rules picked, so this is what a `batcher` can count on.

@@ -134,6 +134,12 @@ def _split(value: str | None) -> list[str]:
     "xgboost, lightgbm) arrive together; 1 answers every request on its own.",
 )
 @click.option(
+    "--max-latency-ms",
+    type=click.IntRange(min=0),
+    help="Run a batcher (KServe's batcher.maxLatency): a request waits up to this long for "
+    "--max-batch-size rows, and onnx, pytorch and tensorflow models merge too.",
+)
+@click.option(
     "--max-request-bytes",
     default=DEFAULT_MAX_REQUEST_BYTES,
     show_default=True,
@@ -194,6 +200,7 @@ def serve(
     workers: int,
     max_threads: int,
     max_batch_size: int,
+    max_latency_ms: int | None,
     max_request_bytes: int,
     grace_period: float,
     predictor_host: str | None,
@@ -233,6 +240,7 @@ def serve(
         workers=workers,
         max_threads=max_threads,
         max_batch_size=max_batch_size,
+        max_latency_ms=max_latency_ms,
         max_request_bytes=max_request_bytes,
         grpc_max_send_bytes=grpc_max_message_bytes,
         grpc_max_receive_bytes=grpc_max_message_bytes,

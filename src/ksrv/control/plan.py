@@ -30,8 +30,9 @@ from ksrv.errors import ResourceInvalid
 DEFAULT_TIMEOUT_S: Final = 60.0
 # KServe's container ports for a model server (the runtime's --http_port / --grpc_port).
 MODEL_SERVER_PORTS: Final = (("http", 8080), ("grpc", 8081))
-# KServe's batcher default when `batcher` is given without `maxBatchSize`.
+# KServe's batcher defaults when `batcher` is given without `maxBatchSize` / `maxLatency` (ms).
 KSERVE_MAX_BATCH_SIZE: Final = 32
+KSERVE_MAX_LATENCY_MS: Final = 5000
 # ClusterServingRuntimes a KServe installation ships (config/runtimes).
 KSERVE_RUNTIMES: Final = frozenset({
     "kserve-sklearnserver", "kserve-xgbserver", "kserve-lgbserver", "kserve-mlserver",
@@ -412,9 +413,8 @@ def _batcher(spec: ComponentSpec) -> Batcher | None:
     batcher = spec.batcher
     if batcher is None:
         return None
-    return Batcher(
-        batcher.max_batch_size or KSERVE_MAX_BATCH_SIZE, batcher.max_latency, batcher.timeout
-    )
+    max_latency_ms = KSERVE_MAX_LATENCY_MS if batcher.max_latency is None else batcher.max_latency
+    return Batcher(batcher.max_batch_size or KSERVE_MAX_BATCH_SIZE, max_latency_ms, batcher.timeout)
 
 
 def _model_server(

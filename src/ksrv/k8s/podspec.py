@@ -160,13 +160,15 @@ def _model_container(
 
 def _ksrv_model_args(ctx: ComponentContext, args: list[str]) -> list[str]:
     """What ksrv's server needs in a pod: to listen beyond loopback, and KServe's batcher
-    carried out by its own request merging (`--max-batch-size`)."""
+    carried out by its own (`--max-batch-size`, `--max-latency-ms`)."""
     added = []
     if not components.has_arg(args, "--host"):
         added.append("--host=0.0.0.0")
     batcher = ctx.plan.batcher
     if batcher is not None and not components.has_arg(args, "--max-batch-size"):
         added.append(f"--max-batch-size={batcher.max_batch_size}")
+    if batcher is not None and not components.has_arg(args, "--max-latency-ms"):
+        added.append(f"--max-latency-ms={batcher.max_latency_ms}")
     return added
 
 

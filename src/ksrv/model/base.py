@@ -100,6 +100,9 @@ class Model:
     batchable = False
     # Set by the server (`observe_steps`): each step's duration goes to its observer.
     step_observers: StepObservers | None = None
+    # Runtimes whose inputs' first dimension is the batch (onnx, pytorch, tensorflow) set this:
+    # they merge only when the server runs a batcher (`--max-latency-ms`, KServe's `batcher`).
+    enable_batcher = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -107,6 +110,8 @@ class Model:
         changes_pipeline = any(name in cls.__dict__ for name in _PIPELINE_STEPS)
         if changes_pipeline and "batchable" not in cls.__dict__:
             cls.batchable = False
+        if changes_pipeline and "enable_batcher" not in cls.__dict__:
+            cls.enable_batcher = False
 
     def __init__(
         self,

@@ -44,6 +44,7 @@ class ONNXModel(files.FileModel):
     """Serves an `.onnx` graph with an onnxruntime `InferenceSession` on the CPU."""
 
     MODEL_EXTENSIONS = (".onnx",)
+    enable_batcher = True  # the first dimension is the batch: a batcher may merge requests
 
     def __init__(
         self,

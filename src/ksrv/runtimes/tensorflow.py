@@ -67,6 +67,8 @@ def saved_model_dir(model_dir: str | Path) -> Path:
 class TensorFlowModel(Model):
     """Serves one signature of a TensorFlow SavedModel."""
 
+    enable_batcher = True  # the first dimension is the batch: a batcher may merge requests
+
     def __init__(
         self, name: str, model_dir: str | Path, signature_name: str = DEFAULT_SIGNATURE
     ) -> None:

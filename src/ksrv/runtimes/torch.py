@@ -25,6 +25,7 @@ class TorchModel(files.FileModel):
     """Serves a TorchScript module saved with `torch.jit.save`."""
 
     MODEL_EXTENSIONS = (".pt",)
+    enable_batcher = True  # the first dimension is the batch: a batcher may merge requests
 
     def __init__(self, name: str, model_dir: str | Path, num_threads: int | None = None) -> None:
         super().__init__(name, model_dir)

@@ -195,8 +195,12 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
     )
     for model in models:
         repository.update(model)
+    max_latency_ms = settings.max_latency_ms
     dataplane = DataPlane(
-        repository, max_threads=settings.max_threads, max_batch_size=settings.max_batch_size
+        repository,
+        max_threads=settings.max_threads,
+        max_batch_size=settings.max_batch_size,
+        max_latency_s=None if max_latency_ms is None else max_latency_ms / 1000,
     )
     app = RESTApp(
         dataplane,

@@ -1,4 +1,4 @@
-"""Zero-wait request coalescing: concurrent small requests for one model run as one call.
+"""Request coalescing: concurrent small requests for one model run as one call.
 
 Why: for a small scikit-learn model the estimator's per-call overhead (input validation) is
 most of a request's cost, so eight requests that arrive together cost about one call when
@@ -8,12 +8,17 @@ Triton's dynamic batcher at no queue delay; a lone request then runs as it would
 Only models that declare row-wise predictions (`Model.batchable`) take part. A batch that
 fails, or whose answer cannot be split back into rows, is answered one request at a time,
 so every caller gets exactly its own answer or error.
+
+With a batcher (KServe's `batcher.maxLatency`, `--max-latency-ms`) the first request instead
+waits up to that long for `max_batch_size` rows, and tensor runtimes (`Model.enable_batcher`:
+onnx, pytorch, tensorflow) merge too. The wait is an injected `sleep`, so tests drive it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
@@ -28,10 +33,11 @@ logger = logging.getLogger(__name__)
 Run = Callable[[Model, Any, Headers], Awaitable[Any]]
 # Told of each merged call: record(model name, requests, rows).
 MergeRecord = Callable[[str, int, int], None]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class _Batch:
-    __slots__ = ("error", "futures", "headers", "payloads", "rows")
+    __slots__ = ("error", "full", "futures", "headers", "payloads", "rows")
 
     def __init__(self) -> None:
         self.payloads: list[Any] = []
@@ -39,6 +45,7 @@ class _Batch:
         self.futures: list[asyncio.Future[Any]] = []
         self.rows = 0
         self.error: Exception | None = None  # why the merged call failed, if it did
+        self.full: asyncio.Event | None = None  # ends a batcher's wait: no more rows fit
 
     def join(self, payload: Any, headers: Headers, rows: int) -> asyncio.Future[Any]:
         """Add a request; the returned future gets its answer."""
@@ -51,13 +58,24 @@ class _Batch:
 
 
 class Coalescer:
-    """Merges concurrent requests to one model into batches of up to `max_batch_size` rows."""
+    """Merges concurrent requests to one model into batches of up to `max_batch_size` rows.
+
+    `max_latency_s` None merges only what arrives together; a number makes this a batcher
+    that waits up to that long (from the batch's first request) for a full batch. `record` is
+    told of each merged call.
+    """
 
     def __init__(
-        self, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, record: MergeRecord | None = None
+        self,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        record: MergeRecord | None = None,
+        max_latency_s: float | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.max_batch_size = max_batch_size
         self.record = record
+        self.max_latency_s = max_latency_s
+        self._sleep = sleep
         self._open: dict[tuple[int, Hashable], _Batch] = {}
         self._not_merging: weakref.WeakSet[Model] = weakref.WeakSet()
         self._running: set[asyncio.Task[None]] = set()  # the loop holds tasks only weakly
@@ -71,12 +89,18 @@ class Coalescer:
         slot = (id(model), slot_key)
         pending = self._open.get(slot)
         if pending is not None and pending.rows + size <= self.max_batch_size:
-            return await pending.join(payload, headers, size)
-        # Lead a new batch: requests already on their way to the loop join during one turn.
+            own = pending.join(payload, headers, size)
+            if pending.rows == self.max_batch_size:
+                self._close(slot, pending)
+            return await own
+        if pending is not None:
+            self._close(slot, pending)  # this request does not fit: that batch runs now
+        # Lead a new batch: requests already on their way to the loop join during one turn
+        # (or, for a batcher, until the batch is full or its wait is over).
         pending = self._open[slot] = _Batch()
         own = pending.join(payload, headers, size)
         try:
-            await asyncio.sleep(0)
+            await self._gather(pending)
         except asyncio.CancelledError:
             own.cancel()  # the leader left: whatever its request's fate, nobody reads it
             raise
@@ -88,13 +112,53 @@ class Coalescer:
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
         if len(pending.payloads) == 1:
-            return await run(model, payload, headers)
+            return self._stamped([await run(model, payload, headers)])[0]
         return await own
 
+    def merges(self, model: Model) -> bool:
+        """Whether `model`'s predictions may go through `submit` to be merged."""
+        with_batcher = self.max_latency_s is not None and model.enable_batcher
+        return self.max_batch_size > 1 and (model.batchable or with_batcher)
+
     def _key(self, model: Model, payload: Any) -> Hashable | None:
-        if self.max_batch_size <= 1 or not model.batchable or model in self._not_merging:
+        if not self.merges(model) or model in self._not_merging:
             return None
         return batch.key(payload, self.max_batch_size)
+
+    async def _gather(self, pending: _Batch) -> None:
+        """Let other requests join `pending`: one loop turn, or a batcher's wait."""
+        if self.max_latency_s is None:
+            await asyncio.sleep(0)
+            return
+        pending.full = asyncio.Event()
+        waits: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(pending.full.wait()),
+            asyncio.ensure_future(self._sleep(self.max_latency_s)),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    def _close(self, slot: tuple[int, Hashable], pending: _Batch) -> None:
+        """No more requests join `pending`; its leader stops waiting."""
+        if self._open.get(slot) is pending:
+            del self._open[slot]
+        if pending.full is not None:
+            pending.full.set()
+
+    def _stamped(self, answers: list[Any]) -> list[Any]:
+        """A batcher's V1 answers with KServe's `batchId`, one id per model call."""
+        if self.max_latency_s is None:
+            return answers
+        batch_id = str(uuid.uuid4())
+        return [
+            {**answer, "batchId": batch_id}
+            if isinstance(answer, dict) and "predictions" in answer
+            else answer
+            for answer in answers
+        ]
 
     async def _answer(self, pending: _Batch, model: Model, run: Run) -> None:
         try:
@@ -126,12 +190,14 @@ class Coalescer:
         try:
             answer = await run(model, batch.merge(pending.payloads), pending.headers[0])
             answers = batch.split(answer, pending.payloads)
+            logger.debug("model %s: %d requests in one call", model.name, len(pending.payloads))
         except Exception as exc:  # one caller's bad input fails the batch: each gets its own
             pending.error = exc
             return None
         if answers is None:
             self._stop_merging(model, "a merged answer did not have one row per input row")
-        return answers
+            return None
+        return self._stamped(answers)
 
     def _stop_merging(self, model: Model, reason: str) -> None:
         if model not in self._not_merging:

@@ -34,10 +34,11 @@ class DataPlane:
         max_threads: int = 1,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         metrics: ServerMetrics | None = None,
+        max_latency_s: float | None = None,
     ) -> None:
         self.repository = repository
         self.metrics = metrics if metrics is not None else ServerMetrics()
-        self.coalescer = Coalescer(max_batch_size, self.metrics.record_merge)
+        self.coalescer = Coalescer(max_batch_size, self.metrics.record_merge, max_latency_s)
         self.is_draining = False
         self._max_threads = max_threads
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -92,7 +93,7 @@ class DataPlane:
             raise ModelNotReady(name)
         if model.step_observers is None:
             model.observe_steps(self.metrics.step_observers(model.name))
-        if verb == PREDICT and model.batchable:
+        if verb == PREDICT and self.coalescer.merges(model):
             return await self.coalescer.submit(model, payload, headers, self._predict)
         return await model(payload, headers, verb, self.run_sync)
 

@@ -46,6 +46,7 @@ class ServerSettings:
     workers: int = 1
     max_threads: int = 1
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE  # rows per merged call; 1 turns merging off
+    max_latency_ms: int | None = None  # a batcher's wait for a full batch; None: no waiting
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     grpc_max_send_bytes: int = DEFAULT_GRPC_MAX_MESSAGE_BYTES
     grpc_max_receive_bytes: int = DEFAULT_GRPC_MAX_MESSAGE_BYTES

@@ -23,7 +23,8 @@ def test_merging_requests_is_said_as_the_runtime_class_does_it(model_format):
         importlib.import_module(module)
     except ImportError as exc:
         pytest.skip(f"{module} needs an extra that is not installed: {exc}")
-    batchable = registry.runtime_class(model_format).batchable
+    runtime_class = registry.runtime_class(model_format)
+    batchable = runtime_class.batchable or runtime_class.enable_batcher
     assert default_runtimes.format_merges_requests(model_format) is batchable
     (runtime,) = [
         r

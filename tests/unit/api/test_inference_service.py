@@ -233,6 +233,7 @@ RULES = [
         "spec.predictor.canaryTrafficPercent",
         "0 and 100",
     ),
+    ({"spec.predictor.batcher": {"maxLatency": -1}}, "spec.predictor.batcher.maxLatency", ">= 0"),
     ({"spec.predictor.logger": {"mode": "everything"}}, "spec.predictor.logger.mode", "'all'"),
     ({"spec.predictor.scaleMetric": "qps"}, "spec.predictor.scaleMetric", "'rps'"),
     ({"spec.predictor.minReplicas": "1"}, "spec.predictor.minReplicas", "valid integer"),

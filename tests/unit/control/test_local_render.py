@@ -165,17 +165,20 @@ def test_a_custom_container_is_logged_only_when_it_runs_ksrv_serve():
     assert any(n.startswith("spec.predictor.logger: payloads are logged") for n in other.notes)
 
 
-def test_the_batcher_sets_the_replicas_max_batch_size():
+def test_the_batcher_sets_the_replicas_batch_size_and_wait():
     sized = rendered(
         {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxBatchSize": 4}}}
     )
-    assert sized.spec.command[-2:] == ("--max-batch-size", "4")
+    assert sized.spec.command[-4:] == ("--max-batch-size", "4", "--max-latency-ms", "5000")
     assert not any("batcher" in note for note in sized.notes)
     defaulted = rendered(
-        {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxLatency": 500}}}
-    )
-    assert defaulted.spec.command[-2:] == ("--max-batch-size", "32")  # KServe's default
-    assert any("maxLatency and timeout are not used" in note for note in defaulted.notes)
+        {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxLatency": 500,
+                                                                    "timeout": 9}}}
+    )  # fmt: skip
+    assert defaulted.spec.command[-4:] == ("--max-batch-size", "32", "--max-latency-ms", "500")
+    assert [n for n in defaulted.notes if "batcher" in n] == [
+        "spec.predictor.batcher: timeout is not used (the component's timeout applies)"
+    ]
 
 
 def test_a_batcher_that_cannot_merge_is_said():
@@ -183,13 +186,22 @@ def test_a_batcher_that_cannot_merge_is_said():
         {"predictor": {"model": {"modelFormat": {"name": "pytorch"}, "storageUri": "/a"},
                        "batcher": {"maxBatchSize": 8}}}
     )  # fmt: skip
-    assert any("pytorch runtime answers each request on its own" in n for n in torch.notes)
+    assert not any("batcher" in n for n in torch.notes)
+    pmml = rendered({"predictor": {"pmml": {"storageUri": "/a"}, "batcher": {"maxBatchSize": 8}}})
+    assert any("pmml runtime answers each request on its own" in n for n in pmml.notes)
     custom = rendered(
         {"predictor": {"containers": [{"name": "c", "command": ["python", "m.py"]}],
                        "batcher": {"maxBatchSize": 8}}}
     )  # fmt: skip
     assert "--max-batch-size" not in custom.spec.command
     assert any("custom container's requests are not merged" in n for n in custom.notes)
+    served = rendered(
+        {"predictor": {"containers": [{"name": "c", "command": ["ksrv", "serve", "m.py:M"]}],
+                       "batcher": {"maxBatchSize": 8, "maxLatency": 5}}}
+    )  # fmt: skip
+    command = " ".join(served.spec.command)
+    assert "--max-batch-size 8" in command and "--max-latency-ms 5" in command
+    assert not any("batcher" in n for n in served.notes)
 
 
 def test_working_dir_is_entered_before_the_command_runs(tmp_path):

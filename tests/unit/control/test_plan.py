@@ -243,7 +243,7 @@ def test_the_batcher_is_data_with_kserves_default_size():
     sized = desired(
         {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxBatchSize": 4}}}
     ).components["predictor"]
-    assert sized.batcher == plan.Batcher(4)
+    assert sized.batcher == plan.Batcher(4, max_latency_ms=5000)  # KServe's default wait
     defaulted = desired(
         {"predictor": {"sklearn": {"storageUri": "/a"}, "batcher": {"maxLatency": 500}}}
     ).components["predictor"]
@@ -256,7 +256,10 @@ def test_whether_the_runtime_merges_requests_is_data():
         {"predictor": {"model": {"modelFormat": {"name": "pytorch"}, "storageUri": "/a"}}}
     ).components["predictor"]
     assert isinstance(torch.workload, plan.ModelServer)
-    assert torch.workload.merges_requests is False
+    assert torch.workload.merges_requests is True
+    pmml = desired({"predictor": {"pmml": {"storageUri": "/a"}}}).components["predictor"]
+    assert isinstance(pmml.workload, plan.ModelServer)
+    assert pmml.workload.merges_requests is False
 
 
 MODE = "serving.kserve.io/deploymentMode"

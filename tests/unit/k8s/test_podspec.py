@@ -165,11 +165,15 @@ def test_runtime_version_replaces_the_server_image_tag():
     assert image == SERVER_IMAGE.rpartition(":")[0] + ":1.2.3"
 
 
-def test_batcher_becomes_ksrv_request_merging_argument():
-    ctx = context({"predictor": {"batcher": {"maxBatchSize": 16}, "model": SKLEARN}})
-    assert "--max-batch-size=16" in main(valid_pod(ctx))["args"]
+def test_batcher_becomes_ksrv_batcher_arguments():
+    ctx = context(
+        {"predictor": {"batcher": {"maxBatchSize": 16, "maxLatency": 20}, "model": SKLEARN}}
+    )
+    args = main(valid_pod(ctx))["args"]
+    assert "--max-batch-size=16" in args and "--max-latency-ms=20" in args
     ctx = context({"predictor": {"batcher": {}, "model": SKLEARN}})
-    assert "--max-batch-size=32" in main(valid_pod(ctx))["args"]
+    args = main(valid_pod(ctx))["args"]
+    assert "--max-batch-size=32" in args and "--max-latency-ms=5000" in args  # KServe's defaults
 
 
 def test_pod_fields_pass_through_and_extension_fields_never_land():

@@ -137,20 +137,18 @@ def _model_server(
         notes.append("model args are meant for the runtime's container and are not passed on")
     batcher = plan.batcher
     if batcher is not None:
-        # KServe's batcher sidecar, carried out by ksrv's own request merging.
+        # KServe's batcher sidecar, carried out by the server's own batcher.
         path = f"spec.{plan.component}.batcher"
-        if batcher.max_latency_ms or batcher.timeout_s:
-            notes.append(
-                f"{path}: ksrv merges the requests that arrive together and never waits "
-                "for more, so maxLatency and timeout are not used"
-            )
+        if batcher.timeout_s:
+            notes.append(f"{path}: timeout is not used (the component's timeout applies)")
         if not server.merges_requests:
             format_name = server.model_format.partition(":")[0].lower()
             notes.append(
                 f"{path}: the {format_name} runtime answers each request on its own "
-                "(ksrv merges requests for sklearn, xgboost and lightgbm)"
+                "(ksrv batches sklearn, xgboost, lightgbm, onnx, pytorch and tensorflow)"
             )
         command += ["--max-batch-size", str(batcher.max_batch_size)]
+        command += ["--max-latency-ms", str(batcher.max_latency_ms)]
     if plan.logger is not None:
         command += _logger_args(plan.logger)
         notes += _logger_notes(plan)
@@ -229,8 +227,19 @@ def _custom_container(
     notes = []
     if container.image:
         notes.append(f"image {container.image} is not pulled: its command runs locally")
-    if plan.batcher is not None:
-        notes.append(f"spec.{plan.component}.batcher: a custom container's requests are not merged")
+    batcher = plan.batcher
+    if batcher is not None and is_ksrv and command[3:4] == ["serve"]:
+        # `ksrv serve my_model.py:MyModel`: a model that declares `batchable` takes the batcher.
+        given = {arg.split("=", 1)[0] for arg in args}
+        for flag, value in (("--max-batch-size", batcher.max_batch_size),
+                            ("--max-latency-ms", batcher.max_latency_ms)):  # fmt: skip
+            if flag not in given:
+                injected += [flag, str(value)]
+    elif batcher is not None:
+        notes.append(
+            f"spec.{plan.component}.batcher: a custom container's requests are not merged "
+            "(only a `ksrv serve` command takes the batcher)"
+        )
     if plan.logger is not None and is_ksrv and "--log-url" not in args:
         injected += _logger_args(plan.logger)
         notes += _logger_notes(plan)
