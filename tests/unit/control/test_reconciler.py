@@ -132,12 +132,17 @@ def test_run_passes_until_stopped(store):
 
 
 def test_not_served_kinds_say_so_in_their_status(store):
-    store.create(trained_model("tm"))
-    models, *_ = not_served_reconcilers(store, lambda: 0.0)
-    asyncio.run(models.reconcile_all())
-    status = store.get("TrainedModel", "default", "tm")["status"]
+    store.create({
+        "apiVersion": "serving.kserve.io/v1alpha1", "kind": "ClusterStorageContainer",
+        "metadata": {"name": "init"},
+        "spec": {"container": {"name": "storage-initializer", "image": "example.com/init:1"},
+                 "supportedUriFormats": [{"prefix": "s3://"}]},
+    })  # fmt: skip
+    [containers] = not_served_reconcilers(store, lambda: 0.0)
+    asyncio.run(containers.reconcile_all())
+    status = store.get("ClusterStorageContainer", "", "init")["status"]
     assert status["conditions"][0]["reason"] == "NotSupportedLocally"
     assert status["conditions"][0]["lastTransitionTime"] == "1970-01-01T00:00:00Z"
     version = store.changes_since(0)[1]
-    asyncio.run(models.reconcile_all())
+    asyncio.run(containers.reconcile_all())
     assert store.changes_since(0)[1] == version  # an unchanged status is not written again
