@@ -53,18 +53,6 @@ def isvc(name: str) -> dict:
     }
 
 
-def trained_model(name: str) -> dict:
-    return {
-        "apiVersion": "serving.kserve.io/v1alpha1",
-        "kind": "TrainedModel",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "inferenceService": "a",
-            "model": {"storageUri": "/m", "framework": "sklearn", "memory": "1Gi"},
-        },
-    }
-
-
 def graph(name: str) -> dict:
     return {
         "apiVersion": "serving.kserve.io/v1alpha1",
