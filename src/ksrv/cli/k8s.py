@@ -84,7 +84,8 @@ def render(
     """Print the objects the operator would apply for these resources.
 
     ServingRuntimes, ServiceAccounts, Secrets and ClusterStorageContainers in the files are read
-    (runtime selection, storage credentials), not rendered. Problems go to stderr, exit 1.
+    (runtime selection, storage credentials), not rendered. Problems go to stderr, exit 1;
+    warnings (what the objects do not carry out, e.g. enable-auth) to stderr too, exit 0.
     """
     settings = _settings(configmap, mode)
     documents = _read(filenames)
@@ -98,6 +99,8 @@ def render(
         raise click.ClickException(str(exc)) from None
     if rendered.objects:
         click.echo(_dump(rendered.objects, output))
+    for warning in rendered.warnings:
+        click.echo(f"warning: {warning}", err=True)
     for problem in rendered.problems:
         click.echo(f"error: {problem}", err=True)
     if rendered.problems:

@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, Final
 
+from ksrv.control import serve_args
 from ksrv.k8s import naming
 from ksrv.k8s.context import ComponentContext
 from ksrv.k8s.runtime_defaults import MODEL_DIR
@@ -60,6 +61,8 @@ def custom_pod(ctx: ComponentContext, pod: dict[str, Any]) -> dict[str, Any]:
         args += _ksrv_predictor_args(ctx, args) if is_ksrv else []
     else:
         args += _injected_args(ctx, args, is_ksrv, always_http=ctx.component == "explainer")
+    if is_ksrv:
+        args += logger_args(ctx, args)
     if args:
         main["args"] = args
     _default_resources(containers[0])
@@ -107,6 +110,14 @@ def set_env(container: dict[str, Any], name: str, value: str) -> None:
             variable["value"] = value
             return
     variables.append({"name": name, "value": value})
+
+
+def logger_args(ctx: ComponentContext, args: Sequence[str]) -> list[str]:
+    """The component's `logger` as `ksrv serve`'s flags (it logs its own payloads, in place
+    of KServe's agent sidecar), unless its args already say where to log."""
+    if ctx.plan.logger is None or has_arg(args, "--log-url"):
+        return []
+    return serve_args.logger_args(ctx.plan.logger)
 
 
 def has_arg(args: Sequence[str], flag: str) -> bool:

@@ -18,9 +18,10 @@ import copy
 from typing import Any, Final
 
 from ksrv.api.inference_service import FRAMEWORKS
+from ksrv.control import serve_args
 from ksrv.control.plan import ModelServer
 from ksrv.errors import ResourceInvalid
-from ksrv.k8s import components, merge, runtime_defaults
+from ksrv.k8s import components, merge, runtime_defaults, trained_model
 from ksrv.k8s.components import MAIN, PLACEHOLDER_IMAGE, TRANSFORMER_CONTAINER, set_env
 from ksrv.k8s.context import ComponentContext
 from ksrv.k8s.runtime_defaults import MODEL_DIR
@@ -51,6 +52,10 @@ RUNTIME_POD_FIELDS: Final = (
     "nodeSelector", "affinity", "tolerations", "volumes", "imagePullSecrets", "schedulerName",
     "resourceClaims",
 )  # fmt: skip
+# KServe's multi-model constants: where the modelconfig ConfigMap is mounted (its agent's puller
+# reads it there; ksrv's server watches it itself).
+MODEL_CONFIG_VOLUME: Final = "model-config"
+MODEL_CONFIG_DIR: Final = "/mnt/configs"
 # KServe's raw-deployment readiness probe (`setDefaultPodSpec`).
 _PROBE_TIMING: Final = {
     "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3,
@@ -122,7 +127,20 @@ def _model_pod(ctx: ComponentContext, server: ModelServer, pod: dict[str, Any]) 
     for container in containers:
         set_env(container, ISVC_NAME_ENV, ctx.isvc.metadata.name)
     runtime_pod: dict[str, Any] = {k: spec[k] for k in RUNTIME_POD_FIELDS if k in spec}
-    return {**merge.merge_pod(runtime_pod, pod), "containers": containers}
+    merged = {**merge.merge_pod(runtime_pod, pod), "containers": containers}
+    if server.is_multi_model and server.ksrv_runtime is not None:
+        _mount_model_config(ctx, merged, main)
+    return merged
+
+
+def _mount_model_config(ctx: ComponentContext, pod: dict[str, Any], main: dict[str, Any]) -> None:
+    """KServe's `model-config` volume (the ConfigMap `modelconfig-{isvc}-0`) at /mnt/configs,
+    in the model container: ksrv's server watches models.json there (`--models-config`)."""
+    config_map = trained_model.config_map_name(ctx.isvc.metadata.name)
+    volume = {"name": MODEL_CONFIG_VOLUME, "configMap": {"name": config_map}}
+    pod["volumes"] = [*(pod.get("volumes") or ()), volume]
+    mount = {"name": MODEL_CONFIG_VOLUME, "mountPath": MODEL_CONFIG_DIR, "readOnly": True}
+    main["volumeMounts"] = [*(main.get("volumeMounts") or ()), mount]
 
 
 def _model_container(
@@ -142,7 +160,10 @@ def _model_container(
     main = _merge_runtime_container(base, overlay)
     main["name"] = MAIN
     if is_ksrv:
-        main["args"] = [*(main.get("args") or ()), *_ksrv_model_args(ctx, main.get("args") or [])]
+        main["args"] = [
+            *(main.get("args") or ()),
+            *_ksrv_model_args(ctx, server, main.get("args") or []),
+        ]
     main = _fill(ctx, main)
     image = main.get("image") or PLACEHOLDER_IMAGE
     if image == PLACEHOLDER_IMAGE:
@@ -158,9 +179,10 @@ def _model_container(
     return main
 
 
-def _ksrv_model_args(ctx: ComponentContext, args: list[str]) -> list[str]:
-    """What ksrv's server needs in a pod: to listen beyond loopback, and KServe's batcher
-    carried out by its own (`--max-batch-size`, `--max-latency-ms`)."""
+def _ksrv_model_args(ctx: ComponentContext, server: ModelServer, args: list[str]) -> list[str]:
+    """What ksrv's server needs in a pod: to listen beyond loopback, KServe's batcher carried
+    out by its own (`--max-batch-size`, `--max-latency-ms`), the mounted models.json of a
+    multi-model predictor, and a `logger`'s flags (`components.logger_args`)."""
     added = []
     if not components.has_arg(args, "--host"):
         added.append("--host=0.0.0.0")
@@ -169,7 +191,10 @@ def _ksrv_model_args(ctx: ComponentContext, args: list[str]) -> list[str]:
         added.append(f"--max-batch-size={batcher.max_batch_size}")
     if batcher is not None and not components.has_arg(args, "--max-latency-ms"):
         added.append(f"--max-latency-ms={batcher.max_latency_ms}")
-    return added
+    if server.is_multi_model and not components.has_arg(args, "--models-config"):
+        models_json = f"{MODEL_CONFIG_DIR}/{trained_model.MODELS_KEY}"
+        added += serve_args.multi_model_args(server, models_json)
+    return added + components.logger_args(ctx, args)
 
 
 def _collocated_transformer(

@@ -31,6 +31,7 @@ from ksrv.k8s import (
     standard,
     storage_init,
     trained_model,
+    unenforced,
 )
 from ksrv.k8s.config import KNATIVE, ClusterConfig, normalise_mode
 from ksrv.k8s.context import ClusterView, ComponentContext, Documents, Readiness
@@ -38,10 +39,12 @@ from ksrv.k8s.context import ClusterView, ComponentContext, Documents, Readiness
 
 @dataclass
 class Rendered:
-    """The objects to apply, and why any part could not be rendered."""
+    """The objects to apply, why any part could not be rendered, and what they apply
+    without carrying out (`unenforced`)."""
 
     objects: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def deployment_mode(isvc: InferenceService, config: ClusterConfig) -> str:
@@ -67,7 +70,7 @@ def render_inference_service(
     readiness = readiness if readiness is not None else Readiness()
     plan = desired_state(isvc, runtimes)
     mode_module = knative if config.deployment_mode == KNATIVE else standard
-    rendered = Rendered()
+    rendered = Rendered(warnings=unenforced.service_warnings(isvc))
     contexts = []
     for component, component_plan in plan.components.items():
         if component_plan.error:
@@ -103,6 +106,7 @@ def _add_component(
         rendered.problems.append(f"{where}: {exc}")
         return
     rendered.objects.extend(objects)
+    rendered.warnings.extend(f"{where}: {w}" for w in unenforced.component_warnings(ctx, pod))
 
 
 def render_documents(
@@ -124,6 +128,7 @@ def render_documents(
         one = render_inference_service(resource, runtimes, config, cluster)
         rendered.objects.extend(one.objects)
         rendered.problems.extend(f"{resource.metadata.name}: {p}" for p in one.problems)
+        rendered.warnings.extend(f"{resource.metadata.name}: {w}" for w in one.warnings)
     resolve = service_endpoint.resolver(services, lambda s: deployment_mode(s, config), config)
     for ig in (r for r in loaded if isinstance(r, InferenceGraph)):
         try:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Final
 
 from ksrv.api import default_runtimes
-from ksrv.control.plan import ComponentPlan, CustomContainer, ModelServer, PayloadLogger
+from ksrv.control.plan import ComponentPlan, CustomContainer, ModelServer
+from ksrv.control.serve_args import KSERVE_DEFAULT_LOGGER_URL, logger_args, multi_model_args
 from ksrv.errors import ResourceInvalid
 
 HTTP_PORT: Final = "{http_port}"
@@ -35,8 +36,6 @@ READINESS_PATH: Final = "/v2/health/ready"
 CHDIR_AND_EXEC: Final = (
     "import os, sys; os.chdir(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])"
 )
-# KServe's `logger.defaultUrl` (inferenceservice-config), for a `logger` without a url.
-KSERVE_DEFAULT_LOGGER_URL: Final = "http://default-broker"
 # More replicas than this on one machine is a typo, not a plan.
 LOCAL_MAX_REPLICAS: Final = 16
 
@@ -150,29 +149,11 @@ def _model_server(
         command += ["--max-batch-size", str(batcher.max_batch_size)]
         command += ["--max-latency-ms", str(batcher.max_latency_ms)]
     if plan.logger is not None:
-        command += _logger_args(plan.logger)
+        command += logger_args(plan.logger)
         notes += _logger_notes(plan)
     if server.args and takes_args:
         command += ["--", *server.args]  # KServe appends them to the runtime's own args
     return command, notes
-
-
-def _logger_args(logger: PayloadLogger) -> list[str]:
-    """KServe's agent flags, which `ksrv serve` takes: the replica logs its own payloads."""
-    args = [
-        "--log-url", logger.url or KSERVE_DEFAULT_LOGGER_URL,
-        "--log-mode", logger.mode,
-        "--inference-service", logger.inference_service,
-        "--namespace", logger.namespace,
-        "--component", logger.component,
-        "--endpoint", logger.endpoint,
-    ]  # fmt: skip
-    if logger.metadata_headers:
-        args += ["--log-metadata-headers", ",".join(logger.metadata_headers)]
-    if logger.metadata_annotations:
-        pairs = (f"{key}={value}" for key, value in logger.metadata_annotations)
-        args += ["--log-metadata-annotations", ",".join(pairs)]
-    return args
 
 
 def _logger_notes(plan: ComponentPlan) -> list[str]:
@@ -196,10 +177,7 @@ def _multi_model(command: list[str], server: ModelServer, models_config: str | N
     del command[at : at + 2]
     if models_config is None:
         raise ResourceInvalid("a multi-model predictor needs the platform's models.json path")
-    extra = ["--models-config", models_config]
-    if server.memory_budget_bytes is not None:
-        extra += ["--memory-budget", str(server.memory_budget_bytes)]
-    return command[:at] + extra + command[at:]
+    return command[:at] + multi_model_args(server, models_config) + command[at:]
 
 
 def _custom_container(
@@ -241,7 +219,7 @@ def _custom_container(
             "(only a `ksrv serve` command takes the batcher)"
         )
     if plan.logger is not None and is_ksrv and "--log-url" not in args:
-        injected += _logger_args(plan.logger)
+        injected += logger_args(plan.logger)
         notes += _logger_notes(plan)
     elif plan.logger is not None and not is_ksrv:
         notes.append(f"spec.{plan.component}.logger: payloads are logged by `ksrv serve`; this "
