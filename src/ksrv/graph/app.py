@@ -1,11 +1,12 @@
-"""The router process: every request but `GET /readyz` runs the graph from its root node.
+"""The router process: every request but `GET /readyz` and `GET /metrics` runs the graph.
 
 Served by `ksrv.http` (the model server's and gateway's HTTP/1.1 server). The body must be JSON
 (V1 or V2 alike: the router reads only what conditions and mappings ask for, and forwards the
 bytes it was sent); anything else is a 400. Each answer says which steps ran
 (`ksrv-graph-steps: node/step=status,...`, in the order they started) and, when a Hard step
 failed the graph, which one (`ksrv-graph-error`); one log line per request gives every
-step's status and latency. `GET /metrics` answers the router's Prometheus metrics
+step's status and latency, and with tracing on (`OTEL_*`) each request and step call is a span
+(`graph.traced`). `GET /metrics` answers the router's Prometheus metrics
 (`graph.metrics`: each step's latency, requests by status).
 `routerTimeouts` map onto the server: serverRead bounds a request head's arrival, serverIdle a
 kept-alive connection's silence, and serverWrite (or `timeout`, if shorter) a whole request,
@@ -39,6 +40,7 @@ from ksrv.http import listeners
 from ksrv.http import server as http
 from ksrv.protocol import correlation, status
 from ksrv.telemetry import metrics as telemetry
+from ksrv.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,10 @@ class Router:
         self._ids = random.Random()  # request ids: for correlating logs, not for secrets
         self.http_port = 0
         self._http: http.HTTPServer | None = None
+        if tracing.tracer() is not None:
+            from ksrv.graph import traced
+
+            traced.instrument(self)
 
     async def handle(self, request: http.Request) -> http.Response:
         target = request.target
@@ -191,6 +197,7 @@ async def _serve_forever(settings: RouterSettings, sockets: Sequence[socket.sock
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    tracing.configure("ksrv-router")  # off unless OTEL_* (or --otlp-endpoint) asks
     router = Router(settings)
     await router.start(sockets[0] if sockets else None)
     nodes = ", ".join(f"{n.name} ({n.router_type})" for n in settings.graph.nodes.values())
@@ -202,6 +209,7 @@ async def _serve_forever(settings: RouterSettings, sockets: Sequence[socket.sock
     gc.freeze()
     await stop.wait()
     await router.stop()
+    tracing.shutdown()  # the spans still buffered leave now
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
