@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from ksrv.cli import telemetry
 from ksrv.errors import KsrvError
 
 
@@ -37,6 +38,7 @@ from ksrv.errors import KsrvError
     hidden=True,
     help="Seed the Splitter's draw, so a test's split is reproducible (env KSRV_ROUTER_SEED).",
 )
+@telemetry.otlp_option
 def router(
     graph_json: str, host: str, http_port: int, step_timeouts: str | None, seed: int | None
 ) -> None:

@@ -3,8 +3,9 @@
 Reconcile passes are timed and their failures counted by kind as they happen; replicas per
 revision (desired and ready) are read from the platform at each scrape, so they are never
 stale. `scrape_targets` is Prometheus's HTTP service discovery document: the gateway, this
-API and every replica with a port, labelled with its InferenceService, component and
-revision, so a scrape config written once follows replicas as they come, go and move ports.
+API and every replica with a port, labelled with its InferenceService (its InferenceGraph and
+`ksrv_role: router`, for a graph's router), component and revision, so a scrape config
+written once follows replicas as they come, go and move ports.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ksrv.control import revisions
 from ksrv.control.platforms.base import RevisionKey, RevisionState
 from ksrv.telemetry import metrics as telemetry
 
@@ -115,10 +117,11 @@ def scrape_targets(replicas: ReplicaSource, gateway: str, api: str) -> list[dict
         spec = state.spec
         addresses = [r.http_address for r in state.replicas if r.http_address and r.pid]
         if addresses:
+            is_router = revisions.is_router(spec)  # an InferenceGraph's: named as a graph
             labels = {
-                "ksrv_role": "model-server",
+                "ksrv_role": "router" if is_router else "model-server",
                 "namespace": spec.namespace,
-                "inferenceservice": spec.isvc,
+                "inferencegraph" if is_router else "inferenceservice": spec.isvc,
                 "component": spec.component,
                 "revision": spec.revision,
             }

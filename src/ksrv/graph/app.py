@@ -1,11 +1,13 @@
-"""The router process: every request but `GET /readyz` runs the graph from its root node.
+"""The router process: every request but `GET /readyz` and `GET /metrics` runs the graph.
 
 Served by `ksrv.http` (the model server's and gateway's HTTP/1.1 server). The body must be JSON
 (V1 or V2 alike: the router reads only what conditions and mappings ask for, and forwards the
 bytes it was sent); anything else is a 400. Each answer says which steps ran
 (`ksrv-graph-steps: node/step=status,...`, in the order they started) and, when a Hard step
 failed the graph, which one (`ksrv-graph-error`); one log line per request gives every
-step's status and latency.
+step's status and latency, and with tracing on (`OTEL_*`) each request and step call is a span
+(`graph.traced`). `GET /metrics` answers the router's Prometheus metrics
+(`graph.metrics`: each step's latency, requests by status).
 `routerTimeouts` map onto the server: serverRead bounds a request head's arrival, serverIdle a
 kept-alive connection's silence, and serverWrite (or `timeout`, if shorter) a whole request,
 answered 504 when it passes.
@@ -31,18 +33,23 @@ from ksrv.errors import PayloadTooLarge
 from ksrv.graph.client import StepClient
 from ksrv.graph.executor import Executor, Outcome, Payload, Run, StepCaller
 from ksrv.graph.headers import Propagation
+from ksrv.graph.metrics import RouterMetrics
 from ksrv.graph.spec import Graph
 from ksrv.http import body as http_body
 from ksrv.http import listeners
 from ksrv.http import server as http
 from ksrv.protocol import correlation, status
+from ksrv.telemetry import metrics as telemetry
+from ksrv.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
 READINESS_PATH: Final = b"/readyz"
+METRICS_PATH: Final = b"/metrics"
 STEPS_HEADER: Final = b"ksrv-graph-steps"
 ERROR_HEADER: Final = b"ksrv-graph-error"
 _JSON: Final = (b"content-type", b"application/json")
+_METRICS: Final = (b"content-type", telemetry.CONTENT_TYPE.encode("ascii"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +80,24 @@ class Router:
             rng = random.Random(settings.seed)
         self.executor = Executor(settings.graph, caller or self.client, rng)
         self.propagation = Propagation(settings.propagate)
+        self.metrics = RouterMetrics(settings.graph)
         self.is_draining = False
         self._ids = random.Random()  # request ids: for correlating logs, not for secrets
         self.http_port = 0
         self._http: http.HTTPServer | None = None
+        if tracing.tracer() is not None:
+            from ksrv.graph import traced
+
+            traced.instrument(self)
 
     async def handle(self, request: http.Request) -> http.Response:
         target = request.target
         if target == READINESS_PATH or target.startswith(READINESS_PATH + b"?"):
             return self._readiness(request)
+        if request.method in ("GET", "HEAD") and (
+            target == METRICS_PATH or target.startswith(METRICS_PATH + b"?")
+        ):
+            return http.Response(self.metrics.exposition(), 200, [_METRICS])
         try:
             document = orjson.loads(request.body)
         except orjson.JSONDecodeError as exc:
@@ -113,8 +129,9 @@ class Router:
             cause = f"the graph did not answer within {self.timeouts.request_s:g}s"
             body = orjson.dumps({"error": "Failed to process request", "cause": cause})
             outcome = Outcome(504, body)
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        return self._answer(outcome, run, request_id, latency_ms)
+        latency_s = time.perf_counter() - started
+        self.metrics.record(outcome.status, latency_s, run.records)
+        return self._answer(outcome, run, request_id, latency_s * 1000.0)
 
     def _answer(
         self, outcome: Outcome, run: Run, request_id: bytes, latency_ms: float
@@ -180,6 +197,7 @@ async def _serve_forever(settings: RouterSettings, sockets: Sequence[socket.sock
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    tracing.configure("ksrv-router")  # off unless OTEL_* (or --otlp-endpoint) asks
     router = Router(settings)
     await router.start(sockets[0] if sockets else None)
     nodes = ", ".join(f"{n.name} ({n.router_type})" for n in settings.graph.nodes.values())
@@ -191,6 +209,7 @@ async def _serve_forever(settings: RouterSettings, sockets: Sequence[socket.sock
     gc.freeze()
     await stop.wait()
     await router.stop()
+    tracing.shutdown()  # the spans still buffered leave now
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

@@ -227,6 +227,8 @@ async def _serve_forever(
     if payload_log is not None:
         from ksrv.server.payload_capture import LoggedREST
 
+        app.dataplane.metrics.watch_payload_log(payload_log.stats)
+
         handle = LoggedREST(app.handle, payload_log).handle
     rest = http.HTTPServer(
         handle,

@@ -5,20 +5,26 @@ KServe's names and label (`request_{preprocess,predict,postprocess,explain}_seco
 `ksrv_`. The request path reaches only pre-resolved children: a model's step observers are
 bound once (`step_observers`), and request counters are cached per (protocol, model, code),
 so no request looks a label set up. Labels only ever name registered models, never what a
-caller typed.
+caller typed. The payload logger's counts (`watch_payload_log`) are read from it at each
+scrape, so the logger's hot path gains nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ksrv.model.base import EXPLAIN, PREDICT, StepObservers
 from ksrv.protocol import status
 from ksrv.telemetry import metrics as telemetry
+
+if TYPE_CHECKING:
+    from ksrv.server.payload_log import PayloadLogStats
 
 # Requests merged into one model call: powers of two up to well past the default batch size.
 MERGE_BUCKETS = (2, 4, 8, 16, 32, 64, 128, 256)
@@ -174,5 +180,36 @@ class ServerMetrics:
     def record_load(self, model_name: str, seconds: float) -> None:
         self.load_seconds.labels(model_name).set(seconds)
 
+    def watch_payload_log(self, stats: Callable[[], PayloadLogStats]) -> None:
+        """Export the payload logger's counts, read from `stats` at each scrape."""
+        self.registry.register(_PayloadLogCollector(stats))
+
     def exposition(self) -> bytes:
         return telemetry.exposition_text(self.registry)
+
+
+class _PayloadLogCollector(Collector):
+    """The payload logger's events by outcome, and those waiting, as `PayloadLog.stats` says."""
+
+    def __init__(self, stats: Callable[[], PayloadLogStats]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats()
+        yield CounterMetricFamily(
+            "ksrv_payload_log_submitted",
+            "Payload events (requests and responses) handed to the payload logger",
+            value=stats.submitted,
+        )
+        events = CounterMetricFamily(
+            "ksrv_payload_log_events",
+            "Payload events by outcome: sent to the sink, failed (gave up after every try), "
+            "dropped (queue full, or still queued when the server stopped)",
+            labels=["outcome"],
+        )
+        for outcome in ("sent", "failed", "dropped"):
+            events.add_metric([outcome], getattr(stats, outcome))
+        yield events
+        yield GaugeMetricFamily(
+            "ksrv_payload_log_queued", "Payload events waiting to be sent", value=stats.queued
+        )

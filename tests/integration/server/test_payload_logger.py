@@ -1,5 +1,6 @@
 """The payload logger of a real `ksrv serve`: KServe's CloudEvents reach a real HTTP sink for
-REST V1, V2 and gRPC, and a sink that is down or hangs never costs a request."""
+REST V1, V2 and gRPC, and a sink that is down or hangs never costs a request (its losses are
+counted, on /metrics too)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from cloudevents.http import from_json
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TESTS_DIR, free_port, wait_until
 from tests.event_sink import EventSink
@@ -36,6 +38,13 @@ def sink() -> Iterator[EventSink]:
 
 def logged_server(start_server, url: str, *flags: str):
     return start_server([*ECHO, "--log-url", url, *IDENTITY, *flags])
+
+
+def predict_many(client: httpx.Client, server, count: int) -> None:
+    """`count` V1 requests, each answered 200."""
+    for n in range(count):
+        response = client.post(f"{server.url}/v1/models/echo:predict", json={"instances": [n]})
+        assert response.status_code == 200
 
 
 def grpc_infer(server, headers: dict[str, str]) -> None:
@@ -162,9 +171,7 @@ def test_with_the_sink_down_every_request_is_answered_and_the_losses_are_counted
     down = f"http://127.0.0.1:{free_port()}/"
     server = logged_server(start_server, down, "--log-queue-size", "16")
     with httpx.Client() as client:
-        for n in range(200):
-            response = client.post(f"{server.url}/v1/models/echo:predict", json={"instances": [n]})
-            assert response.status_code == 200
+        predict_many(client, server, 200)
         grpc_infer(server, {})
         stats = client.get(f"{server.url}/ksrv/server/payload-logger").json()
     assert stats["submitted"] == 402 and stats["sent"] == 0
@@ -180,13 +187,31 @@ def test_with_the_sink_down_every_request_is_answered_and_the_losses_are_counted
     assert failed + dropped == 402  # every event accounted for
 
 
+def test_metrics_show_the_payload_loggers_counts_with_the_sink_down(start_server):
+    down = f"http://127.0.0.1:{free_port()}/"
+    server = logged_server(start_server, down, "--log-queue-size", "4")
+    with httpx.Client() as client:
+        predict_many(client, server, 50)
+        text = client.get(f"{server.url}/metrics").text
+        stats = client.get(f"{server.url}/ksrv/server/payload-logger").json()
+    found = {
+        (sample.name, tuple(sample.labels.values())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert found[("ksrv_payload_log_submitted_total", ())] == 100
+    assert found[("ksrv_payload_log_events_total", ("sent",))] == 0
+    # Only requests add drops, and none came between the two reads.
+    assert found[("ksrv_payload_log_events_total", ("dropped",))] == stats["dropped"] > 0
+    assert ("ksrv_payload_log_events_total", ("failed",)) in found
+    assert 0 <= found[("ksrv_payload_log_queued", ())] <= 4
+
+
 def test_a_hanging_sink_holds_no_request(start_server, sink):
     sink.hold()
     server = logged_server(start_server, sink.url, "--log-queue-size", "8")
     with httpx.Client() as client:
-        for n in range(50):
-            response = client.post(f"{server.url}/v1/models/echo:predict", json={"instances": [n]})
-            assert response.status_code == 200
+        predict_many(client, server, 50)
     assert sink.count() == 0  # nothing answered by the sink while every call was
     sink.release()
     wait_until(lambda: sink.waiting == 0 and sink.count() > 0, what="the held events")

@@ -90,3 +90,20 @@ def test_scrape_targets_name_the_gateway_the_api_and_each_running_replica():
                        "component": "predictor", "revision": "iris-predictor-00001"},
         },
     ]  # fmt: skip
+
+
+class GraphPlatform:
+    """One InferenceGraph's router revision, one replica Ready."""
+
+    def observe(self) -> dict:
+        spec = RevisionSpec("ns", "dag", "router", "dag-router-00001", ("x",), replicas=1)
+        return {spec.key: RevisionState(spec, [replica(0, "Ready", 1002)])}
+
+
+def test_scrape_targets_name_a_graphs_router_replicas_as_routers():
+    groups = scrape_targets(GraphPlatform(), "127.0.0.1:8080", "127.0.0.1:8090")
+    assert groups[2] == {
+        "targets": ["127.0.0.1:1002"],
+        "labels": {"ksrv_role": "router", "namespace": "ns", "inferencegraph": "dag",
+                   "component": "router", "revision": "dag-router-00001"},
+    }  # fmt: skip
