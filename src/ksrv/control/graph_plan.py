@@ -21,7 +21,7 @@ from ksrv.api import graph_steps, resources
 from ksrv.api.inference_graph import InferenceGraph
 from ksrv.api.inference_service import InferenceService
 from ksrv.control import revisions
-from ksrv.control.plan import AUTOSCALING_PREFIXES, Autoscaling
+from ksrv.control.plan import Autoscaling, scaling_intent
 from ksrv.control.platforms.base import RevisionState
 from ksrv.errors import ResourceInvalid
 
@@ -116,17 +116,7 @@ def router_autoscaling(graph: InferenceGraph) -> Autoscaling:
     """The router's replica bounds and scaling, from the graph's fields and annotations (as
     KServe's Knative reconciler turns them into the router's autoscaling annotations). An unset
     `minReplicas` is 1, as KServe sets the router's `min-scale` (DefaultMinReplicas)."""
-    spec = graph.spec
-    annotations = graph.metadata.annotations or {}
-    return Autoscaling(
-        min_replicas=1 if spec.min_replicas is None else spec.min_replicas,
-        max_replicas=spec.max_replicas or None,
-        scale_metric=spec.scale_metric,
-        scale_target=spec.scale_target,
-        annotations=tuple(
-            sorted((k, v) for k, v in annotations.items() if k.startswith(AUTOSCALING_PREFIXES))
-        ),
-    )
+    return scaling_intent(graph.spec, graph.metadata.annotations or {})
 
 
 def deployment_mode(graph: InferenceGraph) -> str | None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Final
+from typing import Final, Protocol
 
 from ksrv.api import default_runtimes, runtime_selection, trained_model
 from ksrv.api.inference_service import MAIN_CONTAINER, ComponentSpec, InferenceService, ModelSpec
@@ -354,8 +354,23 @@ def _main_container(containers: Sequence[ContainerSpec]) -> ContainerSpec | None
     return named[0] if named else (containers[0] if containers else None)
 
 
-def _autoscaling(spec: ComponentSpec, isvc: InferenceService) -> Autoscaling:
-    annotations = {**isvc.metadata.annotations, **(spec.annotations or {})}
+class ScalingFields(Protocol):
+    """The replica-bound and scaling fields a component and an InferenceGraph share."""
+
+    @property
+    def min_replicas(self) -> int | None: ...
+    @property
+    def max_replicas(self) -> int | None: ...
+    @property
+    def scale_metric(self) -> str | None: ...
+    @property
+    def scale_target(self) -> int | None: ...
+
+
+def scaling_intent(
+    spec: ScalingFields, annotations: Mapping[str, str], memory_request_bytes: float | None = None
+) -> Autoscaling:
+    """Replica bounds and scaling from the fields and annotations (`minReplicas` unset: 1)."""
     return Autoscaling(
         min_replicas=1 if spec.min_replicas is None else spec.min_replicas,
         max_replicas=spec.max_replicas or None,
@@ -364,8 +379,13 @@ def _autoscaling(spec: ComponentSpec, isvc: InferenceService) -> Autoscaling:
         annotations=tuple(
             sorted((k, v) for k, v in annotations.items() if k.startswith(AUTOSCALING_PREFIXES))
         ),
-        memory_request_bytes=memory_request(spec.main_container),
+        memory_request_bytes=memory_request_bytes,
     )
+
+
+def _autoscaling(spec: ComponentSpec, isvc: InferenceService) -> Autoscaling:
+    annotations = {**isvc.metadata.annotations, **(spec.annotations or {})}
+    return scaling_intent(spec, annotations, memory_request(spec.main_container))
 
 
 def memory_request(container: ContainerSpec | None) -> float | None:
