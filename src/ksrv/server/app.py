@@ -203,6 +203,10 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
         max_request_bytes=settings.max_request_bytes,
         openai_prefix=settings.openai_route_prefix,
     )
+    if settings.response_cache_bytes:
+        from ksrv.server import response_cache
+
+        response_cache.install(app, settings.response_cache_bytes, settings.response_cache_ttl_s)
     if tracing.tracer() is not None:
         from ksrv.server import traced
 

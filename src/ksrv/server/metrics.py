@@ -143,6 +143,29 @@ class ServerMetrics:
             ["model_name", "kind"],
             registry=own,
         )
+        # The response cache's (`response_cache.py`, only when it is on).
+        self.response_cache_hits = Counter(
+            "ksrv_response_cache_hits", "Answers given from the response cache", ["model_name"],
+            registry=own,
+        )  # fmt: skip
+        self.response_cache_misses = Counter(
+            "ksrv_response_cache_misses",
+            "Cacheable requests the response cache could not answer",
+            ["model_name"],
+            registry=own,
+        )
+        self.response_cache_evictions = Counter(
+            "ksrv_response_cache_evictions",
+            "Answers dropped from the response cache to make room",
+            ["model_name"],
+            registry=own,
+        )
+        self.response_cache_bytes = Gauge(
+            "ksrv_response_cache_bytes",
+            "Bytes the response cache holds",
+            multiprocess_mode="livesum",
+            registry=own,
+        )
         self._counts: dict[tuple[str, str], RequestCount] = {}
         self._generations: dict[str, Generation] = {}
 
