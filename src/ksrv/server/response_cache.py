@@ -35,7 +35,7 @@ from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.model.base import PREDICT, Headers
 from ksrv.protocol import rest_codec
 from ksrv.protocol.v2 import InferRequest, InferResponse, response_ids
-from ksrv.server.metrics import ServerMetrics
+from ksrv.server.metrics import ResponseCacheMetrics, ServerMetrics
 
 HEADER: Final = b"ksrv-cache"
 HIT: Final = "hit"
@@ -182,10 +182,9 @@ def is_bypassed(headers: Headers | None) -> bool:
     return value is not None and ("no-cache" in value.lower() or "no-store" in value.lower())
 
 
-def cached_infer(infer: Infer, cache: ResponseCache, metrics: ServerMetrics) -> Infer:
+def cached_infer(infer: Infer, cache: ResponseCache, metrics: ResponseCacheMetrics) -> Infer:
     """The data plane's `infer`, answering from `cache` when it can."""
-    hits = metrics.response_cache_hits
-    misses = metrics.response_cache_misses
+    hits, misses, stored_bytes = metrics.hits, metrics.misses, metrics.bytes
 
     async def infer_cached(
         name: str,
@@ -213,7 +212,7 @@ def cached_infer(infer: Infer, cache: ResponseCache, metrics: ServerMetrics) -> 
         size = answer_size(result)
         if size is not None:
             cache.put(key, result, size + len(key), name)
-        metrics.response_cache_bytes.set(cache.bytes)
+        stored_bytes.set(cache.bytes)
         return _for_caller(result, payload) if isinstance(result, InferResponse) else result
 
     return infer_cached
@@ -249,8 +248,9 @@ def with_header(handler: Handler) -> Handler:
 def install(app: Any, max_bytes: int, ttl_s: float | None) -> ResponseCache:
     """Put a cache in front of `app`'s (a `RESTApp`) data plane; gRPC shares the data plane."""
     dataplane = app.dataplane
-    metrics: ServerMetrics = dataplane.metrics
-    evictions = metrics.response_cache_evictions
+    server_metrics: ServerMetrics = dataplane.metrics
+    metrics = server_metrics.response_cache()
+    evictions = metrics.evictions
     cache = ResponseCache(max_bytes, ttl_s, on_evict=lambda name: evictions.labels(name).inc())
     dataplane.infer = cached_infer(dataplane.infer, cache, metrics)
     app.handle = with_header(app.handle)
