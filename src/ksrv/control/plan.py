@@ -25,6 +25,7 @@ from ksrv.api.meta import Container as ContainerSpec
 from ksrv.api.meta import quantity_bytes
 from ksrv.api.serving_runtime import Runtime
 from ksrv.control import canaries
+from ksrv.control.response_cache_plan import ResponseCache, from_annotations
 from ksrv.errors import ResourceInvalid
 
 DEFAULT_TIMEOUT_S: Final = 60.0
@@ -156,6 +157,7 @@ class ComponentPlan:
     it is not rolled out (docs/platform.md, shadow traffic); None without the annotation."""
     batcher: Batcher | None = None
     logger: PayloadLogger | None = None
+    response_cache: ResponseCache | None = None  # `ksrv.dev/response-cache` (its own module)
     predictor: PredictorLink | None = None
     notes: tuple[str, ...] = ()
     error: str | None = None
@@ -181,6 +183,8 @@ class ComponentPlan:
         ]
         if self.logger is not None:  # appended only when set: other fingerprints stay
             identity.append(asdict(self.logger))
+        if self.response_cache is not None:
+            identity.append(asdict(self.response_cache))
         return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
 
 
@@ -283,6 +287,7 @@ def _component_plan(
     annotations = {**isvc.metadata.annotations, **(spec.annotations or {})}
     try:
         shadow_percent = _shadow_percent(annotations)
+        response_cache = from_annotations(annotations)
     except ResourceInvalid as exc:
         return ComponentPlan(component, error=str(exc), error_reason=exc.reason or "InvalidSpec")
     base = ComponentPlan(
@@ -296,6 +301,7 @@ def _component_plan(
         enable_tag_routing=is_knative and annotations.get(TAG_ROUTING) == "true",
         batcher=_batcher(spec),
         logger=_logger(component, spec, isvc, annotations),
+        response_cache=response_cache,
         predictor=link,
     )
     model = spec.model_spec
