@@ -22,6 +22,7 @@ import contextvars
 import copy
 import hashlib
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import orjson
 
 from ksrv.errors import KsrvError
 from ksrv.http.server import Request, Response, StreamingResponse
-from ksrv.model.base import PREDICT, Headers
+from ksrv.model.base import PREDICT, Headers, Model
 from ksrv.protocol import rest_codec
 from ksrv.protocol.v2 import InferRequest, InferResponse, response_ids
 from ksrv.server.metrics import ResponseCacheMetrics, ServerMetrics
@@ -160,11 +161,13 @@ def answer_size(result: Any) -> int | None:
     if isinstance(result, InferResponse):
         size = ENTRY_OVERHEAD_BYTES
         for output in result.outputs:
-            array = output.as_numpy()
-            if array.dtype == object:
-                size += sum(len(e) if isinstance(e, bytes | str) else 8 for e in array.flat)
+            data = output.data  # as the model gave it: converting would change the answer
+            if not isinstance(data, np.ndarray):
+                size += len(_sorted_json(data))
+            elif data.dtype == object:
+                size += sum(len(e) if isinstance(e, bytes | str) else 8 for e in data.flat)
             else:
-                size += array.nbytes
+                size += data.nbytes
         return size
     if isinstance(result, dict | list | str | bytes):
         try:
@@ -182,8 +185,18 @@ def is_bypassed(headers: Headers | None) -> bool:
     return value is not None and ("no-cache" in value.lower() or "no-store" in value.lower())
 
 
-def cached_infer(infer: Infer, cache: ResponseCache, metrics: ResponseCacheMetrics) -> Infer:
-    """The data plane's `infer`, answering from `cache` when it can."""
+def cached_infer(
+    infer: Infer,
+    cache: ResponseCache,
+    metrics: ResponseCacheMetrics,
+    resolve: Callable[[str, str | None], Model],
+) -> Infer:
+    """The data plane's `infer`, answering from `cache` when it can.
+
+    An answer is served only while the model object that gave it is still the one `resolve`
+    finds: a model reloaded in place (a multi-model server's TrainedModel given a new
+    storageUri, a repository load) never gets its predecessor's answers.
+    """
     hits, misses, stored_bytes = metrics.hits, metrics.misses, metrics.bytes
 
     async def infer_cached(
@@ -201,17 +214,18 @@ def cached_infer(infer: Infer, cache: ResponseCache, metrics: ResponseCacheMetri
             key = None  # undecodable data: the model says what is wrong with it
         if key is None:
             return await infer(name, payload, headers, version, verb)
+        model = resolve(name, version)
         found = cache.get(key)
-        if found is not None:
+        if found is not None and found[0]() is model:
             hits.labels(name).inc()
             _outcome.set(HIT)
-            return _for_caller(found, payload)
+            return _for_caller(found[1], payload)
         misses.labels(name).inc()
         _outcome.set(MISS)
         result = await infer(name, payload, headers, version, verb)  # errors are not stored
         size = answer_size(result)
         if size is not None:
-            cache.put(key, result, size + len(key), name)
+            cache.put(key, (weakref.ref(model), result), size + len(key), name)
         stored_bytes.set(cache.bytes)
         return _for_caller(result, payload) if isinstance(result, InferResponse) else result
 
@@ -252,6 +266,6 @@ def install(app: Any, max_bytes: int, ttl_s: float | None) -> ResponseCache:
     metrics = server_metrics.response_cache()
     evictions = metrics.evictions
     cache = ResponseCache(max_bytes, ttl_s, on_evict=lambda name: evictions.labels(name).inc())
-    dataplane.infer = cached_infer(dataplane.infer, cache, metrics)
+    dataplane.infer = cached_infer(dataplane.infer, cache, metrics, dataplane.model)
     app.handle = with_header(app.handle)
     return cache

@@ -113,8 +113,45 @@ def test_answer_sizes_and_bypass() -> None:
 
     response = InferResponse("i", "m", [InferOutput("y", [4], "FP64", np.zeros(4))])
     assert answer_size(response) == 256 + 32
+    as_list = InferResponse("i", "m", [InferOutput("y", [2], "FP32", [1, 2])])
+    assert answer_size(as_list) == 256 + len(b"[1,2]")
+    assert as_list.outputs[0].data == [1, 2]  # sizing left the answer as the model gave it
     assert answer_size({"predictions": [1]}) == 256 + len(b'{"predictions":[1]}')
     assert answer_size(iter(())) is None
     assert is_bypassed({"cache-control": "No-Cache"})
     assert not is_bypassed({"cache-control": "max-age=0"})
     assert not is_bypassed({})
+
+
+def test_a_model_replaced_in_place_never_gets_its_predecessors_answers() -> None:
+    import asyncio
+
+    from ksrv.model.repository import ModelRepository
+    from ksrv.server.dataplane import DataPlane
+    from ksrv.server.metrics import ServerMetrics
+    from ksrv.server.response_cache import cached_infer
+    from tests.cache_toy import SlowCounter
+
+    repository = ModelRepository()
+    first = SlowCounter()
+    first.load()
+    repository.update(first)
+    dataplane = DataPlane(repository)
+    cache = ResponseCache(10**6)
+    infer = cached_infer(dataplane.infer, cache, ServerMetrics().response_cache(), dataplane.model)
+    payload = {"instances": [[1, 2]]}
+
+    async def calls() -> int:
+        answer = await infer("slow", dict(payload), {})
+        return int(answer["calls"])
+
+    try:
+        assert asyncio.run(calls()) == 1
+        assert asyncio.run(calls()) == 1  # a hit
+        second = SlowCounter()  # the same name reloaded (a TrainedModel's new storageUri)
+        second.load()
+        repository.update(second)
+        assert asyncio.run(calls()) == 1 and second.calls == 1  # its own first answer
+        assert asyncio.run(calls()) == 1 and second.calls == 1  # then a hit on it
+    finally:
+        dataplane.shutdown()
