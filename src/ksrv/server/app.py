@@ -251,6 +251,7 @@ async def _serve_forever(
             settings.grpc_threads,
             is_shared=settings.workers > 1,
             payload_log=payload_log,
+            is_cached=bool(settings.response_cache_bytes),
         )
         await grpc_server.start()
     logger.info(

@@ -5,7 +5,8 @@ lives in the model server process, so each replica has its own, and a new revisi
 process) starts empty: that is how a new revision invalidates it. Turned on by
 `ksrv serve --response-cache-bytes N`; when off nothing here is imported and the request
 path is unchanged, because `install` wraps the data plane's `infer` (and the REST handler, for
-the `ksrv-cache` header) at build time, the way tracing does (`traced.py`).
+the `ksrv-cache` header, and gRPC's `ModelInfer` for its trailing metadata) at build time, the
+way tracing does (`traced.py`).
 
 The key is the model, its version, the verb and a canonical form of the decoded request: V2
 tensors by name, datatype, shape and data bytes (so `[1, 2]` and `[1.0, 2.0]` of an FP32 input
@@ -46,6 +47,7 @@ ENTRY_OVERHEAD_BYTES: Final = 256
 
 Infer = Callable[..., Awaitable[Any]]
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
+GRPCMethod = Callable[[Any, Any], Awaitable[Any]]
 
 # What the last cached `infer` of this request did (hit or miss), for the REST header.
 _outcome: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -257,6 +259,23 @@ def with_header(handler: Handler) -> Handler:
         return response
 
     return handle
+
+
+def with_trailing_metadata(method: GRPCMethod) -> GRPCMethod:
+    """gRPC `ModelInfer` whose answers say `ksrv-cache: hit|miss` in trailing metadata."""
+
+    async def infer(request: Any, context: Any) -> Any:
+        token = _outcome.set(None)
+        try:
+            response = await method(request, context)
+            outcome = _outcome.get()
+        finally:
+            _outcome.reset(token)
+        if outcome is not None:
+            context.set_trailing_metadata(((HEADER.decode(), outcome),))
+        return response
+
+    return infer
 
 
 def install(app: Any, max_bytes: int, ttl_s: float | None) -> ResponseCache:

@@ -81,9 +81,35 @@ def test_grpc_hits_the_same_cache(cached):
         assert again.get_response().id == "g2"
     finally:
         client.close()
+    assert trailing_cache_outcomes(cached) == ["hit", "miss"]
     rest = post(cached, BODY)  # REST and gRPC share the data plane, so the key too
     assert rest.headers["ksrv-cache"] == "hit"
     assert calls(rest) == int(first.as_numpy("calls")[0])
+
+
+def trailing_cache_outcomes(server) -> list[str]:
+    """`ksrv-cache` in the trailing metadata of a raw ModelInfer: the same request, then a
+    new one."""
+    import grpc
+
+    from ksrv.protocol.grpc._gen import grpc_predict_v2_pb2 as pb
+
+    outcomes = []
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        infer = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        for value in (2.0, 5.0):
+            tensor = pb.ModelInferRequest.InferInputTensor(
+                name="x", datatype="FP32", shape=[2],
+                contents=pb.InferTensorContents(fp32_contents=[1.0, value]),
+            )  # fmt: skip
+            request = pb.ModelInferRequest(model_name="slow", inputs=[tensor])
+            _response, call = infer.with_call(request)
+            outcomes.append(dict(call.trailing_metadata())["ksrv-cache"])
+    return outcomes
 
 
 def test_a_small_cache_evicts_the_least_recently_used(start_server):
