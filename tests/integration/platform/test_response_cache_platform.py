@@ -28,9 +28,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKsrv]:
         local.stop()
 
 
-def predict(http: httpx.Client, platform: LocalKsrv, name: str) -> tuple[int, str | None]:
+def predict(
+    http: httpx.Client, platform: LocalKsrv, name: str, **headers: str
+) -> tuple[int, str | None]:
     url = f"{platform.gateway}/serving/default/{name}/v1/models/{name}:predict"
-    response = http.post(url, json={"instances": [[1.0]]})
+    response = http.post(url, json={"instances": [[1.0]]}, headers=headers)
     assert response.status_code == 200, response.text
     return int(response.json()["predictions"][0]), response.headers.get("ksrv-cache")
 
@@ -42,6 +44,7 @@ def test_the_annotation_turns_the_cache_on_and_a_new_revision_starts_empty(platf
     with httpx.Client(timeout=30) as http:
         assert predict(http, platform, name) == (V1, "miss")
         assert predict(http, platform, name) == (V1, "hit")
+        assert predict(http, platform, name, **{"cache-control": "no-cache"}) == (V1, None)
         platform.apply([isvc(name, v2_model, CACHED)])
         wait_until(
             lambda: (
