@@ -182,6 +182,19 @@ def _split(value: str | None) -> list[str]:
     help="Multi-model mode: bytes the loaded models may take; the least recently used are "
     "unloaded to make room (default: no limit).",
 )
+@click.option(
+    "--response-cache-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Answer repeated identical requests from a cache of this many bytes, least recently "
+    "used out first (default: no cache; docs/response-cache.md).",
+)
+@click.option(
+    "--response-cache-ttl",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds a cached answer is served (default: until evicted).",
+)
 @click.option("--log-level", default="info", show_default=True)
 @telemetry.otlp_option
 @_payload_log_options
@@ -209,6 +222,8 @@ def serve(
     openai_route_prefix: str | None,
     models_config: str | None,
     memory_budget: int | None,
+    response_cache_bytes: int | None,
+    response_cache_ttl: float | None,
     log_level: str,
     runtime_args: tuple[str, ...],
     **payload_log_options: Any,
@@ -265,6 +280,8 @@ def serve(
         payload_log=_payload_log(payload_log_options),
         models_config=models_config,
         memory_budget_bytes=memory_budget,
+        response_cache_bytes=response_cache_bytes,
+        response_cache_ttl_s=response_cache_ttl,
     )
     try:
         app.serve(settings)

@@ -14,7 +14,7 @@ from ksrv import errors
 from ksrv.api import local_model_cache, resources, trained_model
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.trained_model import TrainedModel
-from ksrv.control import model_copies, trained_models
+from ksrv.control import model_copies, response_cache_plan, trained_models
 from ksrv.control.store import Store
 
 Document = dict[str, Any]
@@ -28,7 +28,13 @@ def parse(text: str) -> list[Document]:
 def admit(document: Document) -> Document:
     """The document as it will be stored: defaults applied; `ResourceInvalid` when invalid
     (a field the CRD does not define included, as kubectl's strict validation refuses it)."""
-    return resources.load(document, is_strict=True).to_dict()
+    loaded = resources.load(document, is_strict=True)
+    if isinstance(loaded, InferenceService):
+        for spec in loaded.components().values():  # a component's annotations win
+            response_cache_plan.from_annotations(
+                {**loaded.metadata.annotations, **(spec.annotations or {})}
+            )
+    return loaded.to_dict()
 
 
 def admit_update(old: Document, new: Document) -> None:

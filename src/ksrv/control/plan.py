@@ -25,6 +25,8 @@ from ksrv.api.meta import Container as ContainerSpec
 from ksrv.api.meta import quantity_bytes
 from ksrv.api.serving_runtime import Runtime
 from ksrv.control import canaries
+from ksrv.control.logger_plan import PayloadLogger, payload_logger
+from ksrv.control.response_cache_plan import ResponseCache, from_annotations
 from ksrv.errors import ResourceInvalid
 
 DEFAULT_TIMEOUT_S: Final = 60.0
@@ -112,22 +114,6 @@ class Batcher:
 
 
 @dataclass(frozen=True, slots=True)
-class PayloadLogger:
-    """KServe's `logger`: where a component's payloads go and what the events say of them
-    (the flags KServe's webhook gives its agent)."""
-
-    url: str | None
-    mode: str
-    metadata_headers: tuple[str, ...] = ()
-    metadata_annotations: tuple[tuple[str, str], ...] = ()  # the named annotations' values
-    inference_service: str = ""
-    namespace: str = ""
-    component: str = ""
-    endpoint: str = "default"  # KServe's InferenceServiceDefault; a canary's name for one
-    ignored: tuple[str, ...] = ()  # fields only KServe's agent carries out (blob storage)
-
-
-@dataclass(frozen=True, slots=True)
 class PredictorLink:
     """Which predictor a transformer or explainer sends to; the platform says where it is."""
 
@@ -157,6 +143,7 @@ class ComponentPlan:
     it is not rolled out (docs/platform.md, shadow traffic); None without the annotation."""
     batcher: Batcher | None = None
     logger: PayloadLogger | None = None
+    response_cache: ResponseCache | None = None  # `ksrv.dev/response-cache` (its own module)
     predictor: PredictorLink | None = None
     notes: tuple[str, ...] = ()
     error: str | None = None
@@ -182,6 +169,8 @@ class ComponentPlan:
         ]
         if self.logger is not None:  # appended only when set: other fingerprints stay
             identity.append(asdict(self.logger))
+        if self.response_cache is not None:
+            identity.append(asdict(self.response_cache))
         return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
 
 
@@ -284,6 +273,7 @@ def _component_plan(
     annotations = {**isvc.metadata.annotations, **(spec.annotations or {})}
     try:
         shadow_percent = _shadow_percent(annotations)
+        response_cache = from_annotations(annotations)
     except ResourceInvalid as exc:
         return ComponentPlan(component, error=str(exc), error_reason=exc.reason or "InvalidSpec")
     base = ComponentPlan(
@@ -296,7 +286,8 @@ def _component_plan(
         canary_percent=spec.canary_traffic_percent if is_knative else None,
         enable_tag_routing=is_knative and annotations.get(TAG_ROUTING) == "true",
         batcher=_batcher(spec),
-        logger=_logger(component, spec, isvc, annotations),
+        logger=payload_logger(component, spec, isvc, annotations),
+        response_cache=response_cache,
         predictor=link,
     )
     model = spec.model_spec
@@ -396,36 +387,6 @@ def memory_request(container: ContainerSpec | None) -> float | None:
         if amounts and amounts.get("memory") is not None:
             return quantity_bytes(amounts["memory"])
     return None
-
-
-def _logger(
-    component: str, spec: ComponentSpec, isvc: InferenceService, annotations: dict[str, str]
-) -> PayloadLogger | None:
-    """The component's `logger`; `metadataAnnotations` name annotations of the service (or
-    the component) whose values go with every event, as KServe's webhook resolves them."""
-    logger = spec.logger
-    if logger is None:
-        return None
-    blob_fields = {
-        "storage": (logger.model_extra or {}).get("storage"),
-        "marshallerUrl": logger.marshaller_url,
-        "batchSize": logger.batch_size,
-        "batchInterval": logger.batch_interval,
-    }
-    return PayloadLogger(
-        url=logger.url,
-        mode=logger.mode or "all",
-        metadata_headers=tuple(logger.metadata_headers or ()),
-        metadata_annotations=tuple(
-            (name, annotations[name])
-            for name in logger.metadata_annotations or ()
-            if name in annotations
-        ),
-        inference_service=isvc.metadata.name,
-        namespace=isvc.metadata.namespace or "default",
-        component=component,
-        ignored=tuple(name for name, value in blob_fields.items() if value is not None),
-    )
 
 
 def _batcher(spec: ComponentSpec) -> Batcher | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from ksrv.control.plan import ModelServer, PayloadLogger
+from ksrv.control.logger_plan import PayloadLogger
+from ksrv.control.plan import ModelServer
 
 # KServe's `logger.defaultUrl` (inferenceservice-config), for a `logger` without a url.
 KSERVE_DEFAULT_LOGGER_URL: Final = "http://default-broker"

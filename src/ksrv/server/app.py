@@ -207,6 +207,10 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
         max_request_bytes=settings.max_request_bytes,
         openai_prefix=settings.openai_route_prefix,
     )
+    if settings.response_cache_bytes:
+        from ksrv.server import response_cache
+
+        response_cache.install(app, settings.response_cache_bytes, settings.response_cache_ttl_s)
     if tracing.tracer() is not None:
         from ksrv.server import traced
 
@@ -253,6 +257,7 @@ async def _serve_forever(
             settings.grpc_threads,
             is_shared=settings.workers > 1,
             payload_log=payload_log,
+            is_cached=bool(settings.response_cache_bytes),
         )
         await grpc_server.start()
     logger.info(

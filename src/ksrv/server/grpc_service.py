@@ -196,6 +196,9 @@ class _LoopContext:
     def invocation_metadata(self) -> Any:
         return self._context.invocation_metadata()
 
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        self._context.set_trailing_metadata(metadata)
+
 
 AsyncMethod = Callable[[Any, Any], Coroutine[Any, Any, Any]]
 
@@ -228,8 +231,13 @@ def _handlers(
     servicer: InferenceServicer,
     loop: asyncio.AbstractEventLoop,
     payload_log: PayloadLog | None = None,
+    is_cached: bool = False,
 ) -> Any:
     methods = {name: getattr(servicer, name) for name in REQUEST_TYPES}
+    if is_cached:
+        from ksrv.server.response_cache import with_trailing_metadata
+
+        methods["ModelInfer"] = with_trailing_metadata(methods["ModelInfer"])
     if payload_log is not None:
         from ksrv.server.payload_capture import logged_infer
 
@@ -271,12 +279,14 @@ def build_server(
     threads: int = DEFAULT_GRPC_THREADS,
     is_shared: bool = False,
     payload_log: PayloadLog | None = None,
+    is_cached: bool = False,
 ) -> GRPCServer:
     """A gRPC server on host:port; `threads` calls are taken at once, more wait in gRPC's
     queue. Build it on the serving loop. `is_shared`: forked workers of this server bind
     the same port (SO_REUSEPORT); otherwise no other process can (grpcio's default would
     let a stray server answer some of the calls). `payload_log`: where `ModelInfer`'s
-    payloads go (KServe's `logger`)."""
+    payloads go (KServe's `logger`). `is_cached`: a response cache is on, and `ModelInfer`
+    says `ksrv-cache: hit|miss` in its trailing metadata."""
     pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="ksrv-grpc")
     server = grpc.server(
         pool,
@@ -292,7 +302,7 @@ def build_server(
         from ksrv.server import traced
 
         traced.instrument_grpc(servicer)
-    server.add_generic_rpc_handlers((_handlers(servicer, loop, payload_log),))
+    server.add_generic_rpc_handlers((_handlers(servicer, loop, payload_log, is_cached),))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     server.add_insecure_port(address)
     return GRPCServer(server, pool)

@@ -1,4 +1,5 @@
-"""A model server's Prometheus metrics: KServe's step histograms, requests, merges, load time.
+"""A model server's Prometheus metrics: KServe's step histograms, requests, merges, load time
+(and the response cache's).
 
 KServe's names and label (`request_{preprocess,predict,postprocess,explain}_seconds` by
 `model_name`, default buckets) so KServe's dashboards work unchanged; ksrv's own under
@@ -97,6 +98,34 @@ class Generation:
             self._completion(usage.completion_tokens or 0)
 
 
+class ResponseCacheMetrics:
+    """The response cache's (`response_cache.py`): registered only when a cache is on."""
+
+    def __init__(self, own: CollectorRegistry) -> None:
+        self.hits = Counter(
+            "ksrv_response_cache_hits", "Answers given from the response cache", ["model_name"],
+            registry=own,
+        )  # fmt: skip
+        self.misses = Counter(
+            "ksrv_response_cache_misses",
+            "Cacheable requests the response cache could not answer",
+            ["model_name"],
+            registry=own,
+        )
+        self.evictions = Counter(
+            "ksrv_response_cache_evictions",
+            "Answers dropped from the response cache to make room",
+            ["model_name"],
+            registry=own,
+        )
+        self.bytes = Gauge(
+            "ksrv_response_cache_bytes",
+            "Bytes the response cache holds",
+            multiprocess_mode="livesum",
+            registry=own,
+        )
+
+
 class ServerMetrics:
     """Every metric of one model server, in `registry` (a fresh one by default)."""
 
@@ -151,6 +180,13 @@ class ServerMetrics:
         )
         self._counts: dict[tuple[str, str], RequestCount] = {}
         self._generations: dict[str, Generation] = {}
+        self._response_cache: ResponseCacheMetrics | None = None
+
+    def response_cache(self) -> ResponseCacheMetrics:
+        """The response cache's metrics, registered on first use."""
+        if self._response_cache is None:
+            self._response_cache = ResponseCacheMetrics(self.registry)
+        return self._response_cache
 
     def step_observers(self, model_name: str) -> StepObservers:
         """`observe(seconds)` per pipeline step of one model (`Model.step_observers`)."""

@@ -67,6 +67,9 @@ class ServerSettings:
     predictor_protocol: str = "v1"
     predictor_use_ssl: bool = False
     payload_log: PayloadLogSettings | None = None  # KServe's `logger`; None: nothing logged
+    # The response cache (docs/response-cache.md): its size in bytes (None: off) and TTL.
+    response_cache_bytes: int | None = None
+    response_cache_ttl_s: float | None = None
     # Multi-model mode: the TrainedModels' models.json to watch, and the memory they may use.
     models_config: str | None = None
     memory_budget_bytes: int | None = None

@@ -10,6 +10,7 @@ from ksrv.api import default_runtimes, resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import parse_runtimes
 from ksrv.control import plan
+from ksrv.control.logger_plan import PayloadLogger
 from ksrv.control.plan import ModelServer
 
 RUNTIMES = default_runtimes.default_runtimes()
@@ -89,7 +90,7 @@ def test_bounds_autoscaling_timeout_and_canary_come_from_the_component():
     )
     assert predictor.timeout_s == 5.0 and predictor.canary_percent == 20
     assert predictor.container_concurrency == 3
-    assert predictor.logger == plan.PayloadLogger(
+    assert predictor.logger == PayloadLogger(
         "http://sink", "request", inference_service="iris", namespace="ns", component="predictor"
     )
 
@@ -103,7 +104,7 @@ def test_the_logger_names_its_service_and_resolves_metadata_annotations():
         annotations={"team": "fraud", "other": "x"},
     )  # fmt: skip
     logger = service.components["predictor"].logger
-    assert logger == plan.PayloadLogger(
+    assert logger == PayloadLogger(
         "http://sink", "all", metadata_headers=("X-Team",),
         metadata_annotations=(("team", "fraud"),), inference_service="iris", namespace="ns",
         component="predictor", endpoint="default", ignored=("storage",),

@@ -151,6 +151,8 @@ def _model_server(
     if plan.logger is not None:
         command += logger_args(plan.logger)
         notes += _logger_notes(plan)
+    if plan.response_cache is not None:
+        command += plan.response_cache.args()
     if server.args and takes_args:
         command += ["--", *server.args]  # KServe appends them to the runtime's own args
     return command, notes
@@ -224,6 +226,11 @@ def _custom_container(
     elif plan.logger is not None and not is_ksrv:
         notes.append(f"spec.{plan.component}.logger: payloads are logged by `ksrv serve`; this "
                      "container runs its own server, so nothing is logged")  # fmt: skip
+    if plan.response_cache is not None and is_ksrv and "--response-cache-bytes" not in args:
+        injected += plan.response_cache.args()
+    elif plan.response_cache is not None and not is_ksrv:
+        notes.append("ksrv.dev/response-cache: answers are cached by `ksrv serve`; this "
+                     "container runs its own server, so nothing is cached")  # fmt: skip
     argv = command + args + injected
     if container.working_dir:
         # The platform spawns in its own directory: change into the container's first.
