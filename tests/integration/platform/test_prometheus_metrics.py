@@ -142,6 +142,7 @@ def test_prometheus_counts_every_request_at_the_gateway_and_the_model_server(
     assert prometheus.value(f'sum(revision_request_latencies_count{{service_name="{NAME}"}})') == (
         REQUESTS
     )
+    # The control plane is scraped on its own schedule: its first scrape may predate the replica.
     ready = f'ksrv_revision_ready_replicas{{service_name="{NAME}"}}'
-    assert prometheus.value(ready) == 1
+    wait_until(lambda: prometheus.value(ready) == 1, "Prometheus to see the ready replica", 60)
     assert prometheus.value(f'ksrv_gateway_requests_in_flight{{service_name="{NAME}"}}') == 0
