@@ -104,6 +104,9 @@ class Running:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # As a terminal's foreground command gets it: a suite started in the background by
+            # a non-interactive shell (`make test &`) ignores SIGINT, and children inherit that.
+            preexec_fn=_default_sigint,
         )
         self.lines: list[str] = []
         self.errors: list[str] = []
@@ -139,6 +142,10 @@ class Running:
             self.process.stderr.close()
         assert not stood, f"still running 30 s after Ctrl-C ({stood}); stderr: {self.errors}"
         return self.process.returncode, "\n".join(self.errors)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _signal_state(pid: int) -> str:
