@@ -64,6 +64,11 @@ def parse_args() -> argparse.Namespace:
         type=Path,
         help="also measure a gateway run from this src directory (PYTHONPATH), same run",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure bench/proxy_floor.py (a bare proxy: the least Python can do), same run",
+    )
     return parser.parse_args()
 
 
@@ -211,6 +216,13 @@ def main() -> None:
             GATEWAY_CPU, port, {"PYTHONPATH": src} if src else None,
         )  # fmt: skip
         targets[name] = f"http://127.0.0.1:{port}{GATEWAY_PREFIX}{PATH}"
+    if args.floor:
+        port = rest.free_port()
+        floor = str(Path(__file__).with_name("proxy_floor.py"))
+        gateways["floor"] = start(
+            "floor", [python, floor, str(port), str(replica_port)], GATEWAY_CPU, port
+        )
+        targets["floor"] = f"http://127.0.0.1:{port}{GATEWAY_PREFIX}{PATH}"
     try:
         for url in targets.values():
             wait_for(url, body)

@@ -35,6 +35,7 @@ ROUTER_CPU = 1
 PATH = "/v2/models/iris/infer"
 BAR_CPU_US_PER_HOP = 200.0
 HOPS = {"router-1": 1, "router-3": 3}
+BASELINE = "router-1-baseline"
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,6 +48,11 @@ def parse_args() -> argparse.Namespace:
         type=lambda text: [int(c) for c in text.split(",")],
         default=[1, 8],
         help="wrk connection counts (default 1,8)",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        help="also run a 1-step router from this src directory (PYTHONPATH), e.g. main's before "
+        "a change, interleaved in the same run (reported as router-1-baseline)",
     )
     return parser.parse_args()
 
@@ -107,13 +113,15 @@ def main() -> None:
     service_url = f"http://127.0.0.1:{replica_port}{PATH}"
     targets = {"direct": service_url}
     routers: dict[str, rest.Server] = {}
-    for name, steps in HOPS.items():
+    hops = {**HOPS, BASELINE: 1} if args.baseline_src else HOPS
+    for name, steps in hops.items():
         port = rest.free_port()
+        env = {"PYTHONPATH": os.path.abspath(args.baseline_src)} if name == BASELINE else None
         routers[name] = gateway.start(
             name,
             [python, "-m", "ksrv", "router", "--graph-json", graph_json(service_url, steps),
              "--http-port", str(port)],
-            ROUTER_CPU, port,
+            ROUTER_CPU, port, env,
         )  # fmt: skip
         targets[name] = f"http://127.0.0.1:{port}/"
     try:
@@ -158,7 +166,7 @@ def measure(
                     spent = gateway.cpu_seconds(router.proc.pid) - before
                     per_request = spent / max(result["requests"], 1) * 1e6
                     result["router_cpu_us"] = per_request
-                    result["router_cpu_us_per_hop"] = per_request / HOPS[name]
+                    result["router_cpu_us_per_hop"] = per_request / HOPS.get(name, 1)
                 runs.append(result)
                 hop = result.get("router_cpu_us_per_hop")
                 print(
@@ -191,7 +199,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
         marginal[c] = (three - one) / (HOPS["router-3"] - HOPS["router-1"])
         direct_p50 = median("direct", c, "p50_us") / 1000
         print(f"| {c} | direct | {median('direct', c, 'rps'):.0f} | {direct_p50:.2f} | | | |")
-        for name, hops in HOPS.items():
+        for name, hops in [*HOPS.items(), *([(BASELINE, 1)] if args.baseline_src else [])]:
             p50 = median(name, c, "p50_us") / 1000
             print(
                 f"| {c} | {name} ({hops} step{'s' if hops > 1 else ''}) "
