@@ -1,20 +1,25 @@
 """InferenceGraph (`serving.kserve.io/v1alpha1`): routing nodes over InferenceServices.
 
 The model mirrors the CRD; `graph_errors` adds the webhook's rules (a `root` node, one target
-per step, Splitter weights summing to 100, steps naming nodes that exist).
+per step, Splitter weights summing to 100, steps naming nodes that exist), and checks ksrv's
+`ksrv.dev/step-timeouts` annotation at apply rather than when the router starts.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Final, Literal
 
 from ksrv.api import names
 from ksrv.api.inference_service import DNS_1035
 from ksrv.api.meta import ApiModel, ObjectMeta, ResourceRequirements, join
+from ksrv.errors import ResourceInvalid
 
 API_VERSION: Final = "serving.kserve.io/v1alpha1"
 ROOT: Final = "root"
+# ksrv's per-step timeouts for a graph's router (its `--step-timeouts`): see `step_timeouts`.
+STEP_TIMEOUTS_ANNOTATION: Final = "ksrv.dev/step-timeouts"
 _TARGETS: Final = (
     ("node_name", "nodeName"),
     ("service_name", "serviceName"),
@@ -80,9 +85,48 @@ class InferenceGraph(ApiModel):
         return self.metadata.name
 
 
+def step_timeouts(text: str | None) -> dict[str, float]:
+    """The `ksrv.dev/step-timeouts` annotation's value (the router's `--step-timeouts`): a JSON
+    object, step name (or NODE[INDEX] for an unnamed step, or "*" for every step) -> seconds.
+
+    Raises:
+        ResourceInvalid: not such an object, naming the annotation (and the key) in
+            `field_errors`.
+    """
+    if not text:
+        return {}
+    where = f"metadata.annotations.{STEP_TIMEOUTS_ANNOTATION}"
+    try:
+        document: Any = json.loads(text)
+    except ValueError as exc:
+        raise ResourceInvalid(
+            f"{STEP_TIMEOUTS_ANNOTATION} is not JSON: {exc}", field_errors=[(where, "not JSON")]
+        ) from None
+    if not isinstance(document, dict):
+        message = "must be a JSON object: step name -> seconds"
+        raise ResourceInvalid(
+            f"{STEP_TIMEOUTS_ANNOTATION} {message}", field_errors=[(where, message)]
+        )
+    timeouts = {}
+    for key, value in document.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ResourceInvalid(
+                f"{STEP_TIMEOUTS_ANNOTATION}: {key!r} must be a number of seconds > 0, "
+                f"not {value!r}",
+                field_errors=[(f"{where}.{key}", "must be seconds > 0")],
+            )
+        timeouts[str(key)] = float(value)
+    return timeouts
+
+
 def graph_errors(graph: InferenceGraph) -> list[tuple[str, str]]:
-    """Every webhook rule the graph breaks, as `(path, message)`."""
+    """Every webhook rule the graph breaks, as `(path, message)`; and a `ksrv.dev/step-timeouts`
+    annotation the router would refuse at start."""
     errors: list[tuple[str, str]] = []
+    try:
+        step_timeouts((graph.metadata.annotations or {}).get(STEP_TIMEOUTS_ANNOTATION))
+    except ResourceInvalid as exc:
+        errors += exc.field_errors or [("metadata.annotations", exc.message)]
     if not re.match(DNS_1035, graph.metadata.name):
         errors.append(
             ("metadata.name", f"{graph.metadata.name!r} is not valid: {names.DNS_1035_RULE}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ksrv.api import graph_steps, resources
-from ksrv.api.inference_graph import InferenceGraph
+from ksrv.api.inference_graph import STEP_TIMEOUTS_ANNOTATION, InferenceGraph
 from ksrv.api.inference_service import InferenceService
 from ksrv.control import revisions
 from ksrv.control.plan import Autoscaling, scaling_intent
@@ -30,7 +30,7 @@ NOT_READY: Final = "InferenceServiceNotReady"
 READINESS_PATH: Final = "/readyz"
 DEPLOYMENT_MODE: Final = "serving.kserve.io/deploymentMode"
 # ksrv's per-step timeouts (step name -> seconds, JSON), which the router takes as an argument.
-STEP_TIMEOUTS: Final = "ksrv.dev/step-timeouts"
+STEP_TIMEOUTS: Final = STEP_TIMEOUTS_ANNOTATION
 
 Document = dict[str, Any]
 

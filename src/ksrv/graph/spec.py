@@ -11,19 +11,20 @@ per-step timeout is ksrv's extra (`ksrv.dev/step-timeouts`, handed over as `--st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import orjson
 import pydantic
 
-from ksrv.api.inference_graph import ROOT, InferenceGraphSpec, InferenceRouter
+from ksrv.api.inference_graph import (
+    ROOT,
+    InferenceGraphSpec,
+    InferenceRouter,
+    step_timeouts,
+)
 from ksrv.api.meta import join
 from ksrv.errors import ResourceInvalid
 
-# The InferenceGraph annotation whose value the control plane passes as `--step-timeouts`:
-# a JSON object, step name (or NODE[INDEX] for an unnamed step, or "*" for every step) ->
-# seconds.
-STEP_TIMEOUTS_ANNOTATION: Final = "ksrv.dev/step-timeouts"
 # KServe's router defaults (pkg/constants: RouterTimeouts*).
 SERVER_READ_S: Final = 60.0
 SERVER_WRITE_S: Final = 60.0
@@ -92,14 +93,14 @@ class Graph:
         return self.nodes[ROOT]
 
 
-def parse_graph(graph_json: str, step_timeouts: str | None = None) -> Graph:
+def parse_graph(graph_json: str, step_timeouts_json: str | None = None) -> Graph:
     """The graph `--graph-json` describes, with `--step-timeouts` applied.
 
     Raises:
         ResourceInvalid: naming every field that is wrong (`field_errors`).
     """
     spec = _spec(graph_json)
-    per_step = _step_timeouts(step_timeouts)
+    per_step = step_timeouts(step_timeouts_json)
     errors = _graph_errors(spec)
     if errors:
         raise ResourceInvalid(_summary(errors), field_errors=errors)
@@ -225,26 +226,6 @@ def _timeouts(spec: InferenceGraphSpec) -> Timeouts:
         server_read_s=_seconds(router.server_read if router else None) or SERVER_READ_S,
         server_idle_s=_seconds(router.server_idle if router else None) or SERVER_IDLE_S,
     )
-
-
-def _step_timeouts(text: str | None) -> dict[str, float]:
-    if not text:
-        return {}
-    try:
-        document: Any = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise ResourceInvalid(f"--step-timeouts is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise ResourceInvalid("--step-timeouts must be a JSON object: step name -> seconds")
-    timeouts = {}
-    for key, value in document.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ResourceInvalid(
-                f"--step-timeouts: {key!r} must be a number of seconds > 0, not {value!r}",
-                field_errors=[(f"{STEP_TIMEOUTS_ANNOTATION}.{key}", "must be seconds > 0")],
-            )
-        timeouts[str(key)] = float(value)
-    return timeouts
 
 
 def _header_safe(text: str) -> str:

@@ -439,3 +439,25 @@ def test_yaml_aliases_are_refused_before_they_expand():
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
     with pytest.raises(ResourceInvalid, match="aliases"):
         resources.parse_documents(bomb)
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ("{oops", "metadata.annotations.ksrv.dev/step-timeouts"),
+        ("[5]", "metadata.annotations.ksrv.dev/step-timeouts"),
+        ('{"split[0]": 0}', "metadata.annotations.ksrv.dev/step-timeouts.split[0]"),
+    ],
+)
+def test_a_graph_whose_step_timeouts_the_router_would_refuse_is_refused_at_apply(value, path):
+    document = copy.deepcopy(GRAPH)
+    document["metadata"]["annotations"] = {"ksrv.dev/step-timeouts": value}
+    with pytest.raises(ResourceInvalid) as refused:
+        resources.load(document)
+    assert path in [field for field, _ in refused.value.field_errors]
+
+
+def test_a_graph_with_good_step_timeouts_loads():
+    document = copy.deepcopy(GRAPH)
+    document["metadata"]["annotations"] = {"ksrv.dev/step-timeouts": '{"*": 2, "split[1]": 0.5}'}
+    assert isinstance(resources.load(document), InferenceGraph)

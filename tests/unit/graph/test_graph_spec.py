@@ -170,5 +170,5 @@ def test_step_timeouts_apply_by_name_then_node_and_index_then_star_over_service_
 @pytest.mark.parametrize("value", ['{"a": 0}', '{"a": "5"}', '{"a": true}', "[5]", "{oops"])
 def test_step_timeouts_that_are_not_positive_seconds_are_refused(value):
     text = _json({"root": {"routerType": "Sequence", "steps": [{"serviceUrl": URL}]}})
-    with pytest.raises(ResourceInvalid, match="--step-timeouts"):
+    with pytest.raises(ResourceInvalid, match=r"ksrv\.dev/step-timeouts"):
         spec.parse_graph(text, value)
