@@ -228,10 +228,11 @@ async def _serve_forever(
         loop.add_signal_handler(sig, stop.set)
     payload_log = _start_payload_log(settings)
     handle = app.handle
+    stop_payload_metrics = None
     if payload_log is not None:
         from ksrv.server.payload_capture import LoggedREST
 
-        app.dataplane.metrics.watch_payload_log(payload_log.stats)
+        stop_payload_metrics = app.dataplane.metrics.watch_payload_log(payload_log.stats)
 
         handle = LoggedREST(app.handle, payload_log).handle
     rest = http.HTTPServer(
@@ -275,6 +276,8 @@ async def _serve_forever(
     app.dataplane.shutdown()
     if payload_log is not None:
         await loop.run_in_executor(None, payload_log.close, PAYLOAD_LOG_FLUSH_S)
+    if stop_payload_metrics is not None:
+        stop_payload_metrics.set()  # one last copy of the counts, then the thread ends
     tracing.shutdown()  # the spans still buffered leave now (a forked worker has no atexit)
 
 

@@ -7,11 +7,13 @@ KServe's names and label (`request_{preprocess,predict,postprocess,explain}_seco
 bound once (`step_observers`), and request counters are cached per (protocol, model, code),
 so no request looks a label set up. Labels only ever name registered models, never what a
 caller typed. The payload logger's counts (`watch_payload_log`) are read from it at each
-scrape, so the logger's hot path gains nothing.
+scrape, so the logger's hot path gains nothing; under pre-forked workers, where a scrape reads
+the workers' files, each worker copies its counts there every `SYNC_S` instead.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -216,12 +218,66 @@ class ServerMetrics:
     def record_load(self, model_name: str, seconds: float) -> None:
         self.load_seconds.labels(model_name).set(seconds)
 
-    def watch_payload_log(self, stats: Callable[[], PayloadLogStats]) -> None:
-        """Export the payload logger's counts, read from `stats` at each scrape."""
-        self.registry.register(_PayloadLogCollector(stats))
+    def watch_payload_log(self, stats: Callable[[], PayloadLogStats]) -> threading.Event | None:
+        """Export the payload logger's counts, read from `stats` at each scrape; or, with
+        metrics shared across workers, copied every `SYNC_S` (returns the event that stops the
+        copying, after one last copy)."""
+        if not telemetry.is_shared():
+            self.registry.register(_PayloadLogCollector(stats))
+            return None
+        stop = threading.Event()
+        sync = _PayloadLogSync(self.registry, stats)
+        threading.Thread(
+            target=sync.every, args=(stop,), name="payload-log-metrics", daemon=True
+        ).start()
+        return stop
 
     def exposition(self) -> bytes:
         return telemetry.exposition_text(self.registry)
+
+
+# How often a worker copies its payload logger's counts to the shared metric files.
+SYNC_S = 1.0
+_EVENTS_HELP = (
+    "Payload events by outcome: sent to the sink, failed (gave up after every try), "
+    "dropped (queue full, or still queued when the server stopped)"
+)
+
+
+class _PayloadLogSync:
+    """The payload logger's counts as metrics that live in the workers' shared files: each
+    copy adds what changed since the last one."""
+
+    def __init__(self, registry: CollectorRegistry, stats: Callable[[], PayloadLogStats]) -> None:
+        self.stats = stats
+        self.submitted = Counter(
+            "ksrv_payload_log_submitted",
+            "Payload events (requests and responses) handed to the payload logger",
+            registry=registry,
+        )
+        events = Counter("ksrv_payload_log_events", _EVENTS_HELP, ["outcome"], registry=registry)
+        self.events = {outcome: events.labels(outcome) for outcome in ("sent", "failed", "dropped")}
+        self.queued = Gauge(
+            "ksrv_payload_log_queued",
+            "Payload events waiting to be sent",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.copied = {"submitted": 0, "sent": 0, "failed": 0, "dropped": 0}
+
+    def copy(self) -> None:
+        stats = self.stats()
+        for name, counter in (("submitted", self.submitted), *self.events.items()):
+            value = getattr(stats, name)
+            if value > self.copied[name]:
+                counter.inc(value - self.copied[name])
+                self.copied[name] = value
+        self.queued.set(stats.queued)
+
+    def every(self, stop: threading.Event) -> None:
+        while not stop.wait(SYNC_S):
+            self.copy()
+        self.copy()
 
 
 class _PayloadLogCollector(Collector):
@@ -237,12 +293,7 @@ class _PayloadLogCollector(Collector):
             "Payload events (requests and responses) handed to the payload logger",
             value=stats.submitted,
         )
-        events = CounterMetricFamily(
-            "ksrv_payload_log_events",
-            "Payload events by outcome: sent to the sink, failed (gave up after every try), "
-            "dropped (queue full, or still queued when the server stopped)",
-            labels=["outcome"],
-        )
+        events = CounterMetricFamily("ksrv_payload_log_events", _EVENTS_HELP, labels=["outcome"])
         for outcome in ("sent", "failed", "dropped"):
             events.add_metric([outcome], getattr(stats, outcome))
         yield events

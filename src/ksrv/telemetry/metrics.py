@@ -54,6 +54,11 @@ def shared_across_workers(prefix: str = "ksrv-metrics-") -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def is_shared() -> bool:
+    """Whether metrics created now go to the workers' shared files (`shared_across_workers`)."""
+    return shared_directory() is not None and getattr(values.ValueClass, "_multiprocess", False)
+
+
 def worker_exited(pid: int) -> None:
     """Forget the live gauges (requests in flight) of a worker that is gone."""
     path = shared_directory()
@@ -65,7 +70,7 @@ def exposition_text(own: CollectorRegistry) -> bytes:
     """Prometheus's text format: `own` registry, or the sum over every worker's files."""
     path = shared_directory()
     # A process that only inherited the variable (exec'd by a worker) keeps its own values.
-    if path is None or not getattr(values.ValueClass, "_multiprocess", False):
+    if path is None or not is_shared():
         return exposition.generate_latest(own)
     merged = CollectorRegistry()
     multiprocess.MultiProcessCollector(merged, path)  # type: ignore[no-untyped-call]

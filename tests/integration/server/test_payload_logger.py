@@ -207,6 +207,33 @@ def test_metrics_show_the_payload_loggers_counts_with_the_sink_down(start_server
     assert 0 <= found[("ksrv_payload_log_queued", ())] <= 4
 
 
+def test_metrics_sum_the_payload_loggers_counts_over_the_workers(start_server, sink):
+    server = logged_server(start_server, sink.url, "--workers", "2")
+    # A connection each, so the kernel spreads them over both workers.
+    with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        predict_many(client, server, 60)
+    wait_until(lambda: sink.count() == 120, what="120 events")
+
+    def counts() -> dict[tuple[str, tuple[str, ...]], float]:
+        text = httpx.get(f"{server.url}/metrics").text
+        return {
+            (sample.name, tuple(sample.labels.values())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.startswith("ksrv_payload_log")
+        }
+
+    # Each worker copies its counts to the shared files once a second.
+    wait_until(
+        lambda: counts().get(("ksrv_payload_log_events_total", ("sent",))) == 120,
+        what="120 sent in /metrics",
+    )
+    found = counts()
+    assert found[("ksrv_payload_log_submitted_total", ())] == 120
+    assert found[("ksrv_payload_log_events_total", ("dropped",))] == 0
+    assert found[("ksrv_payload_log_queued", ())] == 0
+
+
 def test_a_hanging_sink_holds_no_request(start_server, sink):
     sink.hold()
     server = logged_server(start_server, sink.url, "--log-queue-size", "8")
