@@ -1,6 +1,7 @@
 """How an operator pass ends and what it writes: `Retry` / `Rejected`, the `Settings` that time
-retries, and the status writes every pass shares (a failed `Ready`, a merge patch of the
-status subresource).
+retries, the status writes every pass shares (a failed `Ready`, a merge patch of the
+status subresource), and `warn`: what a resource asks for that the cluster will not carry out,
+told as Warning Events.
 
 Shared by the passes over InferenceServices (`reconcile`), InferenceGraphs (`reconcile_graph`)
 and TrainedModels (`reconcile_trained_model`).
@@ -8,6 +9,8 @@ and TrainedModels (`reconcile_trained_model`).
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -15,6 +18,8 @@ from ksrv.api.kinds import GROUP
 from ksrv.control.service_status import condition, keep_transition_times, mapping
 from ksrv.k8s import apply
 from ksrv.k8s.client import Api, ApiFailure
+
+logger = logging.getLogger(__name__)
 
 ISVC_VERSION: Final = f"{GROUP}/v1beta1"
 DEPENDENT_VERSION: Final = f"{GROUP}/v1alpha1"
@@ -66,3 +71,40 @@ def write_status(api: Api, body: dict[str, Any], new: dict[str, Any]) -> None:
     except ApiFailure as failure:
         if failure.status != 404:  # deleted meanwhile: nothing to report to
             raise
+
+
+def warn(api: Api, body: dict[str, Any], reason: str, messages: list[str], now: float) -> None:
+    """Tell the user of each message: the operator's log, and a Warning Event on the resource
+    (`kubectl describe` lists it). Best effort: an Event the API refuses is only logged."""
+    meta = body["metadata"]
+    namespace, name = meta.get("namespace"), meta["name"]
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    for index, message in enumerate(messages):
+        logger.warning("%s %s/%s: %s", body["kind"], namespace, name, message)
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{name}.{reason.lower()}-{meta.get('generation', 0)}-{index}",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": body["apiVersion"],
+                "kind": body["kind"],
+                "name": name,
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+            },
+            "reason": reason,
+            "message": message,
+            "type": "Warning",
+            "source": {"component": "ksrv-operator"},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            api.create(event)
+        except ApiFailure as failure:
+            if failure.status != 409:  # 409: said already for this generation
+                logger.info("could not record the warning as an Event: %s", failure)

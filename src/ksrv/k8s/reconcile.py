@@ -41,6 +41,7 @@ from ksrv.k8s.outcome import (
     Retry,
     Settings,
     failed_status,
+    warn,
     write_status,
 )
 
@@ -49,6 +50,8 @@ __all__ = ["DEPENDENT_VERSION", "ISVC_VERSION", "Rejected", "Retry", "Settings"]
 STOP_ANNOTATION: Final = "serving.kserve.io/stop"
 # A component whose pod cannot be built yet (a missing secret or storage container).
 RENDER_FAILED: Final = "RenderFailed"
+# The Warning Events' reason for settings the rendered objects do not carry out (`unenforced`).
+NOT_ENFORCED: Final = "NotEnforced"
 KSVC_VERSION: Final = "serving.knative.dev/v1"
 REVISION_LABEL: Final = "serving.knative.dev/revision"
 
@@ -134,6 +137,8 @@ def _pass(
         new = failed_status(body["metadata"].get("generation"), RENDER_FAILED, message, old, now())
         write_status(api, body, new)
         raise Retry(message, settings.slow_retry_delay_s)
+    if is_spec_news and rendered.warnings:
+        warn(api, body, NOT_ENFORCED, rendered.warnings, now())
     # The TrainedModels' ConfigMap, rendered with the service (KServe's controller makes it).
     models, where, extra = reconcile_trained_model.placed(api, isvc, rendered.objects)
     objects = [*rendered.objects, *extra]

@@ -306,3 +306,22 @@ def test_a_stopped_service_loses_its_workload(cluster: Cluster, kopf_runner: Any
     assert cluster.deployment(NS, "sklearn-iris-predictor") is None
     assert cluster.service(NS, "sklearn-iris-predictor") is None
     assert cluster.condition(NS, "sklearn-iris", "Ready")["reason"] == "Stopped"
+
+
+def test_a_setting_the_cluster_does_not_carry_out_is_told_as_a_warning_event(
+    cluster: Cluster, kopf_runner: Any
+) -> None:
+    body = isvc()
+    body["metadata"]["annotations"] = {"serving.kserve.io/enable-auth": "true"}
+    cluster.create_isvc(NS, body)
+
+    def warnings() -> list[dict[str, Any]]:
+        events = cluster.core.list_namespaced_event(NS).to_dict()["items"]
+        return [e for e in events if e["involved_object"]["name"] == "sklearn-iris"]
+
+    wait_until(lambda: warnings(), "a Warning Event on the InferenceService", TIMEOUT_S)
+    (event,) = warnings()
+    assert event["type"] == "Warning" and event["reason"] == "NotEnforced"
+    assert event["involved_object"]["kind"] == "InferenceService"
+    assert "serving.kserve.io/enable-auth" in event["message"]
+    assert event["source"]["component"] == "ksrv-operator"
