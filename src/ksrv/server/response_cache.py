@@ -14,11 +14,14 @@ are one key), parameters and requested outputs in sorted order (JSON spacing and
 never matter); a V1 body as JSON with sorted keys. The request's id and headers are not part of
 it (a hit answers with the caller's own id). Errors raise and are never stored; a streamed
 answer (an async iterator) is passed on and never stored. `Cache-Control: no-cache` on the
-request bypasses the cache: neither read nor written.
+request bypasses the cache: neither read nor written. Identical requests that miss while the
+first of them is still at the model wait for its answer (single flight) rather than call the
+model again; if that first call fails or is called off, each asks the model itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import copy
 import hashlib
@@ -200,6 +203,8 @@ def cached_infer(
     storageUri, a repository load) never gets its predecessor's answers.
     """
     hits, misses, stored_bytes = metrics.hits, metrics.misses, metrics.bytes
+    # Misses at the model now, by key: the model that answers and its answer, once in.
+    flying: dict[bytes, asyncio.Future[tuple[Model, Any]]] = {}
 
     async def infer_cached(
         name: str,
@@ -222,11 +227,31 @@ def cached_infer(
             hits.labels(name).inc()
             _outcome.set(HIT)
             return _for_caller(found[1], payload)
+        first = flying.get(key)
+        if first is not None:
+            await asyncio.wait([first])  # never cancels the first call, nor raises its error
+            if not first.cancelled() and first.result()[0] is resolve(name, version):
+                hits.labels(name).inc()
+                _outcome.set(HIT)
+                return _for_caller(first.result()[1], payload)
         misses.labels(name).inc()
         _outcome.set(MISS)
-        result = await infer(name, payload, headers, version, verb)  # errors are not stored
+        answered: asyncio.Future[tuple[Model, Any]] = asyncio.get_running_loop().create_future()
+        if key not in flying:
+            flying[key] = answered
+        try:
+            result = await infer(name, payload, headers, version, verb)  # errors are not stored
+        except BaseException:
+            answered.cancel()  # failed or called off: the others ask the model themselves
+            raise
+        finally:
+            if flying.get(key) is answered:
+                del flying[key]
         size = answer_size(result)
-        if size is not None:
+        if size is None:
+            answered.cancel()  # a stream: the others ask the model themselves
+        else:
+            answered.set_result((model, result))
             cache.put(key, (weakref.ref(model), result), size + len(key), name)
         stored_bytes.set(cache.bytes)
         return _for_caller(result, payload) if isinstance(result, InferResponse) else result

@@ -155,3 +155,98 @@ def test_a_model_replaced_in_place_never_gets_its_predecessors_answers() -> None
         assert asyncio.run(calls()) == 1 and second.calls == 1  # then a hit on it
     finally:
         dataplane.shutdown()
+
+
+class _Model:
+    """Stands for the model object the answers belong to (held by weak reference)."""
+
+
+class _HeldModel:
+    """An `infer` that counts its calls and holds each until `release` is set; the first
+    `failures` calls fail."""
+
+    def __init__(self, failures: int = 0) -> None:
+        import asyncio
+
+        self.calls = 0
+        self.failures = failures
+        self.release = asyncio.Event()
+        self.model = _Model()
+
+    async def infer(self, name, payload, headers, version=None, verb="predict"):
+        from ksrv.errors import InvalidInput
+
+        self.calls += 1
+        call = self.calls
+        await self.release.wait()
+        if call <= self.failures:
+            raise InvalidInput("the model failed")
+        return {"predictions": [call]}
+
+
+def _single_flight(held: _HeldModel):
+    from ksrv.server.metrics import ServerMetrics
+    from ksrv.server.response_cache import cached_infer
+
+    server_metrics = ServerMetrics()
+    metrics = server_metrics.response_cache()
+    infer = cached_infer(held.infer, ResponseCache(10**6), metrics, lambda *_: held.model)
+    return infer, server_metrics.registry
+
+
+async def _settle() -> None:
+    """Let every task run to where it waits (all in this loop: no OS scheduling involved)."""
+    import asyncio
+
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_identical_misses_at_once_call_the_model_once() -> None:
+    import asyncio
+
+    async def run() -> tuple[list, int, float]:
+        held = _HeldModel()
+        infer, registry = _single_flight(held)
+        calls = [asyncio.create_task(infer("m", {"instances": [1]}, {})) for _ in range(5)]
+        await _settle()
+        held.release.set()
+        answers = await asyncio.gather(*calls)
+        hits = registry.get_sample_value("ksrv_response_cache_hits_total", {"model_name": "m"})
+        return answers, held.calls, hits
+
+    answers, calls, hits = asyncio.run(run())
+    assert calls == 1
+    assert answers == [{"predictions": [1]}] * 5
+    assert hits == 4
+
+
+def test_when_the_first_call_fails_or_is_called_off_the_others_ask_the_model() -> None:
+    import asyncio
+
+    from ksrv.errors import InvalidInput
+
+    async def failing() -> tuple[list, int]:
+        held = _HeldModel(failures=1)
+        infer, _ = _single_flight(held)
+        calls = [asyncio.create_task(infer("m", {"instances": [1]}, {})) for _ in range(3)]
+        await _settle()
+        held.release.set()
+        return await asyncio.gather(*calls, return_exceptions=True), held.calls
+
+    answers, calls = asyncio.run(failing())
+    assert isinstance(answers[0], InvalidInput)  # errors are not shared, nor stored
+    assert sorted(a["predictions"][0] for a in answers[1:]) == [2, 3] and calls == 3
+
+    async def called_off() -> tuple[list, int]:
+        held = _HeldModel()
+        infer, _ = _single_flight(held)
+        calls = [asyncio.create_task(infer("m", {"instances": [1]}, {})) for _ in range(3)]
+        await _settle()
+        calls[0].cancel()  # its client hung up
+        await _settle()
+        held.release.set()
+        return await asyncio.gather(*calls[1:]), held.calls
+
+    answers, calls = asyncio.run(called_off())
+    assert calls == 3 and sorted(a["predictions"][0] for a in answers) == [2, 3]
