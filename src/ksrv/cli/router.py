@@ -49,8 +49,10 @@ def router(
     default Authorization).
     """
     from ksrv.graph import app, headers, spec
+    from ksrv.telemetry import buffered_log
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # A line per request (every step's latency): written out in blocks, not a write each.
+    buffered_log.configure(logging.INFO)
     # A line per request is logged: skip the record fields this format never prints.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     try:
