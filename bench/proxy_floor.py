@@ -21,7 +21,20 @@ import uvloop
 PREFIX = b"/serving/default/iris"
 
 
-class Upstream(asyncio.Protocol):
+class Peer(asyncio.Protocol):
+    """A connection whose bytes go to an httptools parser (set by the subclass)."""
+
+    parser: httptools.HttpRequestParser | httptools.HttpResponseParser
+    transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+
+class Upstream(Peer):
     """One pooled keep-alive connection to the replica; one request at a time."""
 
     def __init__(self, pool: list[Upstream]) -> None:
@@ -29,13 +42,6 @@ class Upstream(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.client: Client | None = None
         self.body: list[bytes] = []
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -48,7 +54,7 @@ class Upstream(asyncio.Protocol):
             client.answer(self.parser.get_status_code(), body)
 
 
-class Client(asyncio.Protocol):
+class Client(Peer):
     """One client connection: each request goes to a pooled upstream connection."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, port: int, pool: list[Upstream]) -> None:
@@ -57,13 +63,6 @@ class Client(asyncio.Protocol):
         self.url = b""
         self.headers: list[bytes] = []
         self.body: list[bytes] = []
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
