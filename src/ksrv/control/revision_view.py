@@ -5,7 +5,9 @@ belongs to (whose status holds the rollout's traffic split) and the platform's o
 of the revision in; a `ksrv.dev/v1` Revision out, with Knative's status fields and conditions.
 `desiredReplicas` is what the platform was last asked to run (`RevisionSpec.replicas`, which an
 autoscaler sets); `status.autoscaler` is the autoscaler's last decision when one was reported.
-`RevisionView` builds the documents on each read; none of this is stored.
+`RevisionView` builds the documents on each read; none of this is stored. An InferenceGraph's
+router revisions have no records: they are served from what the platform runs
+(`router_revision_document`), labelled with the graph, their traffic the graph's route.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
 from ksrv import errors
-from ksrv.control import api_paths
+from ksrv.control import api_paths, graph_plan
 from ksrv.control.platforms.base import ReplicaState, RevisionKey, RevisionState
-from ksrv.control.revisions import REVISION
+from ksrv.control.revisions import REVISION, ROUTER, is_router, number
 from ksrv.control.service_status import condition, mapping
 from ksrv.control.store import Store
 
@@ -26,6 +28,8 @@ ISVC: Final = "InferenceService"
 ISVC_API_VERSION: Final = "serving.kserve.io/v1beta1"
 # KServe labels a component's Knative revisions with these; Knative adds its own.
 ISVC_LABEL: Final = "serving.kserve.io/inferenceservice"
+GRAPH: Final = "InferenceGraph"
+GRAPH_LABEL: Final = "serving.kserve.io/inferencegraph"
 COMPONENT_LABEL: Final = "component"
 CONFIGURATION_LABEL: Final = "serving.knative.dev/configuration"
 GENERATION_LABEL: Final = "serving.knative.dev/configurationGeneration"
@@ -56,16 +60,81 @@ class RevisionView:
             key = _key(record)
             isvc = services.get((key[0], record["spec"]["isvc"]))
             documents.append(revision_document(record, isvc, observed.get(key)))
-        return documents
+        graphs = {_key(graph): graph for graph in self.store.list(GRAPH, namespace)}
+        routers = _routers(observed, namespace)
+        for (graph_namespace, graph_name), states in routers.items():
+            graph = graphs.get((graph_namespace, graph_name))
+            documents += [router_revision_document(state, states, graph) for state in states]
+        return sorted(documents, key=lambda d: (d["metadata"]["namespace"], d["metadata"]["name"]))
 
     def get(self, namespace: str, name: str) -> Document:
         """One revision. Raises: ResourceNotFound."""
+        observed = self.platform.observe()
+        state = observed.get((namespace, name))
+        if state is not None and is_router(state.spec):
+            states = _routers(observed, namespace)[(namespace, state.spec.isvc)]
+            try:
+                graph: Document | None = self.store.get(GRAPH, namespace, state.spec.isvc)
+            except errors.ResourceNotFound:
+                graph = None
+            return router_revision_document(state, states, graph)
         record = self.store.get(REVISION, namespace, name)
         try:
             isvc: Document | None = self.store.get(ISVC, namespace, record["spec"]["isvc"])
         except errors.ResourceNotFound:
             isvc = None
-        return revision_document(record, isvc, self.platform.observe().get((namespace, name)))
+        return revision_document(record, isvc, observed.get((namespace, name)))
+
+
+def _routers(
+    observed: dict[RevisionKey, RevisionState], namespace: str | None
+) -> dict[tuple[str, str], list[RevisionState]]:
+    """The router revisions the platform runs, by graph."""
+    found: dict[tuple[str, str], list[RevisionState]] = {}
+    for state in observed.values():
+        spec = state.spec
+        if is_router(spec) and namespace in (None, spec.namespace):
+            found.setdefault((spec.namespace, spec.isvc), []).append(state)
+    return found
+
+
+def router_revision_document(
+    state: RevisionState, states: Sequence[RevisionState], graph: Document | None
+) -> Document:
+    """A graph's router revision as served: the graph's route sends all its traffic to one of
+    its revisions (`graph_plan.routed_revision`, the newest taken as the latest)."""
+    spec = state.spec
+    latest = max((s.spec.revision for s in states), key=number)
+    routed = graph_plan.routed_revision(states, latest) == spec.revision
+    metadata: Document = {
+        "name": spec.revision,
+        "namespace": spec.namespace,
+        "labels": {
+            GRAPH_LABEL: spec.isvc,
+            COMPONENT_LABEL: ROUTER,
+            CONFIGURATION_LABEL: f"{spec.isvc}-{ROUTER}",
+            GENERATION_LABEL: str(number(spec.revision)),
+            ROUTING_STATE_LABEL: "active" if routed else "reserve",
+        },
+    }
+    if graph is not None and graph["metadata"].get("uid"):
+        metadata["ownerReferences"] = [_owner(graph)]
+    traffic: Document = {"percent": 100 if routed else 0}
+    if routed and spec.revision == latest:
+        traffic["latestRevision"] = True
+    return {
+        "apiVersion": api_paths.REVISION.api_version,
+        "kind": api_paths.REVISION.kind,
+        "metadata": metadata,
+        "spec": {"fingerprint": spec.fingerprint},
+        "status": {
+            "actualReplicas": _ready_count(state.replicas),
+            "desiredReplicas": spec.replicas,
+            "traffic": traffic,
+            "replicas": [_replica(replica) for replica in state.replicas],
+            "conditions": conditions(state),
+        },
+    }
 
 
 def revision_document(
@@ -228,12 +297,13 @@ def _ready_count(replicas: Sequence[ReplicaState]) -> int:
     return sum(replica.phase == "Ready" for replica in replicas)
 
 
-def _owner(isvc: Document) -> Document:
+def _owner(owner: Document) -> Document:
+    """The owner reference to an InferenceService (or an InferenceGraph)."""
     return {
-        "apiVersion": isvc.get("apiVersion", ISVC_API_VERSION),
-        "kind": ISVC,
-        "name": isvc["metadata"]["name"],
-        "uid": isvc["metadata"]["uid"],
+        "apiVersion": owner.get("apiVersion", ISVC_API_VERSION),
+        "kind": owner.get("kind", ISVC),
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
         "controller": True,
         "blockOwnerDeletion": True,
     }

@@ -215,6 +215,10 @@ def test_get_and_describe_ig_show_the_graph_its_steps_and_their_services(ksrv_pl
     far = next(line for line in lines if line.strip().startswith("far ")).split()
     assert far[1:3] == ["url", "http://127.0.0.1:9/v1/models/x:predict"]
     assert "router --graph-json" in ksrv_platform.cli("logs", "both", "-c", "router")
+    revisions = ksrv_platform.cli("get", "revisions").splitlines()
+    (row,) = [line.split() for line in revisions if line.startswith("both-router-")]
+    # No INFERENCESERVICE nor TAGS: COMPONENT, TRAFFIC, ACTUAL, DESIRED, READY follow the name.
+    assert row[:6] == ["both-router-00001", "router", "100%", "1", "1", "True"], revisions
 
 
 def test_a_stopped_graph_stops_its_router_and_one_named_as_a_service_is_refused(

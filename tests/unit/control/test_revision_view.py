@@ -215,3 +215,48 @@ def test_the_view_serves_records_of_the_old_ksrv_io_group_as_ksrv_dev(tmp_path):
         )
     finally:
         store.close()
+
+
+def router(revision: str, *replicas: ReplicaState) -> RevisionState:
+    spec = RevisionSpec("ns", "chain", "router", revision, ("ksrv", "router"), replicas=1)
+    return RevisionState(spec, list(replicas))
+
+
+def test_a_graphs_router_revisions_are_listed_with_the_route_on_the_ready_one(tmp_path):
+    store = Store(tmp_path / "ksrv.db")
+    try:
+        graph = {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "InferenceGraph"}
+        store.create({**graph, "metadata": {"name": "chain", "namespace": "ns"}, "spec": {}})
+        # The new router is starting: the route stays on the old one, which answers.
+        observed = {
+            ("ns", "chain-router-00001"): router("chain-router-00001", replica(0, "Ready")),
+            ("ns", "chain-router-00002"): router("chain-router-00002", replica(0, "Starting")),
+        }
+        view = RevisionView(store, Observed(observed))
+        listed = view.list("ns")
+        assert [d["metadata"]["name"] for d in listed] == [
+            "chain-router-00001",
+            "chain-router-00002",
+        ]
+        old, new = listed
+        assert old["metadata"]["labels"] == {
+            "serving.kserve.io/inferencegraph": "chain",
+            "component": "router",
+            "serving.knative.dev/configuration": "chain-router",
+            "serving.knative.dev/configurationGeneration": "1",
+            "serving.knative.dev/routingState": "active",
+        }
+        assert old["metadata"]["ownerReferences"][0]["kind"] == "InferenceGraph"
+        assert old["status"]["traffic"] == {"percent": 100}
+        assert new["status"]["traffic"] == {"percent": 0}
+        assert new["metadata"]["labels"]["serving.knative.dev/routingState"] == "reserve"
+        assert by_type(new["status"]["conditions"])["Ready"][0] == "Unknown"
+        assert view.get("ns", "chain-router-00002") == new
+        # Once the new one is ready, the route moves to it.
+        observed[("ns", "chain-router-00002")] = router("chain-router-00002", replica(0, "Ready"))
+        assert view.get("ns", "chain-router-00002")["status"]["traffic"] == {
+            "percent": 100, "latestRevision": True,
+        }  # fmt: skip
+        assert view.list(None) == view.list("ns") and view.list("elsewhere") == []
+    finally:
+        store.close()
