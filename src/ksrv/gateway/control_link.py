@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ksrv.gateway.upstream import ReplicaPool
+from ksrv.http.upstream import ReplicaPool
 
 
 @dataclass(frozen=True, slots=True)

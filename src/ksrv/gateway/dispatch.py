@@ -39,7 +39,7 @@ from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.routes import Backend, Match, RouteTable
 from ksrv.gateway.shadow import Shadower
-from ksrv.gateway.upstream import UpstreamDropped
+from ksrv.http.upstream import UpstreamDropped
 
 A = TypeVar("A")
 A_co = TypeVar("A_co", covariant=True)

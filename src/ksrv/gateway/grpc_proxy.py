@@ -24,8 +24,8 @@ from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call
 from ksrv.gateway.routes import Backend, Match
-from ksrv.gateway.upstream import UpstreamDropped
 from ksrv.http.tls import TLSFiles
+from ksrv.http.upstream import UpstreamDropped
 from ksrv.protocol import status
 from ksrv.telemetry import tracing
 

@@ -21,11 +21,11 @@ from functools import partial
 
 from ksrv.errors import UpstreamTimeout
 from ksrv.gateway.balancer import Balancer, Endpoint
-from ksrv.gateway.deadlines import Deadlines
 from ksrv.gateway.hooks import Call
 from ksrv.gateway.routes import Backend, Match
-from ksrv.gateway.upstream import ReplicaPool, UpstreamDropped, UpstreamResponse
+from ksrv.http.deadlines import Deadlines
 from ksrv.http.server import Request, Response, StreamingResponse
+from ksrv.http.upstream import ReplicaPool, UpstreamDropped, UpstreamResponse
 
 # Bodies above this are streamed to the replica rather than buffered (see the docstring).
 STREAM_BODY_OVER = 1024 * 1024

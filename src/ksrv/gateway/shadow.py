@@ -24,7 +24,7 @@ from typing import Any, Final, Protocol
 from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.hooks import Call
 from ksrv.gateway.routes import Backend, Match, RouteTable
-from ksrv.gateway.upstream import UpstreamResponse
+from ksrv.http.upstream import UpstreamResponse
 from ksrv.protocol.traffic import ShadowCountDoc
 
 logger = logging.getLogger(__name__)

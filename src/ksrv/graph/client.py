@@ -1,12 +1,14 @@
-"""POSTing a step's body to its `serviceUrl`: HTTP/1.1 keep-alive connections per address,
-on asyncio Protocols + httptools.
+"""POSTing a step's body to its `serviceUrl`, over the gateway's keep-alive connections
+(`ksrv.http.upstream.ReplicaPool`, one pool per address).
 
 Why not httpx: a step call through it costs more CPU than the router's whole budget per hop
 (bench/graph_router.py); here a call is one write of bytes and whatever the parser hands back.
 Answers are taken whole (content-length, chunked, or ended by the connection closing): a graph
-step's answer is a JSON document the router reads or merges. A failure is raised as
-`UpstreamFailed` (unreachable, cut off) or `UpstreamTimeout` (no answer in time), never as a
-raw socket error.
+step's answer is a JSON document the router reads or merges. A kept-alive connection the
+service had closed is retried once on a new one. A failure is raised as `UpstreamFailed`
+(unreachable, cut off) or `UpstreamTimeout` (no answer in time), never as a raw socket error;
+a deadline is checked with the gateway's sweeper (`ksrv.http.deadlines`), so a step's timeout
+fires up to its tick late.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import asyncio
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Final
 from urllib.parse import urlsplit
 
-import httptools
-
 from ksrv.errors import UpstreamFailed, UpstreamTimeout
+from ksrv.http.deadlines import Deadlines
+from ksrv.http.upstream import ReplicaPool, UpstreamDropped
+
+# A call without a deadline still needs one for the sweeper: far enough never to fire.
+_NO_DEADLINE_S: Final = 365 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,96 +55,12 @@ class Target:
         return cls(host, port, is_tls, head)
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection, one request at a time."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[Answer] | None = None
-        self.is_open = True
-        self.body: list[bytes] = []
-        self.content_type: bytes | None = None
-        self.has_length = False
-        self.is_headers_done = False
-        self.has_bytes = False
-
-    def send(self, data: bytes, waiter: asyncio.Future[Answer]) -> None:
-        """Write one request; `waiter` gets its answer.
-
-        Raises:
-            UpstreamFailed: the connection is closed already.
-        """
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            self.is_open = False
-            raise UpstreamFailed("the connection closed before the request was sent")
-        self.body, self.content_type, self.waiter = [], None, waiter
-        self.has_length = self.is_headers_done = self.has_bytes = False
-        transport.write(data)
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.has_bytes = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(UpstreamFailed(f"malformed response: {exc}"))
-            self.abort()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.is_open = False
-        if self.is_headers_done and not self.has_length:
-            self.on_message_complete()  # a body delimited by the connection closing
-            return
-        reason = "the connection closed" if exc is None else f"the connection failed: {exc}"
-        self._fail(UpstreamFailed(f"{reason} before an answer came"))
-
-    # -- httptools callbacks ---------------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        if name == b"content-type":
-            self.content_type = value
-        elif name in (b"content-length", b"transfer-encoding"):
-            self.has_length = True
-
-    def on_headers_complete(self) -> None:
-        self.is_headers_done = True
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-        if not self.parser.should_keep_alive():
-            self.close()
-        if waiter is not None and not waiter.done():
-            waiter.set_result(Answer(self.parser.get_status_code(), body, self.content_type))
-
-    def _fail(self, exc: Exception) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-
-    def close(self) -> None:
-        self.is_open = False
-        if self.transport is not None:
-            self.transport.close()
-
-    def abort(self) -> None:
-        self.is_open = False
-        if self.transport is not None:
-            self.transport.abort()
-
-
 class StepClient:
-    """Idle connections per address; `post` reuses one or opens one."""
+    """A keep-alive pool per address; `post` reuses a connection or opens one."""
 
     def __init__(self) -> None:
-        self.idle: dict[tuple[str, int, bool], list[_Connection]] = {}
+        self.deadlines = Deadlines()
+        self.pools: dict[tuple[str, int, bool], ReplicaPool] = {}
         self._tls: ssl.SSLContext | None = None
 
     async def post(
@@ -159,63 +80,42 @@ class StepClient:
         for name, value in headers:
             head.append(name + b": " + value + b"\r\n")
         head.append(b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body))
-        data = b"".join(head) + body
+        data = b"".join(head)
         if deadline is None:
-            return await self._exchange(target, data)
+            deadline = asyncio.get_running_loop().time() + _NO_DEADLINE_S
+        pool = self._pool(target)
         try:
-            async with asyncio.timeout_at(deadline):
-                return await self._exchange(target, data)
-        except TimeoutError:
+            try:
+                answer = await pool.request(data, body, deadline)
+            except UpstreamDropped as exc:
+                if not exc.is_retryable or exc.is_refused:
+                    raise
+                pool.close_idle()  # the service closed its kept-alive connections: a new one
+                answer = await pool.request(data, body, deadline)
+            content = answer.body
+            if answer.stream is not None:  # chunked, or ended by closing: taken whole
+                async with asyncio.timeout_at(deadline):
+                    content = b"".join([chunk async for chunk in answer.stream])
+        except (UpstreamTimeout, TimeoutError):
             raise UpstreamTimeout("no answer in time") from None
+        except UpstreamFailed as exc:
+            raise UpstreamFailed(exc.message) from None
+        content_type = next((v for k, v in answer.headers if k == b"content-type"), None)
+        return Answer(answer.status, content, content_type)
 
-    async def _exchange(self, target: Target, data: bytes) -> Answer:
-        idle = self.idle.setdefault((target.host, target.port, target.is_tls), [])
-        while idle:
-            connection = idle.pop()
-            if connection.is_open:
-                answer = await self._send(connection, data, idle, is_reused=True)
-                if answer is not None:
-                    return answer
-        answer = await self._send(await self._connect(target), data, idle, is_reused=False)
-        assert answer is not None
-        return answer
-
-    async def _send(
-        self, connection: _Connection, data: bytes, idle: list[_Connection], is_reused: bool
-    ) -> Answer | None:
-        """The answer on `connection`; None when a kept-alive connection turns out closed by
-        the service before answering a byte (the caller tries another)."""
-        waiter: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        try:
-            connection.send(data, waiter)
-            answer = await waiter
-        except UpstreamFailed:
-            connection.abort()
-            if is_reused and not connection.has_bytes:
-                return None
-            raise
-        except BaseException:
-            connection.abort()  # cancelled (deadline, client gone): the connection is mid-answer
-            raise
-        if connection.is_open:
-            idle.append(connection)
-        return answer
-
-    async def _connect(self, target: Target) -> _Connection:
-        loop = asyncio.get_running_loop()
-        tls = None
-        if target.is_tls:
-            tls = self._tls = self._tls or ssl.create_default_context()
-        try:
-            _, connection = await loop.create_connection(
-                _Connection, target.host, target.port, ssl=tls
-            )
-        except OSError as exc:
-            raise UpstreamFailed(f"cannot connect: {exc}") from None
-        return connection
+    def _pool(self, target: Target) -> ReplicaPool:
+        key = (target.host, target.port, target.is_tls)
+        pool = self.pools.get(key)
+        if pool is None:
+            tls = None
+            if target.is_tls:
+                tls = self._tls = self._tls or ssl.create_default_context()
+            host = f"[{target.host}]" if ":" in target.host else target.host
+            pool = self.pools[key] = ReplicaPool(f"{host}:{target.port}", self.deadlines, tls)
+        return pool
 
     def close(self) -> None:
-        idle, self.idle = self.idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
+        pools, self.pools = self.pools, {}
+        for pool in pools.values():
+            pool.close()
+        self.deadlines.close()

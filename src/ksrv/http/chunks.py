@@ -2,7 +2,7 @@
 
 Two streamed bodies need it: a request body that reaches its handler while it still arrives
 (`ksrv.http.body.BodyStream`) and a replica's streamed answer in the gateway
-(`ksrv.gateway.upstream.UpstreamStream`). The protocol callback pushes chunks; the reader
+(`ksrv.http.upstream.UpstreamStream`). The protocol callback pushes chunks; the reader
 awaits them; above `high_water` unread bytes the socket stops being read, and it is read
 again once the reader has brought them down to `low_water`. How a stream ends differs between
 the two, so that stays with each.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from ksrv.gateway import upstream
+from ksrv.http import upstream
 from ksrv.http.server import HTTPServer, Request, Response, StreamingResponse
 
 CHUNK = bytes(range(256)) * 256  # 64 KiB

@@ -15,7 +15,7 @@ from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.dispatch import Dispatcher
 from ksrv.gateway.hooks import Call
 from ksrv.gateway.routes import Backend, Match, parse_table
-from ksrv.gateway.upstream import UpstreamDropped
+from ksrv.http.upstream import UpstreamDropped
 
 HOST = "svc.ns.example.com"
 

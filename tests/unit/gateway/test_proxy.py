@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ksrv.gateway import proxy
 from ksrv.gateway.routes import Service
-from ksrv.gateway.upstream import UpstreamResponse
 from ksrv.http.server import Request
+from ksrv.http.upstream import UpstreamResponse
 
 
 def _request(method: str, body: bytes, target: bytes, raw: list[tuple[bytes, bytes]]) -> Request:

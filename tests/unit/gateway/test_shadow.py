@@ -16,7 +16,7 @@ from ksrv.gateway.grpc_proxy import GRPCRequest
 from ksrv.gateway.hooks import Call
 from ksrv.gateway.routes import Backend, Match, RouteTable, parse_table
 from ksrv.gateway.shadow import Shadower
-from ksrv.gateway.upstream import UpstreamResponse
+from ksrv.http.upstream import UpstreamResponse
 
 HOST = "svc.ns.example.com"
 

@@ -22,9 +22,9 @@ from typing import Any
 import httptools
 
 from ksrv.errors import UpstreamFailed, UpstreamTimeout
-from ksrv.gateway.deadlines import Deadlines
 from ksrv.http.body import BodyStream
 from ksrv.http.chunks import ChunkQueue
+from ksrv.http.deadlines import Deadlines
 
 # A streamed body: stop reading the replica above this much unread, resume below the low mark.
 _HIGH_WATER_BYTES = 256 * 1024
