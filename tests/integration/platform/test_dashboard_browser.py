@@ -1,0 +1,242 @@
+"""The web dashboard in a real headless Chromium against a real `ksrv up` (issue 20).
+
+From the page only: validate a broken InferenceService (the same field errors as `ksrv apply
+--dry-run`), apply a good one, watch it turn Ready, predict from the "try it" panel, see the
+request-rate chart move while httpx loads the gateway, draw an InferenceGraph, delete. A
+second platform with `--auth` shows the page asking for a token and working with it.
+Screenshots of each page go to test-artifacts/dashboard/ (git-ignored; KSRV_TEST_ARTIFACTS
+moves it).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import browser
+from tests.conftest import KSRV
+from tests.integration.platform.conftest import _assert_no_leftovers
+from tests.models import iris_expected
+from tests.platform_support import LocalKsrv
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing())),
+]
+SHOTS = browser.ARTIFACTS / "dashboard"
+BROKEN = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: broken
+spec:
+  predictor:
+    minReplicas: -1
+    model:
+      modelFormat:
+        name: sklearn
+      storgeUri: file:///nowhere
+"""
+IRIS = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: sklearn
+      storageUri: {storage}
+"""
+GRAPH = """\
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata:
+  name: pipeline
+spec:
+  nodes:
+    root:
+      routerType: Sequence
+      steps:
+        - name: classify
+          serviceName: iris
+        - name: ensemble
+          nodeName: both
+    both:
+      routerType: Ensemble
+      steps:
+        - name: first
+          serviceName: iris
+        - name: second
+          serviceName: iris
+"""
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    chromium = browser.chromium()
+    try:
+        yield chromium
+    finally:
+        chromium.quit()
+
+
+@pytest.fixture(scope="module")
+def ksrv_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKsrv]:
+    platform = LocalKsrv(tmp_path_factory.mktemp("ksrv-dashboard")).start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
+        _assert_no_leftovers(platform)
+
+
+def wait(driver: Any, condition: Any, timeout_s: float = 30, what: str = "") -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(condition, what)
+
+
+def by_id(driver: Any, element_id: str) -> Any:
+    return driver.find_element("id", element_id)
+
+
+def type_into(driver: Any, element_id: str, text: str) -> None:
+    """Replace a field's text as a user would see it (set + input event: no slow typing)."""
+    driver.execute_script(
+        "const e = document.getElementById(arguments[0]); e.value = arguments[1];"
+        "e.dispatchEvent(new Event('input'));",
+        element_id,
+        text,
+    )
+
+
+def shot(driver: Any, name: str) -> None:
+    """A screenshot of the page as it is now, kept as a test artefact."""
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def chart(driver: Any, chart_id: str) -> dict[str, str]:
+    """A chart's data attributes and caption, read at once (the page redraws it every poll)."""
+    found: dict[str, str] = driver.execute_script(
+        "const f = document.getElementById('chart-' + arguments[0]);"
+        "return {max: f.dataset.max, points: f.dataset.points,"
+        " caption: f.querySelector('figcaption').textContent};",
+        chart_id,
+    )
+    return found
+
+
+def test_dashboard_applies_serves_tries_and_charts_a_service(
+    driver: Any, ksrv_platform: LocalKsrv, model_dirs: dict[str, Path]
+) -> None:
+    platform = ksrv_platform
+    driver.get(f"{platform.api}/dashboard/")
+    wait(driver, lambda d: d.find_element("tag name", "body").get_attribute("data-rendered"))
+    assert "InferenceServices (0)" in by_id(driver, "resources").text
+    shot(driver, "01-empty")
+
+    # The page's validation shows the API's field errors: those `ksrv apply --dry-run` prints.
+    type_into(driver, "yaml", BROKEN)
+    by_id(driver, "validate").click()
+    result = wait(driver, lambda d: d.find_element("css selector", "#editor-result .causes"))
+    shown = [line.text for line in result.find_elements("tag name", "li")]
+    cli = subprocess.run(
+        [*KSRV, "apply", "--dry-run", "-f", "-"], input=BROKEN, capture_output=True, text=True
+    )
+    printed = [line.strip() for line in cli.stderr.splitlines() if line.strip().startswith("*")]
+    assert cli.returncode == 1 and printed and shown == printed
+    assert 'InferenceService "broken" is invalid' in by_id(driver, "editor-result").text
+    shot(driver, "02-validation-errors")
+
+    type_into(driver, "yaml", IRIS.format(storage=model_dirs["sklearn"]))
+    by_id(driver, "apply").click()
+    wait(driver, lambda d: "#/InferenceService/default/iris" in d.current_url)
+    wait(driver, lambda d: by_id(d, "ready-state").text == "Ready", 90, "iris Ready on the page")
+    wait(driver, lambda d: "iris-predictor-00001 100%" in by_id(d, "summary").text)
+    wait(driver, lambda d: "model server listening" in by_id(d, "logs").text)
+    row = driver.find_element("css selector", 'tr[data-key="InferenceService/default/iris"]')
+    assert "Ready" in row.text and "sklearn" in row.text
+
+    # Try it: the sample body comes from the model's V2 metadata (4 FP64 features).
+    body = wait(driver, lambda d: json.loads(by_id(d, "try-body").get_attribute("value") or "0"))
+    [row_values] = body["instances"]
+    assert len(row_values) == 4
+    by_id(driver, "try-send").click()
+    wait(driver, lambda d: by_id(d, "try-status").get_attribute("data-code") == "200")
+    answer = json.loads(by_id(driver, "try-answer").text)
+    assert answer == {"predictions": iris_expected([row_values])[0]}
+    assert "ms at the gateway" in by_id(driver, "try-status").text
+    shot(driver, "03-service-ready-try-it")
+
+    # The V2 sample and answer too.
+    driver.find_element("css selector", "#try-protocol option[value='v2']").click()
+    wait(driver, lambda d: '"inputs"' in by_id(d, "try-body").get_attribute("value"))
+    by_id(driver, "try-send").click()
+    wait(driver, lambda d: '"outputs"' in by_id(d, "try-answer").text)
+
+    # Load through the gateway: the request-rate chart's points rise above zero.
+    before = chart(driver, "rps")
+    url = f"{platform.gateway}/serving/default/iris/v1/models/iris:predict"
+    with httpx.Client(timeout=10) as client:
+        for _ in range(150):
+            assert client.post(url, json={"instances": [row_values]}).status_code == 200
+    wait(driver, lambda d: float(chart(d, "rps")["max"]) > float(before["max"]) + 1, 20)
+    after = chart(driver, "rps")
+    assert "requests/s" in after["caption"] and int(after["points"]) > 1
+    assert chart(driver, "latency")["caption"] != "Latency (ms): p50 –, p90 –, p99 –"
+    driver.execute_script("document.getElementById('charts').scrollIntoView()")
+    shot(driver, "04-traffic-charts")
+
+    # An InferenceGraph from the editor, drawn as its nodes and steps.
+    type_into(driver, "yaml", GRAPH)
+    by_id(driver, "apply").click()
+    wait(driver, lambda d: "#/InferenceGraph/default/pipeline" in d.current_url)
+    nodes = wait(driver, lambda d: d.find_elements("css selector", "#graph svg .node"))
+    assert sorted(n.get_attribute("data-node") for n in nodes) == ["both", "root"]
+    assert "ensemble → node both" in by_id(driver, "graph").text
+    assert len(driver.find_elements("css selector", "#graph svg .edge")) == 1
+    driver.execute_script("document.getElementById('detail').scrollIntoView()")
+    shot(driver, "05-inference-graph")
+
+    # Delete from the page, behind an inline confirmation.
+    driver.get(f"{platform.api}/dashboard/#/InferenceGraph/default/pipeline")
+    wait(driver, lambda d: by_id(d, "delete").is_displayed())
+    by_id(driver, "delete").click()
+    by_id(driver, "delete-yes").click()
+    wait(driver, lambda d: not d.find_elements("css selector", 'tr[data-key$="/pipeline"]'))
+    shot(driver, "06-overview")
+
+
+def test_dashboard_behind_auth_asks_for_a_token_and_uses_it(
+    driver: Any, tmp_path: Path
+) -> None:
+    platform = LocalKsrv(tmp_path, args=("--auth",)).start()
+    try:
+        driver.get(f"{platform.api}/dashboard/")
+        wait(driver, lambda d: "token" in by_id(d, "live").text.lower())
+        assert "Unauthorized" in by_id(driver, "live").text or "401" in by_id(driver, "live").text
+        # The series and proxy endpoints are checked as the API's own.
+        assert platform.http.get(f"{platform.api}/ksrv/v1/series").status_code == 401
+        admin = (tmp_path / "admin.token").read_text().strip()
+        type_into(driver, "token", admin)
+        driver.find_element("css selector", "#token-form button").click()
+        wait(driver, lambda d: "InferenceServices (0)" in by_id(d, "resources").text)
+        type_into(driver, "yaml", BROKEN)
+        by_id(driver, "validate").click()
+        wait(driver, lambda d: d.find_elements("css selector", "#editor-result .causes li"))
+        stored = driver.execute_script("return sessionStorage.getItem('ksrv.token')")
+        assert stored == admin
+        shot(driver, "07-auth")
+    finally:
+        driver.execute_script("sessionStorage.clear()")
+        platform.stop()
+        _assert_no_leftovers(platform)
