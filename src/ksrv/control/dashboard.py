@@ -75,6 +75,7 @@ class Dashboard:
         """`gateway_url`: where the "try it" requests and the reads of the gateway's metrics
         go (`http[s]://host:port`); `series.run()` samples them with `replicas`."""
         self.api = api
+        self.too_large = api.too_large
         self.gateway_url = gateway_url.rstrip("/")
         self.files = assets()
         self._client = httpx.AsyncClient(timeout=PROXY_TIMEOUT_S, verify=verify)
@@ -154,13 +155,12 @@ class Dashboard:
                                  422 if failed else 200)  # fmt: skip
 
     async def _apply_one(
-        self, request: Request, document: Any, namespace: str, dry_run: str
+        self, request: Request, document: dict[str, Any], namespace: str, dry_run: str
     ) -> dict[str, Any]:
         """One document through the API's server-side apply (`PATCH` on the item's path)."""
-        if not isinstance(document, dict):
-            return _refused("", "", "", "a document must be a mapping")
         kind = str(document.get("kind", ""))
-        metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
+        given = document.get("metadata")
+        metadata: dict[str, Any] = given if isinstance(given, dict) else {}
         name = str(metadata.get("name") or "")
         resource_type = api_paths.by_kind(kind)
         if resource_type is None or not name:
@@ -188,7 +188,9 @@ class Dashboard:
         return result
 
     # -- try it ----------------------------------------------------------------------------
-    async def _proxy(self, request: Request, namespace: str, name: str, rest: list[str]) -> Response:
+    async def _proxy(
+        self, request: Request, namespace: str, name: str, rest: list[str]
+    ) -> Response:
         if request.method not in ("GET", "POST"):
             raise errors.MethodNotAllowed(f"{request.method} is not supported here")
         if any(part in (".", "..") for part in rest):

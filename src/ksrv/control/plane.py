@@ -207,7 +207,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
     )
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
     dashboard = Dashboard(api, platform, *_gateway_client(settings))
-    server = HTTPServer(dashboard, MAX_BODY_BYTES, api.too_large)
+    server = HTTPServer(dashboard, MAX_BODY_BYTES, dashboard.too_large)
     await platform.start()
     tls = settings.tls.server_context() if settings.tls else None
     await server.start(settings.api_host, settings.api_port, api_socket, tls)

@@ -139,6 +139,7 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
     driver: Any, ksrv_platform: LocalKsrv, model_dirs: dict[str, Path]
 ) -> None:
     platform = ksrv_platform
+    assert f"dashboard: {platform.api}/dashboard/" in platform.log()  # `ksrv up` says where
     driver.get(f"{platform.api}/dashboard/")
     wait(driver, lambda d: d.find_element("tag name", "body").get_attribute("data-rendered"))
     assert "InferenceServices (0)" in by_id(driver, "resources").text
@@ -192,7 +193,7 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
     wait(driver, lambda d: float(chart(d, "rps")["max"]) > float(before["max"]) + 1, 20)
     after = chart(driver, "rps")
     assert "requests/s" in after["caption"] and int(after["points"]) > 1
-    assert chart(driver, "latency")["caption"] != "Latency (ms): p50 –, p90 –, p99 –"
+    assert float(chart(driver, "latency")["max"]) > 0  # a p50 latency was measured
     driver.execute_script("document.getElementById('charts').scrollIntoView()")
     shot(driver, "04-traffic-charts")
 
@@ -216,9 +217,7 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
     shot(driver, "06-overview")
 
 
-def test_dashboard_behind_auth_asks_for_a_token_and_uses_it(
-    driver: Any, tmp_path: Path
-) -> None:
+def test_dashboard_behind_auth_asks_for_a_token_and_uses_it(driver: Any, tmp_path: Path) -> None:
     platform = LocalKsrv(tmp_path, args=("--auth",)).start()
     try:
         driver.get(f"{platform.api}/dashboard/")
