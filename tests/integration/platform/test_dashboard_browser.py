@@ -235,6 +235,21 @@ def test_dashboard_behind_auth_asks_for_a_token_and_uses_it(driver: Any, tmp_pat
         stored = driver.execute_script("return sessionStorage.getItem('ksrv.token')")
         assert stored == admin
         shot(driver, "07-auth")
+        # A token for one namespace: refused for all of them, served for its own.
+        made = platform.http.post(
+            f"{platform.api}/ksrv/v1/tokens",
+            json={"name": "team", "role": "admin", "namespace": "team"},
+            headers={"authorization": f"Bearer {admin}"},
+        )
+        type_into(driver, "token", made.json()["token"])
+        driver.find_element("css selector", "#token-form button").click()
+        wait(driver, lambda d: "403" in by_id(d, "live").text)
+        type_into(driver, "namespace", "team")
+        driver.execute_script(
+            "document.getElementById('namespace').dispatchEvent(new Event('change'))"
+        )
+        wait(driver, lambda d: "Updated" in by_id(d, "live").text)
+        assert "InferenceServices (0)" in by_id(driver, "resources").text
     finally:
         driver.execute_script("sessionStorage.clear()")
         platform.stop()

@@ -50,14 +50,11 @@ async function loadLists() {
 }
 
 function renderNamespaces() {
-  const select = $("namespace");
   const names = [...state.seen].sort();
-  const signature = names.join(",");
-  if (select.dataset.names === signature) return;
-  select.dataset.names = signature;
-  select.replaceChildren(h("option", { value: "" }, "all namespaces"),
-    ...names.map((n) => h("option", { value: n }, n)));
-  select.value = state.namespace;
+  const list = $("namespaces");
+  if (list.dataset.names === names.join(",")) return;
+  list.dataset.names = names.join(",");
+  list.replaceChildren(...names.map((n) => h("option", { value: n })));
 }
 
 function renderOverview() {
@@ -101,7 +98,9 @@ async function renderDetail() {
   const summary = detailSummary(resource, revisions);
   replace("summary", summary, summary.outerHTML);
   if (selected.kind === "InferenceGraph") {
-    replace("graph", graphDrawing(resource), JSON.stringify(resource.spec));
+    const drawing = h("section", { "aria-labelledby": "graph-title" },
+      h("h3", { id: "graph-title" }, "Nodes and steps"), graphDrawing(resource));
+    replace("graph", drawing, JSON.stringify(resource.spec));
   }
   const service = selected.kind === "TrainedModel"
     ? resource.spec.inferenceService : selected.name;
@@ -156,8 +155,9 @@ async function refresh() {
 }
 
 function start() {
+  $("namespace").value = state.namespace;
   $("namespace").addEventListener("change", (event) => {
-    state.namespace = event.target.value;
+    state.namespace = event.target.value.trim();
     sessionStorage.setItem("ksrv.namespace", state.namespace);
     refresh();
   });

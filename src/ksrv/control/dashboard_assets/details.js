@@ -68,7 +68,7 @@ function conditionTable(resource) {
     h("table", { class: "conditions" }, h("caption", {}, "Conditions"),
       h("thead", {}, h("tr", {}, ["Type", "Status", "Reason", "Message", "Since"].map((c) =>
         h("th", { scope: "col" }, c)))),
-      h("tbody", {}, conditions.map((c) => h("tr", { class: `status-${c.status}` },
+      h("tbody", {}, conditions.map((c) => h("tr", { class: c.type === "Stopped" ? "" : `status-${c.status}` },
         h("th", { scope: "row" }, c.type), h("td", {}, c.status), h("td", {}, c.reason || ""),
         h("td", {}, c.message || ""), h("td", {}, c.lastTransitionTime || ""))))),
   ];
