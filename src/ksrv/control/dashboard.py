@@ -150,9 +150,10 @@ class Dashboard:
         if not documents:
             raise errors.InvalidInput("the YAML holds no document")
         results = [await self._apply_one(request, d, namespace, dry_run) for d in documents]
-        failed = any(result["code"] >= 400 for result in results)
-        return api_status.encode({"kind": "ApplyResultList", "items": results},
-                                 422 if failed else 200)  # fmt: skip
+        # Refused documents: their one status (401 for all, say), or 422 for a mixture.
+        failed = {result["code"] for result in results if result["code"] >= 400}
+        code = (failed.pop() if len(failed) == 1 else 422) if failed else 200
+        return api_status.encode({"kind": "ApplyResultList", "items": results}, code)
 
     async def _apply_one(
         self, request: Request, document: dict[str, Any], namespace: str, dry_run: str

@@ -54,7 +54,11 @@ class Counts:
 
 
 def gateway_counts(text: str) -> dict[ServiceKey, Counts]:
-    """The gateway's exposition summed per service."""
+    """The gateway's exposition summed per service.
+
+    Raises:
+        ValueError: the text is not Prometheus's text format.
+    """
     found: dict[ServiceKey, Counts] = {}
     for family in text_string_to_metric_families(text):
         if not family.name.startswith("revision_request_"):
@@ -67,7 +71,7 @@ def gateway_counts(text: str) -> dict[ServiceKey, Counts]:
                 counts.requests += sample.value
                 if labels.get("response_code_class") == "5xx":
                     counts.errors += sample.value
-            elif sample.name == "revision_request_latencies_bucket":
+            elif sample.name == "revision_request_latencies_bucket" and "le" in labels:
                 bound = float(labels["le"])
                 counts.buckets[bound] = counts.buckets.get(bound, 0.0) + sample.value
     return found
@@ -177,7 +181,11 @@ class SeriesBook:
                     text = await self.read_metrics()
                 except Exception as exc:  # the gateway restarting: a gap, not a crash
                     logger.debug("gateway metrics unreadable: %s", exc)
-            self.sample(text, self.clock())
+            try:
+                self.sample(text, self.clock())
+            except ValueError as exc:  # an exposition prometheus_client cannot parse
+                logger.warning("gateway metrics not understood: %s", exc)
+                self.sample(None, self.clock())
             await asyncio.sleep(self.interval_s)
 
 

@@ -54,6 +54,7 @@ spec:
       modelFormat:
         name: sklearn
       storageUri: {storage}
+      args: ["--example-flag"]  # not passed on locally: a LocalLimitations condition
 """
 GRAPH = """\
 apiVersion: serving.kserve.io/v1alpha1
@@ -143,6 +144,11 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
     driver.get(f"{platform.api}/dashboard/")
     wait(driver, lambda d: d.find_element("tag name", "body").get_attribute("data-rendered"))
     assert "InferenceServices (0)" in by_id(driver, "resources").text
+    unlabelled = driver.execute_script(
+        "return [...document.querySelectorAll('input, select, textarea')]"
+        ".filter((e) => !e.labels.length).map((e) => e.id)"
+    )
+    assert unlabelled == []  # every control is named for a screen reader
     shot(driver, "01-empty")
 
     # The page's validation shows the API's field errors: those `ksrv apply --dry-run` prints.
@@ -164,6 +170,8 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
     wait(driver, lambda d: by_id(d, "ready-state").text == "Ready", 90, "iris Ready on the page")
     wait(driver, lambda d: "iris-predictor-00001 100%" in by_id(d, "summary").text)
     wait(driver, lambda d: "model server listening" in by_id(d, "logs").text)
+    limits = wait(driver, lambda d: d.find_element("css selector", "#summary .limits"))
+    assert "Local limitations: model args are meant for the runtime" in limits.text
     row = driver.find_element("css selector", 'tr[data-key="InferenceService/default/iris"]')
     assert "Ready" in row.text and "sklearn" in row.text
 
@@ -176,6 +184,7 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
     answer = json.loads(by_id(driver, "try-answer").text)
     assert answer == {"predictions": iris_expected([row_values])[0]}
     assert "ms at the gateway" in by_id(driver, "try-status").text
+    driver.execute_script("document.getElementById('try').scrollIntoView()")
     shot(driver, "03-service-ready-try-it")
 
     # The V2 sample and answer too.
