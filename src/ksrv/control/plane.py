@@ -206,7 +206,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         ),
     )
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
-    dashboard = Dashboard(api, platform, *_gateway_client(settings))
+    dashboard = Dashboard(api, platform, *gateway_address(settings))
     server = HTTPServer(dashboard, MAX_BODY_BYTES, dashboard.too_large)
     await platform.start()
     tls = settings.tls.server_context() if settings.tls else None
@@ -248,7 +248,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         settings.pid_file.unlink(missing_ok=True)
 
 
-def _gateway_client(settings: PlaneSettings) -> tuple[str, ssl.SSLContext | bool]:
+def gateway_address(settings: PlaneSettings) -> tuple[str, ssl.SSLContext | bool]:
     """How the control plane itself reaches the gateway (the dashboard's reads and "try it"
     calls): on loopback when it listens on every address, pinned to the platform's
     certificate under TLS."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,11 +25,14 @@ from ksrv.control import admission
 from ksrv.control.api_server import ManagementAPI
 from ksrv.control.api_tokens import TokenAuthority
 from ksrv.control.dashboard import LATENCY_HEADER, Dashboard
+from ksrv.control.plane import PlaneSettings, gateway_address
 from ksrv.control.store import Store
 from ksrv.errors import ResourceInvalid
 from ksrv.http.server import HTTPServer, Request, Response
+from ksrv.http.tls import TLSFiles
 from tests.api_server_support import running_api
 from tests.conftest import KSRV, free_port
+from tests.tls_support import make_pki
 
 ISVC = """\
 apiVersion: serving.kserve.io/v1beta1
@@ -61,16 +66,15 @@ async def echo(request: Request) -> Response:
     return Response(json.dumps(seen).encode(), 201, [(b"content-type", b"application/json")])
 
 
-@pytest.fixture
-def gateway() -> Iterator[str]:
+@contextmanager
+def echo_gateway(port: int, tls: ssl.SSLContext | None = None) -> Iterator[str]:
     loop = asyncio.new_event_loop()
-    port = free_port()
     server = HTTPServer(echo, 1 << 20, lambda size: Response(b"", 413))
     started = threading.Event()
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start("127.0.0.1", port))
+        loop.run_until_complete(server.start("127.0.0.1", port, tls=tls))
         started.set()
         loop.run_forever()
 
@@ -78,12 +82,18 @@ def gateway() -> Iterator[str]:
     thread.start()
     assert started.wait(10)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         asyncio.run_coroutine_threadsafe(server.shutdown(1.0), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    with echo_gateway(free_port()) as url:
+        yield url
 
 
 @pytest.fixture
@@ -253,3 +263,24 @@ def test_ksrv_dashboard_prints_the_url_without_a_browser(site, tmp_path):
     dead = [*KSRV, "dashboard", "--no-browser", "--server", f"http://127.0.0.1:{free_port()}"]
     down = subprocess.run(dead, capture_output=True, text=True, env=env, timeout=60)
     assert down.returncode == 1 and "is `ksrv up` running?" in down.stderr
+
+
+def test_the_control_plane_reaches_a_tls_gateway_pinned_to_the_platform_certificate(
+    store, tmp_path
+):
+    pki = make_pki(tmp_path)
+    files = TLSFiles(pki.cert, pki.key)
+    port = free_port()
+    settings = PlaneSettings(tmp_path, host="0.0.0.0", gateway_port=port, tls=files)
+    url, verify = gateway_address(settings)
+    assert url == f"https://127.0.0.1:{port}"
+    with echo_gateway(port, files.server_context()):
+        dashboard = Dashboard(ManagementAPI(store), NoReplicas(), url, verify)
+
+        async def read() -> str:
+            try:
+                return await dashboard.gateway_metrics()
+            finally:
+                await dashboard.close()
+
+        assert json.loads(asyncio.run(read()))["target"] == "/metrics"
