@@ -101,9 +101,13 @@ def ksrv_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKsr
 
 
 def wait(driver: Any, condition: Any, timeout_s: float = 30, what: str = "") -> Any:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(condition, what)
+    # The page redraws a table when what it shows changed: an element found may go stale.
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    waiting = WebDriverWait(driver, timeout_s, poll_frequency=0.1, ignored_exceptions=ignored)
+    return waiting.until(condition, what)
 
 
 def by_id(driver: Any, element_id: str) -> Any:
@@ -118,6 +122,14 @@ def type_into(driver: Any, element_id: str, text: str) -> None:
         element_id,
         text,
     )
+
+
+def text_of(driver: Any, css: str) -> str:
+    """An element's text, read at once (a redrawn element would be stale between two calls)."""
+    found: str = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';", css
+    )
+    return found
 
 
 def shot(driver: Any, name: str) -> None:
@@ -170,10 +182,10 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
     wait(driver, lambda d: by_id(d, "ready-state").text == "Ready", 90, "iris Ready on the page")
     wait(driver, lambda d: "iris-predictor-00001 100%" in by_id(d, "summary").text)
     wait(driver, lambda d: "model server listening" in by_id(d, "logs").text)
-    limits = wait(driver, lambda d: d.find_element("css selector", "#summary .limits"))
-    assert "Local limitations: model args are meant for the runtime" in limits.text
-    row = driver.find_element("css selector", 'tr[data-key="InferenceService/default/iris"]')
-    assert "Ready" in row.text and "sklearn" in row.text
+    limits = wait(driver, lambda d: text_of(d, "#summary .limits"))
+    assert "Local limitations: model args are meant for the runtime" in limits
+    row = text_of(driver, 'tr[data-key="InferenceService/default/iris"]')
+    assert "Ready" in row and "sklearn" in row
 
     # Try it: the sample body comes from the model's V2 metadata (4 FP64 features).
     body = wait(driver, lambda d: json.loads(by_id(d, "try-body").get_attribute("value") or "0"))
@@ -216,6 +228,19 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
     assert len(driver.find_elements("css selector", "#graph svg .edge")) == 1
     driver.execute_script("document.getElementById('detail').scrollIntoView()")
     shot(driver, "05-inference-graph")
+
+    # The keyboard: Enter on a service's link opens it and moves the focus to its heading.
+    from selenium.webdriver.common.keys import Keys
+
+    def press_enter_on_iris(d: Any) -> bool:
+        d.find_element("css selector", 'tr[data-key="InferenceService/default/iris"] a').send_keys(
+            Keys.ENTER
+        )
+        return True
+
+    wait(driver, press_enter_on_iris)
+    wait(driver, lambda d: d.execute_script("return document.activeElement.id") == "detail-title")
+    assert by_id(driver, "detail-title").text == "InferenceService default/iris"
 
     # Delete from the page, behind an inline confirmation.
     driver.get(f"{platform.api}/dashboard/#/InferenceGraph/default/pipeline")

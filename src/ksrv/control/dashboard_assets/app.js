@@ -135,8 +135,7 @@ function deleteControls(type, selected) {
     } }, `Delete ${selected.name}`), confirmBox);
 }
 
-async function refresh() {
-  clearTimeout(timer);
+async function update() {
   try {
     await loadLists();
     renderNamespaces();
@@ -151,7 +150,26 @@ async function refresh() {
   } catch (error) {
     $("live").textContent = error.message;
   }
-  timer = setTimeout(refresh, POLL_MS);
+}
+
+// One refresh at a time, and one timer: a refresh asked for meanwhile runs right after.
+let running = null;
+let again = false;
+
+async function refresh() {
+  if (running) {
+    again = true;
+    return running;
+  }
+  clearTimeout(timer);
+  running = update();
+  await running;
+  running = null;
+  if (again) {
+    again = false;
+    return refresh();
+  }
+  if (!document.hidden) timer = setTimeout(refresh, POLL_MS); // a hidden tab does not poll
 }
 
 function start() {
@@ -169,10 +187,12 @@ function start() {
     refresh();
   });
   if (token()) $("token").placeholder = "token set for this tab";
-  window.addEventListener("hashchange", () => {
+  window.addEventListener("hashchange", async () => {
     state.selected = selectedFromHash();
-    refresh();
+    await refresh();
+    if (state.selected) $("detail-title").focus(); // keyboard users land on what they opened
   });
+  document.addEventListener("visibilitychange", () => document.hidden || refresh());
   setupTry();
   setupEditor(() => state.namespace, (items) => {
     const first = items.find((i) => kindOf(i.kind));
