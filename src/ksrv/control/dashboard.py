@@ -10,7 +10,8 @@ they hold no data. The added endpoints, each checked as the API checks its own p
 - `GET /ksrv/v1[/namespaces/{ns}]/series?since=T`: the in-memory history (`timeseries`);
 - `POST /ksrv/v1/apply?namespace=NS[&dryRun=All]`: a YAML text of one or more documents,
   each applied through the API's own server-side apply (so the field errors are the API's,
-  the same admission `ksrv apply --dry-run` runs), one result per document;
+  the same admission `ksrv apply --dry-run` runs, and each document's namespace is checked
+  against the token), one result per document;
 - `/ksrv/v1/namespaces/{ns}/proxy/{name}/{path}`: the "try it" panel's requests, forwarded to
   the gateway's `/serving/{ns}/{name}/{path}` and timed there, so the browser needs neither
   CORS nor the gateway's address.
@@ -142,6 +143,8 @@ class Dashboard:
             raise errors.MethodNotAllowed(f"{request.method} is not supported here")
         query = api_request.query_params(request)
         namespace = query.get("namespace") or "default"
+        if self.api.tokens is not None:  # a caller the namespace's own calls would admit
+            self.api.tokens.check(request, ["ksrv", "v1", "namespaces", namespace, "apply"])
         dry_run = "?dryRun=All" if query.get("dryRun") == "All" else ""
         try:
             documents = admission.parse(request.body.decode("utf-8"))

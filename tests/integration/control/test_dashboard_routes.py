@@ -243,8 +243,13 @@ def test_with_tokens_required_the_data_needs_one_and_the_page_does_not(store, ga
         assert httpx.get(f"{url}/ksrv/v1/namespaces/team/series", headers=as_team).is_success
         proxy = f"{url}/ksrv/v1/namespaces/other/proxy/iris/v2"
         assert httpx.get(proxy, headers=as_team).status_code == 403
+        assert httpx.post(f"{url}/ksrv/v1/apply", content="not: [yaml").status_code == 401
         # Each applied document is checked as the API checks its own call.
         applied = httpx.post(f"{url}/ksrv/v1/apply?namespace=other", content=ISVC, headers=as_team)
+        assert applied.status_code == 403 and applied.json()["kind"] == "Status"
+        elsewhere = ISVC.replace("name: iris", "name: iris\n  namespace: other")
+        applied = httpx.post(f"{url}/ksrv/v1/apply?namespace=team", content=elsewhere,
+                             headers=as_team)  # fmt: skip
         assert applied.status_code == 403 and applied.json()["items"][0]["code"] == 403
         as_admin = {"authorization": f"Bearer {admin}"}
         applied = httpx.post(f"{url}/ksrv/v1/apply?namespace=other", content=ISVC, headers=as_admin)
