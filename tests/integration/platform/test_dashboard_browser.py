@@ -244,10 +244,12 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
 
     # Delete from the page, behind an inline confirmation.
     driver.get(f"{platform.api}/dashboard/#/InferenceGraph/default/pipeline")
-    wait(driver, lambda d: by_id(d, "delete").is_displayed())
+    wait(driver, lambda d: by_id(d, "delete").text == "Delete pipeline")
     by_id(driver, "delete").click()
+    wait(driver, lambda d: by_id(d, "delete-yes").is_displayed())
     by_id(driver, "delete-yes").click()
     wait(driver, lambda d: not d.find_elements("css selector", 'tr[data-key$="/pipeline"]'))
+    assert text_of(driver, 'tr[data-key="InferenceService/default/iris"]')  # only the graph went
     shot(driver, "06-overview")
 
 
