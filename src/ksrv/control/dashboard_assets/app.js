@@ -6,7 +6,7 @@ import { charts } from "./charts.js";
 import { h } from "./dom.js";
 import { setupEditor } from "./editor.js";
 import { graphDrawing } from "./graph.js";
-import { overviewTable } from "./tables.js";
+import { overviewTable, runtimeOf } from "./tables.js";
 import { detailSummary, logSections } from "./details.js";
 import { setupTry, showTry } from "./tryit.js";
 
@@ -108,7 +108,8 @@ async function renderDetail() {
   $("charts").replaceChildren(charts(points));
   const logs = await logSections(resource);
   replace("logs", logs, logs.outerHTML);
-  showTry(selected.namespace, service, tryModel(resource), selected.kind === "InferenceGraph");
+  showTry(selected.namespace, service, tryModel(resource), {
+    isGraph: selected.kind === "InferenceGraph", protocol: tryProtocol(resource) });
 }
 
 function tryModel(resource) {
@@ -116,6 +117,13 @@ function tryModel(resource) {
     return (resource.spec.model && resource.spec.model.name) || resource.metadata.name;
   }
   return resource.metadata.name; // KServe: the model is named after its InferenceService
+}
+
+// Generative models answer the OpenAI API; the others V1 first.
+function tryProtocol(resource) {
+  if (resource.kind === "LLMInferenceService") return "openai";
+  const runtime = resource.kind === "InferenceService" ? runtimeOf(resource) : "";
+  return /huggingface|vllm/i.test(runtime) ? "openai" : "v1";
 }
 
 function deleteControls(type, selected) {

@@ -93,7 +93,7 @@ export function setupTry() {
 }
 
 // Point the panel at a service or graph (null hides it); `model` is the model to call.
-export function showTry(namespace, name, model, isGraph = false) {
+export function showTry(namespace, name, model, { isGraph = false, protocol = "v1" } = {}) {
   const panel = $("try");
   if (!name) {
     panel.hidden = true;
@@ -104,7 +104,7 @@ export function showTry(namespace, name, model, isGraph = false) {
   panel.hidden = false;
   if (same) return;
   target = { namespace, name, isGraph };
-  if (isGraph) $("try-protocol").value = "v1";
+  $("try-protocol").value = isGraph ? "v1" : protocol;
   $("try-model").value = model;
   $("try-status").textContent = "";
   $("try-answer").textContent = "";
