@@ -245,6 +245,7 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
     # Delete from the page, behind an inline confirmation.
     driver.get(f"{platform.api}/dashboard/#/InferenceGraph/default/pipeline")
     wait(driver, lambda d: by_id(d, "delete").text == "Delete pipeline")
+    wait(driver, lambda d: d.find_elements("css selector", "#graph svg .node"))  # drawn again
     by_id(driver, "delete").click()
     wait(driver, lambda d: by_id(d, "delete-yes").is_displayed())
     by_id(driver, "delete-yes").click()

@@ -79,12 +79,13 @@ async function renderDetail() {
   $("detail-title").textContent = `${selected.kind} ${selected.namespace}/${selected.name}`;
   if (!resource) {
     replace("detail-body", h("p", {}, "Not found (deleted, or in another namespace)."), "gone");
+    drawn.detailKey = null;
     showTry(null);
     return;
   }
   if (drawn.detailKey !== JSON.stringify(selected)) {
     drawn.detailKey = JSON.stringify(selected);
-    drawn["detail-body"] = null;
+    for (const part of ["detail-body", "summary", "graph", "logs"]) drawn[part] = null;
     $("detail-body").replaceChildren(
       h("div", { id: "summary" }), h("div", { id: "graph" }),
       h("section", { "aria-labelledby": "charts-title" }, h("h3", { id: "charts-title" }, "Traffic"),
