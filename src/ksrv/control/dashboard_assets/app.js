@@ -133,7 +133,7 @@ function deleteControls(type, selected) {
   h("span", {}, `Delete ${selected.kind} ${selected.namespace}/${selected.name}?`),
   h("button", { type: "button", id: "delete-yes", class: "danger", onclick: async () => {
     const answer = await call("DELETE", itemPath(type, selected.namespace, selected.name));
-    $("live").textContent = answer.ok ? `Deleted ${selected.name}` : failure(answer);
+    notify(answer.ok ? `Deleted ${selected.name}` : failure(answer), !answer.ok);
     if (answer.ok) location.hash = "#/";
   } }, "Yes, delete"),
   h("button", { type: "button", onclick: () => { confirmBox.hidden = true; } }, "Cancel"));
@@ -155,10 +155,18 @@ async function update() {
       document.body.dataset.rendered = "true";
     }
     await renderDetail();
+    // The time is not announced every poll; a failure is, once (the notice is a live region).
     $("live").textContent = `Updated ${new Date().toLocaleTimeString()} (every ${POLL_MS / 1000} s)`;
+    if ($("notice").dataset.error) notify("", false);
   } catch (error) {
-    $("live").textContent = error.message;
+    notify(error.message, true);
   }
+}
+
+function notify(message, isError) {
+  const notice = $("notice");
+  if (notice.textContent !== message) notice.textContent = message;
+  notice.dataset.error = isError ? "true" : "";
 }
 
 // One refresh at a time, and one timer: a refresh asked for meanwhile runs right after.
