@@ -1,4 +1,5 @@
-"""The control-plane process: store, management API, reconciler, local platform, gateway.
+"""The control-plane process: store, management API and dashboard, reconciler, local platform,
+gateway.
 
 `run` wires the pieces of docs/platform.md together in one event loop and supervises the
 gateway as a separate process (its own session, so it keeps routing while the control plane
