@@ -2,7 +2,8 @@
 
 From the page only: validate a broken InferenceService (the same field errors as `ksrv apply
 --dry-run`), apply a good one, watch it turn Ready, predict from the "try it" panel, see the
-request-rate chart move while httpx loads the gateway, draw an InferenceGraph, delete. A
+request-rate chart move while httpx loads the gateway, draw an InferenceGraph, delete; chat
+with a custom generative model over the OpenAI API from the same panel. A
 second platform with `--auth` shows the page asking for a token and working with it.
 Screenshots of each page go to test-artifacts/dashboard/ (git-ignored; KSRV_TEST_ARTIFACTS
 moves it).
@@ -20,7 +21,7 @@ import httpx
 import pytest
 
 from tests import browser
-from tests.conftest import KSRV
+from tests.conftest import KSRV, TESTS_DIR
 from tests.integration.platform.conftest import _assert_no_leftovers
 from tests.models import iris_expected
 from tests.platform_support import LocalKsrv
@@ -252,6 +253,36 @@ def test_dashboard_applies_serves_tries_and_charts_a_service(
     wait(driver, lambda d: not d.find_elements("css selector", 'tr[data-key$="/pipeline"]'))
     assert text_of(driver, 'tr[data-key="InferenceService/default/iris"]')  # only the graph went
     shot(driver, "06-overview")
+
+
+def test_try_it_speaks_openai_to_a_generative_model(driver: Any, ksrv_platform: LocalKsrv) -> None:
+    """A custom generative model (tests/openai_models.py) answers the panel's chat request."""
+    chat = f"""\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: chat
+spec:
+  predictor:
+    containers:
+      - name: kserve-container
+        image: ksrv-openai-test
+        command: ["ksrv", "serve", "{TESTS_DIR / "openai_models.py"}:Templated"]
+        args: ["--model-name", "chat"]
+"""
+    ksrv_platform.apply(chat, "--wait", "--timeout", "90s")
+    driver.get(f"{ksrv_platform.api}/dashboard/#/InferenceService/default/chat")
+    wait(driver, lambda d: by_id(d, "ready-state").text == "Ready")
+    driver.find_element("css selector", "#try-protocol option[value='openai']").click()
+    wait(driver, lambda d: '"messages"' in by_id(d, "try-body").get_attribute("value"))
+    assert by_id(driver, "try-path").get_attribute("value") == "openai/v1/chat/completions"
+    by_id(driver, "try-send").click()
+    wait(driver, lambda d: by_id(d, "try-status").get_attribute("data-code") == "200")
+    answer = json.loads(by_id(driver, "try-answer").text)
+    assert answer["object"] == "chat.completion" and answer["model"] == "chat"
+    assert answer["choices"][0]["message"]["content"].startswith(" a1 a2")
+    driver.execute_script("document.getElementById('try').scrollIntoView()")
+    shot(driver, "08-try-it-openai")
 
 
 def test_dashboard_behind_auth_asks_for_a_token_and_uses_it(driver: Any, tmp_path: Path) -> None:
