@@ -24,7 +24,7 @@ from tests import browser
 from tests.conftest import KSRV, TESTS_DIR
 from tests.integration.platform.conftest import _assert_no_leftovers
 from tests.models import iris_expected
-from tests.platform_support import LocalKsrv
+from tests.platform_support import LocalKsrv, example
 
 pytestmark = [
     pytest.mark.slow,
@@ -272,6 +272,7 @@ spec:
 """
     ksrv_platform.apply(chat, "--wait", "--timeout", "90s")
     driver.get(f"{ksrv_platform.api}/dashboard/#/InferenceService/default/chat")
+    wait(driver, lambda d: by_id(d, "detail-title").text == "InferenceService default/chat")
     wait(driver, lambda d: by_id(d, "ready-state").text == "Ready")
     driver.find_element("css selector", "#try-protocol option[value='openai']").click()
     wait(driver, lambda d: '"messages"' in by_id(d, "try-body").get_attribute("value"))
@@ -283,6 +284,40 @@ spec:
     assert answer["choices"][0]["message"]["content"].startswith(" a1 a2")
     driver.execute_script("document.getElementById('try').scrollIntoView()")
     shot(driver, "08-try-it-openai")
+
+
+def test_a_trained_model_is_listed_and_tried_through_its_inference_service(
+    driver: Any, ksrv_platform: LocalKsrv, model_dirs: dict[str, Path]
+) -> None:
+    """KServe's multi-model example: the TrainedModel's row names its InferenceService, and
+    "try it" calls that service with the TrainedModel's name."""
+    [isvc] = example("kserve__docs__samples__multimodelserving__sklearn__inferenceservice.yaml")
+    model = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "TrainedModel",
+        "metadata": {"name": "tm-iris"},
+        "spec": {
+            "inferenceService": isvc["metadata"]["name"],
+            "model": {"storageUri": str(model_dirs["sklearn"]), "framework": "sklearn",
+                      "memory": "1Mi"},
+        },
+    }  # fmt: skip
+    ksrv_platform.apply([isvc], "--wait", "--timeout", "90s")
+    ksrv_platform.apply([model])
+    driver.get(f"{ksrv_platform.api}/dashboard/#/TrainedModel/default/tm-iris")
+    wait(driver, lambda d: by_id(d, "detail-title").text == "TrainedModel default/tm-iris")
+    wait(driver, lambda d: by_id(d, "ready-state").text == "Ready", 60, "tm-iris Ready")
+    row = wait(driver, lambda d: text_of(d, 'tr[data-key="TrainedModel/default/tm-iris"]'))
+    assert isvc["metadata"]["name"] in row and "sklearn" in row
+    path = wait(driver, lambda d: by_id(d, "try-path").get_attribute("value"))
+    assert path == "v1/models/tm-iris:predict"
+    wait(driver, lambda d: "instances" in by_id(d, "try-body").get_attribute("value"))
+    by_id(driver, "try-send").click()
+    wait(driver, lambda d: by_id(d, "try-status").get_attribute("data-code") == "200")
+    body = json.loads(by_id(driver, "try-body").get_attribute("value"))
+    answer = json.loads(by_id(driver, "try-answer").text)
+    assert answer == {"predictions": iris_expected(body["instances"])[0]}
+    shot(driver, "09-trained-model")
 
 
 def test_dashboard_behind_auth_asks_for_a_token_and_uses_it(driver: Any, tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ async function send(event) {
     return;
   }
   status.textContent = "Sending…";
+  delete status.dataset.code;
   answer.textContent = "";
   const path = $("try-path").value.replace(/^\/+/, "");
   const result = await call("POST", base() + path, { body });
@@ -107,6 +108,7 @@ export function showTry(namespace, name, model, { isGraph = false, protocol = "v
   $("try-protocol").value = isGraph ? "v1" : protocol;
   $("try-model").value = model;
   $("try-status").textContent = "";
+  delete $("try-status").dataset.code;
   $("try-answer").textContent = "";
   sample();
 }
