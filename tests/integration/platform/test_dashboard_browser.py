@@ -317,6 +317,8 @@ def test_a_trained_model_is_listed_and_tried_through_its_inference_service(
     body = json.loads(by_id(driver, "try-body").get_attribute("value"))
     answer = json.loads(by_id(driver, "try-answer").text)
     assert answer == {"predictions": iris_expected(body["instances"])[0]}
+    assert "Served by the replicas of sklearn-iris-example" in by_id(driver, "logs").text
+    driver.execute_script("document.getElementById('try').scrollIntoView()")
     shot(driver, "09-trained-model")
 
 

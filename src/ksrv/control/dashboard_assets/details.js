@@ -105,5 +105,7 @@ export async function logSections(resource) {
         h("pre", { tabindex: "0" }, text.trim() || "(empty)")));
     }
   }
-  return h("div", {}, blocks.length ? blocks : h("p", {}, "No replicas of their own."));
+  if (blocks.length) return h("div", {}, blocks);
+  const host = resource.spec && resource.spec.inferenceService;
+  return h("p", {}, host ? `Served by the replicas of ${host}: see its logs.` : "No replicas of its own.");
 }
