@@ -32,6 +32,8 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix $(VENV)/node azurite@3.35.0 || echo "npm missing: Azure storage tests will skip"
 	# Prometheus (Debian's package) scrapes a platform in the metrics test; apt needs root.
 	command -v prometheus >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || echo "prometheus missing: the Prometheus scrape test will skip"
+	# Headless Chromium (Debian's) and its driver: the dashboard's browser test (issue 20).
+	command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } || echo "chromium missing: the dashboard's browser test will skip"
 	touch $(STAMP)
 
 run: $(RUN_STAMP)

@@ -24,6 +24,7 @@ COMMANDS = {
     "router": "ksrv.cli.router:router",
     "token": "ksrv.cli.tokens:token",
     "prometheus-config": "ksrv.cli.prometheus:prometheus_config",
+    "dashboard": "ksrv.cli.dashboard:dashboard",
 }
 
 

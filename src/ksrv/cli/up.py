@@ -291,6 +291,7 @@ def _say_up(settings: plane.PlaneSettings) -> None:
         f"{settings.gateway_grpc_port}), management API {settings.api_url}, "
         f"state in {settings.state_dir}"
     )
+    click.echo(f"dashboard: {settings.dashboard_url} (or run `ksrv dashboard`)")
     if settings.enable_auth:
         click.echo(
             "the management API requires tokens: `ksrv` commands on this machine use the admin "

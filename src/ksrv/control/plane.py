@@ -1,4 +1,5 @@
-"""The control-plane process: store, management API, reconciler, local platform, gateway.
+"""The control-plane process: store, management API and dashboard, reconciler, local platform,
+gateway.
 
 `run` wires the pieces of docs/platform.md together in one event loop and supervises the
 gateway as a separate process (its own session, so it keeps routing while the control plane
@@ -14,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from ksrv.control import access, autoscaler_config
 from ksrv.control.api_server import MAX_BODY_BYTES, ManagementAPI
 from ksrv.control.api_tokens import TokenAuthority
 from ksrv.control.autoscaling import Autoscalers
+from ksrv.control.dashboard import Dashboard
 from ksrv.control.graph_reconciler import InferenceGraphReconciler
 from ksrv.control.isvc_reconciler import InferenceServiceReconciler
 from ksrv.control.log_retention import DEFAULT_RETENTION_S, LogJanitor
@@ -83,6 +86,10 @@ class PlaneSettings:
     def api_url(self) -> str:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{self.api_host}:{self.api_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"{self.api_url}/dashboard/"
 
     @property
     def pid_file(self) -> Path:
@@ -200,7 +207,8 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         ),
     )
     janitor = LogJanitor(logs.root, store, platform, settings.log_retention_s)
-    server = HTTPServer(api, MAX_BODY_BYTES, api.too_large)
+    dashboard = Dashboard(api, platform, *gateway_address(settings))
+    server = HTTPServer(dashboard, MAX_BODY_BYTES, dashboard.too_large)
     await platform.start()
     tls = settings.tls.server_context() if settings.tls else None
     await server.start(settings.api_host, settings.api_port, api_socket, tls)
@@ -215,6 +223,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         loop.create_task(gateway.supervise()),
         loop.create_task(janitor.run()),
         loop.create_task(autoscalers.run()),
+        loop.create_task(dashboard.series.run()),
     ]
     logger.info(
         "control plane on %s, gateway on http://%s", settings.api_url, settings.gateway_http
@@ -231,12 +240,26 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         await asyncio.wait(tasks, timeout=5)
         api.close()
         await server.shutdown(5.0)
+        await dashboard.close()
         await platform.shutdown(stop_replicas=True)
         caches.shutdown()
         await models.close()
         gateway.stop()
         store.close()
         settings.pid_file.unlink(missing_ok=True)
+
+
+def gateway_address(settings: PlaneSettings) -> tuple[str, ssl.SSLContext | bool]:
+    """How the control plane itself reaches the gateway (the dashboard's reads and "try it"
+    calls): on loopback when it listens on every address, pinned to the platform's
+    certificate under TLS."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
+    if settings.tls is None:
+        return f"http://{host}:{settings.gateway_port}", True
+    context = ssl.create_default_context(cafile=str(settings.tls.cert))
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return f"https://{host}:{settings.gateway_port}", context
 
 
 class _Gateway:

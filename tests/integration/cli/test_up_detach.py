@@ -73,6 +73,7 @@ def test_detach_returns_once_the_api_and_the_gateway_answer(tmp_path):
         result = up_detached(tmp_path, api_port, port)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "ksrv is up" in result.stdout
+        assert f"dashboard: http://127.0.0.1:{api_port}/dashboard/" in result.stdout
         pid = int((tmp_path / "ksrv.pid").read_text())
         assert f"(pid {pid})" in result.stdout
         assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
