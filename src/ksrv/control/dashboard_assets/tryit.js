@@ -5,6 +5,7 @@ import { call, enc, failure } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 let target = null; // {namespace, name, isGraph}
+let samples = 0; // sample() calls so far: only the latest one writes the body
 
 function base() {
   return `/ksrv/v1/namespaces/${enc(target.namespace)}/proxy/${enc(target.name)}/`;
@@ -51,12 +52,15 @@ function sampleBody(protocol, model, inputs) {
 }
 
 async function sample() {
+  const turn = ++samples;
   const protocol = $("try-protocol").value;
   const model = $("try-model").value.trim();
   $("try-path").value = pathFor(protocol, model);
   let inputs = [];
   if (protocol !== "openai" && !target.isGraph) {
     const meta = await call("GET", `${base()}v2/models/${enc(model)}`);
+    // The protocol, model or service changed while the metadata came: that body is stale.
+    if (turn !== samples) return;
     if (meta.ok && meta.data && Array.isArray(meta.data.inputs)) inputs = meta.data.inputs;
   }
   $("try-body").value = JSON.stringify(sampleBody(protocol, model, inputs), null, 2);
