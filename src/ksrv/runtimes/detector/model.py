@@ -83,6 +83,7 @@ class DetectorModel(files.FileModel):
         self._outliers = 0
         self._adversarial = 0
         self._drift_tests = 0
+        self._drifted_tests = 0
         self._latest: DriftReport | None = None
 
     def load(self) -> bool:
@@ -165,6 +166,7 @@ class DetectorModel(files.FileModel):
         self._drift_tests += 1
         self._latest = report
         if report.is_drift:
+            self._drifted_tests += 1
             flagged = [n for n, f in zip(report.feature_names, report.feature_drift, strict=True) if f]
             logger.warning("drift detected model=%s features=%s mmd_p=%.3g", self.name,
                            flagged, report.mmd_p_value)  # fmt: skip
@@ -214,6 +216,7 @@ class DetectorModel(files.FileModel):
                 "events": dict(self._events),
                 "instances": self._instances,
                 "drift_tests": self._drift_tests,
+                "drifted_tests": self._drifted_tests,
                 "drift": self._latest.as_dict() if self._latest is not None else None,
                 "outliers": {
                     "method": self.outliers.method,
