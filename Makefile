@@ -8,7 +8,7 @@ API_PORT ?= 8090
 # `make run` serves the sklearn demo: its venv holds ksrv and scikit-learn only (seconds to
 # install). Everything else needs every runtime's extra: the whole suite runs against all of them.
 RUN_EXTRAS ?= sklearn
-EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,s3,gcs,azure,hf,explainer,pmml,mlflow,k8s,test,dev
+EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,s3,gcs,azure,hf,explainer,detector,pmml,mlflow,k8s,test,dev
 # One stamp per install: a venv `make run` made still gets everything on the first `make test`.
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed

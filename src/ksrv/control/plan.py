@@ -312,7 +312,9 @@ def _component_plan(
             )
         if isinstance(spec, ExplainerSpec) and spec.art is not None:
             art = spec.art
-            workload = CustomContainer(art_plan.COMMAND, art_plan.art_args(art), None, art.working_dir)
+            workload = CustomContainer(
+                art_plan.COMMAND, art_plan.art_args(art), None, art.working_dir
+            )
             return replace(base, workload=workload, ports=(("http", 8080),), env=_env(art))
         container = _main_container(spec.containers or [])
         if container is None:

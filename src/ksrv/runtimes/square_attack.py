@@ -78,6 +78,6 @@ def _as_images(rows: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.
     side = max(MIN_SIDE, math.ceil(math.sqrt(features)))
     padded = np.zeros((len(rows), side * side), dtype=np.float32)
     padded[:, :features] = flat
-    return padded.reshape(len(rows), side, side, 1), lambda batch: batch.reshape(
-        len(batch), -1
-    )[:, :features]
+    return padded.reshape(len(rows), side, side, 1), lambda batch: batch.reshape(len(batch), -1)[
+        :, :features
+    ]

@@ -42,8 +42,8 @@ def test_a_logger_pointing_at_a_detector_service_flags_drift_and_outliers(
                           "args": ["--window-size=100", "--test-every=50"]}}  # fmt: skip
     ksrv_platform.apply([isvc("iris-detector", detector)], "--wait")
     detector_url = ksrv_platform.isvc("iris-detector")["status"]["address"]["url"]
-    predictor = {"logger": {"url": detector_url, "mode": "all"},
-                 "model": {"modelFormat": {"name": "sklearn"}, "storageUri": str(iris_model)}}  # fmt: skip
+    model = {"modelFormat": {"name": "sklearn"}, "storageUri": str(iris_model)}
+    predictor = {"logger": {"url": detector_url, "mode": "all"}, "model": model}
     ksrv_platform.apply([isvc("iris", predictor)], "--wait")
     http = ksrv_platform.http
     predict = f"{ksrv_platform.gateway}/serving/default/iris/v1/models/iris:predict"

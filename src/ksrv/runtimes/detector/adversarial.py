@@ -20,7 +20,8 @@ from ksrv.runtimes import square_attack
 
 CLASSIFIER_FILE: Final = "classifier.joblib"
 # Enough to move most rows across a boundary of a model on standardised-scale features.
-ATTACK = {"max_iter": 200, "eps": 1.0, "p_init": 0.3}
+ATTACK_MAX_ITER: Final = 200
+ATTACK_EPS: Final = 1.0
 
 
 class AdversarialDetector:
@@ -28,10 +29,12 @@ class AdversarialDetector:
         from sklearn.ensemble import RandomForestClassifier
 
         classes = np.asarray(classifier.classes_)
-        settings = square_attack.AttackSettings(nb_classes=len(classes), seed=seed, **ATTACK)
+        settings = square_attack.AttackSettings(
+            nb_classes=len(classes), max_iter=ATTACK_MAX_ITER, eps=ATTACK_EPS, seed=seed
+        )
 
         def predict_labels(rows: np.ndarray) -> np.ndarray:
-            return np.searchsorted(classes, classifier.predict(rows))
+            return np.searchsorted(classes, np.asarray(classifier.predict(rows)))
 
         adversarial = square_attack.generate(predict_labels, reference, None, settings)
         changed = predict_labels(adversarial) != predict_labels(reference)
@@ -42,7 +45,9 @@ class AdversarialDetector:
         self.n_attacks = len(attacks)
 
     @classmethod
-    def beside(cls, model_dir: Path, reference: np.ndarray, seed: int) -> AdversarialDetector | None:
+    def beside(
+        cls, model_dir: Path, reference: np.ndarray, seed: int
+    ) -> AdversarialDetector | None:
         """The detector for the classifier in `model_dir`, if there is one."""
         path = model_dir / CLASSIFIER_FILE if model_dir.is_dir() else None
         if path is None or not path.is_file():

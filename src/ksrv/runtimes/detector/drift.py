@@ -89,9 +89,7 @@ class DriftDetector:
         self.reference = reference
         self.settings = settings
         self.feature_names = feature_names
-        self._window: collections.deque[np.ndarray] = collections.deque(
-            maxlen=settings.window_size
-        )
+        self._window: collections.deque[np.ndarray] = collections.deque(maxlen=settings.window_size)
         self._seen = 0
         self._since_test = 0
 

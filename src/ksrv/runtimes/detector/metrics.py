@@ -35,6 +35,6 @@ class DetectorMetrics:
                                        registry=own).labels(model_name)  # fmt: skip
         self.outliers = Counter("ksrv_detector_outliers", "instances flagged as outliers",
                                 label, registry=own).labels(model_name)  # fmt: skip
-        self.adversarial = Counter("ksrv_detector_adversarial", "instances flagged as "
-                                   "adversarial", label, registry=own).labels(model_name)  # fmt: skip
+        self.adversarial = Counter("ksrv_detector_adversarial", "instances flagged as adversarial",
+                                   label, registry=own).labels(model_name)  # fmt: skip
         self.model_name = model_name

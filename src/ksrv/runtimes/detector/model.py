@@ -60,7 +60,9 @@ def parse_args(args: tuple[str, ...] | list[str]) -> argparse.Namespace:
     if parsed.window_size < 2 or parsed.test_every < 1:
         raise InvalidInput("detector arguments: --window-size must be >= 2, --test-every >= 1")
     if not 0 < parsed.p_val < 1 or not 0 < parsed.outlier_percentile < 100:
-        raise InvalidInput("detector arguments: --p-val in (0, 1), --outlier-percentile in (0, 100)")
+        raise InvalidInput(
+            "detector arguments: --p-val in (0, 1), --outlier-percentile in (0, 100)"
+        )
     return parsed
 
 
@@ -167,7 +169,9 @@ class DetectorModel(files.FileModel):
         self._latest = report
         if report.is_drift:
             self._drifted_tests += 1
-            flagged = [n for n, f in zip(report.feature_names, report.feature_drift, strict=True) if f]
+            flagged = [
+                n for n, f in zip(report.feature_names, report.feature_drift, strict=True) if f
+            ]
             logger.warning("drift detected model=%s features=%s mmd_p=%.3g", self.name,
                            flagged, report.mmd_p_value)  # fmt: skip
         metrics = self.metrics
@@ -205,7 +209,9 @@ class DetectorModel(files.FileModel):
             "is_outlier": (scores > self.outliers.threshold).astype(int).tolist(),
         }
         if self.adversarial is not None:
-            predictions["is_adversarial"] = self.adversarial.is_adversarial(rows).astype(int).tolist()
+            predictions["is_adversarial"] = (
+                self.adversarial.is_adversarial(rows).astype(int).tolist()
+            )
         return {"predictions": predictions}
 
     def report(self) -> dict[str, Any]:
@@ -253,7 +259,11 @@ def _read_reference(path: Path, feature_names: str) -> tuple[np.ndarray, tuple[s
             reference = np.loadtxt(path, delimiter=",", skiprows=int(has_header), ndmin=2)
     except (OSError, ValueError) as exc:
         raise files.load_failure(path, "reference set", str(exc)) from exc
-    if reference.ndim != 2 or reference.shape[0] < 2 or not np.issubdtype(reference.dtype, np.number):
+    if (
+        reference.ndim != 2
+        or reference.shape[0] < 2
+        or not np.issubdtype(reference.dtype, np.number)
+    ):
         raise StorageError(f"{path.name}: the reference set must be rows of numbers")
     names = [n for n in feature_names.split(",") if n] or header
     if names and len(names) != reference.shape[1]:

@@ -38,5 +38,5 @@ class OutlierScorer:
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         if self.method == "mahalanobis":
-            return np.sqrt(self._estimator.mahalanobis(rows))
-        return -self._estimator.score_samples(rows)
+            return np.sqrt(np.asarray(self._estimator.mahalanobis(rows), dtype=np.float64))
+        return -np.asarray(self._estimator.score_samples(rows), dtype=np.float64)
