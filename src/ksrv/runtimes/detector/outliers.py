@@ -1,9 +1,9 @@
 """Outlier scores per instance, fitted on the reference set.
 
 Mahalanobis distance to the reference set's mean and covariance (scikit-learn's
-`EmpiricalCovariance` fits them, scipy's `cdist` measures), or an isolation forest's anomaly score (`IsolationForest`, negated
-so that higher means more anomalous for both). An instance is an outlier when its score is
-above the given percentile of the reference set's own scores.
+`EmpiricalCovariance` fits them, scipy's `cdist` measures), or an isolation forest's anomaly
+score (`IsolationForest`, negated so that higher means more anomalous for both). An instance
+is an outlier when its score is above the given percentile of the reference set's own scores.
 """
 
 from __future__ import annotations
