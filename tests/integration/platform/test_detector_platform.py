@@ -2,16 +2,20 @@
 
 An iris InferenceService's `logger.url` is a detector InferenceService's URL: its replicas'
 CloudEvents go through the gateway to the detector, which flags drift when petal length moves
-by 3 sigma and scores an outlier above the normal rows' 99th percentile. An `explainer.art`
-answers `:explain` with an adversarial example that changes the predictor's label.
+by 3 sigma and scores an outlier above the normal rows' 99th percentile. The example's
+`explainer.art` answers `:explain` with an adversarial example that changes the predictor's
+label.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from tests import detector_data
 from tests.conftest import wait_until
@@ -20,6 +24,8 @@ from tests.platform_support import LocalKsrv
 pytest.importorskip("hyppo")
 pytest.importorskip("art")
 pytestmark = pytest.mark.timeout(300)
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "outlier-detection"
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +46,15 @@ def test_a_logger_pointing_at_a_detector_service_flags_drift_and_outliers(
     reference = detector_data.reference_csv(tmp_path / "reference")
     detector = {"model": {"modelFormat": {"name": "detector"}, "storageUri": str(reference),
                           "args": ["--window-size=100", "--test-every=50"]}}  # fmt: skip
-    ksrv_platform.apply([isvc("iris-detector", detector)], "--wait")
-    detector_url = ksrv_platform.isvc("iris-detector")["status"]["address"]["url"]
+    # The detector's status.address.url, known before it exists: both start side by side.
+    detector_url = f"{ksrv_platform.gateway}/serving/default/iris-detector"
     model = {"modelFormat": {"name": "sklearn"}, "storageUri": str(iris_model)}
     predictor = {"logger": {"url": detector_url, "mode": "all"}, "model": model}
-    ksrv_platform.apply([isvc("iris", predictor)], "--wait")
+    ksrv_platform.apply([isvc("iris-detector", detector), isvc("iris-logged", predictor)],
+                        "--wait")  # fmt: skip
+    assert ksrv_platform.isvc("iris-detector")["status"]["address"]["url"] == detector_url
     http = ksrv_platform.http
-    predict = f"{ksrv_platform.gateway}/serving/default/iris/v1/models/iris:predict"
+    predict = f"{ksrv_platform.gateway}/serving/default/iris-logged/v1/models/iris-logged:predict"
 
     def report() -> dict:
         response = http.get(f"{detector_url}/v1/models/iris-detector/report")
@@ -79,23 +87,48 @@ def test_a_logger_pointing_at_a_detector_service_flags_drift_and_outliers(
     assert scored["predictions"]["is_outlier"][-1] == 1
 
 
-def test_an_art_explainer_answers_an_adversarial_example_with_another_label(
-    ksrv_platform: LocalKsrv, iris_model: Path
+def test_the_example_logs_to_its_detector_and_its_art_explainer_changes_the_label(
+    ksrv_platform: LocalKsrv, tmp_path: Path
 ):
-    predictor = {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": str(iris_model)}}
-    explainer = {"art": {"type": "SquareAttack",
-                         "config": {"nb_classes": "3", "max_iter": "200", "eps": "1.0",
-                                    "seed": "0"}}}  # fmt: skip
-    ksrv_platform.apply([isvc("iris-art", predictor, explainer=explainer)], "--wait")
-    base = f"{ksrv_platform.gateway}/serving/default/iris-art/v1/models/iris-art"
+    """examples/outlier-detection, with its storageUris and the gateway's port rewritten: the
+    predictor's events reach the detector, and `explainer.art` answers `:explain` with an
+    adversarial example the predictor labels differently."""
+    subprocess.run([sys.executable, str(EXAMPLE / "prepare.py"), str(tmp_path)], check=True)
+    detector = yaml.safe_load((EXAMPLE / "detector.yaml").read_text())
+    detector["spec"]["predictor"]["model"]["storageUri"] = str(tmp_path / "detector")
+    iris = yaml.safe_load((EXAMPLE / "iris.yaml").read_text())
+    predictor = iris["spec"]["predictor"]
+    predictor["model"]["storageUri"] = str(tmp_path / "iris")
+    predictor["logger"]["url"] = predictor["logger"]["url"].replace(
+        "127.0.0.1:8080", f"127.0.0.1:{ksrv_platform.port}"
+    )
+    ksrv_platform.apply([detector, iris], "--wait")
+    gateway = f"{ksrv_platform.gateway}/serving/default"
+    rows = detector_data.iris_like(20, np.random.default_rng(1)).tolist()
+
+    for row in rows:
+        response = ksrv_platform.http.post(f"{gateway}/iris/v1/models/iris:predict",
+                                           json={"instances": [row]})  # fmt: skip
+        assert response.status_code == 200
+    url = f"{gateway}/iris-outlier-detector/v1/models/iris-outlier-detector/report"
+
+    def events() -> dict:
+        return ksrv_platform.http.get(url).json()["events"]
+
+    wait_until(lambda: events() == {"request": 20, "response": 20, "other": 0}, "40 events")
+    scored = ksrv_platform.http.post(
+        f"{gateway}/iris-outlier-detector/v1/models/iris-outlier-detector:predict",
+        json={"instances": [detector_data.OUTLIER]},
+    ).json()["predictions"]
+    assert scored["is_outlier"] == [1]
+
     original = detector_data.iris()[133].tolist()  # a virginica near versicolor
-
-    response = ksrv_platform.http.post(f"{base}:explain", json={"instances": [original, 2]})
-
-    assert response.status_code == 200, response.text
-    explanation = response.json()["explanations"]
+    explained = ksrv_platform.http.post(f"{gateway}/iris/v1/models/iris:explain",
+                                        json={"instances": [original, 2]})  # fmt: skip
+    assert explained.status_code == 200, explained.text
+    explanation = explained.json()["explanations"]
     assert explanation["prediction"] == 2
     assert explanation["adversarial_prediction"] != explanation["prediction"]
-    adversarial = explanation["adversarial_example"]
-    again = ksrv_platform.http.post(f"{base}:predict", json={"instances": [adversarial]})
+    adversarial = {"instances": [explanation["adversarial_example"]]}
+    again = ksrv_platform.http.post(f"{gateway}/iris/v1/models/iris:predict", json=adversarial)
     assert again.json()["predictions"] == [explanation["adversarial_prediction"]]
