@@ -53,6 +53,8 @@ def parse_args(args: tuple[str, ...] | list[str]) -> square_attack.AttackSetting
 class ARTExplainer(Model):
     """Answers `:explain` with ART's SquareAttack on the predictor at `predictor_host`."""
 
+    takes_runtime_args = True  # KServe's artserver flags, after `--`
+
     def __init__(
         self, name: str, predictor_host: str, args: tuple[str, ...] | list[str] = ()
     ) -> None:

@@ -87,6 +87,8 @@ def build_models(settings: ServerSettings) -> list[Model]:
             raise InvalidInput("--explainer needs --predictor-host: the model to explain")
         explainer = registry.explainer_class(settings.explainer)
         if settings.runtime_args:  # KServe's ART explainer flags (`explainer.art.config`)
+            if not getattr(explainer, "takes_runtime_args", False):
+                raise InvalidInput(f"the {settings.explainer} explainer takes no runtime arguments")
             return [explainer(settings.model_name, settings.predictor_host, settings.runtime_args)]
         return [explainer(settings.model_name, settings.predictor_host)]
     if settings.model_class:
