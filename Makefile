@@ -28,6 +28,9 @@ $(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	# The detector's MMD test (hyppo) compiles numba kernels on first use and caches them
+	# beside the package: compile once here, not inside the first test's detector start.
+	$(BIN)/python -c "from ksrv.runtimes.detector.drift import DriftDetector as D; D.warm_up()"
 	# Azurite (Azure Storage emulator) for the storage tests; 3.35 is the last for node 20.
 	command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix $(VENV)/node azurite@3.35.0 || echo "npm missing: Azure storage tests will skip"
 	# Prometheus (Debian's package) scrapes a platform in the metrics test; apt needs root.

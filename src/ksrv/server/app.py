@@ -219,6 +219,9 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
     if sinks:  # a detector: the payload logger's events arrive at POST /
         from ksrv.server import event_sink
 
+        if settings.workers > 1:
+            raise InvalidInput("a detector keeps its window in one process: --workers must be 1")
+
         event_sink.install(app, sinks)
     if tracing.tracer() is not None:
         from ksrv.server import traced
