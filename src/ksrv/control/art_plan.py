@@ -21,3 +21,13 @@ def art_args(art: ArtExplainerSpec) -> tuple[str, ...]:
         flags += [f"--{key}", str(value)]
     flags += [str(arg) for arg in art.args or ()]
     return ("--explainer", "art", "--", *flags)
+
+
+def art_notes(art: ArtExplainerSpec) -> tuple[str, ...]:
+    """What KServe would do with the spec that ksrv's stand-in does not."""
+    notes = ["spec.explainer.art: KServe's kserve/art-explainer image is not run locally; "
+             "ksrv's ART explainer (the same attack and answer) stands in"]  # fmt: skip
+    if art.storage_uri:
+        notes.append("spec.explainer.art.storageUri: not used (the attack needs no model of "
+                     "its own; it calls the predictor)")  # fmt: skip
+    return tuple(notes)

@@ -315,7 +315,8 @@ def _component_plan(
             workload = CustomContainer(
                 art_plan.COMMAND, art_plan.art_args(art), None, art.working_dir
             )
-            return replace(base, workload=workload, ports=(("http", 8080),), env=_env(art))
+            return replace(base, workload=workload, ports=(("http", 8080),), env=_env(art),
+                           notes=art_plan.art_notes(art))  # fmt: skip
         container = _main_container(spec.containers or [])
         if container is None:
             raise ResourceInvalid(f"spec.{component} has no model and no container", "InvalidSpec")

@@ -36,6 +36,13 @@ def test_explainer_art_plans_ksrvs_art_explainer_with_kserves_flags():
         image=None, working_dir=None,
     )  # fmt: skip
     assert planned.predictor == plan.PredictorLink("default", "iris", "v1")
+    assert len(planned.notes) == 1 and "kserve/art-explainer image" in planned.notes[0]
+
+
+def test_an_art_storage_uri_is_reported_as_not_used():
+    planned = explainer_plan({"config": {"nb_classes": "3"}, "storageUri": "gs://b/m"})
+
+    assert planned.notes[1].startswith("spec.explainer.art.storageUri: not used")
 
 
 def test_explainer_art_without_a_type_is_kserves_default_and_its_args_come_last():
