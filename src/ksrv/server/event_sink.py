@@ -9,17 +9,18 @@ is a sink, by wrapping the REST app's `handle`, so other servers pay nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 
-from ksrv.errors import InvalidInput, ModelNotFound, ModelNotReady
+from ksrv.errors import InvalidInput, KsrvError, ModelNotReady, RouteNotFound
 from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.model.base import Model
 from ksrv.server import rest
 
-Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -37,9 +38,11 @@ class EventSink(Protocol):
         ...
 
 
-def install(app: rest.RESTApp, sinks: list[Model]) -> None:
-    """Route `POST /` and the report route of `app` to `sinks`, their metrics to its registry."""
-    for sink in sinks:
+def install(app: rest.RESTApp, models: list[Model]) -> None:
+    """Route `POST /` and the report route of `app` to `models` (each an `EventSink`), their
+    metrics to its registry."""
+    sinks = {model.name: model for model in models}
+    for sink in sinks.values():
         assert isinstance(sink, EventSink)
         sink.bind_metrics(app.dataplane.metrics.registry)
     inner = app.handle
@@ -49,15 +52,17 @@ def install(app: rest.RESTApp, sinks: list[Model]) -> None:
         path = request.path
         try:
             if path == "/" and request.method == "POST":
-                return await _receive(sinks, request, dataplane.run_sync)
+                return await _receive(models, request, dataplane.run_sync)
             if path.startswith("/v1/models/") and path.endswith("/report"):
                 name = path[len("/v1/models/") : -len("/report")]
-                sink = next((s for s in sinks if s.name == name), None)
-                if sink is None:
-                    raise ModelNotFound(name)
-                assert isinstance(sink, EventSink)
-                return rest.json_response(sink.report())
-        except Exception as exc:  # the REST app's rule: every error becomes {"error"}
+                sink = sinks.get(name)
+                if sink is None or request.method != "GET":
+                    raise RouteNotFound(f"No route for {request.method} {path}")
+                return rest.json_response(cast(EventSink, sink).report())
+        except KsrvError as exc:
+            return rest.error_response(exc)
+        except Exception as exc:  # a bug: logged whole, answered as the REST app answers one
+            logger.exception("event sink request failed: %s %s", request.method, path)
             return rest.error_response(exc)
         return await inner(request)
 
@@ -67,15 +72,15 @@ def install(app: rest.RESTApp, sinks: list[Model]) -> None:
 async def _receive(
     sinks: list[Model], request: Request, run_sync: Callable[[Callable[[], Any]], Awaitable[Any]]
 ) -> Response:
-    if len(sinks) != 1:
-        raise InvalidInput("this server holds several detectors: POST to one by name")
+    if len(sinks) != 1:  # the platform runs one detector per server
+        raise InvalidInput(f"this server holds {len(sinks)} detectors; POST / needs exactly one")
     sink = sinks[0]
     if not sink.ready:
         raise ModelNotReady(sink.name)
-    assert isinstance(sink, EventSink)
+    receive = cast(EventSink, sink).receive_event
     headers = request.headers
     body = request.body
-    reply_headers, data = await run_sync(lambda: sink.receive_event(headers, body))
+    reply_headers, data = await run_sync(lambda: receive(headers, body))
     response = rest.json_response(data)
     response.headers.extend((k.encode(), v.encode("latin-1")) for k, v in reply_headers.items())
     return response

@@ -162,3 +162,11 @@ def test_adversarial_examples_of_the_classifier_are_flagged(detector: ServerProc
     assert changed.sum() > 50
     assert flagged(attacked[changed]) > 0.5
     assert flagged(normal) < 0.05
+
+
+def test_the_report_of_an_unknown_detector_or_by_post_is_a_404(detector: ServerProcess):
+    unknown = httpx.get(f"{detector.url}/v1/models/nope/report")
+    posted = httpx.post(f"{detector.url}/v1/models/iris-detector/report", json={})
+
+    assert unknown.status_code == 404 and "No route for GET" in unknown.json()["error"]
+    assert posted.status_code == 404

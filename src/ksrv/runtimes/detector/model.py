@@ -126,7 +126,8 @@ class DetectorModel(files.FileModel):
             event.type, "other"
         )
         if kind != "request":
-            self._count_event(kind)
+            with self._lock:
+                self._count_event(kind)
             return {}, {"ignored": event.type}
         rows = events.instances(event.data, self.n_features)
         with self._lock:
