@@ -20,7 +20,7 @@ from ksrv.runtimes import square_attack
 
 CLASSIFIER_FILE: Final = "classifier.joblib"
 # Enough to move most rows across a boundary of a model on standardised-scale features.
-ATTACK_MAX_ITER: Final = 200
+ATTACK_MAX_ITER: Final = 100
 ATTACK_EPS: Final = 1.0
 
 
