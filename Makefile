@@ -8,7 +8,7 @@ API_PORT ?= 8090
 # `make run` serves the sklearn demo: its venv holds ksrv and scikit-learn only (seconds to
 # install). Everything else needs every runtime's extra: the whole suite runs against all of them.
 RUN_EXTRAS ?= sklearn
-EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,s3,gcs,azure,hf,explainer,pmml,mlflow,k8s,test,dev
+EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,s3,gcs,azure,hf,explainer,detector,pmml,mlflow,k8s,test,dev
 # One stamp per install: a venv `make run` made still gets everything on the first `make test`.
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
@@ -28,6 +28,9 @@ $(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	# The detector's MMD test (hyppo) compiles numba kernels on first use and caches them
+	# beside the package: compile once here, not inside the first test's detector start.
+	$(BIN)/python -c "from ksrv.runtimes.detector.drift import DriftDetector as D; D.warm_up()"
 	# Azurite (Azure Storage emulator) for the storage tests; 3.35 is the last for node 20.
 	command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix $(VENV)/node azurite@3.35.0 || echo "npm missing: Azure storage tests will skip"
 	# Prometheus (Debian's package) scrapes a platform in the metrics test; apt needs root.

@@ -40,11 +40,13 @@ _FORMATS: dict[str, tuple[tuple[str, ...], int, str, bool]] = {
     "pmml": (("3", "4"), 1, "kserve-pmmlserver", False),
     "mlflow": (("1", "2"), 1, "kserve-mlserver", False),
     "huggingface": (("1",), 1, "kserve-huggingfaceserver", False),
+    # ksrv's own: KServe runs alibi-detect's server as a Knative service for this.
+    "detector": (("1",), 1, "alibi-detect-server", False),
 }
 # Runtimes that take flags of their own: an InferenceService's `args` reach them after `--`.
-_TAKES_ARGS = frozenset({"huggingface"})
+_TAKES_ARGS = frozenset({"huggingface", "detector"})
 # Runtimes that serve one model per server only (no TrainedModels).
-_SINGLE_MODEL = frozenset({"huggingface"})
+_SINGLE_MODEL = frozenset({"huggingface", "detector"})
 
 _TEMPLATE = """\
 apiVersion: serving.kserve.io/v1alpha1

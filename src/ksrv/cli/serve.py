@@ -160,8 +160,9 @@ def _split(value: str | None) -> list[str]:
 )
 @click.option(
     "--explainer",
-    type=click.Choice(["shap"]),
-    help="Serve an explainer of the model at --predictor-host (its :explain gives SHAP values).",
+    type=click.Choice(["shap", "art"]),
+    help="Serve an explainer of the model at --predictor-host: shap (SHAP values) or art "
+    "(KServe's ART explainer; its flags, e.g. --nb_classes 3, after `--`).",
 )
 @click.option(
     "--openai-route-prefix",

@@ -19,12 +19,18 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Final, Protocol
 
 from ksrv.api import default_runtimes, runtime_selection, trained_model
-from ksrv.api.inference_service import MAIN_CONTAINER, ComponentSpec, InferenceService, ModelSpec
+from ksrv.api.inference_service import (
+    MAIN_CONTAINER,
+    ComponentSpec,
+    ExplainerSpec,
+    InferenceService,
+    ModelSpec,
+)
 from ksrv.api.kinds import COMPONENTS
 from ksrv.api.meta import Container as ContainerSpec
 from ksrv.api.meta import quantity_bytes
 from ksrv.api.serving_runtime import Runtime
-from ksrv.control import canaries
+from ksrv.control import art_plan, canaries
 from ksrv.control.logger_plan import PayloadLogger, payload_logger
 from ksrv.control.response_cache_plan import ResponseCache, from_annotations
 from ksrv.errors import ResourceInvalid
@@ -304,6 +310,13 @@ def _component_plan(
                 env=_env(model),
                 notes=notes,
             )
+        if isinstance(spec, ExplainerSpec) and spec.art is not None:
+            art = spec.art
+            workload = CustomContainer(
+                art_plan.COMMAND, art_plan.art_args(art), None, art.working_dir
+            )
+            return replace(base, workload=workload, ports=(("http", 8080),), env=_env(art),
+                           notes=art_plan.art_notes(art))  # fmt: skip
         container = _main_container(spec.containers or [])
         if container is None:
             raise ResourceInvalid(f"spec.{component} has no model and no container", "InvalidSpec")

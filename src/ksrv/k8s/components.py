@@ -81,7 +81,8 @@ def art_pod(ctx: ComponentContext, pod: dict[str, Any]) -> dict[str, Any]:
     args = ["--model_name", ctx.isvc.metadata.name, "--http_port", str(HTTP_PORT)]
     if not has_arg(given, "--predictor_host"):
         args += ["--predictor_host", _predictor_host(ctx)]
-    # Read from the spec: the neutral plan has no workload (so no concurrency) for ART.
+    # Read from the spec, as KServe's GetContainer does (the plan's ART workload is ksrv's
+    # local stand-in for this image).
     concurrency = ctx.raw.get("containerConcurrency")
     if concurrency and not has_arg(given, "--workers"):
         args += ["--workers", str(concurrency)]

@@ -21,11 +21,15 @@ RUNTIMES: dict[str, str] = {
     "mlflow": "ksrv.runtimes.mlflow:MLflowModel",
     "tensorflow": "ksrv.runtimes.tensorflow:TensorFlowModel",
     "huggingface": "ksrv.runtimes.huggingface.base:HuggingFaceModel",
+    # A sink for the payload logger: drift, outlier and adversarial detection (docs/detectors.md).
+    "detector": "ksrv.runtimes.detector.model:DetectorModel",
 }
 
 
 EXPLAINERS: dict[str, str] = {
     "shap": "ksrv.runtimes.explainer:ShapExplainer",
+    # KServe's `explainer.art`: SquareAttack adversarial examples.
+    "art": "ksrv.runtimes.art_explainer:ARTExplainer",
 }
 
 

@@ -86,6 +86,10 @@ def build_models(settings: ServerSettings) -> list[Model]:
         if not settings.predictor_host:
             raise InvalidInput("--explainer needs --predictor-host: the model to explain")
         explainer = registry.explainer_class(settings.explainer)
+        if settings.runtime_args:  # KServe's ART explainer flags (`explainer.art.config`)
+            if not getattr(explainer, "takes_runtime_args", False):
+                raise InvalidInput(f"the {settings.explainer} explainer takes no runtime arguments")
+            return [explainer(settings.model_name, settings.predictor_host, settings.runtime_args)]
         return [explainer(settings.model_name, settings.predictor_host)]
     if settings.model_class:
         model = load_class(settings.model_class)(settings.model_name)
@@ -211,6 +215,14 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
         from ksrv.server import response_cache
 
         response_cache.install(app, settings.response_cache_bytes, settings.response_cache_ttl_s)
+    sinks = [model for model in models if hasattr(model, "receive_event")]
+    if sinks:  # a detector: the payload logger's events arrive at POST /
+        from ksrv.server import event_sink
+
+        if settings.workers > 1:
+            raise InvalidInput("a detector keeps its window in one process: --workers must be 1")
+
+        event_sink.install(app, sinks)
     if tracing.tracer() is not None:
         from ksrv.server import traced
 

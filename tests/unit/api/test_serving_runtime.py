@@ -125,7 +125,7 @@ def test_ksrv_default_runtimes_parse_and_each_names_a_ksrv_runtime():
     runtimes = default_runtimes.default_runtimes()
     assert [default_runtimes.ksrv_runtime(r) for r in runtimes] == [
         "sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "pmml", "mlflow",
-        "huggingface",
+        "huggingface", "detector",
     ]  # fmt: skip
     for runtime in runtimes:
         formats = {entry.name for entry in runtime.spec.supported_model_formats}

@@ -231,7 +231,9 @@ def _custom_container(
     elif plan.response_cache is not None and not is_ksrv:
         notes.append("ksrv.dev/response-cache: answers are cached by `ksrv serve`; this "
                      "container runs its own server, so nothing is cached")  # fmt: skip
-    argv = command + args + injected
+    # Arguments after `--` are the runtime's own (`ksrv serve --explainer art -- ...`).
+    at = args.index("--") if is_ksrv and "--" in args else len(args)
+    argv = command + args[:at] + injected + args[at:]
     if container.working_dir:
         # The platform spawns in its own directory: change into the container's first.
         argv = [python, "-c", CHDIR_AND_EXEC, container.working_dir, *argv]
