@@ -7,6 +7,7 @@ embeddings as floats and base64; a prompt over the context is a 400 in OpenAI's 
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests import hf_models
@@ -76,3 +77,12 @@ def test_embeddings_as_floats_and_base64(minilm_server):
     assert decoded.data[0].embedding == pytest.approx(floats.data[0].embedding, abs=1e-5)
     with pytest.raises(openai.NotFoundError):
         encoder.embeddings.create(model="nope", input="a cat")
+
+
+def test_metrics_export_the_engines_load_under_vllms_names(llama_server):
+    with client(llama_server) as llm:
+        llm.completions.create(model="llama", prompt="hi", max_tokens=2)
+    text = httpx.get(f"{llama_server.url}/metrics").text
+    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting",
+                 "ksrv_llm_tokens_in_flight"):  # fmt: skip
+        assert f'{name}{{model_name="llama"}} 0.0' in text  # nothing in flight once answered
