@@ -22,7 +22,7 @@ from ksrv.api import resources
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.llm_inference_service import MAIN_CONTAINER, merged_spec
 from ksrv.control import llm_plan
-from ksrv.k8s.config import STANDARD, ClusterConfig
+from ksrv.k8s.config import STANDARD
 
 NAME_LABEL: Final = "app.kubernetes.io/name"
 PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
@@ -83,7 +83,7 @@ def templated_env(spec: Document) -> list[str]:
     """The main container's env vars whose value is one of KServe's LLM controller templates
     (`{{ ChildName .ObjectMeta.Name ... }}`): they name objects only that controller makes."""
     containers = (spec.get("template") or {}).get("containers") or ()
-    main = next((c for c in containers if c.get("name") == MAIN_CONTAINER), {})
+    main: Document = next((c for c in containers if c.get("name") == MAIN_CONTAINER), {})
     return [var.get("name", "") for var in main.get("env") or () if _is_templated(var)]
 
 

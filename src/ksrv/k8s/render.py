@@ -19,9 +19,9 @@ from ksrv.api.inference_graph import InferenceGraph
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, ServingRuntime
 from ksrv.api.trained_model import TrainedModel
+from ksrv.control import llm_plan
 from ksrv.control.plan import ComponentPlan, desired_state
 from ksrv.errors import ResourceInvalid, ResourceNotFound
-from ksrv.control import llm_plan
 from ksrv.k8s import (
     canary,
     graph,
