@@ -34,8 +34,21 @@ def minilm_server():
     server.stop()
 
 
+_OPENED: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    """Each test's clients are closed after it, so no connection outlives its test."""
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
+
+
 def client(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/openai/v1", api_key="unused", max_retries=0)
+    opened = openai.OpenAI(base_url=f"{server.url}/openai/v1", api_key="unused", max_retries=0)
+    _OPENED.append(opened)
+    return opened
 
 
 def test_completions_whole_and_with_n_over_a_prompt_list(llama_server):
@@ -80,8 +93,7 @@ def test_embeddings_as_floats_and_base64(minilm_server):
 
 
 def test_metrics_export_the_engines_load_under_vllms_names(llama_server):
-    with client(llama_server) as llm:
-        llm.completions.create(model="llama", prompt="hi", max_tokens=2)
+    client(llama_server).completions.create(model="llama", prompt="hi", max_tokens=2)
     text = httpx.get(f"{llama_server.url}/metrics").text
     for name in ("vllm:num_requests_running", "vllm:num_requests_waiting",
                  "ksrv_llm_tokens_in_flight"):  # fmt: skip
