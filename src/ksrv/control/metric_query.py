@@ -93,7 +93,7 @@ class MetricTarget:
     kind: str
     """`External` (a Prometheus trigger) or `PodMetric` (OpenTelemetry)."""
     path: str
-    """Where it was written, for messages (`autoScaling.metrics[0]`)."""
+    """Where it was written, for messages (`autoScaling.metrics[0].external`)."""
     query: str
     target: float
 
@@ -166,7 +166,7 @@ def metric_targets(auto_scaling: Mapping[str, Any] | None) -> tuple[MetricTarget
                 threshold = quantity(value)
             except ValueError:
                 threshold = -1.0  # refused where the settings are resolved, naming the field
-            path = f"autoScaling.metrics[{index}]"
+            path = f"autoScaling.metrics[{index}].{kind.lower()}"
             found.append(MetricTarget(kind, path, str(query), threshold))
     return tuple(found)
 

@@ -393,3 +393,10 @@ def test_keda_decision_explains_itself() -> None:
 def test_keda_without_a_local_query_has_no_local_autoscaler() -> None:
     intent = Autoscaling(annotations=(("serving.kserve.io/autoscalerClass", "keda"),))
     assert settings_for(AutoscalerConfig(), intent, None) is None
+
+
+def test_keda_threshold_that_is_not_positive_is_refused_naming_the_field():
+    from ksrv.errors import ResourceInvalid
+
+    with pytest.raises(ResourceInvalid, match=r"autoScaling.metrics\[0\].external.target.value"):
+        keda(target="0")

@@ -72,6 +72,10 @@ def test_metric_targets_read_keda_external_and_otel_pod_metrics_only() -> None:
         ]
     }  # fmt: skip
     assert metric_query.metric_targets(auto) == (
-        MetricTarget("External", "autoScaling.metrics[1]", "vllm:num_requests_running", 2.0),
-        MetricTarget("PodMetric", "autoScaling.metrics[2]", "vllm:num_requests_waiting", 0.5),
+        MetricTarget(
+            "External", "autoScaling.metrics[1].external", "vllm:num_requests_running", 2.0
+        ),
+        MetricTarget(
+            "PodMetric", "autoScaling.metrics[2].podmetric", "vllm:num_requests_waiting", 0.5
+        ),
     )
