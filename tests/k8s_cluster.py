@@ -32,6 +32,8 @@ _RESOURCES = [
     (f"{GROUP}/v1alpha1/inferencegraphs", "InferenceGraph", True, {"status"}),
     (f"{GROUP}/v1alpha1/trainedmodels", "TrainedModel", True, {"status"}),
     (f"{GROUP}/v1alpha1/clusterstoragecontainers", "ClusterStorageContainer", False, set()),
+    (f"{GROUP}/v1alpha2/llminferenceservices", "LLMInferenceService", True, {"status"}),
+    (f"{GROUP}/v1alpha2/llminferenceserviceconfigs", "LLMInferenceServiceConfig", True, set()),
     ("apiextensions.k8s.io/v1/customresourcedefinitions", "CustomResourceDefinition", False,
      set()),
     ("v1/namespaces", "Namespace", False, set()),

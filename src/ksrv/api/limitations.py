@@ -79,16 +79,34 @@ def _inference_service_notes(isvc: InferenceService) -> list[str]:
                 "(use spec.canary)"
             )
         if component.auto_scaling is not None:
-            notes.append(
-                f"{path}.autoScaling: HPA/KEDA metric specs are not evaluated locally; "
-                "ksrv's autoscaler uses scaleMetric and scaleTarget"
-            )
+            notes.append(_auto_scaling_note(isvc, component.auto_scaling.to_dict(), path))
     if mode == "ModelMesh":
         notes.append(
             "metadata.annotations[serving.kserve.io/deploymentMode]: ModelMesh is not "
             "available locally"
         )
     return notes
+
+
+def _auto_scaling_note(isvc: InferenceService, auto: dict[str, Any], path: str) -> str:
+    """What becomes of `autoScaling` locally: with KEDA, a Prometheus or OpenTelemetry query
+    is read from the replicas' own /metrics (docs/llm.md); nothing else is evaluated."""
+    annotations = isvc.metadata.annotations or {}
+    kinds = {metric.get("type") for metric in auto.get("metrics") or ()}
+    if annotations.get("serving.kserve.io/autoscalerClass") == "keda" and kinds & {
+        "External",
+        "PodMetric",
+    }:
+        return (
+            f"{path}.autoScaling: KEDA's query is evaluated on the replicas' own /metrics (no "
+            "Prometheus): selectors and sum/avg/max/min/count of them, added with +; a query "
+            "beyond that, and Resource metrics, are not scaled on"
+        )
+    return (
+        f"{path}.autoScaling: HPA/KEDA metric specs are not evaluated locally without "
+        "serving.kserve.io/autoscalerClass: keda and a query; ksrv's autoscaler uses "
+        "scaleMetric and scaleTarget"
+    )
 
 
 def _pod_notes(pod: dict[str, Any], path: str) -> list[str]:

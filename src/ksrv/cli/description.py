@@ -224,7 +224,9 @@ def _decision(decision: Any) -> str:
         return "-"
     parts = [str(decision.get("mode", "?"))]
     metric = decision.get("metric", "")
-    if "observedStable" in decision or "observedPanic" in decision:
+    if decision.get("mode") == "external":  # one value: a KEDA query on the replicas' metrics
+        parts.append(f"{metric} = {decision.get('observedStable', '?')}")
+    elif "observedStable" in decision or "observedPanic" in decision:
         parts.append(
             f"{metric} {decision.get('observedStable', '?')} stable / "
             f"{decision.get('observedPanic', '?')} panic".strip()

@@ -25,6 +25,7 @@ from ksrv.k8s import render as k8s_render
 _SUFFIXES = (".yaml", ".yml", ".json")
 _LOADED_KINDS = (
     "InferenceService", "ServingRuntime", "ClusterServingRuntime", "InferenceGraph", "TrainedModel",
+    "LLMInferenceService", "LLMInferenceServiceConfig",
 )  # fmt: skip
 
 

@@ -18,7 +18,9 @@ window has passed since demand was last that high; hold a scale-down for `scale-
 bound by min/max (and `initial-scale` until it was reached once); go to zero only with
 min 0 and scale to zero enabled, after a stable window with no traffic and then
 max(grace period, pod retention) more. cpu/memory follow HPA: ceil(ready x utilisation /
-target) outside a 10% tolerance, scale-down stabilised over 5 minutes.
+target) outside a 10% tolerance, scale-down stabilised over 5 minutes. `external` (a KEDA
+query on the replicas' own metrics, `Observed.external`) follows the HPA KEDA makes: an
+AverageValue target, stabilisation windows, and KEDA's cooldown to zero.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ksrv.control.autoscaler_settings import HPA_DOWNSCALE_STABILIZATION_S, Scal
 DELAY_GRANULARITY_S: Final = 2.0
 HPA_TOLERANCE: Final = 0.1
 
-Mode = Literal["stable", "panic"]
+Mode = Literal["stable", "panic", "external"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,8 @@ class Observed:
     """Replicas asked for (ready or not)."""
     utilization: tuple[float, ...] = ()
     """cpu or memory use of each ready replica, in percent of its target base (HPA)."""
+    external: float | None = None
+    """`external`: the query's value over the ready replicas (None: none answered)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,10 @@ class Decision:
         """One line for `ksrv describe`."""
         if self.metric in ("cpu", "memory"):
             observed = f"{self.metric} {self.observed_stable:.1f}% (target {self.target:g}%)"
+        elif self.mode == "external":
+            observed = (
+                f"{self.metric} = {self.observed_stable:g} (target {self.target:g} per replica)"
+            )
         else:
             observed = (
                 f"{self.metric} {self.observed_stable:.2f} stable / {self.observed_panic:.2f} "
@@ -141,6 +149,8 @@ def decide(
     observed: Observed,
 ) -> Decision:
     """The revision's replica count now, why, and the state for the next call."""
+    if settings.query is not None:
+        return _decide_external(now, settings, state, observed)
     if not settings.is_kpa:
         return _decide_hpa(now, settings, state, observed)
     stable = window_average(window, now, settings.stable_window_s, settings.metric)
@@ -295,3 +305,40 @@ def _decide_hpa(
         reason = f"{reason}; scale-down stabilised at {stabilised} over 5 minutes"
     state = replace(state, delay_window=recommendations)
     return Decision(stabilised, "stable", metric, average, average, settings.target, reason, state)
+
+
+def _decide_external(
+    now: float, settings: ScalingSettings, state: ScalerState, observed: Observed
+) -> Decision:
+    """KEDA's ScaledObject as its HPA runs it. KServe writes a Prometheus trigger without a
+    metricType, so KEDA's AverageValue: ceil(value / target) replicas, unless the value per
+    replica is within HPA's 10% tolerance of the target. The recommendation is stabilised
+    (HPA: the lowest of the scale-up window, the highest of the scale-down window). With min
+    0, KEDA deactivates once the value has been 0 for its cooldown; a revision at zero is
+    woken by the gateway's activator (no replica, no metrics)."""
+    assert settings.query is not None
+    name, value = settings.query.text, observed.external
+    current = observed.replicas
+    if value is None or current == 0:
+        why = "at zero until a request wakes it" if current == 0 else "no metrics read yet"
+        return Decision(None, "external", name, 0.0, 0.0, settings.target, why, state)
+    if abs(value / (settings.target * current) - 1.0) <= HPA_TOLERANCE:
+        wanted, reason = current, f"within the {HPA_TOLERANCE:.0%} tolerance"
+    else:
+        wanted = math.ceil(value / settings.target)
+        reason = f"{wanted} wanted"
+    floor = max(1, settings.min_scale)
+    wanted = min(max(wanted, floor), settings.max_scale or max(wanted, floor))
+    index = int(now)
+    up_s, down_s = settings.scale_up_window_s, settings.scale_down_window_s
+    kept = tuple((i, v) for i, v in state.delay_window if index - i < max(up_s, down_s))
+    lowest_up = min([v for i, v in kept if index - i < up_s] + [wanted])
+    highest_down = max([v for i, v in kept if index - i < down_s] + [wanted])
+    replicas = min(max(current, lowest_up), highest_down)
+    if replicas != wanted:
+        reason = f"{reason}; stabilised at {replicas}"
+    last_active = now if value > 0 or state.active_since is None else state.active_since
+    state = replace(state, delay_window=(*kept, (index, wanted)), active_since=last_active)
+    if settings.min_scale == 0 and value <= 0 and now - last_active >= settings.cooldown_s:
+        replicas, reason = 0, f"{name} has been 0 for the {settings.cooldown_s:g}s cooldown"
+    return Decision(replicas, "external", name, value, value, settings.target, reason, state)

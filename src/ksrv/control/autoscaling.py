@@ -12,7 +12,9 @@ CPU request is set locally), and `memory` too (`resident_bytes`: each ready repl
 resident memory, from /proc as for CPU, in percent of the serving container's memory
 request or limit). A revision may go to zero (`minReplicas: 0`); the gateway's activator
 then holds its requests and calls `activate`, which starts a replica at once rather than at
-the next tick, and keeps it for a stable window as Knative's activation does.
+the next tick, and keeps it for a stable window as Knative's activation does. A KEDA query
+(`autoScaling.metrics`) is evaluated each tick on the ready replicas' own /metrics
+(`replica_metrics`): the engine's requests or tokens in flight of an LLM server.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from ksrv.control import autoscaler
+import httpx
+
+from ksrv.control import autoscaler, replica_metrics
 from ksrv.control.autoscaler import Decision, Observed, Sample, ScalerState
 from ksrv.control.autoscaler_config import AutoscalerConfig
 from ksrv.control.autoscaler_settings import ScalingSettings, settings_for
@@ -83,6 +87,7 @@ class Autoscalers:
         self.tick_s = tick_s
         self._tracked: dict[RevisionKey, _Tracked] = {}
         self.cpu = CPUMeter()
+        self._http: httpx.AsyncClient | None = None
 
     def settings(
         self, plan: ComponentPlan, deployment_mode: str | None = None
@@ -190,7 +195,10 @@ class Autoscalers:
                 continue  # forgotten meanwhile, or not started yet
             now = self.clock()
             window = self.traffic.samples(key[0], key[1], now, tracked.settings.stable_window_s)
-            observed = Observed(_ready(state), state.spec.replicas, self._usage(tracked, state))
+            external = await self._external(tracked.settings, state)
+            observed = Observed(
+                _ready(state), state.spec.replicas, self._usage(tracked, state), external
+            )
             decision = autoscaler.decide(window, now, tracked.settings, tracked.state, observed)
             tracked.state, tracked.decision = decision.state, decision
             # No data to decide on: still honour bounds that changed (a new minReplicas).
@@ -201,6 +209,26 @@ class Autoscalers:
                 continue
             logger.info("revision %s/%s: %s", *key, decision.explanation)
             await self.platform.ensure(dataclasses.replace(state.spec, replicas=wanted))
+
+    async def _external(self, settings: ScalingSettings, state: RevisionState) -> float | None:
+        """The settings' query over the ready replicas' /metrics (None: none answered)."""
+        if settings.query is None:
+            return None
+        addresses = [
+            r.http_address for r in state.replicas if r.phase == "Ready" and r.http_address
+        ]
+        if not addresses:
+            return None
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        found = await replica_metrics.series(self._http, addresses)
+        return None if found is None else settings.query.value(found)
+
+    async def close(self) -> None:
+        """Release the connections the metric reads keep open."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     def _usage(self, tracked: _Tracked, state: RevisionState) -> tuple[float, ...]:
         """Each ready replica's measured use, for the resource metrics (HPA's)."""

@@ -30,8 +30,9 @@ from ksrv.api.kinds import COMPONENTS
 from ksrv.api.meta import Container as ContainerSpec
 from ksrv.api.meta import quantity_bytes
 from ksrv.api.serving_runtime import Runtime
-from ksrv.control import art_plan, canaries
+from ksrv.control import art_plan, canaries, metric_query
 from ksrv.control.logger_plan import PayloadLogger, payload_logger
+from ksrv.control.metric_query import MetricTarget
 from ksrv.control.response_cache_plan import ResponseCache, from_annotations
 from ksrv.errors import ResourceInvalid
 
@@ -110,6 +111,10 @@ class Autoscaling:
     memory_request_bytes: float | None = None
     """The serving container's memory request (else limit): what `scaleMetric: memory`
     measures utilisation against, as HPA does."""
+    metrics: tuple[MetricTarget, ...] = ()
+    """`autoScaling.metrics` entries that scale on a query of the model server's metrics."""
+    stabilization_s: tuple[float | None, float | None] = (None, None)
+    """`autoScaling.behavior`'s scale-up and scale-down stabilisation windows, if set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +394,19 @@ def scaling_intent(
 
 def _autoscaling(spec: ComponentSpec, isvc: InferenceService) -> Autoscaling:
     annotations = {**isvc.metadata.annotations, **(spec.annotations or {})}
-    return scaling_intent(spec, annotations, memory_request(spec.main_container))
+    intent = scaling_intent(spec, annotations, memory_request(spec.main_container))
+    if spec.auto_scaling is None:
+        return intent
+    behavior = spec.auto_scaling.behavior or {}
+    windows = tuple(
+        (behavior.get(key) or {}).get("stabilizationWindowSeconds")
+        for key in ("scaleUp", "scaleDown")
+    )
+    return replace(
+        intent,
+        metrics=metric_query.metric_targets(spec.auto_scaling.to_dict()),
+        stabilization_s=(windows[0], windows[1]),
+    )
 
 
 def memory_request(container: ContainerSpec | None) -> float | None:

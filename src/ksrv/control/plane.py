@@ -244,6 +244,7 @@ async def run(settings: PlaneSettings, on_started: Callable[[], None] | None = N
         await platform.shutdown(stop_replicas=True)
         caches.shutdown()
         await models.close()
+        await autoscalers.close()
         gateway.stop()
         store.close()
         settings.pid_file.unlink(missing_ok=True)

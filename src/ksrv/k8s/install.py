@@ -37,7 +37,8 @@ from ksrv.k8s.podspec import PLACEHOLDER_IMAGE
 # The kinds ksrv serves, by CRD plural; each file is KServe v0.20.0's config/crd/full copy.
 CRD_PLURALS: Final = (
     "inferenceservices", "servingruntimes", "clusterservingruntimes", "inferencegraphs",
-    "trainedmodels", "clusterstoragecontainers",
+    "trainedmodels", "clusterstoragecontainers", "llminferenceservices",
+    "llminferenceserviceconfigs",
 )  # fmt: skip
 OPERATOR: Final = "ksrv-operator"
 FIELD_MANAGER: Final = "ksrv"
@@ -48,15 +49,20 @@ _READ: Final = ["get", "list", "watch"]
 # (API group, resources, verbs): what the operator reads, owns and reports.
 _RULES: Final = (
     ("serving.kserve.io", ["inferenceservices", "servingruntimes", "clusterservingruntimes",
-                           "inferencegraphs", "trainedmodels", "clusterstoragecontainers"],
+                           "inferencegraphs", "trainedmodels", "clusterstoragecontainers",
+                           "llminferenceservices"],
      ["get", "list", "watch", "patch", "update"]),
+    # LLMInferenceServices' presets: read, never written
+    ("serving.kserve.io", ["llminferenceserviceconfigs"], _READ),
     # a TrainedModel whose InferenceService is gone is deleted, as KServe's controller does
     ("serving.kserve.io", ["trainedmodels"], ["delete"]),
     ("serving.kserve.io", ["inferenceservices/status", "inferencegraphs/status",
-                           "trainedmodels/status"], ["get", "patch", "update"]),
+                           "trainedmodels/status", "llminferenceservices/status"],
+     ["get", "patch", "update"]),
     # ownerReferences with blockOwnerDeletion need update on the owner's finalizers.
     ("serving.kserve.io", ["inferenceservices/finalizers", "inferencegraphs/finalizers",
-                           "trainedmodels/finalizers"], ["update"]),
+                           "trainedmodels/finalizers", "llminferenceservices/finalizers"],
+     ["update"]),
     ("apps", ["deployments"], _CRUD),
     # Services per component; ConfigMaps for TrainedModels (modelconfig-<isvc>-0), as KServe.
     ("", ["services", "configmaps"], _CRUD),

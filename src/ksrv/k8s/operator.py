@@ -6,10 +6,11 @@ the same registry under `kopf.testing.KopfRunner`. kopf and the operator's own c
 the same way, from the same kubeconfig or service account. Passes run in threads (the official
 client blocks), one at a time per resource (an asyncio lock each), so a Deployment's status
 change and a spec change never race. InferenceServices, InferenceGraphs and TrainedModels each
-have their handlers (a TrainedModel is served by its InferenceService's pass). kopf does the
-retrying: `Retry` becomes a `TemporaryError` with its delay, `Rejected` a `PermanentError` (the
-status already says why); a pass woken by an owned object's event schedules its own retry, as
-kopf retries only handlers of the resource itself.
+have their handlers (a TrainedModel is served by its InferenceService's pass), and so do
+LLMInferenceServices (`reconcile_llm`: re-run when their Deployment or a preset changes).
+kopf does the retrying: `Retry` becomes a `TemporaryError` with its delay, `Rejected` a
+`PermanentError` (the status already says why); a pass woken by an owned object's event
+schedules its own retry, as kopf retries only handlers of the resource itself.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, Final, TypeVar
 import kopf
 
 from ksrv.api.kinds import GROUP
-from ksrv.k8s import naming, reconcile, reconcile_graph, reconcile_trained_model
+from ksrv.k8s import llm, naming, reconcile, reconcile_graph, reconcile_llm, reconcile_trained_model
 from ksrv.k8s.client import Api, ApiFailure, connect
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ PREFIX: Final = "ksrv.dev"
 ISVCS: Final = (GROUP, "v1beta1", "inferenceservices")
 GRAPHS: Final = (GROUP, "v1alpha1", "inferencegraphs")
 TRAINED_MODELS: Final = (GROUP, "v1alpha1", "trainedmodels")
+LLM_SERVICES: Final = (GROUP, "v1alpha2", "llminferenceservices")
+LLM_CONFIGS: Final = (GROUP, "v1alpha2", "llminferenceserviceconfigs")
 # The objects whose changes re-run their InferenceService's pass: found by KServe's label.
 OWNED_WATCHES: Final = (
     ("apps", "v1", "deployments"),
@@ -89,6 +92,29 @@ class _Operator:
             reconcile_graph.reconcile_graph, api, namespace, name, self.settings
         )
         await self.run_pass(("InferenceGraph", namespace, name), call, is_event=is_event)
+
+    async def reconcile_llm(self, namespace: str, name: str, *, is_event: bool = False) -> None:
+        """One pass over one LLMInferenceService, as `reconcile` for an InferenceService."""
+        api = await self.api()
+        call = functools.partial(
+            reconcile_llm.reconcile_llm_service, api, namespace, name, self.settings,
+            is_spec_news=not is_event,
+        )  # fmt: skip
+        await self.run_pass(("LLMInferenceService", namespace, name), call, is_event=is_event)
+
+    async def reconcile_all_llm(self, namespace: str) -> None:
+        """Every LLMInferenceService a preset in `namespace` may be merged into (those of the
+        namespace; every one for KServe's system namespace)."""
+        api = await self.api()
+        where = None if namespace == reconcile_llm.SYSTEM_NAMESPACE else namespace
+        found = await self.in_thread(
+            api.list, reconcile_llm.LLM_VERSION, "LLMInferenceService", where
+        )
+        for body in found:
+            meta = body["metadata"]
+            service_namespace = meta.get("namespace") or "default"
+            if in_scope(service_namespace, self.namespaces):
+                await self.reconcile_llm(service_namespace, meta["name"], is_event=True)
 
     async def run_pass(
         self, key: tuple[str, str, str], call: Callable[[], Any], *, is_event: bool
@@ -202,6 +228,7 @@ def registry(
     _serve_inference_services(registry, operator)
     _serve_graphs(registry, operator)
     _serve_trained_models(registry, operator)
+    _serve_llm_services(registry, operator)
     return registry
 
 
@@ -312,6 +339,31 @@ def _serve_trained_models(registry: kopf.OperatorRegistry, operator: _Operator) 
         api = await operator.api()
         release = functools.partial(reconcile_trained_model.release, api, where, meta["name"])
         await operator.run_pass(("TrainedModel", where, meta["name"]), release, is_event=True)
+
+
+def _serve_llm_services(registry: kopf.OperatorRegistry, operator: _Operator) -> None:
+    """LLMInferenceServices, their Deployments, and the presets they are merged over. No
+    finalizer: what they own goes with them (ownerReferences)."""
+
+    @kopf.on.resume(*LLM_SERVICES, id="reconcile-llm", registry=registry)
+    @kopf.on.create(*LLM_SERVICES, id="reconcile-llm", registry=registry)
+    @kopf.on.update(*LLM_SERVICES, id="reconcile-llm", registry=registry)
+    async def llm_service(namespace: str | None, name: str, **_: Any) -> None:
+        await operator.reconcile_llm(namespace or "default", name)
+
+    @kopf.on.event(
+        "apps", "v1", "deployments", id="llm-owned-deployments",
+        labels={llm.PART_OF_LABEL: llm.PART_OF}, registry=registry,
+    )  # fmt: skip
+    async def llm_owned_changed(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+        name = labels.get(llm.NAME_LABEL)
+        if isinstance(name, str):
+            await operator.reconcile_llm(namespace or "default", name, is_event=True)
+
+    @kopf.on.event(*LLM_CONFIGS, id="llm-config", registry=registry)
+    async def llm_config_changed(namespace: str | None, type: str | None, **_: Any) -> None:
+        if type is not None:  # None: the first listing, which the resume handlers cover
+            await operator.reconcile_all_llm(namespace or "default")
 
 
 def in_scope(namespace: str, patterns: Sequence[str]) -> bool:

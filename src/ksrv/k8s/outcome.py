@@ -108,3 +108,19 @@ def warn(api: Api, body: dict[str, Any], reason: str, messages: list[str], now: 
         except ApiFailure as failure:
             if failure.status != 409:  # 409: said already for this generation
                 logger.info("could not record the warning as an Event: %s", failure)
+
+
+def api_failure_outcome(
+    api: Api, body: dict[str, Any], failure: ApiFailure, settings: Settings, now: float
+) -> Retry | Rejected:
+    """What an API failure makes of a pass: a quick `Retry` when it passes by itself; else
+    `Ready` False says why, and the spec must change (`Rejected`: the API refused an object)
+    or someone must act (a slow `Retry`)."""
+    if failure.is_transient:
+        return Retry(str(failure), settings.retry_delay_s)
+    old = mapping(body.get("status"))
+    generation = body["metadata"].get("generation")
+    write_status(api, body, failed_status(generation, "ApplyFailed", failure.message, old, now))
+    if failure.status in REFUSED:
+        return Rejected(failure.message)
+    return Retry(failure.message, settings.slow_retry_delay_s)

@@ -143,7 +143,7 @@ def _pass(
     models, where, extra = reconcile_trained_model.placed(api, isvc, rendered.objects)
     objects = [*rendered.objects, *extra]
     applied = [apply.apply(api, obj, owner) for obj in objects]
-    new = _status(api, isvc, plan, config, applied, old, now())
+    new = service_status(api, isvc, plan, config, applied, old, now())
     if not errors and Readiness.from_status(new) != readiness:
         # Components turned Ready in this pass: what waits for them (the Ingress, the
         # VirtualService, canary weights) is rendered now, not at the next event.
@@ -151,7 +151,7 @@ def _pass(
         rendered = render.render_inference_service(isvc, runtimes, config, view, ready_now)
         objects = [*rendered.objects, *extra]
         applied = [apply.apply(api, obj, owner) for obj in objects]
-        new = _status(api, isvc, plan, config, applied, old, now())
+        new = service_status(api, isvc, plan, config, applied, old, now())
     if is_spec_news:
         apply.collect_garbage(api, owner, objects, apply.OWNED_KINDS)
     write_status(api, body, new)
@@ -161,7 +161,7 @@ def _pass(
     return new
 
 
-def _status(
+def service_status(
     api: Api,
     isvc: InferenceService,
     plan: ServicePlan,

@@ -19,12 +19,14 @@ from ksrv.api.inference_graph import InferenceGraph
 from ksrv.api.inference_service import InferenceService
 from ksrv.api.serving_runtime import ClusterServingRuntime, Runtime, ServingRuntime
 from ksrv.api.trained_model import TrainedModel
+from ksrv.control import llm_plan
 from ksrv.control.plan import ComponentPlan, desired_state
 from ksrv.errors import ResourceInvalid, ResourceNotFound
 from ksrv.k8s import (
     canary,
     graph,
     knative,
+    llm,
     naming,
     podspec,
     service_endpoint,
@@ -109,6 +111,27 @@ def _add_component(
     rendered.warnings.extend(f"{where}: {w}" for w in unenforced.component_warnings(ctx, pod))
 
 
+def render_llm_service(
+    document: dict[str, Any],
+    lookup: llm_plan.Lookup,
+    runtimes: Sequence[Runtime],
+    config: ClusterConfig,
+    cluster: ClusterView | None = None,
+    readiness: Readiness | None = None,
+) -> tuple[InferenceService, Rendered]:
+    """The InferenceService an LLMInferenceService becomes (`llm`) and its objects, with
+    warnings naming what KServe's LLM controller would make besides.
+
+    Raises:
+        ResourceInvalid: the document is invalid, a baseRef is missing, or there is no model.
+    """
+    isvc = llm.as_inference_service(document, lookup)
+    rendered = render_inference_service(isvc, runtimes, config, cluster, readiness)
+    merged = llm.merged(document, lookup)
+    rendered.warnings.extend(llm.cluster_warnings(merged, isvc.metadata.name))
+    return isvc, rendered
+
+
 def render_documents(
     documents: Iterable[dict[str, Any]], config: ClusterConfig, mode: str | None = None
 ) -> Rendered:
@@ -137,7 +160,34 @@ def render_documents(
             rendered.problems.append(f"{ig.metadata.name}: {exc}")
     models = [r for r in loaded if isinstance(r, TrainedModel)]
     rendered.objects.extend(trained_model.model_configs(services, models))
+    _render_llm_documents(rendered, documents, runtimes, config, cluster)
     return rendered
+
+
+def _render_llm_documents(
+    rendered: Rendered,
+    documents: list[dict[str, Any]],
+    runtimes: Sequence[Runtime],
+    config: ClusterConfig,
+    cluster: ClusterView,
+) -> None:
+    """Each LLMInferenceService's objects, its presets read from the documents' configs."""
+    lookup = llm.config_lookup(documents)
+    for document in documents:
+        if document.get("kind") not in llm_plan.KINDS:
+            continue
+        name = (document.get("metadata") or {}).get("name")
+        try:
+            resources.load(document, is_strict=True)  # as `ksrv apply` checks them, presets too
+            if document["kind"] != llm_plan.LLMISVC:
+                continue
+            _, one = render_llm_service(document, lookup, runtimes, config, cluster)
+        except ResourceInvalid as exc:
+            rendered.problems.append(f"{name}: {exc}")
+            continue
+        rendered.objects.extend(one.objects)
+        rendered.problems.extend(f"{name}: {p}" for p in one.problems)
+        rendered.warnings.extend(f"{name}: {w}" for w in one.warnings)
 
 
 def _load(document: dict[str, Any]) -> resources.Resource | None:

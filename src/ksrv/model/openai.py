@@ -3,13 +3,16 @@
 KServe's classes by KServe's names and signatures (`raw_request` is always None here; it is
 kept so a KServe model ports unchanged). A streamed answer is an async iterator of chunk
 objects; the server frames it as server-sent events, adds `[DONE]` and the usage chunk, and
-closes the iterator when the client hangs up (docs/openai.md).
+closes the iterator when the client hangs up (docs/openai.md). A generative model may report
+its engine's load (`EngineLoad`: requests running and waiting, tokens in flight), which the
+server exports as vLLM's gauges for autoscalers to read (docs/llm.md).
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from ksrv.model.base import Model
@@ -29,8 +32,25 @@ class OpenAIModel(Model, metaclass=abc.ABCMeta):
     parent: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EngineLoad:
+    """What a generation engine holds now, as vLLM's scheduler gauges count it."""
+
+    running: int
+    """Generations producing tokens (`vllm:num_requests_running`)."""
+    waiting: int
+    """Generations admitted but queued for a place (`vllm:num_requests_waiting`)."""
+    tokens: int
+    """Tokens in flight: each generation's prompt plus the new tokens it may still ask for."""
+
+
 class OpenAIGenerativeModel(OpenAIModel):
     """Completions and chat completions (`/v1/completions`, `/v1/chat/completions`)."""
+
+    def engine_load(self) -> EngineLoad | None:
+        """The engine's load now, for the server's gauges; None (the default) reports none.
+        Called at each scrape, so it must be cheap."""
+        return None
 
     def adapters(self) -> list[OpenAIGenerativeModel]:
         """Models served beside this one under their own names (LoRA adapters, as vLLM's

@@ -206,6 +206,11 @@ def build_app(settings: ServerSettings, models: list[Model]) -> RESTApp:
         max_batch_size=settings.max_batch_size,
         max_latency_s=None if max_latency_ms is None else max_latency_ms / 1000,
     )
+    engines = [m for m in models if isinstance(m, OpenAIGenerativeModel)]
+    if engines:
+        dataplane.metrics.watch_engines(
+            lambda: [(m.name, load) for m in engines if (load := m.engine_load()) is not None]
+        )
     app = RESTApp(
         dataplane,
         max_request_bytes=settings.max_request_bytes,

@@ -7,8 +7,10 @@ KServe's names and label (`request_{preprocess,predict,postprocess,explain}_seco
 bound once (`step_observers`), and request counters are cached per (protocol, model, code),
 so no request looks a label set up. Labels only ever name registered models, never what a
 caller typed. The payload logger's counts (`watch_payload_log`) are read from it at each
-scrape, so the logger's hot path gains nothing; under pre-forked workers, where a scrape reads
-the workers' files, each worker copies its counts there every `SYNC_S` instead.
+scrape, so the logger's hot path gains nothing (under pre-forked workers, where a scrape reads
+the workers' files, each worker copies its counts there every `SYNC_S` instead); so are
+generative engines' loads (`watch_engines`), exported under vLLM's names so autoscalers
+written for vLLM read them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ksrv.protocol import status
 from ksrv.telemetry import metrics as telemetry
 
 if TYPE_CHECKING:
+    from ksrv.model.openai import EngineLoad
     from ksrv.server.payload_log import PayloadLogStats
 
 # Requests merged into one model call: powers of two up to well past the default batch size.
@@ -232,6 +235,10 @@ class ServerMetrics:
         ).start()
         return stop
 
+    def watch_engines(self, loads: Callable[[], list[tuple[str, EngineLoad]]]) -> None:
+        """Export each generative model's engine load (`loads`: by model name) at each scrape."""
+        self.registry.register(_EngineCollector(loads))
+
     def exposition(self) -> bytes:
         return telemetry.exposition_text(self.registry)
 
@@ -278,6 +285,28 @@ class _PayloadLogSync:
         while not stop.wait(SYNC_S):
             self.copy()
         self.copy()
+
+
+class _EngineCollector(Collector):
+    """vLLM's scheduler gauges (`vllm:num_requests_running`, `vllm:num_requests_waiting`) and
+    ksrv's tokens in flight, per generative model."""
+
+    def __init__(self, loads: Callable[[], list[tuple[str, EngineLoad]]]) -> None:
+        self.loads = loads
+
+    def collect(self) -> Iterator[Metric]:
+        families = (
+            ("vllm:num_requests_running", "Generations producing tokens", "running"),
+            ("vllm:num_requests_waiting", "Generations queued for a place", "waiting"),
+            ("ksrv_llm_tokens_in_flight", "Prompt plus max new tokens of the generations "
+             "running or waiting", "tokens"),
+        )  # fmt: skip
+        loads = self.loads()
+        for name, documentation, field in families:
+            family = GaugeMetricFamily(name, documentation, labels=["model_name"])
+            for model_name, load in loads:
+                family.add_metric([model_name], getattr(load, field))
+            yield family
 
 
 class _PayloadLogCollector(Collector):

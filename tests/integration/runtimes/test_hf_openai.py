@@ -7,6 +7,7 @@ embeddings as floats and base64; a prompt over the context is a 400 in OpenAI's 
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests import hf_models
@@ -33,8 +34,21 @@ def minilm_server():
     server.stop()
 
 
+_OPENED: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    """Each test's clients are closed after it, so no connection outlives its test."""
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
+
+
 def client(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/openai/v1", api_key="unused", max_retries=0)
+    opened = openai.OpenAI(base_url=f"{server.url}/openai/v1", api_key="unused", max_retries=0)
+    _OPENED.append(opened)
+    return opened
 
 
 def test_completions_whole_and_with_n_over_a_prompt_list(llama_server):
@@ -76,3 +90,11 @@ def test_embeddings_as_floats_and_base64(minilm_server):
     assert decoded.data[0].embedding == pytest.approx(floats.data[0].embedding, abs=1e-5)
     with pytest.raises(openai.NotFoundError):
         encoder.embeddings.create(model="nope", input="a cat")
+
+
+def test_metrics_export_the_engines_load_under_vllms_names(llama_server):
+    client(llama_server).completions.create(model="llama", prompt="hi", max_tokens=2)
+    text = httpx.get(f"{llama_server.url}/metrics").text
+    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting",
+                 "ksrv_llm_tokens_in_flight"):  # fmt: skip
+        assert f'{name}{{model_name="llama"}} 0.0' in text  # nothing in flight once answered

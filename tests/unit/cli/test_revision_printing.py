@@ -103,3 +103,15 @@ def test_describe_lists_the_services_revisions_with_the_autoscalers_last_decisio
 def test_describe_says_none_without_revisions_and_leaves_the_section_out_when_unknown():
     assert section(description(isvc(), NOW, []), "Revisions:") == ["  <none>"]
     assert "Revisions:" not in description(isvc(), NOW).splitlines()
+
+
+def test_describe_shows_a_keda_query_decision_as_its_one_value():
+    decision = {"mode": "external", "metric": "sum(ksrv_llm_tokens_in_flight)",
+                "observedStable": 410.0, "observedPanic": 410.0, "target": 250.0,
+                "desiredReplicas": 2, "reason": "2 wanted"}  # fmt: skip
+    latest = revision("iris-predictor-00002", 100, None, autoscaler=decision)
+    lines = section(description(isvc(), NOW, [latest]), "Revisions:")
+    assert lines[-1] == (
+        "    iris-predictor-00002   external, sum(ksrv_llm_tokens_in_flight) = 410.0, "
+        "target 250.0, 2 desired: 2 wanted"
+    )

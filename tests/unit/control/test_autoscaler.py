@@ -308,3 +308,95 @@ def test_hpa_never_goes_to_zero_and_waits_for_a_measurement():
 def test_settings_object_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings().target = 1.0  # type: ignore[misc]
+
+
+# -- KEDA on the replicas' own metrics (autoScaling.metrics, KServe's LLM autoscaling guide) --
+
+
+def keda(min_replicas: int = 1, max_replicas: int = 5, target: str = "2",
+         behavior: dict[str, object] | None = None) -> ScalingSettings:  # fmt: skip
+    auto: dict[str, object] = {"metrics": [{"type": "External", "external": {
+        "metric": {"backend": "prometheus", "serverAddress": "http://prometheus:9090",
+                   "query": "sum(vllm:num_requests_running) + sum(vllm:num_requests_waiting)"},
+        "target": {"type": "Value", "value": target}}}]}  # fmt: skip
+    if behavior is not None:
+        auto["behavior"] = behavior
+    from ksrv.control import metric_query
+
+    up, down = ((behavior or {}).get(k, {}).get("stabilizationWindowSeconds")  # type: ignore[union-attr]
+                for k in ("scaleUp", "scaleDown"))  # fmt: skip
+    intent = Autoscaling(
+        min_replicas=min_replicas, max_replicas=max_replicas,
+        annotations=(("serving.kserve.io/autoscalerClass", "keda"),),
+        metrics=metric_query.metric_targets(auto), stabilization_s=(up, down),
+    )  # fmt: skip
+    resolved = settings_for(AutoscalerConfig(), intent, None)
+    assert resolved is not None
+    return resolved
+
+
+def external(
+    values: dict[int, float | None], until: int, scaling: ScalingSettings, replicas: int = 1
+) -> dict[int, int]:
+    """Tick every second over [0, until]: the query's value at each second (the last one
+    given holds), the platform following at once; the replica counts decided."""
+    state, chosen, value = ScalerState(), {}, None
+    for second in range(until + 1):
+        value = values.get(second, value)
+        observed = Observed(replicas, replicas, external=value if replicas else None)
+        decision = decide((), T0 + second, scaling, state, observed)
+        state = decision.state
+        if decision.replicas is not None:
+            replicas = decision.replicas
+        chosen[second] = replicas
+    return chosen
+
+
+def test_keda_query_scales_to_ceil_of_value_over_target_at_once() -> None:
+    chosen = external({0: 1.0, 5: 4.0, 9: 9.0}, 12, keda(max_replicas=4))
+    assert (chosen[4], chosen[5], chosen[9]) == (1, 2, 4)  # 4/2 = 2; 9/2 capped by max 4
+
+
+def test_keda_scale_down_is_stabilised_for_the_scale_down_window() -> None:
+    chosen = external({0: 6.0, 10: 0.0}, 320, keda())
+    # 3 was last wanted at 9 s: kept for KServe's default 300 s window
+    assert chosen[10] == 3 and chosen[308] == 3 and chosen[309] == 1
+
+
+def test_keda_behavior_windows_replace_kserves_defaults() -> None:
+    behavior = {"scaleDown": {"stabilizationWindowSeconds": 10},
+                "scaleUp": {"stabilizationWindowSeconds": 5}}  # fmt: skip
+    chosen = external({0: 2.0, 10: 6.0, 30: 2.0}, 45, keda(behavior=behavior))
+    assert (chosen[13], chosen[14]) == (1, 3)  # up once 3 was all that was wanted for 5 s
+    assert (chosen[38], chosen[39]) == (3, 1)
+
+
+def test_keda_value_within_tolerance_keeps_the_count() -> None:
+    assert external({0: 4.3}, 3, keda(), replicas=2)[3] == 2  # 2.15 per replica of 2: < 10%
+
+
+def test_keda_min_zero_goes_to_zero_after_the_cooldown_and_no_data_changes_nothing() -> None:
+    chosen = external({0: 1.0, 5: 0.0}, 320, keda(min_replicas=0))
+    assert chosen[303] == 1 and chosen[304] == 0  # last active at 4 s
+    assert external({0: None}, 5, keda())[5] == 1  # no replica answered: no decision
+
+
+def test_keda_decision_explains_itself() -> None:
+    decision = decide((), T0, keda(), ScalerState(), Observed(1, 1, external=5.0))
+    assert decision.replicas == 3 and decision.mode == "external"
+    assert decision.explanation.startswith(
+        "external: sum(vllm:num_requests_running) + sum(vllm:num_requests_waiting) = 5 "
+        "(target 2 per replica) -> 3 replica(s)"
+    )
+
+
+def test_keda_without_a_local_query_has_no_local_autoscaler() -> None:
+    intent = Autoscaling(annotations=(("serving.kserve.io/autoscalerClass", "keda"),))
+    assert settings_for(AutoscalerConfig(), intent, None) is None
+
+
+def test_keda_threshold_that_is_not_positive_is_refused_naming_the_field():
+    from ksrv.errors import ResourceInvalid
+
+    with pytest.raises(ResourceInvalid, match=r"autoScaling.metrics\[0\].external.target.value"):
+        keda(target="0")

@@ -57,7 +57,8 @@ def test_the_crds_serve_every_kind_ksrv_serves_and_come_first():
     assert {crd["kind"] for crd in crds} == {"CustomResourceDefinition"}
     assert {crd["spec"]["names"]["kind"] for crd in crds} == {
         "InferenceService", "ServingRuntime", "ClusterServingRuntime", "InferenceGraph",
-        "TrainedModel", "ClusterStorageContainer",
+        "TrainedModel", "ClusterStorageContainer", "LLMInferenceService",
+        "LLMInferenceServiceConfig",
     }  # fmt: skip
     assert {crd["spec"]["group"] for crd in crds} == {"serving.kserve.io"}
 
@@ -194,6 +195,9 @@ NEEDED = [
     ("serving.kserve.io", "trainedmodels", "watch"),
     ("serving.kserve.io", "trainedmodels/status", "patch"),
     ("serving.kserve.io", "clusterstoragecontainers", "list"),
+    ("serving.kserve.io", "llminferenceservices", "watch"),
+    ("serving.kserve.io", "llminferenceservices/status", "patch"),
+    ("serving.kserve.io", "llminferenceserviceconfigs", "watch"),
     ("apps", "deployments", "create"),
     ("apps", "deployments", "delete"),
     ("", "services", "patch"),
@@ -218,6 +222,7 @@ REFUSED = [
     ("serving.kserve.io", "inferenceservices", "create"),
     ("serving.kserve.io", "inferenceservices", "delete"),
     ("serving.kserve.io", "clusterservingruntimes", "delete"),
+    ("serving.kserve.io", "llminferenceserviceconfigs", "patch"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "create"),
     ("", "namespaces", "create"),
     ("", "pods", "create"),

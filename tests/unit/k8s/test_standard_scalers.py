@@ -210,3 +210,26 @@ def test_keda_pod_metrics_are_refused_with_the_field_named():
     )
     with pytest.raises(ResourceInvalid, match=r"autoScaling.metrics\[0\].type"):
         render_objects(isvc(predictor, annotations=KEDA))
+
+
+def test_kserves_llm_autoscaling_guide_renders_a_prometheus_trigger_on_vllms_gauge():
+    """The guide's huggingface service (the one the local platform scales on its replicas'
+    /metrics, docs/llm.md) becomes KServe's ScaledObject: a Prometheus trigger on the query."""
+    from tests.platform_support import example
+
+    name = (
+        "website__docs__model-serving__generative-inference__autoscaling__autoscaling__block02.yaml"
+    )
+    document = example(name)[0]
+    document["metadata"]["namespace"] = "ns"
+    scaled = find(render_objects(document), "ScaledObject", "huggingface-qwen-predictor")
+    assert_valid([scaled])
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (1, 5)
+    assert scaled["spec"]["triggers"] == [{
+        "type": "prometheus",
+        "metadata": {
+            "serverAddress": "http://prometheus.istio-system.svc.cluster.local:9090",
+            "query": "vllm:num_requests_running",
+            "threshold": "2",
+        },
+    }]  # fmt: skip

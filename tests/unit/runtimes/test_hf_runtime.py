@@ -320,3 +320,24 @@ def test_a_lone_generation_joins_the_batch_when_another_arrives_with_the_same_te
     # rounds differently, so a near-tie may flip a later token (see the docstring).
     reference = greedy(llama, "the quick brown", 40)
     assert texts and reference.startswith(texts[0])
+
+
+def test_engine_load_counts_a_generation_until_it_is_closed(llama):
+    """A generation paused after its first token is running, its prompt plus max_new_tokens
+    in flight; closing it (a client gone) leaves nothing counted."""
+    from ksrv.model.openai import EngineLoad
+    from ksrv.runtimes.huggingface.engine import SamplingParams
+
+    ids = llama.tokenizer("hello there")["input_ids"]
+
+    async def held():
+        before = llama.engine_load()
+        generation = llama.generator.generate(ids, SamplingParams(20, temperature=0))
+        await generation.__anext__()
+        during = llama.engine_load()
+        await generation.aclose()
+        return before, during, llama.engine_load()
+
+    before, during, after = asyncio.run(held())
+    assert before == after == EngineLoad(running=0, waiting=0, tokens=0)
+    assert during == EngineLoad(running=1, waiting=0, tokens=len(ids) + 20)

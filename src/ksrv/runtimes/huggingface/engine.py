@@ -18,6 +18,11 @@ Forward passes of the model are serialised (a lock taken around the top module's
 transformers sets `config.is_causal` for the length of a forward pass (the shared batch runs
 with False, its own masks), so a `generate` running at the same moment would build a
 non-causal mask and, when the two restores interleave, keep it.
+
+`load()` counts what the engine holds as vLLM's scheduler does (docs/llm.md): running (solo
+generations past the solo lock, and the batch up to `max_seqs`), waiting (the rest), and the
+tokens in flight (prompt plus `max_new_tokens` of each), from the first token asked for to the
+last one taken. Plain counters, read at a scrape.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ksrv.model.openai import EngineLoad
 from ksrv.runtimes.huggingface.lora import AdapterSet
 
 logger = logging.getLogger(__name__)
@@ -83,6 +89,9 @@ class GenerationEngine:
         self._solo_lock = threading.Lock()
         self._in_flight = 0  # batched generations; read and written on the event loop only
         self._solo_running = 0
+        # Each solo generation's "holds the lock" event: set by its thread, the set is the loop's.
+        self._solo_started: set[threading.Event] = set()
+        self._tokens = 0  # prompt + max_new_tokens of every generation; on the event loop
         self.joined_count = 0  # lone generations that moved into the batch
         # Encoder-decoder models cannot join transformers' batch (a decoder-only cache).
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
@@ -135,10 +144,30 @@ class GenerationEngine:
         if manager is not None:
             manager.stop(block=True, timeout=10)
 
+    def load(self) -> EngineLoad:
+        """What the engine holds now: generations running and waiting, tokens in flight."""
+        batched = min(self._in_flight, self._max_seqs)
+        solo = sum(started.is_set() for started in self._solo_started)
+        waiting = self._in_flight - batched + len(self._solo_started) - solo
+        return EngineLoad(running=batched + solo, waiting=waiting, tokens=self._tokens)
+
     async def generate(
         self, prompt_ids: list[int], params: SamplingParams
     ) -> AsyncGenerator[Progress]:
         """The generation after each new token (cumulative); closing the iterator cancels it."""
+        tokens = len(prompt_ids) + params.max_new_tokens
+        self._tokens += tokens
+        generation = self._generate(prompt_ids, params)
+        try:
+            async for progress in generation:
+                yield progress
+        finally:
+            await generation.aclose()
+            self._tokens -= tokens
+
+    async def _generate(
+        self, prompt_ids: list[int], params: SamplingParams
+    ) -> AsyncGenerator[Progress]:
         is_own = (
             params.seed is not None or params.logprobs is not None or params.adapter is not None
         )
@@ -163,9 +192,12 @@ class GenerationEngine:
         part of its prompt, so the two share forward passes from then on."""
         last = Progress()
         alone = self._solo(prompt_ids, dataclasses.replace(params, is_streamed=True), True)
-        async for last in alone:
-            if last.is_finished or (params.is_streamed and not last.is_handed_over):
-                yield last
+        try:
+            async for last in alone:
+                if last.is_finished or (params.is_streamed and not last.is_handed_over):
+                    yield last
+        finally:
+            await alone.aclose()  # closed at once, not by the collector: it frees its count
         if last.is_finished:
             return
         done = last.token_ids
@@ -227,7 +259,11 @@ class GenerationEngine:
         # Log-probabilities come with the finished generation, so such requests wait for it.
         feed = _TokenFeed(loop, tokens) if params.is_streamed and params.logprobs is None else None
         self._solo_running += 1
-        task = loop.run_in_executor(None, self._generate_alone, prompt_ids, params, cancelled, feed)
+        started = threading.Event()
+        self._solo_started.add(started)
+        task = loop.run_in_executor(
+            None, self._generate_alone, prompt_ids, params, cancelled, feed, started
+        )
         try:
             so_far: list[int] = []
             while feed is not None and not task.done():
@@ -255,6 +291,7 @@ class GenerationEngine:
             yield progress
         finally:
             self._solo_running -= 1
+            self._solo_started.discard(started)
             if not task.done():
                 cancelled.set()  # a gone client: generate stops at its next token
 
@@ -264,6 +301,7 @@ class GenerationEngine:
         params: SamplingParams,
         cancelled: threading.Event,
         feed: Any = None,
+        started: threading.Event | None = None,
     ) -> Progress:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -276,6 +314,8 @@ class GenerationEngine:
         if params.temperature > 0:
             options.update(temperature=params.temperature, top_p=params.top_p)
         with self._solo_lock, torch.inference_mode(), self.adapters.active(params.adapter):
+            if started is not None:
+                started.set()
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             output = self.model.generate(

@@ -19,7 +19,7 @@ from typing import Any
 
 from ksrv.errors import InvalidInput, ModelNotReady
 from ksrv.model.base import Headers
-from ksrv.model.openai import OpenAIGenerativeModel
+from ksrv.model.openai import EngineLoad, OpenAIGenerativeModel
 from ksrv.protocol import v1, v2
 from ksrv.protocol.openai.chat import ChatCompletion, ChatCompletionChunk
 from ksrv.protocol.openai.completions import Completion, CompletionChunk
@@ -67,6 +67,11 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
         )  # fmt: skip
         self.ready = True
         return self.ready
+
+    def engine_load(self) -> EngineLoad | None:
+        """The engine's running and waiting generations and tokens in flight (its adapters'
+        included: they generate through it)."""
+        return self.generator.load() if isinstance(self.generator, GenerationEngine) else None
 
     def stop(self) -> None:
         if isinstance(self.generator, GenerationEngine):
