@@ -33,6 +33,7 @@ from ksrv.k8s.outcome import (
     Settings,
     api_failure_outcome,
     failed_status,
+    warn,
     write_status,
 )
 
@@ -110,8 +111,11 @@ def _pass(
         new = reconcile.service_status(api, isvc, plan, config, applied, previous, now())
     if is_spec_news:
         apply.collect_garbage(api, owner, rendered.objects, apply.OWNED_KINDS)
-        for warning in llm.cluster_warnings(llm.merged(body, lookup), meta["name"]):
-            logger.info("%s/%s: %s", namespace, meta["name"], warning)
+        # What KServe's LLM controller would make that this does not: told as Warning Events.
+        merged = llm.merged(body, lookup)
+        warnings = [*llm.cluster_warnings(merged, meta["name"]), *rendered.warnings]
+        if warnings:
+            warn(api, body, reconcile.NOT_ENFORCED, warnings, now())
     status = {**llm_plan.llm_status(new), "observedGeneration": generation}
     write_status(api, body, status)
     if errors:  # a runtime applied later re-runs the pass (the operator watches runtimes)

@@ -81,6 +81,10 @@ def test_an_llm_service_is_rendered_owned_ready_and_follows_its_preset(
     assert status["addresses"] == [{"url": status["url"]}]
     kinds = {c["type"] for c in status["conditions"]}
     assert {"PresetsCombined", "MainWorkloadReady", "WorkloadsReady", "RouterReady"} <= kinds
+    # What KServe's LLM controller would make and this does not, as Warning Events.
+    events = cluster.core.list_namespaced_event(NS).to_dict()["items"]
+    told = [e for e in events if e["involved_object"]["kind"] == "LLMInferenceService"]
+    assert told and {(e["type"], e["reason"]) for e in told} == {("Warning", "NotEnforced")}
 
     cluster.custom.patch_namespaced_custom_object(
         GROUP, VERSION, NS, "llminferenceserviceconfigs", "tiny-model",
