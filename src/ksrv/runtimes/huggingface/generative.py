@@ -24,10 +24,11 @@ from ksrv.protocol import v1, v2
 from ksrv.protocol.openai.chat import ChatCompletion, ChatCompletionChunk
 from ksrv.protocol.openai.completions import Completion, CompletionChunk
 from ksrv.runtimes.huggingface import openai_shapes as shapes
+from ksrv.runtimes.huggingface import settings as flags
 from ksrv.runtimes.huggingface import task as tasks
 from ksrv.runtimes.huggingface.base import HuggingFaceModel
 from ksrv.runtimes.huggingface.decoding import TextStream
-from ksrv.runtimes.huggingface.engine import GenerationEngine, SamplingParams
+from ksrv.runtimes.huggingface.engine import GenerationEngine, SamplingParams, TokenGenerator
 from ksrv.runtimes.huggingface.lora import AdapterSet
 
 DEFAULT_PREDICT_TOKENS = 64
@@ -37,7 +38,7 @@ _UNSUPPORTED = ("frequency_penalty", "presence_penalty")
 class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
     """A causal or sequence-to-sequence LM behind OpenAI completions and chat."""
 
-    generator: GenerationEngine | None = None
+    generator: TokenGenerator | None = None
     lora: AdapterSet = AdapterSet({})
 
     def adapters(self) -> list[OpenAIGenerativeModel]:
@@ -62,14 +63,15 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
         if self.settings.lora_modules:
             self.lora = AdapterSet.load(self.model, self.settings, self.name, self.fetch_uri)
         self.generator = GenerationEngine(
-            self.model, eos_ids, self.settings.max_num_batched_tokens,
-            self.settings.max_num_seqs, self.max_length, self.lora,
+            self.model, eos_ids,
+            self.settings.max_num_batched_tokens or flags.DEFAULT_MAX_NUM_BATCHED_TOKENS,
+            self.settings.max_num_seqs or flags.DEFAULT_MAX_NUM_SEQS, self.max_length, self.lora,
         )  # fmt: skip
         self.ready = True
         return self.ready
 
     def stop(self) -> None:
-        if isinstance(self.generator, GenerationEngine):
+        if self.generator is not None:
             self.generator.stop()
         super().stop()
 
@@ -236,7 +238,7 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
             for task in tasks_:
                 task.cancel()
 
-    def _generator(self) -> GenerationEngine:
+    def _generator(self) -> TokenGenerator:
         if self.generator is None:
             raise ModelNotReady(self.name, "not loaded")
         return self.generator
