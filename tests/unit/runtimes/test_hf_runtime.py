@@ -122,6 +122,13 @@ def test_backend_vllm_is_refused_clearly_without_vllm(llama_dir):
         HuggingFaceModel("llama", llama_dir, ("--backend", "vllm"))
 
 
+def test_vllm_engine_flags_are_unknown_on_the_transformers_backend(llama_dir):
+    from ksrv.runtimes.huggingface.base import HuggingFaceModel
+
+    with pytest.raises(InvalidInput, match="unknown argument\\(s\\): --enforce-eager"):
+        HuggingFaceModel("llama", llama_dir, ("--backend", "huggingface", "--enforce-eager"))
+
+
 def test_sequence_classification_answers_probabilities_per_text(bert_classifier):
     texts = ["hello world", "the lazy dog"]
     rows = bert_classifier.predict({"instances": texts})["predictions"]
