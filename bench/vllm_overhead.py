@@ -36,7 +36,7 @@ def engine_flags(args: argparse.Namespace) -> list[str]:
     """vLLM's engine flags, identical for both servers."""
     return [
         "--max-model-len", "256", "--kv-cache-memory-bytes", str(256 << 20),
-        "--distributed-executor-backend", "uni", *(["--enforce-eager"] if args.eager else []),
+        *(["--enforce-eager"] if args.eager else []),
     ]  # fmt: skip
 
 

@@ -28,12 +28,11 @@ pytestmark = [
 openai = pytest.importorskip("openai")
 
 # vLLM's engine flags, passed through as KServe's container passes them: a small KV cache (the
-# CPU default takes most of the machine's memory), no compilation, the engine in one process.
+# CPU default takes most of the machine's memory), no compilation, requests logged.
 ENGINE_FLAGS = [
-    "--kv-cache-memory-bytes", str(64 << 20), "--enforce-eager",
-    "--distributed-executor-backend", "uni", "--enable-log-requests",
+    "--kv-cache-memory-bytes", str(64 << 20), "--enforce-eager", "--enable-log-requests",
 ]  # fmt: skip
-STARTUP_S = 300.0  # vLLM imports in the server and its engine process: a minute on 2 cores
+STARTUP_S = 300.0  # vLLM imports in the server, its engine and worker processes: ~1 min here
 
 
 @pytest.fixture(scope="module")
