@@ -3,10 +3,10 @@
 Builds the tests' tiny Llama (`--hidden`, `--layers`; vLLM's CPU attention needs a head size of
 32 or more), starts `ksrv serve --model-format huggingface -- --backend vllm ...` and
 `python -m vllm.entrypoints.openai.api_server` on it with the same engine flags, and sends the
-same greedy completions to both, one request at a time, in interleaved rounds (the order
-alternates each round): whole answers, and streamed ones (time to first token and to the
-last). Prints the median latency of each server and the ratio ksrv / vLLM (the bar: <= 1.05),
-and checks both answered the same text. Run it with the venv that has vLLM:
+same greedy completions to both, one request at a time, interleaved request by request (the
+order alternating): whole answers, and streamed ones (time to the first text and to the last).
+Prints each server's median latency, the ratio of the medians and the median of the paired
+ratios ksrv / vLLM (the bar: <= 1.05), and whether both answered the same text. Run it with the venv that has vLLM:
 
     make .venv-vllm/.installed
     PYTHONPATH=src:. .venv-vllm/bin/python bench/vllm_overhead.py [--rounds 10 --requests 20]
@@ -100,41 +100,45 @@ def streamed(client: httpx.Client, url: str, index: int, tokens: int) -> tuple[f
 
 
 def run(servers: dict[str, ServerProcess], args: argparse.Namespace) -> None:
-    times: dict[str, dict[str, list[float]]] = {
-        name: {"whole": [], "first": [], "stream": []} for name in servers
-    }
+    kinds = ("whole", "first", "stream")
+    times: dict[str, dict[str, list[float]]] = {n: {k: [] for k in kinds} for n in servers}
     texts: dict[str, dict[int, str]] = {name: {} for name in servers}
     with httpx.Client(timeout=60) as client:
         for name in servers:  # warm both (first requests pay one-off costs)
             for index in range(8):
                 whole(client, completions_url(name, servers[name]), index, args.tokens)
         for round_ in range(args.rounds):
-            order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
-            for name in order:
-                url = completions_url(name, servers[name])
-                for index in range(args.requests):
+            for index in range(args.requests):
+                # Request by request, the order alternating: the machine's load (other
+                # processes on shared cores) falls on both servers alike.
+                order = list(servers) if (round_ + index) % 2 == 0 else list(reversed(servers))
+                for name in order:
+                    url = completions_url(name, servers[name])
                     elapsed, text = whole(client, url, index, args.tokens)
-                    times[name]["whole"].append(elapsed)
-                    texts[name][index % len(PROMPTS)] = text
                     first, total, streamed_text = streamed(client, url, index, args.tokens)
-                    times[name]["first"].append(first)
-                    times[name]["stream"].append(total)
                     assert streamed_text == text, (name, streamed_text, text)
-            print(f"round {round_ + 1}/{args.rounds}: " + " | ".join(
-                f"{n} whole {statistics.median(times[n]['whole'][-args.requests:]) * 1000:.1f} ms"
-                for n in servers))  # fmt: skip
+                    texts[name][index % len(PROMPTS)] = text
+                    for kind, value in zip(kinds, (elapsed, first, total), strict=True):
+                        times[name][kind].append(value)
+            recent = {n: statistics.median(times[n]["whole"][-args.requests :]) for n in servers}
+            print(f"round {round_ + 1}/{args.rounds}: whole answer, median "
+                  + " | ".join(f"{n} {t * 1000:.1f} ms" for n, t in recent.items()))  # fmt: skip
     same = texts["ksrv"] == texts["vllm"]
     print(f"same text from both servers: {same}")
     for index, text in texts["ksrv"].items():
         if text != texts["vllm"].get(index):
             print(f"  prompt {PROMPTS[index]!r}: ksrv {text!r}, vllm {texts['vllm'].get(index)!r}")
-    print(f"{'median latency':<28}{'ksrv':>10}{'vllm':>10}{'ksrv/vllm':>11}")
+    print(f"{'median latency':<22}{'ksrv':>10}{'vllm':>10}{'ratio':>8}{'paired ratio':>14}")
     for kind, label in (("whole", "whole answer"), ("first", "stream: first text"),
                         ("stream", "stream: to [DONE]")):  # fmt: skip
-        ours, theirs = (statistics.median(times[n][kind]) * 1000 for n in ("ksrv", "vllm"))
-        print(f"{label:<28}{ours:>8.1f}ms{theirs:>8.1f}ms{ours / theirs:>10.3f}")
+        ours, theirs = times["ksrv"][kind], times["vllm"][kind]
+        paired = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+        ours_ms, theirs_ms = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
+        print(f"{label:<22}{ours_ms:>8.1f}ms{theirs_ms:>8.1f}ms{ours_ms / theirs_ms:>8.3f}"
+              f"{paired:>14.3f}")  # fmt: skip
     print(f"({args.rounds} rounds x {args.requests} requests per server and kind, "
-          f"{args.tokens} new tokens each, greedy, one at a time)")  # fmt: skip
+          f"{args.tokens} new tokens each, greedy, one at a time; paired ratio: the median of "
+          "ksrv/vLLM over requests sent back to back)")  # fmt: skip
 
 
 def main() -> None:

@@ -18,8 +18,11 @@ import pytest
 from tests import hf_models
 from tests.conftest import KSRV, ServerProcess, free_port, wait_until
 
+STARTUP_S = 300.0  # vLLM imports in the server, its engine and worker processes: ~1 min here
 pytestmark = [
     pytest.mark.vllm,
+    # The first test waits for the server's start-up (pytest-timeout counts fixtures in).
+    pytest.mark.timeout(STARTUP_S + 60),
     pytest.mark.skipif(
         importlib.util.find_spec("vllm") is None,
         reason="vLLM is not installed (the `vllm` extra; make test runs these in .venv-vllm)",
@@ -32,7 +35,6 @@ openai = pytest.importorskip("openai")
 ENGINE_FLAGS = [
     "--kv-cache-memory-bytes", str(64 << 20), "--enforce-eager", "--enable-log-requests",
 ]  # fmt: skip
-STARTUP_S = 300.0  # vLLM imports in the server, its engine and worker processes: ~1 min here
 
 
 @pytest.fixture(scope="module")

@@ -93,10 +93,11 @@ class VLLMEngine:
     ) -> AsyncGenerator[Progress]:
         """The generation after each new token (cumulative); closing the iterator aborts it."""
         from vllm.exceptions import VLLMClientError
+        from vllm.inputs.engine import tokens_input
 
         progress = Progress()
         outputs = self.engine.generate(
-            {"prompt_token_ids": prompt_ids},
+            tokens_input(prompt_ids),  # tokenized here: what vLLM's renderer hands its engine
             _sampling_params(params),
             f"ksrv-{next(self._ids)}",
             lora_request=self.adapters.get(params.adapter) if params.adapter else None,
