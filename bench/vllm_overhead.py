@@ -6,7 +6,8 @@ Builds the tests' tiny Llama (`--hidden`, `--layers`; vLLM's CPU attention needs
 same greedy completions to both, one request at a time, interleaved request by request (the
 order alternating): whole answers, and streamed ones (time to the first text and to the last).
 Prints each server's median latency, the ratio of the medians and the median of the paired
-ratios ksrv / vLLM (the bar: <= 1.05), and whether both answered the same text. Run it with the venv that has vLLM:
+ratios ksrv / vLLM (the bar: <= 1.05), and whether both answered the same text.
+Run it with the venv that has vLLM:
 
     make .venv-vllm/.installed
     PYTHONPATH=src:. .venv-vllm/bin/python bench/vllm_overhead.py [--rounds 10 --requests 20]
