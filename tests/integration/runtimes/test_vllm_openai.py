@@ -49,9 +49,12 @@ def server(tmp_path_factory):
         "--", "--backend", "vllm", "--max_model_len", "128",
         "--enable-lora", "--lora-modules", f"sql={adapter}", *ENGINE_FLAGS,
     ]  # fmt: skip
-    process = ServerProcess(command, port).wait_ready(STARTUP_S)
-    yield process
-    process.stop()
+    process = ServerProcess(command, port)
+    try:
+        process.wait_ready(STARTUP_S)
+        yield process
+    finally:
+        process.stop()  # also when the start-up failed or timed out: vLLM's processes go too
 
 
 def client(server: ServerProcess) -> openai.OpenAI:
