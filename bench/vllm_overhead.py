@@ -137,6 +137,12 @@ def run(servers: dict[str, ServerProcess], args: argparse.Namespace) -> None:
         ours_ms, theirs_ms = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
         print(f"{label:<22}{ours_ms:>8.1f}ms{theirs_ms:>8.1f}ms{ours_ms / theirs_ms:>8.3f}"
               f"{paired:>14.3f}")  # fmt: skip
+    for index, prompt in enumerate(PROMPTS):  # the first text depends on what is decodable
+        firsts = {
+            n: statistics.median(times[n]["first"][index :: len(PROMPTS)]) * 1000 for n in servers
+        }
+        print(f"  stream: first text for {prompt!r}: "
+              + ", ".join(f"{n} {t:.1f} ms" for n, t in firsts.items()))  # fmt: skip
     print(f"({args.rounds} rounds x {args.requests} requests per server and kind, "
           f"{args.tokens} new tokens each, greedy, one at a time; paired ratio: the median of "
           "ksrv/vLLM over requests sent back to back)")  # fmt: skip
