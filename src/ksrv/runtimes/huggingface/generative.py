@@ -198,8 +198,8 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
         self, request: Any, jobs: list[tuple[int, list[int]]], stop: list[str],
         header: shapes.Header, usage_prompt: int,
     ) -> AsyncIterator[dict[str, Any]]:  # fmt: skip
-        """Chunks as tokens arrive, from all choices at once; the last one carries `usage`
-        (the server sends it on as OpenAI's final chunk when `include_usage` asks)."""
+        """Chunks as tokens arrive, from all choices at once, then a usage-only chunk (the
+        server sends it on as OpenAI's final chunk when `include_usage` asks)."""
         queue: asyncio.Queue[tuple[int, str, str | None, Any] | None] = asyncio.Queue()
         counts = dict.fromkeys(range(len(jobs)), 0)
 
@@ -216,22 +216,20 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
             if header.kind == shapes.CHAT:
                 for index, _ in jobs:
                     yield header.chunk([shapes.role_delta(index)])
-            remaining, held = len(tasks_), None
+            remaining = len(tasks_)
             while remaining:
                 item = await queue.get()
                 if item is None:
                     remaining -= 1
                     continue
-                if held is not None:
-                    yield held
                 index, text, reason, progress = item
                 logprobs = self._logprobs(request, header.kind, progress, last_only=True)
-                held = header.chunk(
-                    [shapes.chunk_choice(header.kind, index, text, reason, logprobs)]
-                )
+                # Sent at once: holding a chunk back for the usage would delay every token.
+                choice = shapes.chunk_choice(header.kind, index, text, reason, logprobs)
+                yield header.chunk([choice])
             for task in tasks_:
                 task.result()  # a generation that failed fails the stream
-            last = held if held is not None else header.chunk([])
+            last = header.chunk([])  # usage only: the server sends it if `include_usage` asks
             last["usage"] = shapes.usage(usage_prompt, sum(counts.values()))
             yield last
         finally:
