@@ -67,6 +67,25 @@ def start_servers(directory: Path, args: argparse.Namespace) -> dict[str, Server
     return servers
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by process `pid`, and by it with every descendant (vLLM's engine
+    and worker processes): what each server spends, whatever else loads the machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    tree = {pid}
+    for _ in range(4):  # server -> engine core -> worker
+        tree |= {child for child, (parent, _) in stats.items() if parent in tree}
+    total = sum(stats[member][1] for member in tree if member in stats)
+    return stats.get(pid, (0, 0.0))[1], total
+
+
 def completions_url(name: str, server: ServerProcess) -> str:
     """ksrv serves OpenAI under KServe's `/openai` prefix; vLLM's server at the root."""
     return f"{server.url}{'/openai' if name == 'ksrv' else ''}/v1/completions"
@@ -108,6 +127,7 @@ def run(servers: dict[str, ServerProcess], args: argparse.Namespace) -> None:
         for name in servers:  # warm both (first requests pay one-off costs)
             for index in range(8):
                 whole(client, completions_url(name, servers[name]), index, args.tokens)
+        cpu_before = {n: cpu_seconds(server.process.pid) for n, server in servers.items()}
         for round_ in range(args.rounds):
             for index in range(args.requests):
                 # Request by request, the order alternating: the machine's load (other
@@ -124,6 +144,12 @@ def run(servers: dict[str, ServerProcess], args: argparse.Namespace) -> None:
             recent = {n: statistics.median(times[n]["whole"][-args.requests :]) for n in servers}
             print(f"round {round_ + 1}/{args.rounds}: whole answer, median "
                   + " | ".join(f"{n} {t * 1000:.1f} ms" for n, t in recent.items()))  # fmt: skip
+    requests = args.rounds * args.requests * 2  # a whole answer and a stream each
+    for name, server in servers.items():
+        (front, tree), (front_0, tree_0) = cpu_seconds(server.process.pid), cpu_before[name]
+        print(f"{name}: CPU per request {(front - front_0) / requests * 1000:.1f} ms in the "
+              f"server process, {(tree - tree_0) / requests * 1000:.1f} ms with vLLM's "
+              "engine and worker")  # fmt: skip
     same = texts["ksrv"] == texts["vllm"]
     print(f"same text from both servers: {same}")
     for index, text in texts["ksrv"].items():
