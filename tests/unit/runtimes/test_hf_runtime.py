@@ -122,6 +122,13 @@ def test_backend_vllm_is_refused_clearly_without_vllm(llama_dir):
         HuggingFaceModel("llama", llama_dir, ("--backend", "vllm"))
 
 
+def test_vllm_engine_flags_are_unknown_on_the_transformers_backend(llama_dir):
+    from ksrv.runtimes.huggingface.base import HuggingFaceModel
+
+    with pytest.raises(InvalidInput, match="unknown argument\\(s\\): --enforce-eager"):
+        HuggingFaceModel("llama", llama_dir, ("--backend", "huggingface", "--enforce-eager"))
+
+
 def test_sequence_classification_answers_probabilities_per_text(bert_classifier):
     texts = ["hello world", "the lazy dog"]
     rows = bert_classifier.predict({"instances": texts})["predictions"]
@@ -217,10 +224,10 @@ def test_chat_streams_role_then_tokens_then_usage(llama):
     chunks = asyncio.run(collect())
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
-    # The last chunk finishes the choice and carries the totals (the server makes OpenAI's
-    # separate usage chunk of it when include_usage asks).
-    assert chunks[-1]["choices"][0]["finish_reason"] in ("length", "stop")
-    assert 0 < chunks[-1]["usage"]["completion_tokens"] <= 5
+    # Each chunk goes out as its token arrives; the one before last finishes the choice, the
+    # last carries only the totals (the server sends it as OpenAI's usage chunk when asked).
+    assert chunks[-2]["choices"][0]["finish_reason"] in ("length", "stop")
+    assert chunks[-1]["choices"] == [] and 0 < chunks[-1]["usage"]["completion_tokens"] <= 5
     assert all(chunk["usage"] is None for chunk in chunks[:-1])
 
 
@@ -299,8 +306,9 @@ def test_a_lone_generation_joins_the_batch_when_another_arrives_with_the_same_te
         async def read_a():
             last = None
             async for chunk in first:
-                texts.append(chunk.choices[0].text)
-                last = chunk
+                if chunk.choices:  # the last chunk carries only the usage
+                    texts.append(chunk.choices[0].text)
+                    last = chunk
             return last
 
         reading = asyncio.ensure_future(read_a())

@@ -1,9 +1,11 @@
 """`HuggingFaceModel`: the `huggingface` runtime's entry, which becomes an encoder or a generator.
 
 `HuggingFaceModel(name, model_dir, args)` reads the flags and `config.json` and returns a
-`HuggingFaceEncoderModel` or a `HuggingFaceGenerativeModel` (the task decides), so the server
-builds it like any runtime. This module holds what both share: where the model is, which task
-and dtype, and loading a tokenizer and weights with transformers (imported only in `load`).
+`HuggingFaceEncoderModel` or a `HuggingFaceGenerativeModel` (the task decides), or a
+`VLLMGenerativeModel` (the backend decides: `--backend vllm`, or `auto` with vLLM installed and
+the architecture in vLLM's registry), so the server builds it like any runtime. This module
+holds what they share: where the model is, which task and backend and dtype, and loading a
+tokenizer and weights with transformers (imported only in `load`).
 Intra-op threads come from `$TORCH_NUM_THREADS`, else torch's default.
 """
 
@@ -41,8 +43,13 @@ class HuggingFaceModel(Model):
     ) -> HuggingFaceModel:
         if cls is not HuggingFaceModel:
             return super().__new__(cls)
-        settings = flags.parse(args)
-        task = _task(settings, _read_config(_source(settings, model_dir)))
+        settings = flags.parse(args, keep_unknown=True)
+        config = _read_config(_source(settings, model_dir))
+        task = _task(settings, config)
+        if _backend(settings, config, task) == "vllm":
+            from ksrv.runtimes.huggingface.vllm_backend import VLLMGenerativeModel
+
+            return super().__new__(VLLMGenerativeModel)
         if task in tasks.GENERATIVE_TASKS:
             from ksrv.runtimes.huggingface.generative import HuggingFaceGenerativeModel
 
@@ -54,14 +61,17 @@ class HuggingFaceModel(Model):
     def __init__(
         self, name: str, model_dir: str | Path, args: tuple[str, ...] | list[str] = ()
     ) -> None:
-        self.settings = flags.parse(args)
+        self.settings = flags.parse(args, keep_unknown=True)
         super().__init__(self.settings.model_name or name)
         self.source = _source(self.settings, model_dir)
         self.root: str | None = self.source  # vLLM's model card `root`
         self.config = _read_config(self.source)
         self.task = _task(self.settings, self.config)
         self.max_length = tasks.max_length(self.config, self.settings.max_model_len)
-        _check_backend(self.settings.backend)
+        self.backend = _backend(self.settings, self.config, self.task)
+        if self.settings.engine_args and self.backend != "vllm":
+            # Only vLLM's engine takes flags beyond KServe's (and judges them itself).
+            raise flags.unknown_arguments(self.settings.engine_args)
         self.tokenizer: Any = None
         self.model: Any = None
 
@@ -80,14 +90,8 @@ class HuggingFaceModel(Model):
             # replica beats intra-op threads that spin waiting for each other.
             torch.set_num_threads(count)
         options: dict[str, Any] = {"trust_remote_code": self.settings.trust_remote_code}
+        self.load_tokenizer(**tokenizer_options)
         try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
-                self.source,
-                revision=self.settings.tokenizer_revision,
-                do_lower_case=not self.settings.disable_lower_case,
-                **options,
-                **tokenizer_options,
-            )
             model_class = getattr(transformers, auto_class)
             self.model = model_class.from_pretrained(
                 self.source,
@@ -100,10 +104,26 @@ class HuggingFaceModel(Model):
             raise StorageError(
                 f"{self.source} could not be loaded as a {self.task} model: {exc}"
             ) from None
-        if self.tokenizer.pad_token is None:
-            # KServe adds a pad token when the tokenizer has none; batches need one.
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         logger.info("loaded %s model %s from %s", self.task, self.name, self.source)
+
+    def load_tokenizer(self, **tokenizer_options: Any) -> None:
+        """The model's tokenizer, with a pad token (KServe adds one when it has none)."""
+        import transformers
+
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+                self.source,
+                revision=self.settings.tokenizer_revision,
+                do_lower_case=not self.settings.disable_lower_case,
+                trust_remote_code=self.settings.trust_remote_code,
+                **tokenizer_options,
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            raise StorageError(
+                f"{self.source} could not be loaded as a {self.task} model: {exc}"
+            ) from None
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
 
     def _dtype_name(self) -> str:
         """`--dtype auto` is the config's dtype, else float32 (this runtime runs on the CPU)."""
@@ -149,12 +169,26 @@ def _task(settings: flags.HFSettings, config: dict[str, Any]) -> str:
     return tasks.infer_task(architectures)
 
 
-def _check_backend(backend: str) -> None:
-    if backend != "vllm":
-        return  # auto serves with transformers while ksrv has no vLLM backend
-    if importlib.util.find_spec("vllm") is None:
-        raise Unsupported(
-            "--backend vllm: vLLM is not installed where ksrv serve runs; "
-            "use --backend huggingface (or auto)"
-        )
-    raise Unsupported("--backend vllm: ksrv's vLLM backend is not available yet; use auto")
+def _backend(settings: flags.HFSettings, config: dict[str, Any], task: str) -> str:
+    """KServe's rule: vLLM when asked for, or (`auto`) when it is installed and supports the
+    model's architecture for text generation; transformers otherwise."""
+    if settings.backend == "huggingface":
+        return "huggingface"
+    is_installed = importlib.util.find_spec("vllm") is not None
+    if settings.backend == "vllm":
+        if not is_installed:
+            raise Unsupported(
+                "--backend vllm: vLLM is not installed where ksrv serve runs (pip install "
+                "'ksrv[vllm]'); use --backend huggingface (or auto)"
+            )
+        if task != tasks.TEXT_GENERATION:
+            raise Unsupported(
+                f"--backend vllm: ksrv serves {task} with transformers only; "
+                "use --backend huggingface (or auto)"
+            )
+        return "vllm"
+    if not is_installed or task != tasks.TEXT_GENERATION:
+        return "huggingface"
+    from ksrv.runtimes.huggingface.vllm_backend import supports
+
+    return "vllm" if supports(config.get("architectures") or []) else "huggingface"

@@ -34,7 +34,7 @@ import logging
 import threading
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ksrv.model.openai import EngineLoad
 from ksrv.runtimes.huggingface.lora import AdapterSet
@@ -68,6 +68,18 @@ class Progress:
     top_logprobs: list[dict[int, float]] = field(default_factory=list)
     is_finished: bool = False
     is_handed_over: bool = False  # stopped early to continue in the shared batch
+
+
+class TokenGenerator(Protocol):
+    """What the generative model needs of an engine: this module's, or vLLM's (vllm_backend)."""
+
+    eos_token_ids: list[int]
+
+    def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncGenerator[Progress]:
+        """The generation after each new token (cumulative); closing the iterator cancels it."""
+        ...
+
+    def stop(self) -> None: ...
 
 
 class GenerationEngine:

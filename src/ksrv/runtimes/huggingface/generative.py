@@ -24,10 +24,11 @@ from ksrv.protocol import v1, v2
 from ksrv.protocol.openai.chat import ChatCompletion, ChatCompletionChunk
 from ksrv.protocol.openai.completions import Completion, CompletionChunk
 from ksrv.runtimes.huggingface import openai_shapes as shapes
+from ksrv.runtimes.huggingface import settings as flags
 from ksrv.runtimes.huggingface import task as tasks
 from ksrv.runtimes.huggingface.base import HuggingFaceModel
 from ksrv.runtimes.huggingface.decoding import TextStream
-from ksrv.runtimes.huggingface.engine import GenerationEngine, SamplingParams
+from ksrv.runtimes.huggingface.engine import GenerationEngine, SamplingParams, TokenGenerator
 from ksrv.runtimes.huggingface.lora import AdapterSet
 
 DEFAULT_PREDICT_TOKENS = 64
@@ -37,7 +38,7 @@ _UNSUPPORTED = ("frequency_penalty", "presence_penalty")
 class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
     """A causal or sequence-to-sequence LM behind OpenAI completions and chat."""
 
-    generator: GenerationEngine | None = None
+    generator: TokenGenerator | None = None
     lora: AdapterSet = AdapterSet({})
 
     def adapters(self) -> list[OpenAIGenerativeModel]:
@@ -62,8 +63,9 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
         if self.settings.lora_modules:
             self.lora = AdapterSet.load(self.model, self.settings, self.name, self.fetch_uri)
         self.generator = GenerationEngine(
-            self.model, eos_ids, self.settings.max_num_batched_tokens,
-            self.settings.max_num_seqs, self.max_length, self.lora,
+            self.model, eos_ids,
+            self.settings.max_num_batched_tokens or flags.DEFAULT_MAX_NUM_BATCHED_TOKENS,
+            self.settings.max_num_seqs or flags.DEFAULT_MAX_NUM_SEQS, self.max_length, self.lora,
         )  # fmt: skip
         self.ready = True
         return self.ready
@@ -74,7 +76,7 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
         return self.generator.load() if isinstance(self.generator, GenerationEngine) else None
 
     def stop(self) -> None:
-        if isinstance(self.generator, GenerationEngine):
+        if self.generator is not None:
             self.generator.stop()
         super().stop()
 
@@ -201,8 +203,8 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
         self, request: Any, jobs: list[tuple[int, list[int]]], stop: list[str],
         header: shapes.Header, usage_prompt: int,
     ) -> AsyncIterator[dict[str, Any]]:  # fmt: skip
-        """Chunks as tokens arrive, from all choices at once; the last one carries `usage`
-        (the server sends it on as OpenAI's final chunk when `include_usage` asks)."""
+        """Chunks as tokens arrive, from all choices at once, then a usage-only chunk (the
+        server sends it on as OpenAI's final chunk when `include_usage` asks)."""
         queue: asyncio.Queue[tuple[int, str, str | None, Any] | None] = asyncio.Queue()
         counts = dict.fromkeys(range(len(jobs)), 0)
 
@@ -219,29 +221,27 @@ class HuggingFaceGenerativeModel(HuggingFaceModel, OpenAIGenerativeModel):
             if header.kind == shapes.CHAT:
                 for index, _ in jobs:
                     yield header.chunk([shapes.role_delta(index)])
-            remaining, held = len(tasks_), None
+            remaining = len(tasks_)
             while remaining:
                 item = await queue.get()
                 if item is None:
                     remaining -= 1
                     continue
-                if held is not None:
-                    yield held
                 index, text, reason, progress = item
                 logprobs = self._logprobs(request, header.kind, progress, last_only=True)
-                held = header.chunk(
-                    [shapes.chunk_choice(header.kind, index, text, reason, logprobs)]
-                )
+                # Sent at once: holding a chunk back for the usage would delay every token.
+                choice = shapes.chunk_choice(header.kind, index, text, reason, logprobs)
+                yield header.chunk([choice])
             for task in tasks_:
                 task.result()  # a generation that failed fails the stream
-            last = held if held is not None else header.chunk([])
+            last = header.chunk([])  # usage only: the server sends it if `include_usage` asks
             last["usage"] = shapes.usage(usage_prompt, sum(counts.values()))
             yield last
         finally:
             for task in tasks_:
                 task.cancel()
 
-    def _generator(self) -> GenerationEngine:
+    def _generator(self) -> TokenGenerator:
         if self.generator is None:
             raise ModelNotReady(self.name, "not loaded")
         return self.generator

@@ -5,7 +5,8 @@ The flags keep KServe's spelling (`--model_id`, `--max_model_len`, ...) so an In
 the continuous-batching budget (`--max_num_batched_tokens`, `--max_num_seqs`) and vLLM's LoRA
 flags (`--enable-lora`, `--lora-modules name=path ...` or its JSON form, `--max-lora-rank`,
 `--max-loras`, `--max-cpu-loras`). Flags this runtime does not know are an error naming them,
-never silently ignored.
+never silently ignored, except with the vLLM backend: there they are vLLM's engine flags
+(`engine_args`, parsed by vLLM itself in vllm_backend.py), as in KServe's container.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ DTYPES = ("auto", "float16", "float32", "bfloat16", "float", "half")
 # The container's default model directory (KServe's `--model_dir`): locally the model is
 # wherever `--model-dir` put it, so this value means "the downloaded model".
 CONTAINER_MODEL_DIR = "/mnt/models"
+# The transformers backend's batching budget when the flags do not set it (vLLM has its own).
+DEFAULT_MAX_NUM_BATCHED_TOKENS = 2048
+DEFAULT_MAX_NUM_SEQS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +61,14 @@ class HFSettings:
     return_raw_logits: bool = False
     disable_log_requests: bool = False
     max_log_len: int | None = None
-    max_num_batched_tokens: int = 2048
-    max_num_seqs: int = 64
+    max_num_batched_tokens: int | None = None
+    max_num_seqs: int | None = None
     enable_lora: bool = False
     lora_modules: tuple[LoRAModule, ...] = ()
     max_lora_rank: int = 16  # vLLM's default
     max_loras: int = 1
     max_cpu_loras: int | None = None
+    engine_args: tuple[str, ...] = ()  # flags left for vLLM (kept only when asked to)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,8 +91,8 @@ def _parser() -> _Parser:
     add("--max_model_len", "--max_length", dest="max_model_len", type=int)
     add("--max_log_len", "--max-log-len", dest="max_log_len", type=int)
     add("--tensor_input_names", type=lambda value: tuple(value.split(",")))
-    add("--max_num_batched_tokens", "--max-num-batched-tokens", type=int, default=2048)
-    add("--max_num_seqs", "--max-num-seqs", type=int, default=64)
+    add("--max_num_batched_tokens", "--max-num-batched-tokens", type=int)
+    add("--max_num_seqs", "--max-num-seqs", type=int)
     add("--enable-lora", "--enable_lora", dest="enable_lora", action="store_true")
     add("--lora-modules", "--lora_modules", dest="lora_modules", nargs="+", type=lora_module,
         default=[])  # fmt: skip
@@ -127,12 +132,14 @@ def lora_module(value: str) -> LoRAModule:
     return LoRAModule(name, path, base)
 
 
-def parse(args: list[str] | tuple[str, ...]) -> HFSettings:
-    """`HFSettings` from KServe-style flags; unknown flags or bad values raise InvalidInput."""
+def parse(args: list[str] | tuple[str, ...], keep_unknown: bool = False) -> HFSettings:
+    """`HFSettings` from KServe-style flags; bad values raise InvalidInput, and so do unknown
+    flags unless `keep_unknown` keeps them in `engine_args` (for vLLM to judge)."""
     namespace, unknown = _parser().parse_known_args(list(args))
-    if unknown:
-        raise InvalidInput(f"huggingface runtime: unknown argument(s): {' '.join(unknown)}")
+    if unknown and not keep_unknown:
+        raise unknown_arguments(unknown)
     values = vars(namespace)
+    values["engine_args"] = tuple(unknown)
     for name in ("max_model_len", "max_num_batched_tokens", "max_num_seqs", "max_lora_rank",
                  "max_loras", "max_cpu_loras"):  # fmt: skip
         if values[name] is not None and values[name] <= 0:
@@ -140,6 +147,10 @@ def parse(args: list[str] | tuple[str, ...]) -> HFSettings:
     values["lora_modules"] = tuple(values["lora_modules"])
     _check_lora(values)
     return HFSettings(**values)
+
+
+def unknown_arguments(unknown: list[str] | tuple[str, ...]) -> InvalidInput:
+    return InvalidInput(f"huggingface runtime: unknown argument(s): {' '.join(unknown)}")
 
 
 def _check_lora(values: dict[str, object]) -> None:
