@@ -274,6 +274,8 @@ spec:
     driver.get(f"{ksrv_platform.api}/dashboard/#/InferenceService/default/chat")
     wait(driver, lambda d: by_id(d, "detail-title").text == "InferenceService default/chat")
     wait(driver, lambda d: by_id(d, "ready-state").text == "Ready")
+    # The panel shows once the details (logs included) are drawn, after the Ready state.
+    wait(driver, lambda d: by_id(d, "try").is_displayed(), what="the try-it panel")
     driver.find_element("css selector", "#try-protocol option[value='openai']").click()
     wait(driver, lambda d: '"messages"' in by_id(d, "try-body").get_attribute("value"))
     assert by_id(driver, "try-path").get_attribute("value") == "openai/v1/chat/completions"
