@@ -131,12 +131,10 @@ def main() -> None:
     finally:
         rest.stop_all([replica, *routers.values()])
     report(runs, args)
-    # As `ksrv router` logs, into the void.
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=open(os.devnull, "w"),  # noqa: SIM115
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    # As `ksrv router` logs (cli/router.py), into the void.
+    from ksrv.telemetry import buffered_log
+
+    buffered_log.configure(logging.INFO, fd=os.open(os.devnull, os.O_WRONLY))
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for steps in HOPS.values():
         print(

@@ -39,8 +39,8 @@ from ksrv.http import body as http_body
 from ksrv.http import listeners
 from ksrv.http import server as http
 from ksrv.protocol import correlation, status
+from ksrv.telemetry import buffered_log, tracing
 from ksrv.telemetry import metrics as telemetry
-from ksrv.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -151,13 +151,11 @@ class Router:
             # One line per request, every step's latency in it (status 0: the step never
             # finished, cut off by the graph's timeout or called off by its Ensemble).
             timings = " ".join([f"{r.label}={r.status}/{r.latency_ms:.3f}ms" for r in records])
-            logger.info(
-                "graph request_id=%s status=%d latency_ms=%.3f steps: %s%s",
-                request_id.decode("latin-1"),
-                outcome.status,
-                latency_ms,
-                timings,
-                f" failure: {outcome.failure}" if outcome.failure else "",
+            failure = f" failure: {outcome.failure}" if outcome.failure else ""
+            buffered_log.info_line(
+                logger,
+                f"graph request_id={request_id.decode('latin-1')} status={outcome.status} "
+                f"latency_ms={latency_ms:.3f} steps: {timings}{failure}",
             )
         return http.Response(outcome.body, outcome.status, headers)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ buffered_log.configure(logging.INFO)
 log = logging.getLogger("t")
 for n in range(3):
     log.info("line %d", n)
+buffered_log.info_line(log, "a request's line")
 print("logged", flush=True)
 sys.stdin.readline()  # until the test says go on
 log.warning("a warning")
@@ -38,7 +40,7 @@ def test_lines_leave_on_the_timer_a_warning_at_once_and_the_rest_at_exit(tmp_pat
     ):
         _drive(child, log_path)
     lines = log_path.read_text().splitlines()
-    assert len(lines) == 1004 and lines[-1].endswith("INFO t last 999")
+    assert len(lines) == 1005 and lines[-1].endswith("INFO t last 999")
 
 
 def _drive(child: subprocess.Popen[str], log_path: Path) -> None:
@@ -46,7 +48,13 @@ def _drive(child: subprocess.Popen[str], log_path: Path) -> None:
         assert child.stdout is not None and child.stdin is not None
         assert child.stdout.readline() == "logged\n"
         # No warning, no exit: the timer writes the three lines out.
-        wait_until(lambda: log_path.read_text().count(" INFO t line ") == 3, "the timer's flush")
+        wait_until(lambda: "a request's line" in log_path.read_text(), "the timer's flush")
+        first = log_path.read_text().splitlines()
+        assert [line.split(" ", 2)[2] for line in first] == [
+            "INFO t line 0", "INFO t line 1", "INFO t line 2", "INFO t a request's line",
+        ]  # fmt: skip
+        # The same date and time format as logging's own lines.
+        assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO", line) for line in first)
         child.stdin.write("\n")
         child.stdin.flush()
         wait_until(lambda: "WARNING t a warning" in log_path.read_text(), "the warning")
