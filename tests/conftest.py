@@ -15,13 +15,33 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import httpx
 import pytest
 
 TESTS_DIR = Path(__file__).parent
 KSRV = [sys.executable, "-m", "ksrv.cli.main"]
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failure pytest cannot print is printed by Python's own printer instead.
+
+    pytest's printer parses the failing test's source with `ast`. On Python 3.11 that can
+    raise "SystemError: AST constructor recursion depth mismatch" while another thread of the
+    test (a server, an operator) formats a traceback too: the interpreter's AST state is shared
+    between threads. The error then ended the whole run as an INTERNALERROR that named no test
+    (CI, stop 24). The standard library's printer (`--tb=native`) catches that error."""
+    try:
+        return (yield)
+    except SystemError:
+        style = item.config.option.tbstyle
+        item.config.option.tbstyle = "native"
+        try:
+            return pytest.TestReport.from_item_and_call(item, call)
+        finally:
+            item.config.option.tbstyle = style
 
 
 def free_port() -> int:
