@@ -16,17 +16,15 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound, Unauthenticated
+from ksrv.errors import KsrvError, PayloadTooLarge, ServiceNotFound
 from ksrv.gateway import activator, auth, proxy, shadow, traffic
 from ksrv.gateway.control_link import ControlCredentials
 from ksrv.gateway.dispatch import Dispatcher
+from ksrv.gateway.fast_path import FastPath
 from ksrv.gateway.hooks import Call, Hook
 from ksrv.gateway.metrics import GatewayMetrics
 from ksrv.gateway.route_watch import RouteWatcher
@@ -35,7 +33,6 @@ from ksrv.http import body as http_body
 from ksrv.http import listeners, workers
 from ksrv.http import server as http
 from ksrv.http.tls import TLSFiles
-from ksrv.protocol import status, tokens
 from ksrv.telemetry import metrics as telemetry
 from ksrv.telemetry import tracing
 
@@ -53,7 +50,6 @@ HEALTH_PATH = "/ksrv/gateway/health"
 METRICS_PATH = "/metrics"
 _OWN_PATHS = (HEALTH_PATH, METRICS_PATH)
 _JSON = [(b"content-type", b"application/json")]
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class Gateway:
@@ -69,11 +65,13 @@ class Gateway:
         activation_url: str | None = None,
         shadow_rng: random.Random | None = None,
         control: ControlCredentials | None = None,
+        is_fast: bool = True,
     ) -> None:
         """`traffic_url`: where to POST per-revision traffic for the autoscaler, each second;
         `activation_url`: where to ask for a replica of a revision at zero with held requests;
         `shadow_rng`: draws which requests are copied to a shadow revision; `control`: the
-        token and CA the gateway reaches those URLs and `routes_url` with."""
+        token and CA the gateway reaches those URLs and `routes_url` with; `is_fast=False`:
+        no request takes the fast path (`fast_path.py`), all go through `handle`."""
         self.activator = (
             activator.Activator(activation_url, credentials=control) if activation_url else None
         )
@@ -111,6 +109,8 @@ class Gateway:
         # REST requests inside `dispatch` (routed, held or waiting for a replica's answer);
         # the health answer reports it so a test can see a request being held.
         self.in_flight = 0
+        self.is_fast = is_fast
+        self.fast: FastPath | None = None  # once started
 
     @property
     def table(self) -> RouteTable:
@@ -141,7 +141,7 @@ class Gateway:
         """One REST request: route, split, forward; errors as KServe's `{"error": ...}`."""
         host = request.header(b"host")
         # Only hooks read `call.headers`, and only some of them: decoded on first read.
-        headers = _LazyHeaders(request) if self.dispatcher.hooks else _NO_HEADERS
+        headers = proxy.LazyHeaders(request) if self.dispatcher.hooks else proxy.NO_HEADERS
         tag = request.header(b"knative-serving-tag")
         call = Call(
             "rest", host.decode("latin-1") if host else "", request.target, headers, request,
@@ -155,9 +155,9 @@ class Gateway:
         except ServiceNotFound as exc:
             if request.path in _OWN_PATHS:
                 return self._own(request)
-            return _error(exc)
+            return proxy.error_response(exc)
         except KsrvError as exc:
-            return _error(exc)
+            return proxy.error_response(exc)
         finally:
             self.in_flight -= 1
         return proxy.respond(answer)
@@ -178,7 +178,7 @@ class Gateway:
         return http.Response(body, 200, _JSON)
 
     def too_large(self, size: int) -> http.Response:
-        return _error(
+        return proxy.error_response(
             PayloadTooLarge(f"request body of {size} bytes exceeds {self.max_body_bytes}")
         )
 
@@ -195,11 +195,14 @@ class Gateway:
         serve HTTP on `sock`, a listening socket already bound (`--workers`, or handed down
         by the control plane). `is_grpc_shared`: other workers of this gateway bind the same
         gRPC port (SO_REUSEPORT). `tls`: serve both ports over TLS."""
+        # A traced gateway wraps `handle` and the transport: its requests take that path.
+        self.fast = FastPath(self) if self.is_fast and tracing.tracer() is None else None
         self._http = http.HTTPServer(
             self.handle,
             self.max_body_bytes,
             self.too_large,
             stream_body_over=proxy.STREAM_BODY_OVER,
+            fast=self.fast,
         )
         await self._http.start(host, http_port, sock, tls.server_context() if tls else None)
         self.http_port = self._http.port
@@ -232,35 +235,6 @@ class Gateway:
             draining.append(self._grpc.stop(grace_s))
         await asyncio.gather(*draining)
         self.rest.close()
-
-
-class _LazyHeaders(Mapping[str, str]):
-    """A request's headers, decoded only once a hook reads them (the traffic counter, on
-    every request, never does)."""
-
-    __slots__ = ("_request",)
-
-    def __init__(self, request: http.Request) -> None:
-        self._request = request
-
-    def __getitem__(self, name: str) -> str:
-        # One field (the token check reads `authorization` only), without decoding them all.
-        value = self._request.header(name.encode("latin-1"))
-        if value is None:
-            raise KeyError(name)
-        return value.decode("latin-1")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._request.headers)
-
-    def __len__(self) -> int:
-        return len(self._request.headers)
-
-
-def _error(exc: KsrvError) -> http.Response:
-    body = orjson.dumps({"error": status.public_message(exc)})
-    headers = [*_JSON, tokens.CHALLENGE] if isinstance(exc, Unauthenticated) else _JSON
-    return http.Response(body, status.http_status(exc), headers)
 
 
 async def _serve_forever(

@@ -214,7 +214,7 @@ class Dispatcher:
                     balancer.release(endpoint)
                     if model is not None:
                         self.placement.done(model, endpoint.address)
-                return await self._retry(transport, call, match, addresses, endpoint, failure)
+                return await self.retry(transport, call, match, addresses, endpoint, failure)
         elif match.component.failed is not None:
             raise _failed(match)
         return await self._hold(transport, call, match, None)
@@ -233,7 +233,7 @@ class Dispatcher:
             return self.placement.take(balancer, addresses, model, limit)
         return balancer.take(addresses, limit)
 
-    async def _retry(
+    async def retry(
         self,
         transport: Transport[A],
         call: Call,
@@ -242,7 +242,8 @@ class Dispatcher:
         endpoint: Endpoint[Any],
         failure: UpstreamDropped,
     ) -> A:
-        """After a first attempt failed retryably: other replicas, then hold."""
+        """After a first attempt on `endpoint` failed retryably (and was released): other
+        replicas, then hold. Also where the fast path (`fast_path.py`) goes on."""
         tried = [endpoint]
         if failure.is_refused:
             endpoint.mark_down()

@@ -17,16 +17,23 @@ only when none of it was sent (the connection was refused).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator, Mapping
 from functools import partial
+from types import MappingProxyType
 
-from ksrv.errors import UpstreamTimeout
+import orjson
+
+from ksrv.errors import KsrvError, Unauthenticated, UpstreamTimeout
 from ksrv.gateway.balancer import Balancer, Endpoint
 from ksrv.gateway.hooks import Call
 from ksrv.gateway.routes import Backend, Match
 from ksrv.http.deadlines import Deadlines
 from ksrv.http.server import Request, Response, StreamingResponse
 from ksrv.http.upstream import ReplicaPool, UpstreamDropped, UpstreamResponse
+from ksrv.protocol import status, tokens
 
+_JSON = [(b"content-type", b"application/json")]
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})  # what hooks read when there are none
 # Bodies above this are streamed to the replica rather than buffered (see the docstring).
 STREAM_BODY_OVER = 1024 * 1024
 
@@ -91,7 +98,7 @@ class RESTTransport:
             framing = b"content-length: %d" % body_stream.length
         else:
             framing = b"transfer-encoding: chunked"
-        head = _request_head(request, match.target, service.identity, framing)
+        head = request_head(request, match.target, service.identity, framing)
         timeout_s = match.component.timeout_s or service.timeout_s
         pool = endpoint.conn
         deadline = asyncio.get_running_loop().time() + timeout_s
@@ -101,10 +108,7 @@ class RESTTransport:
             else:
                 answer = await pool.request_streamed(head, body_stream, deadline)
         except UpstreamTimeout as exc:
-            raise UpstreamTimeout(
-                f"{match.component.name} of {service.namespace}/{service.name} did not "
-                f"answer within {timeout_s:g} s ({exc.message})"
-            ) from None
+            raise timed_out(match, timeout_s, exc) from None
         except UpstreamDropped as exc:
             if exc.is_retryable:
                 # Its other idle connections likely died with this one (a restarted
@@ -124,6 +128,22 @@ class RESTTransport:
         self.deadlines.close()
 
 
+def error_response(exc: KsrvError) -> Response:
+    """A failure as KServe answers it: `{"error": ...}` with its status (`protocol/status.py`)."""
+    body = orjson.dumps({"error": status.public_message(exc)})
+    headers = [*_JSON, tokens.CHALLENGE] if isinstance(exc, Unauthenticated) else _JSON
+    return Response(body, status.http_status(exc), headers)
+
+
+def timed_out(match: Match, timeout_s: float, exc: UpstreamTimeout) -> UpstreamTimeout:
+    """A replica's timeout as the caller reads it: which component of which service."""
+    service = match.service
+    return UpstreamTimeout(
+        f"{match.component.name} of {service.namespace}/{service.name} did not "
+        f"answer within {timeout_s:g} s ({exc.message})"
+    )
+
+
 def respond(answer: UpstreamResponse) -> Response | StreamingResponse:
     """The client-facing response for a replica's answer."""
     if answer.stream is not None:
@@ -131,7 +151,7 @@ def respond(answer: UpstreamResponse) -> Response | StreamingResponse:
     return Response(answer.body, answer.status, response_headers(answer))
 
 
-def _request_head(
+def request_head(
     request: Request,
     target: bytes,
     identity: bytes,
@@ -154,7 +174,7 @@ def _request_head(
                 # It names more hop-by-hop fields, possibly ones already kept: start over.
                 options = [v for k, v in request.raw_headers if k == b"connection"]
                 drop = drop | _connection_options(b",".join(options))
-                return _request_head(request, target, identity, framing, drop)
+                return request_head(request, target, identity, framing, drop)
             continue
         parts += (key, b": ", value, b"\r\n")
     parts += (
@@ -188,3 +208,26 @@ def response_headers(response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
             continue
         kept.append(item)
     return kept
+
+
+class LazyHeaders(Mapping[str, str]):
+    """A request's headers, decoded only once a hook reads them (the traffic counter, on
+    every request, never does)."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
+    def __getitem__(self, name: str) -> str:
+        # One field (the token check reads `authorization` only), without decoding them all.
+        value = self._request.header(name.encode("latin-1"))
+        if value is None:
+            raise KeyError(name)
+        return value.decode("latin-1")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._request.headers)
+
+    def __len__(self) -> int:
+        return len(self._request.headers)

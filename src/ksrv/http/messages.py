@@ -1,4 +1,5 @@
-"""What `ksrv.http.server` hands a handler and takes back: request and response objects.
+"""What `ksrv.http.server` hands a handler and takes back: request and response objects (and
+the fast path's interface: `server.py` says what it is).
 
 Kept apart from the connection handling so the types read on their own; `Request` decodes
 its path and headers lazily, because a proxy that reads neither should not pay for them.
@@ -6,8 +7,9 @@ its path and headers lazily, because a proxy that reads neither should not pay f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 import httptools
@@ -120,3 +122,43 @@ class StreamingResponse:
         self.chunks = chunks
         self.status = status
         self.headers = headers if headers is not None else []
+
+
+Answer = Response | StreamingResponse
+
+
+class FastReply(Protocol):
+    """The connection of a request the fast path took: where its answer goes."""
+
+    fast_cancel: Callable[[], None] | None
+
+    def fast_done(self, answer: Answer | Awaitable[Answer]) -> None: ...
+
+
+class FastPath(Protocol):
+    """Answers some requests without a task (see the module docstring)."""
+
+    def __call__(self, request: Request, reply: FastReply) -> bool:
+        """True: taken, and answered through `reply.fast_done` exactly once (maybe before
+        returning); while it is not, `reply.fast_cancel` says what to do if the client hangs
+        up. False: not taken (nothing was done), the handler gets it."""
+        ...
+
+
+class HTTPDate:
+    """A response's Date header, formatted at most once a second."""
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._value = b""
+
+    def header(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = (
+                b"date: "
+                + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+                + b"\r\n"
+            )
+        return self._value

@@ -11,6 +11,11 @@ within the grace period, then closes. Bodies: `ksrv.http.body` (`stream_body_ove
 A handler may answer with a `StreamingResponse` instead: `streamed.py` sends its body chunk by
 chunk as an async iterator produces it, and a client that hangs up cancels the handler.
 
+A server may also have a `FastPath` (the gateway's): a whole request that arrives with nothing
+else in flight on its connection is offered to it before any task is made. One it takes is
+answered by callbacks (`Connection.fast_done`), or handed back as an awaitable when it needs
+to wait after all; requests pipelined behind it wait their turn, as behind any other.
+
 Limits against slow or greedy clients (`limits.py`): a request head must arrive within
 `head_timeout_s` of its first byte (bytes do not reset it, so a slowloris is cut off: 408), be
 at most 64 KiB with at most 2000 fields (431), and name one Host (400); beyond
@@ -21,6 +26,7 @@ request is answered over HTTP/1.1, then the connection closed) or, with a body, 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import ssl
 import time
@@ -32,12 +38,13 @@ import httptools
 
 from ksrv.http import limits
 from ksrv.http.body import BodyCutOff, IncomingBody
+from ksrv.http.messages import Answer, FastPath, HTTPDate, decode_path
 
 # The message types are re-exported: handlers import them from here with the server.
+from ksrv.http.messages import FastReply as FastReply
 from ksrv.http.messages import Request as Request
 from ksrv.http.messages import Response as Response
 from ksrv.http.messages import StreamingResponse as StreamingResponse
-from ksrv.http.messages import decode_path
 from ksrv.http.streamed import REASONS, send_streamed
 
 logger = logging.getLogger(__name__)
@@ -48,32 +55,16 @@ _LINGER_S = 1.0  # how long a refused client may take to read our answer and han
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")}
 
 
-Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
+Handler = Callable[[Request], Awaitable[Answer]]
+# What a connection has yet to answer, in order: requests, ready answers (refusals, a fast
+# answer that streams) and awaitables (a fast answer that has to wait).
+_Pending = Request | Answer | Awaitable[Answer]
 TooLarge = Callable[[int], Response]
 
 
 def _error(status: int, message: bytes) -> Response:
     body = b'{"error":"' + message.replace(b'"', b"'").replace(b"\\", b"/") + b'"}'
     return Response(body, status, [(b"content-type", b"application/json")])
-
-
-class _HTTPDate:
-    """The Date header, formatted at most once a second."""
-
-    def __init__(self) -> None:
-        self._second = 0
-        self._value = b""
-
-    def header(self) -> bytes:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._value = (
-                b"date: "
-                + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
-                + b"\r\n"
-            )
-        return self._value
 
 
 class HTTPServer:
@@ -89,8 +80,10 @@ class HTTPServer:
         *,
         head_timeout_s: float = limits.HEAD_TIMEOUT_S,
         max_connections: int | None = None,
+        fast: FastPath | None = None,
     ) -> None:
         self.handler = handler
+        self.fast = fast
         self.max_body_bytes = max_body_bytes
         self.stream_body_over = stream_body_over
         self.too_large = too_large
@@ -100,7 +93,7 @@ class HTTPServer:
         self.connections: set[_Connection] = set()
         self.is_draining = False
         self.all_closed = asyncio.Event()
-        self.date = _HTTPDate()
+        self.date = HTTPDate()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -170,7 +163,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.client = ""
-        self.pending: deque[tuple[Request | Response, bool]] = deque()
+        self.pending: deque[tuple[_Pending, bool]] = deque()
         self.is_http11 = True
         self.worker: asyncio.Task[None] | None = None
         self.last_active = time.monotonic()
@@ -182,6 +175,10 @@ class _Connection(asyncio.Protocol):
         self.head_started: float | None = None  # when the head being read began to arrive
         self.can_write = asyncio.Event()
         self.can_write.set()
+        # A request the fast path took: its keep-alive and HEAD-ness, and what to do if the
+        # client hangs up before its answer (None when none is in flight).
+        self.fast_cancel: Callable[[], None] | None = None
+        self.fast_keep_alive = self.fast_is_head = False
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -218,6 +215,9 @@ class _Connection(asyncio.Protocol):
             self.body.stream.finish(BodyCutOff("the client closed the connection mid-body"))
         if self.worker is not None and not self.worker.done():
             self.worker.cancel()
+        cancel, self.fast_cancel = self.fast_cancel, None
+        if cancel is not None:
+            cancel()
 
     def data_received(self, data: bytes) -> None:
         self.last_active = now = time.monotonic()
@@ -294,7 +294,27 @@ class _Connection(asyncio.Protocol):
         if self.body is not None and self.body.stream is not None:
             self.body.stream.finish()  # its request is queued already
             return
-        self._queue(self._request())
+        request = self._request()
+        fast = self.server.fast
+        if (
+            fast is not None
+            and self.worker is None
+            and self.fast_cancel is None
+            and not self.pending
+            and self.can_write.is_set()
+        ):
+            self.fast_keep_alive = self.parser.should_keep_alive() and not (
+                self.parser.should_upgrade()
+            )
+            self.fast_is_head = request.method == "HEAD"
+            try:
+                if fast(request, self):
+                    return
+            except Exception:  # not the parser's failure: that would answer 400
+                logger.exception("unhandled error answering %s %s", request.method, request.path)
+                self.fast_done(_error(500, b"Internal server error"))
+                return
+        self._queue(request)
 
     def _request(self) -> Request:
         method = self.parser.get_method()
@@ -320,7 +340,31 @@ class _Connection(asyncio.Protocol):
         if len(self.pending) > _MAX_PIPELINED and self.transport is not None:
             self.transport.pause_reading()
             self.is_reading = False
-        if self.worker is None:
+        if self.worker is None and self.fast_cancel is None:  # else: once the fast one ends
+            self.worker = asyncio.get_running_loop().create_task(self._answer_pending())
+
+    def fast_done(self, answer: Answer | Awaitable[Answer]) -> None:
+        """The answer to the request the fast path took: sent now when whole, else (a
+        stream, or an awaitable for an answer that has to wait) first in line for the worker,
+        as is whatever was pipelined behind it."""
+        self.fast_cancel = None
+        if self.is_closing:  # the client is gone
+            if inspect.iscoroutine(answer):
+                answer.close()
+            return
+        keep_alive = self.fast_keep_alive and not self.server.is_draining
+        if type(answer) is Response:
+            self.write_response(answer, keep_alive, self.fast_is_head)
+            self.last_active = time.monotonic()
+            if not keep_alive:
+                self._close()
+                return
+            if self.server.is_draining and self.is_idle():
+                self._close()
+                return
+        else:
+            self.pending.appendleft((answer, keep_alive))
+        if self.pending and self.worker is None and not self.is_closing:
             self.worker = asyncio.get_running_loop().create_task(self._answer_pending())
 
     def pause_body(self) -> None:
@@ -345,8 +389,10 @@ class _Connection(asyncio.Protocol):
                     is_head = item.method == "HEAD"
                     if item.body_stream is not None and not item.body_stream.is_received:
                         keep_alive = False  # answered before its body ended: read no more
-                else:
+                elif isinstance(item, Response | StreamingResponse):
                     response, is_head = item, False
+                else:  # the fast path's answer that had to wait
+                    response, is_head = await self._handle(item), self.fast_is_head
                 keep_alive = keep_alive and not self.server.is_draining
                 if type(response) is StreamingResponse:
                     keep_alive = await send_streamed(self, response, keep_alive, is_head)
@@ -367,11 +413,16 @@ class _Connection(asyncio.Protocol):
         if self.server.is_draining and self.is_idle():
             self._close()
 
-    async def _handle(self, request: Request) -> Response | StreamingResponse:
+    async def _handle(self, request: Request | Awaitable[Answer]) -> Answer:
         try:
-            return await self.server.handler(request)
+            if isinstance(request, Request):
+                return await self.server.handler(request)
+            return await request
         except Exception:
-            logger.exception("unhandled error answering %s %s", request.method, request.path)
+            what = "a request"
+            if isinstance(request, Request):
+                what = f"{request.method} {request.path}"
+            logger.exception("unhandled error answering %s", what)
             return Response(b'{"error":"Internal server error"}', 500)
 
     def write_response(self, response: Response, keep_alive: bool, is_head: bool) -> None:
@@ -411,11 +462,14 @@ class _Connection(asyncio.Protocol):
 
     # -- closing ---------------------------------------------------------------------------
     def is_idle(self) -> bool:
-        return self.worker is None and not self.pending and not self.in_message
+        return self._has_nothing_to_answer() and not self.in_message
 
     def is_stalled(self) -> bool:
         """Mid-request with nothing left to answer: waiting on the client alone."""
-        return self.in_message and self.worker is None and not self.pending
+        return self.in_message and self._has_nothing_to_answer()
+
+    def _has_nothing_to_answer(self) -> bool:
+        return self.worker is None and not self.pending and self.fast_cancel is None
 
     def time_out(self) -> None:
         self.in_message = False

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httptools
 
@@ -52,6 +52,17 @@ class UpstreamResponse:
         self.stream = stream
 
 
+class Waiter(Protocol):
+    """Who hears a request's outcome: an `asyncio.Future`, or the gateway's fast path, which
+    answers from the callback itself (no task waits on a future)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: UpstreamResponse, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
 class UpstreamDropped(UpstreamFailed):
     """The connection failed or closed; `is_retryable` when no response byte had arrived.
 
@@ -82,7 +93,7 @@ class UpstreamStream(ChunkQueue):
     `on_close`, when the caller sets it, runs once: when the body ended or was abandoned.
     """
 
-    def __init__(self, connection: _Connection) -> None:
+    def __init__(self, connection: UpstreamConnection) -> None:
         super().__init__(
             connection.pause_reading, connection.resume_reading, _HIGH_WATER_BYTES, _LOW_WATER_BYTES
         )
@@ -136,14 +147,14 @@ class UpstreamStream(ChunkQueue):
             self.on_close()
 
 
-class _Connection(asyncio.Protocol):
+class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection; carries one request at a time."""
 
     def __init__(self, pool: ReplicaPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[UpstreamResponse] | None = None
+        self.waiter: Waiter | None = None
         self.stream: UpstreamStream | None = None
         self.body_stream: BodyStream | None = None
         self.can_write = asyncio.Event()
@@ -162,7 +173,7 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.stream = None
 
-    def send(self, data: bytes, body: bytes, waiter: asyncio.Future[UpstreamResponse]) -> None:
+    def send(self, data: bytes, body: bytes, waiter: Waiter) -> None:
         assert self.transport is not None
         self._reset()
         self.is_head = data.startswith(b"HEAD ")
@@ -344,7 +355,7 @@ class ReplicaPool:
         host, _, port = address.rpartition(":")
         self.host = host.strip("[]") or "127.0.0.1"
         self.port = int(port)
-        self.idle: list[_Connection] = []
+        self.idle: list[UpstreamConnection] = []
         self.is_closed = False
 
     async def request(self, head: bytes, body: bytes, deadline: float) -> UpstreamResponse:
@@ -358,10 +369,7 @@ class ReplicaPool:
             UpstreamTimeout: no answer (no head, for a streamed one) by `deadline` (loop time).
         """
         loop = asyncio.get_running_loop()
-        idle = self.idle
-        connection = idle.pop() if idle else None
-        while connection is not None and not connection.is_open:
-            connection = idle.pop() if idle else None
+        connection = self.take_idle()
         if connection is None:
             connection = await self._connect(loop, deadline)
         waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
@@ -374,6 +382,15 @@ class ReplicaPool:
             deadlines.unwatch(connection)
             if not waiter.done():  # cancelled by the caller: the connection is mid-answer
                 connection.abort()
+
+    def take_idle(self) -> UpstreamConnection | None:
+        """An open idle connection (now the caller's, to `send` on once), or None."""
+        idle = self.idle
+        while idle:
+            connection = idle.pop()
+            if connection.is_open:
+                return connection
+        return None
 
     async def request_streamed(
         self, head: bytes, body: BodyStream, deadline: float
@@ -393,11 +410,13 @@ class ReplicaPool:
             if not waiter.done():
                 connection.abort()
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, deadline: float
+    ) -> UpstreamConnection:
         try:
             async with asyncio.timeout_at(deadline):
                 _, protocol = await loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port, ssl=self.tls
+                    lambda: UpstreamConnection(self), self.host, self.port, ssl=self.tls
                 )
         except TimeoutError:
             raise UpstreamTimeout(f"connecting to {self.address} timed out") from None
@@ -405,13 +424,13 @@ class ReplicaPool:
             raise UpstreamDropped(f"cannot connect to {self.address}: {exc}", True, True) from exc
         return protocol
 
-    def release(self, connection: _Connection) -> None:
+    def release(self, connection: UpstreamConnection) -> None:
         if self.is_closed:
             connection.close()
         else:
             self.idle.append(connection)
 
-    def forget(self, connection: _Connection) -> None:
+    def forget(self, connection: UpstreamConnection) -> None:
         if connection in self.idle:
             self.idle.remove(connection)
 

@@ -33,7 +33,7 @@ def test_request_head_drops_hop_by_hop_and_adds_identity_headers():
             (b"x-request-id", b"abc"),
         ],
     )
-    head = proxy._request_head(
+    head = proxy.request_head(
         request, b"/v2/models/m/infer", _identity("svc", "ns"), b"content-length: 2"
     )
     assert head == (
@@ -54,7 +54,7 @@ def test_fields_named_by_connection_are_dropped_too():
         b"/",
         [(b"connection", b"keep-alive, X-Secret"), (b"x-secret", b"1"), (b"x-kept", b"2")],
     )
-    head = proxy._request_head(request, b"/", _identity("svc", "ns"), b"content-length: 0")
+    head = proxy.request_head(request, b"/", _identity("svc", "ns"), b"content-length: 0")
     assert b"x-secret" not in head
     assert b"x-kept: 2\r\n" in head
     response = UpstreamResponse(200, [(b"connection", b"x-hop"), (b"x-hop", b"1")], b"")
@@ -84,7 +84,7 @@ def test_a_field_named_by_a_later_connection_header_is_dropped_too():
     request = _request(
         "GET", b"", b"/", [(b"x-secret", b"1"), (b"connection", b"X-Secret"), (b"x-kept", b"2")]
     )
-    head = proxy._request_head(request, b"/", _identity("svc", "ns"), b"content-length: 0")
+    head = proxy.request_head(request, b"/", _identity("svc", "ns"), b"content-length: 0")
     assert b"x-secret" not in head
     assert b"connection" not in head
     assert b"x-kept: 2\r\n" in head
