@@ -226,7 +226,7 @@ def main() -> None:
     try:
         for url in targets.values():
             wait_for(url, body)
-        runs = measure(targets, body, gateways, args)
+        runs = measure(targets, body, gateways, args, replica.proc.pid)
     finally:
         rest.stop_all([replica, *gateways.values()])
         routes.shutdown()
@@ -238,8 +238,12 @@ def measure(
     body: bytes,
     gateways: dict[str, rest.Server],
     args: argparse.Namespace,
+    replica_pid: int,
 ) -> list[dict[str, Any]]:
-    """Interleaved rounds; the order of the targets alternates each round."""
+    """Interleaved rounds; the order of the targets alternates each round. The replica's CPU
+    is measured too: its busy share says whether it was kept saturated (then the RPS ratio is
+    its own cost per request, direct vs proxied), and its CPU per request whether being fed
+    through a proxy made each request dearer for it."""
     runs = []
     for round_index in range(args.rounds):
         for connections in args.connections:
@@ -248,8 +252,12 @@ def measure(
                 rest.run_wrk(targets[name], body, connections, args.warmup)
                 proc = gateways[name].proc if name in gateways else None
                 before = cpu_seconds(proc.pid) if proc else 0.0
+                replica_before, started = cpu_seconds(replica_pid), time.monotonic()
                 result = rest.run_wrk(targets[name], body, connections, args.duration)
                 spent = (cpu_seconds(proc.pid) - before) if proc else 0.0
+                replica_spent = cpu_seconds(replica_pid) - replica_before
+                result["replica_busy"] = replica_spent / (time.monotonic() - started)
+                result["replica_cpu_us"] = replica_spent / max(result["requests"], 1) * 1e6
                 result.update(round=round_index, target=name, connections=connections)
                 if proc is not None:
                     result["gateway_cpu_us"] = spent / max(result["requests"], 1) * 1e6
@@ -260,7 +268,9 @@ def measure(
                     f"{result['rps']:8.0f} rps  p50 {result['p50_us'] / 1000:6.2f} ms  "
                     f"p99 {result['p99_us'] / 1000:6.2f} ms  errors "
                     f"{result['socket_errors'] + result['non_2xx']}"
-                    + (f"  gateway CPU {cpu:.1f} us/req" if cpu is not None else ""),
+                    + (f"  gateway CPU {cpu:.1f} us/req" if cpu is not None else "")
+                    + f"  replica CPU {result['replica_cpu_us']:.1f} us/req, "
+                    f"busy {result['replica_busy']:.0%}",
                     flush=True,
                 )
     out = rest.WORK_DIR / f"gateway-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -278,6 +288,11 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, gateways: list[
     print("| gateway | conns | direct RPS | gateway RPS | ratio | direct p50/p99 ms "
           "| gateway p50/p99 ms | added p50 ms | gateway CPU us/req |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
+    for c in args.connections:
+        print(
+            f"| direct | {c} | | | | | | | replica: {median('direct', c, 'replica_cpu_us'):.1f} "
+            f"us/req, busy {median('direct', c, 'replica_busy'):.0%} |"
+        )
     for name in gateways:
         for c in args.connections:
             p50 = {n: median(n, c, "p50_us") / 1000 for n in ("direct", name)}
@@ -287,7 +302,9 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, gateways: list[
                 f"| {median(name, c, 'rps') / median('direct', c, 'rps'):.2f} "
                 f"| {p50['direct']:.2f} / {p99['direct']:.2f} "
                 f"| {p50[name]:.2f} / {p99[name]:.2f} "
-                f"| {p50[name] - p50['direct']:.2f} | {median(name, c, 'gateway_cpu_us'):.1f} |"
+                f"| {p50[name] - p50['direct']:.2f} | {median(name, c, 'gateway_cpu_us'):.1f} "
+                f"(replica: {median(name, c, 'replica_cpu_us'):.1f} us/req, busy "
+                f"{median(name, c, 'replica_busy'):.0%}) |"
             )
     if "baseline" in gateways:
         # Per round, so a busy machine's slow spells hit both sides of each ratio alike.

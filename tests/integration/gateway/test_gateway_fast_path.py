@@ -89,7 +89,6 @@ class Upstream:
             self._handlers.discard(handler)
             writer.close()
 
-
     async def _released_before_eof(self, reader: asyncio.StreamReader) -> bool:
         """Wait for `release`; False if the connection's other end closes first."""
         released = asyncio.ensure_future(self.release.wait())
@@ -195,7 +194,7 @@ def test_a_client_that_hangs_up_frees_the_replica_and_the_hooks_hear_it() -> Non
     async def test(gateway: Gateway, upstream: Upstream, client: httpx.AsyncClient) -> None:
         await upstream.arrived.get()  # the warm-up
         upstream.closed.clear()
-        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.http_port)
+        _, writer = await asyncio.open_connection("127.0.0.1", gateway.http_port)
         writer.write(f"GET /hold/1 HTTP/1.1\r\nhost: {HOST}\r\n\r\n".encode())
         assert await upstream.arrived.get() == "/hold/1"
         assert gateway.in_flight == 1 and _outstanding(gateway) == 1
