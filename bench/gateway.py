@@ -57,6 +57,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--gateway-workers", type=int, default=1, help="ksrv gateway --workers")
     parser.add_argument(
+        "--replica-batch-size",
+        type=int,
+        help="ksrv serve --max-batch-size for the replica (1: every request answered on its "
+        "own; by default it merges requests that arrive together, so how they arrive changes "
+        "its cost per request)",
+    )
+    parser.add_argument(
         "--auth", action="store_true", help="protect the service; every request has a token"
     )
     parser.add_argument(
@@ -192,7 +199,8 @@ def main() -> None:
         "replica",
         [python, "-m", "ksrv.cli.main", "serve", "--model-format", "sklearn",
          "--model-dir", str(model_path.parent), "--model-name", "iris",
-         "--http-port", str(replica_port), "--grpc-port", str(replica_grpc), "--workers", "1"],
+         "--http-port", str(replica_port), "--grpc-port", str(replica_grpc), "--workers", "1",
+         *(["--max-batch-size", str(args.replica_batch_size)] if args.replica_batch_size else [])],
         rest.SERVER_CPU, replica_port,
     )  # fmt: skip
     token = "ksrv_bench-token" if args.auth else ""

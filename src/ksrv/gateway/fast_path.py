@@ -84,12 +84,12 @@ class FastPath:
         try:
             for hook in dispatcher.hooks:
                 hook.on_request(call)
-        except BaseException as exc:
+        except Exception as exc:  # a refusal (auth), or a hook's bug: answered either way
             endpoint.conn.release(connection)
             balancer.release(endpoint)
-            reply.fast_done(self._failed(call, exc))
             if not isinstance(exc, KsrvError):
-                raise
+                logger.exception("a hook failed on %s", request.path)
+            reply.fast_done(self._failed(call, exc))
             return True
         call.backend = backend
         call.replica = endpoint.address

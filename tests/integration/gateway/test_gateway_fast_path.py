@@ -108,6 +108,8 @@ class Recorder:
     def on_request(self, call: Call) -> None:
         if "x-refuse" in call.headers:
             raise errors.PermissionDenied("refused by the test's hook")
+        if "x-crash" in call.headers:
+            raise RuntimeError("a bug in a hook")
 
     def on_response(self, call: Call, error: BaseException | None) -> None:
         revision = call.backend.revision if call.backend is not None else ""
@@ -173,6 +175,20 @@ def test_a_refusal_is_answered_at_once_and_the_connection_stays_usable() -> None
 
     _run(test, hook)
     assert hook.outcomes == [(REVISION, ""), ("", "PermissionDenied"), (REVISION, "")]
+
+
+def test_a_hook_that_fails_is_answered_500_once_and_the_connection_stays_usable() -> None:
+    hook = Recorder()
+
+    async def test(gateway: Gateway, upstream: Upstream, client: httpx.AsyncClient) -> None:
+        crashed = await client.get("/ok/no", headers={"x-crash": "1"})
+        assert crashed.status_code == 500
+        assert crashed.json() == {"error": "Internal server error"}
+        assert (await client.get("/ok/yes")).text == "/ok/yes"  # the next answer is its own
+        assert gateway.in_flight == 0 and _outstanding(gateway) == 0
+
+    _run(test, hook)
+    assert hook.outcomes == [(REVISION, ""), ("", "RuntimeError"), (REVISION, "")]
 
 
 def test_a_pooled_connection_dropped_before_any_answer_is_retried_on_a_new_one() -> None:
