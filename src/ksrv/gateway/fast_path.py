@@ -55,10 +55,9 @@ class FastPath:
             return False
         host = request.header(b"host")
         tag = request.header(b"knative-serving-tag")
-        match = dispatcher.table.match(
-            host.decode("latin-1") if host else "", request.target,
-            tag.decode("latin-1") if tag else "",
-        )  # fmt: skip
+        host_name = host.decode("latin-1") if host else ""
+        tag_name = tag.decode("latin-1") if tag else ""
+        match = dispatcher.table.match(host_name, request.target, tag_name)
         if match is None:
             return False
         component = match.component
@@ -76,8 +75,7 @@ class FastPath:
             balancer.release(endpoint)
             return False
         headers = proxy.LazyHeaders(request) if dispatcher.hooks else proxy.NO_HEADERS
-        call = Call("rest", host.decode("latin-1") if host else "", request.target, headers,
-                    request, tag.decode("latin-1") if tag else "")  # fmt: skip
+        call = Call("rest", host_name, request.target, headers, request, tag_name)
         call.match = match
         gateway.in_flight += 1
         self.taken += 1
@@ -98,10 +96,8 @@ class FastPath:
             request, match.target, service.identity, b"content-length: %d" % len(request.body)
         )
         timeout_s = component.timeout_s or service.timeout_s
-        sent = _Sent(self, reply, call, match, endpoint, timeout_s)
-        pool = endpoint.conn
-        pool.deadlines.watch(connection, asyncio.get_running_loop().time() + timeout_s)
-        sent.connection = connection
+        sent = _Sent(self, reply, call, match, endpoint, connection, timeout_s)
+        endpoint.conn.deadlines.watch(connection, asyncio.get_running_loop().time() + timeout_s)
         reply.fast_cancel = sent.cancel
         connection.send(head, request.body, sent)
         return True
@@ -154,6 +150,7 @@ class _Sent:
         call: Call,
         match: Match,
         endpoint: Endpoint[ReplicaPool],
+        connection: UpstreamConnection,
         timeout_s: float,
     ) -> None:
         self.fast = fast
@@ -162,7 +159,7 @@ class _Sent:
         self.match = match
         self.endpoint = endpoint
         self.timeout_s = timeout_s
-        self.connection: UpstreamConnection | None = None
+        self.connection = connection
         self.is_done = False
 
     def done(self) -> bool:
@@ -171,8 +168,7 @@ class _Sent:
     def _finish(self) -> None:
         self.is_done = True
         endpoint = self.endpoint
-        if self.connection is not None:
-            endpoint.conn.deadlines.unwatch(self.connection)
+        endpoint.conn.deadlines.unwatch(self.connection)
         self.fast.gateway.rest.balancer.release(endpoint)
 
     def set_result(self, answer: UpstreamResponse, /) -> None:
@@ -218,8 +214,7 @@ class _Sent:
         if self.is_done:
             return
         self._finish()
-        if self.connection is not None:
-            self.connection.abort()
+        self.connection.abort()
         for hook in self.fast.gateway.dispatcher.hooks:
             hook.on_response(self.call, asyncio.CancelledError())
         self.fast.gateway.in_flight -= 1
