@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ksrv.errors import KsrvError, UpstreamTimeout
 from ksrv.gateway import proxy
@@ -103,18 +104,20 @@ class FastPath:
         return True
 
     def answered(self, call: Call, answer: UpstreamResponse) -> Answer:
-        """A replica answered: the hooks hear it, the client gets it."""
-        call.code = answer.status
-        for hook in self.gateway.dispatcher.hooks:
-            hook.on_response(call, None)
-        self.gateway.in_flight -= 1
+        """A replica answered (`call.code` is its status): the hooks hear it, the client gets
+        it."""
+        self.ended(call, None)
         return proxy.respond(answer)
 
     def _failed(self, call: Call, exc: BaseException) -> Response:
-        for hook in self.gateway.dispatcher.hooks:
-            hook.on_response(call, exc)
-        self.gateway.in_flight -= 1
+        self.ended(call, exc)
         return proxy.error_response(exc) if isinstance(exc, KsrvError) else _INTERNAL
+
+    def ended(self, call: Call, error: BaseException | None) -> None:
+        """`call`'s outcome is known: the hooks hear it, and it is in flight no more."""
+        for hook in self.gateway.dispatcher.hooks:
+            hook.on_response(call, error)
+        self.gateway.in_flight -= 1
 
     async def retried(
         self, call: Call, match: Match, endpoint: Endpoint[ReplicaPool], failure: UpstreamDropped
@@ -131,7 +134,7 @@ class FastPath:
             if not isinstance(exc, KsrvError):
                 raise
             return response
-        return self.answered(call, answer)
+        return self.answered(call, answer)  # the transport set `call.code`
 
 
 _INTERNAL = Response(b'{"error":"Internal server error"}', 500)
@@ -172,30 +175,24 @@ class _Sent:
         self.fast.gateway.rest.balancer.release(endpoint)
 
     def set_result(self, answer: UpstreamResponse, /) -> None:
+        self._guarded(self._answer, answer)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self._guarded(self._fail, exception)
+
+    def _guarded(self, step: Callable[[Any], None], outcome: Any) -> None:
         # Called from the upstream parser's callback: a failure here must not become the
         # parser's (the client would never be answered), so it is answered 500 and logged.
         try:
-            self._answer(answer)
+            step(outcome)
         except Exception:
             logger.exception("unhandled error answering a proxied request")
             self.reply.fast_done(_INTERNAL)
 
     def _answer(self, answer: UpstreamResponse) -> None:
         self._finish()
-        if answer.stream is not None:
-            # The replica stays busy until the body ends: count it in flight until then.
-            self.endpoint.outstanding += 1
-            balancer = self.fast.gateway.rest.balancer
-            endpoint = self.endpoint
-            answer.stream.on_close = lambda: balancer.release(endpoint)
+        self.fast.gateway.rest.took(self.endpoint, self.call, answer)
         self.reply.fast_done(self.fast.answered(self.call, answer))
-
-    def set_exception(self, exception: BaseException, /) -> None:
-        try:
-            self._fail(exception)
-        except Exception:
-            logger.exception("unhandled error answering a proxied request")
-            self.reply.fast_done(_INTERNAL)
 
     def _fail(self, exception: BaseException) -> None:
         self._finish()
@@ -215,6 +212,4 @@ class _Sent:
             return
         self._finish()
         self.connection.abort()
-        for hook in self.fast.gateway.dispatcher.hooks:
-            hook.on_response(self.call, asyncio.CancelledError())
-        self.fast.gateway.in_flight -= 1
+        self.fast.ended(self.call, asyncio.CancelledError())

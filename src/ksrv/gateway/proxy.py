@@ -115,12 +115,16 @@ class RESTTransport:
                 # replica): the retry should not draw another stale one.
                 pool.close_idle()
             raise
+        self.took(endpoint, call, answer)
+        return answer
+
+    def took(self, endpoint: Endpoint[ReplicaPool], call: Call, answer: UpstreamResponse) -> None:
+        """`endpoint` answered `call` (here or on the fast path): its status, and a streamed
+        answer keeps the replica counted busy until its body ends."""
         call.code = answer.status
         if answer.stream is not None:
-            # The replica stays busy until the body ends: count it in flight until then.
             endpoint.outstanding += 1
             answer.stream.on_close = partial(self.balancer.release, endpoint)
-        return answer
 
     def close(self) -> None:
         for pool in self.balancer.keep_only(set()):

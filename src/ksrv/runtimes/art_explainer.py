@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ksrv.errors import InvalidInput, UpstreamFailed
+from ksrv.errors import InvalidInput
 from ksrv.model.base import Headers, Model, PredictorConfig
-from ksrv.protocol import rest_codec, v1
-from ksrv.runtimes import square_attack
+from ksrv.protocol import v1
+from ksrv.runtimes import remote_predictor, square_attack
 
 
 def parse_args(args: tuple[str, ...] | list[str]) -> square_attack.AttackSettings:
@@ -79,13 +79,8 @@ class ARTExplainer(Model):
 
             def predict_labels(rows: np.ndarray) -> np.ndarray:
                 flat = rows.reshape(len(rows), -1)
-                response = http.post(url, content=rest_codec.dumps({"instances": flat.tolist()}))
-                if response.status_code != 200:
-                    raise UpstreamFailed(
-                        f"predictor answered {response.status_code}: {response.text[:200]}",
-                        status_code=response.status_code,
-                    )
-                predictions = np.asarray(response.json()["predictions"])
+                body = {"instances": flat.tolist()}
+                predictions = np.asarray(remote_predictor.predictions(http, url, body))
                 if predictions.ndim == 2:  # probabilities: the most likely class
                     predictions = predictions.argmax(axis=1)
                 return predictions.astype(np.int64)

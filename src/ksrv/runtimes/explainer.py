@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ksrv.errors import InvalidInput, UpstreamFailed
+from ksrv.errors import InvalidInput
 from ksrv.model.base import Headers, Model, PredictorConfig
-from ksrv.protocol import rest_codec, v1
+from ksrv.protocol import v1
+from ksrv.runtimes import remote_predictor
 
 DEFAULT_NSAMPLES = 200
 
@@ -54,13 +55,7 @@ class ShapExplainer(Model):
                 body: dict[str, Any] = {"instances": batch.tolist()}
                 if parameters:
                     body["parameters"] = parameters
-                response = http.post(url, content=rest_codec.dumps(body))
-                if response.status_code != 200:
-                    raise UpstreamFailed(
-                        f"predictor answered {response.status_code}: {response.text[:200]}",
-                        status_code=response.status_code,
-                    )
-                return np.asarray(response.json()["predictions"], dtype=np.float64)
+                return np.asarray(remote_predictor.predictions(http, url, body), dtype=np.float64)
 
             explainer = shap.KernelExplainer(predict, background)
             values = explainer.shap_values(rows, nsamples=nsamples, silent=True)
